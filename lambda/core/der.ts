@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+
+/** Bytes as upper-case hex, the way openssl prints serials and key hashes. */
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex').toUpperCase();
+}
+
+/** An INTEGER's content bytes as openssl renders a serial: upper-case hex, no leading zero octets. */
+export function serialHex(content: Uint8Array): string {
+  let start = 0;
+  while (start < content.length - 1 && content[start] === 0) start++;
+  return toHex(content.subarray(start));
+}
+
+export function asBuffer(view: ArrayBuffer | Uint8Array): Buffer {
+  return view instanceof Uint8Array
+    ? Buffer.from(view.buffer, view.byteOffset, view.byteLength)
+    : Buffer.from(view);
+}
+
+/** A copy as a standalone ArrayBuffer, the shape asn1js wants. */
+export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  const out = new ArrayBuffer(bytes.byteLength);
+  new Uint8Array(out).set(bytes);
+  return out;
+}
+
+export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+
+export const HASH_OIDS: Record<HashName, string> = {
+  sha1: '1.3.14.3.2.26',
+  sha256: '2.16.840.1.101.3.4.2.1',
+  sha384: '2.16.840.1.101.3.4.2.2',
+  sha512: '2.16.840.1.101.3.4.2.3',
+};
+
+export function hashNameForOid(oid: string): HashName | undefined {
+  return (Object.keys(HASH_OIDS) as HashName[]).find((name) => HASH_OIDS[name] === oid);
+}
+
+export function digest(hash: HashName, data: Uint8Array): Buffer {
+  return createHash(hash).update(data).digest();
+}
+
+export interface PemBlock {
+  label: string;
+  der: Buffer;
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+
+/**
+ * Every PEM block in a text, whatever its label (CRLF and stray whitespace tolerated). Callers pick
+ * the labels they want; the others (private keys above all) are dropped here and never copied.
+ */
+export function pemBlocks(text: string): PemBlock[] {
+  const blocks: PemBlock[] = [];
+  for (const match of text.matchAll(PEM_BLOCK)) {
+    const label = match[1] ?? '';
+    const body = (match[2] ?? '').replace(/[^A-Za-z0-9+/=]/g, '');
+    blocks.push({ label, der: Buffer.from(body, 'base64') });
+  }
+  return blocks;
+}
+
+export function looksLikePem(bytes: Uint8Array): boolean {
+  return Buffer.from(bytes.subarray(0, 4096)).toString('latin1').includes('-----BEGIN ');
+}
+
+export function toPem(label: string, der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString('base64');
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}

@@ -1,0 +1,27 @@
+/**
+ * The stages a certificate goes through in a run. A failure names its stage and its object, so an
+ * operator reading "fetch certs/a.pem: responder answered HTTP 503" knows where to look.
+ */
+export type Stage = 'source' | 'parse' | 'issuer' | 'fetch' | 'validate' | 'store';
+
+export class RenewError extends Error {
+  override readonly name = 'RenewError';
+  readonly stage: Stage;
+  /** The object the error is about: a certificate key, a URL, a staple key. */
+  readonly key: string;
+  /** The bare reason, without the stage and key prefix. */
+  readonly reason: string;
+
+  constructor(stage: Stage, key: string, reason: string, options?: { cause?: unknown }) {
+    super(`${stage} ${key}: ${reason}`, options);
+    this.stage = stage;
+    this.key = key;
+    this.reason = reason;
+  }
+}
+
+/** Narrows anything thrown to a readable message. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
