@@ -183,7 +183,10 @@ function parseSingle(single: pkijs.SingleResponse): SingleResponseInfo {
 }
 
 /** RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, revocationReason [0] EXPLICIT CRLReason OPTIONAL } */
-function revokedInfo(block: asn1js.BaseBlock): { revocationTime: Date; revocationReason: string | undefined } {
+function revokedInfo(block: asn1js.BaseBlock): {
+  revocationTime: Date;
+  revocationReason: string | undefined;
+} {
   // [1] IMPLICIT RevokedInfo arrives as a constructed context block whose content asn1js has decoded.
   const [time, reasonBlock] = (block as asn1js.Constructed).valueBlock?.value ?? [];
   if (!(time instanceof asn1js.GeneralizedTime)) {

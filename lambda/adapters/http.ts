@@ -1,0 +1,84 @@
+import http from 'node:http';
+import https from 'node:https';
+import { assertHostAllowed, guardedLookup } from './ssrf-guard.js';
+
+export interface HttpOptions {
+  /** Whole-request timeout, connect to last byte. */
+  timeoutMs: number;
+  /** Largest body accepted; a longer one aborts the request. */
+  maxBytes: number;
+  /** Lift the loopback/link-local guard (tests, on-host responders). */
+  allowPrivate: boolean;
+}
+
+export const DEFAULT_HTTP: HttpOptions = { timeoutMs: 10_000, maxBytes: 64 * 1024, allowPrivate: false };
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export class HttpError extends Error {}
+
+/** One HTTP(S) request with a deadline, a body cap and the SSRF guard. No redirects are followed. */
+export function httpRequest(
+  url: string,
+  init: { method: 'GET' | 'POST'; body?: Buffer; headers?: Record<string, string> },
+  options: HttpOptions,
+): Promise<HttpResponse> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return Promise.reject(new HttpError(`invalid URL ${url}`));
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    return Promise.reject(new HttpError(`refusing ${parsed.protocol} URL ${url}: only http and https`));
+  }
+  if (!options.allowPrivate) {
+    try {
+      assertHostAllowed(parsed.hostname);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  const client = parsed.protocol === 'https:' ? https : http;
+  return new Promise<HttpResponse>((resolve, reject) => {
+    const req = client.request(
+      parsed,
+      {
+        method: init.method,
+        headers: { 'user-agent': 'ocsp-renewer', ...init.headers },
+        ...(options.allowPrivate ? {} : { lookup: guardedLookup as never }),
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > options.maxBytes) {
+            req.destroy(new HttpError(`response body exceeds ${options.maxBytes} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+        });
+        res.on('error', (err) => reject(err));
+      },
+    );
+    const timer = setTimeout(
+      () => req.destroy(new HttpError(`timed out after ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(init.body);
+  });
+}

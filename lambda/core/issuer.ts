@@ -1,0 +1,77 @@
+import { parseCertificates, parseIssuerDownload, type Certificate } from './certificate.js';
+import { errorMessage } from './errors.js';
+import { isSignedBy } from './validate.js';
+
+export type IssuerSource = 'bundle' | 'sibling' | 'issuers-dir' | 'aia';
+
+/** Where else to look for an issuer; each is optional. */
+export interface IssuerLookup {
+  /** The `<name>.issuer.pem` beside the certificate, if there is one. */
+  sibling?: () => Promise<Uint8Array | undefined>;
+  /** Certificates from an issuers directory. */
+  pool?: readonly Certificate[];
+  /** Downloads a caIssuers URL (DER, PEM or PKCS#7 certs-only). The caller caches. */
+  download?: (url: string) => Promise<Uint8Array>;
+}
+
+export class IssuerNotFoundError extends Error {}
+
+/**
+ * Finds the certificate that issued `leaf`, in order: the same bundle, a sibling
+ * `<name>.issuer.pem`, an issuers directory (AKI→SKI, then subject name), the AIA caIssuers URLs.
+ * A candidate counts only if its key verifies the leaf's signature.
+ */
+export async function resolveIssuer(
+  leaf: Certificate,
+  bundle: readonly Certificate[],
+  lookup: IssuerLookup = {},
+): Promise<{ issuer: Certificate; source: IssuerSource }> {
+  const tried: string[] = [];
+  const inBundle = pickIssuer(leaf, bundle);
+  if (inBundle) return { issuer: inBundle, source: 'bundle' };
+  tried.push(bundle.length ? `bundle (${bundle.length} other certs)` : 'bundle (leaf only)');
+
+  if (lookup.sibling) {
+    const bytes = await lookup.sibling();
+    if (bytes) {
+      const found = pickIssuer(leaf, parseCertificates(bytes));
+      if (found) return { issuer: found, source: 'sibling' };
+      tried.push('sibling .issuer.pem (does not match)');
+    } else tried.push('sibling .issuer.pem (absent)');
+  }
+
+  if (lookup.pool) {
+    const found = pickIssuer(leaf, lookup.pool);
+    if (found) return { issuer: found, source: 'issuers-dir' };
+    tried.push(`issuers directory (${lookup.pool.length} certs)`);
+  }
+
+  if (lookup.download) {
+    for (const url of leaf.caIssuersUrls) {
+      try {
+        const found = pickIssuer(leaf, parseIssuerDownload(await lookup.download(url)));
+        if (found) return { issuer: found, source: 'aia' };
+        tried.push(`caIssuers ${url} (does not match)`);
+      } catch (err) {
+        tried.push(`caIssuers ${url} (${errorMessage(err)})`);
+      }
+    }
+    if (leaf.caIssuersUrls.length === 0) tried.push('caIssuers (no URL in the certificate)');
+  }
+  throw new IssuerNotFoundError(`no issuer certificate for "${leaf.issuer}": tried ${tried.join(', ')}`);
+}
+
+/**
+ * The candidate that issued `leaf`: key identifier match first (AKI→SKI), then subject name; the
+ * candidate's key must verify the leaf's signature either way.
+ */
+export function pickIssuer(leaf: Certificate, candidates: readonly Certificate[]): Certificate | undefined {
+  const named = candidates.filter((c) => c !== leaf && c.subjectDer.equals(leaf.issuerDer));
+  const byKeyId = leaf.authorityKeyId
+    ? candidates.filter((c) => c !== leaf && c.subjectKeyId?.equals(leaf.authorityKeyId!))
+    : [];
+  for (const candidate of [...byKeyId, ...named]) {
+    if (isSignedBy(leaf, candidate)) return candidate;
+  }
+  return undefined;
+}

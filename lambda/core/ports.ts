@@ -1,0 +1,71 @@
+/**
+ * The two storage ports. The core reads certificates from a certificate source and keeps staples
+ * in a staple store; adapters (filesystem, S3, Secrets Manager) implement them. Keys are names
+ * relative to the source or store root, with `/` separators: `a/mail.example.com.pem`.
+ */
+export interface CertificateObject {
+  key: string;
+  /** A change tag (ETag, or mtime+size): a new tag means the certificate may have changed. */
+  tag: string | undefined;
+}
+
+export interface CertificateSource {
+  /** For messages: `dir /etc/certs`, `s3://bucket/certs/`. */
+  readonly description: string;
+  list(): Promise<CertificateObject[]>;
+  read(key: string): Promise<Buffer>;
+  /** `<name>.issuer.pem` beside the certificate, when the source has such a thing. */
+  readIssuerSibling?(key: string): Promise<Buffer | undefined>;
+}
+
+export interface StapleMeta {
+  thisUpdate: Date;
+  nextUpdate: Date | undefined;
+  producedAt: Date | undefined;
+  certStatus: string;
+  /** The change tag of the certificate the staple was fetched for. */
+  certTag: string | undefined;
+}
+
+export interface StoredStaple {
+  der: Buffer;
+  tag: string | undefined;
+}
+
+export interface StapleStore {
+  readonly description: string;
+  get(key: string): Promise<StoredStaple | undefined>;
+  /** Writes atomically: readers see the old staple or the new one, never a torn file. */
+  put(key: string, der: Buffer, meta: StapleMeta): Promise<void>;
+}
+
+export interface NamingOptions {
+  /** Certificate file extensions, longest match wins. */
+  certExtensions: string[];
+  stapleExtension: string;
+}
+
+export const DEFAULT_NAMING: NamingOptions = {
+  certExtensions: ['.pem', '.crt', '.cert'],
+  stapleExtension: '.ocsp',
+};
+
+/** The suffix of a sibling issuer file, never itself taken for a certificate to staple. */
+export const ISSUER_SIBLING_SUFFIX = '.issuer.pem';
+
+/** Whether a key names a certificate to staple (not an issuer sibling or an unrelated file). */
+export function isCertificateKey(key: string, naming: NamingOptions = DEFAULT_NAMING): boolean {
+  return !key.endsWith(ISSUER_SIBLING_SUFFIX) && naming.certExtensions.some((ext) => key.endsWith(ext));
+}
+
+/** `a/mail.example.com.pem` → `a/mail.example.com.ocsp`: the certificate name minus its extension. */
+export function stapleKeyFor(certKey: string, naming: NamingOptions = DEFAULT_NAMING): string {
+  const ext = [...naming.certExtensions].sort((x, y) => y.length - x.length).find((e) => certKey.endsWith(e));
+  const base = ext ? certKey.slice(0, -ext.length) : certKey;
+  return base + naming.stapleExtension;
+}
+
+/** `a/mail.example.com.pem` → `a/mail.example.com.issuer.pem`. */
+export function issuerSiblingKeyFor(certKey: string, naming: NamingOptions = DEFAULT_NAMING): string {
+  return stapleKeyFor(certKey, { ...naming, stapleExtension: ISSUER_SIBLING_SUFFIX });
+}

@@ -1,0 +1,52 @@
+import type { Verdict } from './validate.js';
+
+export type OnRevoked = 'publish' | 'withhold';
+
+export type ReplaceDecision =
+  | { replace: true; reason: string }
+  | { replace: false; action: 'fresh' | 'withheld' | 'failed'; reason: string };
+
+/**
+ * Whether a freshly fetched staple replaces the stored one. Never worse: only a valid candidate,
+ * never an "unknown" one, never one older (thisUpdate, then producedAt) than a valid stored staple.
+ * A revoked candidate is published by default, since clients must learn of the revocation;
+ * `withhold` keeps it back (and the run report says so loudly either way).
+ */
+export function shouldReplace(
+  existing: Verdict | undefined,
+  candidate: Verdict,
+  onRevoked: OnRevoked = 'publish',
+): ReplaceDecision {
+  if (!candidate.valid) {
+    return { replace: false, action: 'failed', reason: `response invalid: ${candidate.errors.join('; ')}` };
+  }
+  if (candidate.certStatus === 'unknown') {
+    return { replace: false, action: 'failed', reason: 'responder does not know the certificate (unknown)' };
+  }
+  if (candidate.certStatus === 'revoked' && onRevoked === 'withhold') {
+    return {
+      replace: false,
+      action: 'withheld',
+      reason: 'certificate is REVOKED; staple withheld (--on-revoked withhold)',
+    };
+  }
+  if (existing?.valid && isOlder(candidate, existing)) {
+    return {
+      replace: false,
+      action: 'fresh',
+      reason: 'responder returned an older response than the stored staple',
+    };
+  }
+  return {
+    replace: true,
+    reason:
+      candidate.certStatus === 'revoked' ? 'certificate is REVOKED; revoked staple published' : 'renewed',
+  };
+}
+
+function isOlder(candidate: Verdict, existing: Verdict): boolean {
+  const c = candidate.thisUpdate?.getTime() ?? 0;
+  const e = existing.thisUpdate?.getTime() ?? 0;
+  if (c !== e) return c < e;
+  return (candidate.producedAt?.getTime() ?? 0) < (existing.producedAt?.getTime() ?? 0);
+}

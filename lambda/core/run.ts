@@ -1,0 +1,446 @@
+import pLimit from 'p-limit';
+import { parseCertificates, type Certificate } from './certificate.js';
+import type { HashName } from './der.js';
+import { errorMessage, RenewError, type Stage } from './errors.js';
+import { resolveIssuer } from './issuer.js';
+import { buildOcspRequest, certIdFor, newNonce } from './ocsp-request.js';
+import { parseOcspResponse, type CertStatus } from './ocsp-response.js';
+import {
+  DEFAULT_NAMING,
+  stapleKeyFor,
+  type CertificateObject,
+  type CertificateSource,
+  type NamingOptions,
+  type StapleStore,
+  type StoredStaple,
+} from './ports.js';
+import { decideRefresh, DEFAULT_POLICY, type RefreshPolicy, type StapleFacts } from './refresh-policy.js';
+import { shouldReplace, type OnRevoked } from './replace.js';
+import { validateResponse, ValidationCache, type Verdict } from './validate.js';
+
+/**
+ * What happened to one certificate in a run. `due` appears only in dry runs ("would renew").
+ */
+export type Action = 'fresh' | 'renewed' | 'skipped' | 'failed' | 'withheld' | 'due';
+export const ACTIONS: readonly Action[] = ['renewed', 'fresh', 'skipped', 'withheld', 'failed', 'due'];
+
+export interface CertResult {
+  /** The certificate's key in its source. */
+  name: string;
+  /** The staple's key in the staple store. */
+  staple: string;
+  action: Action;
+  reason: string;
+  /** For failures: the stage that failed. */
+  stage?: Stage;
+  certStatus?: CertStatus;
+  revocationTime?: string;
+  revocationReason?: string;
+  thisUpdate?: string;
+  nextUpdate?: string;
+  nextDue?: string;
+  mustStaple?: boolean;
+  /** The responder URL that answered. */
+  responder?: string;
+}
+
+export interface RunReport {
+  startedAt: string;
+  finishedAt: string;
+  dryRun: boolean;
+  counts: Record<Action, number>;
+  /** Certificates marked revoked by their responder in this run (published or withheld). */
+  revoked: number;
+  /** The least validity left over all staples seen, in hours (undefined when there are none). */
+  leastValidityHours: number | undefined;
+  results: CertResult[];
+  /** Certificates not started because the run had to stop (deadline); the next run takes them. */
+  notReached: string[];
+}
+
+/** Per-certificate memory across runs: failures for backoff, max-age, and the last verdict's times. */
+export interface CertState {
+  certTag?: string;
+  stapleTag?: string;
+  failures: number;
+  lastFailureAt?: string;
+  lastError?: string;
+  maxAgeUntil?: string;
+  thisUpdate?: string;
+  nextUpdate?: string;
+  responderNotAfter?: string;
+  nextDue?: string;
+}
+export type RunState = Map<string, CertState>;
+
+/** Sends one DER OCSP request to one responder URL. */
+export type Transport = (url: string, requestDer: Buffer) => Promise<{ der: Buffer; maxAgeSec?: number }>;
+
+export interface RunDeps {
+  source: CertificateSource;
+  store: StapleStore;
+  transport: Transport;
+  /** Downloads a caIssuers URL; wrap it in a cache (see cachedDownload). */
+  downloadIssuer?: (url: string) => Promise<Uint8Array>;
+  /** Certificates from an issuers directory. */
+  issuerPool?: readonly Certificate[];
+  clock: () => Date;
+  /** Mutated in place: pass the same map to the next run to keep backoff and max-age. */
+  state?: RunState;
+}
+
+export interface RunOptions {
+  /** Renew regardless of the policy: all certificates (true) or those the predicate picks. */
+  force?: boolean | ((key: string) => boolean);
+  /** Restrict the run to these certificate keys (an S3 event, a targeted force). */
+  only?: (key: string) => boolean;
+  /** Decide and report; fetch and write nothing. */
+  dryRun?: boolean;
+  onRevoked?: OnRevoked;
+  /** CertID hash; SHA-1 by default, as RFC 5019 responders expect. */
+  hash?: HashName;
+  /** Send a nonce. Off by default: most CAs pre-sign and ignore it. */
+  nonce?: boolean;
+  skewMs?: number;
+  policy?: RefreshPolicy;
+  concurrency?: number;
+  /** At most this many requests in flight to one responder host. */
+  perHostConcurrency?: number;
+  naming?: NamingOptions;
+  /** Checked before each certificate is started; true stops taking new work. */
+  shouldStop?: () => boolean;
+}
+
+/**
+ * One renewal run, the way certmagic's updateOCSPStaples works: list, then for every certificate
+ * decide, fetch, validate and store with bounded concurrency. A failure becomes one report row and
+ * never touches the stored staple; one bad certificate never stops the others.
+ */
+export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunReport> {
+  const startedAt = deps.clock();
+  const naming = options.naming ?? DEFAULT_NAMING;
+  const state = deps.state ?? new Map<string, CertState>();
+  const cache = new ValidationCache();
+  const perHost = new Map<string, ReturnType<typeof pLimit>>();
+  const hostLimit = (url: string) => {
+    let host = url;
+    try {
+      host = new URL(url).host;
+    } catch {
+      /* an invalid URL fails in the transport */
+    }
+    let limit = perHost.get(host);
+    if (!limit) perHost.set(host, (limit = pLimit(options.perHostConcurrency ?? 4)));
+    return limit;
+  };
+
+  let objects: CertificateObject[];
+  try {
+    objects = await deps.source.list();
+  } catch (err) {
+    throw new RenewError('source', deps.source.description, `cannot list: ${errorMessage(err)}`, {
+      cause: err,
+    });
+  }
+  if (options.only) objects = objects.filter((o) => options.only!(o.key));
+  objects.sort((a, b) => a.key.localeCompare(b.key));
+
+  const notReached: string[] = [];
+  const limit = pLimit(options.concurrency ?? 8);
+  const settled = await Promise.all(
+    objects.map((object) =>
+      limit(async () => {
+        if (options.shouldStop?.()) {
+          notReached.push(object.key);
+          return undefined;
+        }
+        return renewOne(object);
+      }),
+    ),
+  );
+  const results = settled.filter((r): r is CertResult => r !== undefined);
+
+  async function renewOne(object: CertificateObject): Promise<CertResult> {
+    const name = object.key;
+    const staple = stapleKeyFor(name, naming);
+    const now = deps.clock();
+    const prev: CertState = state.get(name) ?? { failures: 0 };
+    const forced = typeof options.force === 'function' ? options.force(name) : options.force === true;
+    let existing: Verdict | undefined;
+    let facts: StapleFacts | undefined;
+    let mustStaple: boolean | undefined;
+    try {
+      const bytes = await step('source', name, 'cannot read', () => deps.source.read(name));
+      const certs = await step('parse', name, 'not a certificate', async () => parseCertificates(bytes));
+      const leaf = certs[0]!;
+      mustStaple = leaf.mustStaple;
+      if (leaf.ocspUrls.length === 0) {
+        return { name, staple, action: 'skipped', reason: 'no OCSP URL in the certificate', mustStaple };
+      }
+      if (leaf.notAfter.getTime() < now.getTime()) {
+        return {
+          name,
+          staple,
+          action: 'skipped',
+          reason: `certificate expired ${leaf.notAfter.toISOString()}`,
+          mustStaple,
+        };
+      }
+      const sibling = deps.source.readIssuerSibling?.bind(deps.source, name);
+      const { issuer } = await step('issuer', name, 'issuer not found', () =>
+        resolveIssuer(leaf, certs.slice(1), {
+          sibling,
+          pool: deps.issuerPool,
+          download: deps.downloadIssuer,
+        }),
+      );
+
+      const stored: StoredStaple | undefined = await step(
+        'store',
+        staple,
+        'cannot read the stored staple',
+        () => deps.store.get(staple),
+      );
+      if (stored) {
+        existing = verdictOf(stored.der, { cert: leaf, issuer, now, skewMs: options.skewMs, cache });
+        facts = factsOf(existing, prev);
+      }
+      const decision = decideRefresh({
+        key: name,
+        staple: facts,
+        failures: failuresOf(prev),
+        force: forced,
+        now,
+        policy: options.policy ?? DEFAULT_POLICY,
+      });
+      if (!decision.due) {
+        return {
+          name,
+          staple,
+          action: 'fresh',
+          reason: decision.reason,
+          ...times(existing),
+          nextDue: decision.nextDue.toISOString(),
+          mustStaple,
+        };
+      }
+      if (options.dryRun) {
+        return {
+          name,
+          staple,
+          action: 'due',
+          reason: `would renew: ${decision.reason}`,
+          ...times(existing),
+          mustStaple,
+        };
+      }
+
+      const fetched = await fetchValid(leaf, issuer, name);
+      const verdict = fetched.verdict;
+      const replace = shouldReplace(existing, verdict, options.onRevoked ?? 'publish');
+      const base = { name, staple, responder: fetched.url, mustStaple };
+      const fetchedAt = deps.clock();
+      const maxAgeUntil =
+        fetched.maxAgeSec !== undefined
+          ? new Date(fetchedAt.getTime() + fetched.maxAgeSec * 1000)
+          : undefined;
+      if (!replace.replace && replace.action === 'failed') {
+        throw new RenewError('validate', name, replace.reason);
+      }
+      let action: Action = 'renewed';
+      let reason = replace.reason;
+      if (replace.replace) {
+        if (!stored?.der.equals(fetched.der)) {
+          await step('store', staple, 'cannot write the staple', () =>
+            deps.store.put(staple, fetched.der, {
+              thisUpdate: verdict.thisUpdate!,
+              nextUpdate: verdict.nextUpdate,
+              producedAt: verdict.producedAt,
+              certStatus: verdict.certStatus ?? 'good',
+              certTag: object.tag,
+            }),
+          );
+          existing = verdict;
+        } else {
+          action = 'fresh';
+          reason = 'responder returned the staple already stored';
+        }
+      } else {
+        action = replace.action;
+        reason = replace.reason;
+      }
+      const kept = action === 'withheld' ? existing : verdict;
+      const newFacts = kept?.valid ? { ...factsOf(kept, prev), maxAgeUntil } : undefined;
+      const next = decideRefresh({ key: name, staple: newFacts, now: fetchedAt, policy: options.policy });
+      state.set(name, {
+        certTag: object.tag,
+        failures: 0,
+        ...(maxAgeUntil ? { maxAgeUntil: maxAgeUntil.toISOString() } : {}),
+        ...stateTimes(kept),
+        nextDue: next.nextDue.toISOString(),
+      });
+      return {
+        ...base,
+        action,
+        reason,
+        ...times(verdict),
+        nextDue: next.nextDue.toISOString(),
+      };
+    } catch (err) {
+      const failure =
+        err instanceof RenewError ? err : new RenewError('fetch', name, errorMessage(err), { cause: err });
+      const failed: CertState = {
+        ...prev,
+        certTag: object.tag,
+        failures: prev.failures + 1,
+        lastFailureAt: now.toISOString(),
+        lastError: failure.message,
+      };
+      const next = decideRefresh({
+        key: name,
+        staple: facts,
+        failures: failuresOf(failed),
+        now,
+        policy: options.policy,
+      });
+      failed.nextDue = next.nextDue.toISOString();
+      state.set(name, failed);
+      return {
+        name,
+        staple,
+        action: 'failed',
+        stage: failure.stage,
+        reason: failure.message,
+        ...times(existing),
+        nextDue: failed.nextDue,
+        mustStaple,
+      };
+    }
+  }
+
+  async function fetchValid(leaf: Certificate, issuer: Certificate, name: string) {
+    const problems: string[] = [];
+    let stage: Stage = 'fetch';
+    for (const url of leaf.ocspUrls) {
+      const nonce = options.nonce ? newNonce() : undefined;
+      const request = buildOcspRequest(certIdFor(leaf, issuer, options.hash ?? 'sha1'), { nonce });
+      let response: { der: Buffer; maxAgeSec?: number };
+      try {
+        response = await hostLimit(url)(() => deps.transport(url, request));
+      } catch (err) {
+        problems.push(`${url}: ${errorMessage(err)}`);
+        continue;
+      }
+      const verdict = verdictOf(response.der, {
+        cert: leaf,
+        issuer,
+        now: deps.clock(),
+        skewMs: options.skewMs,
+        nonce,
+        hash: options.hash ?? 'sha1',
+        cache,
+      });
+      if (verdict.valid) return { verdict, der: response.der, url, maxAgeSec: response.maxAgeSec };
+      stage = 'validate';
+      problems.push(`${url}: ${verdict.errors.join('; ')}`);
+    }
+    throw new RenewError(stage, name, problems.join(' | '));
+  }
+
+  const finishedAt = deps.clock();
+  const counts = Object.fromEntries(ACTIONS.map((a) => [a, 0])) as Record<Action, number>;
+  for (const r of results) counts[r.action]++;
+  const validities = results
+    .filter((r) => r.nextUpdate && r.action !== 'skipped')
+    .map((r) => (Date.parse(r.nextUpdate!) - finishedAt.getTime()) / 3_600_000);
+  return {
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    dryRun: options.dryRun === true,
+    counts,
+    revoked: results.filter((r) => r.certStatus === 'revoked' && r.action !== 'fresh').length,
+    leastValidityHours: validities.length ? Math.min(...validities) : undefined,
+    results,
+    notReached,
+  };
+}
+
+async function step<T>(stage: Stage, key: string, what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof RenewError) throw err;
+    throw new RenewError(stage, key, `${what}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+/** Parses and validates; a staple that does not parse is simply an invalid verdict. */
+function verdictOf(der: Buffer, input: Parameters<typeof validateResponse>[1]): Verdict {
+  try {
+    return validateResponse(parseOcspResponse(der), input);
+  } catch (err) {
+    return {
+      valid: false,
+      responseStatus: 'malformedRequest',
+      certStatus: undefined,
+      revocationTime: undefined,
+      revocationReason: undefined,
+      thisUpdate: undefined,
+      nextUpdate: undefined,
+      producedAt: undefined,
+      signature: { valid: false, signer: 'unknown' },
+      responderCert: undefined,
+      errors: [`does not parse: ${errorMessage(err)}`],
+    };
+  }
+}
+
+function factsOf(verdict: Verdict, prev: CertState): StapleFacts {
+  return {
+    valid: verdict.valid,
+    thisUpdate: verdict.thisUpdate,
+    nextUpdate: verdict.nextUpdate,
+    responderNotAfter: verdict.responderCert?.notAfter,
+    maxAgeUntil: prev.maxAgeUntil ? new Date(prev.maxAgeUntil) : undefined,
+  };
+}
+
+function failuresOf(state: CertState) {
+  return state.failures > 0 && state.lastFailureAt
+    ? { consecutive: state.failures, lastFailureAt: new Date(state.lastFailureAt) }
+    : undefined;
+}
+
+function times(verdict: Verdict | undefined): Partial<CertResult> {
+  if (!verdict) return {};
+  return {
+    certStatus: verdict.certStatus,
+    ...(verdict.revocationTime ? { revocationTime: verdict.revocationTime.toISOString() } : {}),
+    ...(verdict.revocationReason ? { revocationReason: verdict.revocationReason } : {}),
+    ...(verdict.thisUpdate ? { thisUpdate: verdict.thisUpdate.toISOString() } : {}),
+    ...(verdict.nextUpdate ? { nextUpdate: verdict.nextUpdate.toISOString() } : {}),
+  };
+}
+
+function stateTimes(verdict: Verdict | undefined): Partial<CertState> {
+  if (!verdict) return {};
+  return {
+    ...(verdict.thisUpdate ? { thisUpdate: verdict.thisUpdate.toISOString() } : {}),
+    ...(verdict.nextUpdate ? { nextUpdate: verdict.nextUpdate.toISOString() } : {}),
+    ...(verdict.responderCert ? { responderNotAfter: verdict.responderCert.notAfter.toISOString() } : {}),
+  };
+}
+
+/** Memoises a downloader per URL for the life of the returned function (one run, one daemon). */
+export function cachedDownload(download: (url: string) => Promise<Uint8Array>) {
+  const cache = new Map<string, Promise<Uint8Array>>();
+  return (url: string) => {
+    let pending = cache.get(url);
+    if (!pending) {
+      pending = download(url);
+      pending.catch(() => cache.delete(url));
+      cache.set(url, pending);
+    }
+    return pending;
+  };
+}
