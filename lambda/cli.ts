@@ -1,0 +1,348 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { FsCertificateSource, FsStapleStore, writeFileAtomic } from './adapters/filesystem.js';
+import { DEFAULT_HTTP, type HttpOptions } from './adapters/http.js';
+import { privateRespondersAllowed } from './adapters/ssrf-guard.js';
+import { httpIssuerDownload, httpTransport } from './adapters/transport.js';
+import { parseCertificates, type Certificate } from './core/certificate.js';
+import type { HashName } from './core/der.js';
+import { errorMessage } from './core/errors.js';
+import { explainStaple, formatExplanation, formatRunReport } from './core/explain.js';
+import { pickIssuer, resolveIssuer } from './core/issuer.js';
+import { buildOcspRequest, certIdFor, newNonce } from './core/ocsp-request.js';
+import { parseOcspResponse } from './core/ocsp-response.js';
+import { DEFAULT_NAMING, type NamingOptions } from './core/ports.js';
+import { checkPolicy, DEFAULT_POLICY } from './core/refresh-policy.js';
+import type { OnRevoked } from './core/replace.js';
+import { cachedDownload, run, type RunDeps, type RunOptions } from './core/run.js';
+import { validateResponse } from './core/validate.js';
+import { runDaemon } from './daemon.js';
+
+/** Exit codes: 0 all good, 1 failure or invalid, 2 usage, 3 valid but revoked/unknown. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, notGood: 3 } as const;
+
+class UsageError extends Error {}
+
+const HELP = `ocsp-renewer — keep OCSP staples fresh
+
+Usage:
+  ocsp-renewer renew --certs <dir> [--staples <dir>] [options]
+  ocsp-renewer inspect <staple.der> [--cert <pem>] [--issuer <pem>] [--at <ISO-8601>] [--json]
+  ocsp-renewer fetch <cert.pem> [--issuer <pem>] [--out <file>] [--json]
+
+renew: for every certificate under --certs (.pem .crt .cert; <name>.issuer.pem files are
+issuers, not certificates), renew the staple <name>.ocsp under --staples when it is due.
+  --staples <dir>              where staples go (default: the --certs directory)
+  --issuers <dir>              directory of issuer certificates (matched by key id, then name)
+  --force                      renew every staple now, whatever the policy says
+  --dry-run                    decide and report; fetch and write nothing
+  --json                       print the run report as JSON
+  --on-revoked publish|withhold  what to do with a REVOKED response (default publish)
+  --refresh-at <0.1-0.95>      renew after this fraction of thisUpdate→nextUpdate (default 0.5)
+  --cert-extensions <list>     certificate extensions (default .pem,.crt,.cert)
+  --extension <ext>            staple extension (default .ocsp)
+  --persist                    stay running; renew by the policy's timers (see below)
+  --watch-interval <seconds>   --persist: how often to look for new certificates (default 30)
+
+fetch and renew:
+  --allow-private-responders   allow responder/caIssuers URLs on loopback or link-local addresses
+                               (also OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS=1)
+  --hash sha1|sha256           CertID hash (default sha1)
+  --nonce                      send a nonce (off by default; most CAs ignore it)
+  --timeout <seconds>          per-request timeout (default 10)
+  --concurrency <n>            certificates in flight at once (default 8)
+
+inspect: parse, validate and explain a staple. Exit 0 valid and good, 3 valid but revoked or
+unknown, 1 invalid or unparseable, 2 usage error.
+
+--persist signals: SIGUSR1/SIGHUP check now, SIGUSR2 force all, SIGTERM/SIGINT exit cleanly.
+`;
+
+const COMMON: ParseArgsConfig['options'] = {
+  json: { type: 'boolean' },
+  'allow-private-responders': { type: 'boolean' },
+  hash: { type: 'string' },
+  nonce: { type: 'boolean' },
+  timeout: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+const STDIO: CliIo = {
+  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+};
+
+export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'renew':
+        return await renewCommand(rest, io);
+      case 'inspect':
+        return await inspectCommand(rest, io);
+      case 'fetch':
+        return await fetchCommand(rest, io);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(HELP);
+        return command === undefined ? EXIT.usage : EXIT.ok;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`ocsp-renewer: ${errorMessage(err)}\nRun "ocsp-renewer --help" for usage.`);
+      return EXIT.usage;
+    }
+    io.err(`ocsp-renewer: ${errorMessage(err)}`);
+    return EXIT.failed;
+  }
+}
+
+function parse(args: string[], options: ParseArgsConfig['options'], positionals = 0) {
+  const parsed = parseArgs({
+    args,
+    options: { ...COMMON, ...options },
+    allowPositionals: positionals > 0,
+    strict: true,
+  });
+  if (parsed.positionals.length !== positionals) {
+    throw new UsageError(`expected ${positionals} argument(s), got ${parsed.positionals.length}`);
+  }
+  return parsed;
+}
+
+function httpOptions(values: Record<string, unknown>): HttpOptions {
+  const timeout = values.timeout === undefined ? DEFAULT_HTTP.timeoutMs / 1000 : Number(values.timeout);
+  if (!(timeout > 0)) throw new UsageError('--timeout must be a positive number of seconds');
+  return {
+    ...DEFAULT_HTTP,
+    timeoutMs: timeout * 1000,
+    allowPrivate: privateRespondersAllowed(values['allow-private-responders'] === true),
+  };
+}
+
+function hashOption(value: unknown): HashName {
+  if (value === undefined) return 'sha1';
+  if (value === 'sha1' || value === 'sha256') return value;
+  throw new UsageError('--hash must be sha1 or sha256');
+}
+
+function positiveInt(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer`);
+  return n;
+}
+
+async function renewCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, {
+    certs: { type: 'string' },
+    staples: { type: 'string' },
+    issuers: { type: 'string' },
+    force: { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    'on-revoked': { type: 'string' },
+    'refresh-at': { type: 'string' },
+    'cert-extensions': { type: 'string' },
+    extension: { type: 'string' },
+    persist: { type: 'boolean' },
+    'watch-interval': { type: 'string' },
+    concurrency: { type: 'string' },
+  });
+  if (values.help) {
+    io.out(HELP);
+    return EXIT.ok;
+  }
+  if (typeof values.certs !== 'string') throw new UsageError('renew needs --certs <dir>');
+  const onRevoked = (values['on-revoked'] ?? 'publish') as OnRevoked;
+  if (onRevoked !== 'publish' && onRevoked !== 'withhold') {
+    throw new UsageError('--on-revoked must be publish or withhold');
+  }
+  const naming: NamingOptions = {
+    certExtensions:
+      typeof values['cert-extensions'] === 'string'
+        ? values['cert-extensions'].split(',').map((e) => (e.startsWith('.') ? e : `.${e}`))
+        : DEFAULT_NAMING.certExtensions,
+    stapleExtension:
+      typeof values.extension === 'string'
+        ? values.extension.startsWith('.')
+          ? values.extension
+          : `.${values.extension}`
+        : DEFAULT_NAMING.stapleExtension,
+  };
+  let policy = DEFAULT_POLICY;
+  if (values['refresh-at'] !== undefined) {
+    try {
+      policy = checkPolicy({ ...DEFAULT_POLICY, refreshAt: Number(values['refresh-at']) });
+    } catch (err) {
+      throw new UsageError(`--refresh-at: ${errorMessage(err)}`);
+    }
+  }
+  const http = httpOptions(values);
+  const issuerPool = typeof values.issuers === 'string' ? await loadIssuerDir(values.issuers) : undefined;
+  const deps: RunDeps = {
+    source: new FsCertificateSource(values.certs, naming),
+    store: new FsStapleStore(typeof values.staples === 'string' ? values.staples : values.certs),
+    transport: httpTransport(http),
+    downloadIssuer: cachedDownload(httpIssuerDownload(http)),
+    issuerPool,
+    clock: () => new Date(),
+    state: new Map(),
+  };
+  const options: RunOptions = {
+    force: values.force === true,
+    dryRun: values['dry-run'] === true,
+    onRevoked,
+    hash: hashOption(values.hash),
+    nonce: values.nonce === true,
+    policy,
+    naming,
+    concurrency: positiveInt(values.concurrency, '--concurrency', 8),
+  };
+  const print = (report: Awaited<ReturnType<typeof run>>) =>
+    io.out(values.json ? JSON.stringify(report, null, 2) : formatRunReport(report));
+
+  if (values.persist) {
+    await runDaemon(deps, options, {
+      watchIntervalMs: positiveInt(values['watch-interval'], '--watch-interval', 30) * 1000,
+      onReport: print,
+      log: io.err,
+    });
+    return EXIT.ok;
+  }
+  const report = await run(deps, options);
+  print(report);
+  return report.counts.failed > 0 ? EXIT.failed : EXIT.ok;
+}
+
+async function loadIssuerDir(dir: string): Promise<Certificate[]> {
+  const source = new FsCertificateSource(dir, {
+    certExtensions: ['.pem', '.crt', '.cer', '.der'],
+    stapleExtension: '',
+  });
+  const certs: Certificate[] = [];
+  for (const { key } of await source.list()) {
+    try {
+      certs.push(...parseCertificates(await source.read(key)));
+    } catch (err) {
+      throw new Error(`issuers directory: ${path.join(dir, key)}: ${errorMessage(err)}`);
+    }
+  }
+  const siblings = await new FsCertificateSource(dir, {
+    certExtensions: ['.issuer.pem'],
+    stapleExtension: '',
+  }).list();
+  for (const { key } of siblings) certs.push(...parseCertificates(await source.read(key)));
+  return certs;
+}
+
+async function loadCerts(file: string, what: string): Promise<Certificate[]> {
+  try {
+    return parseCertificates(await readFile(file));
+  } catch (err) {
+    throw new Error(`parse ${what} ${file}: ${errorMessage(err)}`);
+  }
+}
+
+async function inspectCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { cert: { type: 'string' }, issuer: { type: 'string' }, at: { type: 'string' } },
+    1,
+  );
+  const file = positionals[0]!;
+  const now = values.at === undefined ? new Date() : new Date(String(values.at));
+  if (Number.isNaN(now.getTime())) throw new UsageError(`--at: not an ISO-8601 instant: ${values.at}`);
+  const bundle = typeof values.cert === 'string' ? await loadCerts(values.cert, 'certificate') : [];
+  const cert = bundle[0];
+  const issuer =
+    typeof values.issuer === 'string'
+      ? (await loadCerts(values.issuer, 'issuer'))[0]
+      : cert
+        ? pickIssuer(cert, bundle.slice(1))
+        : undefined;
+  let der: Buffer;
+  try {
+    der = await readFile(file);
+  } catch (err) {
+    throw new Error(`read ${file}: ${errorMessage(err)}`);
+  }
+  let parsed;
+  try {
+    parsed = parseOcspResponse(der);
+  } catch (err) {
+    const message = `parse ${file}: not an OCSP response: ${errorMessage(err)}`;
+    if (values.json) io.out(JSON.stringify({ valid: false, errors: [message] }, null, 2));
+    else io.err(message);
+    return EXIT.failed;
+  }
+  const verdict = validateResponse(parsed, { cert, issuer, now });
+  const explanation = explainStaple(parsed, verdict);
+  io.out(values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
+  if (!verdict.valid) return EXIT.failed;
+  return verdict.certStatus === 'good' ? EXIT.ok : EXIT.notGood;
+}
+
+async function fetchCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, { issuer: { type: 'string' }, out: { type: 'string' } }, 1);
+  const file = positionals[0]!;
+  const bundle = await loadCerts(file, 'certificate');
+  const leaf = bundle[0]!;
+  if (leaf.ocspUrls.length === 0) throw new Error(`fetch ${file}: no OCSP URL in the certificate`);
+  const http = httpOptions(values);
+  const pool = typeof values.issuer === 'string' ? await loadCerts(values.issuer, 'issuer') : undefined;
+  const sibling = path.join(
+    path.dirname(file),
+    `${path.basename(file).replace(/\.(pem|crt|cert)$/, '')}.issuer.pem`,
+  );
+  const { issuer } = await resolveIssuer(leaf, bundle.slice(1), {
+    pool,
+    sibling: () => readFile(sibling).catch(() => undefined),
+    download: httpIssuerDownload(http),
+  }).catch((err: unknown) => {
+    throw new Error(`issuer ${file}: ${errorMessage(err)}`);
+  });
+  const transport = httpTransport(http);
+  const hash = hashOption(values.hash);
+  const problems: string[] = [];
+  for (const url of leaf.ocspUrls) {
+    const nonce = values.nonce ? newNonce() : undefined;
+    let der: Buffer;
+    try {
+      der = (await transport(url, buildOcspRequest(certIdFor(leaf, issuer, hash), { nonce }))).der;
+    } catch (err) {
+      problems.push(`fetch ${url}: ${errorMessage(err)}`);
+      continue;
+    }
+    let parsed;
+    try {
+      parsed = parseOcspResponse(der);
+    } catch (err) {
+      problems.push(`validate ${url}: not an OCSP response: ${errorMessage(err)}`);
+      continue;
+    }
+    const verdict = validateResponse(parsed, { cert: leaf, issuer, now: new Date(), nonce, hash });
+    const explanation = explainStaple(parsed, verdict);
+    io.out(
+      values.json
+        ? JSON.stringify({ url, ...explanation }, null, 2)
+        : `url:             ${url}\n${formatExplanation(explanation)}`,
+    );
+    if (!verdict.valid) {
+      problems.push(`validate ${url}: ${verdict.errors.join('; ')}`);
+      continue;
+    }
+    if (typeof values.out === 'string') await writeFileAtomic(path.resolve(values.out), der);
+    return verdict.certStatus === 'good' ? EXIT.ok : EXIT.notGood;
+  }
+  io.err(problems.join('\n'));
+  return EXIT.failed;
+}

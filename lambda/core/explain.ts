@@ -1,0 +1,108 @@
+import { serialHex, toHex } from './der.js';
+import type { ParsedResponse } from './ocsp-response.js';
+import type { RunReport } from './run.js';
+import type { Verdict } from './validate.js';
+
+/** The `inspect --json` shape: what a staple says and what it is worth. */
+export interface StapleExplanation {
+  responseStatus: string;
+  producedAt: string | null;
+  responderId: { type: 'byName'; name: string } | { type: 'byKey'; keyHash: string } | null;
+  responses: Array<{
+    serialNumber: string;
+    certStatus: string;
+    thisUpdate: string;
+    nextUpdate: string | null;
+    revocationTime: string | null;
+    revocationReason: string | null;
+  }>;
+  signature: { valid: boolean; signer: string; responderCert?: string };
+  valid: boolean;
+  errors: string[];
+}
+
+export function explainStaple(parsed: ParsedResponse, verdict: Verdict): StapleExplanation {
+  const basic = parsed.basic;
+  const rid = basic?.responderId;
+  return {
+    responseStatus: parsed.responseStatus,
+    producedAt: basic?.producedAt.toISOString() ?? null,
+    responderId: !rid
+      ? null
+      : 'byKey' in rid
+        ? { type: 'byKey', keyHash: toHex(rid.byKey) }
+        : { type: 'byName', name: rid.name },
+    responses: (basic?.responses ?? []).map((r) => ({
+      serialNumber: serialHex(r.certId.serial),
+      certStatus: r.certStatus,
+      thisUpdate: r.thisUpdate.toISOString(),
+      nextUpdate: r.nextUpdate?.toISOString() ?? null,
+      revocationTime: r.revocationTime?.toISOString() ?? null,
+      revocationReason: r.revocationReason ?? null,
+    })),
+    signature: {
+      ...verdict.signature,
+      ...(verdict.responderCert ? { responderCert: verdict.responderCert.subject } : {}),
+    },
+    valid: verdict.valid,
+    errors: verdict.errors,
+  };
+}
+
+export function formatExplanation(e: StapleExplanation): string {
+  const lines = [`valid:           ${e.valid ? 'yes' : 'NO'}`, `responseStatus:  ${e.responseStatus}`];
+  if (e.producedAt) lines.push(`producedAt:      ${e.producedAt}`);
+  if (e.responderId) {
+    lines.push(
+      `responderId:     ${e.responderId.type === 'byKey' ? `byKey ${e.responderId.keyHash}` : `byName ${e.responderId.name}`}`,
+    );
+  }
+  lines.push(
+    `signature:       ${e.signature.valid ? 'valid' : 'NOT valid'}, signer ${e.signature.signer}${e.signature.responderCert ? ` (${e.signature.responderCert})` : ''}`,
+  );
+  for (const r of e.responses) {
+    lines.push(
+      `response:        serial ${r.serialNumber} ${r.certStatus.toUpperCase()}` +
+        (r.revocationTime
+          ? ` since ${r.revocationTime}${r.revocationReason ? ` (${r.revocationReason})` : ''}`
+          : '') +
+        `, thisUpdate ${r.thisUpdate}, nextUpdate ${r.nextUpdate ?? '(none)'}`,
+    );
+  }
+  for (const err of e.errors) lines.push(`error:           ${err}`);
+  return lines.join('\n');
+}
+
+/** The run report as a table for people; `--json` prints the report itself. */
+export function formatRunReport(report: RunReport): string {
+  const rows = report.results.map((r) => [
+    r.name,
+    r.action,
+    r.certStatus ?? '-',
+    r.nextUpdate ?? '-',
+    r.nextDue ?? '-',
+    r.stage ? `[${r.stage}] ${r.reason}` : r.reason,
+  ]);
+  const header = ['CERTIFICATE', 'ACTION', 'STATUS', 'NEXT UPDATE', 'NEXT DUE', 'REASON'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  const counts = Object.entries(report.counts)
+    .filter(([, n]) => n > 0)
+    .map(([a, n]) => `${n} ${a}`)
+    .join(', ');
+  const out = [
+    line(header),
+    ...rows.map(line),
+    '',
+    `${report.results.length} certificates: ${counts || 'none'}`,
+  ];
+  if (report.revoked > 0)
+    out.push(`WARNING: ${report.revoked} certificate(s) reported REVOKED by their responder`);
+  if (report.notReached.length) out.push(`not reached (next run): ${report.notReached.join(', ')}`);
+  if (report.dryRun) out.push('dry run: nothing was fetched or written');
+  return out.join('\n');
+}

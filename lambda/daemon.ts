@@ -1,0 +1,91 @@
+import { run, type RunDeps, type RunOptions, type RunReport } from './core/run.js';
+import { errorMessage } from './core/errors.js';
+
+export interface DaemonOptions {
+  /** How often to list the certificate source for new or replaced certificates. */
+  watchIntervalMs: number;
+  /** Longest sleep between two checks, whatever the timers say. */
+  maxSleepMs?: number;
+  onReport: (report: RunReport) => void;
+  log: (line: string) => void;
+  /** Stops the daemon (tests); SIGTERM/SIGINT do the same. */
+  signal?: AbortSignal;
+  /** Install the SIGUSR1/SIGHUP/SIGUSR2/SIGTERM/SIGINT handlers (default true). */
+  handleSignals?: boolean;
+}
+
+/**
+ * `renew --persist`: run, then sleep until the earliest next-due time in the report. Wakes early
+ * when the certificate listing changes (a new or replaced file), on SIGUSR1/SIGHUP (check per
+ * timers) and on SIGUSR2 (force all). SIGTERM/SIGINT let the current run finish (so no temp file is
+ * left behind) and return.
+ */
+export async function runDaemon(deps: RunDeps, options: RunOptions, daemon: DaemonOptions): Promise<void> {
+  const maxSleep = daemon.maxSleepMs ?? 3_600_000;
+  let stopping = false;
+  let forceNext = options.force === true;
+  let wake: (() => void) | undefined;
+  const wakeUp = () => wake?.();
+  const handlers: Array<[NodeJS.Signals, () => void]> = [
+    ['SIGUSR1', () => (daemon.log('SIGUSR1: checking now'), wakeUp())],
+    ['SIGHUP', () => (daemon.log('SIGHUP: checking now'), wakeUp())],
+    ['SIGUSR2', () => (daemon.log('SIGUSR2: forcing all'), (forceNext = true), wakeUp())],
+    ['SIGTERM', () => (daemon.log('SIGTERM: stopping'), (stopping = true), wakeUp())],
+    ['SIGINT', () => (daemon.log('SIGINT: stopping'), (stopping = true), wakeUp())],
+  ];
+  if (daemon.handleSignals !== false) for (const [sig, fn] of handlers) process.on(sig, fn);
+  const onAbort = () => ((stopping = true), wakeUp());
+  daemon.signal?.addEventListener('abort', onAbort);
+
+  let listing = '';
+  const snapshot = async () =>
+    (await deps.source.list())
+      .map((o) => `${o.key}\0${o.tag ?? ''}`)
+      .sort()
+      .join('\n');
+  try {
+    while (!stopping) {
+      try {
+        listing = await snapshot();
+        const report = await run(deps, { ...options, force: forceNext });
+        forceNext = false;
+        daemon.onReport(report);
+        const now = deps.clock().getTime();
+        const dues = report.results
+          .map((r) => (r.nextDue ? Date.parse(r.nextDue) : NaN))
+          .filter((t) => Number.isFinite(t));
+        const until = Math.min(now + maxSleep, ...dues);
+        daemon.log(`next check ${new Date(Math.max(until, now)).toISOString()}`);
+        await sleepUntil(until);
+      } catch (err) {
+        daemon.log(`run failed: ${errorMessage(err)}; retrying in ${daemon.watchIntervalMs} ms`);
+        await sleepUntil(deps.clock().getTime() + daemon.watchIntervalMs);
+      }
+    }
+  } finally {
+    if (daemon.handleSignals !== false) for (const [sig, fn] of handlers) process.off(sig, fn);
+    daemon.signal?.removeEventListener('abort', onAbort);
+  }
+
+  /** Sleeps until `until`, a signal, or a change in the certificate listing. */
+  async function sleepUntil(until: number): Promise<void> {
+    while (!stopping && !forceNext) {
+      const left = until - deps.clock().getTime();
+      if (left <= 0) return;
+      const woken = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), Math.min(left, daemon.watchIntervalMs));
+        wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      wake = undefined;
+      if (woken || stopping) return;
+      const current = await snapshot().catch(() => listing);
+      if (current !== listing) {
+        daemon.log('certificate listing changed: checking now');
+        return;
+      }
+    }
+  }
+}
