@@ -71,8 +71,11 @@ export class FsStapleStore implements StapleStore {
     return { der, tag: `${info.mtimeMs}-${info.size}` };
   }
 
-  async put(key: string, der: Buffer): Promise<void> {
-    await writeFileAtomic(resolveInside(this.dir, key), der);
+  async put(key: string, der: Buffer): Promise<string | undefined> {
+    const file = resolveInside(this.dir, key);
+    await writeFileAtomic(file, der);
+    const info = await stat(file);
+    return `${info.mtimeMs}-${info.size}`;
   }
 }
 

@@ -35,8 +35,10 @@ export interface StoredStaple {
 export interface StapleStore {
   readonly description: string;
   get(key: string): Promise<StoredStaple | undefined>;
-  /** Writes atomically: readers see the old staple or the new one, never a torn file. */
-  put(key: string, der: Buffer, meta: StapleMeta): Promise<void>;
+  /** Writes atomically (readers see the old staple or the new one); returns the new change tag. */
+  put(key: string, der: Buffer, meta: StapleMeta): Promise<string | undefined>;
+  /** Key → change tag of every staple, when listing is cheaper than reading (S3). */
+  list?(): Promise<Map<string, string>>;
 }
 
 export interface NamingOptions {

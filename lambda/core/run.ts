@@ -69,6 +69,7 @@ export interface CertState {
   thisUpdate?: string;
   nextUpdate?: string;
   responderNotAfter?: string;
+  certStatus?: CertStatus;
   nextDue?: string;
 }
 export type RunState = Map<string, CertState>;
@@ -87,6 +88,12 @@ export interface RunDeps {
   clock: () => Date;
   /** Mutated in place: pass the same map to the next run to keep backoff and max-age. */
   state?: RunState;
+  /**
+   * Trust the state for certificates whose certificate and staple tags are unchanged and whose
+   * next due time has not come: report them fresh without reading anything. Needs a staple store
+   * that can list (S3), so a deleted or replaced staple is still noticed.
+   */
+  trustState?: boolean;
 }
 
 export interface RunOptions {
@@ -142,9 +149,14 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       cause: err,
     });
   }
-  if (options.only) objects = objects.filter((o) => options.only!(o.key));
+  if (!options.only) {
+    // Forget certificates that are gone, so the state does not grow forever.
+    const listed = new Set(objects.map((o) => o.key));
+    for (const key of state.keys()) if (!listed.has(key)) state.delete(key);
+  } else objects = objects.filter((o) => options.only!(o.key));
   objects.sort((a, b) => a.key.localeCompare(b.key));
 
+  const stapleTags = deps.trustState && deps.store.list ? await listStaples(deps.store) : undefined;
   const notReached: string[] = [];
   const limit = pLimit(options.concurrency ?? 8);
   const settled = await Promise.all(
@@ -169,6 +181,25 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
     let existing: Verdict | undefined;
     let facts: StapleFacts | undefined;
     let mustStaple: boolean | undefined;
+    if (
+      stapleTags &&
+      !forced &&
+      prev.nextDue &&
+      Date.parse(prev.nextDue) > now.getTime() &&
+      prev.certTag === object.tag &&
+      prev.stapleTag === stapleTags.get(staple)
+    ) {
+      return {
+        name,
+        staple,
+        action: prev.failures > 0 ? 'failed' : 'fresh',
+        reason: prev.failures > 0 ? `backing off: ${prev.lastError ?? 'earlier failure'}` : 'fresh',
+        ...(prev.certStatus ? { certStatus: prev.certStatus } : {}),
+        ...(prev.thisUpdate ? { thisUpdate: prev.thisUpdate } : {}),
+        ...(prev.nextUpdate ? { nextUpdate: prev.nextUpdate } : {}),
+        nextDue: prev.nextDue,
+      };
+    }
     try {
       const bytes = await step('source', name, 'cannot read', () => deps.source.read(name));
       const certs = await step('parse', name, 'not a certificate', async () => parseCertificates(bytes));
@@ -214,6 +245,13 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         policy: options.policy ?? DEFAULT_POLICY,
       });
       if (!decision.due) {
+        state.set(name, {
+          ...prev,
+          certTag: object.tag,
+          stapleTag: stored?.tag,
+          ...stateTimes(existing),
+          nextDue: decision.nextDue.toISOString(),
+        });
         return {
           name,
           staple,
@@ -249,9 +287,10 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       }
       let action: Action = 'renewed';
       let reason = replace.reason;
+      let stapleTag = stored?.tag;
       if (replace.replace) {
         if (!stored?.der.equals(fetched.der)) {
-          await step('store', staple, 'cannot write the staple', () =>
+          stapleTag = await step('store', staple, 'cannot write the staple', () =>
             deps.store.put(staple, fetched.der, {
               thisUpdate: verdict.thisUpdate!,
               nextUpdate: verdict.nextUpdate,
@@ -274,6 +313,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       const next = decideRefresh({ key: name, staple: newFacts, now: fetchedAt, policy: options.policy });
       state.set(name, {
         certTag: object.tag,
+        stapleTag,
         failures: 0,
         ...(maxAgeUntil ? { maxAgeUntil: maxAgeUntil.toISOString() } : {}),
         ...stateTimes(kept),
@@ -365,6 +405,16 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   };
 }
 
+async function listStaples(store: StapleStore): Promise<Map<string, string>> {
+  try {
+    return await store.list!();
+  } catch (err) {
+    throw new RenewError('store', store.description, `cannot list staples: ${errorMessage(err)}`, {
+      cause: err,
+    });
+  }
+}
+
 async function step<T>(stage: Stage, key: string, what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -425,6 +475,7 @@ function times(verdict: Verdict | undefined): Partial<CertResult> {
 function stateTimes(verdict: Verdict | undefined): Partial<CertState> {
   if (!verdict) return {};
   return {
+    ...(verdict.certStatus ? { certStatus: verdict.certStatus } : {}),
     ...(verdict.thisUpdate ? { thisUpdate: verdict.thisUpdate.toISOString() } : {}),
     ...(verdict.nextUpdate ? { nextUpdate: verdict.nextUpdate.toISOString() } : {}),
     ...(verdict.responderCert ? { responderNotAfter: verdict.responderCert.notAfter.toISOString() } : {}),

@@ -1,0 +1,162 @@
+import {
+  GetObjectCommand,
+  ListObjectsV2Command,
+  NoSuchKey,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import {
+  DEFAULT_NAMING,
+  isCertificateKey,
+  issuerSiblingKeyFor,
+  type CertificateObject,
+  type CertificateSource,
+  type NamingOptions,
+  type StapleMeta,
+  type StapleStore,
+  type StoredStaple,
+} from '../core/ports.js';
+
+/**
+ * An S3 client that honours the standard AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (path-style when
+ * an endpoint is set, so a local S3 server works) and asks for checksums only when required.
+ */
+export function makeS3Client(env: NodeJS.ProcessEnv = process.env, extra: S3ClientConfig = {}): S3Client {
+  const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
+  return new S3Client({
+    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    ...extra,
+  });
+}
+
+/** `s3://bucket/prefix/` → { bucket, prefix } (prefix normalised to end in `/` unless empty). */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+  if (!match) throw new Error(`not an s3:// URL: ${url}`);
+  return { bucket: match[1]!, prefix: normalisePrefix(match[2] ?? '') };
+}
+
+export function normalisePrefix(prefix: string): string {
+  return prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+}
+
+/** Every object under a prefix as key (relative to the prefix) → ETag; ⌈N/1000⌉ list calls. */
+export async function listObjects(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const obj of page.Contents ?? []) {
+      if (obj.Key && !obj.Key.endsWith('/')) out.set(obj.Key.slice(prefix.length), obj.ETag ?? '');
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+
+/** The object's bytes, or undefined when there is no such key. */
+export async function getObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+): Promise<{ body: Buffer; etag: string | undefined } | undefined> {
+  try {
+    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const body = Buffer.from((await res.Body?.transformToByteArray()) ?? []);
+    return { body, etag: res.ETag };
+  } catch (err) {
+    if (err instanceof NoSuchKey || (err instanceof S3ServiceException && err.name === 'NoSuchKey')) {
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/** Certificates under an S3 prefix; keys are relative to the prefix, tags are ETags. */
+export class S3CertificateSource implements CertificateSource {
+  readonly description: string;
+  private listed = new Map<string, string>();
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+    private readonly prefix: string,
+    private readonly naming: NamingOptions = DEFAULT_NAMING,
+  ) {
+    this.prefix = normalisePrefix(prefix);
+    this.description = `s3://${bucket}/${this.prefix}`;
+  }
+
+  async list(): Promise<CertificateObject[]> {
+    this.listed = await listObjects(this.s3, this.bucket, this.prefix);
+    return [...this.listed]
+      .filter(([key]) => isCertificateKey(key, this.naming))
+      .map(([key, etag]) => ({ key, tag: etag }));
+  }
+
+  async read(key: string): Promise<Buffer> {
+    const obj = await getObject(this.s3, this.bucket, this.prefix + key);
+    if (!obj) throw new Error(`no object s3://${this.bucket}/${this.prefix}${key}`);
+    return obj.body;
+  }
+
+  /** Only fetched when the listing showed it, so a missing sibling costs no request. */
+  async readIssuerSibling(key: string): Promise<Buffer | undefined> {
+    const sibling = issuerSiblingKeyFor(key, this.naming);
+    if (!this.listed.has(sibling)) return undefined;
+    return (await getObject(this.s3, this.bucket, this.prefix + sibling))?.body;
+  }
+}
+
+/** Staples under an S3 prefix, written with their content type and validity as metadata. */
+export class S3StapleStore implements StapleStore {
+  readonly description: string;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+    private readonly prefix: string,
+  ) {
+    this.prefix = normalisePrefix(prefix);
+    this.description = `s3://${bucket}/${this.prefix}`;
+  }
+
+  /** Key → ETag of every staple: lets a quiet run see deleted or replaced staples without a GET. */
+  list(): Promise<Map<string, string>> {
+    return listObjects(this.s3, this.bucket, this.prefix);
+  }
+
+  async get(key: string): Promise<StoredStaple | undefined> {
+    const obj = await getObject(this.s3, this.bucket, this.prefix + key);
+    return obj && { der: obj.body, tag: obj.etag };
+  }
+
+  async put(key: string, der: Buffer, meta: StapleMeta): Promise<string | undefined> {
+    const res = await this.s3.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: this.prefix + key,
+        Body: der,
+        ContentType: 'application/ocsp-response',
+        Metadata: {
+          'this-update': meta.thisUpdate.toISOString(),
+          ...(meta.nextUpdate ? { 'next-update': meta.nextUpdate.toISOString() } : {}),
+          ...(meta.producedAt ? { 'produced-at': meta.producedAt.toISOString() } : {}),
+          'cert-status': meta.certStatus,
+          ...(meta.certTag ? { 'source-cert-etag': meta.certTag.replace(/"/g, '') } : {}),
+        },
+      }),
+    );
+    return res.ETag;
+  }
+}
