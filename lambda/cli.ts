@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { FsCertificateSource, FsStapleStore, writeFileAtomic } from './adapters/filesystem.js';
+import { makeS3Client, parseS3Url, S3CertificateSource, S3StapleStore } from './adapters/s3.js';
+import { SecretsManagerCertificateSource } from './adapters/secrets-manager.js';
 import { DEFAULT_HTTP, type HttpOptions } from './adapters/http.js';
 import { privateRespondersAllowed } from './adapters/ssrf-guard.js';
 import { httpIssuerDownload, httpTransport } from './adapters/transport.js';
@@ -12,7 +15,12 @@ import { explainStaple, formatExplanation, formatRunReport } from './core/explai
 import { pickIssuer, resolveIssuer } from './core/issuer.js';
 import { buildOcspRequest, certIdFor, newNonce } from './core/ocsp-request.js';
 import { parseOcspResponse } from './core/ocsp-response.js';
-import { DEFAULT_NAMING, type NamingOptions } from './core/ports.js';
+import {
+  DEFAULT_NAMING,
+  type CertificateSource,
+  type NamingOptions,
+  type StapleStore,
+} from './core/ports.js';
 import { checkPolicy, DEFAULT_POLICY } from './core/refresh-policy.js';
 import type { OnRevoked } from './core/replace.js';
 import { cachedDownload, run, type RunDeps, type RunOptions } from './core/run.js';
@@ -27,7 +35,8 @@ class UsageError extends Error {}
 const HELP = `ocsp-renewer — keep OCSP staples fresh
 
 Usage:
-  ocsp-renewer renew --certs <dir> [--staples <dir>] [options]
+  ocsp-renewer renew --certs <dir|s3://bucket/prefix|secretsmanager://prefix>
+                     [--staples <dir|s3://bucket/prefix>] [options]
   ocsp-renewer inspect <staple.der> [--cert <pem>] [--issuer <pem>] [--at <ISO-8601>] [--json]
   ocsp-renewer fetch <cert.pem> [--issuer <pem>] [--out <file>] [--json]
 
@@ -189,8 +198,8 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
   const http = httpOptions(values);
   const issuerPool = typeof values.issuers === 'string' ? await loadIssuerDir(values.issuers) : undefined;
   const deps: RunDeps = {
-    source: new FsCertificateSource(values.certs, naming),
-    store: new FsStapleStore(typeof values.staples === 'string' ? values.staples : values.certs),
+    source: certificateSourceFor(values.certs, naming),
+    store: stapleStoreFor(typeof values.staples === 'string' ? values.staples : values.certs),
     transport: httpTransport(http),
     downloadIssuer: cachedDownload(httpIssuerDownload(http)),
     issuerPool,
@@ -221,6 +230,32 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
   const report = await run(deps, options);
   print(report);
   return report.counts.failed > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** `--certs`: a directory, `s3://bucket/prefix` or `secretsmanager://name-prefix`. */
+export function certificateSourceFor(location: string, naming: NamingOptions): CertificateSource {
+  if (location.startsWith('s3://')) {
+    const { bucket, prefix } = parseS3Url(location);
+    return new S3CertificateSource(makeS3Client(), bucket, prefix, naming);
+  }
+  if (location.startsWith('secretsmanager://')) {
+    return new SecretsManagerCertificateSource(
+      new SecretsManagerClient({}),
+      location.slice('secretsmanager://'.length),
+    );
+  }
+  if (/^[a-z0-9]+:\/\//i.test(location)) throw new UsageError(`unsupported location ${location}`);
+  return new FsCertificateSource(location, naming);
+}
+
+/** `--staples`: a directory or `s3://bucket/prefix`. */
+export function stapleStoreFor(location: string): StapleStore {
+  if (location.startsWith('s3://')) {
+    const { bucket, prefix } = parseS3Url(location);
+    return new S3StapleStore(makeS3Client(), bucket, prefix);
+  }
+  if (/^[a-z0-9]+:\/\//i.test(location)) throw new UsageError(`staples cannot go to ${location}`);
+  return new FsStapleStore(location);
 }
 
 async function loadIssuerDir(dir: string): Promise<Certificate[]> {

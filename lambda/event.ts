@@ -1,0 +1,83 @@
+import { isCertificateKey, type NamingOptions } from './core/ports.js';
+
+/** What an invocation asks for, whatever shape its event had. */
+export interface RunRequest {
+  mode: 'scheduled' | 'force' | 's3-event';
+  dryRun: boolean;
+  /** Certificate keys relative to the certs prefix; undefined = all. */
+  keys?: string[];
+  /** A key prefix relative to the certs prefix. */
+  prefix?: string;
+}
+
+export class EventError extends Error {}
+
+interface S3EventRecord {
+  eventSource?: string;
+  eventName?: string;
+  s3?: { bucket?: { name?: string }; object?: { key?: string } };
+}
+
+/**
+ * Turns an event into a RunRequest:
+ * - `{}` or `{"mode":"scheduled"}`: renew what is due;
+ * - `{"mode":"force"}`, with optional `"keys":[…]` or `"prefix":"certs/x/"`: force all or those;
+ * - `"dryRun": true` with either: decide and report, write nothing;
+ * - an S3 ObjectCreated notification: renew the certificates it names now.
+ * Anything else throws EventError and nothing is done.
+ */
+export function parseEvent(event: unknown, certsPrefix: string, naming: NamingOptions): RunRequest {
+  if (event === null || event === undefined) return { mode: 'scheduled', dryRun: false };
+  if (typeof event !== 'object' || Array.isArray(event)) throw new EventError('event must be a JSON object');
+  const e = event as Record<string, unknown>;
+  if (Array.isArray(e.Records)) return parseS3Event(e.Records as S3EventRecord[], certsPrefix, naming);
+
+  const allowed = new Set(['mode', 'dryRun', 'keys', 'prefix']);
+  const unknown = Object.keys(e).filter((k) => !allowed.has(k));
+  if (unknown.length) throw new EventError(`unsupported event field(s): ${unknown.join(', ')}`);
+  if (e.dryRun !== undefined && typeof e.dryRun !== 'boolean')
+    throw new EventError('dryRun must be a boolean');
+  const dryRun = e.dryRun === true;
+  const mode = e.mode ?? 'scheduled';
+  if (mode === 'scheduled') {
+    if (e.keys !== undefined || e.prefix !== undefined) {
+      throw new EventError('keys and prefix go with {"mode":"force"}');
+    }
+    return { mode, dryRun };
+  }
+  if (mode !== 'force') throw new EventError(`unsupported mode ${JSON.stringify(mode)} (scheduled or force)`);
+  if (e.keys !== undefined && e.prefix !== undefined) throw new EventError('give keys or prefix, not both');
+  if (e.keys !== undefined) {
+    if (!Array.isArray(e.keys) || e.keys.length === 0 || !e.keys.every((k) => typeof k === 'string' && k)) {
+      throw new EventError('keys must be a non-empty array of strings');
+    }
+    return { mode, dryRun, keys: (e.keys as string[]).map((k) => relative(k, certsPrefix)) };
+  }
+  if (e.prefix !== undefined) {
+    if (typeof e.prefix !== 'string') throw new EventError('prefix must be a string');
+    return { mode, dryRun, prefix: relative(e.prefix, certsPrefix) };
+  }
+  return { mode, dryRun };
+}
+
+function parseS3Event(records: S3EventRecord[], certsPrefix: string, naming: NamingOptions): RunRequest {
+  const keys: string[] = [];
+  for (const record of records) {
+    if (record.eventSource !== 'aws:s3' || !record.eventName?.startsWith('ObjectCreated:')) {
+      throw new EventError(`unsupported record: ${record.eventSource ?? '?'} ${record.eventName ?? '?'}`);
+    }
+    const raw = record.s3?.object?.key;
+    if (!raw) throw new EventError('S3 record without an object key');
+    // S3 notifications URL-encode keys, with + for spaces.
+    const key = decodeURIComponent(raw.replace(/\+/g, ' '));
+    if (!key.startsWith(certsPrefix)) continue;
+    const rel = key.slice(certsPrefix.length);
+    if (isCertificateKey(rel, naming)) keys.push(rel);
+  }
+  return { mode: 's3-event', dryRun: false, keys };
+}
+
+/** Accepts a key either relative to the certs prefix or with it. */
+function relative(key: string, certsPrefix: string): string {
+  return key.startsWith(certsPrefix) ? key.slice(certsPrefix.length) : key;
+}
