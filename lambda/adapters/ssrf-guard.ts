@@ -1,5 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 
 /**
  * Refuses addresses a responder or caIssuers URL should never point at: loopback, link-local
@@ -7,22 +7,19 @@ import { isIP } from 'node:net';
  * Private ranges (10/8, 172.16/12, 192.168/16) stay allowed: private CAs live there.
  */
 export function isForbiddenAddress(address: string): boolean {
-  const v4 = isIP(address) === 4 ? address : mappedV4(address);
-  if (v4) {
-    const [a, b] = v4.split('.').map(Number);
-    return a === 127 || a === 0 || (a === 169 && b === 254);
-  }
-  if (isIP(address) !== 6) return false;
-  const lower = address.toLowerCase();
-  if (lower === '::1' || lower === '::') return true;
-  const first = parseInt(lower.split(':')[0] || '0', 16);
-  return (first & 0xffc0) === 0xfe80;
+  const family = isIP(address);
+  if (family === 0) return false;
+  // BlockList parses every textual form and checks IPv4-mapped IPv6 (::ffff:7f00:1) against the IPv4 rules.
+  return FORBIDDEN.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
-function mappedV4(address: string): string | undefined {
-  const match = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return match?.[1];
-}
+const FORBIDDEN = new BlockList();
+FORBIDDEN.addSubnet('127.0.0.0', 8, 'ipv4'); // loopback
+FORBIDDEN.addSubnet('0.0.0.0', 8, 'ipv4'); // unspecified / "this network"
+FORBIDDEN.addSubnet('169.254.0.0', 16, 'ipv4'); // link-local, cloud metadata
+FORBIDDEN.addAddress('::1', 'ipv6'); // loopback
+FORBIDDEN.addAddress('::', 'ipv6'); // unspecified
+FORBIDDEN.addSubnet('fe80::', 10, 'ipv6'); // link-local
 
 export class ForbiddenAddressError extends Error {
   readonly code = 'EFORBIDDENADDRESS';

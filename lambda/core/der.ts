@@ -64,7 +64,7 @@ export function pemBlocks(text: string): PemBlock[] {
 }
 
 export function looksLikePem(bytes: Uint8Array): boolean {
-  return Buffer.from(bytes.subarray(0, 4096)).toString('latin1').includes('-----BEGIN ');
+  return Buffer.from(bytes).includes('-----BEGIN ');
 }
 
 export function toPem(label: string, der: Uint8Array): string {

@@ -62,16 +62,18 @@ export async function resolveIssuer(
 }
 
 /**
- * The candidate that issued `leaf`: key identifier match first (AKI→SKI), then subject name; the
- * candidate's key must verify the leaf's signature either way.
+ * The candidate that issued `leaf`: its subject must be the leaf's issuer name and its key must
+ * verify the leaf's signature; candidates whose key identifier matches the leaf's AKI are tried
+ * first (a re-keyed CA keeps its name).
  */
 export function pickIssuer(leaf: Certificate, candidates: readonly Certificate[]): Certificate | undefined {
   const named = candidates.filter((c) => c !== leaf && c.subjectDer.equals(leaf.issuerDer));
-  const byKeyId = leaf.authorityKeyId
-    ? candidates.filter((c) => c !== leaf && c.subjectKeyId?.equals(leaf.authorityKeyId!))
-    : [];
-  for (const candidate of [...byKeyId, ...named]) {
-    if (isSignedBy(leaf, candidate)) return candidate;
-  }
-  return undefined;
+  const aki = leaf.authorityKeyId;
+  const ordered = aki
+    ? [
+        ...named.filter((c) => c.subjectKeyId?.equals(aki)),
+        ...named.filter((c) => !c.subjectKeyId?.equals(aki)),
+      ]
+    : named;
+  return ordered.find((candidate) => isSignedBy(leaf, candidate));
 }

@@ -108,22 +108,24 @@ export function decideRefresh(input: DueInput): DueDecision {
   const spread = policy.jitter * window * jitterUnit(input.key, thisUpdate);
   const refreshPoint = thisUpdate + policy.refreshAt * window + spread;
   const maxAge = staple.maxAgeUntil?.getTime() ?? 0;
-  const left = end - now.getTime();
-  const urgent = left <= Math.min(policy.urgentMs, window / 4);
+  const urgentFrom = end - Math.min(policy.urgentMs, window / 4);
+  const urgent = now.getTime() >= urgentFrom;
+  // Neither max-age nor backoff may push the next try past the start of the last stretch.
+  const capped = (t: number) => at(Math.min(t, urgentFrom));
 
   if (now.getTime() >= end) return { due: true, reason: 'staple expired', nextDue: now };
   if (backoffUntil && backoffUntil > now.getTime() && !urgent) {
     return {
       due: false,
       reason: `backing off after ${failures!.consecutive} failures`,
-      nextDue: at(Math.max(backoffUntil, refreshPoint)),
+      nextDue: capped(Math.max(backoffUntil, refreshPoint)),
     };
   }
   if (now.getTime() < refreshPoint) {
-    return { due: false, reason: 'fresh', nextDue: at(Math.max(refreshPoint, maxAge)) };
+    return { due: false, reason: 'fresh', nextDue: capped(Math.max(refreshPoint, maxAge)) };
   }
   if (now.getTime() < maxAge && !urgent) {
-    return { due: false, reason: 'fresh (responder max-age)', nextDue: at(maxAge) };
+    return { due: false, reason: 'fresh (responder max-age)', nextDue: capped(maxAge) };
   }
   const why =
     staple.responderNotAfter && staple.responderNotAfter.getTime() === end

@@ -110,6 +110,11 @@ export function validateResponse(parsed: ParsedResponse, input: ValidationInput)
   const skew = input.skewMs ?? DEFAULT_SKEW_MS;
 
   // CertID
+  if (issuer && cert && !issuer.subjectDer.equals(cert.issuerDer)) {
+    errors.push(
+      `issuer certificate (${issuer.subject}) is not named as the certificate's issuer (${cert.issuer})`,
+    );
+  }
   const single = findSingleResponse(basic.responses, cert, issuer, input.hash);
   if (single) {
     verdict.certStatus = single.certStatus;

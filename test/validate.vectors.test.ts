@@ -1,0 +1,362 @@
+/**
+ * validateResponse over the shared OCSP reference vectors (../shared/ocsp-vectors): every response
+ * of MANIFEST.json `vectors[]` and every response × issuer case of OpenSSL's 80-test_ocsp.t
+ * (`openssl_recipe_cases[]`), each checked at its producedAt, plus the time window, a wrong
+ * certificate and the CertID hash option on a few of them.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
+import type { HashName } from '../lambda/core/der.js';
+import { explainStaple } from '../lambda/core/explain.js';
+import { parseOcspResponse, type ParsedResponse } from '../lambda/core/ocsp-response.js';
+import { validateResponse, type Verdict } from '../lambda/core/validate.js';
+
+// --- the vectors ----------------------------------------------------------------------------------
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const vectorsDir = process.env.OCSP_VECTORS_DIR
+  ? path.resolve(process.env.OCSP_VECTORS_DIR)
+  : path.resolve(repoRoot, '..', 'shared', 'ocsp-vectors');
+if (!existsSync(path.join(vectorsDir, 'MANIFEST.json'))) {
+  throw new Error(
+    `OCSP vectors not found: no MANIFEST.json in ${vectorsDir} (put shared/ocsp-vectors beside the repo, or set OCSP_VECTORS_DIR)`,
+  );
+}
+
+interface ManifestTime {
+  iso: string;
+}
+interface ManifestSingle {
+  certID: { hashAlgorithm: string; serialNumber_hex: string };
+  certStatus: { status: 'good' | 'revoked' | 'unknown'; revocationTime?: ManifestTime };
+  thisUpdate: ManifestTime;
+  nextUpdate: ManifestTime | null;
+}
+type ManifestResponderId =
+  { type: 'byKey'; keyHash: string } | { type: 'byName'; name_der_hex: string; name_text_openssl: string };
+interface ManifestVector {
+  id: string;
+  file: string;
+  responseStatus: string;
+  producedAt?: ManifestTime;
+  responderId?: ManifestResponderId;
+  responses?: ManifestSingle[];
+  issuer_cert?: string | null;
+  subject_cert?: string | null;
+  checks?: {
+    signer: string | null;
+    subject_serial_matched_in_responses: number[] | null;
+    rfc6960_verdict_ignoring_time: 'accept' | 'reject' | null;
+    reject_reasons: string[];
+  };
+}
+interface RecipeCase {
+  subtest: string;
+  title: string;
+  response: string;
+  CAfile: string;
+  untrusted: string;
+  no_cert_checks: boolean;
+  issuer_for_rfc6960_check: string | null;
+  rfc6960_verdict_ignoring_time: 'accept' | 'reject';
+}
+interface Manifest {
+  vectors: ManifestVector[];
+  openssl_recipe_cases: RecipeCase[];
+}
+
+const manifest = JSON.parse(readFileSync(path.join(vectorsDir, 'MANIFEST.json'), 'utf8')) as Manifest;
+const read = (file: string) => readFileSync(path.join(vectorsDir, file));
+const firstCert = (file: string | null | undefined): Certificate | undefined =>
+  file ? parseCertificates(read(file))[0] : undefined;
+const vectorById = (id: string): ManifestVector => {
+  const v = manifest.vectors.find((x) => x.id === id);
+  if (!v) throw new Error(`no vector ${id} in MANIFEST.json`);
+  return v;
+};
+/** Non-successful responses carry no producedAt; any instant will do for them. */
+const ERROR_RESPONSE_NOW = new Date('2024-01-01T00:00:00Z');
+const at = (iso: string, deltaMs = 0) => new Date(Date.parse(iso) + deltaMs);
+
+// --- every vector at its producedAt ---------------------------------------------------------------
+
+type Expectation = 'error status' | 'issuer not given' | 'accept' | 'accept but no nextUpdate' | 'reject';
+
+interface VectorCase {
+  name: string;
+  v: ManifestVector;
+  expect: Expectation;
+  /** The SingleResponse the verdict must describe (accepted vectors). */
+  single: ManifestSingle | undefined;
+}
+
+function matchedSingle(v: ManifestVector): ManifestSingle | undefined {
+  const matched = v.checks?.subject_serial_matched_in_responses?.[0];
+  // Without a subject certificate the validator takes the issuer's SingleResponse: these vectors hold one.
+  return v.responses?.[matched ?? 0];
+}
+
+function vectorCase(v: ManifestVector): VectorCase {
+  const single = matchedSingle(v);
+  if (v.responseStatus !== 'successful') {
+    return { name: `${v.id}: ${v.responseStatus} status is invalid`, v, expect: 'error status', single };
+  }
+  const verdict = v.checks?.rfc6960_verdict_ignoring_time ?? null;
+  if (verdict === null) {
+    return { name: `${v.id}: invalid, the issuer is unknown`, v, expect: 'issuer not given', single };
+  }
+  if (verdict === 'reject') {
+    const why = v.checks?.reject_reasons.join('; ') ?? '';
+    return { name: `${v.id}: rejected (${why})`, v, expect: 'reject', single };
+  }
+  const signer = v.checks?.signer === 'issuer' ? 'the issuer' : 'a delegated responder';
+  if (!single?.nextUpdate) {
+    return {
+      name: `${v.id}: RFC 6960 accepts it but it has no nextUpdate, so it is invalid`,
+      v,
+      expect: 'accept but no nextUpdate',
+      single,
+    };
+  }
+  return {
+    name: `${v.id}: valid at producedAt, ${single.certStatus.status}, signed by ${signer}`,
+    v,
+    expect: 'accept',
+    single,
+  };
+}
+
+function validateVector(v: ManifestVector, extra: { hash?: HashName } = {}) {
+  const parsed = parseOcspResponse(read(v.file));
+  const now = v.producedAt ? at(v.producedAt.iso) : ERROR_RESPONSE_NOW;
+  const verdict = validateResponse(parsed, {
+    cert: firstCert(v.subject_cert),
+    issuer: firstCert(v.issuer_cert),
+    now,
+    ...extra,
+  });
+  return { parsed, verdict };
+}
+
+/** openssl's "C = AU, ST = NSW, CN = x" as the product writes names: "CN=x,ST=NSW,C=AU". */
+function fromOpensslName(text: string): string {
+  return text
+    .split(', ')
+    .map((rdn) => rdn.replace(' = ', '='))
+    .reverse()
+    .join(',');
+}
+
+function expectExplanationMatches(v: ManifestVector, parsed: ParsedResponse, verdict: Verdict) {
+  const explained = explainStaple(parsed, verdict);
+  expect(explained.valid).toBe(verdict.valid);
+  expect(explained.responses.map((r) => r.serialNumber)).toEqual(
+    (v.responses ?? []).map((r) => r.certID.serialNumber_hex),
+  );
+  const rid = v.responderId;
+  if (!rid) {
+    expect(explained.responderId).toBeNull();
+  } else if (rid.type === 'byKey') {
+    expect(explained.responderId).toEqual({ type: 'byKey', keyHash: rid.keyHash.toUpperCase() });
+  } else {
+    expect(explained.responderId).toEqual({ type: 'byName', name: fromOpensslName(rid.name_text_openssl) });
+    const parsedRid = parsed.basic?.responderId;
+    expect(parsedRid && 'byName' in parsedRid ? parsedRid.byName.toString('hex') : undefined).toBe(
+      rid.name_der_hex.toLowerCase(),
+    );
+  }
+}
+
+/** The manifest's `checks.signer` as the verdict names it. */
+const SIGNER: Record<string, string> = { issuer: 'issuer', 'embedded[0]': 'delegated' };
+
+const vectorCases = manifest.vectors.map(vectorCase);
+
+describe('validateResponse on every MANIFEST vector, at its producedAt', () => {
+  it('covers every vector of the manifest', () => {
+    expect(vectorCases.length).toBe(manifest.vectors.length);
+    expect(vectorCases.length).toBeGreaterThanOrEqual(50);
+  });
+
+  for (const { name, v, expect: expectation, single } of vectorCases) {
+    it(name, () => {
+      const { parsed, verdict } = validateVector(v);
+      expect(verdict.responseStatus).toBe(v.responseStatus);
+
+      switch (expectation) {
+        case 'error status':
+          expect(verdict.valid).toBe(false);
+          expect(verdict.errors.join('\n')).toContain(v.responseStatus);
+          break;
+        case 'issuer not given':
+          expect(verdict.valid).toBe(false);
+          expect(verdict.errors.join('\n')).toMatch(/issuer certificate not given/);
+          break;
+        case 'reject':
+          expect(verdict.valid).toBe(false);
+          expect(verdict.errors.length).toBeGreaterThan(0);
+          break;
+        case 'accept but no nextUpdate':
+          expect(verdict.valid).toBe(false);
+          expect(verdict.errors.join('\n')).toMatch(/nextUpdate/);
+          break;
+        case 'accept': {
+          // Validation at producedAt also checks time: the window must still be open then.
+          expect(Date.parse(single!.nextUpdate!.iso)).toBeGreaterThan(Date.parse(v.producedAt!.iso));
+          expect(verdict.errors).toEqual([]);
+          expect(verdict.valid).toBe(true);
+          expect(verdict.certStatus).toBe(single!.certStatus.status);
+          expect(verdict.thisUpdate?.getTime()).toBe(Date.parse(single!.thisUpdate.iso));
+          expect(verdict.nextUpdate?.getTime()).toBe(Date.parse(single!.nextUpdate!.iso));
+          expect(verdict.producedAt?.getTime()).toBe(Date.parse(v.producedAt!.iso));
+          const revokedAt = single!.certStatus.revocationTime;
+          expect(verdict.revocationTime?.getTime()).toBe(revokedAt ? Date.parse(revokedAt.iso) : undefined);
+          expect(verdict.signature).toEqual({ valid: true, signer: SIGNER[v.checks?.signer ?? ''] });
+          expect(verdict.responderCert === undefined).toBe(v.checks?.signer === 'issuer');
+          break;
+        }
+      }
+      expectExplanationMatches(v, parsed, verdict);
+    });
+  }
+});
+
+// --- OpenSSL's 80-test_ocsp.t response × issuer cases ---------------------------------------------
+
+interface RecipeTestCase {
+  name: string;
+  responseFile: string;
+  issuerFile: string;
+  producedAt: string;
+  valid: boolean;
+}
+
+function recipeCase(c: RecipeCase, index: number): RecipeTestCase {
+  const responseFile = `openssl-ocsp-tests/${c.response.replace(/\.ors$/, '.der')}`;
+  const vector = manifest.vectors.find((v) => v.file === responseFile);
+  if (!vector?.producedAt)
+    throw new Error(`recipe case ${index + 1}: no vector with producedAt for ${responseFile}`);
+  const valid = c.rfc6960_verdict_ignoring_time === 'accept';
+  const extras = [c.untrusted && `untrusted ${c.untrusted}`, c.no_cert_checks && '-no_cert_checks']
+    .filter(Boolean)
+    .join(', ');
+  return {
+    name: `${index + 1}. ${c.subtest}: ${c.title}, CAfile ${c.CAfile}${extras ? ` (${extras})` : ''} → ${valid ? 'valid' : 'invalid'}`,
+    responseFile,
+    issuerFile: c.issuer_for_rfc6960_check ?? `openssl-ocsp-tests/${c.CAfile}`,
+    producedAt: vector.producedAt.iso,
+    valid,
+  };
+}
+
+const recipeCases = manifest.openssl_recipe_cases.map(recipeCase);
+
+describe('validateResponse on the openssl 80-test_ocsp.t cases, at producedAt', () => {
+  it('covers all 58 recipe cases', () => {
+    expect(recipeCases.length).toBe(58);
+  });
+
+  for (const { name, responseFile, issuerFile, producedAt, valid } of recipeCases) {
+    it(name, () => {
+      const verdict = validateResponse(parseOcspResponse(read(responseFile)), {
+        issuer: firstCert(issuerFile),
+        now: new Date(producedAt),
+      });
+      expect(verdict.valid, verdict.errors.join('; ')).toBe(valid);
+      expect(verdict.errors.length === 0).toBe(valid);
+    });
+  }
+});
+
+// --- time window, wrong certificate, CertID hash ---------------------------------------------------
+
+const MINUTE = 60_000;
+
+describe('validateResponse time checks around a valid vector', () => {
+  const timeVectors = ['openssl/ND1', 'openssl/D1', 'aws-lc/ocsp_response'];
+  const cases = timeVectors.flatMap((id) => {
+    const v = vectorById(id);
+    const single = matchedSingle(v)!;
+    const thisUpdate = single.thisUpdate.iso;
+    const nextUpdate = single.nextUpdate!.iso;
+    return [
+      { name: `${id}: 1 s after nextUpdate is expired`, v, now: at(nextUpdate, 1000), error: /expired/ },
+      { name: `${id}: exactly at nextUpdate is expired`, v, now: at(nextUpdate), error: /expired/ },
+      { name: `${id}: 1 s before nextUpdate is valid`, v, now: at(nextUpdate, -1000), error: null },
+      {
+        name: `${id}: 10 min before thisUpdate (beyond the 5 min skew) is in the future`,
+        v,
+        now: at(thisUpdate, -10 * MINUTE),
+        error: /future/,
+      },
+      {
+        name: `${id}: 4 min before thisUpdate (within the skew) is valid`,
+        v,
+        now: at(thisUpdate, -4 * MINUTE),
+        error: null,
+      },
+    ];
+  });
+
+  for (const { name, v, now, error } of cases) {
+    it(name, () => {
+      const verdict = validateResponse(parseOcspResponse(read(v.file)), {
+        cert: firstCert(v.subject_cert),
+        issuer: firstCert(v.issuer_cert),
+        now,
+      });
+      if (error) {
+        expect(verdict.valid).toBe(false);
+        expect(verdict.errors).toHaveLength(1);
+        expect(verdict.errors[0]).toMatch(error);
+      } else {
+        expect(verdict.errors).toEqual([]);
+        expect(verdict.valid).toBe(true);
+      }
+    });
+  }
+
+  it('a wider skew accepts 10 min before thisUpdate', () => {
+    const v = vectorById('openssl/ND1');
+    const verdict = validateResponse(parseOcspResponse(read(v.file)), {
+      cert: firstCert(v.subject_cert),
+      issuer: firstCert(v.issuer_cert),
+      now: at(matchedSingle(v)!.thisUpdate.iso, -10 * MINUTE),
+      skewMs: 15 * MINUTE,
+    });
+    expect(verdict.valid).toBe(true);
+  });
+});
+
+describe('validateResponse CertID matching', () => {
+  it('aws-lc ocsp_response for a different certificate of the same issuer (ecdsa_cert) is invalid', () => {
+    const v = vectorById('aws-lc/ocsp_response');
+    const other = firstCert('aws-lc-s2n/ecdsa_cert.pem')!;
+    const issuer = firstCert(v.issuer_cert)!;
+    expect(other.issuerDer.equals(issuer.subjectDer)).toBe(true);
+    const verdict = validateResponse(parseOcspResponse(read(v.file)), {
+      cert: other,
+      issuer,
+      now: at(v.producedAt!.iso),
+    });
+    expect(verdict.valid).toBe(false);
+    expect(verdict.certStatus).toBeUndefined();
+    expect(verdict.errors.join('\n')).toMatch(/no SingleResponse matches/);
+  });
+
+  const hashCases: Array<{ name: string; hash: HashName; valid: boolean }> = [
+    { name: 'a SHA-256 CertID required as sha1 matches nothing', hash: 'sha1', valid: false },
+    { name: 'a SHA-256 CertID required as sha256 is valid', hash: 'sha256', valid: true },
+  ];
+  for (const { name, hash, valid } of hashCases) {
+    it(`aws-lc/ocsp_response_sha256: ${name}`, () => {
+      const { verdict } = validateVector(vectorById('aws-lc/ocsp_response_sha256'), { hash });
+      expect(verdict.valid).toBe(valid);
+      if (valid) expect(verdict.errors).toEqual([]);
+      else expect(verdict.errors.join('\n')).toMatch(/no SingleResponse matches/);
+    });
+  }
+});
