@@ -73,7 +73,8 @@ describe('test helpers: makeTestPki + startOpensslResponder', () => {
   it('revoked leaf → revoked, keyCompromise', async () => {
     const out = await query('revoked', delegated.url);
     expect(out).toMatch(/revoked\.pem: revoked/);
-    expect(out).toContain('Key Compromise');
+    // OpenSSL 3.0 prints the reason as "keyCompromise", not "Key Compromise".
+    expect(out).toContain('Revocation Reason: keyCompromise (0x1)');
     expect(out).toContain('Response verify OK');
   });
 

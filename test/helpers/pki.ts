@@ -16,7 +16,15 @@ import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
 
-export const LEAF_NAMES = ['good', 'revoked', 'unknownToCa', 'expired', 'mustStaple', 'noOcsp', 'ec'] as const;
+export const LEAF_NAMES = [
+  'good',
+  'revoked',
+  'unknownToCa',
+  'expired',
+  'mustStaple',
+  'noOcsp',
+  'ec',
+] as const;
 export type LeafName = (typeof LEAF_NAMES)[number];
 
 export interface CertAndKey {
@@ -96,7 +104,10 @@ export async function freePort(): Promise<number> {
 
 /** `openssl ca -startdate/-enddate` format: YYYYMMDDHHMMSSZ (GeneralizedTime). */
 function caDate(d: Date): string {
-  return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** Values are pasted into an openssl config file; refuse anything its parser would reinterpret. */
@@ -224,11 +235,12 @@ default_ca = int_ca
 ${caSection('root_ca', 'root-index.txt', 'root-serial', 'root.pem', 'root.key.pem')}
 ${caSection('int_ca', 'index.txt', 'serial', 'intermediate.pem', 'intermediate.key.pem')}
 ${caSection('int_unlisted', 'unlisted-index.txt', 'serial', 'intermediate.pem', 'intermediate.key.pem')}
+# Field order here is the subject DN order of issued certificates.
 [ policy_any ]
-commonName             = supplied
+countryName            = optional
 organizationName       = optional
 organizationalUnitName = optional
-countryName            = optional
+commonName             = supplied
 
 [ ext_root ]
 basicConstraints       = critical, CA:TRUE
@@ -276,19 +288,59 @@ ${leafSpecs.map(leafExt).join('\n\n')}
       const key = p(`${name}.key.pem`);
       const keyArgs =
         keyType === 'ec'
-          ? ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-pkeyopt', 'ec_param_enc:named_curve']
+          ? [
+              '-algorithm',
+              'EC',
+              '-pkeyopt',
+              'ec_paramgen_curve:P-256',
+              '-pkeyopt',
+              'ec_param_enc:named_curve',
+            ]
           : ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'];
       await openssl(['genpkey', ...keyArgs, '-out', key]);
-      await openssl(['req', '-new', '-config', config, '-key', key, '-subj', `/O=ocsp-renewer tests/CN=${cn}`, '-out', p(`${name}.csr`)]);
+      await openssl([
+        'req',
+        '-new',
+        '-config',
+        config,
+        '-key',
+        key,
+        '-subj',
+        `/O=ocsp-renewer tests/CN=${cn}`,
+        '-out',
+        p(`${name}.csr`),
+      ]);
     }),
   );
 
   // --- signing: sequential, the CA databases are not safe for concurrent writers ------------------
-  const sign = async (caName: string, name: string, ext: string, start: string, end: string, extra: string[] = []) => {
+  const sign = async (
+    caName: string,
+    name: string,
+    ext: string,
+    start: string,
+    end: string,
+    extra: string[] = [],
+  ) => {
     await openssl([
-      'ca', '-batch', '-notext', '-config', config, '-name', caName,
-      '-extensions', ext, '-startdate', start, '-enddate', end,
-      '-in', p(`${name}.csr`), '-out', p(`${name}.pem`), ...extra,
+      'ca',
+      '-batch',
+      '-notext',
+      '-config',
+      config,
+      '-name',
+      caName,
+      '-extensions',
+      ext,
+      '-startdate',
+      start,
+      '-enddate',
+      end,
+      '-in',
+      p(`${name}.csr`),
+      '-out',
+      p(`${name}.pem`),
+      ...extra,
     ]);
   };
   await sign('root_ca', 'root', 'ext_root', caFrom, caUntil, ['-selfsign', '-keyfile', p('root.key.pem')]);
@@ -296,7 +348,17 @@ ${leafSpecs.map(leafExt).join('\n\n')}
   await sign('int_ca', 'signer', 'ext_signer', validFrom, leafUntil);
   await sign('int_ca', 'signerNoEku', 'ext_signerNoEku', validFrom, leafUntil);
   for (const s of leafSpecs) await sign(s.caName, s.name, `ext_${s.name}`, s.startdate, s.enddate);
-  await openssl(['ca', '-config', config, '-name', 'int_ca', '-revoke', p('revoked.pem'), '-crl_reason', 'keyCompromise']);
+  await openssl([
+    'ca',
+    '-config',
+    config,
+    '-name',
+    'int_ca',
+    '-revoke',
+    p('revoked.pem'),
+    '-crl_reason',
+    'keyCompromise',
+  ]);
 
   // --- derived files --------------------------------------------------------------------------------
   const rootPem = await readFile(p('root.pem'), 'utf8');
