@@ -1,5 +1,5 @@
 import { DEFAULT_HTTP, type HttpOptions } from './adapters/http.js';
-import { privateRespondersAllowed } from './adapters/ssrf-guard.js';
+import { ALLOW_PRIVATE_ENV, privateRespondersAllowed } from './adapters/ssrf-guard.js';
 import { normalisePrefix } from './adapters/s3.js';
 import type { HashName } from './core/der.js';
 import { DEFAULT_NAMING, type NamingOptions } from './core/ports.js';
@@ -82,7 +82,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfi
     http: {
       ...DEFAULT_HTTP,
       timeoutMs: num('HTTP_TIMEOUT_SECONDS', DEFAULT_HTTP.timeoutMs / 1000, (n) => n > 0) * 1000,
-      allowPrivate: privateRespondersAllowed(),
+      // Read from the env given (the handler's injected env), not only from process.env.
+      allowPrivate: privateRespondersAllowed(['1', 'true', 'yes'].includes(env[ALLOW_PRIVATE_ENV] ?? '')),
     },
   };
 }

@@ -59,7 +59,11 @@ export function httpRequest(
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > options.maxBytes) {
-            req.destroy(new HttpError(`response body exceeds ${options.maxBytes} bytes`));
+            // Reject first: when the whole body is already in, destroy() dumps it and 'end' follows.
+            const err = new HttpError(`response body exceeds ${options.maxBytes} bytes`);
+            clearTimeout(timer);
+            reject(err);
+            req.destroy(err);
             return;
           }
           chunks.push(chunk);

@@ -196,12 +196,12 @@ function tlsFeatures(ext: pkijs.Extension): number[] {
  * file holds no certificate or a certificate block does not parse.
  */
 export function parseCertificates(bytes: Uint8Array): Certificate[] {
-  if (!looksLikePem(bytes)) return [new Certificate(bytes)];
+  if (!looksLikePem(bytes)) return [certificateFromDer(bytes)];
   const certs = pemBlocks(Buffer.from(bytes).toString('latin1'))
     .filter((block) => block.label === 'CERTIFICATE' || block.label === 'X509 CERTIFICATE')
     .map((block, index) => {
       try {
-        return new Certificate(block.der);
+        return certificateFromDer(block.der);
       } catch (err) {
         throw new Error(`certificate block ${index + 1} does not parse: ${(err as Error).message}`, {
           cause: err,
@@ -210,6 +210,29 @@ export function parseCertificates(bytes: Uint8Array): Certificate[] {
     });
   if (certs.length === 0) throw new Error('no CERTIFICATE block found');
   return certs;
+}
+
+/**
+ * A parsed certificate, shared by every bundle that carries the same bytes: the intermediate in
+ * ten thousand bundles is parsed once (pkijs parsing costs ~2 ms a certificate). Certificate
+ * objects are immutable, so sharing them is safe.
+ */
+export function certificateFromDer(der: Uint8Array): Certificate {
+  const key = Buffer.from(der).toString('base64');
+  let cert = parsedCache.get(key);
+  if (!cert) {
+    cert = new Certificate(der);
+    if (parsedCache.size >= PARSED_CACHE_SIZE) parsedCache.delete(parsedCache.keys().next().value!);
+  } else parsedCache.delete(key); // re-insert below: most recently used last
+  parsedCache.set(key, cert);
+  return cert;
+}
+const PARSED_CACHE_SIZE = 512;
+const parsedCache = new Map<string, Certificate>();
+
+/** Empties the parsed-certificate cache (benchmarks measure cold parsing with it). */
+export function clearCertificateCache(): void {
+  parsedCache.clear();
 }
 
 /**
