@@ -1,0 +1,231 @@
+/**
+ * `npm run demo`: the whole product on loopback, no AWS account, in well under a minute.
+ *
+ * A demo PKI (root → intermediate → leaves, a delegated OCSP signer) is made with openssl; an
+ * `openssl ocsp` responder and a local S3 server (s3rver) start on loopback; the certificates are
+ * uploaded; the Lambda handler runs a scheduled renewal; the host pull script installs the staples
+ * with the aws CLI and checks them with openssl; `openssl s_server` staples one; and
+ * `openssl s_client -status` shows that a client receives a successful, good OCSP response.
+ * Everything is torn down at the end, and the exit code says whether it all worked.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { formatRunReport } from '../../lambda/core/explain.js';
+import { createHandler } from '../../lambda/handler.js';
+import { startOpensslResponder } from '../helpers/openssl-responder.js';
+import { freePort, makeTestPki } from '../helpers/pki.js';
+import { startS3Server } from '../helpers/s3-server.js';
+
+const exec = promisify(execFile);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BUCKET = 'ocsp-demo';
+
+export interface DemoResult {
+  ok: boolean;
+  renewed: number;
+  installed: string[];
+  clientStatus: string;
+  seconds: number;
+}
+
+/** Debian's aws CLI v2 when present, else whatever `aws` is on PATH (v1 works too). */
+export function findAwsCli(): string | undefined {
+  if (existsSync('/usr/bin/aws')) return '/usr/bin/aws';
+  const onPath = (process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'aws'));
+  return onPath.find((p) => existsSync(p));
+}
+
+export async function runDemo(say: (line: string) => void = console.log): Promise<DemoResult> {
+  const started = Date.now();
+  const step = (text: string) => say(`\n== ${text} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  const aws = findAwsCli();
+  if (!aws) throw new Error('the demo needs the aws CLI (Debian: apt-get install awscli)');
+  const cleanups: Array<() => Promise<unknown>> = [];
+  try {
+    step('making a demo PKI with openssl');
+    const pki = await makeTestPki();
+    cleanups.push(() => pki.cleanup());
+    say(`root → intermediate → leaves good, revoked, noOcsp, mustStaple; delegated OCSP signer (${pki.dir})`);
+
+    step('starting an openssl OCSP responder and a local S3 server on loopback');
+    const responder = await startOpensslResponder({
+      index: pki.index,
+      ca: pki.intermediate.cert,
+      rsigner: pki.signer.cert,
+      rkey: pki.signer.key,
+      port: pki.ocspPort,
+    });
+    cleanups.push(() => responder.stop());
+    const s3 = await startS3Server({ buckets: [BUCKET] });
+    cleanups.push(() => s3.stop());
+    say(`OCSP responder ${responder.url}, S3 ${s3.endpoint}`);
+
+    step('uploading certificates to s3://ocsp-demo/certs/');
+    const client = s3.client();
+    const uploads: Array<[string, string]> = [
+      ['certs/web/good.pem', pki.leaves.good.bundle], // leaf + intermediate + its private key (ignored)
+      ['certs/web/mustStaple.pem', pki.leaves.mustStaple.bundle],
+      ['certs/mail/revoked.pem', pki.leaves.revoked.bundle],
+      ['certs/legacy/noOcsp.pem', pki.leaves.noOcsp.bundle],
+    ];
+    for (const [key, file] of uploads) {
+      await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: await readFile(file) }));
+      say(`  ${key}`);
+    }
+
+    step('running the Lambda handler: {"mode":"scheduled"}');
+    const env = {
+      ...process.env,
+      ...s3.env,
+      BUCKET,
+      OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1', // the demo responder is on loopback
+    };
+    const handler = createHandler({ env, s3: client, log: () => undefined });
+    const report = await handler({ mode: 'scheduled' });
+    say(formatRunReport(report));
+
+    step('pulling staples with host/pull-staples.sh (aws CLI + openssl checks)');
+    const work = await mkdtemp(path.join(tmpdir(), 'ocsp-demo-host-'));
+    cleanups.push(() => rm(work, { recursive: true, force: true }));
+    const dest = path.join(work, 'staples');
+    const pull = await exec(
+      'sh',
+      [
+        path.join(root, 'host', 'pull-staples.sh'),
+        '--bucket',
+        BUCKET,
+        '--dest',
+        dest,
+        '--endpoint-url',
+        s3.endpoint,
+        '--aws-cli',
+        aws,
+        '--issuer',
+        pki.intermediate.cert,
+        '--ca-file',
+        pki.chain,
+        '--reload',
+        'echo "reload: $OCSP_INSTALLED"',
+      ],
+      { env: { ...env } },
+    ).catch((err: { stdout?: string; stderr?: string; code?: number }) => err);
+    say(`${pull.stdout ?? ''}${pull.stderr ?? ''}`.trim());
+    const installed = ['web/good.ocsp', 'web/mustStaple.ocsp', 'mail/revoked.ocsp'].filter((f) =>
+      existsSync(path.join(dest, f)),
+    );
+
+    step('serving web/good.ocsp with openssl s_server; asking with openssl s_client -status');
+    const port = await freePort();
+    const server = spawn(
+      'openssl',
+      [
+        's_server',
+        '-accept',
+        `127.0.0.1:${port}`,
+        '-cert',
+        pki.leaves.good.cert,
+        '-key',
+        pki.leaves.good.key,
+        '-cert_chain',
+        pki.intermediate.cert,
+        '-status_file',
+        path.join(dest, 'web', 'good.ocsp'),
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    cleanups.push(async () => {
+      if (server.exitCode === null) server.kill('SIGKILL');
+    });
+    await waitForAccept(server);
+    const clientOut = await sClient(['-connect', `127.0.0.1:${port}`, '-status', '-CAfile', pki.root.cert]);
+    const responseStatus = /OCSP Response Status: (\w+)/.exec(clientOut)?.[1] ?? 'none';
+    const certStatus = /Cert Status: (\w+)/.exec(clientOut)?.[1] ?? 'none';
+    const verified = /Verify return code: 0 \(ok\)/.test(clientOut);
+    say(
+      `client: OCSP Response Status: ${responseStatus}; Cert Status: ${certStatus}; TLS verify ${verified ? 'ok' : 'FAILED'}`,
+    );
+
+    const ok =
+      report.counts.renewed >= 3 &&
+      installed.includes('web/good.ocsp') &&
+      !installed.includes('mail/revoked.ocsp') &&
+      responseStatus === 'successful' &&
+      certStatus === 'good' &&
+      verified;
+    const seconds = (Date.now() - started) / 1000;
+    step('summary');
+    say(
+      [
+        `Lambda run: ${report.counts.renewed} renewed, ${report.counts.skipped} skipped (no OCSP URL), ${report.revoked} revoked`,
+        `pull script installed: ${installed.join(', ') || 'nothing'} (the revoked staple was kept out)`,
+        `TLS client received a stapled OCSP response: ${responseStatus}, ${certStatus}`,
+        `${ok ? 'DEMO OK' : 'DEMO FAILED'} in ${seconds.toFixed(1)} s`,
+      ].join('\n'),
+    );
+    return {
+      ok,
+      renewed: report.counts.renewed,
+      installed,
+      clientStatus: `${responseStatus}/${certStatus}`,
+      seconds,
+    };
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  }
+}
+
+/** `openssl s_client …` with stdin closed, so it exits after the handshake. */
+function sClient(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', ['s_client', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('error', reject);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+    child.stdin.end();
+  });
+}
+
+/** s_server prints ACCEPT once it listens (a probe connection would be served as a client). */
+function waitForAccept(server: ReturnType<typeof spawn>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`s_server did not start: ${seen}`)), 5_000);
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes('ACCEPT')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    server.stdout?.on('data', onData);
+    server.stderr?.on('data', (chunk: Buffer) => (seen += chunk.toString()));
+    server.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`s_server exited (${code}): ${seen}`));
+    });
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  runDemo().then(
+    (r) => {
+      process.exitCode = r.ok ? 0 : 1;
+    },
+    (err: unknown) => {
+      console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+    },
+  );
+}
