@@ -49,7 +49,7 @@ export interface RunReport {
   finishedAt: string;
   dryRun: boolean;
   counts: Record<Action, number>;
-  /** Certificates marked revoked by their responder in this run (published or withheld). */
+  /** Certificates whose responder says revoked (staple published, withheld, or stored earlier). */
   revoked: number;
   /** The least validity left over all staples seen, in hours (undefined when there are none). */
   leastValidityHours: number | undefined;
@@ -71,8 +71,14 @@ export interface CertState {
   responderNotAfter?: string;
   certStatus?: CertStatus;
   nextDue?: string;
+  /** The last reported action and reason, replayed by quiet runs. */
+  action?: Action;
+  reason?: string;
 }
 export type RunState = Map<string, CertState>;
+
+/** nextDue of a certificate that will not be due until its file changes. */
+const NEVER = '9999-12-31T00:00:00.000Z';
 
 /** Sends one DER OCSP request to one responder URL. */
 export type Transport = (url: string, requestDer: Buffer) => Promise<{ der: Buffer; maxAgeSec?: number }>;
@@ -158,6 +164,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
 
   const stapleTags = deps.trustState && deps.store.list ? await listStaples(deps.store) : undefined;
   const notReached: string[] = [];
+  const replayed = new WeakSet<CertResult>();
   const limit = pLimit(options.concurrency ?? 8);
   const settled = await Promise.all(
     objects.map((object) =>
@@ -172,7 +179,23 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   );
   const results = settled.filter((r): r is CertResult => r !== undefined);
 
+  /** One certificate, with its outcome remembered so a quiet run can replay it. */
   async function renewOne(object: CertificateObject): Promise<CertResult> {
+    const row = await renewCertificate(object);
+    if (!replayed.has(row)) {
+      const entry: CertState = state.get(object.key) ?? { failures: 0 };
+      entry.certTag = object.tag;
+      entry.action = row.action;
+      entry.reason = row.reason;
+      if (row.certStatus) entry.certStatus = row.certStatus;
+      // Skipped certificates (no OCSP URL, expired) stay skipped until the file changes.
+      entry.nextDue = row.nextDue ?? (row.action === 'skipped' ? NEVER : undefined);
+      if (row.action !== 'due') state.set(object.key, entry);
+    }
+    return row;
+  }
+
+  async function renewCertificate(object: CertificateObject): Promise<CertResult> {
     const name = object.key;
     const staple = stapleKeyFor(name, naming);
     const now = deps.clock();
@@ -189,16 +212,25 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       prev.certTag === object.tag &&
       prev.stapleTag === stapleTags.get(staple)
     ) {
-      return {
+      // Replays the last verdict: a failing certificate stays failed, a withheld one stays loud.
+      const action = prev.action ?? 'fresh';
+      const row: CertResult = {
         name,
         staple,
-        action: prev.failures > 0 ? 'failed' : 'fresh',
-        reason: prev.failures > 0 ? `backing off: ${prev.lastError ?? 'earlier failure'}` : 'fresh',
+        action: action === 'renewed' ? 'fresh' : action,
+        reason:
+          action === 'failed'
+            ? `backing off: ${prev.lastError ?? 'earlier failure'}`
+            : action === 'renewed'
+              ? 'fresh'
+              : (prev.reason ?? 'fresh'),
         ...(prev.certStatus ? { certStatus: prev.certStatus } : {}),
         ...(prev.thisUpdate ? { thisUpdate: prev.thisUpdate } : {}),
         ...(prev.nextUpdate ? { nextUpdate: prev.nextUpdate } : {}),
         nextDue: prev.nextDue,
       };
+      replayed.add(row);
+      return row;
     }
     try {
       const bytes = await step('source', name, 'cannot read', () => deps.source.read(name));
@@ -308,7 +340,8 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         action = replace.action;
         reason = replace.reason;
       }
-      const kept = action === 'withheld' ? existing : verdict;
+      // What is stored now: the new staple if it was written, else the old one.
+      const kept = replace.replace ? verdict : existing;
       const newFacts = kept?.valid ? { ...factsOf(kept, prev), maxAgeUntil } : undefined;
       const next = decideRefresh({ key: name, staple: newFacts, now: fetchedAt, policy: options.policy });
       state.set(name, {
@@ -323,7 +356,8 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         ...base,
         action,
         reason,
-        ...times(verdict),
+        // A withheld revocation shows the revoked response; otherwise the staple that is stored.
+        ...times(action === 'withheld' ? verdict : kept),
         nextDue: next.nextDue.toISOString(),
       };
     } catch (err) {
@@ -398,7 +432,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
     finishedAt: finishedAt.toISOString(),
     dryRun: options.dryRun === true,
     counts,
-    revoked: results.filter((r) => r.certStatus === 'revoked' && r.action !== 'fresh').length,
+    revoked: results.filter((r) => r.certStatus === 'revoked').length,
     leastValidityHours: validities.length ? Math.min(...validities) : undefined,
     results,
     notReached,
