@@ -5,6 +5,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { FsCertificateSource, FsStapleStore, writeFileAtomic } from './adapters/filesystem.js';
 import { makeS3Client, parseS3Url, S3CertificateSource, S3StapleStore } from './adapters/s3.js';
 import { SecretsManagerCertificateSource } from './adapters/secrets-manager.js';
+import { fileStateBlob, StateStore } from './adapters/state-store.js';
 import { DEFAULT_HTTP, type HttpOptions } from './adapters/http.js';
 import { privateRespondersAllowed } from './adapters/ssrf-guard.js';
 import { httpIssuerDownload, httpTransport } from './adapters/transport.js';
@@ -31,6 +32,9 @@ import { runDaemon } from './daemon.js';
 export const EXIT = { ok: 0, failed: 1, usage: 2, notGood: 3 } as const;
 
 class UsageError extends Error {}
+
+/** The CLI's state file in the staples directory (dot-named: never listed as a certificate). */
+export const STATE_FILE = '.ocsp-renewer-state.json';
 
 const HELP = `ocsp-renewer — keep OCSP staples fresh
 
@@ -197,18 +201,28 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
   }
   const http = httpOptions(values);
   const issuerPool = typeof values.issuers === 'string' ? await loadIssuerDir(values.issuers) : undefined;
+  const staplesAt = typeof values.staples === 'string' ? values.staples : values.certs;
+  // Backoff, max-age and outcomes survive one-shot (cron) runs in a state file beside the staples.
+  const stateStore = staplesAt.includes('://')
+    ? undefined
+    : new StateStore(fileStateBlob(path.join(staplesAt, STATE_FILE)), (e) => io.err(JSON.stringify(e)));
+  const state = (await stateStore?.load()) ?? new Map();
+  const dryRun = values['dry-run'] === true;
+  const saveState = async () => {
+    if (stateStore && !dryRun) await stateStore.save(state, new Date());
+  };
   const deps: RunDeps = {
     source: certificateSourceFor(values.certs, naming),
-    store: stapleStoreFor(typeof values.staples === 'string' ? values.staples : values.certs),
+    store: stapleStoreFor(staplesAt),
     transport: httpTransport(http),
     downloadIssuer: cachedDownload(httpIssuerDownload(http)),
     issuerPool,
     clock: () => new Date(),
-    state: new Map(),
+    state,
   };
   const options: RunOptions = {
     force: values.force === true,
-    dryRun: values['dry-run'] === true,
+    dryRun,
     onRevoked,
     hash: hashOption(values.hash),
     nonce: values.nonce === true,
@@ -222,12 +236,16 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
   if (values.persist) {
     await runDaemon(deps, options, {
       watchIntervalMs: positiveInt(values['watch-interval'], '--watch-interval', 30) * 1000,
-      onReport: print,
+      onReport: (report) => {
+        print(report);
+        saveState().catch((err: unknown) => io.err(`cannot save state: ${errorMessage(err)}`));
+      },
       log: io.err,
     });
     return EXIT.ok;
   }
   const report = await run(deps, options);
+  await saveState();
   print(report);
   return report.counts.failed > 0 ? EXIT.failed : EXIT.ok;
 }

@@ -47,8 +47,13 @@ export async function runDaemon(deps: RunDeps, options: RunOptions, daemon: Daem
     while (!stopping) {
       try {
         listing = await snapshot();
-        const report = await run(deps, { ...options, force: forceNext });
+        // Take the force flag before the run: a SIGUSR2 during the run asks for another one.
+        const force = forceNext;
         forceNext = false;
+        const report = await run(deps, { ...options, force }).catch((err: unknown) => {
+          forceNext ||= force;
+          throw err;
+        });
         daemon.onReport(report);
         const now = deps.clock().getTime();
         const dues = report.results

@@ -3,7 +3,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { CombinedCertificateSource } from './adapters/combined-source.js';
 import { makeS3Client, S3CertificateSource, S3StapleStore } from './adapters/s3.js';
-import { S3StateStore } from './adapters/s3-state.js';
+import { s3StateBlob, StateStore } from './adapters/state-store.js';
 import { SecretsManagerCertificateSource } from './adapters/secrets-manager.js';
 import { httpIssuerDownload, httpTransport } from './adapters/transport.js';
 import { configFromEnv } from './config.js';
@@ -52,7 +52,9 @@ export function createHandler(deps: HandlerDeps = {}) {
       );
     }
     const source = sources.length === 1 ? sources[0]! : new CombinedCertificateSource(sources);
-    const stateStore = new S3StateStore(s3, config.bucket, config.stateKey, (e) => log(JSON.stringify(e)));
+    const stateStore = new StateStore(s3StateBlob(s3, config.bucket, config.stateKey), (e) =>
+      log(JSON.stringify(e)),
+    );
     const state = await stateStore.load();
 
     const keys = request.keys ? new Set(request.keys) : undefined;

@@ -79,6 +79,8 @@ export interface DueDecision {
   reason: string;
   /** When it will next be due (now when due). */
   nextDue: Date;
+  /** Not due only because earlier failures are backing off: the renewal is still failing. */
+  backingOff?: boolean;
 }
 
 export function decideRefresh(input: DueInput): DueDecision {
@@ -97,6 +99,7 @@ export function decideRefresh(input: DueInput): DueDecision {
         due: false,
         reason: `${reason}; backing off after ${failures!.consecutive} failures`,
         nextDue: at(backoffUntil),
+        backingOff: true,
       };
     }
     return { due: true, reason, nextDue: now };
@@ -118,6 +121,7 @@ export function decideRefresh(input: DueInput): DueDecision {
     return {
       due: false,
       reason: `backing off after ${failures!.consecutive} failures`,
+      backingOff: true,
       nextDue: capped(Math.max(backoffUntil, refreshPoint)),
     };
   }

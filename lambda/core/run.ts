@@ -287,8 +287,11 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         return {
           name,
           staple,
-          action: 'fresh',
-          reason: decision.reason,
+          // Still failing, only waiting out the backoff: say so, with the last error.
+          action: decision.backingOff ? 'failed' : 'fresh',
+          reason: decision.backingOff
+            ? `${decision.reason}: ${prev.lastError ?? 'earlier failure'}`
+            : decision.reason,
           ...times(existing),
           nextDue: decision.nextDue.toISOString(),
           mustStaple,

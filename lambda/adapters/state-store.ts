@@ -1,0 +1,116 @@
+import { readFile } from 'node:fs/promises';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { CertState, RunState } from '../core/run.js';
+import { writeFileAtomic } from './filesystem.js';
+import { getObject } from './s3.js';
+
+const VERSION = 1;
+
+interface StateDocument {
+  version: number;
+  savedAt: string;
+  certs: Record<string, CertState>;
+}
+
+/** Where the state document lives: an S3 object or a file. */
+export interface StateBlob {
+  readonly description: string;
+  read(): Promise<Buffer | undefined>;
+  write(body: Buffer): Promise<void>;
+}
+
+/**
+ * The run state as one JSON document: per certificate its change tag, the staple's tag and
+ * validity, the next due time, consecutive failures, the last error and outcome. It is a cache:
+ * missing or unreadable, it is rebuilt from the certificates and staples by the next run, and a
+ * staple whose tag differs from the recorded one is always read again. It is written only when
+ * it changed, so a quiet run writes nothing.
+ */
+export class StateStore {
+  private loadedJson: string | undefined;
+
+  constructor(
+    private readonly blob: StateBlob,
+    private readonly log: (event: Record<string, unknown>) => void = () => undefined,
+  ) {}
+
+  async load(): Promise<RunState> {
+    let body: Buffer | undefined;
+    try {
+      body = await this.blob.read();
+    } catch (err) {
+      this.log({
+        level: 'warn',
+        msg: 'state unreadable; rebuilding',
+        state: this.blob.description,
+        error: String(err),
+      });
+      return new Map();
+    }
+    if (!body) return new Map();
+    try {
+      const doc = JSON.parse(body.toString('utf8')) as StateDocument;
+      if (doc.version !== VERSION || typeof doc.certs !== 'object' || doc.certs === null) {
+        throw new Error(`unexpected state version ${String(doc.version)}`);
+      }
+      const state: RunState = new Map(Object.entries(doc.certs).filter(([, v]) => isCertState(v)));
+      this.loadedJson = serialise(state);
+      return state;
+    } catch (err) {
+      this.log({
+        level: 'warn',
+        msg: 'state corrupt; rebuilding',
+        state: this.blob.description,
+        error: String(err),
+      });
+      return new Map();
+    }
+  }
+
+  /** Writes the state when it changed since load; returns whether it wrote. */
+  async save(state: RunState, now: Date): Promise<boolean> {
+    const json = serialise(state);
+    if (json === this.loadedJson) return false;
+    const doc = `{"version":${VERSION},"savedAt":${JSON.stringify(now.toISOString())},"certs":${json}}`;
+    await this.blob.write(Buffer.from(doc));
+    this.loadedJson = json;
+    return true;
+  }
+}
+
+function serialise(state: RunState): string {
+  return JSON.stringify(Object.fromEntries([...state].sort(([a], [b]) => a.localeCompare(b))));
+}
+
+function isCertState(value: unknown): value is CertState {
+  return typeof value === 'object' && value !== null && typeof (value as CertState).failures === 'number';
+}
+
+/** The state as an S3 object (the Lambda's `state/state.json`). */
+export function s3StateBlob(s3: S3Client, bucket: string, key: string): StateBlob {
+  return {
+    description: `s3://${bucket}/${key}`,
+    read: async () => (await getObject(s3, bucket, key))?.body,
+    write: async (body) => {
+      await s3.send(
+        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }),
+      );
+    },
+  };
+}
+
+/** The state as a file (the CLI keeps `.ocsp-renewer-state.json` in the staples directory). */
+export function fileStateBlob(file: string): StateBlob {
+  return {
+    description: file,
+    read: async () => {
+      try {
+        return await readFile(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+    },
+    write: (body) => writeFileAtomic(file, body),
+  };
+}
