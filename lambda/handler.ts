@@ -34,7 +34,9 @@ export function createHandler(deps: HandlerDeps = {}) {
     event: unknown,
     context?: Pick<Context, 'getRemainingTimeInMillis'>,
   ): Promise<RunReport> {
-    const log = deps.log ?? ((line: string) => console.log(line));
+    // Straight to stdout: with the Lambda's JSON log format, console.log would wrap the line in
+    // {"message": …} and CloudWatch would not see the EMF metrics' top-level _aws key.
+    const log = deps.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
     const config = configFromEnv(deps.env ?? process.env);
     const request = parseEvent(event, config.certsPrefix, config.naming);
     const clock = deps.clock ?? (() => new Date());

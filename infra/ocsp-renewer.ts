@@ -1,0 +1,461 @@
+import {
+  ArnFormat,
+  Duration,
+  RemovalPolicy,
+  SecretValue,
+  Stack,
+  TimeZone,
+  Validations,
+  type CfnResource,
+} from 'aws-cdk-lib';
+import {
+  Alarm,
+  ComparisonOperator,
+  Metric,
+  Stats,
+  TreatMissingData,
+  type IMetric,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { AccessKey, ManagedPolicy, PolicyStatement, Role, ServicePrincipal, User } from 'aws-cdk-lib/aws-iam';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { BlockPublicAccess, Bucket, BucketEncryption, EventType, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { LambdaDestination } from 'aws-cdk-lib/aws-s3-notifications';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct, type IConstruct } from 'constructs';
+import { RenewerFunction } from './renewer-function.js';
+import { scheduleIntervalMinutes } from './schedule-interval.js';
+
+export type HostAccess = 'policy' | 'policy-and-user' | 'none';
+
+/** The renewer's settings; the same names are the context keys of cdk.json (`-c name=value`). */
+export interface OcspRenewerProps {
+  /** Where certificates are uploaded. @default 'certs/' */
+  readonly certsPrefix?: string;
+  /** Where staples are written. @default 'staples/' */
+  readonly staplesPrefix?: string;
+  /** Where the run state (`state.json`) lives. @default 'state/' */
+  readonly statePrefix?: string;
+  /** An EventBridge Scheduler `rate(…)` or daily `cron(…)` expression. @default 'rate(15 minutes)' */
+  readonly schedule?: string;
+  /** The IANA time zone of a `cron(…)` schedule. @default 'UTC' */
+  readonly timeZone?: string;
+  /** What to do with a `revoked` response. @default 'publish' */
+  readonly onRevoked?: 'publish' | 'withhold';
+  /** An address subscribed to the alarm topic. @default - none (subscribe later) */
+  readonly alarmEmail?: string;
+  /** Also read certificates from the secrets whose name starts with this. @default - none */
+  readonly secretsPrefix?: string;
+  /** A managed policy that reads the staples, optionally with an IAM user and key. @default 'policy' */
+  readonly hostAccess?: HostAccess;
+  /** `destroy` also empties the bucket on `cdk destroy`. @default 'retain' */
+  readonly removalPolicy?: 'retain' | 'destroy';
+  /** Alarm when the least validity left over all staples falls below this. @default 24 */
+  readonly validityAlarmHours?: number;
+  /** Reserved concurrency; 0 reserves none. @default 1 */
+  readonly reservedConcurrency?: number;
+}
+
+/** The defaults, one place: cdk.json's context carries the same values. */
+export const OCSP_RENEWER_DEFAULTS = {
+  certsPrefix: 'certs/',
+  staplesPrefix: 'staples/',
+  statePrefix: 'state/',
+  schedule: 'rate(15 minutes)',
+  timeZone: 'UTC',
+  onRevoked: 'publish',
+  hostAccess: 'policy',
+  removalPolicy: 'retain',
+  validityAlarmHours: 24,
+  reservedConcurrency: 1,
+} as const satisfies OcspRenewerProps;
+
+/** The certificate suffixes the handler reads (CERT_EXTENSIONS' default); one notification each. */
+export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
+
+/** The namespace and dimension of the handler's EMF metrics (lambda/handler.ts `emfMetrics`). */
+const METRICS_NAMESPACE = 'OcspRenewer';
+const METRICS_DIMENSIONS = { Service: 'ocsp-renewer' };
+
+/**
+ * ocsp-renewer, embeddable in any stack: a private bucket for certificates, staples and state; the
+ * renewer function, run by an EventBridge Scheduler schedule and on every certificate upload; a
+ * dead-letter queue for runs that could not be delivered or failed; alarms on an SNS topic; and a
+ * managed policy for the hosts that pull staples.
+ */
+export class OcspRenewer extends Construct {
+  readonly bucket: Bucket;
+  readonly function: RenewerFunction;
+  readonly deadLetterQueue: Queue;
+  readonly schedule: Schedule;
+  readonly alarmTopic: Topic;
+  readonly alarms: Alarm[] = [];
+  /** Reads the staples: attach it to instance roles or IAM Roles Anywhere roles. */
+  readonly hostPolicy?: ManagedPolicy;
+  /** With hostAccess 'policy-and-user': the user whose key hosts outside AWS use. */
+  readonly hostUser?: User;
+  /** With hostAccess 'policy-and-user': `{"accessKeyId": …, "secretAccessKey": …}`. */
+  readonly hostUserSecret?: Secret;
+  /** Renews every certificate now. */
+  readonly forceAllCommand: string;
+  /** The environment of host/pull-staples.sh. */
+  readonly pullScriptSettings: string;
+
+  constructor(scope: Construct, id: string, props: OcspRenewerProps = {}) {
+    super(scope, id);
+    const p: ResolvedProps = { ...OCSP_RENEWER_DEFAULTS, ...definedOnly(props) };
+    checkProps(p);
+    const intervalMinutes = scheduleIntervalMinutes(p.schedule);
+    if (intervalMinutes > 24 * 60) {
+      throw new Error(`schedule ${p.schedule}: the renewer must run at least once a day`);
+    }
+    const destroy = p.removalPolicy === 'destroy';
+    const stack = Stack.of(this);
+
+    this.bucket = new Bucket(this, 'Bucket', {
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      encryption: BucketEncryption.S3_MANAGED,
+      versioned: true,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      lifecycleRules: [
+        {
+          // Replaced staples and certificates stay recoverable for a month.
+          id: 'expire-replaced-versions',
+          noncurrentVersionExpiration: Duration.days(30),
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+          expiredObjectDeleteMarker: true,
+        },
+        {
+          // The state is a cache rewritten by most runs (~4 MB for 10 000 certificates): a month of
+          // its old versions would be gigabytes. S3 honours the shorter of overlapping expirations.
+          id: 'expire-replaced-state',
+          prefix: p.statePrefix,
+          noncurrentVersionExpiration: Duration.days(1),
+        },
+      ],
+      removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+      autoDeleteObjects: destroy,
+    });
+    acknowledge(this.bucket, 'AwsSolutions-S1', [
+      'Server access logs would need a second bucket for a bucket that holds public certificates and',
+      'OCSP responses; every write is the renewer (logged in its run report) or an upload by the',
+      'operator. Enable CloudTrail S3 data events on this bucket if an access trail is required.',
+    ]);
+
+    this.function = new RenewerFunction(this, 'Function', {
+      reservedConcurrentExecutions: p.reservedConcurrency > 0 ? p.reservedConcurrency : undefined,
+      logGroupRemovalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+    });
+    const layout = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
+    this.function.bindStaples(this.bucket, layout);
+    this.function.addEnvironment('ON_REVOKED', p.onRevoked);
+    if (p.secretsPrefix) this.function.bindSecrets(p.secretsPrefix);
+    const bucketArn = `<${logicalIdOf(this.bucket.node.defaultChild as CfnResource)}.Arn>`;
+    const renewerPolicy = this.function.role!.node.tryFindChild('DefaultPolicy')!;
+    for (const prefix of [p.certsPrefix, p.staplesPrefix, p.statePrefix]) {
+      acknowledge(renewerPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`, [
+        `The renewer works on every object under ${prefix} (one object per certificate, named by`,
+        'the operator); the wildcard is an object-key prefix in this bucket only, with GetObject',
+        '(and PutObject for staples and state), never a delete.',
+      ]);
+    }
+    if (p.secretsPrefix) {
+      const secretArn = `arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${p.secretsPrefix}*`;
+      acknowledge(renewerPolicy, `AwsSolutions-IAM5[Resource::${secretArn}]`, [
+        `Certificates are every secret whose name starts with ${p.secretsPrefix}; GetSecretValue is`,
+        'limited to that name prefix (the trailing * also covers the random suffix of secret ARNs).',
+      ]);
+      acknowledge(renewerPolicy, 'AwsSolutions-IAM5[Resource::*]', [
+        'secretsmanager:ListSecrets supports no resource-level permissions; the statement holds only',
+        'that action, and secret values stay limited to the prefix.',
+      ]);
+    }
+
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(this.deadLetterQueue, 'AwsSolutions-SQS3', [
+      'This queue is the dead-letter queue: of the schedule and of the function’s asynchronous',
+      'invocations. A dead-letter queue of its own would only move the problem; its depth alarms.',
+    ]);
+
+    // A run fails only as a whole (bad configuration, S3 unreachable); retries then recover it.
+    // Throttles — the reserved concurrency of 1 while another run is in progress — wait in the
+    // async queue, up to maxEventAge, and do not count as retries.
+    this.function.configureAsyncInvoke({
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(6),
+      onFailure: new SqsDestination(this.deadLetterQueue),
+    });
+
+    // The schedule's own role (not CDK's stack-wide one), trusted only by this account's default
+    // schedule group; LambdaInvoke grants it InvokeFunction and SendMessage to the queue.
+    const scheduleRole = new Role(this, 'ScheduleRole', {
+      description: 'ocsp-renewer: the schedule invokes the renewer function',
+      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: {
+          StringEquals: {
+            'aws:SourceAccount': stack.account,
+            'aws:SourceArn': stack.formatArn({
+              service: 'scheduler',
+              resource: 'schedule-group',
+              resourceName: 'default',
+            }),
+          },
+        },
+      }),
+    });
+    this.schedule = new Schedule(this, 'Schedule', {
+      description: 'ocsp-renewer: renew the staples that are due',
+      schedule: ScheduleExpression.expression(p.schedule, TimeZone.of(p.timeZone)),
+      target: new LambdaInvoke(this.function, {
+        role: scheduleRole,
+        input: ScheduleTargetInput.fromObject({ mode: 'scheduled' }),
+        retryAttempts: 2,
+        maxEventAge: Duration.hours(1),
+        deadLetterQueue: this.deadLetterQueue,
+      }),
+    });
+
+    const functionArn = `<${logicalIdOf(this.function.node.defaultChild as CfnResource)}.Arn>`;
+    acknowledge(
+      scheduleRole.node.findChild('DefaultPolicy'),
+      `AwsSolutions-IAM5[Resource::${functionArn}:*]`,
+      [
+        'CDK’s grantInvoke also names the function’s versions and aliases (<arn>:*); the wildcard',
+        'covers qualifiers of this one function only.',
+      ],
+    );
+
+    // A new or replaced certificate gets its staple now, not at the next run.
+    for (const suffix of CERTIFICATE_SUFFIXES) {
+      this.bucket.addEventNotification(EventType.OBJECT_CREATED, new LambdaDestination(this.function), {
+        prefix: p.certsPrefix,
+        suffix,
+      });
+    }
+    acknowledgeBucketNotificationsHandler(stack);
+
+    this.alarmTopic = new Topic(this, 'AlarmTopic', {
+      displayName: 'ocsp-renewer alarms',
+      enforceSSL: true,
+    });
+    // The topic policy replaces SNS's default one, so CloudWatch is allowed by name.
+    this.alarmTopic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.alarmTopic.topicArn],
+        conditions: {
+          ArnLike: {
+            'aws:SourceArn': stack.formatArn({
+              service: 'cloudwatch',
+              resource: 'alarm',
+              resourceName: '*',
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          },
+          StringEquals: { 'aws:SourceAccount': stack.account },
+        },
+      }),
+    );
+    if (p.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(p.alarmEmail));
+
+    const hour = Duration.hours(1);
+    const metric = (metricName: string, statistic: string, period: Duration) =>
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: METRICS_DIMENSIONS,
+        statistic,
+        period,
+      });
+    this.addAlarm('Errors', {
+      metric: this.function.metricErrors({ period: Duration.minutes(5), statistic: Stats.SUM }),
+      threshold: 1,
+      comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      missing: TreatMissingData.NOT_BREACHING,
+      description: 'A renewer run failed as a whole (configuration, S3 or Secrets Manager); see its log.',
+    });
+    this.addAlarm('DeadLetters', {
+      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(5),
+        statistic: Stats.MAXIMUM,
+      }),
+      threshold: 1,
+      comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      missing: TreatMissingData.NOT_BREACHING,
+      description:
+        'A scheduled or asynchronous run was dropped after its retries; read the dead-letter queue.',
+    });
+    this.addAlarm('LeastValidity', {
+      metric: metric('LeastValidityHours', Stats.MINIMUM, hour),
+      threshold: p.validityAlarmHours,
+      comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
+      missing: TreatMissingData.NOT_BREACHING,
+      description: `A staple has less than ${p.validityAlarmHours} h of validity left: its renewals are failing (see the run report).`,
+    });
+    this.addAlarm('Revoked', {
+      metric: metric('Revoked', Stats.MAXIMUM, hour),
+      threshold: 1,
+      comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      missing: TreatMissingData.NOT_BREACHING,
+      description: 'A responder reports a certificate REVOKED (see the run report): replace it.',
+    });
+    // Every run logs its metrics, so "no sample" means no run: missing data breaches.
+    const noRunMinutes = Math.min(24 * 60, Math.max(2 * intervalMinutes, 60));
+    this.addAlarm('NoRun', {
+      metric: metric('Renewed', Stats.SAMPLE_COUNT, Duration.minutes(noRunMinutes)),
+      threshold: 1,
+      comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
+      missing: TreatMissingData.BREACHING,
+      description: `No renewer run reported in ${noRunMinutes} minutes (schedule ${p.schedule}).`,
+    });
+
+    if (p.hostAccess !== 'none') {
+      this.hostPolicy = new ManagedPolicy(this, 'HostPolicy', {
+        description: `ocsp-renewer: read the staples under ${p.staplesPrefix} (for the hosts that serve them)`,
+        statements: [
+          new PolicyStatement({
+            sid: 'ReadStaples',
+            actions: ['s3:GetObject'],
+            resources: [this.bucket.arnForObjects(`${p.staplesPrefix}*`)],
+          }),
+          new PolicyStatement({
+            sid: 'ListStaples',
+            actions: ['s3:ListBucket'],
+            resources: [this.bucket.bucketArn],
+            conditions: { StringLike: { 's3:prefix': [p.staplesPrefix, `${p.staplesPrefix}*`] } },
+          }),
+        ],
+      });
+      acknowledge(this.hostPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${p.staplesPrefix}*]`, [
+        `A host reads every staple under ${p.staplesPrefix} (one per certificate); read-only, this`,
+        'bucket only.',
+      ]);
+    }
+    if (p.hostAccess === 'policy-and-user') {
+      this.hostUser = new User(this, 'HostUser', { managedPolicies: [this.hostPolicy!] });
+      const key = new AccessKey(this, 'HostUserAccessKey', { user: this.hostUser });
+      this.hostUserSecret = new Secret(this, 'HostUserKey', {
+        description: 'ocsp-renewer: access key of the host user (reads staples only)',
+        secretObjectValue: {
+          accessKeyId: SecretValue.unsafePlainText(key.accessKeyId),
+          secretAccessKey: key.secretAccessKey,
+        },
+      });
+      acknowledge(this.hostUserSecret, 'AwsSolutions-SMG4', [
+        'The secret holds an IAM access key created by CloudFormation; rotating it means a new key',
+        '(redeploy), not a Secrets Manager rotation Lambda. The key can only read staples, which are',
+        'public OCSP responses.',
+      ]);
+    }
+
+    this.forceAllCommand = [
+      `aws lambda invoke --function-name ${this.function.functionName}`,
+      '--invocation-type Event --cli-binary-format raw-in-base64-out',
+      `--payload '{"mode":"force"}' /dev/stdout`,
+    ].join(' ');
+    this.pullScriptSettings = `OCSP_BUCKET=${this.bucket.bucketName} OCSP_PREFIX=${p.staplesPrefix} AWS_REGION=${stack.region}`;
+  }
+
+  private addAlarm(
+    id: string,
+    a: {
+      metric: IMetric;
+      threshold: number;
+      comparison: ComparisonOperator;
+      missing: TreatMissingData;
+      description: string;
+    },
+  ): void {
+    const alarm = new Alarm(this, `${id}Alarm`, {
+      metric: a.metric,
+      threshold: a.threshold,
+      comparisonOperator: a.comparison,
+      evaluationPeriods: 1,
+      treatMissingData: a.missing,
+      alarmDescription: `ocsp-renewer: ${a.description}`,
+    });
+    alarm.addAlarmAction(new SnsAction(this.alarmTopic));
+    this.alarms.push(alarm);
+  }
+}
+
+type ResolvedProps = Required<Omit<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix'>> &
+  Pick<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix'>;
+
+/** Each bad setting throws naming its prop (and so its context key). */
+function checkProps(p: ResolvedProps): void {
+  const prefixes = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
+  for (const [name, prefix] of Object.entries(prefixes)) {
+    if (!/^[^/].*\/$/.test(prefix))
+      throw new Error(`${name} must be a key prefix ending in "/", got "${prefix}"`);
+  }
+  for (const [a, pa] of Object.entries(prefixes)) {
+    for (const [b, pb] of Object.entries(prefixes)) {
+      if (a !== b && pb.startsWith(pa)) throw new Error(`${b} (${pb}) must not be inside ${a} (${pa})`);
+    }
+  }
+  if (!['publish', 'withhold'].includes(p.onRevoked)) {
+    throw new Error(`onRevoked must be publish or withhold, got ${p.onRevoked}`);
+  }
+  if (!['policy', 'policy-and-user', 'none'].includes(p.hostAccess)) {
+    throw new Error(`hostAccess must be policy, policy-and-user or none, got ${p.hostAccess}`);
+  }
+  if (!['retain', 'destroy'].includes(p.removalPolicy)) {
+    throw new Error(`removalPolicy must be retain or destroy, got ${p.removalPolicy}`);
+  }
+  if (!(Number.isFinite(p.validityAlarmHours) && p.validityAlarmHours > 0)) {
+    throw new Error(`validityAlarmHours must be a positive number, got ${p.validityAlarmHours}`);
+  }
+  if (!(Number.isInteger(p.reservedConcurrency) && p.reservedConcurrency >= 0)) {
+    throw new Error(`reservedConcurrency must be a whole number ≥ 0, got ${p.reservedConcurrency}`);
+  }
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: p.timeZone });
+  } catch {
+    throw new Error(`timeZone must be an IANA time zone such as Europe/Berlin, got ${p.timeZone}`);
+  }
+  if (p.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+$/.test(p.alarmEmail)) {
+    throw new Error(`alarmEmail is not an address: ${p.alarmEmail}`);
+  }
+}
+
+function definedOnly<T extends object>(props: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(props).filter(([, v]) => v !== undefined && v !== ''),
+  ) as Partial<T>;
+}
+
+function logicalIdOf(resource: CfnResource): string {
+  return Stack.of(resource).resolve(resource.logicalId) as string;
+}
+
+function acknowledge(scope: IConstruct, id: string, reason: string[]): void {
+  Validations.of(scope).acknowledge({ id, reason: reason.join(' ') });
+}
+
+/** The stack-wide Lambda that S3 notifications are configured through (aws-s3-notifications). */
+function acknowledgeBucketNotificationsHandler(stack: Stack): void {
+  const handler = stack.node.tryFindChild('BucketNotificationsHandler050a0587b7544547bf325f094a3db834');
+  if (!handler) return;
+  acknowledge(
+    handler,
+    'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+    [
+      'CDK’s BucketNotificationsHandler (aws-s3-notifications) runs only at deploy time to set the',
+      'bucket’s notification configuration; its role comes with the basic execution policy (logs only).',
+    ],
+  );
+}

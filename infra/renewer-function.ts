@@ -1,0 +1,185 @@
+import { fileURLToPath } from 'node:url';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+
+/** Resolved from this file, not from the working directory, so any caller finds the handler. */
+const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/handler.ts', import.meta.url));
+const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
+
+/** Where the renewer reads certificates and writes staples and its state, each ending in `/`. */
+export interface StapleLayout {
+  certsPrefix: string;
+  staplesPrefix: string;
+  statePrefix: string;
+}
+
+export interface RenewerFunctionProps extends Omit<
+  NodejsFunctionProps,
+  | 'entry'
+  | 'handler'
+  | 'runtime'
+  | 'architecture'
+  | 'projectRoot'
+  | 'depsLockFilePath'
+  | 'bundling'
+  | 'logGroup'
+> {
+  /**
+   * What happens to the log group when it leaves the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly logGroupRemovalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The renewer Lambda (`lambda/handler.ts`, export `handler`), bundled locally by esbuild — no
+ * Docker. Runtime, architecture, entry and bundling are fixed; the rest are defaults:
+ *
+ * - `runtime` pinned to `Runtime.NODEJS_24_X` (never `NODEJS_LATEST`: a runtime change is a
+ *   reviewed change), `architecture` `ARM_64`;
+ * - bundle: ES module (`index.mjs`, `mainFields` module,main, a banner that creates `require` with
+ *   `createRequire` for CommonJS dependencies), minified, with a source map, and the AWS SDK
+ *   bundled (`bundleAwsSDK`) so the SDK that runs is the one in package-lock.json that the tests
+ *   ran against, not whichever the runtime ships;
+ * - `NODE_OPTIONS=--enable-source-maps` so stack traces name the TypeScript sources;
+ * - `memorySize` 1024 MB: parsing and validation are CPU-bound (~400 certificates/s per vCPU cold,
+ *   `npm run bench`) and Lambda allots CPU in proportion to memory;
+ * - `timeout` 10 minutes: room for a forced run over 10 000 certificates plus slow responders; the
+ *   handler stops taking certificates before the deadline anyway and the next run finishes them;
+ * - `reservedConcurrentExecutions` 1: runs never overlap (pass `undefined` to reserve nothing);
+ * - a log group of its own, kept 3 months (`RetentionDays.THREE_MONTHS`), passed as `logGroup`
+ *   (no LogRetention custom resource), with `loggingFormat` JSON;
+ * - a role of its own that may write to that log group and nothing else, until `bindStaples()` and
+ *   `bindSecrets()` add exactly what the renewer needs (no `AWSLambdaBasicExecutionRole`).
+ *
+ * Other NodejsFunction props (memorySize, timeout, environment, role, …) override these.
+ */
+export class RenewerFunction extends NodejsFunction {
+  constructor(scope: Construct, id: string, props: RenewerFunctionProps = {}) {
+    const { logGroupRemovalPolicy, ...rest } = props;
+    const logGroup = new LogGroup(scope, `${id}Logs`, {
+      retention: RetentionDays.THREE_MONTHS,
+      removalPolicy: logGroupRemovalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    const role =
+      props.role ??
+      new Role(scope, `${id}Role`, {
+        assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+        description: 'ocsp-renewer: writes its log group; reads certificates, writes staples and state',
+      });
+    super(scope, id, {
+      description: 'ocsp-renewer: renews OCSP staples for the certificates in S3',
+      memorySize: 1024,
+      timeout: Duration.minutes(10),
+      reservedConcurrentExecutions: 1,
+      loggingFormat: LoggingFormat.JSON,
+      ...rest,
+      logGroup,
+      role,
+      environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
+      entry: HANDLER_ENTRY,
+      handler: 'handler',
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: LOCK_FILE,
+      bundling: {
+        forceDockerBundling: false,
+        format: OutputFormat.ESM,
+        mainFields: ['module', 'main'],
+        banner:
+          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+        minify: true,
+        sourceMap: true,
+        bundleAwsSDK: true,
+      },
+    });
+    logGroup.grantWrite(role);
+  }
+
+  /**
+   * Points the renewer at a bucket (BUCKET, CERTS_PREFIX, STAPLES_PREFIX, STATE_PREFIX) and grants
+   * it exactly that: read certificates; read and write staples and the state; list the certificate
+   * and staple prefixes. Never a delete.
+   *
+   * The list grant also covers object keys under the state prefix: for a GET of a missing key S3
+   * answers 404 rather than 403 only to a caller allowed to list that key (evaluated with
+   * `s3:prefix` = the key), and a first run finds no state object.
+   */
+  bindStaples(bucket: IBucket, layout: StapleLayout): void {
+    const { certsPrefix, staplesPrefix, statePrefix } = layout;
+    this.addEnvironment('BUCKET', bucket.bucketName);
+    this.addEnvironment('CERTS_PREFIX', certsPrefix);
+    this.addEnvironment('STAPLES_PREFIX', staplesPrefix);
+    this.addEnvironment('STATE_PREFIX', statePrefix);
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ReadCertificates',
+        actions: ['s3:GetObject'],
+        resources: [bucket.arnForObjects(`${certsPrefix}*`)],
+      }),
+    );
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ReadWriteStaplesAndState',
+        actions: ['s3:GetObject', 's3:PutObject'],
+        resources: [bucket.arnForObjects(`${staplesPrefix}*`), bucket.arnForObjects(`${statePrefix}*`)],
+      }),
+    );
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ListCertificatesAndStaples',
+        actions: ['s3:ListBucket'],
+        resources: [bucket.bucketArn],
+        conditions: {
+          StringLike: {
+            's3:prefix': [
+              certsPrefix,
+              `${certsPrefix}*`,
+              staplesPrefix,
+              `${staplesPrefix}*`,
+              `${statePrefix}*`,
+            ],
+          },
+        },
+      }),
+    );
+  }
+
+  /**
+   * Also reads certificates from the Secrets Manager secrets whose name starts with `prefix`
+   * (SECRETS_PREFIX): GetSecretValue on those secrets only, and ListSecrets on `*`, because
+   * ListSecrets supports no resource-level permissions. Secrets encrypted with a customer managed
+   * KMS key also need `kms:Decrypt` on that key, which is not granted here.
+   */
+  bindSecrets(prefix: string): void {
+    this.addEnvironment('SECRETS_PREFIX', prefix);
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ReadCertificateSecrets',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'secretsmanager',
+            resource: 'secret',
+            resourceName: `${prefix}*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ListSecretsHasNoResourceLevelPermissions',
+        actions: ['secretsmanager:ListSecrets'],
+        resources: ['*'],
+      }),
+    );
+  }
+}

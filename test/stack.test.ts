@@ -1,0 +1,664 @@
+/**
+ * The CDK stack, synthesized without bundling (`aws:cdk:bundling-stacks: []`) and with cdk.json's
+ * context (feature flags and defaults), as `npx cdk synth` would. Each block asserts one promise
+ * of the README's "Deploy" section; cdk-nag's AwsSolutions pack must find nothing unacknowledged.
+ */
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { App, Stack } from 'aws-cdk-lib';
+import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { OCSP_RENEWER_DEFAULTS, OcspRenewer } from '../infra/ocsp-renewer.js';
+import { propsFromContext } from '../infra/props-from-context.js';
+import { scheduleIntervalMinutes } from '../infra/schedule-interval.js';
+import { OcspRenewerStack, type OcspRenewerStackProps } from '../infra/stack.js';
+
+const CDK_JSON = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
+  app: string;
+  context: Record<string, unknown>;
+};
+
+function makeApp(context: Record<string, unknown> = {}): App {
+  return new App({ context: { ...CDK_JSON.context, ...context, 'aws:cdk:bundling-stacks': [] } });
+}
+
+function synth(props: OcspRenewerStackProps = {}) {
+  const app = makeApp();
+  const stack = new OcspRenewerStack(app, 'OcspRenewer', props);
+  return { app, stack, template: Template.fromStack(stack) };
+}
+
+type Json = Record<string, unknown>;
+interface Statement {
+  Sid?: string;
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+}
+
+/** One of the template's resources by type; fails unless there is exactly one. */
+function only(template: Template, type: string, props?: Json): { id: string; resource: Json } {
+  const found = template.findResources(type, props ? { Properties: Match.objectLike(props) } : undefined);
+  const ids = Object.keys(found);
+  expect(ids, `${type} resources`).toHaveLength(1);
+  return { id: ids[0]!, resource: found[ids[0]!] as Json };
+}
+
+/** A CloudFormation string value with its tokens written as ${Ref:X} / ${X.Attr}. */
+function render(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const v = value as Json;
+  if (v.Ref) return `\${Ref:${String(v.Ref)}}`;
+  if (v['Fn::GetAtt']) return `\${${(v['Fn::GetAtt'] as string[]).join('.')}}`;
+  if (v['Fn::Join']) {
+    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
+    return parts.map(render).join(sep);
+  }
+  throw new Error(`cannot render ${JSON.stringify(value)}`);
+}
+
+const asArray = <T>(x: T | T[]): T[] => (Array.isArray(x) ? x : [x]);
+
+/** Every statement that reaches the renewer function's role: inline, attached and managed. */
+function functionRoleStatements(template: Template): { statements: Statement[]; managedArns: unknown[] } {
+  const fn = only(template, 'AWS::Lambda::Function', { Runtime: 'nodejs24.x' });
+  const roleId = ((fn.resource.Properties as Json).Role as Json)['Fn::GetAtt'] as string[];
+  const role = template.toJSON().Resources[roleId[0]!] as { Properties: Json };
+  const statements: Statement[] = [];
+  for (const inline of (role.Properties.Policies as { PolicyDocument: { Statement: Statement[] } }[]) ?? []) {
+    statements.push(...inline.PolicyDocument.Statement);
+  }
+  const attached = {
+    ...template.findResources('AWS::IAM::Policy'),
+    ...template.findResources('AWS::IAM::ManagedPolicy'),
+  };
+  for (const policy of Object.values(attached)) {
+    const props = policy.Properties as {
+      Roles?: { Ref: string }[];
+      PolicyDocument: { Statement: Statement[] };
+    };
+    if (props.Roles?.some((r) => r.Ref === roleId[0])) statements.push(...props.PolicyDocument.Statement);
+  }
+  return { statements, managedArns: (role.Properties.ManagedPolicyArns as unknown[]) ?? [] };
+}
+
+/** cdk-nag over a scope: the findings nobody acknowledged. */
+function nagViolations(app: App, scope: IConstruct) {
+  const report = new AwsSolutionsChecks(app).validateScope(scope);
+  return { success: report.success, violations: report.violations.map((v) => v.ruleName) };
+}
+
+describe('OcspRenewerStack with the defaults', () => {
+  let app: App;
+  let stack: OcspRenewerStack;
+  let template: Template;
+  let bucketId: string;
+  let functionId: string;
+  let queueId: string;
+  let topicId: string;
+
+  beforeAll(() => {
+    ({ app, stack, template } = synth());
+    bucketId = only(template, 'AWS::S3::Bucket').id;
+    functionId = only(template, 'AWS::Lambda::Function', { Runtime: 'nodejs24.x' }).id;
+    queueId = only(template, 'AWS::SQS::Queue').id;
+    topicId = only(template, 'AWS::SNS::Topic').id;
+  });
+
+  it('should keep the bucket private, encrypted, versioned, owner-enforced and retained', () => {
+    const bucket = only(template, 'AWS::S3::Bucket').resource;
+    expect(bucket.DeletionPolicy).toBe('Retain');
+    expect(bucket.UpdateReplacePolicy).toBe('Retain');
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: 30 } }),
+          Match.objectLike({
+            Status: 'Enabled',
+            Prefix: 'state/',
+            NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+          }),
+        ]),
+      },
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+    });
+    template.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
+  });
+
+  it('should deny non-TLS and TLS < 1.2 requests in the bucket policy', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: bucketId },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Principal: { AWS: '*' },
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('should pin the function to nodejs24.x on arm64 with its memory, timeout, concurrency, logging and env', () => {
+    const logGroupId = only(template, 'AWS::Logs::LogGroup').id;
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+      MemorySize: 1024,
+      Timeout: 600,
+      ReservedConcurrentExecutions: 1,
+      LoggingConfig: { LogFormat: 'JSON', LogGroup: { Ref: logGroupId } },
+      Environment: {
+        Variables: {
+          BUCKET: { Ref: bucketId },
+          CERTS_PREFIX: 'certs/',
+          STAPLES_PREFIX: 'staples/',
+          STATE_PREFIX: 'state/',
+          ON_REVOKED: 'publish',
+          NODE_OPTIONS: '--enable-source-maps',
+        },
+      },
+    });
+    const env = only(template, 'AWS::Lambda::Function', { Runtime: 'nodejs24.x' }).resource
+      .Properties as Json;
+    expect((env.Environment as { Variables: Json }).Variables).not.toHaveProperty('SECRETS_PREFIX');
+  });
+
+  it('should keep the function logs 3 months, and keep the log group', () => {
+    const logGroup = only(template, 'AWS::Logs::LogGroup').resource;
+    expect((logGroup.Properties as Json).RetentionInDays).toBe(90);
+    expect(logGroup.DeletionPolicy).toBe('Retain');
+    // The log group is passed in: no LogRetention custom resource.
+    template.resourceCountIs('Custom::LogRetention', 0);
+  });
+
+  it('should run the function every 15 minutes with {"mode":"scheduled"}, retries and a dead-letter queue', () => {
+    const input = new Capture();
+    const role = new Capture();
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      ScheduleExpressionTimezone: 'UTC',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      State: 'ENABLED',
+      Target: {
+        Arn: { 'Fn::GetAtt': [functionId, 'Arn'] },
+        Input: input,
+        RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 3600 },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+        RoleArn: { 'Fn::GetAtt': [role, 'Arn'] },
+      },
+    });
+    expect(JSON.parse(input.asString())).toEqual({ mode: 'scheduled' });
+    const scheduleRole = template.toJSON().Resources[role.asString()] as { Properties: Json };
+    expect(scheduleRole.Properties.AssumeRolePolicyDocument).toMatchObject({
+      Statement: [
+        {
+          Principal: { Service: 'scheduler.amazonaws.com' },
+          Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+        },
+      ],
+    });
+  });
+
+  it('should encrypt the dead-letter queue, keep messages 14 days and deny non-TLS access', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 24 * 3600,
+    });
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: queueId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('should retry failed asynchronous runs twice within 6 hours, then send them to the dead-letter queue', () => {
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: functionId },
+      Qualifier: '$LATEST',
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 6 * 3600,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+    });
+  });
+
+  it('should invoke the function for every certificate created under certs/, one filter per suffix', () => {
+    const configs = new Capture();
+    template.hasResourceProperties('Custom::S3BucketNotifications', {
+      BucketName: { Ref: bucketId },
+      NotificationConfiguration: { LambdaFunctionConfigurations: configs },
+    });
+    const filters = (configs.asArray() as Json[]).map((c) => {
+      expect(c.Events).toEqual(['s3:ObjectCreated:*']);
+      expect(c.LambdaFunctionArn).toEqual({ 'Fn::GetAtt': [functionId, 'Arn'] });
+      const rules = ((c.Filter as Json).Key as { FilterRules: { Name: string; Value: string }[] })
+        .FilterRules;
+      return Object.fromEntries(rules.map((r) => [r.Name, r.Value]));
+    });
+    expect(filters).toEqual(
+      expect.arrayContaining([
+        { prefix: 'certs/', suffix: '.pem' },
+        { prefix: 'certs/', suffix: '.crt' },
+        { prefix: 'certs/', suffix: '.cert' },
+      ]),
+    );
+    expect(filters).toHaveLength(3);
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      FunctionName: { 'Fn::GetAtt': [functionId, 'Arn'] },
+      Principal: 's3.amazonaws.com',
+      SourceArn: { 'Fn::GetAtt': [bucketId, 'Arn'] },
+      SourceAccount: { Ref: 'AWS::AccountId' },
+    });
+  });
+
+  it('should grant the function role least privilege: no delete, no wildcard resource, listing by prefix', () => {
+    const { statements, managedArns } = functionRoleStatements(template);
+    expect(managedArns).toEqual([]);
+    expect(statements.length).toBeGreaterThan(0);
+    for (const s of statements) {
+      expect(s.Effect).toBe('Allow');
+      for (const action of asArray(s.Action)) {
+        expect(action).not.toMatch(/^s3:DeleteObject/);
+        expect(action).not.toMatch(/\*$/);
+      }
+      expect(asArray(s.Resource)).not.toContain('*');
+    }
+    const granted = (action: string) =>
+      statements
+        .filter((s) => asArray(s.Action).includes(action))
+        .flatMap((s) => asArray(s.Resource).map(render));
+    const bucketArn = `\${${bucketId}.Arn}`;
+    expect(granted('s3:GetObject').sort()).toEqual(
+      [`${bucketArn}/certs/*`, `${bucketArn}/staples/*`, `${bucketArn}/state/*`].sort(),
+    );
+    expect(granted('s3:PutObject').sort()).toEqual([`${bucketArn}/staples/*`, `${bucketArn}/state/*`].sort());
+    const list = statements.filter((s) => asArray(s.Action).includes('s3:ListBucket'));
+    expect(list).toHaveLength(1);
+    expect(asArray(list[0]!.Resource).map(render)).toEqual([bucketArn]);
+    expect(list[0]!.Condition?.StringLike?.['s3:prefix']).toEqual(
+      expect.arrayContaining(['certs/', 'certs/*', 'staples/', 'staples/*']),
+    );
+    expect(
+      statements.flatMap((s) => asArray(s.Action)).filter((a) => a.startsWith('secretsmanager:')),
+    ).toEqual([]);
+  });
+
+  it('should create a host policy that reads the staples only', () => {
+    const policy = only(template, 'AWS::IAM::ManagedPolicy').resource.Properties as {
+      PolicyDocument: { Statement: Statement[] };
+      Roles?: unknown;
+    };
+    const statements = policy.PolicyDocument.Statement;
+    expect(statements.flatMap((s) => asArray(s.Action)).sort()).toEqual(['s3:GetObject', 's3:ListBucket']);
+    const get = statements.find((s) => s.Action === 's3:GetObject')!;
+    expect(render(get.Resource)).toBe(`\${${bucketId}.Arn}/staples/*`);
+    const list = statements.find((s) => s.Action === 's3:ListBucket')!;
+    expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['staples/', 'staples/*'] } });
+    expect(policy.Roles).toBeUndefined();
+    template.resourceCountIs('AWS::IAM::User', 0);
+    template.resourceCountIs('AWS::IAM::AccessKey', 0);
+    template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+  });
+
+  it('should raise five alarms, each notifying the topic', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    const alarm = (metricName: string, expected: Json) =>
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: metricName,
+        EvaluationPeriods: 1,
+        AlarmActions: [{ Ref: topicId }],
+        ...expected,
+      });
+    alarm('Errors', {
+      Namespace: 'AWS/Lambda',
+      Statistic: 'Sum',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      Threshold: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    alarm('ApproximateNumberOfMessagesVisible', {
+      Namespace: 'AWS/SQS',
+      Statistic: 'Maximum',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      Threshold: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    const service = [{ Name: 'Service', Value: 'ocsp-renewer' }];
+    alarm('LeastValidityHours', {
+      Namespace: 'OcspRenewer',
+      Dimensions: service,
+      Statistic: 'Minimum',
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 24,
+      TreatMissingData: 'notBreaching',
+    });
+    alarm('Revoked', {
+      Namespace: 'OcspRenewer',
+      Dimensions: service,
+      Statistic: 'Maximum',
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      Threshold: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    alarm('Renewed', {
+      Namespace: 'OcspRenewer',
+      Dimensions: service,
+      Statistic: 'SampleCount',
+      Period: 3600,
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 1,
+      TreatMissingData: 'breaching',
+    });
+  });
+
+  it('should require TLS on the alarm topic, let CloudWatch publish, and subscribe nobody by default', () => {
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [{ Ref: topicId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 'sns:Publish',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+          Match.objectLike({
+            Effect: 'Allow',
+            Action: 'sns:Publish',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+          }),
+        ]),
+      },
+    });
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  it('should output the bucket, the function, the force-all command, the host policy and the pull settings', () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(outputs.BucketName!.Value).toEqual({ Ref: bucketId });
+    expect(outputs.FunctionName!.Value).toEqual({ Ref: functionId });
+    expect(render(outputs.ForceAllCommand!.Value)).toBe(
+      `aws lambda invoke --function-name \${Ref:${functionId}} --invocation-type Event ` +
+        `--cli-binary-format raw-in-base64-out --payload '{"mode":"force"}' /dev/stdout`,
+    );
+    expect(outputs.HostPolicyArn!.Value).toEqual({ Ref: only(template, 'AWS::IAM::ManagedPolicy').id });
+    expect(render(outputs.PullScriptSettings!.Value)).toBe(
+      `OCSP_BUCKET=\${Ref:${bucketId}} OCSP_PREFIX=staples/ AWS_REGION=\${Ref:AWS::Region}`,
+    );
+    expect(outputs).not.toHaveProperty('HostUserSecretArn');
+  });
+
+  it('should pass cdk-nag AwsSolutions with nothing left unacknowledged', () => {
+    expect(nagViolations(app, stack)).toEqual({ success: true, violations: [] });
+  });
+
+  it('should acknowledge only findings cdk-nag actually makes', () => {
+    expect(staleAcknowledgements(app, stack)).toEqual([]);
+  });
+});
+
+/** Acknowledgements (construct path + rule id) that match no finding: each must earn its place. */
+function staleAcknowledgements(app: App, scope: IConstruct): string[] {
+  class EveryFinding extends AwsSolutionsChecks {}
+  Object.defineProperty(EveryFinding.prototype, 'isAcknowledged', { value: () => false });
+  const findings = new EveryFinding(app)
+    .validateScope(scope)
+    .violations.flatMap((v) =>
+      v.violatingResources.map((r) => ({ rule: v.ruleName, path: r.constructPath! })),
+    );
+  const stale: string[] = [];
+  for (const construct of scope.node.findAll()) {
+    for (const entry of construct.node.metadata) {
+      if (entry.type !== 'aws:cdk:acknowledged-rules') continue;
+      for (const key of Object.keys(entry.data as Json)) {
+        const rule = key.replace(/^annotation::/i, '');
+        const path = construct.node.path;
+        const used = findings.some(
+          (f) => f.rule === rule && (f.path === path || f.path.startsWith(`${path}/`)),
+        );
+        if (!used) stale.push(`${path} ${rule}`);
+      }
+    }
+  }
+  return stale;
+}
+
+describe('OcspRenewerStack options', () => {
+  it('should read certificates from Secrets Manager under the prefix only when secretsPrefix is set', () => {
+    const { app, stack, template } = synth({ secretsPrefix: 'tls/' });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ SECRETS_PREFIX: 'tls/' }) },
+    });
+    const { statements } = functionRoleStatements(template);
+    const get = statements.filter((s) => asArray(s.Action).includes('secretsmanager:GetSecretValue'));
+    expect(get).toHaveLength(1);
+    expect(asArray(get[0]!.Resource).map(render)).toEqual([
+      'arn:${Ref:AWS::Partition}:secretsmanager:${Ref:AWS::Region}:${Ref:AWS::AccountId}:secret:tls/*',
+    ]);
+    // ListSecrets supports no resource-level permissions: the only "*" resource, alone in its statement.
+    const wildcard = statements.filter((s) => asArray(s.Resource).includes('*'));
+    expect(wildcard).toHaveLength(1);
+    expect(wildcard[0]!.Action).toBe('secretsmanager:ListSecrets');
+    expect(nagViolations(app, stack)).toEqual({ success: true, violations: [] });
+    expect(staleAcknowledgements(app, stack)).toEqual([]);
+  });
+
+  it('should add a host user whose key is kept in a secret with hostAccess policy-and-user', () => {
+    const { app, stack, template } = synth({ hostAccess: 'policy-and-user' });
+    const policyId = only(template, 'AWS::IAM::ManagedPolicy').id;
+    const user = only(template, 'AWS::IAM::User');
+    expect((user.resource.Properties as Json).ManagedPolicyArns).toEqual([{ Ref: policyId }]);
+    const key = only(template, 'AWS::IAM::AccessKey', { UserName: { Ref: user.id } });
+    const secret = only(template, 'AWS::SecretsManager::Secret').resource.Properties as Json;
+    const secretString = render(secret.SecretString);
+    expect(secretString).toContain(`"accessKeyId":"\${Ref:${key.id}}"`);
+    expect(secretString).toContain(`"secretAccessKey":"\${${key.id}.SecretAccessKey}"`);
+    expect(template.toJSON().Outputs).toHaveProperty('HostUserSecretArn');
+    expect(nagViolations(app, stack)).toEqual({ success: true, violations: [] });
+    expect(staleAcknowledgements(app, stack)).toEqual([]);
+  });
+
+  it('should create no host policy with hostAccess none', () => {
+    const { template } = synth({ hostAccess: 'none' });
+    template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+    template.resourceCountIs('AWS::IAM::User', 0);
+    expect(template.toJSON().Outputs).not.toHaveProperty('HostPolicyArn');
+  });
+
+  it('should delete the bucket, its objects and the logs with removalPolicy destroy', () => {
+    const { app, stack, template } = synth({ removalPolicy: 'destroy' });
+    expect(only(template, 'AWS::S3::Bucket').resource.DeletionPolicy).toBe('Delete');
+    expect(only(template, 'AWS::Logs::LogGroup').resource.DeletionPolicy).toBe('Delete');
+    template.resourceCountIs('Custom::S3AutoDeleteObjects', 1);
+    expect(nagViolations(app, stack)).toEqual({ success: true, violations: [] });
+  });
+
+  it('should subscribe alarmEmail to the alarm topic', () => {
+    const { template } = synth({ alarmEmail: 'ops@example.com' });
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+      TopicArn: { Ref: only(template, 'AWS::SNS::Topic').id },
+    });
+  });
+
+  it('should reserve no concurrency when reservedConcurrency is 0', () => {
+    const { template } = synth({ reservedConcurrency: 0 });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      ReservedConcurrentExecutions: Match.absent(),
+    });
+  });
+
+  it('should pass the prefixes, onRevoked and the alarm threshold through', () => {
+    const { template } = synth({
+      certsPrefix: 'in/',
+      staplesPrefix: 'out/',
+      statePrefix: 'run/',
+      onRevoked: 'withhold',
+      validityAlarmHours: 0.5,
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          CERTS_PREFIX: 'in/',
+          STAPLES_PREFIX: 'out/',
+          STATE_PREFIX: 'run/',
+          ON_REVOKED: 'withhold',
+        }),
+      },
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'LeastValidityHours',
+      Threshold: 0.5,
+    });
+    const { statements } = functionRoleStatements(template);
+    const list = statements.find((s) => asArray(s.Action).includes('s3:ListBucket'))!;
+    expect(list.Condition?.StringLike?.['s3:prefix']).toEqual(
+      expect.arrayContaining(['in/', 'in/*', 'out/', 'out/*']),
+    );
+  });
+
+  it('should schedule a cron in its time zone and widen the no-run window to twice its interval', () => {
+    const { template } = synth({ schedule: 'cron(0 */2 * * ? *)', timeZone: 'Europe/Berlin' });
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(0 */2 * * ? *)',
+      ScheduleExpressionTimezone: 'Europe/Berlin',
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Renewed', Period: 4 * 3600 });
+  });
+
+  it.each([
+    [{ certsPrefix: 'certs' }, /certsPrefix must be a key prefix ending in "\/"/],
+    [{ staplesPrefix: '/staples/' }, /staplesPrefix must be a key prefix/],
+    [
+      { staplesPrefix: 'certs/staples/' },
+      /staplesPrefix \(certs\/staples\/\) must not be inside certsPrefix/,
+    ],
+    [{ schedule: 'cron(0 3 ? * MON *)' }, /must run every day/],
+    [{ schedule: 'rate(2 days)' }, /at least once a day/],
+    [{ schedule: 'at(2030-01-01T00:00:00)' }, /expected rate\(…\) or cron\(…\)/],
+    [{ timeZone: 'Mars/Olympus' }, /timeZone must be an IANA time zone/],
+    [{ hostAccess: 'everyone' as never }, /hostAccess must be policy, policy-and-user or none/],
+    [{ removalPolicy: 'snapshot' as never }, /removalPolicy must be retain or destroy/],
+    [{ onRevoked: 'ignore' as never }, /onRevoked must be publish or withhold/],
+    [{ validityAlarmHours: 0 }, /validityAlarmHours must be a positive number/],
+    [{ reservedConcurrency: 1.5 }, /reservedConcurrency must be a whole number/],
+    [{ alarmEmail: 'ops' }, /alarmEmail is not an address/],
+  ])('should refuse %o', (props, error) => {
+    expect(() => synth(props)).toThrow(error);
+  });
+
+  it('should find the handler from any working directory', () => {
+    const cwd = process.cwd();
+    process.chdir(tmpdir());
+    try {
+      const { template } = synth();
+      template.resourceCountIs('AWS::Lambda::Function', 2); // the renewer and CDK's notifications handler
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+});
+
+describe('OcspRenewer embedded in another stack', () => {
+  it('should pass cdk-nag there too (acknowledgements follow the logical ids)', () => {
+    const app = makeApp();
+    const stack = new Stack(app, 'Platform');
+    new OcspRenewer(stack, 'Staples', { secretsPrefix: 'tls/', hostAccess: 'policy-and-user' });
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    expect(template.toJSON().Outputs).toBeUndefined();
+    expect(nagViolations(app, stack)).toEqual({ success: true, violations: [] });
+  });
+});
+
+describe('propsFromContext', () => {
+  it('should carry the construct defaults in cdk.json, with the optional props empty', () => {
+    expect(CDK_JSON.app).toBe('npx tsx infra/app.ts');
+    const { alarmEmail, secretsPrefix, ...defaults } = Object.fromEntries(
+      Object.entries(CDK_JSON.context).filter(([key]) => !key.includes(':')),
+    );
+    expect(defaults).toEqual(OCSP_RENEWER_DEFAULTS);
+    expect({ alarmEmail, secretsPrefix }).toEqual({ alarmEmail: '', secretsPrefix: '' });
+    expect(propsFromContext(makeApp().node)).toEqual({
+      ...OCSP_RENEWER_DEFAULTS,
+      alarmEmail: undefined,
+      secretsPrefix: undefined,
+    });
+  });
+
+  it('should parse -c values, which arrive as strings', () => {
+    const props = propsFromContext(
+      makeApp({
+        reservedConcurrency: '0',
+        validityAlarmHours: '0.5',
+        alarmEmail: 'ops@example.com',
+        hostAccess: 'none',
+      }).node,
+    );
+    expect(props).toMatchObject({
+      reservedConcurrency: 0,
+      validityAlarmHours: 0.5,
+      alarmEmail: 'ops@example.com',
+      hostAccess: 'none',
+    });
+    expect(() => propsFromContext(makeApp({ validityAlarmHours: 'a day' }).node)).toThrow(
+      /context validityAlarmHours must be a number/,
+    );
+  });
+});
+
+describe('scheduleIntervalMinutes', () => {
+  it.each([
+    ['rate(15 minutes)', 15],
+    ['rate(1 minute)', 1],
+    ['rate(1 hour)', 60],
+    ['rate(6 hours)', 360],
+    ['rate(1 day)', 1440],
+    ['cron(0/15 * * * ? *)', 15],
+    ['cron(*/10 * * * ? *)', 10],
+    ['cron(5 * * * ? *)', 60],
+    ['cron(0 3 * * ? *)', 1440],
+    ['cron(0 6,18 ? * * *)', 720],
+    ['cron(0/20 8-17 * * ? *)', 860],
+  ])('should give %s a longest gap of %i minutes', (expression, minutes) => {
+    expect(scheduleIntervalMinutes(expression)).toBe(minutes);
+  });
+
+  it.each([
+    'rate(0 minutes)',
+    'rate(1 minutes)',
+    'rate(5 minute)',
+    'cron(0 3 * *)',
+    'cron(61 * * * ? *)',
+    'daily',
+  ])('should refuse %s', (expression) => {
+    expect(() => scheduleIntervalMinutes(expression)).toThrow(/schedule/);
+  });
+});
