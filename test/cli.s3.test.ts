@@ -1,0 +1,181 @@
+/**
+ * The `ocsp-renewer renew` command over S3: the real command (lambda/ocsp-renewer.js, run by the
+ * current node) with `s3://` certificates and staples, pointed at s3rver through the standard
+ * AWS_ENDPOINT_URL_S3 and credential variables, and a real `openssl ocsp` responder.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunReport } from '../lambda/core/run.js';
+import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { startS3Server, type S3Server } from './helpers/s3-server.js';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI_TIMEOUT_MS = 30_000;
+const BUCKET = 'cli';
+
+let pki: TestPki;
+let responder: OpensslResponder;
+let s3: S3Server;
+let admin: S3Client;
+let work: string;
+const children = new Set<ChildProcess>();
+
+beforeAll(async () => {
+  [pki, s3, work] = await Promise.all([
+    makeTestPki(),
+    startS3Server({ buckets: [BUCKET] }),
+    mkdtemp(join(tmpdir(), 'ocsp-renewer-cli-s3-')),
+  ]);
+  responder = await startOpensslResponder({
+    index: pki.index,
+    ca: pki.intermediate.cert,
+    rsigner: pki.signer.cert,
+    rkey: pki.signer.key,
+    port: pki.ocspPort,
+  });
+  admin = s3.client();
+  const put = async (key: string, file: string) =>
+    admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: await readFile(file) }));
+  await Promise.all([
+    put('certs/a/good.pem', pki.leaves.good.bundle),
+    put('certs/a/revoked.pem', pki.leaves.revoked.bundle),
+    put('certs/ec.crt', pki.leaves.ec.bundle),
+    put('certs/noocsp.pem', pki.leaves.noOcsp.bundle),
+  ]);
+  await admin.send(
+    new PutObjectCommand({ Bucket: BUCKET, Key: 'bad/corrupt.pem', Body: Buffer.from('nope') }),
+  );
+});
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  admin?.destroy();
+  await Promise.all([responder?.stop(), s3?.stop()]);
+  await pki?.cleanup();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the command to completion (killed after CLI_TIMEOUT_MS) with the S3 variables set. */
+function cli(args: string[]): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...s3.env };
+  delete env.OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS;
+  delete env.AWS_PROFILE;
+  const child = spawn(process.execPath, ['lambda/ocsp-renewer.js', ...args], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+  const timer = setTimeout(() => child.kill('SIGKILL'), CLI_TIMEOUT_MS);
+  return new Promise((resolveRun, reject) => {
+    child.once('error', reject);
+    // 'close' comes after 'exit' and after both pipes are drained.
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolveRun({ code, stdout, stderr });
+    });
+  });
+}
+
+const RENEW = ['renew', '--certs', `s3://${BUCKET}/certs/`, '--staples', `s3://${BUCKET}/staples/`];
+
+async function stapleKeys(): Promise<Record<string, string>> {
+  const res = await admin.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'staples/' }));
+  return Object.fromEntries((res.Contents ?? []).map((o) => [o.Key!, o.ETag!]));
+}
+
+async function opensslVerify(key: string, leafCert: string): Promise<string> {
+  const res = await admin.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+  const file = join(work, key.replace(/\//g, '_'));
+  await writeFile(file, await res.Body!.transformToByteArray());
+  return new Promise((resolveRun) => {
+    execFile(
+      'openssl',
+      ['ocsp', '-respin', file, '-issuer', pki.intermediate.cert, '-CAfile', pki.chain, '-cert', leafCert],
+      { timeout: 15_000 },
+      (_err, stdout, stderr) => resolveRun(`${stdout}\n${stderr}`),
+    );
+  });
+}
+
+describe('ocsp-renewer renew over s3://', () => {
+  it('should write verified staples to S3 and exit 0', async () => {
+    const res = await cli([...RENEW, '--allow-private-responders', '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const report = JSON.parse(res.stdout) as RunReport;
+    expect(report.counts).toMatchObject({ renewed: 3, skipped: 1, failed: 0 });
+    expect(Object.keys(await stapleKeys()).sort()).toEqual([
+      'staples/a/good.ocsp',
+      'staples/a/revoked.ocsp',
+      'staples/ec.ocsp',
+    ]);
+    for (const [key, leaf, status] of [
+      ['staples/a/good.ocsp', pki.leaves.good.cert, 'good'],
+      ['staples/a/revoked.ocsp', pki.leaves.revoked.cert, 'revoked'],
+      ['staples/ec.ocsp', pki.leaves.ec.cert, 'good'],
+    ] as const) {
+      const out = await opensslVerify(key, leaf);
+      expect(out, key).toContain('Response verify OK');
+      expect(out, key).toContain(`: ${status}`);
+      const head = await admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+      expect(head.ContentType).toBe('application/ocsp-response');
+      expect(head.Metadata?.['cert-status']).toBe(status);
+    }
+  });
+
+  it('should find the staples fresh on the next run and write nothing', async () => {
+    const before = await stapleKeys();
+    const res = await cli([...RENEW, '--allow-private-responders', '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    expect((JSON.parse(res.stdout) as RunReport).counts).toMatchObject({ fresh: 3, renewed: 0 });
+    expect(await stapleKeys()).toEqual(before);
+  });
+
+  it('should refuse the loopback responder without --allow-private-responders and exit 1', async () => {
+    const res = await cli([...RENEW, '--force', '--json']);
+    expect(res.code).toBe(1);
+    const report = JSON.parse(res.stdout) as RunReport;
+    expect(report.counts.failed).toBe(3);
+    expect(report.results.find((r) => r.name === 'a/good.pem')!.reason).toMatch(/refusing 127\.0\.0\.1/);
+  });
+
+  it('should exit 1 and report the parse stage for a certificate that does not parse', async () => {
+    const res = await cli([
+      'renew',
+      '--certs',
+      `s3://${BUCKET}/bad/`,
+      '--staples',
+      `s3://${BUCKET}/bad-staples/`,
+      '--allow-private-responders',
+      '--json',
+    ]);
+    expect(res.code).toBe(1);
+    const report = JSON.parse(res.stdout) as RunReport;
+    expect(report.results).toEqual([
+      expect.objectContaining({ name: 'corrupt.pem', action: 'failed', stage: 'parse' }),
+    ]);
+  });
+});

@@ -1,0 +1,747 @@
+/**
+ * The Lambda handler end to end: a real S3 API (s3rver), a real OCSP responder (`openssl ocsp`,
+ * delegated signer) and the test PKI, all on loopback. Only the S3 client (to count requests), the
+ * transport (to count OCSP requests), the clock and the log are injected.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { S3Event } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
+import { httpTransport } from '../lambda/adapters/transport.js';
+import type { CertResult, RunReport, Transport } from '../lambda/core/run.js';
+import { EventError } from '../lambda/event.js';
+import { createHandler } from '../lambda/handler.js';
+import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
+import { countRequests, startS3Server, type RequestCounter, type S3Server } from './helpers/s3-server.js';
+
+let pki: TestPki;
+let responder: OpensslResponder;
+let s3: S3Server;
+/** Setup and inspection: not counted. */
+let admin: S3Client;
+/** The handler's client: counted. */
+let counted: S3Client;
+let s3Requests: RequestCounter;
+let work: string;
+/** A leaf issued by the test intermediate whose AIA OCSP URL is a closed port. */
+let deadLeafBundle: string;
+let deadOcspUrl: string;
+
+const ocspRequests: string[] = [];
+const inner = httpTransport({ ...DEFAULT_HTTP, timeoutMs: 5_000, allowPrivate: true });
+const transport: Transport = (url, der) => {
+  ocspRequests.push(url);
+  return inner(url, der);
+};
+
+beforeAll(async () => {
+  [pki, s3, work] = await Promise.all([
+    makeTestPki(),
+    startS3Server({ buckets: [] }),
+    mkdtemp(join(tmpdir(), 'ocsp-renewer-handler-')),
+  ]);
+  responder = await startOpensslResponder({
+    index: pki.index,
+    ca: pki.intermediate.cert,
+    rsigner: pki.signer.cert,
+    rkey: pki.signer.key,
+    port: pki.ocspPort,
+  });
+  admin = s3.client();
+  counted = s3.client();
+  s3Requests = countRequests(counted);
+  ({ bundle: deadLeafBundle, ocspUrl: deadOcspUrl } = await issueDeadLeaf());
+});
+
+afterAll(async () => {
+  admin?.destroy();
+  counted?.destroy();
+  await Promise.all([responder?.stop(), s3?.stop()]);
+  await pki?.cleanup();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** Re-signs the good leaf's CSR with an AIA OCSP URL where nothing listens. */
+async function issueDeadLeaf(): Promise<{ bundle: string; ocspUrl: string }> {
+  const ocspUrl = `http://127.0.0.1:${await freePort()}/`;
+  const ext = join(work, 'dead.cnf');
+  await writeFile(
+    ext,
+    [
+      '[ dead ]',
+      'basicConstraints = critical, CA:FALSE',
+      'keyUsage = critical, digitalSignature, keyEncipherment',
+      'extendedKeyUsage = serverAuth',
+      'authorityKeyIdentifier = keyid:always',
+      'subjectAltName = DNS:dead.test',
+      `authorityInfoAccess = OCSP;URI:${ocspUrl}`,
+      '',
+    ].join('\n'),
+  );
+  const cert = join(work, 'dead.pem');
+  await openssl([
+    'x509', '-req', '-in', join(pki.dir, 'good.csr'),
+    '-CA', pki.intermediate.cert, '-CAkey', pki.intermediate.key,
+    '-set_serial', '0x5EAD0001', '-days', '30',
+    '-extfile', ext, '-extensions', 'dead', '-out', cert,
+  ]); // prettier-ignore
+  const bundle = (await readFile(cert, 'utf8')) + (await readFile(pki.intermediate.cert, 'utf8'));
+  return { bundle, ocspUrl };
+}
+
+// --- S3 helpers -----------------------------------------------------------------------------------
+
+let bucketSeq = 0;
+async function newBucket(): Promise<string> {
+  const bucket = `handler-${++bucketSeq}`;
+  await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+  return bucket;
+}
+
+async function put(bucket: string, key: string, body: string | Buffer): Promise<void> {
+  await admin.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Buffer.from(body) }));
+}
+
+async function getBytes(bucket: string, key: string): Promise<Buffer> {
+  const res = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(await res.Body!.transformToByteArray());
+}
+
+async function listKeys(bucket: string, prefix = ''): Promise<string[]> {
+  const res = await admin.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+  return (res.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+async function etags(bucket: string, prefix: string): Promise<Record<string, string>> {
+  const res = await admin.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+  return Object.fromEntries((res.Contents ?? []).map((o) => [o.Key!, o.ETag!]));
+}
+
+async function remove(bucket: string, key: string): Promise<void> {
+  await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+}
+
+const pem = (path: string) => readFile(path, 'utf8');
+
+/**
+ * Every kind of certificate the handler meets. Bundles carry the intermediate (so the issuer is in
+ * the bundle) and the leaf's private key (which must be ignored).
+ */
+async function uploadFullSet(bucket: string): Promise<void> {
+  const l = pki.leaves;
+  await Promise.all([
+    put(bucket, 'certs/a/good.pem', await pem(l.good.bundle)),
+    put(bucket, 'certs/a/revoked.pem', await pem(l.revoked.bundle)),
+    put(bucket, 'certs/b/ec.crt', await pem(l.ec.bundle)),
+    put(bucket, 'certs/b/must-staple.pem', await pem(l.mustStaple.bundle)),
+    // A bare leaf whose issuer is the sibling <name>.issuer.pem.
+    put(bucket, 'certs/c/plain.pem', await pem(l.good.cert)),
+    put(bucket, 'certs/c/plain.issuer.pem', await pem(pki.intermediate.cert)),
+    put(bucket, 'certs/noocsp.pem', await pem(l.noOcsp.bundle)),
+    put(bucket, 'certs/expired.pem', await pem(l.expired.bundle)),
+    put(bucket, 'certs/unknown.pem', await pem(l.unknownToCa.bundle)),
+    put(bucket, 'certs/corrupt.pem', 'this is not a certificate\n'),
+    put(bucket, 'certs/README.txt', 'not a certificate key: ignored\n'),
+  ]);
+}
+/** Keys of uploadFullSet that have an OCSP URL and are not expired: one OCSP request each. */
+const FULL_SET_OCSP = ['a/good.pem', 'a/revoked.pem', 'b/ec.crt', 'b/must-staple.pem', 'c/plain.pem'];
+const FULL_SET_OCSP_CAPABLE = [...FULL_SET_OCSP, 'unknown.pem'];
+/** Leaf PEM for each staple written from uploadFullSet, for openssl to check the status against. */
+const fullSetLeaf = (name: string): string =>
+  ({
+    'a/good.pem': pki.leaves.good.cert,
+    'a/revoked.pem': pki.leaves.revoked.cert,
+    'b/ec.crt': pki.leaves.ec.cert,
+    'b/must-staple.pem': pki.leaves.mustStaple.cert,
+    'c/plain.pem': pki.leaves.good.cert,
+  })[name]!;
+
+/** Only certificates that renew cleanly (no failures to back off from, no skipped rows). */
+async function uploadHealthySet(bucket: string): Promise<void> {
+  const l = pki.leaves;
+  await Promise.all([
+    put(bucket, 'certs/a/good.pem', await pem(l.good.bundle)),
+    put(bucket, 'certs/a/revoked.pem', await pem(l.revoked.bundle)),
+    put(bucket, 'certs/b/ec.crt', await pem(l.ec.bundle)),
+    put(bucket, 'certs/b/must-staple.pem', await pem(l.mustStaple.bundle)),
+  ]);
+}
+const HEALTHY = ['a/good.pem', 'a/revoked.pem', 'b/ec.crt', 'b/must-staple.pem'];
+const stapleOf = (name: string) => `staples/${name.replace(/\.(pem|crt)$/, '.ocsp')}`;
+
+// --- invoking the handler ---------------------------------------------------------------------------
+
+interface Invocation {
+  report: RunReport;
+  logs: string[];
+  s3: { total: number; byCommand: Record<string, number> };
+  /** OCSP requests sent, by URL. */
+  ocsp: string[];
+}
+
+function handlerEnv(bucket: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    BUCKET: bucket,
+    CERTS_PREFIX: 'certs/',
+    STAPLES_PREFIX: 'staples/',
+    OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+    ...s3.env,
+    ...extra,
+  };
+}
+
+/** Runs the handler once with fresh counters; a rejection propagates (the counters stay readable). */
+async function invoke(
+  bucket: string,
+  event: unknown,
+  opts: { context?: { getRemainingTimeInMillis(): number }; logs?: string[] } = {},
+): Promise<Invocation> {
+  s3Requests.reset();
+  ocspRequests.length = 0;
+  const logs = opts.logs ?? [];
+  const handler = createHandler({
+    env: handlerEnv(bucket),
+    s3: counted,
+    transport,
+    clock: () => new Date(),
+    log: (line) => logs.push(line),
+  });
+  const report = await handler(event, opts.context);
+  return {
+    report,
+    logs,
+    s3: { total: s3Requests.total, byCommand: { ...s3Requests.byCommand } },
+    ocsp: [...ocspRequests],
+  };
+}
+
+const row = (report: RunReport, name: string): CertResult => {
+  const found = report.results.find((r) => r.name === name);
+  if (!found) throw new Error(`no result row for ${name}: ${JSON.stringify(report.results)}`);
+  return found;
+};
+const names = (report: RunReport, action?: CertResult['action']) =>
+  report.results
+    .filter((r) => action === undefined || r.action === action)
+    .map((r) => r.name)
+    .sort();
+
+/** openssl's own verdict on a staple: stdout + stderr, whatever the exit code. */
+async function opensslVerify(der: Buffer, leafCert: string): Promise<string> {
+  const file = join(work, `staple-${Math.random().toString(36).slice(2)}.der`);
+  await writeFile(file, der);
+  return new Promise((resolve) => {
+    execFile(
+      'openssl',
+      ['ocsp', '-respin', file, '-issuer', pki.intermediate.cert, '-CAfile', pki.chain, '-cert', leafCert],
+      { timeout: 15_000 },
+      (_err, stdout, stderr) => resolve(`${stdout}\n${stderr}`),
+    );
+  });
+}
+
+/**
+ * openssl ocsp signs deterministically (RSA PKCS#1 v1.5) with second-resolution times, so two
+ * fetches within one second give the same bytes ("responder returned the staple already stored").
+ * Tests that need a new staple wait for the next second.
+ */
+async function nextSecond(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1_010 - (Date.now() % 1_000)));
+}
+
+/** The S3 notification for an object upload, as S3 sends it (key URL-encoded, spaces as +). */
+function objectCreated(bucket: string, ...keys: string[]): S3Event {
+  return {
+    Records: keys.map((key) => ({
+      eventVersion: '2.1',
+      eventSource: 'aws:s3',
+      awsRegion: 'us-east-1',
+      eventTime: new Date().toISOString(),
+      eventName: 'ObjectCreated:Put',
+      userIdentity: { principalId: 'AWS:AIDAEXAMPLE' },
+      requestParameters: { sourceIPAddress: '127.0.0.1' },
+      responseElements: { 'x-amz-request-id': 'C3D13FE58DE4C810', 'x-amz-id-2': 'FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD' },
+      s3: {
+        s3SchemaVersion: '1.0',
+        configurationId: 'certificate-uploaded',
+        bucket: { name: bucket, ownerIdentity: { principalId: 'A3NL1KOZZKExample' }, arn: `arn:aws:s3:::${bucket}` },
+        object: {
+          key: encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+'),
+          size: 1024,
+          eTag: 'd41d8cd98f00b204e9800998ecf8427e',
+          sequencer: '0055AED6DCD90281E5',
+        },
+      },
+    })),
+  }; // prettier-ignore
+}
+
+// --- tests ------------------------------------------------------------------------------------------
+
+describe('handler: scheduled runs over S3', () => {
+  let bucket: string;
+  let first: Invocation;
+
+  beforeAll(async () => {
+    bucket = await newBucket();
+    await uploadFullSet(bucket);
+    first = await invoke(bucket, { mode: 'scheduled' });
+  });
+
+  it('should renew every certificate with an OCSP URL and report each one', () => {
+    const { report } = first;
+    expect(report.counts).toEqual({ renewed: 5, fresh: 0, skipped: 2, withheld: 0, failed: 2, due: 0 });
+    expect(names(report, 'renewed')).toEqual([...FULL_SET_OCSP].sort());
+    expect(names(report, 'skipped')).toEqual(['expired.pem', 'noocsp.pem']);
+    expect(row(report, 'noocsp.pem').reason).toBe('no OCSP URL in the certificate');
+    expect(row(report, 'expired.pem').reason).toMatch(/^certificate expired /);
+    expect(row(report, 'a/revoked.pem')).toMatchObject({
+      certStatus: 'revoked',
+      revocationReason: 'keyCompromise',
+    });
+    expect(report.revoked).toBe(1);
+    expect(report.notReached).toEqual([]);
+    expect(report.dryRun).toBe(false);
+    // README.txt and the .issuer.pem sibling are not certificates to staple.
+    expect(report.results).toHaveLength(9);
+    expect(first.ocsp).toHaveLength(FULL_SET_OCSP_CAPABLE.length);
+    expect(new Set(first.ocsp)).toEqual(new Set([pki.ocspUrl]));
+  });
+
+  it('should fail corrupt.pem at the parse stage and unknown.pem at validate, without touching the others', () => {
+    const corrupt = row(first.report, 'corrupt.pem');
+    expect(corrupt).toMatchObject({ action: 'failed', stage: 'parse' });
+    expect(corrupt.reason).toMatch(/^parse corrupt\.pem: not a certificate/);
+    const unknown = row(first.report, 'unknown.pem');
+    expect(unknown).toMatchObject({ action: 'failed', stage: 'validate' });
+    expect(unknown.reason).toContain('unknown');
+  });
+
+  it('should write one staple per renewed certificate, named after its key under staples/', async () => {
+    expect(await listKeys(bucket, 'staples/')).toEqual(FULL_SET_OCSP.map(stapleOf).sort());
+    expect(await listKeys(bucket, 'state/')).toEqual(['state/state.json']);
+  });
+
+  it('should store each staple with its content type and validity metadata', async () => {
+    for (const name of FULL_SET_OCSP) {
+      const head = await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: stapleOf(name) }));
+      const cert = await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: `certs/${name}` }));
+      const result = row(first.report, name);
+      expect(head.ContentType, name).toBe('application/ocsp-response');
+      expect(head.Metadata, name).toEqual({
+        'this-update': result.thisUpdate,
+        'next-update': result.nextUpdate,
+        'produced-at': expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/),
+        'cert-status': name === 'a/revoked.pem' ? 'revoked' : 'good',
+        'source-cert-etag': cert.ETag!.replace(/"/g, ''),
+      });
+      // openssl ocsp -ndays 1: a one-day window.
+      expect(Date.parse(result.nextUpdate!) - Date.parse(result.thisUpdate!)).toBe(86_400_000);
+    }
+  });
+
+  it('should store staples that openssl verifies and reads the same status from', async () => {
+    for (const name of FULL_SET_OCSP) {
+      const out = await opensslVerify(await getBytes(bucket, stapleOf(name)), fullSetLeaf(name));
+      expect(out, name).toContain('Response verify OK');
+      expect(out, name).toMatch(name === 'a/revoked.pem' ? /: revoked/ : /: good/);
+    }
+  });
+
+  it('should save the state object with one entry per certificate and no key material', async () => {
+    const doc = JSON.parse((await getBytes(bucket, 'state/state.json')).toString('utf8')) as {
+      version: number;
+      certs: Record<string, { failures: number; nextDue?: string; stapleTag?: string }>;
+    };
+    expect(doc.version).toBe(1);
+    // Skipped and failed certificates too: a quiet run replays their outcome without reading them.
+    expect(Object.keys(doc.certs).sort()).toEqual(names(first.report));
+    expect(doc.certs['a/good.pem']).toMatchObject({ failures: 0, certStatus: 'good' });
+    expect(doc.certs['corrupt.pem']).toMatchObject({ failures: 1 });
+    expect(JSON.stringify(doc)).not.toContain('PRIVATE KEY');
+  });
+
+  it('should log one run report line and one EMF metrics line with the right values', () => {
+    const lines = first.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const reports = lines.filter((l) => l.msg === 'run report');
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toMatchObject({
+      level: 'warn',
+      mode: 'scheduled',
+      counts: first.report.counts,
+      revoked: 1,
+      notReached: 0,
+    });
+    // Skipped "no OCSP URL" rows are counted, not listed.
+    const listed = (reports[0]!.results as CertResult[]).map((r) => r.name).sort();
+    expect(listed).toEqual([...FULL_SET_OCSP, 'corrupt.pem', 'expired.pem', 'unknown.pem'].sort());
+
+    type Emf = { _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string }[] }[] } };
+    const emf = lines.filter((l) => (l as Partial<Emf>)._aws) as (Emf & Record<string, number>)[];
+    expect(emf).toHaveLength(1);
+    const metrics = emf[0]!;
+    expect(metrics._aws.CloudWatchMetrics[0]!.Namespace).toBe('OcspRenewer');
+    expect(metrics._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).toEqual(
+      expect.arrayContaining(['Renewed', 'Failed', 'Skipped', 'Revoked', 'LeastValidityHours']),
+    );
+    expect(metrics).toMatchObject({ Renewed: 5, Failed: 2, Skipped: 2, Revoked: 1, NotReached: 0 });
+    // One-day responses fetched seconds ago.
+    expect(metrics.LeastValidityHours).toBeGreaterThan(23.9);
+    expect(metrics.LeastValidityHours).toBeLessThanOrEqual(24);
+  });
+
+  it('should make no OCSP request and only a few S3 requests on the next run', async () => {
+    const quiet = await invoke(bucket, { mode: 'scheduled' });
+    expect(quiet.ocsp).toEqual([]);
+    expect(quiet.report.counts).toMatchObject({ renewed: 0, fresh: 5, failed: 2, skipped: 2 });
+    // Outcomes are replayed from the state, not recomputed.
+    expect(row(quiet.report, 'corrupt.pem').reason).toMatch(/^backing off: parse corrupt\.pem/);
+    expect(row(quiet.report, 'noocsp.pem').reason).toBe('no OCSP URL in the certificate');
+    expect(row(quiet.report, 'expired.pem').reason).toMatch(/^certificate expired /);
+    expect(row(quiet.report, 'a/revoked.pem')).toMatchObject({ action: 'fresh', certStatus: 'revoked' });
+    expect(quiet.report.revoked).toBe(1);
+    // ListObjectsV2 certs/ + ListObjectsV2 staples/ + GetObject state, and nothing else: no
+    // certificate or staple is read (skipped and failing ones included), and since nothing
+    // changed nothing is written, not even the state.
+    expect(quiet.s3.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1 });
+    expect(quiet.s3.total).toBe(3);
+  });
+
+  it('should treat an empty event like a scheduled one', async () => {
+    const quiet = await invoke(bucket, {});
+    expect(quiet.ocsp).toEqual([]);
+    expect(quiet.report.counts).toMatchObject({ renewed: 0, fresh: 5, failed: 2, skipped: 2 });
+    expect(quiet.s3.byCommand.PutObjectCommand).toBeUndefined();
+    expect(JSON.parse(quiet.logs.find((l) => l.includes('"run report"'))!)).toMatchObject({
+      mode: 'scheduled',
+    });
+  });
+});
+
+describe('handler: a quiet run costs the same S3 requests for 5 or 25 certificates', () => {
+  it('should list twice and read the state once, whatever N', async () => {
+    const quietRun = async (n: number) => {
+      const bucket = await newBucket();
+      const bundle = await pem(pki.leaves.good.bundle);
+      await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          put(bucket, `certs/n/cert-${String(i).padStart(2, '0')}.pem`, bundle),
+        ),
+      );
+      const first = await invoke(bucket, { mode: 'scheduled' });
+      expect(first.report.counts.renewed).toBe(n);
+      expect(first.ocsp).toHaveLength(n);
+      const quiet = await invoke(bucket, { mode: 'scheduled' });
+      expect(quiet.report.counts.fresh).toBe(n);
+      expect(quiet.ocsp).toEqual([]);
+      return quiet.s3;
+    };
+    const five = await quietRun(5);
+    const twentyFive = await quietRun(25);
+    expect(five.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1 });
+    expect(five.total).toBe(3);
+    expect(twentyFive).toEqual(five);
+  });
+});
+
+describe('handler: forced runs', () => {
+  let bucket: string;
+
+  beforeAll(async () => {
+    bucket = await newBucket();
+    await uploadFullSet(bucket);
+    await invoke(bucket, { mode: 'scheduled' });
+  });
+
+  it('should renew every certificate with an OCSP URL on {mode:"force"}', async () => {
+    await nextSecond();
+    const before = await etags(bucket, 'staples/');
+    const forced = await invoke(bucket, { mode: 'force' });
+    expect(forced.ocsp).toHaveLength(FULL_SET_OCSP_CAPABLE.length);
+    expect(names(forced.report, 'renewed')).toEqual([...FULL_SET_OCSP].sort());
+    for (const name of FULL_SET_OCSP) expect(row(forced.report, name).reason).not.toBe('fresh');
+    const after = await etags(bucket, 'staples/');
+    for (const name of FULL_SET_OCSP) expect(after[stapleOf(name)], name).not.toBe(before[stapleOf(name)]);
+    // 5 staples + the state.
+    expect(forced.s3.byCommand.PutObjectCommand).toBe(6);
+  });
+
+  it.each([
+    ['with the certs prefix', 'certs/a/good.pem'],
+    ['relative to the certs prefix', 'a/good.pem'],
+  ])('should renew only the named certificate when keys are given %s', async (_how, key) => {
+    await nextSecond();
+    const forced = await invoke(bucket, { mode: 'force', keys: [key] });
+    expect(forced.ocsp).toHaveLength(1);
+    expect(forced.report.results.map((r) => [r.name, r.action])).toEqual([['a/good.pem', 'renewed']]);
+    expect(forced.s3.byCommand.PutObjectCommand).toBe(2); // the staple + the state
+  });
+
+  it('should renew only the certificates under a prefix', async () => {
+    await nextSecond();
+    const forced = await invoke(bucket, { mode: 'force', prefix: 'certs/a/' });
+    expect(forced.ocsp).toHaveLength(2);
+    expect(names(forced.report)).toEqual(['a/good.pem', 'a/revoked.pem']);
+    expect(names(forced.report, 'renewed')).toEqual(['a/good.pem', 'a/revoked.pem']);
+  });
+
+  it('should leave certificates outside the forced scope in the state', async () => {
+    const quiet = await invoke(bucket, {});
+    expect(quiet.ocsp).toEqual([]);
+    expect(quiet.report.counts.fresh).toBe(5);
+  });
+});
+
+describe('handler: S3 ObjectCreated notifications', () => {
+  let bucket: string;
+
+  beforeAll(async () => {
+    bucket = await newBucket();
+    await uploadHealthySet(bucket);
+    await invoke(bucket, { mode: 'scheduled' });
+  });
+
+  it('should renew a newly uploaded certificate right away, decoding the notification key', async () => {
+    const key = 'certs/d/new cert+1.pem';
+    await put(bucket, key, await pem(pki.leaves.ec.bundle));
+    const event = objectCreated(bucket, key);
+    expect(event.Records[0]!.s3.object.key).toBe('certs/d/new+cert%2B1.pem');
+
+    const res = await invoke(bucket, event);
+    expect(res.report.results.map((r) => [r.name, r.action])).toEqual([['d/new cert+1.pem', 'renewed']]);
+    expect(res.ocsp).toHaveLength(1);
+    expect(await listKeys(bucket, 'staples/d/')).toEqual(['staples/d/new cert+1.ocsp']);
+    const out = await opensslVerify(await getBytes(bucket, 'staples/d/new cert+1.ocsp'), pki.leaves.ec.cert);
+    expect(out).toContain('Response verify OK');
+    expect(JSON.parse(res.logs.find((l) => l.includes('"run report"'))!)).toMatchObject({ mode: 's3-event' });
+
+    // The next scheduled run knows it already.
+    const quiet = await invoke(bucket, {});
+    expect(quiet.ocsp).toEqual([]);
+    expect(quiet.report.counts.fresh).toBe(HEALTHY.length + 1);
+  });
+
+  it('should ignore objects outside the certs prefix and non-certificate keys', async () => {
+    await put(bucket, 'uploads/x.pem', await pem(pki.leaves.good.bundle));
+    const res = await invoke(bucket, objectCreated(bucket, 'uploads/x.pem', 'certs/notes.txt'));
+    expect(res.report.results).toEqual([]);
+    expect(res.ocsp).toEqual([]);
+    expect(res.s3.byCommand.PutObjectCommand).toBeUndefined();
+    expect(await listKeys(bucket, 'staples/uploads')).toEqual([]);
+  });
+});
+
+describe('handler: dry runs and invalid events', () => {
+  it('should decide and report on a fresh bucket without fetching or writing anything', async () => {
+    const bucket = await newBucket();
+    await uploadFullSet(bucket);
+    const dry = await invoke(bucket, { mode: 'scheduled', dryRun: true });
+    expect(dry.report.dryRun).toBe(true);
+    expect(names(dry.report, 'due')).toEqual([...FULL_SET_OCSP_CAPABLE].sort());
+    for (const name of FULL_SET_OCSP_CAPABLE)
+      expect(row(dry.report, name).reason).toBe('would renew: no staple');
+    expect(dry.ocsp).toEqual([]);
+    expect(dry.s3.byCommand.PutObjectCommand).toBeUndefined();
+    expect(await listKeys(bucket, 'staples/')).toEqual([]);
+    expect(await listKeys(bucket, 'state/')).toEqual([]);
+  });
+
+  it.each([
+    ['an unknown mode', { mode: 'bogus' }, /unsupported mode "bogus"/],
+    ['an unknown field', { foo: 1 }, /unsupported event field\(s\): foo/],
+    ['a string', 'string', /event must be a JSON object/],
+    ['an array', [], /event must be a JSON object/],
+    ['force with no keys', { mode: 'force', keys: [] }, /keys must be a non-empty array of strings/],
+    [
+      'force with keys and a prefix',
+      { mode: 'force', keys: ['a.pem'], prefix: 'a/' },
+      /keys or prefix, not both/,
+    ],
+    ['scheduled with keys', { mode: 'scheduled', keys: ['a.pem'] }, /go with \{"mode":"force"\}/],
+    ['a non-boolean dryRun', { dryRun: 'yes' }, /dryRun must be a boolean/],
+  ])('should reject %s before touching S3', async (_what, event, message) => {
+    const bucket = await newBucket();
+    await uploadHealthySet(bucket);
+    const attempt = invoke(bucket, event);
+    await expect(attempt).rejects.toBeInstanceOf(EventError);
+    await expect(attempt).rejects.toThrow(message);
+    expect(s3Requests.total).toBe(0);
+    expect(ocspRequests).toEqual([]);
+    expect(await listKeys(bucket, 'staples/')).toEqual([]);
+    expect(await listKeys(bucket, 'state/')).toEqual([]);
+  });
+});
+
+describe('handler: the state object is a cache', () => {
+  let bucket: string;
+
+  beforeAll(async () => {
+    bucket = await newBucket();
+    await uploadHealthySet(bucket);
+    const first = await invoke(bucket, {});
+    expect(first.report.counts.renewed).toBe(HEALTHY.length);
+  });
+
+  it('should rebuild a deleted state from the staples without an OCSP request', async () => {
+    const staples = await etags(bucket, 'staples/');
+    await remove(bucket, 'state/state.json');
+    const res = await invoke(bucket, {});
+    expect(res.ocsp).toEqual([]);
+    expect(res.report.counts).toMatchObject({ fresh: HEALTHY.length, renewed: 0, failed: 0 });
+    // Every certificate and staple is read once, then the state alone is written.
+    expect(res.s3.byCommand).toEqual({
+      ListObjectsV2Command: 2,
+      GetObjectCommand: 1 + 2 * HEALTHY.length,
+      PutObjectCommand: 1,
+    });
+    expect(await etags(bucket, 'staples/')).toEqual(staples);
+    expect(await listKeys(bucket, 'state/')).toEqual(['state/state.json']);
+    // ... and the run after that is quiet again.
+    const quiet = await invoke(bucket, {});
+    expect(quiet.s3.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1 });
+  });
+
+  it('should rebuild a state that is not JSON, and say so in the log', async () => {
+    await put(bucket, 'state/state.json', 'not json');
+    const res = await invoke(bucket, {});
+    expect(res.ocsp).toEqual([]);
+    expect(res.report.counts.fresh).toBe(HEALTHY.length);
+    expect(res.s3.byCommand.PutObjectCommand).toBe(1);
+    const warning = res.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'state corrupt; rebuilding');
+    expect(warning).toMatchObject({ level: 'warn' });
+    expect(JSON.stringify(warning)).toContain('state/state.json'); // names the object
+    const doc = JSON.parse((await getBytes(bucket, 'state/state.json')).toString('utf8')) as {
+      certs: object;
+    };
+    expect(Object.keys(doc.certs).sort()).toEqual([...HEALTHY].sort());
+  });
+
+  it('should notice a staple deleted behind its back and renew that one only', async () => {
+    await remove(bucket, 'staples/a/good.ocsp');
+    const res = await invoke(bucket, {});
+    expect(res.ocsp).toHaveLength(1);
+    expect(names(res.report, 'renewed')).toEqual(['a/good.pem']);
+    expect(row(res.report, 'a/good.pem').reason).toBe('renewed');
+    expect(res.report.counts.fresh).toBe(HEALTHY.length - 1);
+    expect(res.s3.byCommand.PutObjectCommand).toBe(2); // the staple + the state
+    expect(await listKeys(bucket, 'staples/')).toEqual(HEALTHY.map(stapleOf).sort());
+  });
+
+  it('should notice a staple overwritten behind its back and replace it when invalid', async () => {
+    await put(bucket, 'staples/b/ec.ocsp', 'garbage');
+    const res = await invoke(bucket, {});
+    expect(res.ocsp).toHaveLength(1);
+    expect(names(res.report, 'renewed')).toEqual(['b/ec.crt']);
+    const out = await opensslVerify(await getBytes(bucket, 'staples/b/ec.ocsp'), pki.leaves.ec.cert);
+    expect(out).toContain('Response verify OK');
+  });
+});
+
+describe('handler: the Lambda deadline', () => {
+  it('should stop taking certificates when the remaining time drops below the reserve, and finish next run', async () => {
+    const bucket = await newBucket();
+    await uploadHealthySet(bucket);
+    // Plenty of time for the first K checks, then 1 s left (the reserve is the 10 s HTTP timeout + 5 s).
+    const K = 2;
+    let calls = 0;
+    const context = { getRemainingTimeInMillis: () => (++calls <= K ? 600_000 : 1_000) };
+
+    const cut = await invoke(bucket, {}, { context });
+    expect(cut.report.results.map((r) => r.name)).toEqual(HEALTHY.slice(0, K));
+    expect(cut.report.notReached).toEqual(HEALTHY.slice(K));
+    expect(cut.ocsp).toHaveLength(K);
+    const emf = cut.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l._aws);
+    expect(emf).toMatchObject({ NotReached: HEALTHY.length - K, Renewed: K });
+    expect(await listKeys(bucket, 'staples/')).toEqual(HEALTHY.slice(0, K).map(stapleOf).sort());
+
+    const rest = await invoke(bucket, {}, { context: { getRemainingTimeInMillis: () => 600_000 } });
+    expect(rest.report.notReached).toEqual([]);
+    expect(names(rest.report, 'renewed')).toEqual(HEALTHY.slice(K));
+    expect(names(rest.report, 'fresh')).toEqual(HEALTHY.slice(0, K));
+    expect(rest.ocsp).toHaveLength(HEALTHY.length - K);
+    expect(await listKeys(bucket, 'staples/')).toEqual(HEALTHY.map(stapleOf).sort());
+  });
+});
+
+describe('handler: configuration from the injected env', () => {
+  it('should honour OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS from deps.env, not only process.env', async () => {
+    vi.stubEnv('OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS', '');
+    try {
+      const bucket = await newBucket();
+      await put(bucket, 'certs/good.pem', await pem(pki.leaves.good.bundle));
+      const logs: string[] = [];
+      // No transport injected: the handler builds its own from the configuration.
+      const handler = createHandler({ env: handlerEnv(bucket), s3: counted, log: (l) => logs.push(l) });
+      const report = await handler({});
+      expect(row(report, 'good.pem')).toMatchObject({ action: 'renewed' });
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+});
+
+// Stops and restarts the shared responder: keep this describe last.
+describe('handler: one failing responder fails its certificates only', () => {
+  let bucket: string;
+
+  beforeAll(async () => {
+    bucket = await newBucket();
+    await uploadHealthySet(bucket);
+    await put(bucket, 'certs/dead.pem', deadLeafBundle);
+  });
+
+  it('should fail a certificate whose responder refuses connections at the fetch stage and renew the rest', async () => {
+    const res = await invoke(bucket, {});
+    expect(names(res.report, 'renewed')).toEqual([...HEALTHY].sort());
+    const dead = row(res.report, 'dead.pem');
+    expect(dead).toMatchObject({ action: 'failed', stage: 'fetch' });
+    expect(dead.reason).toContain(deadOcspUrl);
+    expect(dead.reason).toMatch(/ECONNREFUSED/);
+    expect(await listKeys(bucket, 'staples/')).toEqual(HEALTHY.map(stapleOf).sort());
+    expect(JSON.parse(res.logs.find((l) => l.includes('"run report"'))!)).toMatchObject({ level: 'warn' });
+  });
+
+  it('should keep the stored staples byte for byte while the responder is down', async () => {
+    const before = await Promise.all(HEALTHY.map((n) => getBytes(bucket, stapleOf(n))));
+    const tags = await etags(bucket, 'staples/');
+    await responder.stop();
+    try {
+      await nextSecond();
+      const res = await invoke(bucket, { mode: 'force' });
+      expect(res.report.counts).toMatchObject({ failed: HEALTHY.length + 1, renewed: 0 });
+      for (const name of HEALTHY) {
+        expect(row(res.report, name)).toMatchObject({ action: 'failed', stage: 'fetch' });
+        // The row still describes the staple that is being served.
+        expect(row(res.report, name).nextUpdate).toBeDefined();
+      }
+      expect(res.s3.byCommand.PutObjectCommand).toBe(1); // the state (failure counts), no staple
+      const after = await Promise.all(HEALTHY.map((n) => getBytes(bucket, stapleOf(n))));
+      after.forEach((bytes, i) => expect(bytes.equals(before[i]!), HEALTHY[i]).toBe(true));
+      expect(await etags(bucket, 'staples/')).toEqual(tags);
+    } finally {
+      responder = await startOpensslResponder({
+        index: pki.index,
+        ca: pki.intermediate.cert,
+        rsigner: pki.signer.cert,
+        rkey: pki.signer.key,
+        port: pki.ocspPort,
+      });
+    }
+  });
+});
