@@ -26,11 +26,17 @@ interface S3EventRecord {
  * - an S3 ObjectCreated notification: renew the certificates it names now.
  * Anything else throws EventError and nothing is done.
  */
-export function parseEvent(event: unknown, certsPrefix: string, naming: NamingOptions): RunRequest {
+export function parseEvent(
+  event: unknown,
+  certsPrefix: string,
+  naming: NamingOptions,
+  bucket?: string,
+): RunRequest {
   if (event === null || event === undefined) return { mode: 'scheduled', dryRun: false };
   if (typeof event !== 'object' || Array.isArray(event)) throw new EventError('event must be a JSON object');
   const e = event as Record<string, unknown>;
-  if (Array.isArray(e.Records)) return parseS3Event(e.Records as S3EventRecord[], certsPrefix, naming);
+  if (Array.isArray(e.Records))
+    return parseS3Event(e.Records as S3EventRecord[], certsPrefix, naming, bucket);
 
   const allowed = new Set(['mode', 'dryRun', 'keys', 'prefix']);
   const unknown = Object.keys(e).filter((k) => !allowed.has(k));
@@ -60,12 +66,20 @@ export function parseEvent(event: unknown, certsPrefix: string, naming: NamingOp
   return { mode, dryRun };
 }
 
-function parseS3Event(records: S3EventRecord[], certsPrefix: string, naming: NamingOptions): RunRequest {
+function parseS3Event(
+  records: S3EventRecord[],
+  certsPrefix: string,
+  naming: NamingOptions,
+  bucket: string | undefined,
+): RunRequest {
+  if (records.length === 0 || !records.every((r) => r.eventSource === 'aws:s3')) {
+    throw new EventError('Records must all be S3 notifications (eventSource aws:s3)');
+  }
   const keys: string[] = [];
   for (const record of records) {
-    if (record.eventSource !== 'aws:s3' || !record.eventName?.startsWith('ObjectCreated:')) {
-      throw new EventError(`unsupported record: ${record.eventSource ?? '?'} ${record.eventName ?? '?'}`);
-    }
+    // Other S3 events (a removed certificate, a test event) and other buckets change nothing here.
+    if (!record.eventName?.startsWith('ObjectCreated:')) continue;
+    if (bucket && record.s3?.bucket?.name && record.s3.bucket.name !== bucket) continue;
     const raw = record.s3?.object?.key;
     if (!raw) throw new EventError('S3 record without an object key');
     // S3 notifications URL-encode keys, with + for spaces.

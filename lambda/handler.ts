@@ -38,7 +38,7 @@ export function createHandler(deps: HandlerDeps = {}) {
     // {"message": …} and CloudWatch would not see the EMF metrics' top-level _aws key.
     const log = deps.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
     const config = configFromEnv(deps.env ?? process.env);
-    const request = parseEvent(event, config.certsPrefix, config.naming);
+    const request = parseEvent(event, config.certsPrefix, config.naming, config.bucket);
     const clock = deps.clock ?? (() => new Date());
     const s3 = deps.s3 ?? makeS3Client(deps.env ?? process.env);
 
@@ -86,6 +86,20 @@ export function createHandler(deps: HandlerDeps = {}) {
         shouldStop: context ? () => context.getRemainingTimeInMillis() < reserve : undefined,
       },
     );
+    if (request.mode === 'force' && request.keys) {
+      // A forced key that names no certificate is a mistake worth a row, not silence.
+      const seen = new Set([...report.results.map((r) => r.name), ...report.notReached]);
+      for (const key of request.keys.filter((k) => !seen.has(k))) {
+        report.results.push({
+          name: key,
+          staple: '',
+          action: 'failed',
+          stage: 'source',
+          reason: `source ${config.certsPrefix}${key}: no such certificate`,
+        });
+        report.counts.failed++;
+      }
+    }
     if (!request.dryRun) await stateStore.save(state, clock());
     log(JSON.stringify(logLine(report, request.mode)));
     log(JSON.stringify(emfMetrics(report, clock())));

@@ -491,6 +491,19 @@ describe('handler: forced runs', () => {
     expect(forced.s3.byCommand.PutObjectCommand).toBe(2); // the staple + the state
   });
 
+  it('should report a forced key that names no certificate as failed at the source stage', async () => {
+    const forced = await invoke(bucket, { mode: 'force', keys: ['a/good.pem', 'a/missing.pem'] });
+    expect(forced.report.results.map((r) => [r.name, r.action])).toEqual([
+      ['a/good.pem', expect.stringMatching(/renewed|fresh/)],
+      ['a/missing.pem', 'failed'],
+    ]);
+    expect(row(forced.report, 'a/missing.pem')).toMatchObject({
+      stage: 'source',
+      reason: expect.stringContaining('no such certificate'),
+    });
+    expect(forced.report.counts.failed).toBe(1);
+  });
+
   it('should renew only the certificates under a prefix', async () => {
     await nextSecond();
     const forced = await invoke(bucket, { mode: 'force', prefix: 'certs/a/' });
@@ -533,6 +546,17 @@ describe('handler: S3 ObjectCreated notifications', () => {
     const quiet = await invoke(bucket, {});
     expect(quiet.ocsp).toEqual([]);
     expect(quiet.report.counts.fresh).toBe(HEALTHY.length + 1);
+  });
+
+  it('should ignore other S3 events (a removed certificate) and notifications for another bucket', async () => {
+    const removed = objectCreated(bucket, 'certs/a/good.pem');
+    removed.Records[0]!.eventName = 'ObjectRemoved:Delete';
+    const elsewhere = objectCreated('some-other-bucket', 'certs/a/good.pem');
+    for (const event of [removed, elsewhere]) {
+      const res = await invoke(bucket, event);
+      expect(res.report.results).toEqual([]);
+      expect(res.ocsp).toEqual([]);
+    }
   });
 
   it('should ignore objects outside the certs prefix and non-certificate keys', async () => {
