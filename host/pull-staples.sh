@@ -100,7 +100,7 @@ command -v openssl >/dev/null 2>&1 || die 2 "openssl not found"
 command -v "$AWS" >/dev/null 2>&1 || die 2 "aws CLI not found: $AWS"
 case $PREFIX in '' | */) ;; *) PREFIX="$PREFIX/" ;; esac
 
-mkdir -p "$DEST" 2>/dev/null || die 5 "cannot create destination $DEST"
+(umask 022 && mkdir -p "$DEST") 2>/dev/null || die 5 "cannot create destination $DEST"
 if [ ! -d "$DEST" ] || [ ! -w "$DEST" ]; then die 5 "destination not writable: $DEST"; fi
 STAGING="$DEST/.ocsp-staging"
 LOCK="$DEST/.ocsp-pull.lock"
@@ -118,6 +118,10 @@ take_lock() {
   fi
   if ! mkdir "$LOCK.d" 2>/dev/null; then
     holder=$(cat "$LOCK.d/pid" 2>/dev/null || echo)
+    if [ -z "$holder" ]; then # just made by a run that has not written its pid yet?
+      sleep 1
+      holder=$(cat "$LOCK.d/pid" 2>/dev/null || echo)
+    fi
     if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then
       die 75 "another run (pid $holder) holds $LOCK.d"
     fi
@@ -213,8 +217,10 @@ check_candidate() {
     for ext in .pem .crt .cert; do
       cert="$CERTDIR/$base$ext"
       [ -r "$cert" ] || continue
+      # openssl prints "<cert>: good" for a response about <cert>; fixed-string, whole-line match
+      # (the \| alternation used before is a GNU extension).
       if ! out=$(openssl ocsp -respin "$file" -issuer "$ISSUER" -cert "$cert" -noverify 2>&1) ||
-        ! printf '%s\n' "$out" | grep -q "^$cert: \(good\|revoked\)"; then
+        ! printf '%s\n' "$out" | grep -Fxq -e "$cert: good" -e "$cert: revoked"; then
         log "reject $name: not a response for $cert"
         return 1
       fi
@@ -230,7 +236,7 @@ install_candidate() {
   src=$1
   target=$2
   dir=$(dirname "$target")
-  mkdir -p "$dir" || return 1
+  (umask 022 && mkdir -p "$dir") || return 1
   tmp="$dir/.$(basename "$target").tmp.$$"
   if [ -e "$target" ]; then
     cp -p "$target" "$tmp" || return 1 # copies mode and, as root, owner
@@ -245,7 +251,10 @@ install_candidate() {
 take_lock
 mkdir -p "$STAGING" || die 5 "cannot create $STAGING"
 
-set -- s3 sync "s3://$BUCKET/$PREFIX" "$STAGING" --exclude '*' --include "*$EXTENSION" --only-show-errors
+# --exact-timestamps: without it, sync S3 -> local skips a same-sized object that is newer in S3,
+# and a renewed staple is nearly always the same size as the one before. The staging copies carry
+# the objects' LastModified as mtime, so unchanged staples still match and are not downloaded.
+set -- s3 sync "s3://$BUCKET/$PREFIX" "$STAGING" --exclude '*' --include "*$EXTENSION" --exact-timestamps --only-show-errors
 [ -z "$REGION" ] || set -- "$@" --region "$REGION"
 [ -z "$PROFILE" ] || set -- "$@" --profile "$PROFILE"
 [ -z "$ENDPOINT" ] || set -- "$@" --endpoint-url "$ENDPOINT"
@@ -286,7 +295,8 @@ if [ "$changed" -gt 0 ] && [ -n "$RELOAD" ]; then
   log "reloading: $RELOAD"
   OCSP_INSTALLED=${installed_list# }
   export OCSP_INSTALLED
-  sh -c "$RELOAD" || die 4 "reload command failed: $RELOAD"
+  # 9>&-: a daemon the command (re)starts must not inherit the lock and hold it forever.
+  sh -c "$RELOAD" 9>&- || die 4 "reload command failed: $RELOAD"
 fi
 log "done: $changed installed, $rejected rejected"
 [ "$rejected" -eq 0 ] || exit 1

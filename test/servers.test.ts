@@ -1,0 +1,768 @@
+/**
+ * The server recipes of README "Hosts", end to end: the Lambda handler renews a staple into s3rver
+ * from a real `openssl ocsp` responder, host/pull-staples.sh installs it with the aws CLI, and a
+ * real server staples it: openssl s_server, nginx, HAProxy and Exim, each on 127.0.0.1 with the
+ * configuration of host/examples/ (paths and ports substituted). `openssl s_client -status` is the
+ * client. Then a renewal is pulled with the server's reload command, and the client must see the
+ * new response (a later Produced At).
+ */
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHandler } from '../lambda/handler.js';
+import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
+import { AWS_V2, makeStaple, producedAt, repoRoot, runPull } from './helpers/pull-script.js';
+import { startS3Server, type S3Server } from './helpers/s3-server.js';
+
+const exec = promisify(execFile);
+const BUCKET = 'server-recipes';
+const examples = path.join(repoRoot, 'host', 'examples');
+const isRoot = process.getuid?.() === 0;
+
+/** HAProxy reload commands of README "Hosts", as written there (paths substituted in tests). */
+const HAPROXY_RELOAD_SOCAT =
+  `for f in $OCSP_INSTALLED; do echo "set ssl ocsp-response $(openssl base64 -A -in /etc/ssl/ocsp/haproxy/$f)" ` +
+  `| socat stdio UNIX-CONNECT:/run/haproxy/admin.sock | grep -q "OCSP Response updated" || exit 1; done`;
+const HAPROXY_RELOAD_NC =
+  `for f in $OCSP_INSTALLED; do echo "set ssl ocsp-response $(openssl base64 -A -in /etc/ssl/ocsp/haproxy/$f)" ` +
+  `| nc -U /run/haproxy/admin.sock | grep -q "OCSP Response updated" || exit 1; done`;
+
+/** A tool on PATH or in the sbin directories (servers live there; a user's PATH may lack them). */
+function findTool(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'];
+  for (const dir of dirs) {
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return undefined;
+}
+
+/** An nc that can talk to a unix socket (OpenBSD's: Debian netcat-openbsd, FreeBSD's base nc). */
+function ncSupportsUnixSockets(): boolean {
+  const nc = findTool('nc');
+  if (!nc) return false;
+  const help = spawnSync(nc, ['-h'], { encoding: 'utf8', timeout: 5_000 }); // help goes to stderr
+  return /^\s*-U\b/m.test(`${help.stdout ?? ''}${help.stderr ?? ''}`);
+}
+
+const tools = {
+  aws: existsSync(AWS_V2),
+  nginx: findTool('nginx'),
+  haproxy: findTool('haproxy'),
+  exim: findTool('exim4') ?? findTool('exim'),
+  socat: findTool('socat'),
+  ncUnix: ncSupportsUnixSockets(),
+  systemdAnalyze: findTool('systemd-analyze'),
+};
+
+let work: string;
+let pki: TestPki;
+let responder: OpensslResponder;
+let s3: S3Server;
+let admin: S3Client;
+/** The staples directory every server here reads (as /etc/ssl/ocsp on a host). */
+let dest: string;
+let staple: string;
+let lastRenewal = 0;
+
+const servers: Server[] = [];
+/** Every pid a server had (main process and children), for the leak check at the end. */
+const seenPids = new Set<number>();
+
+if (!tools.aws) skipped('server recipes', `no aws CLI v2 at ${AWS_V2} (Debian: awscli)`);
+describe.skipIf(!tools.aws)(
+  'server recipes with a staple renewed by the handler and pulled by the script',
+  () => {
+    beforeAll(async () => {
+      work = await mkdtemp(path.join(tmpdir(), 'ocsp-servers-'));
+      await chmod(work, 0o755); // Exim reads as its own user
+      [pki, s3] = await Promise.all([makeTestPki(), startS3Server({ buckets: [BUCKET] })]);
+      responder = await startOpensslResponder({
+        index: pki.index,
+        ca: pki.intermediate.cert,
+        rsigner: pki.signer.cert,
+        rkey: pki.signer.key,
+        port: pki.ocspPort,
+      });
+      admin = s3.client();
+      await admin.send(
+        new PutObjectCommand({
+          Bucket: BUCKET,
+          Key: 'certs/web/good.pem',
+          Body: await readFile(pki.leaves.good.bundle),
+        }),
+      );
+      await renew('scheduled');
+      dest = path.join(work, 'ocsp');
+      staple = path.join(dest, 'web', 'good.ocsp');
+      const r = await pull(dest);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('installed web/good.ocsp');
+    }, 120_000);
+
+    afterAll(async () => {
+      await stopServers();
+      admin?.destroy();
+      await responder?.stop();
+      await s3?.stop();
+      await pki?.cleanup();
+      if (work) await rm(work, { recursive: true, force: true });
+    });
+
+    it('openssl s_server -status_file: s_client -status sees successful, good', async () => {
+      const port = await freePort();
+      const server = launch('s_server', 'openssl', [
+        's_server',
+        '-accept',
+        `127.0.0.1:${port}`,
+        '-cert',
+        pki.leaves.good.cert,
+        '-key',
+        pki.leaves.good.key,
+        '-cert_chain',
+        pki.intermediate.cert,
+        '-status_file',
+        staple,
+      ]);
+      // s_server prints ACCEPT once listening; a probe connection would be served as a client.
+      await waitFor(
+        () => server.output().includes('ACCEPT'),
+        10_000,
+        () => `s_server: ${server.output()}`,
+      );
+      const seen = await status(['-connect', `127.0.0.1:${port}`]);
+      expect(seen).toEqual({
+        response: 'successful',
+        cert: 'good',
+        producedAt: await stapleProducedAt(staple),
+        verified: true,
+      });
+    });
+
+    if (!tools.nginx) skipped('nginx recipe', 'nginx is not installed (Debian: nginx)');
+    describe.skipIf(!tools.nginx)(
+      'nginx: ssl_stapling on; ssl_stapling_file (host/examples/nginx-ocsp.conf)',
+      () => {
+        let port: number;
+        let dir: string;
+        let reloadCommand: string;
+
+        beforeAll(async () => {
+          port = await freePort();
+          dir = path.join(work, 'nginx');
+          await mkdir(dir);
+          const fullchain = path.join(dir, 'fullchain.pem');
+          await writeFile(
+            fullchain,
+            (await readFile(pki.leaves.good.cert, 'utf8')) + (await readFile(pki.intermediate.cert, 'utf8')),
+          );
+          const site = instantiate(await readFile(path.join(examples, 'nginx-ocsp.conf'), 'utf8'), {
+            'listen 443 ssl;': `listen 127.0.0.1:${port} ssl;`,
+            '/etc/ssl/certs/www.example.com.fullchain.pem': fullchain,
+            '/etc/ssl/private/www.example.com.key': pki.leaves.good.key,
+            '/etc/ssl/ocsp/web/www.example.com.ocsp': staple,
+          });
+          const conf = path.join(dir, 'nginx.conf');
+          const temp = (name: string) => `${name}_temp_path ${path.join(dir, name)};`;
+          await writeFile(
+            conf,
+            [
+              'worker_processes 1;',
+              `pid ${path.join(dir, 'nginx.pid')};`,
+              `error_log ${path.join(dir, 'error.log')} info;`,
+              'events { worker_connections 64; }',
+              'http {',
+              '  access_log off;',
+              ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(temp),
+              site,
+              '}',
+              '',
+            ].join('\n'),
+          );
+          const base = ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')];
+          // What `systemctl reload nginx` runs (Debian's nginx.service ExecReload), for this instance.
+          reloadCommand = [tools.nginx as string, ...base, '-s', 'reload'].map(shellQuote).join(' ');
+          const server = launch('nginx', tools.nginx as string, [...base, '-g', 'daemon off;']);
+          await waitForPort(port, server);
+        });
+
+        it('staples the pulled file on the first handshake', async () => {
+          const seen = await status(['-connect', `127.0.0.1:${port}`]);
+          expect(seen).toEqual({
+            response: 'successful',
+            cert: 'good',
+            producedAt: await stapleProducedAt(staple),
+            verified: true,
+          });
+        });
+
+        it("serves a renewal after the pull runs nginx's reload (nginx -s reload)", async () => {
+          const before = await stapleProducedAt(staple);
+          await renew('force');
+          const r = await pull(dest, ['--reload', reloadCommand]);
+          expect(r.code, r.stderr).toBe(0);
+          expect(r.stderr).toContain('reloading: ');
+          const after = await stapleProducedAt(staple);
+          expect(after).not.toBe(before);
+          // The reload is asynchronous: old workers may serve a handshake or two meanwhile.
+          await eventually(async () => (await status(['-connect', `127.0.0.1:${port}`])).producedAt, after);
+        });
+      },
+    );
+
+    if (!tools.haproxy) skipped('HAProxy recipe', 'haproxy is not installed (Debian: haproxy)');
+    describe.skipIf(!tools.haproxy)(
+      'HAProxy: <crt>.ocsp beside the certificate (host/examples/haproxy-ocsp.cfg)',
+      () => {
+        let port: number;
+        let sock: string;
+        let hapDest: string;
+        let hapStaple: string;
+        /** Pulls into HAProxy's own staples directory, as the README recipe does. */
+        const pullForHaproxy = (extra: string[] = []) =>
+          pull(hapDest, ['--prefix', 'staples/web/', ...extra]);
+        const reloadWith = (template: string) =>
+          template.replaceAll('/etc/ssl/ocsp/haproxy', hapDest).replaceAll('/run/haproxy/admin.sock', sock);
+
+        beforeAll(async () => {
+          port = await freePort();
+          const dir = path.join(work, 'haproxy');
+          await mkdir(path.join(dir, 'certs'), { recursive: true });
+          sock = path.join(dir, 'admin.sock');
+          hapDest = path.join(work, 'ocsp-haproxy');
+          hapStaple = path.join(hapDest, 'good.ocsp');
+          const r = await pullForHaproxy();
+          expect(r.code, r.stderr).toBe(0);
+          const crt = path.join(dir, 'certs', 'good.pem');
+          await copyFile(pki.leaves.good.bundle, crt); // leaf + intermediate + key
+          await symlink(hapStaple, `${crt}.ocsp`);
+          const cfg = path.join(dir, 'haproxy.cfg');
+          await writeFile(
+            cfg,
+            instantiate(await readFile(path.join(examples, 'haproxy-ocsp.cfg'), 'utf8'), {
+              '/run/haproxy/admin.sock': sock,
+              'bind :443 ssl': `bind 127.0.0.1:${port} ssl`,
+              '/etc/haproxy/certs/www.example.com.pem': crt,
+            }),
+          );
+          const server = launch('haproxy', tools.haproxy as string, ['-f', cfg, '-db']);
+          await waitForPort(port, server);
+        });
+
+        it('loads <crt>.ocsp at startup: the first handshake is stapled', async () => {
+          const seen = await status(['-connect', `127.0.0.1:${port}`]);
+          expect(seen).toEqual({
+            response: 'successful',
+            cert: 'good',
+            producedAt: await stapleProducedAt(hapStaple),
+            verified: true,
+          });
+        });
+
+        it('runtime API: "set ssl ocsp-response <base64>" on the stats socket replaces it without a restart', async () => {
+          const version = execFileSync(tools.haproxy as string, ['-v'], { encoding: 'utf8' });
+          expect(version).toMatch(/^HA-?Proxy version \d+\.\d+/);
+          await renew('force');
+          const r = await pullForHaproxy();
+          expect(r.code, r.stderr).toBe(0);
+          const after = await stapleProducedAt(hapStaple);
+          expect((await status(['-connect', `127.0.0.1:${port}`])).producedAt).not.toBe(after);
+          const der = await readFile(hapStaple);
+          const reply = await unixRequest(sock, `set ssl ocsp-response ${der.toString('base64')}\n`);
+          expect(reply).toContain('OCSP Response updated');
+          expect((await status(['-connect', `127.0.0.1:${port}`])).producedAt).toBe(after);
+        });
+
+        it.runIf(tools.socat)(
+          `the README reload command with socat serves a renewal${tools.socat ? '' : ' (skipped: socat is not installed; Debian: socat)'}`,
+          async () => {
+            await renew('force');
+            const r = await pullForHaproxy(['--reload', reloadWith(HAPROXY_RELOAD_SOCAT)]);
+            expect(r.code, r.stderr).toBe(0);
+            expect((await status(['-connect', `127.0.0.1:${port}`])).producedAt).toBe(
+              await stapleProducedAt(hapStaple),
+            );
+          },
+        );
+
+        it.runIf(tools.ncUnix)(
+          `the README reload command with nc -U serves a renewal${tools.ncUnix ? '' : ' (skipped: no nc with -U; Debian: netcat-openbsd)'}`,
+          async () => {
+            await renew('force');
+            const r = await pullForHaproxy(['--reload', reloadWith(HAPROXY_RELOAD_NC)]);
+            expect(r.code, r.stderr).toBe(0);
+            expect((await status(['-connect', `127.0.0.1:${port}`])).producedAt).toBe(
+              await stapleProducedAt(hapStaple),
+            );
+          },
+        );
+
+        it.runIf(tools.socat || tools.ncUnix)(
+          `the pull exits 4 when HAProxy refuses a staple the README reload command sends${tools.socat || tools.ncUnix ? '' : ' (skipped: neither socat nor nc -U)'}`,
+          async () => {
+            // A valid staple for a certificate HAProxy does not serve: "does not match any certificate".
+            const der = await makeStaple(pki, pki.leaves.mustStaple.cert, path.join(work, 'other.ocsp'));
+            await admin.send(
+              new PutObjectCommand({ Bucket: BUCKET, Key: 'staples/other/mustStaple.ocsp', Body: der }),
+            );
+            const other = path.join(work, 'ocsp-haproxy-other');
+            const command = (tools.socat ? HAPROXY_RELOAD_SOCAT : HAPROXY_RELOAD_NC)
+              .replaceAll('/etc/ssl/ocsp/haproxy', other)
+              .replaceAll('/run/haproxy/admin.sock', sock);
+            const r = await pull(other, ['--prefix', 'staples/other/', '--reload', command]);
+            expect(r.code, r.stderr).toBe(4);
+            expect(r.stderr).toContain('reload command failed');
+            expect(await readFile(path.join(other, 'mustStaple.ocsp'))).toEqual(der); // installed all the same
+          },
+        );
+      },
+    );
+
+    if (!tools.exim) skipped('Exim recipe', 'exim is not installed (Debian: exim4-daemon-light)');
+    else if (!isRoot)
+      skipped('Exim recipe', 'the test daemon needs root: exim -C keeps its privilege only for root');
+    describe.skipIf(!tools.exim || !isRoot)('Exim: tls_ocsp_file (host/examples/exim-ocsp.conf)', () => {
+      let port: number;
+      let pidFile: string;
+
+      beforeAll(async () => {
+        const exim = tools.exim as string;
+        port = await freePort();
+        const dir = path.join(work, 'exim');
+        await mkdir(dir, { mode: 0o755 });
+        await chmod(dir, 0o755);
+        const fullchain = path.join(dir, 'fullchain.pem');
+        const key = path.join(dir, 'key.pem');
+        await writeFile(
+          fullchain,
+          (await readFile(pki.leaves.good.cert, 'utf8')) + (await readFile(pki.intermediate.cert, 'utf8')),
+        );
+        await copyFile(pki.leaves.good.key, key);
+        await Promise.all([chmod(fullchain, 0o644), chmod(key, 0o644)]); // a test key: Exim's user reads it
+        pidFile = path.join(dir, 'exim.pid');
+        const conf = path.join(dir, 'exim.conf');
+        const recipe = instantiate(await readFile(path.join(examples, 'exim-ocsp.conf'), 'utf8'), {
+          '/etc/exim4/mail.example.com.fullchain.pem': fullchain,
+          '/etc/exim4/mail.example.com.key': key,
+          '/etc/ssl/ocsp/mail/mail.example.com.ocsp': staple,
+        });
+        await writeFile(
+          conf,
+          [
+            'primary_hostname = mail.test',
+            'keep_environment =',
+            `spool_directory = ${path.join(dir, 'spool')}`,
+            `log_file_path = ${path.join(dir, 'log')}/%slog`,
+            `pid_file_path = ${pidFile}`,
+            'local_interfaces = <; 127.0.0.1',
+            `daemon_smtp_ports = ${port}`,
+            recipe,
+            'begin acl',
+            'begin routers',
+            'begin transports',
+            '',
+          ].join('\n'),
+        );
+        await chmod(conf, 0o644); // Exim refuses a -C file others may write
+        // Exim writes its log and spool as its own user (Debian-exim).
+        const user = /exim_user = (\S+)/.exec(
+          execFileSync(exim, ['-C', conf, '-bP', 'exim_user'], { encoding: 'utf8' }),
+        )?.[1];
+        if (!user) throw new Error('exim -bP exim_user printed no user');
+        const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+        const gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
+        for (const sub of ['log', 'spool']) {
+          await mkdir(path.join(dir, sub), { recursive: true }); // -bP may have made the spool already
+          await chown(path.join(dir, sub), uid, gid);
+        }
+        // As root, -C keeps root privilege (the daemon binds, then serves as the Exim user).
+        const server = launch('exim', exim, ['-C', conf, '-bdf']);
+        await waitForPort(port, server);
+      });
+
+      it('STARTTLS: s_client -starttls smtp -status sees successful, good', async () => {
+        const seen = await status(['-starttls', 'smtp', '-connect', `127.0.0.1:${port}`]);
+        expect(seen).toEqual({
+          response: 'successful',
+          cert: 'good',
+          producedAt: await stapleProducedAt(staple),
+          verified: true,
+        });
+      });
+
+      it('serves a renewal after the pull sends SIGHUP (what systemctl reload exim4 does)', async () => {
+        const before = await stapleProducedAt(staple);
+        await renew('force');
+        const r = await pull(dest, ['--reload', `kill -HUP "$(cat ${shellQuote(pidFile)})"`]);
+        expect(r.code, r.stderr).toBe(0);
+        const after = await stapleProducedAt(staple);
+        expect(after).not.toBe(before);
+        await eventually(
+          async () => (await status(['-starttls', 'smtp', '-connect', `127.0.0.1:${port}`])).producedAt,
+          after,
+        );
+      });
+    });
+
+    it('stops every server it started: no process left (their pids, and pgrep -f on the work dir)', async () => {
+      await stopServers();
+      if (tools.nginx) expect(seenPids.size).toBeGreaterThan(servers.length); // nginx's worker was seen
+      expect([...seenPids].filter(isRunning)).toEqual([]);
+      // Every server's command line names a file in `work` (nginx workers are covered by pid).
+      expect(processes().filter((p) => p.state !== 'Z' && p.cmdline.includes(work))).toEqual([]);
+      if (findTool('pgrep')) {
+        const pgrep = await exec('pgrep', ['-f', work]).then(
+          (r) => r.stdout.trim(),
+          (err: { code?: number; stdout?: string }) => (err.code === 1 ? '' : `pgrep failed: ${err.stdout}`),
+        );
+        expect(pgrep).toBe('');
+      }
+    });
+  },
+);
+
+describe('host/examples match README "Hosts" and are valid', () => {
+  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  const exampleFiles = [
+    'ocsp-pull.cron',
+    'ocsp-pull.service',
+    'ocsp-pull.timer',
+    'nginx-ocsp.conf',
+    'haproxy-ocsp.cfg',
+    'exim-ocsp.conf',
+    'exim4.conf.localmacros',
+  ];
+
+  it.for(exampleFiles)('README shows host/examples/%s as it is', (file, { expect }) => {
+    const text = readFileSync(path.join(examples, file), 'utf8').trim();
+    expect(readme.includes(text), `README.md lacks the text of host/examples/${file}`).toBe(true);
+  });
+
+  it('README shows the HAProxy reload commands the tests run', () => {
+    expect(readme.includes(HAPROXY_RELOAD_SOCAT), 'README.md lacks the socat reload command').toBe(true);
+    expect(readme.includes(HAPROXY_RELOAD_NC), 'README.md lacks the nc -U reload command').toBe(true);
+  });
+
+  it.runIf(tools.systemdAnalyze)(
+    `systemd-analyze verify accepts the service and timer${tools.systemdAnalyze ? '' : ' (skipped: no systemd-analyze; Debian: systemd)'}`,
+    async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'ocsp-units-'));
+      try {
+        const service = (await readFile(path.join(examples, 'ocsp-pull.service'), 'utf8')).replace(
+          '/usr/local/sbin/pull-staples.sh',
+          path.join(repoRoot, 'host', 'pull-staples.sh'),
+        );
+        await writeFile(path.join(dir, 'ocsp-pull.service'), service);
+        await copyFile(path.join(examples, 'ocsp-pull.timer'), path.join(dir, 'ocsp-pull.timer'));
+        const r = await exec(tools.systemdAnalyze as string, [
+          'verify',
+          path.join(dir, 'ocsp-pull.service'),
+          path.join(dir, 'ocsp-pull.timer'),
+        ]);
+        expect(r.stderr.trim()).toBe('');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it.runIf(tools.exim && existsSync('/etc/exim4/exim4.conf.template'))(
+    "Debian's packaged Exim takes exim4.conf.localmacros: tls_ocsp_file and the TLS files are set",
+    async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'ocsp-exim-debian-'));
+      try {
+        // What update-exim4.conf builds for the non-split configuration: localmacros, then the template.
+        const conf = path.join(dir, 'exim4.conf');
+        await writeFile(
+          conf,
+          (await readFile(path.join(examples, 'exim4.conf.localmacros'), 'utf8')) +
+            (await readFile('/etc/exim4/exim4.conf.template', 'utf8')),
+          { mode: 0o644 },
+        );
+        const r = await exec(tools.exim as string, [
+          '-C',
+          conf,
+          '-bP',
+          'tls_ocsp_file',
+          'tls_certificate',
+          'tls_privatekey',
+        ]);
+        expect(r.stdout).toContain('tls_ocsp_file = /etc/ssl/ocsp/mail/mail.example.com.ocsp');
+        expect(r.stdout).toContain('tls_certificate = /etc/exim4/mail.example.com.fullchain.pem');
+        expect(r.stdout).toContain('tls_privatekey = /etc/exim4/mail.example.com.key');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+
+/** A skipped test whose name says why (describe.skipIf alone shows nothing). */
+function skipped(what: string, why: string): void {
+  it.skip(`${what}: skipped, ${why}`, () => undefined);
+}
+
+/** Runs the Lambda handler; a forced run waits for a new second so Produced At changes. */
+async function renew(mode: 'scheduled' | 'force'): Promise<void> {
+  while (Math.floor(Date.now() / 1000) <= Math.floor(lastRenewal / 1000)) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const handler = createHandler({
+    env: { ...s3.env, BUCKET, OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1' },
+    s3: admin,
+    log: () => undefined,
+  });
+  const report = await handler({ mode });
+  lastRenewal = Date.now();
+  expect(report.counts.renewed).toBe(1);
+}
+
+/** host/pull-staples.sh into `into`, with the issuer check on. */
+function pull(into: string, extra: string[] = []) {
+  return runPull(
+    [
+      '--bucket',
+      BUCKET,
+      '--dest',
+      into,
+      '--endpoint-url',
+      s3.endpoint,
+      '--aws-cli',
+      AWS_V2,
+      '--issuer',
+      pki.intermediate.cert,
+      '--ca-file',
+      pki.chain,
+      ...extra,
+    ],
+    {
+      shell: ['sh'],
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME ?? work,
+        AWS_ACCESS_KEY_ID: s3.env.AWS_ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY: s3.env.AWS_SECRET_ACCESS_KEY,
+        AWS_REGION: s3.env.AWS_REGION,
+        AWS_EC2_METADATA_DISABLED: 'true',
+        AWS_CONFIG_FILE: path.join(work, 'no-aws-config'),
+        AWS_SHARED_CREDENTIALS_FILE: path.join(work, 'no-aws-credentials'),
+      },
+      timeoutMs: 30_000,
+    },
+  );
+}
+
+interface SeenStatus {
+  response: string | undefined;
+  cert: string | undefined;
+  producedAt: string | undefined;
+  verified: boolean;
+}
+
+/** What `openssl s_client -status` saw: the stapled response's status, cert status and Produced At. */
+async function status(args: string[]): Promise<SeenStatus> {
+  const out = await sClient([...args, '-status', '-CAfile', pki.root.cert]);
+  return {
+    response: /OCSP Response Status: (\w+)/.exec(out)?.[1],
+    cert: /Cert Status: (\w+)/.exec(out)?.[1],
+    producedAt: producedAt(out),
+    verified: /Verify return code: 0 \(ok\)/.test(out),
+  };
+}
+
+async function stapleProducedAt(file: string): Promise<string | undefined> {
+  return producedAt(await openssl(['ocsp', '-respin', file, '-resp_text', '-noverify']));
+}
+
+/** `openssl s_client …` with stdin closed, so it exits after the handshake; 10 s at most. */
+function sClient(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', ['s_client', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('error', reject);
+    child.once('close', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+    child.stdin.end();
+  });
+}
+
+/** Sends one command to a unix socket (HAProxy's runtime API) and returns the whole reply. */
+function unixRequest(socketPath: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let reply = '';
+    const sock = connect({ path: socketPath }, () => sock.end(command));
+    sock.setTimeout(5_000, () => sock.destroy(new Error(`no reply from ${socketPath}`)));
+    sock.on('data', (d: Buffer) => (reply += d.toString()));
+    sock.once('error', reject);
+    sock.once('close', (hadError) => {
+      if (!hadError) resolve(reply);
+    });
+  });
+}
+
+/** Replaces each key of `values` in `text`; a key not found is an error (the example changed). */
+function instantiate(text: string, values: Record<string, string>): string {
+  let out = text;
+  for (const [from, to] of Object.entries(values)) {
+    if (!out.includes(from)) throw new Error(`host/examples: "${from}" not found; update the test`);
+    out = out.replaceAll(from, to);
+  }
+  return out;
+}
+
+function shellQuote(s: string): string {
+  return /^[\w./:=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Polls `probe` until it returns `want` (10 s at most); fails with the last value seen. */
+async function eventually<T>(probe: () => Promise<T>, want: T): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let last = await probe();
+  while (last !== want && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    last = await probe();
+  }
+  expect(last).toBe(want);
+}
+
+// --- server processes ----------------------------------------------------------------------------
+
+interface Server {
+  name: string;
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<void>;
+}
+
+function launch(name: string, command: string, args: string[]): Server {
+  // stdin stays an open pipe: openssl s_server stops at end of input.
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  const append = (c: Buffer) => (output = (output + c.toString()).slice(-32_768));
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  child.once('error', (err) => (output += `\nspawn error: ${err.message}`));
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  const server: Server = { name, child, output: () => output, exited };
+  servers.push(server);
+  if (child.pid) seenPids.add(child.pid);
+  return server;
+}
+
+/** Waits until `port` accepts a TCP connection (10 s at most), noting the server's processes. */
+async function waitForPort(port: number, server: Server): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (server.child.exitCode !== null || server.child.signalCode !== null) {
+      throw new Error(`${server.name} exited (${server.child.exitCode}): ${server.output()}`);
+    }
+    if (await canConnect(port)) break;
+    if (Date.now() > deadline) throw new Error(`${server.name} not listening on ${port}: ${server.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  noteDescendants(server);
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: '127.0.0.1', port }, () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.setTimeout(1_000, () => {
+      sock.destroy();
+      resolve(false);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+/** Adds the server's current descendants (nginx workers, Exim's per-connection processes) to seenPids. */
+function noteDescendants(server: Server): void {
+  const all = processes();
+  const queue = server.child.pid ? [server.child.pid] : [];
+  while (queue.length) {
+    const pid = queue.shift() as number;
+    seenPids.add(pid);
+    queue.push(...all.filter((p) => p.ppid === pid).map((p) => p.pid));
+  }
+}
+
+interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  /** R, S, D, Z (zombie), … */
+  state: string;
+  cmdline: string;
+}
+
+/** The processes in /proc (Linux), read directly so the check needs no procps. */
+function processes(): ProcessInfo[] {
+  const list: ProcessInfo[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const [state = '', ppid = '0'] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      list.push({ pid: Number(name), ppid: Number(ppid), state, cmdline });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return list;
+}
+
+async function stopServers(): Promise<void> {
+  for (const server of servers) noteDescendants(server);
+  await Promise.all(
+    servers.map(async (server) => {
+      const { child } = server;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await server.exited;
+        clearTimeout(timer);
+      }
+    }),
+  );
+  // Children of a server go away with it; give them a moment.
+  const deadline = Date.now() + 5_000;
+  while ([...seenPids].some(isRunning) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A live process (a zombie waiting for its parent to reap it is not running). */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
