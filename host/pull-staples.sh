@@ -27,6 +27,7 @@ PROFILE=${AWS_PROFILE:-}
 ENDPOINT=${OCSP_ENDPOINT_URL:-}
 AWS=${OCSP_AWS_CLI:-aws}
 DRY_RUN=0
+VERBOSE=${OCSP_VERBOSE:-0}
 SYSLOG=${OCSP_SYSLOG:-0}
 
 usage() {
@@ -47,6 +48,7 @@ Usage: $0 --bucket B --dest DIR [options]
   --aws-cli PATH         aws CLI to use, v1 or v2 (OCSP_AWS_CLI, default aws)
   --syslog               also log through logger(1) (OCSP_SYSLOG=1)
   --dry-run              download and check; install nothing, reload nothing
+  --verbose              also log when nothing changed (default: quiet then, for cron) (OCSP_VERBOSE=1)
 USAGE
 }
 
@@ -86,6 +88,7 @@ while [ $# -gt 0 ]; do
     --aws-cli) need_arg "$1" $#; AWS=$2; shift 2 ;;
     --syslog) SYSLOG=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
+    -v | --verbose) VERBOSE=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die 2 "unknown option: $1" ;;
   esac
@@ -96,6 +99,7 @@ done
 case $MIN_VALIDITY in '' | *[!0-9]*) die 2 "--min-validity must be a number of seconds" ;; esac
 [ -z "$ISSUER" ] || [ -r "$ISSUER" ] || die 2 "issuer file not readable: $ISSUER"
 [ -z "$CAFILE" ] || [ -r "$CAFILE" ] || die 2 "CA file not readable: $CAFILE"
+[ -z "$CERTDIR" ] || [ -n "$ISSUER" ] || die 2 "--cert-dir needs --issuer (the CertID is checked against it)"
 command -v openssl >/dev/null 2>&1 || die 2 "openssl not found"
 command -v "$AWS" >/dev/null 2>&1 || die 2 "aws CLI not found: $AWS"
 case $PREFIX in '' | */) ;; *) PREFIX="$PREFIX/" ;; esac
@@ -191,13 +195,22 @@ check_candidate() {
       *) log "reject $name: certificate status $s"; return 1 ;;
     esac
   done
+  now=$(date -u +%s)
+  this=$(printf '%s\n' "$text" | sed -n 's/^ *This Update: *//p' | head -n 1)
+  if ! this_epoch=$(to_epoch "$this"); then
+    log "reject $name: unreadable thisUpdate '$this'"
+    return 1
+  fi
+  if [ $((this_epoch - now)) -gt 300 ]; then
+    log "reject $name: thisUpdate $this is in the future"
+    return 1
+  fi
   next=$(printf '%s\n' "$text" | sed -n 's/^ *Next Update: *//p' | head -n 1)
   [ -n "$next" ] || { log "reject $name: no nextUpdate"; return 1; }
   if ! next_epoch=$(to_epoch "$next"); then
     log "reject $name: unreadable nextUpdate '$next'"
     return 1
   fi
-  now=$(date -u +%s)
   if [ $((next_epoch - now)) -lt "$MIN_VALIDITY" ]; then
     log "reject $name: nextUpdate $next is less than ${MIN_VALIDITY}s away"
     return 1
@@ -267,7 +280,9 @@ rejected=0
 installed_list=""
 # Candidates: every staple in staging that differs from the installed one.
 list=$(cd "$STAGING" && find . -type f -name "*$EXTENSION" | sed 's|^\./||' | sort)
-for rel in $list; do
+# One name a line (names may hold spaces); the here-document keeps the loop in this shell.
+while IFS= read -r rel; do
+  [ -n "$rel" ] || continue
   candidate="$STAGING/$rel"
   target="$DEST/$rel"
   if [ -f "$target" ] && cmp -s "$candidate" "$target"; then
@@ -289,15 +304,21 @@ for rel in $list; do
     log "cannot install $rel into $DEST (old staple kept)"
     rejected=$((rejected + 1))
   fi
-done
+done <<LIST
+$list
+LIST
 
 if [ "$changed" -gt 0 ] && [ -n "$RELOAD" ]; then
   log "reloading: $RELOAD"
   OCSP_INSTALLED=${installed_list# }
-  export OCSP_INSTALLED
+  OCSP_DEST=$DEST
+  export OCSP_INSTALLED OCSP_DEST
   # 9>&-: a daemon the command (re)starts must not inherit the lock and hold it forever.
   sh -c "$RELOAD" 9>&- || die 4 "reload command failed: $RELOAD"
 fi
-log "done: $changed installed, $rejected rejected"
+# Quiet when nothing happened, so cron mails only news; --verbose says so anyway.
+if [ "$changed" -gt 0 ] || [ "$rejected" -gt 0 ] || [ "$VERBOSE" = 1 ]; then
+  log "done: $changed installed, $rejected rejected"
+fi
 [ "$rejected" -eq 0 ] || exit 1
 exit 0

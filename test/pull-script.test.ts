@@ -90,7 +90,16 @@ let pathWithoutFlock: string;
 /** An aws CLI shim that can hold a run at the download (see writeGatedAws). */
 let gatedAws: string;
 const staples = {} as Record<
-  'good' | 'renewed' | 'mustStaple' | 'revoked' | 'short' | 'noNext' | 'expired' | 'foreign' | 'garbage',
+  | 'good'
+  | 'renewed'
+  | 'mustStaple'
+  | 'revoked'
+  | 'short'
+  | 'noNext'
+  | 'expired'
+  | 'future'
+  | 'foreign'
+  | 'garbage',
   Buffer
 >;
 
@@ -130,6 +139,7 @@ describe
         makeStaple(otherPki, otherPki.leaves.good.cert, f('foreign.ocsp')),
       ]);
       staples.expired = await backdateStaple(staples.good, f('expired.ocsp'));
+      staples.future = await backdateStaple(staples.good, f('future.ocsp'), +1);
       staples.garbage = randomBytes(700);
 
       gatedAws = await writeGatedAws(path.join(work, 'aws-gate'));
@@ -222,6 +232,11 @@ describe
         staple: 'expired',
         why: /nextUpdate .* is less than 3600s away/,
       },
+      {
+        name: 'a staple from the future (its dates moved a year on)',
+        staple: 'future',
+        why: /thisUpdate .* is in the future/,
+      },
       { name: 'a staple valid 10 min (< --min-validity)', staple: 'short', why: /is less than 3600s away/ },
       { name: 'a staple without nextUpdate', staple: 'noNext', why: /no nextUpdate/ },
       { name: 'a revoked staple (by default)', staple: 'revoked', why: /certificate REVOKED/ },
@@ -250,6 +265,27 @@ describe
         expect(await readdir(c.file('web'))).toEqual(['good.ocsp']);
       });
     }
+
+    it('installs a staple whose name has a space and tells the reload OCSP_DEST', async ({ expect }) => {
+      const c = await newCase('space-name');
+      await c.put('web/my site.ocsp', staples.good);
+      const r = await c.run([
+        '--issuer',
+        pki.intermediate.cert,
+        '--reload',
+        `printf '%s' "$OCSP_DEST" > '${c.file('dest.txt')}'`,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await readFile(c.file('web/my site.ocsp'))).toEqual(staples.good);
+      expect(await readFile(c.file('dest.txt'), 'utf8')).toBe(c.dest);
+    });
+
+    it('refuses --cert-dir without --issuer (usage error, exit 2)', async ({ expect }) => {
+      const c = await newCase('cert-dir-no-issuer');
+      const r = await c.run(['--cert-dir', c.dest]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('--cert-dir needs --issuer');
+    });
 
     it('a rejected staple does not stop the others: they are installed and reloaded, exit 1', async ({
       expect,
@@ -306,7 +342,9 @@ describe
       expect(second.code, second.stderr).toBe(0);
       expect(c.downloads()).toBe(2); // no object fetched
       expect(await c.reloads()).toHaveLength(1); // reload not run
-      expect(second.stderr).toContain('done: 0 installed, 0 rejected');
+      expect(second.stderr).not.toContain('done:'); // quiet when nothing happened (cron mails only news)
+      const verbose = await c.run([...args, '--verbose']);
+      expect(verbose.stderr).toContain('done: 0 installed, 0 rejected');
       expect(second.stderr).not.toContain('reloading');
 
       // A renewed staple is the same size as the one before: the sync must still fetch it.

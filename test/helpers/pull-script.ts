@@ -116,17 +116,17 @@ export async function makeStaple(
 }
 
 /**
- * A copy of `der` with every GeneralizedTime (producedAt, thisUpdate, nextUpdate) moved one year
- * back: an expired staple. The signature no longer matches, so only the time check may judge it.
+ * A copy of `der` with every GeneralizedTime (producedAt, thisUpdate, nextUpdate) moved `years`
+ * (default one year back: an expired staple; +1 gives one from the future). The signature no longer matches, so only the time check may judge it.
  */
-export async function backdateStaple(der: Buffer, out: string): Promise<Buffer> {
+export async function backdateStaple(der: Buffer, out: string, years = -1): Promise<Buffer> {
   const copy = Buffer.from(der);
   for (let i = 0; i + 17 <= copy.length; i++) {
     // GeneralizedTime, 15 bytes: YYYYMMDDHHMMSSZ
     if (copy[i] !== 0x18 || copy[i + 1] !== 0x0f || copy[i + 16] !== 0x5a) continue;
     const year = copy.toString('latin1', i + 2, i + 6);
     if (!/^\d{4}$/.test(year)) continue;
-    copy.write(String(Number(year) - 1), i + 2, 'latin1');
+    copy.write(String(Number(year) + years), i + 2, 'latin1');
   }
   await writeFile(out, copy);
   return copy;
