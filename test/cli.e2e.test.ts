@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type LeafName, type TestPki } from './helpers/pki.js';
 
 // --- helpers ------------------------------------------------------------------------------------------
@@ -234,13 +234,7 @@ beforeAll(async () => {
   const aiaPort = address.port;
 
   pki = await makeTestPki({ caIssuersUrl: `http://127.0.0.1:${aiaPort}/intermediate.der` });
-  responder = await startOpensslResponder({
-    index: pki.index,
-    ca: pki.intermediate.cert,
-    rsigner: pki.signer.cert,
-    rkey: pki.signer.key,
-    port: pki.ocspPort,
-  });
+  responder = await startDelegatedResponder(pki);
   work = await mkdtemp(path.join(tmpdir(), 'ocsp-renewer-cli-'));
 });
 

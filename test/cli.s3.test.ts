@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunReport } from '../lambda/core/run.js';
-import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 
@@ -38,13 +38,7 @@ beforeAll(async () => {
     startS3Server({ buckets: [BUCKET] }),
     mkdtemp(join(tmpdir(), 'ocsp-renewer-cli-s3-')),
   ]);
-  responder = await startOpensslResponder({
-    index: pki.index,
-    ca: pki.intermediate.cert,
-    rsigner: pki.signer.cert,
-    rkey: pki.signer.key,
-    port: pki.ocspPort,
-  });
+  responder = await startDelegatedResponder(pki);
   admin = s3.client();
   const put = async (key: string, file: string) =>
     admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: await readFile(file) }));

@@ -23,7 +23,7 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import type { CertResult, RunReport, Transport } from '../lambda/core/run.js';
 import { EventError } from '../lambda/event.js';
 import { createHandler } from '../lambda/handler.js';
-import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { countRequests, startS3Server, type RequestCounter, type S3Server } from './helpers/s3-server.js';
 
@@ -53,13 +53,7 @@ beforeAll(async () => {
     startS3Server({ buckets: [] }),
     mkdtemp(join(tmpdir(), 'ocsp-renewer-handler-')),
   ]);
-  responder = await startOpensslResponder({
-    index: pki.index,
-    ca: pki.intermediate.cert,
-    rsigner: pki.signer.cert,
-    rkey: pki.signer.key,
-    port: pki.ocspPort,
-  });
+  responder = await startDelegatedResponder(pki);
   admin = s3.client();
   counted = s3.client();
   s3Requests = countRequests(counted);
@@ -759,13 +753,7 @@ describe('handler: one failing responder fails its certificates only', () => {
       after.forEach((bytes, i) => expect(bytes.equals(before[i]!), HEALTHY[i]).toBe(true));
       expect(await etags(bucket, 'staples/')).toEqual(tags);
     } finally {
-      responder = await startOpensslResponder({
-        index: pki.index,
-        ca: pki.intermediate.cert,
-        rsigner: pki.signer.cert,
-        rkey: pki.signer.key,
-        port: pki.ocspPort,
-      });
+      responder = await startDelegatedResponder(pki);
     }
   });
 });

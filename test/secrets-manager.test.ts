@@ -19,7 +19,7 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
 import type { RunReport } from '../lambda/core/run.js';
 import { createHandler } from '../lambda/handler.js';
-import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 
@@ -336,13 +336,7 @@ describe('handler with SECRETS_PREFIX', () => {
       { Name: 'other/ignored.test', SecretString: await pem(pki.leaves.good.bundle), LastChangedDate: T0 },
     );
     [responder, s3, fake] = await Promise.all([
-      startOpensslResponder({
-        index: pki.index,
-        ca: pki.intermediate.cert,
-        rsigner: pki.signer.cert,
-        rkey: pki.signer.key,
-        port: pki.ocspPort,
-      }),
+      startDelegatedResponder(pki),
       startS3Server({ buckets: [bucket] }),
       startFakeSecretsManager(stored),
     ]);

@@ -16,10 +16,11 @@ import { promisify } from 'node:util';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../lambda/handler.js';
-import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { AWS_V2, makeStaple, producedAt, repoRoot, runPull } from './helpers/pull-script.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { sClient } from './helpers/processes.js';
 
 const exec = promisify(execFile);
 const BUCKET = 'server-recipes';
@@ -83,13 +84,7 @@ describe.skipIf(!tools.aws)(
       work = await mkdtemp(path.join(tmpdir(), 'ocsp-servers-'));
       await chmod(work, 0o755); // Exim reads as its own user
       [pki, s3] = await Promise.all([makeTestPki(), startS3Server({ buckets: [BUCKET] })]);
-      responder = await startOpensslResponder({
-        index: pki.index,
-        ca: pki.intermediate.cert,
-        rsigner: pki.signer.cert,
-        rkey: pki.signer.key,
-        port: pki.ocspPort,
-      });
+      responder = await startDelegatedResponder(pki);
       admin = s3.client();
       await admin.send(
         new PutObjectCommand({
@@ -580,23 +575,6 @@ async function status(args: string[]): Promise<SeenStatus> {
 
 async function stapleProducedAt(file: string): Promise<string | undefined> {
   return producedAt(await openssl(['ocsp', '-respin', file, '-resp_text', '-noverify']));
-}
-
-/** `openssl s_client …` with stdin closed, so it exits after the handshake; 10 s at most. */
-function sClient(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('openssl', ['s_client', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('error', reject);
-    child.once('close', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-    child.stdin.end();
-  });
 }
 
 /** Sends one command to a unix socket (HAProxy's runtime API) and returns the whole reply. */

@@ -16,7 +16,7 @@ import {
 } from './ports.js';
 import { decideRefresh, DEFAULT_POLICY, type RefreshPolicy, type StapleFacts } from './refresh-policy.js';
 import { shouldReplace, type OnRevoked } from './replace.js';
-import { validateResponse, ValidationCache, type Verdict } from './validate.js';
+import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from './validate.js';
 
 /**
  * What happened to one certificate in a run. `due` appears only in dry runs ("would renew").
@@ -466,19 +466,7 @@ function verdictOf(der: Buffer, input: Parameters<typeof validateResponse>[1]): 
   try {
     return validateResponse(parseOcspResponse(der), input);
   } catch (err) {
-    return {
-      valid: false,
-      responseStatus: 'malformedRequest',
-      certStatus: undefined,
-      revocationTime: undefined,
-      revocationReason: undefined,
-      thisUpdate: undefined,
-      nextUpdate: undefined,
-      producedAt: undefined,
-      signature: { valid: false, signer: 'unknown' },
-      responderCert: undefined,
-      errors: [`does not parse: ${errorMessage(err)}`],
-    };
+    return invalidVerdict('unparseable', [`does not parse: ${errorMessage(err)}`]);
   }
 }
 

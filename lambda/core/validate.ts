@@ -39,7 +39,8 @@ export type Signer = 'issuer' | 'delegated' | 'unknown';
 /** What a staple is worth: a value, never an exception (like x509's verify() returning false). */
 export interface Verdict {
   valid: boolean;
-  responseStatus: ResponseStatus;
+  /** The response's status, or `unparseable` when the bytes are not an OCSP response at all. */
+  responseStatus: ResponseStatus | 'unparseable';
   certStatus: CertStatus | undefined;
   revocationTime: Date | undefined;
   revocationReason: string | undefined;
@@ -82,20 +83,8 @@ const sharedCache = new ValidationCache();
  * critical extension we do not understand.
  */
 export function validateResponse(parsed: ParsedResponse, input: ValidationInput): Verdict {
-  const errors: string[] = [];
-  const verdict: Verdict = {
-    valid: false,
-    responseStatus: parsed.responseStatus,
-    certStatus: undefined,
-    revocationTime: undefined,
-    revocationReason: undefined,
-    thisUpdate: undefined,
-    nextUpdate: undefined,
-    producedAt: undefined,
-    signature: { valid: false, signer: 'unknown' },
-    responderCert: undefined,
-    errors,
-  };
+  const verdict = invalidVerdict(parsed.responseStatus, []);
+  const errors = verdict.errors;
   if (parsed.responseStatus !== 'successful') {
     errors.push(`responseStatus ${parsed.responseStatus}`);
     return verdict;
@@ -252,6 +241,23 @@ function checkSigner(
     }
   }
   errors.push(...(firstProblems ?? []));
+}
+
+/** A verdict that knows nothing yet (or never will: a staple that does not even parse). */
+export function invalidVerdict(responseStatus: Verdict['responseStatus'], errors: string[]): Verdict {
+  return {
+    valid: false,
+    responseStatus,
+    certStatus: undefined,
+    revocationTime: undefined,
+    revocationReason: undefined,
+    thisUpdate: undefined,
+    nextUpdate: undefined,
+    producedAt: undefined,
+    signature: { valid: false, signer: 'unknown' },
+    responderCert: undefined,
+    errors,
+  };
 }
 
 /** Whether `cert`'s signature verifies under `issuer`'s key. */

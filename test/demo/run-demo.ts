@@ -18,9 +18,10 @@ import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { formatRunReport } from '../../lambda/core/explain.js';
 import { createHandler } from '../../lambda/handler.js';
-import { startOpensslResponder } from '../helpers/openssl-responder.js';
+import { startDelegatedResponder } from '../helpers/openssl-responder.js';
 import { freePort, makeTestPki } from '../helpers/pki.js';
 import { startS3Server } from '../helpers/s3-server.js';
+import { sClient, track } from '../helpers/processes.js';
 
 const exec = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -54,13 +55,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
     say(`root → intermediate → leaves good, revoked, noOcsp, mustStaple; delegated OCSP signer (${pki.dir})`);
 
     step('starting an openssl OCSP responder and a local S3 server on loopback');
-    const responder = await startOpensslResponder({
-      index: pki.index,
-      ca: pki.intermediate.cert,
-      rsigner: pki.signer.cert,
-      rkey: pki.signer.key,
-      port: pki.ocspPort,
-    });
+    const responder = await startDelegatedResponder(pki);
     cleanups.push(() => responder.stop());
     const s3 = await startS3Server({ buckets: [BUCKET] });
     cleanups.push(() => s3.stop());
@@ -139,6 +134,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       ],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
+    track(server);
     cleanups.push(async () => {
       if (server.exitCode === null) server.kill('SIGKILL');
     });
@@ -178,23 +174,6 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   }
-}
-
-/** `openssl s_client …` with stdin closed, so it exits after the handshake. */
-function sClient(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('openssl', ['s_client', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('error', reject);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-    child.stdin.end();
-  });
 }
 
 /** s_server prints ACCEPT once it listens (a probe connection would be served as a client). */

@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { freePort } from './pki.js';
+import { track } from './processes.js';
 
 export interface StartOpensslResponderOptions {
   /** `openssl ca` index.txt database. */
@@ -112,34 +113,6 @@ async function startOnPort(opts: StartOpensslResponderOptions, port: number): Pr
   return { url: `http://127.0.0.1:${port}/`, port, pid: child.pid as number, output: () => stderr, stop };
 }
 
-/*
- * Safety net so a test that forgets stop() does not leak responders. A plain process 'exit' hook is
- * not enough under vitest: its fork pool ends workers with SIGTERM (SIGKILL 500 ms later), and a
- * signal's default action skips 'exit' handlers. So termination signals are hooked too: kill the
- * responders, then re-raise the signal if nobody else handles it (keeping its default behaviour).
- */
-const live = new Set<ChildProcess>();
-let hooksInstalled = false;
-
-function killAll(): void {
-  for (const child of live) child.kill('SIGKILL');
-  live.clear();
-}
-
-function onSignal(signal: NodeJS.Signals): void {
-  killAll();
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.once('exit', killAll);
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, onSignal);
-}
-
 /** Polls with `GET / HTTP/1.0` until the responder answers with an HTTP status line. */
 async function waitReady(
   child: ChildProcess,
@@ -184,5 +157,21 @@ function probe(port: number): Promise<boolean> {
     sock.on('data', (d: Buffer) => (data += d.toString('latin1')));
     sock.on('error', () => done(false));
     sock.on('close', () => done(/^HTTP\/1\.[01] \d{3}/.test(data)));
+  });
+}
+
+/** The usual test responder: `openssl ocsp` for a test PKI, signing with its delegated signer on its OCSP port. */
+export function startDelegatedResponder(pki: {
+  index: string;
+  intermediate: { cert: string };
+  signer: { cert: string; key: string };
+  ocspPort: number | undefined;
+}): Promise<OpensslResponder> {
+  return startOpensslResponder({
+    index: pki.index,
+    ca: pki.intermediate.cert,
+    rsigner: pki.signer.cert,
+    rkey: pki.signer.key,
+    port: pki.ocspPort,
   });
 }

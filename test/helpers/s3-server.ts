@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ListBucketsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { makeS3Client } from '../../lambda/adapters/s3.js';
+import { track } from './processes.js';
 
 export interface StartS3ServerOptions {
   /** Buckets created at startup (more can be created with CreateBucketCommand). */
@@ -155,32 +156,6 @@ async function waitAnswering(client: S3Client, output: () => string): Promise<vo
   } finally {
     client.destroy();
   }
-}
-
-/*
- * Safety net for a test that forgets stop(): kill live servers on exit and on termination signals,
- * then re-raise the signal if nobody else handles it (see ./openssl-responder.ts for why).
- */
-const live = new Set<ChildProcess>();
-let hooksInstalled = false;
-
-function killAll(): void {
-  for (const child of live) child.kill('SIGKILL');
-  live.clear();
-}
-
-function onSignal(signal: NodeJS.Signals): void {
-  killAll();
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.once('exit', killAll);
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, onSignal);
 }
 
 export interface RequestCounter {
