@@ -131,13 +131,7 @@ describe.skipIf(!tools.aws)(
         10_000,
         () => `s_server: ${server.output()}`,
       );
-      const seen = await status(['-connect', `127.0.0.1:${port}`]);
-      expect(seen).toEqual({
-        response: 'successful',
-        cert: 'good',
-        producedAt: await stapleProducedAt(staple),
-        verified: true,
-      });
+      await expectStapled(['-connect', `127.0.0.1:${port}`], staple);
     });
 
     if (!tools.nginx) skipped('nginx recipe', 'nginx is not installed (Debian: nginx)');
@@ -188,13 +182,7 @@ describe.skipIf(!tools.aws)(
         });
 
         it('staples the pulled file on the first handshake', async () => {
-          const seen = await status(['-connect', `127.0.0.1:${port}`]);
-          expect(seen).toEqual({
-            response: 'successful',
-            cert: 'good',
-            producedAt: await stapleProducedAt(staple),
-            verified: true,
-          });
+          await expectStapled(['-connect', `127.0.0.1:${port}`], staple);
         });
 
         it("serves a renewal after the pull runs nginx's reload (nginx -s reload)", async () => {
@@ -251,13 +239,7 @@ describe.skipIf(!tools.aws)(
         });
 
         it('loads <crt>.ocsp at startup: the first handshake is stapled', async () => {
-          const seen = await status(['-connect', `127.0.0.1:${port}`]);
-          expect(seen).toEqual({
-            response: 'successful',
-            cert: 'good',
-            producedAt: await stapleProducedAt(hapStaple),
-            verified: true,
-          });
+          await expectStapled(['-connect', `127.0.0.1:${port}`], hapStaple);
         });
 
         it('runtime API: "set ssl ocsp-response <base64>" on the stats socket replaces it without a restart', async () => {
@@ -382,13 +364,7 @@ describe.skipIf(!tools.aws)(
       });
 
       it('STARTTLS: s_client -starttls smtp -status sees successful, good', async () => {
-        const seen = await status(['-starttls', 'smtp', '-connect', `127.0.0.1:${port}`]);
-        expect(seen).toEqual({
-          response: 'successful',
-          cert: 'good',
-          producedAt: await stapleProducedAt(staple),
-          verified: true,
-        });
+        await expectStapled(['-starttls', 'smtp', '-connect', `127.0.0.1:${port}`], staple);
       });
 
       it('serves a renewal after the pull sends SIGHUP (what systemctl reload exim4 does)', async () => {
@@ -571,6 +547,16 @@ async function status(args: string[]): Promise<SeenStatus> {
     producedAt: producedAt(out),
     verified: /Verify return code: 0 \(ok\)/.test(out),
   };
+}
+
+/** A client connecting with `args` gets the staple in `file`: successful, good, chain verified. */
+async function expectStapled(args: string[], file: string): Promise<void> {
+  expect(await status(args)).toEqual({
+    response: 'successful',
+    cert: 'good',
+    producedAt: await stapleProducedAt(file),
+    verified: true,
+  });
 }
 
 async function stapleProducedAt(file: string): Promise<string | undefined> {
