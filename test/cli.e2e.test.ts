@@ -4,6 +4,7 @@
  * http server for AIA caIssuers downloads. Each case checks a claim the README makes about the CLI.
  */
 import { STATE_FILE } from '../lambda/cli.js';
+import type { StapleExplanation } from '../lambda/core/explain.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import {
@@ -639,22 +640,8 @@ describe('renew --persist', () => {
 
 // --- inspect --------------------------------------------------------------------------------------------
 
-interface Explanation {
-  responseStatus: string;
-  producedAt: string | null;
-  responderId: { type: string; name?: string; keyHash?: string } | null;
-  responses: Array<{
-    serialNumber: string;
-    certStatus: string;
-    thisUpdate: string;
-    nextUpdate: string | null;
-    revocationTime: string | null;
-    revocationReason: string | null;
-  }>;
-  signature: { valid: boolean; signer: string };
-  valid: boolean;
-  errors: string[];
-}
+/** The documented `inspect --json` shape, as the product declares it. */
+type Explanation = StapleExplanation;
 
 describe.concurrent('inspect', () => {
   let staples: string;
