@@ -102,6 +102,13 @@ export function formatRunReport(report: RunReport): string {
   ];
   if (report.revoked > 0)
     out.push(`WARNING: ${report.revoked} certificate(s) reported REVOKED by their responder`);
+  // A must-staple certificate without a fresh staple makes clients refuse the connection.
+  const mustStapleFailures = report.results
+    .filter((r) => r.mustStaple && r.action === 'failed')
+    .map((r) => r.name);
+  if (mustStapleFailures.length) {
+    out.push(`WARNING: must-staple certificate(s) failing renewal: ${mustStapleFailures.join(', ')}`);
+  }
   if (report.notReached.length) out.push(`not reached (next run): ${report.notReached.join(', ')}`);
   if (report.dryRun) out.push('dry run: nothing was fetched or written');
   return out.join('\n');
