@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -33,8 +35,16 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, notGood: 3 } as const;
 
 class UsageError extends Error {}
 
-/** The CLI's state file in the staples directory (dot-named: never listed as a certificate). */
-export const STATE_FILE = '.ocsp-renewer-state.json';
+/**
+ * Where the CLI keeps its run state unless --state says otherwise: one file per staples location
+ * under $XDG_STATE_HOME (default ~/.local/state), never among the staples a server reads.
+ */
+export function defaultStateFile(staplesAt: string, env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+  const where = staplesAt.includes('://') ? staplesAt : path.resolve(staplesAt);
+  const id = createHash('sha256').update(where).digest('hex').slice(0, 16);
+  return path.join(base, 'ocsp-renewer', `state-${id}.json`);
+}
 
 const HELP = `ocsp-renewer — keep OCSP staples fresh
 
@@ -56,6 +66,8 @@ issuers, not certificates), renew the staple <name>.ocsp under --staples when it
   --cert-extensions <list>     certificate extensions (default .pem,.crt,.cert)
   --extension <ext>            staple extension (default .ocsp)
   --persist                    stay running; renew by the policy's timers (see below)
+  --state <file>|none          run state (failures, backoff, max-age); default
+                               $XDG_STATE_HOME/ocsp-renewer/state-<staples location hash>.json
   --watch-interval <seconds>   --persist: how often to look for new certificates (default 30)
 
 fetch and renew:
@@ -169,6 +181,7 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
     persist: { type: 'boolean' },
     'watch-interval': { type: 'string' },
     concurrency: { type: 'string' },
+    state: { type: 'string' },
   });
   if (values.help) {
     io.out(HELP);
@@ -202,14 +215,21 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
   const http = httpOptions(values);
   const issuerPool = typeof values.issuers === 'string' ? await loadIssuerDir(values.issuers) : undefined;
   const staplesAt = typeof values.staples === 'string' ? values.staples : values.certs;
-  // Backoff, max-age and outcomes survive one-shot (cron) runs in a state file beside the staples.
-  const stateStore = staplesAt.includes('://')
-    ? undefined
-    : new StateStore(fileStateBlob(path.join(staplesAt, STATE_FILE)), (e) => io.err(JSON.stringify(e)));
-  const state = (await stateStore?.load()) ?? new Map();
   const dryRun = values['dry-run'] === true;
+  // Backoff, max-age and outcomes survive one-shot (cron) runs in a state file; --state none: off.
+  const stateFile = typeof values.state === 'string' ? values.state : defaultStateFile(staplesAt);
+  const stateStore =
+    stateFile === 'none'
+      ? undefined
+      : new StateStore(fileStateBlob(stateFile), (e) => io.err(JSON.stringify(e)));
+  const state = (await stateStore?.load()) ?? new Map();
+  // The state is a cache: failing to save it is reported, never fatal.
   const saveState = async () => {
-    if (stateStore && !dryRun) await stateStore.save(state, new Date());
+    if (stateStore && !dryRun) {
+      await stateStore.save(state, new Date()).catch((err: unknown) => {
+        io.err(`ocsp-renewer: cannot save state ${stateFile}: ${errorMessage(err)}`);
+      });
+    }
   };
   const deps: RunDeps = {
     source: certificateSourceFor(values.certs, naming),
@@ -238,7 +258,7 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
       watchIntervalMs: positiveInt(values['watch-interval'], '--watch-interval', 30) * 1000,
       onReport: (report) => {
         print(report);
-        saveState().catch((err: unknown) => io.err(`cannot save state: ${errorMessage(err)}`));
+        void saveState();
       },
       log: io.err,
     });

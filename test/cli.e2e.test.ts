@@ -3,10 +3,10 @@
  * against a real test PKI, a real `openssl ocsp` responder (delegated signer) and a small loopback
  * http server for AIA caIssuers downloads. Each case checks a claim the README makes about the CLI.
  */
-import { STATE_FILE } from '../lambda/cli.js';
+import { defaultStateFile } from '../lambda/cli.js';
 import type { StapleExplanation } from '../lambda/core/explain.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import {
   chmod,
   copyFile,
@@ -59,7 +59,7 @@ const children = new Set<ChildProcess>();
  * removed from the environment unless `env` sets it, so the caller's shell cannot change results.
  */
 function startCli(args: string[], env: Record<string, string> = {}): RunningCli {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, XDG_STATE_HOME: STATE_HOME };
   delete childEnv[ALLOW_ENV];
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: REPO_ROOT,
@@ -171,8 +171,11 @@ function opensslVerify(staple: string, cert: string, pki: TestPki): Promise<stri
   });
 }
 
-/** The files in a staples directory, without the CLI's own state file. */
-const listStaples = async (dir: string) => (await readdir(dir)).filter((f) => f !== STATE_FILE);
+/** The files in a staples directory: staples only, the CLI keeps its state elsewhere. */
+const listStaples = (dir: string) => readdir(dir);
+
+/** The CLI children keep their run state here ($XDG_STATE_HOME), not in the user's home. */
+const STATE_HOME = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-cli-state-'));
 
 /** mtime (ns) and bytes of every staple in `dir`, to prove a run wrote nothing. */
 async function snapshot(dir: string): Promise<Map<string, { mtimeNs: bigint; bytes: Buffer }>> {
@@ -245,6 +248,7 @@ afterAll(async () => {
   aia?.closeAllConnections();
   await new Promise((resolve) => (aia ? aia.close(resolve) : resolve(undefined)));
   if (work) await rm(work, { recursive: true, force: true });
+  await rm(STATE_HOME, { recursive: true, force: true });
   await pki?.cleanup();
 });
 
@@ -486,6 +490,11 @@ describe('renew: outcomes and options', () => {
     expect(backingOff.action).toBe('failed');
     expect(backingOff.reason).toMatch(/backing off after 1 failures: fetch good\.pem: .*refusing/);
     expect(await listStaples(staples)).toEqual([]);
+    const stateFile = defaultStateFile(staples, { XDG_STATE_HOME: STATE_HOME });
+    expect(JSON.parse(await readFile(stateFile, 'utf8')).certs['good.pem']).toMatchObject({
+      failures: 1,
+      action: 'failed',
+    });
     const forced = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE, '--force']);
     expect(forced.code, forced.stdout).toBe(0);
     expect(row(rowsOf(forced.stdout), 'good.pem').action).toBe('renewed');

@@ -69,7 +69,8 @@ interface CliResult {
 
 /** Runs the command to completion (killed after CLI_TIMEOUT_MS) with the S3 variables set. */
 function cli(args: string[]): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...s3.env };
+  // The CLI's run state goes to this test's own $XDG_STATE_HOME, never the user's.
+  const env: NodeJS.ProcessEnv = { ...process.env, ...s3.env, XDG_STATE_HOME: join(work, 'state') };
   delete env.OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS;
   delete env.AWS_PROFILE;
   const child = spawn(process.execPath, ['lambda/ocsp-renewer.js', ...args], {
