@@ -408,6 +408,8 @@ describe('handler: scheduled runs over S3', () => {
     expect(row(quiet.report, 'expired.pem').reason).toMatch(/^certificate expired /);
     expect(row(quiet.report, 'a/revoked.pem')).toMatchObject({ action: 'fresh', certStatus: 'revoked' });
     expect(quiet.report.revoked).toBe(1);
+    expect(row(quiet.report, 'b/must-staple.pem').mustStaple).toBe(true);
+    expect(row(quiet.report, 'a/good.pem').mustStaple).toBe(false);
     // ListObjectsV2 certs/ + ListObjectsV2 staples/ + GetObject state, and nothing else: no
     // certificate or staple is read (skipped and failing ones included), and since nothing
     // changed nothing is written, not even the state.

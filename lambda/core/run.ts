@@ -74,6 +74,7 @@ export interface CertState {
   /** The last reported action and reason, replayed by quiet runs. */
   action?: Action;
   reason?: string;
+  mustStaple?: boolean;
 }
 export type RunState = Map<string, CertState>;
 
@@ -188,6 +189,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       entry.action = row.action;
       entry.reason = row.reason;
       if (row.certStatus) entry.certStatus = row.certStatus;
+      if (row.mustStaple !== undefined) entry.mustStaple = row.mustStaple;
       // Skipped certificates (no OCSP URL, expired) stay skipped until the file changes.
       entry.nextDue = row.nextDue ?? (row.action === 'skipped' ? NEVER : undefined);
       if (row.action !== 'due') state.set(object.key, entry);
@@ -228,6 +230,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         ...(prev.thisUpdate ? { thisUpdate: prev.thisUpdate } : {}),
         ...(prev.nextUpdate ? { nextUpdate: prev.nextUpdate } : {}),
         nextDue: prev.nextDue,
+        ...(prev.mustStaple !== undefined ? { mustStaple: prev.mustStaple } : {}),
       };
       replayed.add(row);
       return row;
