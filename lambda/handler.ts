@@ -21,7 +21,11 @@ export interface HandlerDeps {
   log?: (line: string) => void;
 }
 
-/** Slack kept before the Lambda deadline: one request per URL may still be in flight. */
+/**
+ * Time kept before the Lambda deadline when no new certificate may start: certificates in flight
+ * may still wait for a GET and its POST retry (two HTTP timeouts), then the state is saved and the
+ * report logged (5 s).
+ */
 const DEADLINE_MARGIN_MS = 5_000;
 
 /**
@@ -62,7 +66,7 @@ export function createHandler(deps: HandlerDeps = {}) {
     const keys = request.keys ? new Set(request.keys) : undefined;
     const inScope = (key: string) =>
       (keys ? keys.has(key) : true) && (request.prefix ? key.startsWith(request.prefix) : true);
-    const reserve = config.http.timeoutMs + DEADLINE_MARGIN_MS;
+    const reserve = 2 * config.http.timeoutMs + DEADLINE_MARGIN_MS;
     const report = await run(
       {
         source,

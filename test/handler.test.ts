@@ -677,7 +677,7 @@ describe('handler: the Lambda deadline', () => {
   it('should stop taking certificates when the remaining time drops below the reserve, and finish next run', async () => {
     const bucket = await newBucket();
     await uploadHealthySet(bucket);
-    // Plenty of time for the first K checks, then 1 s left (the reserve is the 10 s HTTP timeout + 5 s).
+    // Plenty of time for the first K checks, then 1 s left (the reserve is twice the 10 s HTTP timeout + 5 s).
     const K = 2;
     let calls = 0;
     const context = { getRemainingTimeInMillis: () => (++calls <= K ? 600_000 : 1_000) };
