@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,7 +12,11 @@ import { promisify } from 'node:util';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { OcspRenewerStack } from '../infra/stack.js';
+import { startDelegatedResponder } from './helpers/openssl-responder.js';
+import { makeTestPki } from './helpers/pki.js';
+import { startS3Server } from './helpers/s3-server.js';
 
 const run = promisify(execFile);
 const CDK_JSON = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
@@ -75,4 +79,38 @@ describe('OcspRenewerStack bundling', () => {
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
     expect(stdout.trim().split('\n')).toEqual(['function', 'BUCKET is not set']);
   });
+
+  it('should renew for real from the bundle: a scheduled run over S3 writes staples openssl verifies', async () => {
+    // The artefact Lambda runs, not the sources: pkijs, asn1js and the SDK as esbuild bundled them.
+    const [pki, s3] = await Promise.all([makeTestPki(), startS3Server({ buckets: ['bundle'] })]);
+    const responder = await startDelegatedResponder(pki);
+    try {
+      const admin = s3.client();
+      const pem = await readFile(pki.leaves.good.bundle);
+      await admin.send(new PutObjectCommand({ Bucket: 'bundle', Key: 'certs/web/good.pem', Body: pem }));
+      const script = [
+        `const { handler } = await import(${JSON.stringify(pathToFileURL(bundlePath).href)});`,
+        "const report = await handler({ mode: 'scheduled' });",
+        'console.error(JSON.stringify(report.counts));',
+      ].join('\n');
+      const { stderr } = await run(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, ...s3.env, BUCKET: 'bundle', OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1' },
+      });
+      expect(JSON.parse(stderr.trim().split('\n').pop()!)).toMatchObject({ renewed: 1, failed: 0 });
+      const staple = await admin.send(
+        new GetObjectCommand({ Bucket: 'bundle', Key: 'staples/web/good.ocsp' }),
+      );
+      const file = join(outdir, 'good.ocsp');
+      await writeFile(file, Buffer.from(await staple.Body!.transformToByteArray()));
+      const { stdout, stderr: verify } = await run('openssl', [
+        'ocsp', '-respin', file, '-issuer', pki.intermediate.cert, '-cert', pki.leaves.good.cert,
+        '-CAfile', pki.chain,
+      ]); // prettier-ignore
+      expect(verify).toContain('Response verify OK');
+      expect(stdout).toMatch(/good\.pem: good/);
+    } finally {
+      await Promise.all([responder.stop(), s3.stop()]);
+      await pki.cleanup();
+    }
+  }, 60_000);
 });
