@@ -16,7 +16,7 @@ import type { HashName } from './core/der.js';
 import { errorMessage } from './core/errors.js';
 import { explainStaple, formatExplanation, formatRunReport } from './core/explain.js';
 import { pickIssuer, resolveIssuer } from './core/issuer.js';
-import { buildOcspRequest, certIdFor, newNonce } from './core/ocsp-request.js';
+import { queryResponders } from './core/ocsp-query.js';
 import { parseOcspResponse } from './core/ocsp-response.js';
 import {
   DEFAULT_NAMING,
@@ -383,39 +383,25 @@ async function fetchCommand(args: string[], io: CliIo): Promise<number> {
   }).catch((err: unknown) => {
     throw new Error(`issuer ${file}: ${errorMessage(err)}`);
   });
-  const transport = httpTransport(http);
-  const hash = hashOption(values.hash);
-  const problems: string[] = [];
-  for (const url of leaf.ocspUrls) {
-    const nonce = values.nonce ? newNonce() : undefined;
-    let der: Buffer;
-    try {
-      der = (await transport(url, buildOcspRequest(certIdFor(leaf, issuer, hash), { nonce }))).der;
-    } catch (err) {
-      problems.push(`fetch ${url}: ${errorMessage(err)}`);
-      continue;
-    }
-    let parsed;
-    try {
-      parsed = parseOcspResponse(der);
-    } catch (err) {
-      problems.push(`validate ${url}: not an OCSP response: ${errorMessage(err)}`);
-      continue;
-    }
-    const verdict = validateResponse(parsed, { cert: leaf, issuer, now: new Date(), nonce, hash });
-    const explanation = explainStaple(parsed, verdict);
-    io.out(
-      values.json
-        ? JSON.stringify({ url, ...explanation }, null, 2)
-        : `url:             ${url}\n${formatExplanation(explanation)}`,
-    );
-    if (!verdict.valid) {
-      problems.push(`validate ${url}: ${verdict.errors.join('; ')}`);
-      continue;
-    }
-    if (typeof values.out === 'string') await writeFileAtomic(path.resolve(values.out), der);
-    return verdict.certStatus === 'good' ? EXIT.ok : EXIT.notGood;
+  const { valid, attempts } = await queryResponders(leaf, issuer, httpTransport(http), {
+    hash: hashOption(values.hash),
+    nonce: values.nonce === true,
+    now: () => new Date(),
+    // Every answer that parsed is explained, valid or not: that is what `fetch` is for.
+    onAttempt: ({ url, parsed, verdict }) => {
+      if (!parsed) return;
+      const explanation = explainStaple(parsed, verdict);
+      io.out(
+        values.json
+          ? JSON.stringify({ url, ...explanation }, null, 2)
+          : `url:             ${url}\n${formatExplanation(explanation)}`,
+      );
+    },
+  });
+  if (!valid) {
+    io.err(attempts.map((a) => `${a.stage} ${a.url}: ${a.verdict.errors.join('; ')}`).join('\n'));
+    return EXIT.failed;
   }
-  io.err(problems.join('\n'));
-  return EXIT.failed;
+  if (typeof values.out === 'string') await writeFileAtomic(path.resolve(values.out), valid.der);
+  return valid.verdict.certStatus === 'good' ? EXIT.ok : EXIT.notGood;
 }

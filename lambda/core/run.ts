@@ -3,7 +3,7 @@ import { parseCertificates, type Certificate } from './certificate.js';
 import type { HashName } from './der.js';
 import { errorMessage, RenewError, type Stage } from './errors.js';
 import { resolveIssuer } from './issuer.js';
-import { buildOcspRequest, certIdFor, newNonce } from './ocsp-request.js';
+import { describeAttempts, queryResponders, type Transport } from './ocsp-query.js';
 import { parseOcspResponse, type CertStatus } from './ocsp-response.js';
 import {
   DEFAULT_NAMING,
@@ -81,8 +81,7 @@ export type RunState = Map<string, CertState>;
 /** nextDue of a certificate that will not be due until its file changes. */
 const NEVER = '9999-12-31T00:00:00.000Z';
 
-/** Sends one DER OCSP request to one responder URL. */
-export type Transport = (url: string, requestDer: Buffer) => Promise<{ der: Buffer; maxAgeSec?: number }>;
+export type { Transport } from './ocsp-query.js';
 
 export interface RunDeps {
   source: CertificateSource;
@@ -399,32 +398,17 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   }
 
   async function fetchValid(leaf: Certificate, issuer: Certificate, name: string) {
-    const problems: string[] = [];
-    let stage: Stage = 'fetch';
-    for (const url of leaf.ocspUrls) {
-      const nonce = options.nonce ? newNonce() : undefined;
-      const request = buildOcspRequest(certIdFor(leaf, issuer, options.hash ?? 'sha1'), { nonce });
-      let response: { der: Buffer; maxAgeSec?: number };
-      try {
-        response = await hostLimit(url)(() => deps.transport(url, request));
-      } catch (err) {
-        problems.push(`${url}: ${errorMessage(err)}`);
-        continue;
-      }
-      const verdict = verdictOf(response.der, {
-        cert: leaf,
-        issuer,
-        now: deps.clock(),
-        skewMs: options.skewMs,
-        nonce,
-        hash: options.hash ?? 'sha1',
-        cache,
-      });
-      if (verdict.valid) return { verdict, der: response.der, url, maxAgeSec: response.maxAgeSec };
-      stage = 'validate';
-      problems.push(`${url}: ${verdict.errors.join('; ')}`);
-    }
-    throw new RenewError(stage, name, problems.join(' | '));
+    const { valid, attempts } = await queryResponders(leaf, issuer, deps.transport, {
+      hash: options.hash ?? 'sha1',
+      nonce: options.nonce === true,
+      skewMs: options.skewMs,
+      now: deps.clock,
+      cache,
+      schedule: (url, request) => hostLimit(url)(request),
+    });
+    if (valid) return { verdict: valid.verdict, der: valid.der, url: valid.url, maxAgeSec: valid.maxAgeSec };
+    const stage: Stage = attempts.some((a) => a.stage === 'validate') ? 'validate' : 'fetch';
+    throw new RenewError(stage, name, describeAttempts(attempts));
   }
 
   const finishedAt = deps.clock();
