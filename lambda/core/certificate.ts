@@ -76,8 +76,9 @@ export class Certificate {
     const cert = this.asn;
     this.serial = asBuffer(cert.serialNumber.valueBlock.valueHexView);
     this.serialHex = serialHex(this.serial);
-    this.subjectDer = asBuffer(cert.subject.toSchema().toBER());
-    this.issuerDer = asBuffer(cert.issuer.toSchema().toBER());
+    // The names exactly as encoded (pkijs keeps them), not re-encoded: CertID hashes these bytes.
+    this.subjectDer = nameDer(cert.subject);
+    this.issuerDer = nameDer(cert.issuer);
     this.subject = formatName(cert.subject);
     this.issuer = formatName(cert.issuer);
     this.publicKeyBits = asBuffer(cert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView);
@@ -168,6 +169,12 @@ export function algorithmId(alg: pkijs.AlgorithmIdentifier): AlgorithmId {
     oid: alg.algorithmId,
     params: params && params.toBER ? asBuffer(params.toBER()) : undefined,
   };
+}
+
+function nameDer(name: pkijs.RelativeDistinguishedNames): Buffer {
+  return name.valueBeforeDecode.byteLength
+    ? Buffer.from(name.valueBeforeDecode)
+    : asBuffer(name.toSchema().toBER());
 }
 
 /** A distinguished name as "CN=…,O=…,C=…" (most specific first, like openssl -nameopt RFC2253). */
