@@ -18,7 +18,7 @@ import { run, type RunState } from '../lambda/core/run.js';
 import { validateResponse, ValidationCache } from '../lambda/core/validate.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const vectors = process.env.OCSP_VECTORS_DIR ?? path.resolve(root, '..', 'shared', 'ocsp-vectors');
+const vectors = process.env.OCSP_VECTORS_DIR ?? path.join(root, 'test', 'fixtures', 'ocsp-vectors');
 const read = (f: string) => readFileSync(path.join(vectors, 'aws-lc-s2n', f));
 
 const leafPem = read('rsa_cert.pem');

@@ -5,22 +5,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseCertificates, parseIssuerDownload, type Certificate } from '../lambda/core/certificate.js';
 import { pickIssuer } from '../lambda/core/issuer.js';
+import { VECTORS_DIR } from './helpers/vectors.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const vectorsDir = process.env.OCSP_VECTORS_DIR
-  ? path.resolve(process.env.OCSP_VECTORS_DIR)
-  : path.resolve(repoRoot, '..', 'shared', 'ocsp-vectors');
-if (!existsSync(path.join(vectorsDir, 'MANIFEST.json'))) {
-  throw new Error(
-    `OCSP vectors not found: no MANIFEST.json in ${vectorsDir} (put shared/ocsp-vectors beside the repo, or set OCSP_VECTORS_DIR)`,
-  );
-}
+const vectorsDir = VECTORS_DIR;
 
 const vectorPath = (file: string) => path.join(vectorsDir, file);
 const read = (file: string) => readFileSync(vectorPath(file));

@@ -26,12 +26,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type LeafName, type TestPki } from './helpers/pki.js';
+import { VECTORS_DIR } from './helpers/vectors.js';
 
 // --- helpers ------------------------------------------------------------------------------------------
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = 'lambda/ocsp-renewer.js';
-const VECTORS = process.env.OCSP_VECTORS_DIR ?? path.resolve(REPO_ROOT, '..', 'shared', 'ocsp-vectors');
+const VECTORS = VECTORS_DIR;
 const ALLOW_ENV = 'OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS';
 /** Longest a one-shot command may run before it is killed (and the test fails). */
 const CLI_TIMEOUT_MS = 20_000;

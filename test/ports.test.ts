@@ -7,7 +7,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getUrlFor, maxAge } from '../lambda/adapters/ocsp-fetch.js';
 import {
@@ -24,6 +23,7 @@ import {
   stapleKeyFor,
   type NamingOptions,
 } from '../lambda/core/ports.js';
+import { VECTORS_DIR } from './helpers/vectors.js';
 
 const CUSTOM: NamingOptions = { certExtensions: ['.cer'], stapleExtension: '.der' };
 
@@ -201,11 +201,7 @@ describe('maxAge', () => {
 });
 
 describe('buildOcspRequest, read back by openssl ocsp', () => {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  const vectorsDir = process.env.OCSP_VECTORS_DIR
-    ? path.resolve(process.env.OCSP_VECTORS_DIR)
-    : path.resolve(repoRoot, '..', 'shared', 'ocsp-vectors');
-  const pemPath = (file: string) => path.join(vectorsDir, 'openssl-ocsp-tests', file);
+  const pemPath = (file: string) => path.join(VECTORS_DIR, 'openssl-ocsp-tests', file);
   let dir = '';
 
   beforeAll(() => {

@@ -1,30 +1,22 @@
 /**
- * validateResponse over the shared OCSP reference vectors (../shared/ocsp-vectors): every response
+ * validateResponse over the OCSP reference vectors (test/fixtures/ocsp-vectors): every response
  * of MANIFEST.json `vectors[]` and every response × issuer case of OpenSSL's 80-test_ocsp.t
  * (`openssl_recipe_cases[]`), each checked at its producedAt, plus the time window, a wrong
  * certificate and the CertID hash option on a few of them.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import type { HashName } from '../lambda/core/der.js';
 import { explainStaple } from '../lambda/core/explain.js';
 import { parseOcspResponse, type ParsedResponse } from '../lambda/core/ocsp-response.js';
 import { validateResponse, type Verdict } from '../lambda/core/validate.js';
+import { VECTORS_DIR } from './helpers/vectors.js';
 
 // --- the vectors ----------------------------------------------------------------------------------
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const vectorsDir = process.env.OCSP_VECTORS_DIR
-  ? path.resolve(process.env.OCSP_VECTORS_DIR)
-  : path.resolve(repoRoot, '..', 'shared', 'ocsp-vectors');
-if (!existsSync(path.join(vectorsDir, 'MANIFEST.json'))) {
-  throw new Error(
-    `OCSP vectors not found: no MANIFEST.json in ${vectorsDir} (put shared/ocsp-vectors beside the repo, or set OCSP_VECTORS_DIR)`,
-  );
-}
+const vectorsDir = VECTORS_DIR;
 
 interface ManifestTime {
   iso: string;
