@@ -191,8 +191,12 @@ function checkSigner(
 ): void {
   const basic = parsed.basic!;
   const rid = basic.responderId;
+  // byName: the DER as encoded, or the same attributes and values in another string encoding
+  // (PrintableString vs UTF8String), which some responders use; the signature check decides.
   const designates = (c: Certificate) =>
-    'byKey' in rid ? c.keyHash('sha1').equals(rid.byKey) : c.subjectDer.equals(rid.byName);
+    'byKey' in rid
+      ? c.keyHash('sha1').equals(rid.byKey)
+      : c.subjectDer.equals(rid.byName) || c.subject.toLowerCase() === rid.name.toLowerCase();
   const verifies = (c: Certificate) => {
     try {
       return verifySignature(basic.signatureAlgorithm, c.publicKey, basic.tbsDer, basic.signature);

@@ -261,6 +261,8 @@ export interface BuildOcspResponseOptions {
   /** Certificates embedded in `certs`; default the signer's certificate. */
   certs?: Certificate[];
   responderId?: 'byName' | 'byKey';
+  /** byName: this Name (DER) instead of the signer's subject as encoded in its certificate. */
+  responderName?: Buffer;
   /** Echoed as an RFC 8954 nonce extension (OCTET STRING in extnValue). */
   nonce?: Buffer;
   /** Further responseExtensions. */
@@ -325,7 +327,7 @@ export async function buildOcspResponse(opts: BuildOcspResponseOptions): Promise
   const responderID =
     (opts.responderId ?? 'byName') === 'byName'
       ? new pkijs.RelativeDistinguishedNames({
-          schema: asn1js.fromBER(toArrayBuffer(signerCert.subjectDer)).result,
+          schema: asn1js.fromBER(toArrayBuffer(opts.responderName ?? signerCert.subjectDer)).result,
         })
       : new asn1js.OctetString({ valueHex: toArrayBuffer(signerCert.keyHash('sha1')) });
 
