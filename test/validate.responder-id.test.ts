@@ -83,3 +83,15 @@ describe('responderID byName in another string encoding', () => {
     );
   });
 });
+
+describe('Certificate.issued: names compared as names, not bytes', () => {
+  it('accepts its subject re-encoded with other string types, refuses another name', () => {
+    const ca = issuer.cert;
+    expect(ca.issued(leaf)).toBe(true);
+    const sameNameOtherBytes = { issuerDer: reencodedName(ca), issuer: leaf.issuer } as Certificate;
+    expect(sameNameOtherBytes.issuerDer.equals(ca.subjectDer)).toBe(false);
+    expect(ca.issued(sameNameOtherBytes)).toBe(true);
+    const other = { issuerDer: reencodedName(ca, 'Other CA'), issuer: 'CN=Other CA' } as Certificate;
+    expect(ca.issued(other)).toBe(false);
+  });
+});

@@ -152,6 +152,15 @@ export class Certificate {
     return value;
   }
 
+  /**
+   * Whether this certificate's subject is the name `cert` gives as its issuer: the same bytes, or
+   * the same attributes and values in other string types (RFC 5280 §7.1 compares names, not
+   * encodings). Callers still check a signature, so a loose match can never authorise alone.
+   */
+  issued(cert: Certificate): boolean {
+    return this.subjectDer.equals(cert.issuerDer) || this.subject.toLowerCase() === cert.issuer.toLowerCase();
+  }
+
   isValidAt(at: Date): boolean {
     return this.notBefore.getTime() <= at.getTime() && at.getTime() <= this.notAfter.getTime();
   }

@@ -67,7 +67,7 @@ export async function resolveIssuer(
  * first (a re-keyed CA keeps its name).
  */
 export function pickIssuer(leaf: Certificate, candidates: readonly Certificate[]): Certificate | undefined {
-  const named = candidates.filter((c) => c !== leaf && c.subjectDer.equals(leaf.issuerDer));
+  const named = candidates.filter((c) => c !== leaf && c.issued(leaf));
   const aki = leaf.authorityKeyId;
   const ordered = aki
     ? [

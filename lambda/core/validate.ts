@@ -99,7 +99,7 @@ export function validateResponse(parsed: ParsedResponse, input: ValidationInput)
   const skew = input.skewMs ?? DEFAULT_SKEW_MS;
 
   // CertID
-  if (issuer && cert && !issuer.subjectDer.equals(cert.issuerDer)) {
+  if (issuer && cert && !issuer.issued(cert)) {
     errors.push(
       `issuer certificate (${issuer.subject}) is not named as the certificate's issuer (${cert.issuer})`,
     );
@@ -223,7 +223,7 @@ function checkSigner(
     const problems: string[] = [];
     const sigOk = verifies(responder);
     if (!sigOk) problems.push('signature does not verify with the delegated responder key');
-    if (!responder.issuerDer.equals(issuer.subjectDer) || !cache.delegatedSignatureOk(responder, issuer)) {
+    if (!issuer.issued(responder) || !cache.delegatedSignatureOk(responder, issuer)) {
       problems.push(`delegated responder certificate (${responder.subject}) is not issued by the issuer`);
     }
     if (!responder.extKeyUsage?.includes(OCSP_SIGNING_EKU)) {
