@@ -28,6 +28,7 @@ ENDPOINT=${OCSP_ENDPOINT_URL:-}
 AWS=${OCSP_AWS_CLI:-aws}
 DRY_RUN=0
 VERBOSE=${OCSP_VERBOSE:-0}
+TIMEOUT=${OCSP_TIMEOUT:-600}
 SYSLOG=${OCSP_SYSLOG:-0}
 
 usage() {
@@ -49,6 +50,7 @@ Usage: $0 --bucket B --dest DIR [options]
   --syslog               also log through logger(1) (OCSP_SYSLOG=1)
   --dry-run              download and check; install nothing, reload nothing
   --verbose              also log when nothing changed (default: quiet then, for cron) (OCSP_VERBOSE=1)
+  --timeout SECS         limit for the download and for the reload, where timeout(1) exists (OCSP_TIMEOUT, 600)
 USAGE
 }
 
@@ -89,6 +91,7 @@ while [ $# -gt 0 ]; do
     --syslog) SYSLOG=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -v | --verbose) VERBOSE=1; shift ;;
+    --timeout) need_arg "$1" $#; TIMEOUT=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die 2 "unknown option: $1" ;;
   esac
@@ -97,6 +100,7 @@ done
 [ -n "$BUCKET" ] || { usage >&2; die 2 "--bucket (OCSP_BUCKET) is required"; }
 [ -n "$DEST" ] || { usage >&2; die 2 "--dest (OCSP_DEST) is required"; }
 case $MIN_VALIDITY in '' | *[!0-9]*) die 2 "--min-validity must be a number of seconds" ;; esac
+case $TIMEOUT in '' | *[!0-9]* | 0) die 2 "--timeout must be a positive number of seconds" ;; esac
 [ -z "$ISSUER" ] || [ -r "$ISSUER" ] || die 2 "issuer file not readable: $ISSUER"
 [ -z "$CAFILE" ] || [ -r "$CAFILE" ] || die 2 "CA file not readable: $CAFILE"
 [ -z "$CERTDIR" ] || [ -n "$ISSUER" ] || die 2 "--cert-dir needs --issuer (the CertID is checked against it)"
@@ -136,6 +140,16 @@ take_lock() {
   echo $$ >"$LOCK.d/pid"
   trap 'release_lock' EXIT
   trap 'release_lock; exit 130' INT TERM
+}
+
+# bounded CMD...: runs CMD, killed after $TIMEOUT seconds where timeout(1) exists (coreutils,
+# busybox, FreeBSD base), so a hung download or reload cannot hold the lock forever. 124 = timed out.
+bounded() {
+  if command -v timeout >/dev/null 2>&1; then
+    timeout "$TIMEOUT" "$@"
+  else
+    "$@"
+  fi
 }
 
 # --- time: "Nov 27 10:37:49 2026 GMT" → seconds since the epoch, in plain shell arithmetic ------
@@ -271,7 +285,9 @@ set -- s3 sync "s3://$BUCKET/$PREFIX" "$STAGING" --exclude '*' --include "*$EXTE
 [ -z "$REGION" ] || set -- "$@" --region "$REGION"
 [ -z "$PROFILE" ] || set -- "$@" --profile "$PROFILE"
 [ -z "$ENDPOINT" ] || set -- "$@" --endpoint-url "$ENDPOINT"
-if ! sync_out=$("$AWS" "$@" 2>&1); then
+if sync_out=$(bounded "$AWS" "$@" 2>&1); then :; else
+  code=$?
+  [ "$code" -ne 124 ] || die 3 "download from s3://$BUCKET/$PREFIX timed out after ${TIMEOUT}s"
   die 3 "download from s3://$BUCKET/$PREFIX failed: $(printf '%s' "$sync_out" | tr '\n' ' ' | cut -c1-300)"
 fi
 
@@ -314,7 +330,11 @@ if [ "$changed" -gt 0 ] && [ -n "$RELOAD" ]; then
   OCSP_DEST=$DEST
   export OCSP_INSTALLED OCSP_DEST
   # 9>&-: a daemon the command (re)starts must not inherit the lock and hold it forever.
-  sh -c "$RELOAD" 9>&- || die 4 "reload command failed: $RELOAD"
+  if bounded sh -c "$RELOAD" 9>&-; then :; else
+    code=$?
+    [ "$code" -ne 124 ] || die 4 "reload command timed out after ${TIMEOUT}s: $RELOAD"
+    die 4 "reload command failed: $RELOAD"
+  fi
 fi
 # Quiet when nothing happened, so cron mails only news; --verbose says so anyway.
 if [ "$changed" -gt 0 ] || [ "$rejected" -gt 0 ] || [ "$VERBOSE" = 1 ]; then

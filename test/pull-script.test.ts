@@ -382,6 +382,25 @@ describe
       expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.good);
     });
 
+    it('--timeout cuts off a hung download (exit 3) and a hung reload (exit 4)', async ({ expect }) => {
+      const c = await newCase('timeout', { aws: gatedAws });
+      await c.put('web/good.ocsp', staples.good);
+      const started = Date.now();
+      // The gated shim waits for a release that never comes.
+      const hung = await c.run(['--timeout', '1'], {
+        env: { GATE_STARTED: path.join(c.dir, 'gate.started'), GATE_RELEASE: path.join(c.dir, 'never') },
+      });
+      expect(hung.code, hung.stderr).toBe(3);
+      expect(hung.stderr).toContain('timed out after 1s');
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(existsSync(c.file('web/good.ocsp'))).toBe(false);
+
+      const slowReload = await c.run(['--timeout', '1', '--reload', 'sleep 20']);
+      expect(slowReload.code, slowReload.stderr).toBe(4);
+      expect(slowReload.stderr).toContain('reload command timed out after 1s');
+      expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.good);
+    });
+
     const locks = [
       { lock: 'flock', available: haveFlock },
       { lock: 'mkdir', available: true },
