@@ -15,11 +15,12 @@ import { parseCertificates, type Certificate } from './core/certificate.js';
 import type { HashName } from './core/der.js';
 import { errorMessage } from './core/errors.js';
 import { explainStaple, formatExplanation, formatRunReport } from './core/explain.js';
-import { pickIssuer, resolveIssuer } from './core/issuer.js';
+import { resolveIssuer } from './core/issuer.js';
 import { queryResponders } from './core/ocsp-query.js';
 import { parseOcspResponse } from './core/ocsp-response.js';
 import {
   DEFAULT_NAMING,
+  issuerSiblingKeyFor,
   type CertificateSource,
   type NamingOptions,
   type StapleStore,
@@ -317,6 +318,12 @@ async function loadIssuerDir(dir: string): Promise<Certificate[]> {
   return certs;
 }
 
+/** Reads `<name>.issuer.pem` beside a certificate file, if there is one. */
+function siblingReader(certFile: string): () => Promise<Buffer | undefined> {
+  const sibling = path.join(path.dirname(certFile), issuerSiblingKeyFor(path.basename(certFile)));
+  return () => readFile(sibling).catch(() => undefined);
+}
+
 async function loadCerts(file: string, what: string): Promise<Certificate[]> {
   try {
     return parseCertificates(await readFile(file));
@@ -336,11 +343,15 @@ async function inspectCommand(args: string[], io: CliIo): Promise<number> {
   if (Number.isNaN(now.getTime())) throw new UsageError(`--at: not an ISO-8601 instant: ${values.at}`);
   const bundle = typeof values.cert === 'string' ? await loadCerts(values.cert, 'certificate') : [];
   const cert = bundle[0];
+  // The issuer: --issuer, else the --cert bundle, else <name>.issuer.pem beside --cert (offline).
   const issuer =
     typeof values.issuer === 'string'
       ? (await loadCerts(values.issuer, 'issuer'))[0]
-      : cert
-        ? pickIssuer(cert, bundle.slice(1))
+      : cert && typeof values.cert === 'string'
+        ? await resolveIssuer(cert, bundle.slice(1), { sibling: siblingReader(values.cert) }).then(
+            (found) => found.issuer,
+            () => undefined,
+          )
         : undefined;
   let der: Buffer;
   try {
@@ -372,13 +383,9 @@ async function fetchCommand(args: string[], io: CliIo): Promise<number> {
   if (leaf.ocspUrls.length === 0) throw new Error(`fetch ${file}: no OCSP URL in the certificate`);
   const http = httpOptions(values);
   const pool = typeof values.issuer === 'string' ? await loadCerts(values.issuer, 'issuer') : undefined;
-  const sibling = path.join(
-    path.dirname(file),
-    `${path.basename(file).replace(/\.(pem|crt|cert)$/, '')}.issuer.pem`,
-  );
   const { issuer } = await resolveIssuer(leaf, bundle.slice(1), {
     pool,
-    sibling: () => readFile(sibling).catch(() => undefined),
+    sibling: siblingReader(file),
     download: httpIssuerDownload(http),
   }).catch((err: unknown) => {
     throw new Error(`issuer ${file}: ${errorMessage(err)}`);

@@ -701,6 +701,20 @@ describe.concurrent('inspect', () => {
     expect(res.stdout).toMatch(/valid:\s+yes/);
   });
 
+  it('finds the issuer beside --cert as <name>.issuer.pem, and says so when there is none', async ({
+    expect,
+  }) => {
+    const dir = await certDir(withSibling('good'));
+    const res = await inspect('good.ocsp', '--cert', path.join(dir, 'good.pem'));
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    const alone = await certDir({ 'good.pem': pki.leaves.good.cert });
+    const without = await inspect('good.ocsp', '--cert', path.join(alone, 'good.pem'), '--json');
+    expect(without.code).toBe(1);
+    expect((JSON.parse(without.stdout) as Explanation).errors).toContain(
+      'issuer certificate not given: cannot authorise the signer',
+    );
+  });
+
   it('a revoked staple: exit 3 with revocationTime and reason keyCompromise', async ({ expect }) => {
     const res = await inspect(
       'revoked.ocsp',
