@@ -1,4 +1,4 @@
-import { isCertificateKey, type NamingOptions } from './core/ports.js';
+import { ISSUER_SIBLING_SUFFIX, isCertificateKey, type NamingOptions } from './core/ports.js';
 
 /** What an invocation asks for, whatever shape its event had. */
 export interface RunRequest {
@@ -87,6 +87,11 @@ function parseS3Event(
     if (!key.startsWith(certsPrefix)) continue;
     const rel = key.slice(certsPrefix.length);
     if (isCertificateKey(rel, naming)) keys.push(rel);
+    // A new `<name>.issuer.pem` renews the certificate it belongs to, whatever its extension.
+    else if (rel.endsWith(ISSUER_SIBLING_SUFFIX)) {
+      const base = rel.slice(0, -ISSUER_SIBLING_SUFFIX.length);
+      keys.push(...naming.certExtensions.map((ext) => base + ext));
+    }
   }
   return { mode: 's3-event', dryRun: false, keys };
 }

@@ -555,6 +555,17 @@ describe('handler: S3 ObjectCreated notifications', () => {
     }
   });
 
+  it('should renew a certificate when its missing <name>.issuer.pem arrives', async () => {
+    await put(bucket, 'certs/e/lonely.pem', await pem(pki.leaves.mustStaple.cert)); // no issuer anywhere reachable
+    const first = await invoke(bucket, objectCreated(bucket, 'certs/e/lonely.pem'));
+    expect(row(first.report, 'e/lonely.pem')).toMatchObject({ action: 'failed', stage: 'issuer' });
+
+    await put(bucket, 'certs/e/lonely.issuer.pem', await pem(pki.intermediate.cert));
+    const res = await invoke(bucket, objectCreated(bucket, 'certs/e/lonely.issuer.pem'));
+    expect(res.report.results.map((r) => [r.name, r.action])).toEqual([['e/lonely.pem', 'renewed']]);
+    expect(await listKeys(bucket, 'staples/e/')).toEqual(['staples/e/lonely.ocsp']);
+  });
+
   it('should ignore objects outside the certs prefix and non-certificate keys', async () => {
     await put(bucket, 'uploads/x.pem', await pem(pki.leaves.good.bundle));
     const res = await invoke(bucket, objectCreated(bucket, 'uploads/x.pem', 'certs/notes.txt'));
