@@ -99,7 +99,7 @@ export function s3StateBlob(s3: S3Client, bucket: string, key: string): StateBlo
   };
 }
 
-/** The state as a file (the CLI keeps `.ocsp-renewer-state.json` in the staples directory). */
+/** The state as a file (the CLI's, under $XDG_STATE_HOME/ocsp-renewer/ or --state FILE). */
 export function fileStateBlob(file: string): StateBlob {
   return {
     description: file,
