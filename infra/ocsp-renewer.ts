@@ -80,7 +80,6 @@ export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
 
 /** The namespace and dimension of the handler's EMF metrics (lambda/handler.ts `emfMetrics`). */
 const METRICS_NAMESPACE = 'OcspRenewer';
-const METRICS_DIMENSIONS = { Service: 'ocsp-renewer' };
 
 /**
  * ocsp-renewer, embeddable in any stack: a private bucket for certificates, staples and state; the
@@ -156,6 +155,10 @@ export class OcspRenewer extends Construct {
     const layout = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
     this.function.bindStaples(this.bucket, layout);
     this.function.addEnvironment('ON_REVOKED', p.onRevoked);
+    // One metrics dimension per deployment, so two renewers in one account (staging and
+    // production, say) never share, or silence, each other's alarms.
+    const metricsService = `ocsp-renewer/${stack.stackName}/${this.node.id}`;
+    this.function.addEnvironment('METRICS_SERVICE', metricsService);
     if (p.secretsPrefix) this.function.bindSecrets(p.secretsPrefix);
     const bucketArn = `<${logicalIdOf(this.bucket.node.defaultChild as CfnResource)}.Arn>`;
     const renewerPolicy = this.function.role!.node.tryFindChild('DefaultPolicy')!;
@@ -276,7 +279,7 @@ export class OcspRenewer extends Construct {
       new Metric({
         namespace: METRICS_NAMESPACE,
         metricName,
-        dimensionsMap: METRICS_DIMENSIONS,
+        dimensionsMap: { Service: metricsService },
         statistic,
         period,
       });

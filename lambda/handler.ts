@@ -106,7 +106,7 @@ export function createHandler(deps: HandlerDeps = {}) {
     }
     if (!request.dryRun) await stateStore.save(state, clock());
     log(JSON.stringify(logLine(report, request.mode)));
-    log(JSON.stringify(emfMetrics(report, clock())));
+    log(JSON.stringify(emfMetrics(report, clock(), (deps.env ?? process.env).METRICS_SERVICE)));
     return report;
   };
 }
@@ -130,7 +130,7 @@ function logLine(report: RunReport, mode: string) {
 }
 
 /** CloudWatch Embedded Metric Format: the log line is also the metric. */
-export function emfMetrics(report: RunReport, now: Date) {
+export function emfMetrics(report: RunReport, now: Date, service = 'ocsp-renewer') {
   const metrics: Record<string, number> = {
     Renewed: report.counts.renewed,
     Failed: report.counts.failed,
@@ -155,7 +155,7 @@ export function emfMetrics(report: RunReport, now: Date) {
         },
       ],
     },
-    Service: 'ocsp-renewer',
+    Service: service,
     ...metrics,
   };
 }

@@ -22,7 +22,7 @@ import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import type { CertResult, RunReport, Transport } from '../lambda/core/run.js';
 import { EventError } from '../lambda/event.js';
-import { createHandler } from '../lambda/handler.js';
+import { createHandler, emfMetrics } from '../lambda/handler.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { countRequests, startS3Server, type RequestCounter, type S3Server } from './helpers/s3-server.js';
@@ -393,6 +393,14 @@ describe('handler: scheduled runs over S3', () => {
       expect.arrayContaining(['Renewed', 'Failed', 'Skipped', 'Revoked', 'LeastValidityHours']),
     );
     expect(metrics).toMatchObject({ Renewed: 5, Failed: 2, Skipped: 2, Revoked: 1, NotReached: 0 });
+    // The dimension: METRICS_SERVICE from the stack, else the default.
+    expect((metrics._aws.CloudWatchMetrics[0] as unknown as { Dimensions: string[][] }).Dimensions).toEqual([
+      ['Service'],
+    ]);
+    expect(metrics.Service as unknown).toBe('ocsp-renewer');
+    expect(emfMetrics(first.report, new Date(), 'ocsp-renewer/Prod/Renewer').Service).toBe(
+      'ocsp-renewer/Prod/Renewer',
+    );
     // One-day responses fetched seconds ago.
     expect(metrics.LeastValidityHours).toBeGreaterThan(23.9);
     expect(metrics.LeastValidityHours).toBeLessThanOrEqual(24);

@@ -349,7 +349,11 @@ describe('OcspRenewerStack with the defaults', () => {
       Threshold: 1,
       TreatMissingData: 'notBreaching',
     });
-    const service = [{ Name: 'Service', Value: 'ocsp-renewer' }];
+    // The function's METRICS_SERVICE, one per deployment, is the alarms' dimension.
+    const service = [{ Name: 'Service', Value: 'ocsp-renewer/OcspRenewer/Renewer' }];
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ METRICS_SERVICE: 'ocsp-renewer/OcspRenewer/Renewer' }) },
+    });
     alarm('LeastValidityHours', {
       Namespace: 'OcspRenewer',
       Dimensions: service,
