@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -19,8 +19,8 @@ import { resolveIssuer } from './core/issuer.js';
 import { queryResponders } from './core/ocsp-query.js';
 import { parseOcspResponse } from './core/ocsp-response.js';
 import {
-  DEFAULT_NAMING,
   issuerSiblingKeyFor,
+  namingFrom,
   type CertificateSource,
   type NamingOptions,
   type StapleStore,
@@ -193,18 +193,10 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
   if (onRevoked !== 'publish' && onRevoked !== 'withhold') {
     throw new UsageError('--on-revoked must be publish or withhold');
   }
-  const naming: NamingOptions = {
-    certExtensions:
-      typeof values['cert-extensions'] === 'string'
-        ? values['cert-extensions'].split(',').map((e) => (e.startsWith('.') ? e : `.${e}`))
-        : DEFAULT_NAMING.certExtensions,
-    stapleExtension:
-      typeof values.extension === 'string'
-        ? values.extension.startsWith('.')
-          ? values.extension
-          : `.${values.extension}`
-        : DEFAULT_NAMING.stapleExtension,
-  };
+  const naming = namingFrom(
+    typeof values['cert-extensions'] === 'string' ? values['cert-extensions'] : undefined,
+    typeof values.extension === 'string' ? values.extension : undefined,
+  );
   let policy = DEFAULT_POLICY;
   if (values['refresh-at'] !== undefined) {
     try {
@@ -297,24 +289,19 @@ export function stapleStoreFor(location: string): StapleStore {
   return new FsStapleStore(location);
 }
 
+/** Every certificate in an issuers directory (any depth; .pem .crt .cer .der, bundles too). */
 async function loadIssuerDir(dir: string): Promise<Certificate[]> {
-  const source = new FsCertificateSource(dir, {
-    certExtensions: ['.pem', '.crt', '.cer', '.der'],
-    stapleExtension: '',
-  });
+  const files = (await readdir(dir, { recursive: true }))
+    .filter((f) => /\.(pem|crt|cer|der)$/i.test(f))
+    .sort();
   const certs: Certificate[] = [];
-  for (const { key } of await source.list()) {
+  for (const file of files) {
     try {
-      certs.push(...parseCertificates(await source.read(key)));
+      certs.push(...parseCertificates(await readFile(path.join(dir, file))));
     } catch (err) {
-      throw new Error(`issuers directory: ${path.join(dir, key)}: ${errorMessage(err)}`);
+      throw new Error(`issuers directory: ${path.join(dir, file)}: ${errorMessage(err)}`);
     }
   }
-  const siblings = await new FsCertificateSource(dir, {
-    certExtensions: ['.issuer.pem'],
-    stapleExtension: '',
-  }).list();
-  for (const { key } of siblings) certs.push(...parseCertificates(await source.read(key)));
   return certs;
 }
 

@@ -1,8 +1,8 @@
 import { DEFAULT_HTTP, type HttpOptions } from './adapters/http.js';
-import { ALLOW_PRIVATE_ENV, privateRespondersAllowed } from './adapters/ssrf-guard.js';
+import { privateRespondersAllowed } from './adapters/ssrf-guard.js';
 import { normalisePrefix } from './adapters/s3.js';
 import type { HashName } from './core/der.js';
-import { DEFAULT_NAMING, type NamingOptions } from './core/ports.js';
+import { namingFrom, type NamingOptions } from './core/ports.js';
 import { checkPolicy, DEFAULT_POLICY, type RefreshPolicy } from './core/refresh-policy.js';
 import type { OnRevoked } from './core/replace.js';
 
@@ -60,7 +60,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfi
   } catch (err) {
     throw new ConfigError(`REFRESH_AT: ${(err as Error).message}`);
   }
-  const ext = (e: string) => (e.startsWith('.') ? e : `.${e}`);
   const positive = (n: number) => Number.isInteger(n) && n > 0;
   return {
     bucket,
@@ -68,12 +67,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfi
     staplesPrefix: normalisePrefix(str('STAPLES_PREFIX', 'staples/')),
     stateKey: `${normalisePrefix(str('STATE_PREFIX', 'state/'))}state.json`,
     secretsPrefix: env.SECRETS_PREFIX || undefined,
-    naming: {
-      certExtensions: env.CERT_EXTENSIONS
-        ? env.CERT_EXTENSIONS.split(',').map((e) => ext(e.trim()))
-        : DEFAULT_NAMING.certExtensions,
-      stapleExtension: ext(str('STAPLE_EXTENSION', DEFAULT_NAMING.stapleExtension)),
-    },
+    naming: namingFrom(env.CERT_EXTENSIONS, env.STAPLE_EXTENSION),
     policy,
     onRevoked,
     hash,
@@ -83,7 +77,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfi
       ...DEFAULT_HTTP,
       timeoutMs: num('HTTP_TIMEOUT_SECONDS', DEFAULT_HTTP.timeoutMs / 1000, (n) => n > 0) * 1000,
       // Read from the env given (the handler's injected env), not only from process.env.
-      allowPrivate: privateRespondersAllowed(['1', 'true', 'yes'].includes(env[ALLOW_PRIVATE_ENV] ?? '')),
+      allowPrivate: privateRespondersAllowed(false, env),
     },
   };
 }

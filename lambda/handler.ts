@@ -34,6 +34,9 @@ const DEADLINE_MARGIN_MS = 5_000;
  * CloudWatch EMF metrics and returns it.
  */
 export function createHandler(deps: HandlerDeps = {}) {
+  // Clients live as long as the handler (the Lambda container), so connections are reused.
+  let s3Client: S3Client | undefined;
+  let secretsClient: SecretsManagerClient | undefined;
   return async function handler(
     event: unknown,
     context?: Pick<Context, 'getRemainingTimeInMillis'>,
@@ -44,7 +47,7 @@ export function createHandler(deps: HandlerDeps = {}) {
     const config = configFromEnv(deps.env ?? process.env);
     const request = parseEvent(event, config.certsPrefix, config.naming, config.bucket);
     const clock = deps.clock ?? (() => new Date());
-    const s3 = deps.s3 ?? makeS3Client(deps.env ?? process.env);
+    const s3 = (s3Client ??= deps.s3 ?? makeS3Client(deps.env ?? process.env));
 
     const sources: CertificateSource[] = [
       new S3CertificateSource(s3, config.bucket, config.certsPrefix, config.naming),
@@ -52,7 +55,7 @@ export function createHandler(deps: HandlerDeps = {}) {
     if (config.secretsPrefix) {
       sources.push(
         new SecretsManagerCertificateSource(
-          deps.secrets ?? new SecretsManagerClient({}),
+          (secretsClient ??= deps.secrets ?? new SecretsManagerClient({})),
           config.secretsPrefix,
         ),
       );

@@ -28,10 +28,10 @@ export class ForbiddenAddressError extends Error {
 /** Environment variable that lifts the guard, like --allow-private-responders. */
 export const ALLOW_PRIVATE_ENV = 'OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS';
 
-export function privateRespondersAllowed(flag?: boolean): boolean {
+export function privateRespondersAllowed(flag = false, env: NodeJS.ProcessEnv = process.env): boolean {
   if (flag) return true;
-  const env = process.env[ALLOW_PRIVATE_ENV];
-  return env === '1' || env === 'true' || env === 'yes';
+  const value = env[ALLOW_PRIVATE_ENV];
+  return value === '1' || value === 'true' || value === 'yes';
 }
 
 /** Checks a literal IP host before connecting (node's lookup is not called for IP literals). */

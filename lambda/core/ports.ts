@@ -52,6 +52,23 @@ export const DEFAULT_NAMING: NamingOptions = {
   stapleExtension: '.ocsp',
 };
 
+/**
+ * Naming from user input (`--cert-extensions .pem,crt`, CERT_EXTENSIONS, …): a comma list and an
+ * extension, with or without their dots; unset parts keep the defaults.
+ */
+export function namingFrom(
+  certExtensions: string | undefined,
+  stapleExtension: string | undefined,
+): NamingOptions {
+  const dotted = (ext: string) => (ext.startsWith('.') ? ext : `.${ext}`);
+  return {
+    certExtensions: certExtensions
+      ? certExtensions.split(',').map((e) => dotted(e.trim()))
+      : DEFAULT_NAMING.certExtensions,
+    stapleExtension: stapleExtension ? dotted(stapleExtension) : DEFAULT_NAMING.stapleExtension,
+  };
+}
+
 /** The suffix of a sibling issuer file, never itself taken for a certificate to staple. */
 export const ISSUER_SIBLING_SUFFIX = '.issuer.pem';
 

@@ -179,10 +179,14 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   );
   const results = settled.filter((r): r is CertResult => r !== undefined);
 
-  /** One certificate, with its outcome remembered so a quiet run can replay it. */
+  /**
+   * One certificate, with its outcome remembered so a quiet run can replay it. The paths below
+   * record what only they know (staple tag, times, failures, max-age); this records the rest.
+   */
   async function renewOne(object: CertificateObject): Promise<CertResult> {
     const row = await renewCertificate(object);
-    if (!replayed.has(row)) {
+    // A dry run leaves the state as it found it; a replayed row changes nothing.
+    if (!replayed.has(row) && row.action !== 'due') {
       const entry: CertState = state.get(object.key) ?? { failures: 0 };
       entry.certTag = object.tag;
       entry.action = row.action;
@@ -191,7 +195,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       if (row.mustStaple !== undefined) entry.mustStaple = row.mustStaple;
       // Skipped certificates (no OCSP URL, expired) stay skipped until the file changes.
       entry.nextDue = row.nextDue ?? (row.action === 'skipped' ? NEVER : undefined);
-      if (row.action !== 'due') state.set(object.key, entry);
+      state.set(object.key, entry);
     }
     return row;
   }
@@ -279,13 +283,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         policy: options.policy ?? DEFAULT_POLICY,
       });
       if (!decision.due) {
-        state.set(name, {
-          ...prev,
-          certTag: object.tag,
-          stapleTag: stored?.tag,
-          ...stateTimes(existing),
-          nextDue: decision.nextDue.toISOString(),
-        });
+        state.set(name, { ...prev, stapleTag: stored?.tag, ...stateTimes(existing) });
         return {
           name,
           staple,
@@ -336,7 +334,6 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
               certTag: object.tag,
             }),
           );
-          existing = verdict;
         } else {
           action = 'fresh';
           reason = 'responder returned the staple already stored';
@@ -350,12 +347,10 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       const newFacts = kept?.valid ? { ...factsOf(kept, prev), maxAgeUntil } : undefined;
       const next = decideRefresh({ key: name, staple: newFacts, now: fetchedAt, policy: options.policy });
       state.set(name, {
-        certTag: object.tag,
         stapleTag,
         failures: 0,
         ...(maxAgeUntil ? { maxAgeUntil: maxAgeUntil.toISOString() } : {}),
         ...stateTimes(kept),
-        nextDue: next.nextDue.toISOString(),
       });
       return {
         ...base,
@@ -370,11 +365,11 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         err instanceof RenewError ? err : new RenewError('fetch', name, errorMessage(err), { cause: err });
       const failed: CertState = {
         ...prev,
-        certTag: object.tag,
         failures: prev.failures + 1,
         lastFailureAt: now.toISOString(),
         lastError: failure.message,
       };
+      state.set(name, failed);
       const next = decideRefresh({
         key: name,
         staple: facts,
@@ -382,8 +377,6 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         now,
         policy: options.policy,
       });
-      failed.nextDue = next.nextDue.toISOString();
-      state.set(name, failed);
       return {
         name,
         staple,
@@ -391,7 +384,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         stage: failure.stage,
         reason: failure.message,
         ...times(existing),
-        nextDue: failed.nextDue,
+        nextDue: next.nextDue.toISOString(),
         mustStaple,
       };
     }
@@ -487,7 +480,6 @@ function times(verdict: Verdict | undefined): Partial<CertResult> {
 function stateTimes(verdict: Verdict | undefined): Partial<CertState> {
   if (!verdict) return {};
   return {
-    ...(verdict.certStatus ? { certStatus: verdict.certStatus } : {}),
     ...(verdict.thisUpdate ? { thisUpdate: verdict.thisUpdate.toISOString() } : {}),
     ...(verdict.nextUpdate ? { nextUpdate: verdict.nextUpdate.toISOString() } : {}),
     ...(verdict.responderCert ? { responderNotAfter: verdict.responderCert.notAfter.toISOString() } : {}),
