@@ -20,7 +20,7 @@ import { startDelegatedResponder, type OpensslResponder } from './helpers/openss
 import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { AWS_V2, makeStaple, producedAt, repoRoot, runPull } from './helpers/pull-script.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
-import { sClient } from './helpers/processes.js';
+import { sClient, sServerArgs } from './helpers/processes.js';
 
 const exec = promisify(execFile);
 const BUCKET = 'server-recipes';
@@ -112,19 +112,11 @@ describe.skipIf(!tools.aws)(
 
     it('openssl s_server -status_file: s_client -status sees successful, good', async () => {
       const port = await freePort();
-      const server = launch('s_server', 'openssl', [
+      const server = launch(
         's_server',
-        '-accept',
-        `127.0.0.1:${port}`,
-        '-cert',
-        pki.leaves.good.cert,
-        '-key',
-        pki.leaves.good.key,
-        '-cert_chain',
-        pki.intermediate.cert,
-        '-status_file',
-        staple,
-      ]);
+        'openssl',
+        sServerArgs({ port, leaf: pki.leaves.good, chain: pki.intermediate.cert, staple }),
+      );
       // s_server prints ACCEPT once listening; a probe connection would be served as a client.
       await waitFor(
         () => server.output().includes('ACCEPT'),

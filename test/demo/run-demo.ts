@@ -21,7 +21,7 @@ import { createHandler } from '../../lambda/handler.js';
 import { startDelegatedResponder } from '../helpers/openssl-responder.js';
 import { freePort, makeTestPki } from '../helpers/pki.js';
 import { startS3Server } from '../helpers/s3-server.js';
-import { sClient, track } from '../helpers/processes.js';
+import { sClient, sServerArgs, track } from '../helpers/processes.js';
 
 const exec = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -119,19 +119,12 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
     const port = await freePort();
     const server = spawn(
       'openssl',
-      [
-        's_server',
-        '-accept',
-        `127.0.0.1:${port}`,
-        '-cert',
-        pki.leaves.good.cert,
-        '-key',
-        pki.leaves.good.key,
-        '-cert_chain',
-        pki.intermediate.cert,
-        '-status_file',
-        path.join(dest, 'web', 'good.ocsp'),
-      ],
+      sServerArgs({
+        port,
+        leaf: pki.leaves.good,
+        chain: pki.intermediate.cert,
+        staple: path.join(dest, 'web', 'good.ocsp'),
+      }),
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
     track(server);

@@ -47,3 +47,28 @@ export function sClient(args: string[]): Promise<string> {
     child.stdin.end();
   });
 }
+
+/**
+ * The `openssl s_server` arguments that serve `leaf` with its chain on 127.0.0.1:`port` and staple
+ * the DER OCSP response in `staple` (the recipe's "a TLS server staples it").
+ */
+export function sServerArgs(opts: {
+  port: number;
+  leaf: { cert: string; key: string };
+  chain: string;
+  staple: string;
+}): string[] {
+  return [
+    's_server',
+    '-accept',
+    `127.0.0.1:${opts.port}`,
+    '-cert',
+    opts.leaf.cert,
+    '-key',
+    opts.leaf.key,
+    '-cert_chain',
+    opts.chain,
+    '-status_file',
+    opts.staple,
+  ];
+}
