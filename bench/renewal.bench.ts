@@ -13,8 +13,8 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { clearCertificateCache, parseCertificates } from '../lambda/core/certificate.js';
 import { parseOcspResponse } from '../lambda/core/ocsp-response.js';
-import type { CertificateSource, StapleStore } from '../lambda/core/ports.js';
-import { run, type RunState } from '../lambda/core/run.js';
+import type { CertificateSource, StapleStore } from '../lambda/renew/ports.js';
+import { run, type RunState } from '../lambda/renew/run.js';
 import { validateResponse, ValidationCache } from '../lambda/core/validate.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

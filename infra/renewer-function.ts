@@ -9,7 +9,7 @@ import type { Construct } from 'constructs';
 
 /** Resolved from this file, not from the working directory, so any caller finds the handler. */
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
-const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/handler.ts', import.meta.url));
+const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/aws/handler.ts', import.meta.url));
 const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
 
 /** Where the renewer reads certificates and writes staples and its state, each ending in `/`. */
@@ -38,7 +38,7 @@ export interface RenewerFunctionProps extends Omit<
 }
 
 /**
- * The renewer Lambda (`lambda/handler.ts`, export `handler`), bundled locally by esbuild — no
+ * The renewer Lambda (`lambda/aws/handler.ts`, export `handler`), bundled locally by esbuild — no
  * Docker. Runtime, architecture, entry and bundling are fixed; the rest are defaults:
  *
  * - `runtime` pinned to `Runtime.NODEJS_24_X` (never `NODEJS_LATEST`: a runtime change is a

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCertificates, parseIssuerDownload, type Certificate } from '../lambda/core/certificate.js';
-import { pickIssuer } from '../lambda/core/issuer.js';
+import { pickIssuer } from '../lambda/renew/issuer.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
 const vectorsDir = VECTORS_DIR;

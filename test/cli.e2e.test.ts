@@ -1,9 +1,9 @@
 /**
- * End to end: the real `ocsp-renewer` command (lambda/ocsp-renewer.js, run by the current node)
+ * End to end: the real `ocsp-renewer` command (lambda/cli/ocsp-renewer.js, run by the current node)
  * against a real test PKI, a real `openssl ocsp` responder (delegated signer) and a small loopback
  * http server for AIA caIssuers downloads. Each case checks a claim the README makes about the CLI.
  */
-import { defaultStateFile } from '../lambda/cli.js';
+import { defaultStateFile } from '../lambda/cli/cli.js';
 import type { StapleExplanation } from '../lambda/core/explain.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -31,7 +31,7 @@ import { VECTORS_DIR } from './helpers/vectors.js';
 // --- helpers ------------------------------------------------------------------------------------------
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = 'lambda/ocsp-renewer.js';
+const BIN = 'lambda/cli/ocsp-renewer.js';
 const VECTORS = VECTORS_DIR;
 const ALLOW_ENV = 'OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS';
 /** Longest a one-shot command may run before it is killed (and the test fails). */
@@ -56,7 +56,7 @@ interface RunningCli {
 const children = new Set<ChildProcess>();
 
 /**
- * Starts `node lambda/ocsp-renewer.js ...args` in the repo root. The guard-lifting variable is
+ * Starts `node lambda/cli/ocsp-renewer.js ...args` in the repo root. The guard-lifting variable is
  * removed from the environment unless `env` sets it, so the caller's shell cannot change results.
  */
 function startCli(args: string[], env: Record<string, string> = {}): RunningCli {

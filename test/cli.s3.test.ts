@@ -1,5 +1,5 @@
 /**
- * The `ocsp-renewer renew` command over S3: the real command (lambda/ocsp-renewer.js, run by the
+ * The `ocsp-renewer renew` command over S3: the real command (lambda/cli/ocsp-renewer.js, run by the
  * current node) with `s3://` certificates and staples, pointed at s3rver through the standard
  * AWS_ENDPOINT_URL_S3 and credential variables, and a real `openssl ocsp` responder.
  */
@@ -16,7 +16,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunReport } from '../lambda/core/run.js';
+import type { RunReport } from '../lambda/renew/run.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
@@ -73,7 +73,7 @@ function cli(args: string[]): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...s3.env, XDG_STATE_HOME: join(work, 'state') };
   delete env.OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS;
   delete env.AWS_PROFILE;
-  const child = spawn(process.execPath, ['lambda/ocsp-renewer.js', ...args], {
+  const child = spawn(process.execPath, ['lambda/cli/ocsp-renewer.js', ...args], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

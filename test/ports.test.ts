@@ -22,7 +22,7 @@ import {
   issuerSiblingKeyFor,
   stapleKeyFor,
   type NamingOptions,
-} from '../lambda/core/ports.js';
+} from '../lambda/renew/ports.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
 const CUSTOM: NamingOptions = { certExtensions: ['.cer'], stapleExtension: '.der' };

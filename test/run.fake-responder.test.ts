@@ -18,7 +18,7 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { certIdFor } from '../lambda/core/ocsp-request.js';
 import { DEFAULT_POLICY } from '../lambda/core/refresh-policy.js';
-import { run, type CertResult, type RunOptions, type RunReport, type RunState } from '../lambda/core/run.js';
+import { run, type CertResult, type RunOptions, type RunReport, type RunState } from '../lambda/renew/run.js';
 import {
   buildOcspResponse,
   loadSigner,

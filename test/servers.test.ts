@@ -15,7 +15,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHandler } from '../lambda/handler.js';
+import { createHandler } from '../lambda/aws/handler.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { AWS_V2, makeStaple, producedAt, repoRoot, runPull } from './helpers/pull-script.js';

@@ -14,7 +14,7 @@ import { ForbiddenAddressError } from '../lambda/adapters/ssrf-guard.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
 import { buildOcspRequest, certIdFor } from '../lambda/core/ocsp-request.js';
-import { run } from '../lambda/core/run.js';
+import { run } from '../lambda/renew/run.js';
 import {
   buildOcspResponse,
   loadSigner,

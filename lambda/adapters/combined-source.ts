@@ -1,4 +1,4 @@
-import type { CertificateObject, CertificateSource } from '../core/ports.js';
+import type { CertificateObject, CertificateSource } from '../renew/ports.js';
 
 /** Several certificate sources as one; a key seen twice is taken from the first source only. */
 export class CombinedCertificateSource implements CertificateSource {

@@ -11,7 +11,7 @@ import {
   type NamingOptions,
   type StapleStore,
   type StoredStaple,
-} from '../core/ports.js';
+} from '../renew/ports.js';
 
 /** Certificates in a directory tree; keys are paths relative to it with `/` separators. */
 export class FsCertificateSource implements CertificateSource {

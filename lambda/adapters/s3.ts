@@ -17,7 +17,7 @@ import {
   type StapleMeta,
   type StapleStore,
   type StoredStaple,
-} from '../core/ports.js';
+} from '../renew/ports.js';
 
 /**
  * An S3 client that honours the standard AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (path-style when

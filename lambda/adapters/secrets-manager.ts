@@ -4,7 +4,7 @@ import {
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { pemBlocks, toPem } from '../core/der.js';
-import type { CertificateObject, CertificateSource } from '../core/ports.js';
+import type { CertificateObject, CertificateSource } from '../renew/ports.js';
 
 /** JSON fields read as the certificate, then as the chain; anything else (keys!) is ignored. */
 const CERT_FIELDS = ['certificate', 'cert', 'certificatePem', 'certificate_pem', 'tls.crt', 'fullchain'];

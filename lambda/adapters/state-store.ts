@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { CertState, RunState } from '../core/run.js';
+import type { CertState, RunState } from '../renew/run.js';
 import { writeFileAtomic } from './filesystem.js';
 import { getObject } from './s3.js';
 

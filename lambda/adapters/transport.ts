@@ -1,4 +1,4 @@
-import type { Transport } from '../core/run.js';
+import type { Transport } from '../renew/run.js';
 import { DEFAULT_HTTP, httpRequest, type HttpOptions } from './http.js';
 import { fetchOcspResponse } from './ocsp-fetch.js';
 

@@ -1,6 +1,6 @@
 import { serialHex, toHex } from './der.js';
 import type { ParsedResponse } from './ocsp-response.js';
-import type { RunReport } from './run.js';
+import type { RunReport } from '../renew/run.js';
 import type { Verdict } from './validate.js';
 
 /** The `inspect --json` shape: what a staple says and what it is worth. */

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { formatRunReport } from '../../lambda/core/explain.js';
-import { createHandler } from '../../lambda/handler.js';
+import { createHandler } from '../../lambda/aws/handler.js';
 import { startDelegatedResponder } from '../helpers/openssl-responder.js';
 import { freePort, makeTestPki } from '../helpers/pki.js';
 import { startS3Server } from '../helpers/s3-server.js';

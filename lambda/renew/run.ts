@@ -1,10 +1,10 @@
 import pLimit from 'p-limit';
-import { parseCertificates, type Certificate } from './certificate.js';
-import type { HashName } from './der.js';
-import { errorMessage, RenewError, type Stage } from './errors.js';
+import { parseCertificates, type Certificate } from '../core/certificate.js';
+import type { HashName } from '../core/der.js';
+import { errorMessage, RenewError, type Stage } from '../core/errors.js';
 import { resolveIssuer } from './issuer.js';
 import { describeAttempts, queryResponders, type Transport } from './ocsp-query.js';
-import { parseOcspResponse, type CertStatus } from './ocsp-response.js';
+import { parseOcspResponse, type CertStatus } from '../core/ocsp-response.js';
 import {
   DEFAULT_NAMING,
   stapleKeyFor,
@@ -14,9 +14,14 @@ import {
   type StapleStore,
   type StoredStaple,
 } from './ports.js';
-import { decideRefresh, DEFAULT_POLICY, type RefreshPolicy, type StapleFacts } from './refresh-policy.js';
-import { shouldReplace, type OnRevoked } from './replace.js';
-import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from './validate.js';
+import {
+  decideRefresh,
+  DEFAULT_POLICY,
+  type RefreshPolicy,
+  type StapleFacts,
+} from '../core/refresh-policy.js';
+import { shouldReplace, type OnRevoked } from '../core/replace.js';
+import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from '../core/validate.js';
 
 /**
  * What happened to one certificate in a run. `due` appears only in dry runs ("would renew").

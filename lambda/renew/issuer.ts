@@ -1,6 +1,6 @@
-import { parseCertificates, parseIssuerDownload, type Certificate } from './certificate.js';
-import { errorMessage } from './errors.js';
-import { isSignedBy } from './validate.js';
+import { parseCertificates, parseIssuerDownload, type Certificate } from '../core/certificate.js';
+import { errorMessage } from '../core/errors.js';
+import { isSignedBy } from '../core/validate.js';
 
 export type IssuerSource = 'bundle' | 'sibling' | 'issuers-dir' | 'aia';
 

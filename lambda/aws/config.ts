@@ -1,10 +1,10 @@
-import { DEFAULT_HTTP, type HttpOptions } from './adapters/http.js';
-import { privateRespondersAllowed } from './adapters/ssrf-guard.js';
-import { normalisePrefix } from './adapters/s3.js';
-import type { HashName } from './core/der.js';
-import { namingFrom, type NamingOptions } from './core/ports.js';
-import { checkPolicy, DEFAULT_POLICY, type RefreshPolicy } from './core/refresh-policy.js';
-import type { OnRevoked } from './core/replace.js';
+import { DEFAULT_HTTP, type HttpOptions } from '../adapters/http.js';
+import { privateRespondersAllowed } from '../adapters/ssrf-guard.js';
+import { normalisePrefix } from '../adapters/s3.js';
+import type { HashName } from '../core/der.js';
+import { namingFrom, type NamingOptions } from '../renew/ports.js';
+import { checkPolicy, DEFAULT_POLICY, type RefreshPolicy } from '../core/refresh-policy.js';
+import type { OnRevoked } from '../core/replace.js';
 
 /** The Lambda's configuration, read from its environment. */
 export interface LambdaConfig {

@@ -1,9 +1,9 @@
-import type { Certificate } from './certificate.js';
-import type { HashName } from './der.js';
-import { errorMessage } from './errors.js';
-import { buildOcspRequest, certIdFor, newNonce } from './ocsp-request.js';
-import { parseOcspResponse, type ParsedResponse } from './ocsp-response.js';
-import { invalidVerdict, validateResponse, type ValidationCache, type Verdict } from './validate.js';
+import type { Certificate } from '../core/certificate.js';
+import type { HashName } from '../core/der.js';
+import { errorMessage } from '../core/errors.js';
+import { buildOcspRequest, certIdFor, newNonce } from '../core/ocsp-request.js';
+import { parseOcspResponse, type ParsedResponse } from '../core/ocsp-response.js';
+import { invalidVerdict, validateResponse, type ValidationCache, type Verdict } from '../core/validate.js';
 
 /** Sends one DER OCSP request to one responder URL. */
 export type Transport = (url: string, requestDer: Buffer) => Promise<{ der: Buffer; maxAgeSec?: number }>;

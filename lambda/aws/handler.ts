@@ -1,14 +1,14 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { CombinedCertificateSource } from './adapters/combined-source.js';
-import { makeS3Client, S3CertificateSource, S3StapleStore } from './adapters/s3.js';
-import { s3StateBlob, StateStore } from './adapters/state-store.js';
-import { SecretsManagerCertificateSource } from './adapters/secrets-manager.js';
-import { httpIssuerDownload, httpTransport } from './adapters/transport.js';
+import { CombinedCertificateSource } from '../adapters/combined-source.js';
+import { makeS3Client, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
+import { s3StateBlob, StateStore } from '../adapters/state-store.js';
+import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
+import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { configFromEnv } from './config.js';
-import type { CertificateSource } from './core/ports.js';
-import { cachedDownload, run, type RunReport, type Transport } from './core/run.js';
+import type { CertificateSource } from '../renew/ports.js';
+import { cachedDownload, run, type RunReport, type Transport } from '../renew/run.js';
 import { parseEvent } from './event.js';
 
 export interface HandlerDeps {

@@ -1,5 +1,5 @@
-import { run, type RunDeps, type RunOptions, type RunReport } from './core/run.js';
-import { errorMessage } from './core/errors.js';
+import { run, type RunDeps, type RunOptions, type RunReport } from '../renew/run.js';
+import { errorMessage } from '../core/errors.js';
 
 export interface DaemonOptions {
   /** How often to list the certificate source for new or replaced certificates. */

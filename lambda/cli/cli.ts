@@ -4,31 +4,31 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { FsCertificateSource, FsStapleStore, writeFileAtomic } from './adapters/filesystem.js';
-import { makeS3Client, parseS3Url, S3CertificateSource, S3StapleStore } from './adapters/s3.js';
-import { SecretsManagerCertificateSource } from './adapters/secrets-manager.js';
-import { fileStateBlob, StateStore } from './adapters/state-store.js';
-import { DEFAULT_HTTP, type HttpOptions } from './adapters/http.js';
-import { privateRespondersAllowed } from './adapters/ssrf-guard.js';
-import { httpIssuerDownload, httpTransport } from './adapters/transport.js';
-import { parseCertificates, type Certificate } from './core/certificate.js';
-import type { HashName } from './core/der.js';
-import { errorMessage } from './core/errors.js';
-import { explainStaple, formatExplanation, formatRunReport } from './core/explain.js';
-import { resolveIssuer } from './core/issuer.js';
-import { queryResponders } from './core/ocsp-query.js';
-import { parseOcspResponse } from './core/ocsp-response.js';
+import { FsCertificateSource, FsStapleStore, writeFileAtomic } from '../adapters/filesystem.js';
+import { makeS3Client, parseS3Url, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
+import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
+import { fileStateBlob, StateStore } from '../adapters/state-store.js';
+import { DEFAULT_HTTP, type HttpOptions } from '../adapters/http.js';
+import { privateRespondersAllowed } from '../adapters/ssrf-guard.js';
+import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
+import { parseCertificates, type Certificate } from '../core/certificate.js';
+import type { HashName } from '../core/der.js';
+import { errorMessage } from '../core/errors.js';
+import { explainStaple, formatExplanation, formatRunReport } from '../core/explain.js';
+import { resolveIssuer } from '../renew/issuer.js';
+import { queryResponders } from '../renew/ocsp-query.js';
+import { parseOcspResponse } from '../core/ocsp-response.js';
 import {
   issuerSiblingKeyFor,
   namingFrom,
   type CertificateSource,
   type NamingOptions,
   type StapleStore,
-} from './core/ports.js';
-import { checkPolicy, DEFAULT_POLICY } from './core/refresh-policy.js';
-import type { OnRevoked } from './core/replace.js';
-import { cachedDownload, run, type RunDeps, type RunOptions } from './core/run.js';
-import { validateResponse } from './core/validate.js';
+} from '../renew/ports.js';
+import { checkPolicy, DEFAULT_POLICY } from '../core/refresh-policy.js';
+import type { OnRevoked } from '../core/replace.js';
+import { cachedDownload, run, type RunDeps, type RunOptions } from '../renew/run.js';
+import { validateResponse } from '../core/validate.js';
 import { runDaemon } from './daemon.js';
 
 /** Exit codes: 0 all good, 1 failure or invalid, 2 usage, 3 valid but revoked/unknown. */

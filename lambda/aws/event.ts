@@ -1,4 +1,4 @@
-import { ISSUER_SIBLING_SUFFIX, isCertificateKey, type NamingOptions } from './core/ports.js';
+import { ISSUER_SIBLING_SUFFIX, isCertificateKey, type NamingOptions } from '../renew/ports.js';
 
 /** What an invocation asks for, whatever shape its event had. */
 export interface RunRequest {
