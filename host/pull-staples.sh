@@ -1,14 +1,19 @@
 #!/bin/sh
 # pull-staples.sh — install fresh OCSP staples from S3 on a TLS host, safely.
 #
-# Downloads only changed staples (aws s3 sync into a staging directory beside the destination),
-# checks each candidate with openssl (successful, good, nextUpdate far enough ahead, and with
-# --issuer a verified signature), installs the good ones by atomic rename keeping mode and owner,
-# and runs the reload command only when something changed. A bad candidate is never installed:
-# the old staple stays and the error is logged. POSIX sh: dash, bash, busybox ash.
+# Mirrors the staples (aws s3 sync --delete into a staging directory beside the destination),
+# checks each changed candidate with openssl (successful, good or revoked, nextUpdate far enough
+# ahead, not older than the installed staple, and with --issuer a verified signature), installs the
+# good ones by atomic rename keeping mode and owner, and runs the reload command when something
+# changed, or when the last reload failed. A bad candidate is never installed: the old staple stays
+# and the error is logged. What needs saying once (a revoked certificate, a withheld staple, a
+# staple gone from S3) is said once: the state directory remembers it. POSIX sh: dash, bash,
+# busybox ash.
 #
-# Exit codes: 0 ok; 1 some candidate rejected (old staple kept); 2 usage error; 3 download
-# failed; 4 reload failed; 5 destination not writable; 75 another run holds the lock.
+# Exit codes: 0 ok (also when a revoked staple was installed or withheld, or a staple is orphaned);
+# 1 some candidate rejected (old staple kept) or could not be installed/removed; 2 usage error;
+# 3 download failed; 4 reload failed (retried on the next run); 5 destination not writable;
+# 75 another run holds the lock.
 set -eu
 
 PROG=ocsp-pull
@@ -20,7 +25,7 @@ CAFILE=${OCSP_CAFILE:-}
 CERTDIR=${OCSP_CERT_DIR:-}
 RELOAD=${OCSP_RELOAD:-}
 MIN_VALIDITY=${OCSP_MIN_VALIDITY:-3600}
-ALLOW_REVOKED=${OCSP_ALLOW_REVOKED:-0}
+ON_REVOKED=${OCSP_ON_REVOKED:-install}
 EXTENSION=${OCSP_EXTENSION:-.ocsp}
 REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
 PROFILE=${AWS_PROFILE:-}
@@ -42,7 +47,9 @@ Usage: $0 --bucket B --dest DIR [options]
   --ca-file FILE         trust anchors for that check (OCSP_CAFILE, default: the issuer)
   --cert-dir DIR         if DIR/<name>.pem exists, require the staple to be for it (OCSP_CERT_DIR)
   --min-validity SECS    refuse staples whose nextUpdate is closer than this (OCSP_MIN_VALIDITY, 3600)
-  --allow-revoked        install revoked staples too (default: keep them out) (OCSP_ALLOW_REVOKED=1)
+  --on-revoked WHAT      a valid revoked staple: install (default; warned once) or withhold
+                         (serve none: the installed staple is removed) (OCSP_ON_REVOKED)
+  --allow-revoked        the same as --on-revoked install (the default)
   --extension EXT        staple extension (OCSP_EXTENSION, default .ocsp)
   --reload CMD           run CMD (sh -c) when something changed (OCSP_RELOAD)
   --region R, --profile P, --endpoint-url URL   passed to the aws CLI (OCSP_ENDPOINT_URL)
@@ -51,6 +58,15 @@ Usage: $0 --bucket B --dest DIR [options]
   --dry-run              download and check; install nothing, reload nothing
   --verbose              also log when nothing changed (default: quiet then, for cron) (OCSP_VERBOSE=1)
   --timeout SECS         limit for the download and for the reload, where timeout(1) exists (OCSP_TIMEOUT, 600)
+
+A staple deleted from S3 leaves staging; its installed file is kept (a server may name it) and
+reported once as orphaned. A <staple>.withheld marker in S3 removes the installed staple.
+State (pending reload, what was reported) lives in DEST/.ocsp-state.
+
+Exit codes: 0 ok (revoked, withheld and orphaned staples included: they are logged once);
+  1 a candidate was rejected (old staple kept) or could not be installed or removed; 2 usage;
+  3 download failed; 4 reload failed (retried on the next run); 5 destination not writable;
+  75 another run holds the lock.
 USAGE
 }
 
@@ -81,7 +97,8 @@ while [ $# -gt 0 ]; do
     --ca-file) need_arg "$1" $#; CAFILE=$2; shift 2 ;;
     --cert-dir) need_arg "$1" $#; CERTDIR=$2; shift 2 ;;
     --min-validity) need_arg "$1" $#; MIN_VALIDITY=$2; shift 2 ;;
-    --allow-revoked) ALLOW_REVOKED=1; shift ;;
+    --on-revoked) need_arg "$1" $#; ON_REVOKED=$2; shift 2 ;;
+    --allow-revoked) ON_REVOKED=install; shift ;;
     --extension) need_arg "$1" $#; EXTENSION=$2; shift 2 ;;
     --reload) need_arg "$1" $#; RELOAD=$2; shift 2 ;;
     --region) need_arg "$1" $#; REGION=$2; shift 2 ;;
@@ -101,6 +118,7 @@ done
 [ -n "$DEST" ] || { usage >&2; die 2 "--dest (OCSP_DEST) is required"; }
 case $MIN_VALIDITY in '' | *[!0-9]*) die 2 "--min-validity must be a number of seconds" ;; esac
 case $TIMEOUT in '' | *[!0-9]* | 0) die 2 "--timeout must be a positive number of seconds" ;; esac
+case $ON_REVOKED in install | withhold) ;; *) die 2 "--on-revoked must be install or withhold, not '$ON_REVOKED'" ;; esac
 [ -z "$ISSUER" ] || [ -r "$ISSUER" ] || die 2 "issuer file not readable: $ISSUER"
 [ -z "$CAFILE" ] || [ -r "$CAFILE" ] || die 2 "CA file not readable: $CAFILE"
 [ -z "$CERTDIR" ] || [ -n "$ISSUER" ] || die 2 "--cert-dir needs --issuer (the CertID is checked against it)"
@@ -111,6 +129,7 @@ case $PREFIX in '' | */) ;; *) PREFIX="$PREFIX/" ;; esac
 (umask 022 && mkdir -p "$DEST") 2>/dev/null || die 5 "cannot create destination $DEST"
 if [ ! -d "$DEST" ] || [ ! -w "$DEST" ]; then die 5 "destination not writable: $DEST"; fi
 STAGING="$DEST/.ocsp-staging"
+STATE="$DEST/.ocsp-state"
 LOCK="$DEST/.ocsp-pull.lock"
 
 # --- lock: flock where present, else mkdir with a pid file (stale locks are taken over) ---------
@@ -182,7 +201,30 @@ TIME
 }
 
 # --- checks ------------------------------------------------------------------------------------
-# check_candidate FILE NAME: prints nothing, returns 0 when FILE may be installed, else logs why.
+# staple_times FILE: "THISUPDATE PRODUCEDAT" in seconds since the epoch, read from the DER by openssl
+# (never from S3 metadata); fails for a file openssl cannot read.
+staple_times() {
+  st_text=$(openssl ocsp -respin "$1" -resp_text -noverify 2>/dev/null) || return 1
+  st_this=$(printf '%s\n' "$st_text" | sed -n 's/^ *This Update: *//p' | head -n 1)
+  st_prod=$(printf '%s\n' "$st_text" | sed -n 's/^ *Produced At: *//p' | head -n 1)
+  st_this=$(to_epoch "$st_this") || return 1
+  st_prod=$(to_epoch "$st_prod") || return 1
+  echo "$st_this $st_prod"
+}
+
+# is_older CANDIDATE INSTALLED: true when INSTALLED is a readable staple and CANDIDATE is older
+# (thisUpdate, then producedAt), the renewer's replace rule. An unreadable INSTALLED never wins.
+is_older() {
+  new=$(staple_times "$1") || return 1
+  old=$(staple_times "$2") || return 1
+  # shellcheck disable=SC2086 # two numbers each
+  set -- $new $old
+  [ "$1" -lt "$3" ] || { [ "$1" -eq "$3" ] && [ "$2" -lt "$4" ]; }
+}
+
+# check_candidate FILE NAME: returns 0 when FILE may be installed, setting VERDICT to good or
+# revoked, else logs why and returns 1. A revoked staple passes every other check first: only a
+# valid one may install (or withhold) anything.
 check_candidate() {
   file=$1
   name=$2
@@ -197,15 +239,11 @@ check_candidate() {
   fi
   certs=$(printf '%s\n' "$text" | sed -n 's/^ *Cert Status: *\([a-z]*\).*/\1/p')
   [ -n "$certs" ] || { log "reject $name: no certificate status"; return 1; }
+  VERDICT=good
   for s in $certs; do
     case $s in
       good) ;;
-      revoked)
-        if [ "$ALLOW_REVOKED" != 1 ]; then
-          log "reject $name: certificate REVOKED (use --allow-revoked to install revoked staples)"
-          return 1
-        fi
-        log "warning $name: certificate REVOKED, installing as --allow-revoked asks" ;;
+      revoked) VERDICT=revoked ;;
       *) log "reject $name: certificate status $s"; return 1 ;;
     esac
   done
@@ -274,14 +312,61 @@ install_candidate() {
   mv -f "$tmp" "$target" || { rm -f "$tmp"; return 1; }
 }
 
+# --- state: one name a line; what was said once is not said again ------------------------------
+# in_list FILE NAME: NAME is a line of FILE.
+in_list() {
+  [ -f "$1" ] && grep -Fxq -e "$2" "$1"
+}
+# The lists of this run are built in $STATE/*.new and replace the old ones at the end (not in a
+# dry run, which leaves the state alone).
+new_list() {
+  : >"$STATE/$1.new"
+}
+add_to() {
+  printf '%s\n' "$2" >>"$STATE/$1.new"
+}
+commit_lists() {
+  for l in revoked withheld orphaned older; do
+    if [ "$DRY_RUN" = 1 ]; then
+      rm -f "$STATE/$l.new"
+    else
+      mv -f "$STATE/$l.new" "$STATE/$l" || :
+    fi
+  done
+}
+
+# withhold NAME WHY: the host serves no staple for NAME: remove the installed one (logged once).
+withhold() {
+  rel=$1
+  add_to withheld "$rel"
+  target="$DEST/$rel"
+  if [ -e "$target" ] || [ -L "$target" ]; then
+    if [ "$DRY_RUN" = 1 ]; then
+      log "would remove $rel (withheld: $2)"
+    elif rm -f "$target"; then
+      log "withheld $rel: $2; the installed staple is removed"
+      changed=$((changed + 1))
+      removed=$((removed + 1))
+      removed_list="$removed_list $rel"
+    else
+      log "cannot remove withheld $rel from $DEST"
+      rejected=$((rejected + 1))
+    fi
+  elif ! in_list "$STATE/withheld" "$rel"; then
+    log "withheld $rel: $2; nothing installed"
+  fi
+}
+
 # --- main --------------------------------------------------------------------------------------
 take_lock
-mkdir -p "$STAGING" || die 5 "cannot create $STAGING"
+mkdir -p "$STAGING" "$STATE" || die 5 "cannot create $STAGING and $STATE"
 
 # --exact-timestamps: without it, sync S3 -> local skips a same-sized object that is newer in S3,
 # and a renewed staple is nearly always the same size as the one before. The staging copies carry
 # the objects' LastModified as mtime, so unchanged staples still match and are not downloaded.
-set -- s3 sync "s3://$BUCKET/$PREFIX" "$STAGING" --exclude '*' --include "*$EXTENSION" --exact-timestamps --only-show-errors
+# --delete: staging mirrors S3, so a staple deleted there is forgotten here (not checked forever).
+set -- s3 sync "s3://$BUCKET/$PREFIX" "$STAGING" --exclude '*' --include "*$EXTENSION" \
+  --include "*$EXTENSION.withheld" --exact-timestamps --delete --only-show-errors
 [ -z "$REGION" ] || set -- "$@" --region "$REGION"
 [ -z "$PROFILE" ] || set -- "$@" --profile "$PROFILE"
 [ -z "$ENDPOINT" ] || set -- "$@" --endpoint-url "$ENDPOINT"
@@ -292,53 +377,133 @@ if sync_out=$(bounded "$AWS" "$@" 2>&1); then :; else
 fi
 
 changed=0
+removed=0
 rejected=0
 installed_list=""
+removed_list=""
+for l in revoked withheld orphaned older; do new_list "$l"; done
+
+# Withheld by the renewer: a <staple>.withheld marker (short text: why) instead of the staple.
+markers=$(cd "$STAGING" && find . -type f -name "*$EXTENSION.withheld" | sed 's|^\./||' | sort)
+while IFS= read -r marker; do
+  [ -n "$marker" ] || continue
+  why=$(head -n 1 "$STAGING/$marker" | tr -d '\r' | cut -c1-200)
+  withhold "${marker%.withheld}" "the renewer withholds it${why:+ ($why)}"
+done <<MARKERS
+$markers
+MARKERS
+
 # Candidates: every staple in staging that differs from the installed one.
 list=$(cd "$STAGING" && find . -type f -name "*$EXTENSION" | sed 's|^\./||' | sort)
 # One name a line (names may hold spaces); the here-document keeps the loop in this shell.
 while IFS= read -r rel; do
   [ -n "$rel" ] || continue
+  in_list "$STATE/withheld.new" "$rel" && continue # a marker wins over a staple
   candidate="$STAGING/$rel"
   target="$DEST/$rel"
   if [ -f "$target" ] && cmp -s "$candidate" "$target"; then
+    if in_list "$STATE/revoked" "$rel"; then
+      if [ "$ON_REVOKED" = withhold ]; then
+        withhold "$rel" "certificate REVOKED (--on-revoked withhold)"
+      else
+        add_to revoked "$rel"
+      fi
+    fi
     continue
   fi
   if ! check_candidate "$candidate" "$rel"; then
     rejected=$((rejected + 1))
     continue
   fi
+  if [ "$VERDICT" = revoked ] && [ "$ON_REVOKED" = withhold ]; then
+    withhold "$rel" "certificate REVOKED (--on-revoked withhold)"
+    continue
+  fi
+  if [ -f "$target" ] && is_older "$candidate" "$target"; then
+    # Never downgrade: the installed staple is newer. Said once per candidate.
+    sum=$(cksum <"$candidate")
+    add_to older "$sum $rel"
+    in_list "$STATE/older" "$sum $rel" ||
+      log "keep $rel: the staple in S3 is older than the installed one (thisUpdate, producedAt)"
+    ! in_list "$STATE/revoked" "$rel" || add_to revoked "$rel"
+    continue
+  fi
   if [ "$DRY_RUN" = 1 ]; then
-    log "would install $rel"
+    log "would install $rel${VERDICT:+ ($VERDICT)}"
     continue
   fi
   if install_candidate "$candidate" "$target"; then
     log "installed $rel"
     changed=$((changed + 1))
     installed_list="$installed_list $rel"
+    if [ "$VERDICT" = revoked ]; then
+      add_to revoked "$rel"
+      in_list "$STATE/revoked" "$rel" ||
+        log "warning $rel: certificate REVOKED; its valid revoked staple is installed so clients learn it (--on-revoked withhold keeps it out)"
+    fi
   else
     log "cannot install $rel into $DEST (old staple kept)"
     rejected=$((rejected + 1))
+    ! in_list "$STATE/revoked" "$rel" || add_to revoked "$rel"
   fi
 done <<LIST
 $list
 LIST
 
-if [ "$changed" -gt 0 ] && [ -n "$RELOAD" ]; then
-  log "reloading: $RELOAD"
-  OCSP_INSTALLED=${installed_list# }
-  OCSP_DEST=$DEST
-  export OCSP_INSTALLED OCSP_DEST
-  # 9>&-: a daemon the command (re)starts must not inherit the lock and hold it forever.
-  if bounded sh -c "$RELOAD" 9>&-; then :; else
-    code=$?
-    [ "$code" -ne 124 ] || die 4 "reload command timed out after ${TIMEOUT}s: $RELOAD"
-    die 4 "reload command failed: $RELOAD"
+# Orphans: installed staples that S3 no longer has (a retired certificate). The file stays, since
+# a server configuration may still name it (nginx refuses to start without it); said once.
+installed=$(cd "$DEST" && find . -name '.*' ! -name . -prune -o -type f -name "*$EXTENSION" -print | sed 's|^\./||' | sort)
+while IFS= read -r rel; do
+  [ -n "$rel" ] || continue
+  [ ! -f "$STAGING/$rel" ] || continue
+  in_list "$STATE/withheld.new" "$rel" && continue
+  add_to orphaned "$rel"
+  in_list "$STATE/orphaned" "$rel" ||
+    log "orphaned $rel: gone from S3 (retired?), no longer renewed; the file is kept: remove it from the server configuration, then delete $DEST/$rel"
+done <<INSTALLED
+$installed
+INSTALLED
+commit_lists
+
+# A reload that failed is retried on every run until it succeeds, even when nothing new arrived.
+PENDING="$STATE/reload-pending"
+if [ -n "$RELOAD" ] && { [ "$changed" -gt 0 ] || [ -f "$PENDING" ]; }; then
+  if [ -f "$PENDING" ]; then
+    pending_installed=$(sed -n 's/^installed=//p' "$PENDING")
+    pending_removed=$(sed -n 's/^removed=//p' "$PENDING")
+    [ "$changed" -gt 0 ] || log "retrying the reload that failed before"
+    installed_list=$(printf '%s %s\n' "$pending_installed" "$installed_list" | tr ' ' '\n' | sed '/^$/d' | sort -u | tr '\n' ' ')
+    removed_list=$(printf '%s %s\n' "$pending_removed" "$removed_list" | tr ' ' '\n' | sed '/^$/d' | sort -u | tr '\n' ' ')
   fi
+  OCSP_INSTALLED=$(printf '%s' "$installed_list" | sed 's/^ *//; s/ *$//')
+  OCSP_REMOVED=$(printf '%s' "$removed_list" | sed 's/^ *//; s/ *$//')
+  OCSP_DEST=$DEST
+  export OCSP_INSTALLED OCSP_REMOVED OCSP_DEST
+  if [ "$DRY_RUN" = 1 ]; then
+    log "would retry the reload that failed before: $RELOAD"
+  else
+    # Remembered first: a run killed during the reload retries it too.
+    if ! printf 'installed=%s\nremoved=%s\n' "$OCSP_INSTALLED" "$OCSP_REMOVED" >"$PENDING.tmp" ||
+      ! mv -f "$PENDING.tmp" "$PENDING"; then
+      die 5 "cannot write $PENDING"
+    fi
+    log "reloading: $RELOAD"
+    # 9>&-: a daemon the command (re)starts must not inherit the lock and hold it forever.
+    if bounded sh -c "$RELOAD" 9>&-; then
+      rm -f "$PENDING"
+    else
+      code=$?
+      [ "$code" -ne 124 ] || die 4 "reload command timed out after ${TIMEOUT}s: $RELOAD (retried on the next run)"
+      die 4 "reload command failed: $RELOAD (retried on the next run)"
+    fi
+  fi
+elif [ -z "$RELOAD" ]; then
+  rm -f "$STATE/reload-pending"
 fi
 # Quiet when nothing happened, so cron mails only news; --verbose says so anyway.
 if [ "$changed" -gt 0 ] || [ "$rejected" -gt 0 ] || [ "$VERBOSE" = 1 ]; then
-  log "done: $changed installed, $rejected rejected"
+  [ "$removed" -eq 0 ] || removed_note=", $removed removed"
+  log "done: $((changed - removed)) installed, $rejected rejected${removed_note:-}"
 fi
 [ "$rejected" -eq 0 ] || exit 1
 exit 0

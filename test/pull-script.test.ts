@@ -28,7 +28,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import {
@@ -94,6 +94,7 @@ const staples = {} as Record<
   | 'renewed'
   | 'mustStaple'
   | 'revoked'
+  | 'revokedLater'
   | 'short'
   | 'noNext'
   | 'expired'
@@ -121,22 +122,21 @@ describe
       await mkdir(fx);
       const f = (name: string) => path.join(fx, name);
       const leaves = pki.leaves;
-      [
-        staples.good,
-        staples.renewed,
-        staples.mustStaple,
-        staples.revoked,
-        staples.short,
-        staples.noNext,
-        staples.foreign,
-      ] = await Promise.all([
-        makeStaple(pki, leaves.good.cert, f('good.ocsp'), { ndays: 1 }),
+      [staples.good, staples.mustStaple, staples.revoked, staples.short, staples.noNext, staples.foreign] =
+        await Promise.all([
+          makeStaple(pki, leaves.good.cert, f('good.ocsp'), { ndays: 1 }),
+          makeStaple(pki, leaves.mustStaple.cert, f('mustStaple.ocsp')),
+          makeStaple(pki, leaves.revoked.cert, f('revoked.ocsp')),
+          makeStaple(pki, leaves.good.cert, f('short.ocsp'), { nmin: 10 }),
+          makeStaple(pki, leaves.good.cert, f('noNext.ocsp'), { noNextUpdate: true }),
+          makeStaple(otherPki, otherPki.leaves.good.cert, f('foreign.ocsp')),
+        ]);
+      // Renewals are signed in a later second: a later thisUpdate, as a real renewal has (the
+      // script never installs an older staple over a newer one).
+      await nextSecond();
+      [staples.renewed, staples.revokedLater] = await Promise.all([
         makeStaple(pki, leaves.good.cert, f('renewed.ocsp'), { ndays: 2 }),
-        makeStaple(pki, leaves.mustStaple.cert, f('mustStaple.ocsp')),
-        makeStaple(pki, leaves.revoked.cert, f('revoked.ocsp')),
-        makeStaple(pki, leaves.good.cert, f('short.ocsp'), { nmin: 10 }),
-        makeStaple(pki, leaves.good.cert, f('noNext.ocsp'), { noNextUpdate: true }),
-        makeStaple(otherPki, otherPki.leaves.good.cert, f('foreign.ocsp')),
+        makeStaple(pki, leaves.revoked.cert, f('revokedLater.ocsp')),
       ]);
       staples.expired = await backdateStaple(staples.good, f('expired.ocsp'));
       staples.future = await backdateStaple(staples.good, f('future.ocsp'), +1);
@@ -193,7 +193,7 @@ describe
     }
 
     if (awsV1) {
-      it(`works with the aws CLI v1 on PATH (${awsV1.version}), including a same-size renewal`, async ({
+      it(`works with the aws CLI v1 on PATH (${awsV1.version}), including a same-size renewal, a deletion and a .withheld marker`, async ({
         expect,
       }) => {
         const c = await newCase('aws-v1', { aws: awsV1.path });
@@ -206,6 +206,21 @@ describe
         expect(second.code, second.stderr).toBe(0);
         expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.renewed);
         expect(await c.reloads()).toEqual(['web/good.ocsp', 'web/good.ocsp']);
+
+        // v1's sync --delete and the .withheld include: a marker removes, a deletion orphans.
+        await c.put('mail/gone.ocsp', staples.mustStaple);
+        const third = await c.run(['--issuer', pki.intermediate.cert]);
+        expect(third.code, third.stderr).toBe(0);
+        await c.remove('mail/gone.ocsp');
+        await c.remove('web/good.ocsp');
+        await c.put('web/good.ocsp.withheld', Buffer.from('revoked\n'));
+        const fourth = await c.run(['--issuer', pki.intermediate.cert]);
+        expect(fourth.code, fourth.stderr).toBe(0);
+        expect(fourth.stderr).toContain('withheld web/good.ocsp: the renewer withholds it (revoked)');
+        expect(fourth.stderr).toContain('orphaned mail/gone.ocsp');
+        expect(existsSync(c.file('web/good.ocsp'))).toBe(false);
+        expect(await readFile(c.file('mail/gone.ocsp'))).toEqual(staples.mustStaple);
+        expect(existsSync(c.staged('mail/gone.ocsp'))).toBe(false);
       });
     } else {
       it.skip('works with the aws CLI v1 on PATH: skipped, no aws CLI v1 on PATH', () => undefined);
@@ -239,7 +254,6 @@ describe
       },
       { name: 'a staple valid 10 min (< --min-validity)', staple: 'short', why: /is less than 3600s away/ },
       { name: 'a staple without nextUpdate', staple: 'noNext', why: /no nextUpdate/ },
-      { name: 'a revoked staple (by default)', staple: 'revoked', why: /certificate REVOKED/ },
       { name: 'a staple from another PKI (--issuer)', staple: 'foreign', why: /signature check failed/ },
     ];
     for (const { name, staple, why } of rejections) {
@@ -291,16 +305,18 @@ describe
       expect,
     }) => {
       const c = await newCase('reject-one');
-      await c.put('mail/revoked.ocsp', staples.revoked);
+      await c.put('mail/short.ocsp', staples.short);
       await c.put('web/good.ocsp', staples.good);
       const r = await c.run(['--issuer', pki.intermediate.cert, '--reload', c.reload]);
       expect(r.code, r.stderr).toBe(1);
-      expect(existsSync(c.file('mail/revoked.ocsp'))).toBe(false);
+      expect(existsSync(c.file('mail/short.ocsp'))).toBe(false);
       expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.good);
       expect(await c.reloads()).toEqual(['web/good.ocsp']);
     });
 
-    it('--allow-revoked installs a revoked staple, with a warning', async ({ expect }) => {
+    it('--allow-revoked (now the default, kept for old configurations) installs a revoked staple, with a warning', async ({
+      expect,
+    }) => {
       const c = await newCase('allow-revoked');
       await c.put('mail/revoked.ocsp', staples.revoked);
       const r = await c.run(['--issuer', pki.intermediate.cert, '--allow-revoked', '--reload', c.reload]);
@@ -528,6 +544,234 @@ describe
       }
     });
 
+    // --- it settles (issue 12: items 7, 8, 9) ----------------------------------------------------
+
+    it('staging mirrors S3: a rejected staple deleted from S3 is forgotten, and the next run exits 0', async ({
+      expect,
+    }) => {
+      const c = await newCase('settle-deleted-reject');
+      await c.put('web/good.ocsp', staples.good);
+      await c.put('web/broken.ocsp', staples.garbage);
+      const args = ['--issuer', pki.intermediate.cert];
+      const first = await c.run(args);
+      expect(first.code, first.stderr).toBe(1);
+      expect(first.stderr).toContain('reject web/broken.ocsp: not an OCSP response');
+      expect(existsSync(c.staged('web/broken.ocsp'))).toBe(true);
+
+      await c.remove('web/broken.ocsp');
+      const second = await c.run(args);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stderr).toBe(''); // nothing to say: nothing was installed, nothing is orphaned
+      expect(existsSync(c.staged('web/broken.ocsp'))).toBe(false);
+      expect(existsSync(c.file('web/broken.ocsp'))).toBe(false);
+      expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.good);
+    });
+
+    it('a failed reload is remembered and retried on the next runs, with nothing new, until it succeeds', async ({
+      expect,
+    }) => {
+      const c = await newCase('settle-reload-retry');
+      await c.put('web/good.ocsp', staples.good);
+      const broken = path.join(c.dir, 'server-is-broken');
+      await writeFile(broken, '');
+      // The server refuses to reload while it is broken (exit 1), like `systemctl reload` would.
+      const reload = `test ! -e '${broken}' && ${c.reload}`;
+
+      const first = await c.run(['--reload', reload]);
+      expect(first.code, first.stderr).toBe(4);
+      expect(first.stderr).toContain('reload command failed');
+      expect(first.stderr).toContain('(retried on the next run)');
+      expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.good);
+
+      const second = await c.run(['--reload', reload]); // nothing new in S3
+      expect(second.code, second.stderr).toBe(4);
+      expect(second.stderr).toContain('retrying the reload that failed before');
+
+      await rm(broken);
+      const third = await c.run(['--reload', reload]);
+      expect(third.code, third.stderr).toBe(0);
+      expect(third.stderr).toContain('retrying the reload that failed before');
+      expect(await c.reloads()).toEqual(['web/good.ocsp']); // OCSP_INSTALLED still names the staple
+
+      const fourth = await c.run(['--reload', reload]);
+      expect(fourth.code, fourth.stderr).toBe(0);
+      expect(fourth.stderr).toBe('');
+      expect(await c.reloads()).toEqual(['web/good.ocsp']); // settled: no further reload
+    });
+
+    it('never installs an older staple over a newer one (thisUpdate from the DER, not S3 metadata); says so once, exit 0', async ({
+      expect,
+    }) => {
+      const c = await newCase('settle-older');
+      await c.put('web/good.ocsp', staples.renewed);
+      const args = ['--issuer', pki.intermediate.cert, '--reload', c.reload];
+      const first = await c.run(args);
+      expect(first.code, first.stderr).toBe(0);
+      expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.renewed);
+
+      // An older, otherwise valid staple, whose metadata claims a newer thisUpdate.
+      await c.put('web/good.ocsp', staples.good, {
+        'this-update': new Date(Date.now() + 3_600_000).toISOString(),
+      });
+      const second = await c.run(args);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stderr).toContain('keep web/good.ocsp: the staple in S3 is older than the installed one');
+      expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.renewed);
+      expect(await c.reloads()).toEqual(['web/good.ocsp']);
+
+      const third = await c.run(args);
+      expect(third.code, third.stderr).toBe(0);
+      expect(third.stderr).toBe(''); // said once
+
+      // A newer one is installed again.
+      await c.put('web/good.ocsp', staples.renewed);
+      await rm(c.file('web/good.ocsp'));
+      await c.preinstall('web/good.ocsp', staples.good, 0o644);
+      const fourth = await c.run(args);
+      expect(fourth.code, fourth.stderr).toBe(0);
+      expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.renewed);
+    });
+
+    for (const { name, argv, available } of SHELLS) {
+      it.skipIf(!available)(
+        `under ${name}: a valid revoked staple is installed by default, warned about once per change, exit 0${available ? '' : ` (skipped: ${name} is not installed)`}`,
+        async ({ expect }) => {
+          const c = await newCase(`revoked-default-${name.replace(/\W/g, '')}`);
+          const args = ['--issuer', pki.intermediate.cert, '--ca-file', pki.chain, '--reload', c.reload];
+          await c.put('mail/revoked.ocsp', staples.revoked);
+          const first = await c.run(args, { shell: argv });
+          expect(first.code, first.stderr).toBe(0);
+          expect(await readFile(c.file('mail/revoked.ocsp'))).toEqual(staples.revoked);
+          const warning = 'warning mail/revoked.ocsp: certificate REVOKED';
+          expect(first.stderr).toContain(warning);
+          expect(await c.reloads()).toEqual(['mail/revoked.ocsp']);
+
+          const second = await c.run(args, { shell: argv });
+          expect(second.code, second.stderr).toBe(0);
+          expect(second.stderr).toBe('');
+
+          // The renewer renews the revoked staple: installed and reloaded, not warned about again.
+          await c.put('mail/revoked.ocsp', staples.revokedLater);
+          const third = await c.run(args, { shell: argv });
+          expect(third.code, third.stderr).toBe(0);
+          expect(await readFile(c.file('mail/revoked.ocsp'))).toEqual(staples.revokedLater);
+          expect(third.stderr).toContain('installed mail/revoked.ocsp');
+          expect(third.stderr).not.toContain('REVOKED');
+          expect(await c.reloads()).toEqual(['mail/revoked.ocsp', 'mail/revoked.ocsp']);
+        },
+      );
+    }
+
+    it('--on-revoked withhold: the host serves no staple for a revoked certificate (installed one removed, said once, exit 0)', async ({
+      expect,
+    }) => {
+      const c = await newCase('revoked-withhold');
+      const reloadLog = path.join(c.dir, 'reload-removed.log');
+      const reload = `printf '%s|%s\\n' "$OCSP_INSTALLED" "$OCSP_REMOVED" >> '${reloadLog}'`;
+      // Before: web/site.ocsp is good, mail/revoked.ocsp installed as revoked by the default.
+      await c.put('web/site.ocsp', staples.good);
+      await c.put('mail/revoked.ocsp', staples.revoked);
+      const before = await c.run(['--issuer', pki.intermediate.cert, '--reload', reload]);
+      expect(before.code, before.stderr).toBe(0);
+      expect(existsSync(c.file('mail/revoked.ocsp'))).toBe(true);
+
+      // Then web/site.ocsp turns revoked too (the script, without --cert-dir, does not care for
+      // which certificate), and the host switches to withhold.
+      await c.put('web/site.ocsp', staples.revokedLater);
+      const args = ['--issuer', pki.intermediate.cert, '--on-revoked', 'withhold', '--reload', reload];
+      const r = await c.run(args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(existsSync(c.file('web/site.ocsp'))).toBe(false);
+      expect(existsSync(c.file('mail/revoked.ocsp'))).toBe(false);
+      expect(r.stderr).toContain('withheld web/site.ocsp: certificate REVOKED (--on-revoked withhold)');
+      expect(r.stderr).toContain('withheld mail/revoked.ocsp: certificate REVOKED (--on-revoked withhold)');
+      expect(r.stderr).toContain('done: 0 installed, 0 rejected, 2 removed');
+      expect(r.stderr).not.toContain('orphaned');
+      const reloads = (await readFile(reloadLog, 'utf8')).trim().split('\n');
+      expect(reloads).toEqual(['mail/revoked.ocsp web/site.ocsp|', '|mail/revoked.ocsp web/site.ocsp']);
+
+      const again = await c.run(args);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toBe(''); // said once
+      expect((await readFile(reloadLog, 'utf8')).trim().split('\n')).toHaveLength(2);
+    });
+
+    it('a <staple>.withheld marker from the renewer removes the installed staple, said once, not reported as orphaned', async ({
+      expect,
+    }) => {
+      const c = await newCase('marker-withheld');
+      await c.put('mail/a.ocsp', staples.good);
+      await c.put('web/b.ocsp', staples.mustStaple);
+      const reloadLog = path.join(c.dir, 'reload-removed.log');
+      const reload = `printf '%s|%s\\n' "$OCSP_INSTALLED" "$OCSP_REMOVED" >> '${reloadLog}'`;
+      const reloads = async () => (await readFile(reloadLog, 'utf8')).trim().split('\n');
+      const args = ['--issuer', pki.intermediate.cert, '--reload', reload];
+      const first = await c.run(args);
+      expect(first.code, first.stderr).toBe(0);
+
+      // The renewer's withhold: the staple object goes, a short marker takes its place.
+      await c.remove('mail/a.ocsp');
+      await c.put('mail/a.ocsp.withheld', Buffer.from('certificate revoked 2026-11-30T18:00:00Z\n'));
+      const second = await c.run(args);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stderr).toContain(
+        'withheld mail/a.ocsp: the renewer withholds it (certificate revoked 2026-11-30T18:00:00Z); the installed staple is removed',
+      );
+      expect(second.stderr).not.toContain('orphaned');
+      expect(existsSync(c.file('mail/a.ocsp'))).toBe(false);
+      expect(existsSync(c.staged('mail/a.ocsp.withheld'))).toBe(true);
+      expect(await readFile(c.file('web/b.ocsp'))).toEqual(staples.mustStaple);
+      expect(await reloads()).toEqual(['mail/a.ocsp web/b.ocsp|', '|mail/a.ocsp']); // one staple less
+
+      const third = await c.run(args);
+      expect(third.code, third.stderr).toBe(0);
+      expect(third.stderr).toBe('');
+      expect(await reloads()).toHaveLength(2);
+    });
+
+    for (const { name, argv, available } of SHELLS) {
+      it.skipIf(!available)(
+        `under ${name}: a staple gone from S3 (retired) keeps its installed file, reported orphaned once, again only for a new orphan${available ? '' : ` (skipped: ${name} is not installed)`}`,
+        async ({ expect }) => {
+          const c = await newCase(`retired-${name.replace(/\W/g, '')}`);
+          await c.put('web/old.ocsp', staples.good);
+          await c.put('web/keep.ocsp', staples.mustStaple);
+          await c.put('mail/later.ocsp', staples.good);
+          const args = ['--issuer', pki.intermediate.cert, '--reload', c.reload];
+          const first = await c.run(args, { shell: argv });
+          expect(first.code, first.stderr).toBe(0);
+
+          await c.remove('web/old.ocsp');
+          const second = await c.run(args, { shell: argv });
+          expect(second.code, second.stderr).toBe(0);
+          expect(second.stderr).toContain('orphaned web/old.ocsp: gone from S3');
+          expect(second.stderr).toContain(`then delete ${c.dest}/web/old.ocsp`);
+          expect(await readFile(c.file('web/old.ocsp'))).toEqual(staples.good); // kept for the server
+          expect(existsSync(c.staged('web/old.ocsp'))).toBe(false);
+          expect(await c.reloads()).toHaveLength(1); // nothing changed on the server
+
+          const third = await c.run(args, { shell: argv });
+          expect(third.code, third.stderr).toBe(0);
+          expect(third.stderr).toBe('');
+
+          await c.remove('mail/later.ocsp');
+          const fourth = await c.run(args, { shell: argv });
+          expect(fourth.code, fourth.stderr).toBe(0);
+          expect(fourth.stderr).toContain('orphaned mail/later.ocsp');
+          expect(fourth.stderr).not.toContain('web/old.ocsp');
+
+          // The operator removes it from the server configuration, then deletes the file.
+          await rm(c.file('web/old.ocsp'));
+          await rm(c.file('mail/later.ocsp'));
+          const fifth = await c.run(args, { shell: argv });
+          expect(fifth.code, fifth.stderr).toBe(0);
+          expect(fifth.stderr).toBe('');
+          expect(await readFile(c.file('web/keep.ocsp'))).toEqual(staples.mustStaple);
+          expect(await c.reloads()).toHaveLength(1);
+        },
+      );
+    }
+
     // ---------------------------------------------------------------------------------------------
 
     interface CaseOptions {
@@ -563,9 +807,16 @@ describe
           return text.split('\n').filter(Boolean);
         },
         downloads: () => proxy.objectGets(prefix),
-        async put(rel: string, body: Buffer): Promise<void> {
-          await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}${rel}`, Body: body }));
+        async put(rel: string, body: Buffer, metadata?: Record<string, string>): Promise<void> {
+          await admin.send(
+            new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}${rel}`, Body: body, Metadata: metadata }),
+          );
         },
+        async remove(rel: string): Promise<void> {
+          await admin.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `${prefix}${rel}` }));
+        },
+        /** The script's hidden copy of S3 (DEST/.ocsp-staging). */
+        staged: (rel: string) => path.join(dest, '.ocsp-staging', rel),
         async preinstall(rel: string, body: Buffer, fileMode: number): Promise<void> {
           await mkdir(path.dirname(file(rel)), { recursive: true });
           await writeFile(file(rel), body);
@@ -615,6 +866,11 @@ describe.concurrent('host/pull-staples.sh usage errors exit 2', () => {
     { name: 'no --dest', args: ['--bucket', 'b'], message: /--dest \(OCSP_DEST\) is required/ },
     { name: 'an unknown option', args: ['--frobnicate'], message: /unknown option: --frobnicate/ },
     { name: 'an option without its value', args: ['--bucket'], message: /--bucket needs a value/ },
+    {
+      name: 'an unknown --on-revoked',
+      args: ['--bucket', 'b', '--dest', '/tmp/x', '--on-revoked', 'reject'],
+      message: /--on-revoked must be install or withhold, not 'reject'/,
+    },
     {
       name: 'a non-numeric --min-validity',
       args: ['--bucket', 'b', '--dest', '/tmp/x', '--min-validity', 'soon'],
@@ -727,6 +983,11 @@ async function writeGatedAws(file: string): Promise<string> {
   await writeFile(`${file}.tmp`, text, { mode: 0o755 });
   await rename(`${file}.tmp`, file);
   return file;
+}
+
+/** Resolves once the wall clock has passed into the next whole second (and a little more). */
+async function nextSecond(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1_100 - (Date.now() % 1_000)));
 }
 
 async function mode(file: string): Promise<number> {
