@@ -105,6 +105,9 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
         pki.intermediate.cert,
         '--ca-file',
         pki.chain,
+        // The script installs a valid revoked staple by default; the demo shows the opt-out.
+        '--on-revoked',
+        'withhold',
         '--reload',
         'echo "reload: $OCSP_INSTALLED"',
       ],
