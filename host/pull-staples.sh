@@ -472,8 +472,20 @@ if [ -n "$RELOAD" ] && { [ "$changed" -gt 0 ] || [ -f "$PENDING" ]; }; then
     pending_installed=$(sed -n 's/^installed=//p' "$PENDING")
     pending_removed=$(sed -n 's/^removed=//p' "$PENDING")
     [ "$changed" -gt 0 ] || log "retrying the reload that failed before"
-    installed_list=$(printf '%s %s\n' "$pending_installed" "$installed_list" | tr ' ' '\n' | sed '/^$/d' | sort -u | tr '\n' ' ')
-    removed_list=$(printf '%s %s\n' "$pending_removed" "$removed_list" | tr ' ' '\n' | sed '/^$/d' | sort -u | tr '\n' ' ')
+    # Only what is still true: a staple installed then is named only while its file exists, a
+    # removed one only while it is gone (a reload command may read every file it is given).
+    set -f
+    merged=""
+    for f in $(printf '%s %s\n' "$pending_installed" "$installed_list" | tr ' ' '\n' | sort -u); do
+      [ ! -f "$DEST/$f" ] || merged="$merged $f"
+    done
+    installed_list=$merged
+    merged=""
+    for f in $(printf '%s %s\n' "$pending_removed" "$removed_list" | tr ' ' '\n' | sort -u); do
+      [ -e "$DEST/$f" ] || merged="$merged $f"
+    done
+    removed_list=$merged
+    set +f
   fi
   OCSP_INSTALLED=$(printf '%s' "$installed_list" | sed 's/^ *//; s/ *$//')
   OCSP_REMOVED=$(printf '%s' "$removed_list" | sed 's/^ *//; s/ *$//')

@@ -599,6 +599,28 @@ describe
       expect(await c.reloads()).toEqual(['web/good.ocsp']); // settled: no further reload
     });
 
+    it('a retried reload is told only what is still true: a staple withheld since is in OCSP_REMOVED, not OCSP_INSTALLED', async ({
+      expect,
+    }) => {
+      const c = await newCase('settle-reload-retry-lists');
+      await c.put('web/good.ocsp', staples.good);
+      await c.put('mail/a.ocsp', staples.mustStaple);
+      const broken = path.join(c.dir, 'server-is-broken');
+      const reloadLog = path.join(c.dir, 'reload-lists.log');
+      await writeFile(broken, '');
+      const reload = `test ! -e '${broken}' && printf '%s|%s\\n' "$OCSP_INSTALLED" "$OCSP_REMOVED" >> '${reloadLog}'`;
+      const first = await c.run(['--reload', reload]);
+      expect(first.code, first.stderr).toBe(4);
+
+      await c.remove('mail/a.ocsp');
+      await c.put('mail/a.ocsp.withheld', Buffer.from('revoked\n'));
+      await rm(broken);
+      const second = await c.run(['--reload', reload]);
+      expect(second.code, second.stderr).toBe(0);
+      expect(existsSync(c.file('mail/a.ocsp'))).toBe(false);
+      expect(await readFile(reloadLog, 'utf8')).toBe('web/good.ocsp|mail/a.ocsp\n');
+    });
+
     it('never installs an older staple over a newer one (thisUpdate from the DER, not S3 metadata); says so once, exit 0', async ({
       expect,
     }) => {
