@@ -153,7 +153,7 @@ function renderRow(r: StatusRow, now: number): string {
 <td data-label="Status">${escapeHtml(r.certStatus ?? '—')}</td>
 <td data-label="Validity left" title="nextUpdate ${day(r.nextUpdate)}">${escapeHtml(r.validityLeft)}</td>
 <td data-label="Next due">${day(r.nextDue)}</td>
-<td data-label="Last outcome">${escapeHtml(r.lastOutcome ?? '—')}${r.lastError ? `<div class="why">${escapeHtml(r.lastError)}</div>` : ''}</td>
+<td data-label="Last outcome">${escapeHtml(r.lastOutcome ?? '—')}${r.lastError && !r.why.includes(r.lastError) ? `<div class="why">${escapeHtml(r.lastError)}</div>` : ''}</td>
 <td data-label="Responder">${escapeHtml(r.responderHost ?? '—')}</td>
 <td data-label="Timeline">${timeline(r, now, colour)}</td>
 </tr>`;
