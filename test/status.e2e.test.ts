@@ -66,6 +66,8 @@ let stateHome: string;
 let fleet: string;
 let stateFile: string;
 let renewRun: Result;
+/** Status is judged 20 h after the staples were signed: the one-day staple has 4 h left. */
+let at: string;
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'ocsp-renewer-status-'));
@@ -87,10 +89,11 @@ beforeAll(async () => {
     await copyFile(leaf.bundle, path.join(fleet, `${name}.pem`));
   }
   await copyFile(l.ec.bundle, path.join(failing, 'ec.pem'));
-  // Real openssl-signed staples: a week for good and revoked, two hours for the lapsing one.
+  // Real openssl-signed staples: a week for good and revoked, a day for the one that will lapse.
   await makeStaple(pki, l.good.cert, path.join(scratch, 'good.ocsp'), { ndays: 7 });
   await makeStaple(pki, l.revoked.cert, path.join(scratch, 'revoked.ocsp'), { ndays: 7 });
-  await makeStaple(pki, l.mustStaple.cert, path.join(scratch, 'mustStaple.ocsp'), { nmin: 120 });
+  await makeStaple(pki, l.mustStaple.cert, path.join(scratch, 'mustStaple.ocsp'), { ndays: 1 });
+  at = new Date(Date.now() + 20 * 3_600_000).toISOString();
   for (const f of ['good.ocsp', 'revoked.ocsp', 'mustStaple.ocsp']) {
     await copyFile(path.join(scratch, f), path.join(fleet, f));
   }
@@ -121,7 +124,7 @@ describe('status over a directory', () => {
 
   beforeAll(async () => {
     expect(renewRun.code, renewRun.stderr + renewRun.stdout).toBe(1);
-    jsonRun = await cli(['status', fleet, '--state', stateFile, '--json']);
+    jsonRun = await cli(['status', fleet, '--state', stateFile, '--json', '--at', at]);
     json = JSON.parse(jsonRun.stdout) as StatusReport;
   }, SLOW_MS);
 
@@ -147,9 +150,10 @@ describe('status over a directory', () => {
     const row = (name: string) => json.rows.find((r) => r.certificate === name)!;
     expect(row('revoked.pem').certStatus).toBe('revoked');
     expect(row('good.pem')).toMatchObject({ certStatus: 'good', mustStaple: false });
-    expect(row('good.pem').validityHours).toBeGreaterThan(7 * 24 - 1);
+    expect(row('good.pem').validityHours).toBeGreaterThan(7 * 24 - 21);
     expect(row('mustStaple.pem')).toMatchObject({ mustStaple: true });
-    expect(row('mustStaple.pem').validityHours).toBeLessThanOrEqual(2);
+    expect(row('mustStaple.pem').validityHours).toBeLessThanOrEqual(4);
+    expect(row('mustStaple.pem').why).toBe('less than 6h 0m of validity left');
     expect(row('good.pem').responderHost).toBe(new URL(pki.ocspUrl).host);
     expect(row('noOcsp.pem').why).toBe('no OCSP URL in the certificate');
     expect(json.summary).toMatchObject({
@@ -164,18 +168,18 @@ describe('status over a directory', () => {
   });
 
   it('should print a table with a summary line', async () => {
-    const text = await cli(['status', fleet, '--state', stateFile]);
+    const text = await cli(['status', fleet, '--state', stateFile, '--at', at]);
     expect(text.code).toBe(1);
     const lines = text.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^CERTIFICATE\s+HEALTH/);
     expect(lines[1]).toMatch(/^ec\.pem\s+failing/);
     expect(lines.at(-1)).toMatch(
-      /^1 healthy, 0 due, 1 failing, 1 revoked, 1 lapsing, 1 skipped; least validity [12]h \d+m \(mustStaple\.pem\)$/,
+      /^1 healthy, 0 due, 1 failing, 1 revoked, 1 lapsing, 1 skipped; least validity [34]h \d+m \(mustStaple\.pem\)$/,
     );
   });
 
   it('should work without any state, from the certificates and staples alone', async () => {
-    const res = await cli(['status', fleet, '--state', 'none', '--json']);
+    const res = await cli(['status', fleet, '--state', 'none', '--json', '--at', at]);
     const rows = (JSON.parse(res.stdout) as StatusReport).rows;
     expect(rows[0]).toMatchObject({ certificate: 'ec.pem', health: 'failing', why: 'no staple' });
     expect(rows.map((r) => r.health)).toEqual(['failing', 'revoked', 'lapsing', 'healthy', 'skipped']);
@@ -191,7 +195,7 @@ describe('status over a directory', () => {
     expect(ok.stdout).toContain('1 healthy, 0 due, 0 failing;');
     const warn = await cli(['status', healthy, '--state', 'none', '--warn-hours', String(8 * 24)]);
     expect(warn.code).toBe(1);
-    expect(warn.stdout).toMatch(/good\.pem: less than 192 h of validity left/);
+    expect(warn.stdout).toMatch(/good\.pem: less than 8d 0h of validity left/);
   });
 
   it.each([
@@ -244,7 +248,7 @@ describe('status --html in headless Chromium', () => {
   beforeAll(async () => {
     page = path.join(work, 'status page.html');
     profile = await mkdtemp(path.join(tmpdir(), 'ocsp-renewer-chromium-'));
-    const res = await cli(['status', fleet, '--state', stateFile, '--html', page]);
+    const res = await cli(['status', fleet, '--state', stateFile, '--html', page, '--at', at]);
     expect(res.code, res.stderr).toBe(1);
   }, SLOW_MS);
 

@@ -114,6 +114,7 @@ describe('buildStatus', () => {
     const r = buildStatus(
       [entry('x.pem', fresh(), { reading: { thisUpdate: iso(-1), nextUpdate: iso(2), certStatus: 'good' } })],
       NOW,
+      24,
     );
     expect(r.rows[0]).toMatchObject({ health: 'lapsing', validityHours: 2 });
     const gone = buildStatus([entry('x.pem', fresh(), { reading: null })], NOW);
@@ -128,6 +129,17 @@ describe('buildStatus', () => {
   it('should judge a staple without state as due once half its window has passed', () => {
     const reading = { thisUpdate: iso(-72), nextUpdate: iso(48), certStatus: 'good' as const };
     expect(buildStatus([entry('x.pem', undefined, { reading })], NOW).rows[0]!.health).toBe('due');
+  });
+
+  it('should warn at a quarter of a short window by default, and at warnHours when given', () => {
+    // A one-day staple 14 h old: renewed at half-way, not lapsing by default (6 h), lapsing at 24 h.
+    const oneDay = [entry('x.pem', fresh({ thisUpdate: iso(-14), nextUpdate: iso(10), nextDue: iso(-2) }))];
+    expect(buildStatus(oneDay, NOW).rows[0]!.health).toBe('due');
+    expect(buildStatus(oneDay, NOW).warnCappedByWindow).toBe(true);
+    expect(buildStatus(oneDay, NOW, 24).rows[0]).toMatchObject({
+      health: 'lapsing',
+      why: 'less than 1d 0h of validity left',
+    });
   });
 
   it('should lower the warning threshold with warnHours', () => {

@@ -30,7 +30,8 @@ urgent first, and a summary. Exit 0 healthy, 1 something failing, revoked or lap
 --warn-hours (or nothing found), 2 usage.
   --state <file|s3://bucket/key>|none  the renewer's state (default: renew's default state file for
                                this location; for s3:// without one, s3://<bucket>/state/state.json)
-  --warn-hours <n>             lapsing = less validity left than this (default ${DEFAULT_WARN_HOURS})
+  --warn-hours <n>             lapsing = less validity left than this (default ${DEFAULT_WARN_HOURS}, or a
+                               quarter of the staple's window when that is shorter)
   --json                       print the status as JSON (docs/json-formats.md)
   --html <file>                also write a self-contained HTML status page
   --at <ISO-8601>              judge at this instant instead of now
@@ -72,8 +73,8 @@ export async function statusCommand(
   if (positionals.length !== 1)
     throw new StatusUsageError('status needs one staples location (a directory or s3://bucket/prefix)');
   const location = positionals[0]!;
-  const warnHours = values['warn-hours'] === undefined ? DEFAULT_WARN_HOURS : Number(values['warn-hours']);
-  if (!(warnHours >= 0) || !Number.isFinite(warnHours))
+  const warnHours = values['warn-hours'] === undefined ? undefined : Number(values['warn-hours']);
+  if (warnHours !== undefined && (!(warnHours >= 0) || !Number.isFinite(warnHours)))
     throw new StatusUsageError('--warn-hours must be a number of hours ≥ 0');
   const now = values.at === undefined ? new Date() : new Date(values.at);
   if (Number.isNaN(now.getTime())) throw new StatusUsageError(`--at: not an ISO-8601 instant: ${values.at}`);

@@ -120,7 +120,7 @@ export function renderStatusPage(report: StatusReport, title = 'ocsp-renewer sta
 <header>
 <h1>${escapeHtml(title)}</h1>
 <p id="summary" data-attention="${s.attention}">${escapeHtml(formatSummary(s))}</p>
-<p class="meta">Generated ${escapeHtml(report.generatedAt)} · lapsing = less than ${escapeHtml(String(report.warnHours))} h left · ${s.total} certificate(s)</p>
+<p class="meta">Generated ${escapeHtml(report.generatedAt)} · lapsing = less than ${escapeHtml(String(report.warnHours))} h left${report.warnCappedByWindow ? ' (or a quarter of a shorter window)' : ''} · ${s.total} certificate(s)</p>
 <div class="tiles">${tiles}</div>
 </header>
 <main>

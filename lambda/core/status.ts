@@ -11,9 +11,10 @@ export type Health = 'failing' | 'revoked' | 'lapsing' | 'due' | 'healthy' | 'sk
 export const HEALTH_ORDER: readonly Health[] = ['failing', 'revoked', 'lapsing', 'due', 'healthy', 'skipped'];
 
 /**
- * Lapsing within 24 h by default: the stack's LeastValidity alarm default, and the point after
- * which the refresh policy ignores backoff. With the usual 4–7 day windows renewed at half-way, a
- * healthy staple always has days left; under a day means several renewals have failed.
+ * Lapsing: less than 24 h of validity left by default (the stack's LeastValidity alarm default,
+ * and the point after which the refresh policy ignores backoff), or less than a quarter of the
+ * staple's window when that is shorter, as the policy's urgency is: a CA that signs one-day
+ * responses is renewed at 12 h left and is not lapsing then. An explicit warnHours is absolute.
  */
 export const DEFAULT_WARN_HOURS = 24;
 
@@ -94,18 +95,17 @@ export interface StatusSummary {
 export interface StatusReport {
   generatedAt: string;
   warnHours: number;
+  /** True when warnHours was the default, so a short window lowers it (see DEFAULT_WARN_HOURS). */
+  warnCappedByWindow: boolean;
   summary: StatusSummary;
   rows: StatusRow[];
 }
 
 const HOUR_MS = 3_600_000;
 
-export function buildStatus(
-  entries: readonly StatusEntry[],
-  now: Date,
-  warnHours: number = DEFAULT_WARN_HOURS,
-): StatusReport {
-  const rows = entries.map((e) => statusRow(e, now, warnHours));
+export function buildStatus(entries: readonly StatusEntry[], now: Date, warn?: number): StatusReport {
+  const warnHours = warn ?? DEFAULT_WARN_HOURS;
+  const rows = entries.map((e) => statusRow(e, now, warnHours, warn === undefined));
   rows.sort(byUrgency);
   const count = (h: Health) => rows.filter((r) => r.health === h).length;
   const withValidity = rows.filter((r) => r.validityHours !== undefined && r.health !== 'skipped');
@@ -127,10 +127,10 @@ export function buildStatus(
     attention: 0,
   };
   summary.attention = summary.failing + summary.revoked + summary.lapsing;
-  return { generatedAt: now.toISOString(), warnHours, summary, rows };
+  return { generatedAt: now.toISOString(), warnHours, warnCappedByWindow: warn === undefined, summary, rows };
 }
 
-function statusRow(e: StatusEntry, now: Date, warnHours: number): StatusRow {
+function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: boolean): StatusRow {
   const s = e.state;
   const reading = e.reading ?? undefined;
   // The staple as read wins over the remembered times: it is what the server sends.
@@ -178,7 +178,11 @@ function statusRow(e: StatusEntry, now: Date, warnHours: number): StatusRow {
         s?.action === 'withheld' ? `withheld: ${s.reason ?? certStatus}` : `responder says ${certStatus}`,
       ];
     }
-    if (validityHours! < warnHours) return ['lapsing', `less than ${warnHours} h of validity left`];
+    const windowHours = thisUpdate ? (Date.parse(nextUpdate) - Date.parse(thisUpdate)) / HOUR_MS : Infinity;
+    const threshold = capByWindow ? Math.min(warnHours, windowHours / 4) : warnHours;
+    if (validityHours! < threshold) {
+      return ['lapsing', `less than ${formatHours(threshold)} of validity left`];
+    }
     if (s?.nextDue && Date.parse(s.nextDue) <= now.getTime()) return ['due', 'renewal due'];
     if (!s?.nextDue && thisUpdate && nextUpdate) {
       // No state: due once half the window has passed (the default policy's refresh point).
