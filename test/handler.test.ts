@@ -828,6 +828,18 @@ describe('handler: the status page and the alarm metrics', () => {
     const emf = emfOf(first.logs);
     expect(emf).toMatchObject({ FailingWithoutStaple: 1, Failed: 1, Renewed: HEALTHY.length });
     expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).toContain('FailingWithoutStaple');
+    // And one log line for the dashboard's "last failing certificates" query.
+    const failures = first.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'certificate failed');
+    expect(failures).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        certificate: 'dead.pem',
+        stage: 'fetch',
+        reason: expect.stringMatching(/ECONNREFUSED/) as unknown,
+      }),
+    ]);
   });
 
   it('should leave the page alone after a quiet run', async () => {

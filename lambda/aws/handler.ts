@@ -31,6 +31,9 @@ export interface HandlerDeps {
  */
 const DEADLINE_MARGIN_MS = 5_000;
 
+/** At most this many "certificate failed" lines per run; the run report counts them all. */
+const FAILURE_LINES = 50;
+
 /**
  * Builds the Lambda handler. The handler turns the event into a run request, runs the same core
  * as the CLI over S3 (and Secrets Manager), saves the state, logs the run report as JSON with
@@ -139,6 +142,18 @@ export function createHandler(deps: HandlerDeps = {}) {
         });
     }
     log(JSON.stringify(logLine(report, request.mode)));
+    // One line per failing certificate (the dashboard's "last failures" query), a bounded number.
+    for (const r of report.results.filter((x) => x.action === 'failed').slice(0, FAILURE_LINES)) {
+      log(
+        JSON.stringify({
+          level: 'warn',
+          msg: 'certificate failed',
+          certificate: r.name,
+          stage: r.stage,
+          reason: r.reason,
+        }),
+      );
+    }
     log(JSON.stringify(emfMetrics(report, clock(), (deps.env ?? process.env).METRICS_SERVICE)));
     return report;
   };
