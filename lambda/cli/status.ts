@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pLimit from 'p-limit';
 import { writeFileAtomic } from '../adapters/filesystem.js';
-import { getObject, makeS3Client, parseS3Url } from '../adapters/s3.js';
+import { getObject, listObjects, makeS3Client, parseS3Url } from '../adapters/s3.js';
 import { fileStateBlob, s3StateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
@@ -17,7 +17,6 @@ import {
 } from '../core/status.js';
 import { renderStatusPage } from '../core/status-page.js';
 import { isCertificateKey, namingFrom, stapleKeyFor, type NamingOptions } from '../renew/ports.js';
-import { listObjects } from '../adapters/s3.js';
 import type { RunState } from '../renew/run.js';
 
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
@@ -143,7 +142,7 @@ async function dirEntries(
     .map((f) => f.split(path.sep).join('/'))
     .filter((f) => !f.split('/').some((part) => part.startsWith('.')));
   const state = await loadState(stateBlobFor(stateAt), io);
-  const certKeys = files.filter((f) => isCertificateKey(f, naming));
+  const certKeys = new Set(files.filter((f) => isCertificateKey(f, naming)));
   const stapleKeys = new Set(files.filter((f) => f.endsWith(naming.stapleExtension)));
   const names = [...new Set([...certKeys, ...state.keys()])];
   const entries: StatusEntry[] = [];
@@ -159,7 +158,7 @@ async function dirEntries(
           state: state.get(certificate) as RememberedState | undefined,
         };
         let leaf: Certificate | undefined;
-        if (certKeys.includes(certificate)) {
+        if (certKeys.has(certificate)) {
           try {
             leaf = parseCertificates(await readFile(path.join(dir, certificate)))[0];
           } catch {
