@@ -10,9 +10,15 @@ import {
 } from 'aws-cdk-lib';
 import {
   Alarm,
+  AlarmStatusWidget,
+  Color,
   ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  LogQueryWidget,
   Metric,
   Stats,
+  TextWidget,
   TreatMissingData,
   type IMetric,
 } from 'aws-cdk-lib/aws-cloudwatch';
@@ -81,6 +87,9 @@ export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
 /** The namespace and dimension of the handler's EMF metrics (lambda/aws/handler.ts `emfMetrics`). */
 const METRICS_NAMESPACE = 'OcspRenewer';
 
+/** Where the function writes its HTML status page (lambda/core/status-page.ts). */
+export const STATUS_PAGE_KEY = 'reports/status.html';
+
 /**
  * ocsp-renewer, embeddable in any stack: a private bucket for certificates, staples and state; the
  * renewer function, run by an EventBridge Scheduler schedule and on every certificate upload; a
@@ -94,6 +103,8 @@ export class OcspRenewer extends Construct {
   readonly schedule: Schedule;
   readonly alarmTopic: Topic;
   readonly alarms: Alarm[] = [];
+  /** Renewals per run, least validity, run duration, alarm states and the last failures. */
+  readonly dashboard: Dashboard;
   /** Reads the staples: attach it to instance roles or IAM Roles Anywhere roles. */
   readonly hostPolicy?: ManagedPolicy;
   /** With hostAccess 'policy-and-user': the user whose key hosts outside AWS use. */
@@ -104,6 +115,8 @@ export class OcspRenewer extends Construct {
   readonly forceAllCommand: string;
   /** The environment of host/pull-staples.sh. */
   readonly pullScriptSettings: string;
+  /** Prints a presigned URL of the status page (AWS CLI v2). */
+  readonly statusPageCommand: string;
 
   constructor(scope: Construct, id: string, props: OcspRenewerProps = {}) {
     super(scope, id);
@@ -160,13 +173,15 @@ export class OcspRenewer extends Construct {
     const metricsService = `ocsp-renewer/${stack.stackName}/${this.node.id}`;
     this.function.addEnvironment('METRICS_SERVICE', metricsService);
     if (p.secretsPrefix) this.function.bindSecrets(p.secretsPrefix);
+    this.function.bindStatusPage(this.bucket, STATUS_PAGE_KEY);
     const bucketArn = `<${logicalIdOf(this.bucket.node.defaultChild as CfnResource)}.Arn>`;
     const renewerPolicy = this.function.role!.node.tryFindChild('DefaultPolicy')!;
-    for (const prefix of [p.certsPrefix, p.staplesPrefix, p.statePrefix]) {
+    const reportsPrefix = STATUS_PAGE_KEY.slice(0, STATUS_PAGE_KEY.lastIndexOf('/') + 1);
+    for (const prefix of [p.certsPrefix, p.staplesPrefix, p.statePrefix, reportsPrefix]) {
       acknowledge(renewerPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`, [
         `The renewer works on every object under ${prefix} (one object per certificate, named by`,
         'the operator); the wildcard is an object-key prefix in this bucket only, with GetObject',
-        '(and PutObject for staples and state), never a delete.',
+        '(and PutObject for staples, state and the status page), never a delete.',
       ]);
     }
     if (p.secretsPrefix) {
@@ -315,7 +330,17 @@ export class OcspRenewer extends Construct {
       missing: TreatMissingData.NOT_BREACHING,
       description: 'A responder reports a certificate REVOKED (see the run report): replace it.',
     });
-    // Every run logs its metrics, so "no sample" means no run: missing data breaches.
+    // A certificate that never gets a staple (or whose staple lapsed) gives no LeastValidityHours
+    // sample: it is counted on its own.
+    this.addAlarm('FailingWithoutStaple', {
+      metric: metric('FailingWithoutStaple', Stats.MAXIMUM, hour),
+      threshold: 1,
+      comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      missing: TreatMissingData.NOT_BREACHING,
+      description:
+        'A certificate is failing with no valid staple to serve (never obtained, or lapsed); see the run report.',
+    });
+    // Every non-dry run logs its metrics, so "no sample" means no run: missing data breaches.
     const noRunMinutes = Math.min(24 * 60, Math.max(2 * intervalMinutes, 60));
     this.addAlarm('NoRun', {
       metric: metric('Renewed', Stats.SAMPLE_COUNT, Duration.minutes(noRunMinutes)),
@@ -369,7 +394,84 @@ export class OcspRenewer extends Construct {
       '--invocation-type Event --cli-binary-format raw-in-base64-out',
       `--payload '{"mode":"force"}' /dev/stdout`,
     ].join(' ');
+    this.statusPageCommand = `aws s3 presign s3://${this.bucket.bucketName}/${STATUS_PAGE_KEY} --expires-in 3600`;
+    this.dashboard = this.makeDashboard(metric, p.validityAlarmHours, intervalMinutes);
     this.pullScriptSettings = `OCSP_BUCKET=${this.bucket.bucketName} OCSP_PREFIX=${p.staplesPrefix} AWS_REGION=${stack.region}`;
+  }
+
+  /**
+   * One screen: what each run did, how close the least valid staple is to the alarm, how long runs
+   * take against the timeout, the alarms, and the last failing certificates from the log.
+   */
+  private makeDashboard(
+    metric: (name: string, statistic: string, period: Duration) => Metric,
+    validityAlarmHours: number,
+    intervalMinutes: number,
+  ): Dashboard {
+    // One point per run, as far as CloudWatch periods allow (5 minutes at the least).
+    const perRun = Duration.minutes(Math.max(5, Math.min(intervalMinutes, 60)));
+    const timeout = this.function.timeout ?? Duration.minutes(10);
+    const dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(7) });
+    dashboard.addWidgets(
+      new TextWidget({
+        markdown:
+          '## ocsp-renewer\nThe status page: `aws s3 presign` the `reports/status.html` object (stack output StatusPageCommand). Alarms go to the alarm topic.',
+        width: 24,
+        height: 2,
+      }),
+    );
+    dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Certificates per run',
+        left: [
+          metric('Renewed', Stats.SUM, perRun).with({ label: 'renewed', color: Color.GREEN }),
+          metric('Failed', Stats.SUM, perRun).with({ label: 'failed', color: Color.RED }),
+          metric('NotReached', Stats.SUM, perRun).with({ label: 'not reached', color: Color.ORANGE }),
+          metric('FailingWithoutStaple', Stats.MAXIMUM, perRun).with({
+            label: 'failing without a staple',
+            color: Color.PURPLE,
+          }),
+        ],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Least validity left (hours)',
+        left: [metric('LeastValidityHours', Stats.MINIMUM, perRun).with({ label: 'least validity' })],
+        leftAnnotations: [
+          { value: validityAlarmHours, label: `alarm below ${validityAlarmHours} h`, color: Color.RED },
+        ],
+        leftYAxis: { min: 0 },
+        width: 12,
+      }),
+    );
+    dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Run duration (ms) against the timeout',
+        left: [
+          this.function.metricDuration({ statistic: Stats.MAXIMUM, period: perRun, label: 'longest run' }),
+        ],
+        leftAnnotations: [
+          { value: timeout.toMilliseconds(), label: `timeout ${timeout.toHumanString()}`, color: Color.RED },
+        ],
+        leftYAxis: { min: 0 },
+        width: 12,
+      }),
+      new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 12 }),
+    );
+    dashboard.addWidgets(
+      new LogQueryWidget({
+        title: 'Last failing certificates',
+        logGroupNames: [this.function.logGroup.logGroupName],
+        queryLines: [
+          'fields @timestamp, certificate, stage, reason',
+          'filter msg = "certificate failed"',
+          'sort @timestamp desc',
+          'limit 50',
+        ],
+        width: 24,
+      }),
+    );
+    return dashboard;
   }
 
   private addAlarm(

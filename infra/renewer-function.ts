@@ -112,6 +112,22 @@ export class RenewerFunction extends NodejsFunction {
    * answers 404 rather than 403 only to a caller allowed to list that key (evaluated with
    * `s3:prefix` = the key), and a first run finds no state object.
    */
+  /**
+   * Has the renewer write its HTML status page to `key` (STATUS_PAGE_KEY) after every run that
+   * changed something, with PutObject on the key's folder only (`reports/*`): no read, no delete.
+   */
+  bindStatusPage(bucket: IBucket, key: string): void {
+    const folder = key.includes('/') ? key.slice(0, key.lastIndexOf('/') + 1) : key;
+    this.addEnvironment('STATUS_PAGE_KEY', key);
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'WriteStatusPage',
+        actions: ['s3:PutObject'],
+        resources: [bucket.arnForObjects(folder.endsWith('/') ? `${folder}*` : folder)],
+      }),
+    );
+  }
+
   bindStaples(bucket: IBucket, layout: StapleLayout): void {
     const { certsPrefix, staplesPrefix, statePrefix } = layout;
     this.addEnvironment('BUCKET', bucket.bucketName);

@@ -41,6 +41,15 @@ export class OcspRenewerStack extends Stack {
       description: 'The environment of host/pull-staples.sh.',
       value: renewer.pullScriptSettings,
     });
+    new CfnOutput(this, 'StatusPageCommand', {
+      description:
+        'Prints a one-hour link to the status page (reports/status.html, written after each run that changed something); AWS CLI v2.',
+      value: renewer.statusPageCommand,
+    });
+    new CfnOutput(this, 'DashboardUrl', {
+      description: 'The CloudWatch dashboard: renewals, least validity, run duration, alarms, last failures.',
+      value: `https://console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${renewer.dashboard.dashboardName}`,
+    });
     new CfnOutput(this, 'AlarmTopicArn', {
       description: 'Subscribe to it (or pass -c alarmEmail=…) to hear about failing renewals.',
       value: renewer.alarmTopic.topicArn,

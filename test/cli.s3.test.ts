@@ -174,3 +174,63 @@ describe('ocsp-renewer renew over s3://', () => {
     ]);
   });
 });
+
+describe('ocsp-renewer status over s3://', () => {
+  type Status = import('../lambda/core/status.js').StatusReport;
+  const health = (s: Status) => Object.fromEntries(s.rows.map((r) => [r.certificate, r.health]));
+
+  it('should read the staples from S3 and, by default, the CLI’s state for that location', async () => {
+    // The runs above left the state with the refused forced run: three certificates failing.
+    const res = await cli(['status', `s3://${BUCKET}/staples/`, '--json']);
+    expect(res.code, res.stderr).toBe(1);
+    const status = JSON.parse(res.stdout) as Status;
+    expect(health(status)).toEqual({
+      'a/good.pem': 'failing',
+      'a/revoked.pem': 'failing',
+      'ec.crt': 'failing',
+      'noocsp.pem': 'skipped',
+    });
+    const good = status.rows.find((r) => r.certificate === 'a/good.pem')!;
+    expect(good.lastError).toMatch(/refusing 127\.0\.0\.1/);
+    // Read from the staple itself: still good and valid for about a day.
+    expect(good.certStatus).toBe('good');
+    expect(good.validityHours).toBeGreaterThan(23);
+  });
+
+  it('should take the state from an S3 object with --state s3://bucket/key', async () => {
+    const stateFile = join(work, 'clean-state.json');
+    const renewed = await cli([...RENEW, '--allow-private-responders', '--force', '--state', stateFile]);
+    expect(renewed.code, renewed.stderr).toBe(0);
+    await admin.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: 'state/state.json', Body: await readFile(stateFile) }),
+    );
+    const res = await cli([
+      'status',
+      `s3://${BUCKET}/staples/`,
+      '--state',
+      `s3://${BUCKET}/state/state.json`,
+    ]);
+    expect(res.code, res.stderr).toBe(1); // a revoked certificate needs attention
+    const lines = res.stdout.trimEnd().split('\n');
+    expect(lines[1]).toMatch(/^a\/revoked\.pem\s+revoked\s+revoked/);
+    expect(lines.at(-1)).toMatch(
+      /^2 healthy, 0 due, 0 failing, 1 revoked, 1 skipped; least validity \d+[dh] \d+[hm] \((a\/revoked\.pem|a\/good\.pem|ec\.crt)\)$/,
+    );
+    const json = JSON.parse(
+      (
+        await cli([
+          'status',
+          `s3://${BUCKET}/staples/`,
+          '--state',
+          `s3://${BUCKET}/state/state.json`,
+          '--json',
+        ])
+      ).stdout,
+    ) as Status;
+    expect(json.rows.find((r) => r.certificate === 'ec.crt')).toMatchObject({
+      health: 'healthy',
+      lastOutcome: 'renewed',
+      responderHost: new URL(pki.ocspUrl).host,
+    });
+  });
+});

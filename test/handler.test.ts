@@ -202,13 +202,17 @@ function handlerEnv(bucket: string, extra: Record<string, string> = {}): NodeJS.
 async function invoke(
   bucket: string,
   event: unknown,
-  opts: { context?: { getRemainingTimeInMillis(): number }; logs?: string[] } = {},
+  opts: {
+    context?: { getRemainingTimeInMillis(): number };
+    logs?: string[];
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Invocation> {
   s3Requests.reset();
   ocspRequests.length = 0;
   const logs = opts.logs ?? [];
   const handler = createHandler({
-    env: handlerEnv(bucket),
+    env: handlerEnv(bucket, opts.env),
     s3: counted,
     transport,
     clock: () => new Date(),
@@ -776,5 +780,85 @@ describe('handler: one failing responder fails its certificates only', () => {
     } finally {
       responder = await startDelegatedResponder(pki);
     }
+  });
+});
+
+type EmfLine = Record<string, unknown> & { _aws: { CloudWatchMetrics: { Metrics: { Name: string }[] }[] } };
+const emfOf = (logs: string[]): EmfLine => {
+  const lines = logs.map((l) => JSON.parse(l) as Partial<EmfLine>).filter((l) => l._aws);
+  expect(lines).toHaveLength(1);
+  return lines[0] as EmfLine;
+};
+
+describe('handler: the status page and the alarm metrics', () => {
+  const PAGE = { STATUS_PAGE_KEY: 'reports/status.html' };
+  let bucket: string;
+  let first: Invocation;
+
+  beforeAll(async () => {
+    bucket = await newBucket();
+    await uploadHealthySet(bucket);
+    await put(bucket, 'certs/dead.pem', deadLeafBundle);
+    first = await invoke(bucket, {}, { env: PAGE });
+  });
+
+  it('should write the status page after a run that changed something, failures first', async () => {
+    expect(first.s3.byCommand.PutObjectCommand).toBe(HEALTHY.length + 2); // staples, state, page
+    const head = await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: 'reports/status.html' }));
+    expect(head.ContentType).toBe('text/html; charset=utf-8');
+    const html = (await getBytes(bucket, 'reports/status.html')).toString('utf8');
+    const rows = [...html.matchAll(/<tr data-certificate="([^"]+)" data-health="([^"]+)"/g)].map((m) => [
+      m[1],
+      m[2],
+    ]);
+    expect(rows.slice(0, 2)).toEqual([
+      ['dead.pem', 'failing'],
+      ['a/revoked.pem', 'revoked'],
+    ]);
+    expect(rows.slice(2).sort()).toEqual(
+      HEALTHY.filter((n) => n !== 'a/revoked.pem')
+        .sort()
+        .map((n) => [n, 'healthy']),
+    );
+    expect(html).toContain(`ocsp-renewer status: s3://${bucket}`);
+    expect(html).toMatch(/ECONNREFUSED/);
+  });
+
+  it('should count a failing certificate that has no staple in FailingWithoutStaple', () => {
+    const emf = emfOf(first.logs);
+    expect(emf).toMatchObject({ FailingWithoutStaple: 1, Failed: 1, Renewed: HEALTHY.length });
+    expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).toContain('FailingWithoutStaple');
+    // And one log line for the dashboard's "last failing certificates" query.
+    const failures = first.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'certificate failed');
+    expect(failures).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        certificate: 'dead.pem',
+        stage: 'fetch',
+        reason: expect.stringMatching(/ECONNREFUSED/) as unknown,
+      }),
+    ]);
+  });
+
+  it('should leave the page alone after a quiet run', async () => {
+    const before = await etags(bucket, 'reports/');
+    const quiet = await invoke(bucket, {}, { env: PAGE });
+    expect(quiet.s3.byCommand.PutObjectCommand).toBeUndefined();
+    expect(await etags(bucket, 'reports/')).toEqual(before);
+    // Still failing and still without a staple: the alarm stays in alarm.
+    expect(emfOf(quiet.logs)).toMatchObject({ FailingWithoutStaple: 1, Renewed: 0 });
+  });
+
+  it('should not emit the heartbeat metric (Renewed) or write a page on a dry run', async () => {
+    const dryBucket = await newBucket();
+    await uploadHealthySet(dryBucket);
+    const dry = await invoke(dryBucket, { dryRun: true }, { env: PAGE });
+    const emf = emfOf(dry.logs);
+    expect(emf.Renewed).toBeUndefined();
+    expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).not.toContain('Renewed');
+    expect(emf).toMatchObject({ Failed: 0, FailingWithoutStaple: 0 });
+    expect(await listKeys(dryBucket, 'reports/')).toEqual([]);
   });
 });

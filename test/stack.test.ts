@@ -295,7 +295,14 @@ describe('OcspRenewerStack with the defaults', () => {
     expect(granted('s3:GetObject').sort()).toEqual(
       [`${bucketArn}/certs/*`, `${bucketArn}/staples/*`, `${bucketArn}/state/*`].sort(),
     );
-    expect(granted('s3:PutObject').sort()).toEqual([`${bucketArn}/staples/*`, `${bucketArn}/state/*`].sort());
+    expect(granted('s3:PutObject').sort()).toEqual(
+      [`${bucketArn}/staples/*`, `${bucketArn}/state/*`, `${bucketArn}/reports/*`].sort(),
+    );
+    // The status page: written, never read back, under reports/ only.
+    expect(granted('s3:GetObject')).not.toContain(`${bucketArn}/reports/*`);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ STATUS_PAGE_KEY: 'reports/status.html' }) },
+    });
     const list = statements.filter((s) => asArray(s.Action).includes('s3:ListBucket'));
     expect(list).toHaveLength(1);
     expect(asArray(list[0]!.Resource).map(render)).toEqual([bucketArn]);
@@ -324,8 +331,8 @@ describe('OcspRenewerStack with the defaults', () => {
     template.resourceCountIs('AWS::SecretsManager::Secret', 0);
   });
 
-  it('should raise five alarms, each notifying the topic', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+  it('should raise six alarms, each notifying the topic', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
     const alarm = (metricName: string, expected: Json) =>
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: metricName,
@@ -379,6 +386,57 @@ describe('OcspRenewerStack with the defaults', () => {
       Threshold: 1,
       TreatMissingData: 'breaching',
     });
+    // Certificates failing with no staple give no LeastValidityHours sample: their own alarm.
+    alarm('FailingWithoutStaple', {
+      Namespace: 'OcspRenewer',
+      Dimensions: service,
+      Statistic: 'Maximum',
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      Threshold: 1,
+      TreatMissingData: 'notBreaching',
+    });
+  });
+
+  it('should build a dashboard: runs, least validity against the alarm, duration against the timeout, alarms, last failures', () => {
+    const dashboard = only(template, 'AWS::CloudWatch::Dashboard').resource.Properties as {
+      DashboardBody: unknown;
+    };
+    const body = JSON.parse(render(dashboard.DashboardBody)) as {
+      widgets: { type: string; properties: Json }[];
+    };
+    const widget = (title: string) => {
+      const found = body.widgets.find((w) => w.properties.title === title);
+      expect(found, title).toBeDefined();
+      return found!.properties as Json & {
+        metrics?: unknown[][];
+        annotations?: { horizontal: { value: number; label: string }[] };
+        alarms?: unknown[];
+        query?: string;
+      };
+    };
+    const names = (w: { metrics?: unknown[][] }) =>
+      w.metrics!.map((m) => m.filter((x) => typeof x === 'string')[1]);
+    expect(names(widget('Certificates per run'))).toEqual([
+      'Renewed',
+      'Failed',
+      'NotReached',
+      'FailingWithoutStaple',
+    ]);
+    const validity = widget('Least validity left (hours)');
+    expect(names(validity)).toEqual(['LeastValidityHours']);
+    expect(validity.annotations!.horizontal).toEqual([expect.objectContaining({ value: 24 })]);
+    const duration = widget('Run duration (ms) against the timeout');
+    expect(names(duration)).toEqual(['Duration']);
+    expect(duration.annotations!.horizontal).toEqual([
+      expect.objectContaining({ value: 600_000, label: 'timeout 10 minutes' }),
+    ]);
+    const alarms = widget('Alarms');
+    expect(body.widgets.find((w) => w.properties.title === 'Alarms')!.type).toBe('alarm');
+    expect(alarms.alarms).toHaveLength(6);
+    const failures = widget('Last failing certificates');
+    expect(body.widgets.find((w) => w.properties.title === 'Last failing certificates')!.type).toBe('log');
+    expect(failures.query).toContain('filter msg = "certificate failed"');
+    expect(failures.query).toMatch(/^SOURCE '\$\{Ref:RenewerFunctionLogs[0-9A-F]+\}'/);
   });
 
   it('should require TLS on the alarm topic, let CloudWatch publish, and subscribe nobody by default', () => {
@@ -415,6 +473,12 @@ describe('OcspRenewerStack with the defaults', () => {
       `OCSP_BUCKET=\${Ref:${bucketId}} OCSP_PREFIX=staples/ AWS_REGION=\${Ref:AWS::Region}`,
     );
     expect(outputs).not.toHaveProperty('HostUserSecretArn');
+    expect(render(outputs.StatusPageCommand!.Value)).toBe(
+      `aws s3 presign s3://\${Ref:${bucketId}}/reports/status.html --expires-in 3600`,
+    );
+    expect(render(outputs.DashboardUrl!.Value)).toMatch(
+      /#dashboards:name=\$\{Ref:RenewerDashboard[0-9A-F]+\}$/,
+    );
   });
 
   it('should pass cdk-nag AwsSolutions with nothing left unacknowledged', () => {

@@ -14,6 +14,8 @@ export interface LambdaConfig {
   /** The state object's key. */
   stateKey: string;
   secretsPrefix: string | undefined;
+  /** Where the HTML status page goes after a run that changed something; unset: no page. */
+  statusPageKey: string | undefined;
   naming: NamingOptions;
   policy: RefreshPolicy;
   onRevoked: OnRevoked;
@@ -30,7 +32,8 @@ export class ConfigError extends Error {}
  * CERTS_PREFIX (certs/), STAPLES_PREFIX (staples/), STATE_PREFIX (state/), CERT_EXTENSIONS
  * (.pem,.crt,.cert), STAPLE_EXTENSION (.ocsp), REFRESH_AT (0.5), ON_REVOKED (publish),
  * CERTID_HASH (sha1), SECRETS_PREFIX (unset: no Secrets Manager), CONCURRENCY (8),
- * PER_HOST_CONCURRENCY (4), HTTP_TIMEOUT_SECONDS (10), OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS.
+ * PER_HOST_CONCURRENCY (4), HTTP_TIMEOUT_SECONDS (10), OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS,
+ * STATUS_PAGE_KEY (unset: no status page; the stack sets reports/status.html).
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfig {
   const bucket = env.BUCKET;
@@ -67,6 +70,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfi
     staplesPrefix: normalisePrefix(str('STAPLES_PREFIX', 'staples/')),
     stateKey: `${normalisePrefix(str('STATE_PREFIX', 'state/'))}state.json`,
     secretsPrefix: env.SECRETS_PREFIX || undefined,
+    statusPageKey: env.STATUS_PAGE_KEY || undefined,
     naming: namingFrom(env.CERT_EXTENSIONS, env.STAPLE_EXTENSION),
     policy,
     onRevoked,

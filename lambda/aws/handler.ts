@@ -1,5 +1,5 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { CombinedCertificateSource } from '../adapters/combined-source.js';
 import { makeS3Client, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
@@ -7,7 +7,10 @@ import { s3StateBlob, StateStore } from '../adapters/state-store.js';
 import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { configFromEnv } from './config.js';
-import type { CertificateSource } from '../renew/ports.js';
+import { errorMessage } from '../core/errors.js';
+import { buildStatus, entriesFromState } from '../core/status.js';
+import { renderStatusPage } from '../core/status-page.js';
+import { stapleKeyFor, type CertificateSource } from '../renew/ports.js';
 import { cachedDownload, run, type RunReport, type Transport } from '../renew/run.js';
 import { parseEvent } from './event.js';
 
@@ -27,6 +30,9 @@ export interface HandlerDeps {
  * report logged (5 s).
  */
 const DEADLINE_MARGIN_MS = 5_000;
+
+/** At most this many "certificate failed" lines per run; the run report counts them all. */
+const FAILURE_LINES = 50;
 
 /**
  * Builds the Lambda handler. The handler turns the event into a run request, runs the same core
@@ -107,8 +113,47 @@ export function createHandler(deps: HandlerDeps = {}) {
         report.counts.failed++;
       }
     }
-    if (!request.dryRun) await stateStore.save(state, clock());
+    const changed = !request.dryRun && (await stateStore.save(state, clock()));
+    if (changed && config.statusPageKey) {
+      // The page is a view: failing to write it is logged, never a failed run.
+      const status = buildStatus(
+        entriesFromState(state, (key) => stapleKeyFor(key, config.naming)),
+        clock(),
+      );
+      await s3
+        .send(
+          new PutObjectCommand({
+            Bucket: config.bucket,
+            Key: config.statusPageKey,
+            Body: Buffer.from(renderStatusPage(status, `ocsp-renewer status: s3://${config.bucket}`)),
+            ContentType: 'text/html; charset=utf-8',
+            CacheControl: 'no-cache',
+          }),
+        )
+        .catch((err: unknown) => {
+          log(
+            JSON.stringify({
+              level: 'warn',
+              msg: 'cannot write the status page',
+              key: config.statusPageKey,
+              error: errorMessage(err),
+            }),
+          );
+        });
+    }
     log(JSON.stringify(logLine(report, request.mode)));
+    // One line per failing certificate (the dashboard's "last failures" query), a bounded number.
+    for (const r of report.results.filter((x) => x.action === 'failed').slice(0, FAILURE_LINES)) {
+      log(
+        JSON.stringify({
+          level: 'warn',
+          msg: 'certificate failed',
+          certificate: r.name,
+          stage: r.stage,
+          reason: r.reason,
+        }),
+      );
+    }
     log(JSON.stringify(emfMetrics(report, clock(), (deps.env ?? process.env).METRICS_SERVICE)));
     return report;
   };
@@ -132,11 +177,17 @@ function logLine(report: RunReport, mode: string) {
   };
 }
 
-/** CloudWatch Embedded Metric Format: the log line is also the metric. */
+/**
+ * CloudWatch Embedded Metric Format: the log line is also the metric. `Renewed` is the heartbeat
+ * (the NoRun alarm counts its samples), so a dry run, which renews nothing, does not emit it.
+ * `FailingWithoutStaple` counts failing certificates that have no valid staple to fall back on (a
+ * first staple never obtained, or one that lapsed): they give no LeastValidityHours sample.
+ */
 export function emfMetrics(report: RunReport, now: Date, service = 'ocsp-renewer') {
   const metrics: Record<string, number> = {
-    Renewed: report.counts.renewed,
+    ...(report.dryRun ? {} : { Renewed: report.counts.renewed }),
     Failed: report.counts.failed,
+    FailingWithoutStaple: failingWithoutStaple(report, now),
     Skipped: report.counts.skipped,
     Revoked: report.revoked,
     NotReached: report.notReached.length,
@@ -161,4 +212,14 @@ export function emfMetrics(report: RunReport, now: Date, service = 'ocsp-renewer
     Service: service,
     ...metrics,
   };
+}
+
+/** Failing certificates with no staple valid at `now` (a forced key naming no certificate aside). */
+export function failingWithoutStaple(report: RunReport, now: Date): number {
+  return report.results.filter(
+    (r) =>
+      r.action === 'failed' &&
+      r.staple !== '' &&
+      (r.nextUpdate === undefined || Date.parse(r.nextUpdate) <= now.getTime()),
+  ).length;
 }

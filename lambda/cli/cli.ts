@@ -30,6 +30,8 @@ import type { OnRevoked } from '../core/replace.js';
 import { cachedDownload, run, type RunDeps, type RunOptions } from '../renew/run.js';
 import { validateResponse } from '../core/validate.js';
 import { runDaemon } from './daemon.js';
+import { terminalProgress } from './progress.js';
+import { STATUS_HELP, statusCommand, StatusUsageError } from './status.js';
 
 /** Exit codes: 0 all good, 1 failure or invalid, 2 usage, 3 valid but revoked/unknown. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, notGood: 3 } as const;
@@ -54,6 +56,7 @@ Usage:
                      [--staples <dir|s3://bucket/prefix>] [options]
   ocsp-renewer inspect <staple.der> [--cert <pem>] [--issuer <pem>] [--at <ISO-8601>] [--json]
   ocsp-renewer fetch <cert.pem> [--issuer <pem>] [--out <file>] [--json]
+  ocsp-renewer status <staples dir|s3://bucket/prefix> [--json] [--html <file>] [--warn-hours <n>]
 
 renew: for every certificate under --certs (.pem .crt .cert; <name>.issuer.pem files are
 issuers, not certificates), renew the staple <name>.ocsp under --staples when it is due.
@@ -81,6 +84,8 @@ fetch and renew:
 
 inspect: parse, validate and explain a staple. Exit 0 valid and good, 3 valid but revoked or
 unknown, 1 invalid or unparseable, 2 usage error.
+
+${STATUS_HELP}
 
 --persist signals: SIGUSR1/SIGHUP check now, SIGUSR2 force all, SIGTERM/SIGINT exit cleanly.
 `;
@@ -113,6 +118,8 @@ export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
         return await inspectCommand(rest, io);
       case 'fetch':
         return await fetchCommand(rest, io);
+      case 'status':
+        return await statusCommand(rest, io, (at) => defaultStateFile(at));
       case undefined:
       case 'help':
       case '--help':
@@ -123,7 +130,11 @@ export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (
+      err instanceof UsageError ||
+      err instanceof StatusUsageError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
       io.err(`ocsp-renewer: ${errorMessage(err)}\nRun "ocsp-renewer --help" for usage.`);
       return EXIT.usage;
     }
@@ -257,7 +268,10 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
     });
     return EXIT.ok;
   }
-  const report = await run(deps, options);
+  // A progress line on a terminal only: never in cron, pipes or --json.
+  const progress = values.json ? undefined : terminalProgress(process.stderr);
+  const report = await run(deps, { ...options, onResult: progress?.onResult });
+  progress?.finish();
   await saveState();
   print(report);
   return report.counts.failed > 0 ? EXIT.failed : EXIT.ok;

@@ -80,6 +80,8 @@ export interface CertState {
   action?: Action;
   reason?: string;
   mustStaple?: boolean;
+  /** The responder URL that answered last. */
+  responder?: string;
 }
 export type RunState = Map<string, CertState>;
 
@@ -127,6 +129,8 @@ export interface RunOptions {
   naming?: NamingOptions;
   /** Checked before each certificate is started; true stops taking new work. */
   shouldStop?: () => boolean;
+  /** Called as each certificate finishes (a progress line, say): its row, finished so far, total. */
+  onResult?: (result: CertResult, done: number, total: number) => void;
 }
 
 /**
@@ -171,6 +175,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   const notReached: string[] = [];
   const replayed = new WeakSet<CertResult>();
   const limit = pLimit(options.concurrency ?? 8);
+  let done = 0;
   const settled = await Promise.all(
     objects.map((object) =>
       limit(async () => {
@@ -178,7 +183,9 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
           notReached.push(object.key);
           return undefined;
         }
-        return renewOne(object);
+        const row = await renewOne(object);
+        options.onResult?.(row, ++done, objects.length);
+        return row;
       }),
     ),
   );
@@ -198,6 +205,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       entry.reason = row.reason;
       if (row.certStatus) entry.certStatus = row.certStatus;
       if (row.mustStaple !== undefined) entry.mustStaple = row.mustStaple;
+      if (row.responder) entry.responder = row.responder;
       // Skipped certificates (no OCSP URL, expired) stay skipped until the file changes.
       entry.nextDue = row.nextDue ?? (row.action === 'skipped' ? NEVER : undefined);
       state.set(object.key, entry);

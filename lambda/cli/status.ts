@@ -1,0 +1,247 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pLimit from 'p-limit';
+import { writeFileAtomic } from '../adapters/filesystem.js';
+import { getObject, listObjects, makeS3Client, parseS3Url } from '../adapters/s3.js';
+import { fileStateBlob, s3StateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
+import { parseCertificates, type Certificate } from '../core/certificate.js';
+import { errorMessage } from '../core/errors.js';
+import {
+  buildStatus,
+  DEFAULT_WARN_HOURS,
+  formatStatus,
+  readStaple,
+  type RememberedState,
+  type StatusEntry,
+} from '../core/status.js';
+import { renderStatusPage } from '../core/status-page.js';
+import { isCertificateKey, namingFrom, stapleKeyFor, type NamingOptions } from '../renew/ports.js';
+import type { RunState } from '../renew/run.js';
+
+/** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
+export const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
+
+export class StatusUsageError extends Error {}
+
+export const STATUS_HELP = `status <staples dir | s3://bucket/prefix> [options]: one row per certificate, most
+urgent first, and a summary. Exit 0 healthy, 1 something failing, revoked or lapsing within
+--warn-hours (or nothing found), 2 usage.
+  --state <file|s3://bucket/key>|none  the renewer's state (default: renew's default state file for
+                               this location; for s3:// without one, s3://<bucket>/state/state.json)
+  --warn-hours <n>             lapsing = less validity left than this (default ${DEFAULT_WARN_HOURS}, or a
+                               quarter of the staple's window when that is shorter)
+  --json                       print the status as JSON (docs/json-formats.md)
+  --html <file>                also write a self-contained HTML status page
+  --at <ISO-8601>              judge at this instant instead of now
+  --cert-extensions <list>, --extension <ext>  as for renew`;
+
+export interface StatusIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+/**
+ * `ocsp-renewer status`: reads the staples (and, in a directory, the certificates beside them) and
+ * the renewer's state, then prints the status built by core/status.ts.
+ */
+export async function statusCommand(
+  args: string[],
+  io: StatusIo,
+  defaultStateFile: (staplesAt: string) => string,
+): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      state: { type: 'string' },
+      'warn-hours': { type: 'string' },
+      json: { type: 'boolean' },
+      html: { type: 'string' },
+      at: { type: 'string' },
+      'cert-extensions': { type: 'string' },
+      extension: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    io.out(STATUS_HELP);
+    return STATUS_EXIT.healthy;
+  }
+  if (positionals.length !== 1)
+    throw new StatusUsageError('status needs one staples location (a directory or s3://bucket/prefix)');
+  const location = positionals[0]!;
+  const warnHours = values['warn-hours'] === undefined ? undefined : Number(values['warn-hours']);
+  if (warnHours !== undefined && (!(warnHours >= 0) || !Number.isFinite(warnHours)))
+    throw new StatusUsageError('--warn-hours must be a number of hours ≥ 0');
+  const now = values.at === undefined ? new Date() : new Date(values.at);
+  if (Number.isNaN(now.getTime())) throw new StatusUsageError(`--at: not an ISO-8601 instant: ${values.at}`);
+  const naming = namingFrom(values['cert-extensions'], values.extension);
+
+  const entries = location.startsWith('s3://')
+    ? await s3Entries(location, values.state, naming, io, defaultStateFile)
+    : /^[a-z0-9]+:\/\//i.test(location)
+      ? (() => {
+          throw new StatusUsageError(`status reads a directory or s3://bucket/prefix, not ${location}`);
+        })()
+      : await dirEntries(location, values.state ?? defaultStateFile(location), naming, io, now);
+
+  const report = buildStatus(entries, now, warnHours);
+  if (typeof values.html === 'string') {
+    await writeFileAtomic(path.resolve(values.html), Buffer.from(renderStatusPage(report))).catch(
+      (err: unknown) => {
+        throw new Error(`status: cannot write ${values.html}: ${errorMessage(err)}`);
+      },
+    );
+  }
+  io.out(
+    values.json
+      ? JSON.stringify(report, null, 2)
+      : report.rows.length
+        ? formatStatus(report)
+        : `no certificates or staples found at ${location}`,
+  );
+  // Nothing found is not healthy: a check pointed at the wrong place must not stay green.
+  return report.summary.attention > 0 || report.rows.length === 0
+    ? STATUS_EXIT.attention
+    : STATUS_EXIT.healthy;
+}
+
+async function loadState(blob: StateBlob | undefined, io: StatusIo): Promise<RunState> {
+  if (!blob) return new Map();
+  return new StateStore(blob, (e) =>
+    io.err(`ocsp-renewer: ${String(e.msg)} (${String(e.state)}): ${String(e.error)}`),
+  ).load();
+}
+
+function stateBlobFor(where: string): StateBlob | undefined {
+  if (where === 'none') return undefined;
+  if (where.startsWith('s3://')) {
+    const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(where);
+    if (!m) throw new StatusUsageError(`--state: expected s3://bucket/key, got ${where}`);
+    return s3StateBlob(makeS3Client(), m[1]!, m[2]!);
+  }
+  return fileStateBlob(where);
+}
+
+/**
+ * A directory: its certificates (parsed for must-staple, the responder and whether the renewer
+ * skips them), its staples (parsed), and the state's certificates. Works without any state.
+ */
+async function dirEntries(
+  dir: string,
+  stateAt: string,
+  naming: NamingOptions,
+  io: StatusIo,
+  now: Date,
+): Promise<StatusEntry[]> {
+  const info = await stat(dir).catch(() => undefined);
+  if (!info?.isDirectory()) throw new Error(`status: ${dir} is not a directory`);
+  const files = (await readdir(dir, { recursive: true }))
+    .map((f) => f.split(path.sep).join('/'))
+    .filter((f) => !f.split('/').some((part) => part.startsWith('.')));
+  const state = await loadState(stateBlobFor(stateAt), io);
+  const certKeys = new Set(files.filter((f) => isCertificateKey(f, naming)));
+  const stapleKeys = new Set(files.filter((f) => f.endsWith(naming.stapleExtension)));
+  const names = [...new Set([...certKeys, ...state.keys()])];
+  const entries: StatusEntry[] = [];
+  const limit = pLimit(8);
+  await Promise.all(
+    names.map((certificate) =>
+      limit(async () => {
+        const staple = stapleKeyFor(certificate, naming);
+        stapleKeys.delete(staple);
+        const entry: StatusEntry = {
+          certificate,
+          staple,
+          state: state.get(certificate) as RememberedState | undefined,
+        };
+        let leaf: Certificate | undefined;
+        if (certKeys.has(certificate)) {
+          try {
+            leaf = parseCertificates(await readFile(path.join(dir, certificate)))[0];
+          } catch {
+            /* the renewer reports unparseable certificates; the row still shows its staple */
+          }
+        }
+        if (leaf) {
+          entry.mustStaple = leaf.mustStaple;
+          if (leaf.ocspUrls[0]) entry.responder = leaf.ocspUrls[0];
+          else entry.skippedBecause = 'no OCSP URL in the certificate';
+          if (leaf.notAfter.getTime() < now.getTime() && !entry.skippedBecause) {
+            entry.skippedBecause = `certificate expired ${leaf.notAfter.toISOString()}`;
+          }
+        }
+        entry.reading = await readStapleFile(path.join(dir, staple), leaf?.serial);
+        entries.push(entry);
+      }),
+    ),
+  );
+  // Staples whose certificate is elsewhere (--staples apart from --certs) and not in the state.
+  for (const staple of stapleKeys) {
+    entries.push({ certificate: staple, staple, reading: await readStapleFile(path.join(dir, staple)) });
+  }
+  return entries;
+}
+
+async function readStapleFile(file: string, serial?: Buffer) {
+  let der: Buffer;
+  try {
+    der = await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    return { error: `cannot read: ${errorMessage(err)}` };
+  }
+  return readStaple(der, serial);
+}
+
+/** S3: the staples under the prefix (read and parsed) and the state object or file. */
+async function s3Entries(
+  location: string,
+  stateOption: string | undefined,
+  naming: NamingOptions,
+  io: StatusIo,
+  defaultStateFile: (staplesAt: string) => string,
+): Promise<StatusEntry[]> {
+  const { bucket, prefix } = parseS3Url(location);
+  const s3 = makeS3Client();
+  let state: RunState;
+  if (stateOption !== undefined) state = await loadState(stateBlobFor(stateOption), io);
+  else {
+    // The CLI's own state for this location if it has one, else the Lambda's (state/state.json).
+    const local = fileStateBlob(defaultStateFile(location));
+    state = (await local.read())
+      ? await loadState(local, io)
+      : await loadState(s3StateBlob(s3, bucket, 'state/state.json'), io);
+  }
+  let listed: Map<string, string>;
+  try {
+    listed = await listObjects(s3, bucket, prefix);
+  } catch (err) {
+    throw new Error(`status: cannot list ${location}: ${errorMessage(err)}`);
+  }
+  const staples = [...listed.keys()].filter((k) => k.endsWith(naming.stapleExtension));
+  const byStaple = new Map([...state].map(([cert, s]) => [stapleKeyFor(cert, naming), [cert, s] as const]));
+  const limit = pLimit(16);
+  const entries = await Promise.all(
+    staples.map((staple) =>
+      limit(async (): Promise<StatusEntry> => {
+        const known = byStaple.get(staple);
+        byStaple.delete(staple);
+        let reading;
+        try {
+          const obj = await getObject(s3, bucket, prefix + staple);
+          reading = obj ? readStaple(obj.body) : null;
+        } catch (err) {
+          reading = { error: `cannot read s3://${bucket}/${prefix}${staple}: ${errorMessage(err)}` };
+        }
+        return { certificate: known?.[0] ?? staple, staple, state: known?.[1], reading };
+      }),
+    ),
+  );
+  // Certificates the state knows that have no staple: failing for the first time, or skipped.
+  for (const [staple, [certificate, s]] of byStaple)
+    entries.push({ certificate, staple, state: s, reading: null });
+  return entries;
+}

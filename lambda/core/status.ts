@@ -1,0 +1,317 @@
+import { errorMessage } from './errors.js';
+import { parseOcspResponse, type CertStatus } from './ocsp-response.js';
+
+/**
+ * The status of a fleet of staples at one instant, built from what the renewer remembers (its run
+ * state) and, when they were read, the staples themselves. Pure: the caller reads, this decides.
+ */
+
+/** Health of one certificate, most urgent first. */
+export type Health = 'failing' | 'revoked' | 'lapsing' | 'due' | 'healthy' | 'skipped';
+export const HEALTH_ORDER: readonly Health[] = ['failing', 'revoked', 'lapsing', 'due', 'healthy', 'skipped'];
+
+/**
+ * Lapsing: less than 24 h of validity left by default (the stack's LeastValidity alarm default,
+ * and the point after which the refresh policy ignores backoff), or less than a quarter of the
+ * staple's window when that is shorter, as the policy's urgency is: a CA that signs one-day
+ * responses is renewed at 12 h left and is not lapsing then. An explicit warnHours is absolute.
+ */
+export const DEFAULT_WARN_HOURS = 24;
+
+/** What the renewer remembers of one certificate (a subset of its run state, CertState). */
+export interface RememberedState {
+  failures: number;
+  lastFailureAt?: string;
+  lastError?: string;
+  thisUpdate?: string;
+  nextUpdate?: string;
+  certStatus?: CertStatus;
+  nextDue?: string;
+  action?: string;
+  reason?: string;
+  mustStaple?: boolean;
+  responder?: string;
+}
+
+/** What reading the staple itself showed (the directory case). */
+export interface StapleReading {
+  thisUpdate?: string;
+  nextUpdate?: string;
+  certStatus?: CertStatus;
+  /** Set when the staple could not be read or parsed. */
+  error?: string;
+}
+
+export interface StatusEntry {
+  /** The certificate's key; the staple's key when no certificate is known. */
+  certificate: string;
+  staple: string;
+  state?: RememberedState;
+  /** Undefined: not read (state only); `null`: looked for and absent. */
+  reading?: StapleReading | null;
+  mustStaple?: boolean;
+  /** The responder URL (from the certificate, or the one that answered last). */
+  responder?: string;
+  /** Why the renewer leaves it alone (no OCSP URL, expired certificate), when known without state. */
+  skippedBecause?: string;
+}
+
+export interface StatusRow {
+  certificate: string;
+  staple: string;
+  health: Health;
+  /** Why this health, in words. */
+  why: string;
+  certStatus?: CertStatus;
+  thisUpdate?: string;
+  nextUpdate?: string;
+  /** Hours until nextUpdate (negative: lapsed). */
+  validityHours?: number;
+  /** validityHours in human units: `3d 4h`, `lapsed 2h ago`. */
+  validityLeft: string;
+  nextDue?: string;
+  lastOutcome?: string;
+  lastError?: string;
+  failures: number;
+  mustStaple?: boolean;
+  responderHost?: string;
+}
+
+export interface StatusSummary {
+  total: number;
+  healthy: number;
+  due: number;
+  failing: number;
+  revoked: number;
+  lapsing: number;
+  skipped: number;
+  /** Least validity over all certificates that have a staple, in hours. */
+  leastValidityHours?: number;
+  leastValidityCertificate?: string;
+  /** failing + revoked + lapsing: a monitoring check fails when this is above 0. */
+  attention: number;
+}
+
+export interface StatusReport {
+  generatedAt: string;
+  warnHours: number;
+  /** True when warnHours was the default, so a short window lowers it (see DEFAULT_WARN_HOURS). */
+  warnCappedByWindow: boolean;
+  summary: StatusSummary;
+  rows: StatusRow[];
+}
+
+const HOUR_MS = 3_600_000;
+
+export function buildStatus(entries: readonly StatusEntry[], now: Date, warn?: number): StatusReport {
+  const warnHours = warn ?? DEFAULT_WARN_HOURS;
+  const rows = entries.map((e) => statusRow(e, now, warnHours, warn === undefined));
+  rows.sort(byUrgency);
+  const count = (h: Health) => rows.filter((r) => r.health === h).length;
+  const withValidity = rows.filter((r) => r.validityHours !== undefined && r.health !== 'skipped');
+  const least = withValidity.reduce<StatusRow | undefined>(
+    (min, r) => (min === undefined || r.validityHours! < min.validityHours! ? r : min),
+    undefined,
+  );
+  const summary: StatusSummary = {
+    total: rows.length,
+    healthy: count('healthy'),
+    due: count('due'),
+    failing: count('failing'),
+    revoked: count('revoked'),
+    lapsing: count('lapsing'),
+    skipped: count('skipped'),
+    ...(least
+      ? { leastValidityHours: round2(least.validityHours!), leastValidityCertificate: least.certificate }
+      : {}),
+    attention: 0,
+  };
+  summary.attention = summary.failing + summary.revoked + summary.lapsing;
+  return { generatedAt: now.toISOString(), warnHours, warnCappedByWindow: warn === undefined, summary, rows };
+}
+
+function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: boolean): StatusRow {
+  const s = e.state;
+  const reading = e.reading ?? undefined;
+  // The staple as read wins over the remembered times: it is what the server sends.
+  const thisUpdate = reading?.thisUpdate ?? (e.reading === null ? undefined : s?.thisUpdate);
+  const nextUpdate = reading?.nextUpdate ?? (e.reading === null ? undefined : s?.nextUpdate);
+  const certStatus = reading?.certStatus ?? (e.reading === null ? undefined : s?.certStatus);
+  const validityHours =
+    nextUpdate !== undefined ? (Date.parse(nextUpdate) - now.getTime()) / HOUR_MS : undefined;
+  const failures = s?.failures ?? 0;
+  const lastError = s?.lastError;
+  const responder = e.responder ?? s?.responder;
+  const base = {
+    certificate: e.certificate,
+    staple: e.staple,
+    ...(certStatus ? { certStatus } : {}),
+    ...(thisUpdate ? { thisUpdate } : {}),
+    ...(nextUpdate ? { nextUpdate } : {}),
+    ...(validityHours !== undefined ? { validityHours: round2(validityHours) } : {}),
+    validityLeft: validityHours === undefined ? '—' : formatHours(validityHours),
+    ...(s?.nextDue && !s.nextDue.startsWith('9999') ? { nextDue: s.nextDue } : {}),
+    ...(s?.action ? { lastOutcome: s.action } : {}),
+    ...(lastError && failures > 0 ? { lastError } : {}),
+    failures,
+    ...((e.mustStaple ?? s?.mustStaple) !== undefined ? { mustStaple: e.mustStaple ?? s?.mustStaple } : {}),
+    ...(responder ? { responderHost: hostOf(responder) } : {}),
+  };
+  const [health, why] = judge();
+  return { ...base, health, why };
+
+  function judge(): [Health, string] {
+    const skipped = e.skippedBecause ?? (s?.action === 'skipped' ? s.reason : undefined);
+    if (skipped && !reading) return ['skipped', skipped];
+    if (reading?.error) return ['failing', `staple unreadable: ${reading.error}`];
+    if (failures > 0)
+      return ['failing', `${failures} failed renewal(s): ${lastError ?? 'see the run report'}`];
+    if (s?.action === 'failed') return ['failing', s.reason ?? 'last renewal failed'];
+    if (!nextUpdate) {
+      if (thisUpdate) return ['failing', 'staple has no nextUpdate'];
+      return ['failing', 'no staple'];
+    }
+    if (validityHours! <= 0) return ['failing', `staple lapsed ${formatHours(-validityHours!)} ago`];
+    if (certStatus === 'revoked' || certStatus === 'unknown' || s?.action === 'withheld') {
+      return [
+        'revoked',
+        s?.action === 'withheld' ? `withheld: ${s.reason ?? certStatus}` : `responder says ${certStatus}`,
+      ];
+    }
+    const windowHours = thisUpdate ? (Date.parse(nextUpdate) - Date.parse(thisUpdate)) / HOUR_MS : Infinity;
+    const threshold = capByWindow ? Math.min(warnHours, windowHours / 4) : warnHours;
+    if (validityHours! < threshold) {
+      return ['lapsing', `less than ${formatHours(threshold)} of validity left`];
+    }
+    if (s?.nextDue && Date.parse(s.nextDue) <= now.getTime()) return ['due', 'renewal due'];
+    if (!s?.nextDue && thisUpdate && nextUpdate) {
+      // No state: due once half the window has passed (the default policy's refresh point).
+      const half = (Date.parse(thisUpdate) + Date.parse(nextUpdate)) / 2;
+      if (half <= now.getTime()) return ['due', 'past half of its validity window'];
+    }
+    return ['healthy', 'fresh'];
+  }
+}
+
+/** Most urgent first: by health, then least validity (none first), then name. */
+export function byUrgency(a: StatusRow, b: StatusRow): number {
+  const h = HEALTH_ORDER.indexOf(a.health) - HEALTH_ORDER.indexOf(b.health);
+  if (h !== 0) return h;
+  const va = a.validityHours ?? -Infinity;
+  const vb = b.validityHours ?? -Infinity;
+  if (va !== vb) return va < vb ? -1 : 1;
+  return a.certificate < b.certificate ? -1 : a.certificate > b.certificate ? 1 : 0;
+}
+
+/**
+ * Hours in human units, two at most: `3d 4h`, `5h 12m`, `42m`; negative hours read `-2h 5m`.
+ * @example formatHours(76.5) === '3d 4h'
+ */
+export function formatHours(hours: number): string {
+  const sign = hours < 0 ? '-' : '';
+  const minutes = Math.floor(Math.abs(hours) * 60);
+  const d = Math.floor(minutes / 1440);
+  const h = Math.floor((minutes % 1440) / 60);
+  const m = minutes % 60;
+  if (d > 0) return `${sign}${d}d ${h}h`;
+  if (h > 0) return `${sign}${h}h ${m}m`;
+  return `${sign}${m}m`;
+}
+
+export function formatSummary(s: StatusSummary): string {
+  const parts = [`${s.healthy} healthy`, `${s.due} due`, `${s.failing} failing`];
+  if (s.revoked) parts.push(`${s.revoked} revoked`);
+  if (s.lapsing) parts.push(`${s.lapsing} lapsing`);
+  if (s.skipped) parts.push(`${s.skipped} skipped`);
+  const least =
+    s.leastValidityHours !== undefined
+      ? `least validity ${formatHours(s.leastValidityHours)} (${s.leastValidityCertificate})`
+      : 'no staples';
+  return `${parts.join(', ')}; ${least}`;
+}
+
+/** The status as a terminal table, most urgent first, then the summary line. */
+export function formatStatus(report: StatusReport): string {
+  const header = [
+    'CERTIFICATE',
+    'HEALTH',
+    'STATUS',
+    'THIS UPDATE',
+    'NEXT UPDATE',
+    'LEFT',
+    'NEXT DUE',
+    'LAST',
+    'MUST',
+    'RESPONDER',
+  ];
+  const day = (iso: string | undefined) => (iso ? iso.slice(0, 16).replace('T', ' ') : '—');
+  const table = report.rows.map((r) => [
+    r.certificate,
+    r.health,
+    r.certStatus ?? '—',
+    day(r.thisUpdate),
+    day(r.nextUpdate),
+    r.validityLeft,
+    day(r.nextDue),
+    r.lastOutcome ?? '—',
+    r.mustStaple === undefined ? '—' : r.mustStaple ? 'yes' : 'no',
+    r.responderHost ?? '—',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  const out = [line(header), ...table.map(line)];
+  // Why a row needs attention, under the table: errors are long and would break the columns.
+  const notes = report.rows
+    .filter((r) => r.health === 'failing' || r.health === 'revoked' || r.health === 'lapsing')
+    .map((r) => `${r.certificate}: ${r.why}`);
+  if (notes.length) out.push('', ...notes);
+  out.push('', formatSummary(report.summary));
+  return out.join('\n');
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+/**
+ * What a staple says of itself: the single response for `serial` (the certificate's, when known;
+ * else the first), its status and window. Not a validation (no issuer here): the renewer validated
+ * it before storing it, and a staple that does not parse is reported as unreadable.
+ */
+export function readStaple(der: Uint8Array, serial?: Buffer): StapleReading {
+  try {
+    const parsed = parseOcspResponse(der);
+    if (!parsed.basic) return { error: `responder status ${parsed.responseStatus}, no response` };
+    const single =
+      (serial && parsed.basic.responses.find((r) => r.certId.serial.equals(serial))) ??
+      parsed.basic.responses[0];
+    if (!single) return { error: 'no single response in the staple' };
+    return {
+      certStatus: single.certStatus,
+      thisUpdate: single.thisUpdate.toISOString(),
+      ...(single.nextUpdate ? { nextUpdate: single.nextUpdate.toISOString() } : {}),
+    };
+  } catch (err) {
+    return { error: `not an OCSP response: ${errorMessage(err)}` };
+  }
+}
+
+/** One entry per certificate the run state knows, as the Lambda sees its fleet (no staple reads). */
+export function entriesFromState(
+  state: Iterable<[string, RememberedState]>,
+  stapleKeyOf: (certificate: string) => string,
+): StatusEntry[] {
+  return [...state].map(([certificate, s]) => ({ certificate, staple: stapleKeyOf(certificate), state: s }));
+}

@@ -1,0 +1,243 @@
+/**
+ * The status model, the page's sorting and the progress line: pure functions at fixed instants.
+ */
+import { describe, expect, it } from 'vitest';
+import { formatProgress, formatSeconds } from '../lambda/core/progress.js';
+import {
+  buildStatus,
+  formatHours,
+  formatStatus,
+  type RememberedState,
+  type StatusEntry,
+} from '../lambda/core/status.js';
+import { compareKeys, escapeHtml, renderStatusPage, sortKey, sortRows } from '../lambda/core/status-page.js';
+import { terminalProgress } from '../lambda/cli/progress.js';
+import type { CertResult } from '../lambda/renew/run.js';
+
+const NOW = new Date('2030-03-01T12:00:00Z');
+const H = 3_600_000;
+const iso = (hoursFromNow: number) => new Date(NOW.getTime() + hoursFromNow * H).toISOString();
+const fresh = (extra: Partial<RememberedState> = {}): RememberedState => ({
+  failures: 0,
+  thisUpdate: iso(-24),
+  nextUpdate: iso(6 * 24),
+  certStatus: 'good',
+  nextDue: iso(48),
+  action: 'fresh',
+  reason: 'fresh',
+  responder: 'http://ocsp.example.net:8080/ocsp',
+  ...extra,
+});
+const entry = (
+  certificate: string,
+  state?: RememberedState,
+  more: Partial<StatusEntry> = {},
+): StatusEntry => ({
+  certificate,
+  staple: certificate.replace(/\.pem$/, '.ocsp'),
+  ...(state ? { state } : {}),
+  ...more,
+});
+
+const FLEET: StatusEntry[] = [
+  entry('a-good.pem', fresh()),
+  entry('b-due.pem', fresh({ nextDue: iso(-1) })),
+  entry('c-revoked.pem', fresh({ certStatus: 'revoked' })),
+  entry('d-failing-with-staple.pem', fresh({ failures: 3, lastError: 'fetch d: responder 503' })),
+  entry('e-first-staple-failing.pem', {
+    failures: 1,
+    lastError: 'fetch e: connection refused',
+    action: 'failed',
+  }),
+  entry('f-lapsing.pem', fresh({ nextUpdate: iso(5) })),
+  entry('g-no-ocsp.pem', { failures: 0, action: 'skipped', reason: 'no OCSP URL in the certificate' }),
+  entry('h-lapsed.pem', fresh({ nextUpdate: iso(-2) })),
+];
+
+describe('buildStatus', () => {
+  const report = buildStatus(FLEET, NOW, 24);
+  const health = Object.fromEntries(report.rows.map((r) => [r.certificate, r.health]));
+
+  it('should judge each certificate', () => {
+    expect(health).toEqual({
+      'a-good.pem': 'healthy',
+      'b-due.pem': 'due',
+      'c-revoked.pem': 'revoked',
+      'd-failing-with-staple.pem': 'failing',
+      'e-first-staple-failing.pem': 'failing',
+      'f-lapsing.pem': 'lapsing',
+      'g-no-ocsp.pem': 'skipped',
+      'h-lapsed.pem': 'failing',
+    });
+  });
+
+  it('should order the most urgent first: failing (least validity first), revoked, lapsing, due, healthy, skipped', () => {
+    expect(report.rows.map((r) => r.certificate)).toEqual([
+      'e-first-staple-failing.pem',
+      'h-lapsed.pem',
+      'd-failing-with-staple.pem',
+      'c-revoked.pem',
+      'f-lapsing.pem',
+      'b-due.pem',
+      'a-good.pem',
+      'g-no-ocsp.pem',
+    ]);
+  });
+
+  it('should summarise with the least validity and the number needing attention', () => {
+    expect(report.summary).toMatchObject({
+      total: 8,
+      healthy: 1,
+      due: 1,
+      failing: 3,
+      revoked: 1,
+      lapsing: 1,
+      skipped: 1,
+      attention: 5,
+      leastValidityHours: -2,
+      leastValidityCertificate: 'h-lapsed.pem',
+    });
+  });
+
+  it('should carry the last error, the responder host and human validity', () => {
+    const d = report.rows.find((r) => r.certificate === 'd-failing-with-staple.pem')!;
+    expect(d).toMatchObject({
+      lastError: 'fetch d: responder 503',
+      failures: 3,
+      responderHost: 'ocsp.example.net:8080',
+      validityLeft: '6d 0h',
+    });
+    expect(d.why).toContain('responder 503');
+  });
+
+  it('should prefer what the staple itself says over the remembered times', () => {
+    const r = buildStatus(
+      [entry('x.pem', fresh(), { reading: { thisUpdate: iso(-1), nextUpdate: iso(2), certStatus: 'good' } })],
+      NOW,
+      24,
+    );
+    expect(r.rows[0]).toMatchObject({ health: 'lapsing', validityHours: 2 });
+    const gone = buildStatus([entry('x.pem', fresh(), { reading: null })], NOW);
+    expect(gone.rows[0]).toMatchObject({ health: 'failing', why: 'no staple' });
+    const bad = buildStatus(
+      [entry('x.pem', undefined, { reading: { error: 'not an OCSP response: x' } })],
+      NOW,
+    );
+    expect(bad.rows[0]!.why).toBe('staple unreadable: not an OCSP response: x');
+  });
+
+  it('should judge a staple without state as due once half its window has passed', () => {
+    const reading = { thisUpdate: iso(-72), nextUpdate: iso(48), certStatus: 'good' as const };
+    expect(buildStatus([entry('x.pem', undefined, { reading })], NOW).rows[0]!.health).toBe('due');
+  });
+
+  it('should warn at a quarter of a short window by default, and at warnHours when given', () => {
+    // A one-day staple 14 h old: renewed at half-way, not lapsing by default (6 h), lapsing at 24 h.
+    const oneDay = [entry('x.pem', fresh({ thisUpdate: iso(-14), nextUpdate: iso(10), nextDue: iso(-2) }))];
+    expect(buildStatus(oneDay, NOW).rows[0]!.health).toBe('due');
+    expect(buildStatus(oneDay, NOW).warnCappedByWindow).toBe(true);
+    expect(buildStatus(oneDay, NOW, 24).rows[0]).toMatchObject({
+      health: 'lapsing',
+      why: 'less than 1d 0h of validity left',
+    });
+  });
+
+  it('should lower the warning threshold with warnHours', () => {
+    expect(buildStatus(FLEET, NOW, 4).summary.lapsing).toBe(0);
+  });
+
+  it('should print a table and a summary line', () => {
+    const text = formatStatus(report);
+    expect(text.split('\n')[0]).toMatch(/^CERTIFICATE\s+HEALTH\s+STATUS/);
+    expect(text).toContain('e-first-staple-failing.pem: 1 failed renewal(s): fetch e: connection refused');
+    expect(text.trimEnd().split('\n').at(-1)).toBe(
+      '1 healthy, 1 due, 3 failing, 1 revoked, 1 lapsing, 1 skipped; least validity -2h 0m (h-lapsed.pem)',
+    );
+  });
+});
+
+describe('formatHours', () => {
+  it.each([
+    [76.5, '3d 4h'],
+    [5.2, '5h 12m'],
+    [0.7, '42m'],
+    [-2.25, '-2h 15m'],
+  ])('should write %f hours as %s', (hours, text) => {
+    expect(formatHours(hours)).toBe(text);
+  });
+});
+
+describe('status page', () => {
+  const report = buildStatus(FLEET, NOW, 24);
+
+  it('should escape every value', () => {
+    const nasty = buildStatus(
+      [entry('<script>alert(1)</script>.pem', { failures: 1, lastError: '"><img src=x onerror=alert(1)>' })],
+      NOW,
+    );
+    const html = renderStatusPage(nasty);
+    expect(html).not.toContain('<script>alert');
+    expect(html).not.toContain('<img src=x');
+    expect(html).toContain(escapeHtml('<script>alert(1)</script>.pem'));
+  });
+
+  it('should load nothing from elsewhere', () => {
+    const html = renderStatusPage(report);
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=|@import|url\(|https?:\/\//);
+  });
+
+  it('should sort by validity ascending and descending, ties keeping their order', () => {
+    const asc = sortRows(report.rows, (r) => sortKey(r, 'validity'), false).map((r) => r.certificate);
+    expect(asc.slice(0, 3)).toEqual(['e-first-staple-failing.pem', 'g-no-ocsp.pem', 'h-lapsed.pem']);
+    const desc = sortRows(report.rows, (r) => sortKey(r, 'validity'), true).map((r) => r.certificate);
+    expect(desc.at(-1)).toBe('g-no-ocsp.pem');
+    // Four rows have 6 days left: they keep the urgency order they had.
+    expect(desc.slice(0, 4)).toEqual([
+      'd-failing-with-staple.pem',
+      'c-revoked.pem',
+      'b-due.pem',
+      'a-good.pem',
+    ]);
+  });
+
+  it('should sort names as text and numbers as numbers', () => {
+    expect(compareKeys(9, 10, false)).toBeLessThan(0);
+    expect(compareKeys('b', 'a', false)).toBeGreaterThan(0);
+    expect(compareKeys('b', 'a', true)).toBeLessThan(0);
+  });
+});
+
+describe('progress line', () => {
+  it('should show done/total, failures, rate and ETA', () => {
+    expect(formatProgress({ done: 1200, total: 10_000, failed: 3, elapsedMs: 15_000 })).toBe(
+      'renew 1200/10000 (12%) · 3 failed · 80/s · ETA 1m 50s',
+    );
+    expect(formatProgress({ done: 3, total: 4, failed: 0, elapsedMs: 2_000 })).toBe(
+      'renew 3/4 (75%) · 0 failed · 1.5/s · ETA 1s',
+    );
+    expect(formatSeconds(3725)).toBe('1h 02m');
+  });
+
+  it('should draw nothing when the stream is not a terminal', () => {
+    expect(terminalProgress({ isTTY: false, write: () => true })).toBeUndefined();
+  });
+
+  it('should redraw one line at most every 100 ms, always the last, and erase it at the end', () => {
+    const written: string[] = [];
+    let t = 0;
+    const line = terminalProgress({ isTTY: true, write: (s: string) => (written.push(s), true) }, () => t)!;
+    const row = (action: CertResult['action']) => ({ name: 'x', staple: 'x', action, reason: '' });
+    t = 150;
+    line.onResult(row('renewed'), 1, 3);
+    t = 160;
+    line.onResult(row('failed'), 2, 3);
+    t = 170;
+    line.onResult(row('renewed'), 3, 3);
+    line.finish();
+    expect(written).toEqual([
+      '\r\x1b[2Krenew 1/3 (33%) · 0 failed · 6.7/s · ETA 1s',
+      '\r\x1b[2Krenew 3/3 (100%) · 1 failed · 18/s · ETA 0s',
+      '\r\x1b[2K',
+    ]);
+  });
+});
