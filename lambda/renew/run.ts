@@ -13,6 +13,7 @@ import {
   type NamingOptions,
   type StapleStore,
   type StoredStaple,
+  withheldMarkerFor,
 } from './ports.js';
 import {
   decideRefresh,
@@ -277,7 +278,23 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       );
       if (stored) {
         existing = verdictOf(stored.der, { cert: leaf, issuer, now, skewMs: options.skewMs, cache });
-        facts = factsOf(existing, prev);
+        facts = factsOf(existing, prev, leaf);
+      }
+      // Withheld earlier: no staple on purpose. The revoked response's window says when to ask
+      // again, as a staple's would, until the certificate file changes.
+      const stillWithheld =
+        !stored &&
+        prev.action === 'withheld' &&
+        prev.certTag === object.tag &&
+        prev.thisUpdate &&
+        prev.nextUpdate;
+      if (stillWithheld) {
+        facts = {
+          valid: true,
+          thisUpdate: new Date(prev.thisUpdate!),
+          nextUpdate: new Date(prev.nextUpdate!),
+          certNotAfter: leaf.notAfter,
+        };
       }
       const decision = decideRefresh({
         key: name,
@@ -289,6 +306,19 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       });
       if (!decision.due) {
         state.set(name, { ...prev, stapleTag: stored?.tag, ...stateTimes(existing) });
+        if (stillWithheld && !decision.backingOff) {
+          return {
+            name,
+            staple,
+            action: 'withheld',
+            reason: prev.reason ?? 'certificate is REVOKED; staple withheld',
+            certStatus: 'revoked',
+            thisUpdate: prev.thisUpdate,
+            nextUpdate: prev.nextUpdate,
+            nextDue: decision.nextDue.toISOString(),
+            mustStaple,
+          };
+        }
         return {
           name,
           staple,
@@ -328,6 +358,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       let action: Action = 'renewed';
       let reason = replace.reason;
       let stapleTag = stored?.tag;
+      const marker = withheldMarkerFor(staple);
       if (replace.replace) {
         if (!stored?.der.equals(fetched.der)) {
           stapleTag = await step('store', staple, 'cannot write the staple', () =>
@@ -343,26 +374,39 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
           action = 'fresh';
           reason = 'responder returned the staple already stored';
         }
+        await clearMarker(marker, prev);
       } else {
+        // Withheld: a revoked certificate must not keep its old "good" staple. The marker goes
+        // first, so a host never sees the staple gone without being told why.
         action = replace.action;
         reason = replace.reason;
+        const text = `withheld: certificate revoked (${verdict.thisUpdate?.toISOString() ?? 'unknown'})\n`;
+        await step('store', marker, 'cannot write the withheld marker', () =>
+          deps.store.putMarker(marker, text),
+        );
+        if (stored) {
+          await step('store', staple, 'cannot remove the withheld staple', () => deps.store.delete(staple));
+        }
+        stapleTag = undefined;
       }
-      // What is stored now: the new staple if it was written, else the old one.
-      const kept = replace.replace ? verdict : existing;
-      const newFacts = kept?.valid ? { ...factsOf(kept, prev), maxAgeUntil } : undefined;
+      // What is stored now: the new staple if it was written, else the old one; for a withheld
+      // certificate nothing, and the revoked response's window times the next check.
+      const kept = replace.replace ? verdict : action === 'withheld' ? undefined : existing;
+      const timed = action === 'withheld' ? verdict : kept;
+      const newFacts = timed?.valid ? { ...factsOf(timed, prev, leaf), maxAgeUntil } : undefined;
       const next = decideRefresh({ key: name, staple: newFacts, now: fetchedAt, policy: options.policy });
       state.set(name, {
         stapleTag,
         failures: 0,
         ...(maxAgeUntil ? { maxAgeUntil: maxAgeUntil.toISOString() } : {}),
-        ...stateTimes(kept),
+        ...stateTimes(timed),
       });
       return {
         ...base,
         action,
         reason,
         // A withheld revocation shows the revoked response; otherwise the staple that is stored.
-        ...times(action === 'withheld' ? verdict : kept),
+        ...times(timed),
         nextDue: next.nextDue.toISOString(),
       };
     } catch (err) {
@@ -392,6 +436,24 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         nextDue: next.nextDue.toISOString(),
         mustStaple,
       };
+    }
+  }
+
+  /**
+   * A staple was written: the withheld marker beside it goes. Known absent from the listing: no
+   * request. Otherwise a delete, whose failure matters only when a marker is known to be there.
+   */
+  async function clearMarker(marker: string, prev: CertState): Promise<void> {
+    if (stapleTags && !stapleTags.has(marker)) return;
+    const known = stapleTags?.has(marker) === true || prev.action === 'withheld';
+    try {
+      await deps.store.delete(marker);
+    } catch (err) {
+      if (known) {
+        throw new RenewError('store', marker, `cannot remove the withheld marker: ${errorMessage(err)}`, {
+          cause: err,
+        });
+      }
     }
   }
 
@@ -455,13 +517,14 @@ function verdictOf(der: Buffer, input: Parameters<typeof validateResponse>[1]): 
   }
 }
 
-function factsOf(verdict: Verdict, prev: CertState): StapleFacts {
+function factsOf(verdict: Verdict, prev: CertState, leaf: Certificate): StapleFacts {
   return {
     valid: verdict.valid,
     thisUpdate: verdict.thisUpdate,
     nextUpdate: verdict.nextUpdate,
     responderNotAfter: verdict.responderCert?.notAfter,
     maxAgeUntil: prev.maxAgeUntil ? new Date(prev.maxAgeUntil) : undefined,
+    certNotAfter: leaf.notAfter,
   };
 }
 
