@@ -525,7 +525,7 @@ describe('renew: outcomes and options', () => {
     const staples = await freshDir('staples');
     const first = await cli(['renew', '--certs', certs, '--staples', staples]);
     expect(row(rowsOf(first.stdout), 'good.pem').reason).toMatch(/^\[fetch\] /);
-    const second = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE]);
+    const second = await cli(['renew', '--certs', certs, '--staples', staples]);
     expect(second.code).toBe(1);
     const backingOff = row(rowsOf(second.stdout), 'good.pem');
     expect(backingOff.action).toBe('failed');
@@ -536,9 +536,47 @@ describe('renew: outcomes and options', () => {
       failures: 1,
       action: 'failed',
     });
-    const forced = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE, '--force']);
-    expect(forced.code, forced.stdout).toBe(0);
-    expect(row(rowsOf(forced.stdout), 'good.pem').action).toBe('renewed');
+    const forced = await cli(['renew', '--certs', certs, '--staples', staples, '--force']);
+    expect(forced.code, forced.stdout).toBe(1);
+    expect(row(rowsOf(forced.stdout), 'good.pem').reason).toMatch(/^\[fetch\] .*refusing/);
+  });
+
+  it('refused by the SSRF guard, then run with the flag: the changed settings clear the backoff, exit 0', async () => {
+    const certs = await cleanCerts();
+    const staples = await freshDir('staples');
+    const refused = await cli(['renew', '--certs', certs, '--staples', staples]);
+    expect(refused.code).toBe(1);
+    expect(row(rowsOf(refused.stdout), 'good.pem').reason).toMatch(/^\[fetch\] .*refusing 127\.0\.0\.1/);
+    const allowed = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE]);
+    expect(allowed.code, allowed.stdout + allowed.stderr).toBe(0);
+    expect(row(rowsOf(allowed.stdout), 'good.pem').action).toBe('renewed');
+    expect((await listStaples(staples)).sort()).toEqual(['good.ocsp', 'revoked.ocsp']);
+    const stateFile = defaultStateFile(staples, { XDG_STATE_HOME: STATE_HOME });
+    expect(JSON.parse(await readFile(stateFile, 'utf8')).certs['good.pem']).toMatchObject({ failures: 0 });
+  });
+
+  it('responder down during --force: exit 1 then; the next plain run reports the valid staple fresh, exit 0', async () => {
+    const certs = await certDir({ 'good.pem': pki.leaves.good.bundle });
+    const staples = await freshDir('staples');
+    const args = ['renew', '--certs', certs, '--staples', staples, PRIVATE];
+    expect((await cli(args)).code).toBe(0);
+    const before = await readFile(path.join(staples, 'good.ocsp'));
+    await responder.stop();
+    try {
+      const forced = await cli([...args, '--force']);
+      expect(forced.code, forced.stdout).toBe(1);
+      expect(row(rowsOf(forced.stdout), 'good.pem')).toMatchObject({ action: 'failed' });
+      expect(row(rowsOf(forced.stdout), 'good.pem').reason).toMatch(/^\[fetch\] .*ECONNREFUSED/);
+
+      const plain = await cli(args);
+      expect(plain.code, plain.stdout + plain.stderr).toBe(0);
+      const fresh = row(rowsOf(plain.stdout), 'good.pem');
+      expect(fresh.action).toBe('fresh');
+      expect(fresh.reason).toMatch(/^fresh \(last attempt failed: fetch good\.pem: .*ECONNREFUSED/);
+      expect((await readFile(path.join(staples, 'good.ocsp'))).equals(before)).toBe(true);
+    } finally {
+      responder = await startDelegatedResponder(pki);
+    }
   });
 
   it(`${ALLOW_ENV}=1 lifts the guard like the flag`, async () => {

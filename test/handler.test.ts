@@ -826,6 +826,16 @@ describe('handler: one failing responder fails its certificates only', () => {
       const after = await Promise.all(HEALTHY.map((n) => getBytes(bucket, stapleOf(n))));
       after.forEach((bytes, i) => expect(bytes.equals(before[i]!), HEALTHY[i]).toBe(true));
       expect(await etags(bucket, 'staples/')).toEqual(tags);
+
+      // The next scheduled run: valid staples that are not due are fresh (the failure noted), not
+      // failed; only dead.pem, which has no staple, is still failing. Nothing is fetched.
+      const next = await invoke(bucket, {});
+      for (const name of HEALTHY) {
+        expect(row(next.report, name)).toMatchObject({ action: 'fresh' });
+        expect(row(next.report, name).reason).toMatch(/^fresh \(last attempt failed: fetch /);
+      }
+      expect(next.report.counts).toMatchObject({ fresh: HEALTHY.length, failed: 1 });
+      expect(next.ocsp).toEqual([]);
     } finally {
       responder = await startDelegatedResponder(pki);
     }

@@ -19,8 +19,9 @@ import { createHash } from 'node:crypto';
  *   jitter cannot put the refresh point past nextUpdate.
  * - Cache-Control max-age from the responder is honoured: no refetch before it passes (RFC 5019
  *   §6.2), unless forced or the staple is no longer valid.
- * - Failures back off exponentially, 5 min doubling up to 4 h, but once a valid staple is in the
- *   lapse guard every run tries again, so a backoff never keeps a run from trying to save it.
+ * - Failures back off exponentially, 5 min doubling up to 4 h. Backoff holds back only a due
+ *   certificate (a valid staple before its refresh point is fresh whatever failed before), and
+ *   once a valid staple is in the lapse guard every run tries again.
  */
 export interface RefreshPolicy {
   /** Fraction of thisUpdate→nextUpdate after which a staple is renewed, 0.1–0.95. */
@@ -81,12 +82,16 @@ export interface DueInput {
 }
 
 export interface DueDecision {
+  /** The refresh point (or max-age, or the lapse guard) has come: renew now, backoff allowing. */
   due: boolean;
   /** Why, in words for the run report. */
   reason: string;
   /** When it will next be due (now when due). */
   nextDue: Date;
-  /** Not due only because earlier failures are backing off: the renewal is still failing. */
+  /**
+   * Due, but held back by the backoff after earlier failures: the renewal is still failing. A
+   * certificate that is not due is never backing off, whatever its failures.
+   */
   backingOff?: boolean;
 }
 
@@ -129,20 +134,22 @@ export function decideRefresh(input: DueInput): DueDecision {
   // Neither max-age nor backoff may push the next try past the start of the last stretch.
   const capped = (t: number) => at(Math.min(t, urgentFrom));
 
+  const backoff = backoffUntil && backoffUntil > now.getTime() ? backoffUntil : 0;
   if (now.getTime() >= end) return { due: true, reason: 'staple expired', nextDue: now };
-  if (backoffUntil && backoffUntil > now.getTime() && !urgent) {
+  // Not due is fresh, whatever the backoff: backoff only holds back a certificate that is due.
+  if (now.getTime() < refreshPoint) {
+    return { due: false, reason: 'fresh', nextDue: capped(Math.max(refreshPoint, maxAge, backoff)) };
+  }
+  if (now.getTime() < maxAge && !urgent) {
+    return { due: false, reason: 'fresh (responder max-age)', nextDue: capped(Math.max(maxAge, backoff)) };
+  }
+  if (backoff && !urgent) {
     return {
       due: false,
       reason: `backing off after ${failures!.consecutive} failures`,
       backingOff: true,
-      nextDue: capped(Math.max(backoffUntil, refreshPoint)),
+      nextDue: capped(backoff),
     };
-  }
-  if (now.getTime() < refreshPoint) {
-    return { due: false, reason: 'fresh', nextDue: capped(Math.max(refreshPoint, maxAge)) };
-  }
-  if (now.getTime() < maxAge && !urgent) {
-    return { due: false, reason: 'fresh (responder max-age)', nextDue: capped(maxAge) };
   }
   const why =
     endedBy === 'responder'

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import type { HashName } from '../core/der.js';
@@ -81,6 +82,11 @@ export interface CertState {
   action?: Action;
   reason?: string;
   mustStaple?: boolean;
+  /**
+   * Fingerprint of the settings a fetch depends on (`<run settings>.<OCSP URLs>`, see
+   * settingsFingerprint): when it changes, earlier failures no longer count for the backoff.
+   */
+  settings?: string;
 }
 export type RunState = Map<string, CertState>;
 
@@ -128,6 +134,12 @@ export interface RunOptions {
   naming?: NamingOptions;
   /** Checked before each certificate is started; true stops taking new work. */
   shouldStop?: () => boolean;
+  /**
+   * The transport's own settings that decide whether a fetch can succeed (private responders
+   * allowed, timeout), as a string: with hash, nonce and the certificate's OCSP URLs it makes the
+   * settings fingerprint, whose change clears the backoff.
+   */
+  responderPolicy?: string;
 }
 
 /**
@@ -169,8 +181,13 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   objects.sort((a, b) => a.key.localeCompare(b.key));
 
   const stapleTags = deps.trustState && deps.store.list ? await listStaples(deps.store) : undefined;
+  const runSettings = digest(
+    JSON.stringify([options.hash ?? 'sha1', options.nonce === true, options.responderPolicy ?? '']),
+  );
   const notReached: string[] = [];
   const replayed = new WeakSet<CertResult>();
+  /** What a quiet run replays for a row, when it is not the row itself (a failed forced renewal). */
+  const replayAs = new WeakMap<CertResult, Pick<CertState, 'action' | 'reason'>>();
   const limit = pLimit(options.concurrency ?? 8);
   const settled = await Promise.all(
     objects.map((object) =>
@@ -195,8 +212,8 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
     if (!replayed.has(row) && row.action !== 'due') {
       const entry: CertState = state.get(object.key) ?? { failures: 0 };
       entry.certTag = object.tag;
-      entry.action = row.action;
-      entry.reason = row.reason;
+      entry.action = replayAs.get(row)?.action ?? row.action;
+      entry.reason = replayAs.get(row)?.reason ?? row.reason;
       if (row.certStatus) entry.certStatus = row.certStatus;
       if (row.mustStaple !== undefined) entry.mustStaple = row.mustStaple;
       // Skipped certificates (no OCSP URL, expired) stay skipped until the file changes.
@@ -210,7 +227,8 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
     const name = object.key;
     const staple = stapleKeyFor(name, naming);
     const now = deps.clock();
-    const prev: CertState = state.get(name) ?? { failures: 0 };
+    let prev: CertState = state.get(name) ?? { failures: 0 };
+    let settings: string | undefined;
     const forced = typeof options.force === 'function' ? options.force(name) : options.force === true;
     let existing: Verdict | undefined;
     let facts: StapleFacts | undefined;
@@ -221,7 +239,9 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       prev.nextDue &&
       Date.parse(prev.nextDue) > now.getTime() &&
       prev.certTag === object.tag &&
-      prev.stapleTag === stapleTags.get(staple)
+      prev.stapleTag === stapleTags.get(staple) &&
+      // Failures under other settings are read again (the certificate's URLs come with its tag).
+      !(prev.failures > 0 && prev.settings?.split('.')[0] !== runSettings)
     ) {
       // Replays the last verdict: a failing certificate stays failed, a withheld one stays loud.
       const action = prev.action ?? 'fresh';
@@ -249,6 +269,11 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       const certs = await step('parse', name, 'not a certificate', async () => parseCertificates(bytes));
       const leaf = certs[0]!;
       mustStaple = leaf.mustStaple;
+      settings = `${runSettings}.${digest(leaf.ocspUrls.join('\n'))}`;
+      if (prev.failures > 0 && prev.settings !== settings) {
+        // The settings a fetch depends on changed (a flag, the hash, the URLs): start afresh.
+        prev = { ...prev, failures: 0, lastFailureAt: undefined, lastError: undefined };
+      }
       if (leaf.ocspUrls.length === 0) {
         return { name, staple, action: 'skipped', reason: 'no OCSP URL in the certificate', mustStaple };
       }
@@ -305,7 +330,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         policy: options.policy ?? DEFAULT_POLICY,
       });
       if (!decision.due) {
-        state.set(name, { ...prev, stapleTag: stored?.tag, ...stateTimes(existing) });
+        state.set(name, { ...prev, settings, stapleTag: stored?.tag, ...stateTimes(existing) });
         if (stillWithheld && !decision.backingOff) {
           return {
             name,
@@ -326,7 +351,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
           action: decision.backingOff ? 'failed' : 'fresh',
           reason: decision.backingOff
             ? `${decision.reason}: ${prev.lastError ?? 'earlier failure'}`
-            : decision.reason,
+            : noteFailure(decision.reason, prev),
           ...times(existing),
           nextDue: decision.nextDue.toISOString(),
           mustStaple,
@@ -397,6 +422,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       const next = decideRefresh({ key: name, staple: newFacts, now: fetchedAt, policy: options.policy });
       state.set(name, {
         stapleTag,
+        settings,
         failures: 0,
         ...(maxAgeUntil ? { maxAgeUntil: maxAgeUntil.toISOString() } : {}),
         ...stateTimes(timed),
@@ -414,6 +440,8 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         err instanceof RenewError ? err : new RenewError('fetch', name, errorMessage(err), { cause: err });
       const failed: CertState = {
         ...prev,
+        // Failed before the certificate's URLs were known: the run's settings alone.
+        settings: settings ?? runSettings,
         failures: prev.failures + 1,
         lastFailureAt: now.toISOString(),
         lastError: failure.message,
@@ -426,7 +454,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         now,
         policy: options.policy,
       });
-      return {
+      const row: CertResult = {
         name,
         staple,
         action: 'failed',
@@ -436,6 +464,10 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         nextDue: next.nextDue.toISOString(),
         mustStaple,
       };
+      // A forced renewal failed but the stored staple is valid and not due: the next runs say fresh.
+      if (!next.due && !next.backingOff)
+        replayAs.set(row, { action: 'fresh', reason: noteFailure(next.reason, failed) });
+      return row;
     }
   }
 
@@ -526,6 +558,18 @@ function factsOf(verdict: Verdict, prev: CertState, leaf: Certificate): StapleFa
     maxAgeUntil: prev.maxAgeUntil ? new Date(prev.maxAgeUntil) : undefined,
     certNotAfter: leaf.notAfter,
   };
+}
+
+/** A short stable digest for the settings fingerprint. */
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+/** `fresh` with the last failure noted, while failures are remembered. */
+function noteFailure(reason: string, state: CertState): string {
+  return state.failures > 0 && state.lastError
+    ? `${reason} (last attempt failed: ${state.lastError})`
+    : reason;
 }
 
 function failuresOf(state: CertState) {
