@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { CertStatus } from './ocsp-response.js';
 
 /**
  * When a staple is due for renewal. Pure: every instant comes in as an argument.
@@ -52,10 +53,17 @@ export function checkPolicy(policy: RefreshPolicy): RefreshPolicy {
   return policy;
 }
 
-/** What the renewer knows of the stored staple. */
+/**
+ * What the renewer knows of a staple (or of a withheld revoked response): the one shape of its
+ * status and times, built from a verdict or the run state, read by the policy, and written to the
+ * run report and the state.
+ */
 export interface StapleFacts {
   /** Valid for this certificate now (signature, CertID, times). */
   valid: boolean;
+  certStatus?: CertStatus;
+  revocationTime?: Date;
+  revocationReason?: string;
   thisUpdate?: Date;
   nextUpdate?: Date;
   /** notAfter of the delegated responder certificate that signed it, if any. */
