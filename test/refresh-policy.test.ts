@@ -355,43 +355,38 @@ describe('decideRefresh: backoff after failures', () => {
 });
 
 describe('decideRefresh: backoff holds back due certificates only (issue 12, item 2)', () => {
-  it('a valid staple before its refresh point is fresh whatever the failures, next due no earlier than the backoff', () => {
-    const now = T0 + 0.2 * 7 * DAY;
+  /** A 7-day staple, no jitter, `consecutive` failures, the last one at `now` (days into the window). */
+  const failingAt = (days: number, consecutive: number) => {
+    const now = T0 + days * DAY;
     const d = decideRefresh({
       key: KEY,
       staple: valid(7 * DAY),
-      failures: { consecutive: 5, lastFailureAt: at(now) },
+      failures: { consecutive, lastFailureAt: at(now) },
       now: at(now),
       policy: NO_JITTER,
     });
+    return { now, d };
+  };
+
+  it('a valid staple before its refresh point is fresh whatever the failures', () => {
+    const { d } = failingAt(1.4, 5);
     expect(d).toMatchObject({ due: false, reason: 'fresh' });
     expect(d.backingOff).toBeUndefined();
     expect(d.nextDue).toEqual(at(T0 + 3.5 * DAY));
   });
 
   it('a fresh staple whose backoff outlasts the refresh point is next due when the backoff ends', () => {
-    const now = T0 + 3.4 * DAY;
-    const d = decideRefresh({
-      key: KEY,
-      staple: valid(7 * DAY),
-      failures: { consecutive: 10, lastFailureAt: at(now) },
-      now: at(now),
-      policy: NO_JITTER,
-    });
+    const { now, d } = failingAt(3.4, 10);
     expect(d).toMatchObject({ due: false, reason: 'fresh' });
     expect(d.nextDue).toEqual(at(now + 4 * HOUR));
   });
 
   it('past the refresh point the same failures back off', () => {
-    const now = T0 + 4 * DAY;
-    const d = decideRefresh({
-      key: KEY,
-      staple: valid(7 * DAY),
-      failures: { consecutive: 5, lastFailureAt: at(now) },
-      now: at(now),
-      policy: NO_JITTER,
+    expect(failingAt(4, 5).d).toMatchObject({
+      due: false,
+      backingOff: true,
+      reason: 'backing off after 5 failures',
     });
-    expect(d).toMatchObject({ due: false, backingOff: true, reason: 'backing off after 5 failures' });
   });
 });
 
