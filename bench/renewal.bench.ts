@@ -113,6 +113,8 @@ const store: StapleStore = {
     return 't';
   },
   list: async () => new Map([...staples.keys()].map((k) => [k, 't'])),
+  delete: async (key) => void staples.delete(key),
+  putMarker: async (key, text) => void staples.set(key, Buffer.from(text)),
 };
 const state: RunState = new Map();
 const deps = {

@@ -181,7 +181,8 @@ export class OcspRenewer extends Construct {
       acknowledge(renewerPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`, [
         `The renewer works on every object under ${prefix} (one object per certificate, named by`,
         'the operator); the wildcard is an object-key prefix in this bucket only, with GetObject',
-        '(and PutObject for staples, state and the status page), never a delete.',
+        '(and PutObject for staples, state and the status page; DeleteObject for staples only, to withhold a revoked',
+        "certificate's staple), never a delete of a certificate or of the state.",
       ]);
     }
     if (p.secretsPrefix) {

@@ -106,7 +106,9 @@ export class RenewerFunction extends NodejsFunction {
   /**
    * Points the renewer at a bucket (BUCKET, CERTS_PREFIX, STAPLES_PREFIX, STATE_PREFIX) and grants
    * it exactly that: read certificates; read and write staples and the state; list the certificate
-   * and staple prefixes. Never a delete.
+   * and staple prefixes; delete under the staples prefix only (a revoked certificate's staple, with
+   * ON_REVOKED=withhold, and its `.withheld` marker once a new staple is written). Never a delete
+   * of a certificate or of the state.
    *
    * The list grant also covers object keys under the state prefix: for a GET of a missing key S3
    * answers 404 rather than 403 only to a caller allowed to list that key (evaluated with
@@ -146,6 +148,13 @@ export class RenewerFunction extends NodejsFunction {
         sid: 'ReadWriteStaplesAndState',
         actions: ['s3:GetObject', 's3:PutObject'],
         resources: [bucket.arnForObjects(`${staplesPrefix}*`), bucket.arnForObjects(`${statePrefix}*`)],
+      }),
+    );
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'RemoveWithheldStaples',
+        actions: ['s3:DeleteObject'],
+        resources: [bucket.arnForObjects(`${staplesPrefix}*`)],
       }),
     );
     this.addToRolePolicy(

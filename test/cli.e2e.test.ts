@@ -24,7 +24,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import {
+  goodResponseBeforeRevocation,
+  startDelegatedResponder,
+  type OpensslResponder,
+} from './helpers/openssl-responder.js';
 import { makeTestPki, type LeafName, type TestPki } from './helpers/pki.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
@@ -446,7 +450,7 @@ describe('renew: outcomes and options', () => {
     expect(responder.output()).toBe(requestsBefore);
   });
 
-  it('--on-revoked withhold: the revoked row is "withheld" and no revoked staple is written', async () => {
+  it('--on-revoked withhold: the revoked row is "withheld", no revoked staple is written, only its marker', async () => {
     const certs = await cleanCerts();
     const staples = await freshDir('staples');
     const res = await cli([
@@ -463,8 +467,44 @@ describe('renew: outcomes and options', () => {
     const rows = rowsOf(res.stdout);
     expect(row(rows, 'revoked.pem')).toMatchObject({ action: 'withheld', status: 'revoked' });
     expect(row(rows, 'good.pem').action).toBe('renewed');
-    expect(await listStaples(staples)).toEqual(['good.ocsp']);
+    expect((await listStaples(staples)).sort()).toEqual(['good.ocsp', 'revoked.ocsp.withheld']);
     expect(res.stdout).toContain('WARNING: 1 certificate(s) reported REVOKED');
+  });
+
+  it('--on-revoked withhold after a good staple: the staple goes, a .withheld marker says why, exit 0; publishing later removes the marker', async () => {
+    const certs = await certDir({ 'revoked.pem': pki.leaves.revoked.bundle });
+    const staples = await freshDir('staples');
+    const staple = path.join(staples, 'revoked.ocsp');
+    // The staple a server holds from before the CA revoked the certificate: "good".
+    await writeFile(staple, await goodResponseBeforeRevocation(pki, pki.leaves.revoked.cert, work));
+    expect(await opensslVerify(staple, pki.leaves.revoked.cert, pki)).toMatch(/revoked\.pem: good/);
+    const withhold = ['renew', '--certs', certs, '--staples', staples, PRIVATE, '--on-revoked', 'withhold'];
+
+    const res = await cli([...withhold, '--force']);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(row(rowsOf(res.stdout), 'revoked.pem')).toMatchObject({ action: 'withheld', status: 'revoked' });
+    expect(res.stdout).toContain('WARNING: 1 certificate(s) reported REVOKED');
+    expect(await listStaples(staples)).toEqual(['revoked.ocsp.withheld']);
+    expect(await readFile(`${staple}.withheld`, 'utf8')).toMatch(
+      /^withheld: certificate revoked \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z\)\n$/,
+    );
+
+    // The next plain run asks nobody and changes nothing: still withheld, still no staple.
+    const requestsBefore = responder.output();
+    const again = await cli(withhold);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(row(rowsOf(again.stdout), 'revoked.pem')).toMatchObject({ action: 'withheld', status: 'revoked' });
+    expect(responder.output()).toBe(requestsBefore);
+    expect(await listStaples(staples)).toEqual(['revoked.ocsp.withheld']);
+
+    // Back to the default (publish): the revoked staple is written and the marker goes.
+    const published = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE, '--force']);
+    expect(row(rowsOf(published.stdout), 'revoked.pem')).toMatchObject({
+      action: 'renewed',
+      status: 'revoked',
+    });
+    expect(await listStaples(staples)).toEqual(['revoked.ocsp']);
+    expect(await opensslVerify(staple, pki.leaves.revoked.cert, pki)).toMatch(/revoked\.pem: revoked/);
   });
 
   it('refuses the loopback responder without --allow-private-responders', async () => {
@@ -485,7 +525,7 @@ describe('renew: outcomes and options', () => {
     const staples = await freshDir('staples');
     const first = await cli(['renew', '--certs', certs, '--staples', staples]);
     expect(row(rowsOf(first.stdout), 'good.pem').reason).toMatch(/^\[fetch\] /);
-    const second = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE]);
+    const second = await cli(['renew', '--certs', certs, '--staples', staples]);
     expect(second.code).toBe(1);
     const backingOff = row(rowsOf(second.stdout), 'good.pem');
     expect(backingOff.action).toBe('failed');
@@ -496,9 +536,47 @@ describe('renew: outcomes and options', () => {
       failures: 1,
       action: 'failed',
     });
-    const forced = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE, '--force']);
-    expect(forced.code, forced.stdout).toBe(0);
-    expect(row(rowsOf(forced.stdout), 'good.pem').action).toBe('renewed');
+    const forced = await cli(['renew', '--certs', certs, '--staples', staples, '--force']);
+    expect(forced.code, forced.stdout).toBe(1);
+    expect(row(rowsOf(forced.stdout), 'good.pem').reason).toMatch(/^\[fetch\] .*refusing/);
+  });
+
+  it('refused by the SSRF guard, then run with the flag: the changed settings clear the backoff, exit 0', async () => {
+    const certs = await cleanCerts();
+    const staples = await freshDir('staples');
+    const refused = await cli(['renew', '--certs', certs, '--staples', staples]);
+    expect(refused.code).toBe(1);
+    expect(row(rowsOf(refused.stdout), 'good.pem').reason).toMatch(/^\[fetch\] .*refusing 127\.0\.0\.1/);
+    const allowed = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE]);
+    expect(allowed.code, allowed.stdout + allowed.stderr).toBe(0);
+    expect(row(rowsOf(allowed.stdout), 'good.pem').action).toBe('renewed');
+    expect((await listStaples(staples)).sort()).toEqual(['good.ocsp', 'revoked.ocsp']);
+    const stateFile = defaultStateFile(staples, { XDG_STATE_HOME: STATE_HOME });
+    expect(JSON.parse(await readFile(stateFile, 'utf8')).certs['good.pem']).toMatchObject({ failures: 0 });
+  });
+
+  it('responder down during --force: exit 1 then; the next plain run reports the valid staple fresh, exit 0', async () => {
+    const certs = await certDir({ 'good.pem': pki.leaves.good.bundle });
+    const staples = await freshDir('staples');
+    const args = ['renew', '--certs', certs, '--staples', staples, PRIVATE];
+    expect((await cli(args)).code).toBe(0);
+    const before = await readFile(path.join(staples, 'good.ocsp'));
+    await responder.stop();
+    try {
+      const forced = await cli([...args, '--force']);
+      expect(forced.code, forced.stdout).toBe(1);
+      expect(row(rowsOf(forced.stdout), 'good.pem')).toMatchObject({ action: 'failed' });
+      expect(row(rowsOf(forced.stdout), 'good.pem').reason).toMatch(/^\[fetch\] .*ECONNREFUSED/);
+
+      const plain = await cli(args);
+      expect(plain.code, plain.stdout + plain.stderr).toBe(0);
+      const fresh = row(rowsOf(plain.stdout), 'good.pem');
+      expect(fresh.action).toBe('fresh');
+      expect(fresh.reason).toMatch(/^fresh \(last attempt failed: fetch good\.pem: .*ECONNREFUSED/);
+      expect((await readFile(path.join(staples, 'good.ocsp'))).equals(before)).toBe(true);
+    } finally {
+      responder = await startDelegatedResponder(pki);
+    }
   });
 
   it(`${ALLOW_ENV}=1 lifts the guard like the flag`, async () => {

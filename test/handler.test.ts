@@ -23,7 +23,11 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import type { CertResult, RunReport, Transport } from '../lambda/renew/run.js';
 import { EventError } from '../lambda/aws/event.js';
 import { createHandler, emfMetrics } from '../lambda/aws/handler.js';
-import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import {
+  goodResponseBeforeRevocation,
+  startDelegatedResponder,
+  type OpensslResponder,
+} from './helpers/openssl-responder.js';
 import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { countRequests, startS3Server, type RequestCounter, type S3Server } from './helpers/s3-server.js';
 
@@ -740,6 +744,51 @@ describe('handler: configuration from the injected env', () => {
 });
 
 // Stops and restarts the shared responder: keep this describe last.
+describe('handler: ON_REVOKED=withhold after a good staple', () => {
+  it('should delete the good staple, write the .withheld marker, keep saying withheld, and drop the marker once a staple is published', async () => {
+    const bucket = await newBucket();
+    await put(bucket, 'certs/a/revoked.pem', await pem(pki.leaves.revoked.bundle));
+    const good = await goodResponseBeforeRevocation(pki, pki.leaves.revoked.cert, work);
+    await put(bucket, 'staples/a/revoked.ocsp', good);
+    expect(await opensslVerify(good, pki.leaves.revoked.cert)).toMatch(/: good/);
+    const withhold = { env: { ON_REVOKED: 'withhold' } };
+
+    const res = await invoke(bucket, { mode: 'force' }, withhold);
+    expect(row(res.report, 'a/revoked.pem')).toMatchObject({ action: 'withheld', certStatus: 'revoked' });
+    expect(res.report.counts).toMatchObject({ withheld: 1, failed: 0 });
+    expect(res.s3.byCommand.DeleteObjectCommand).toBe(1);
+    expect(await listKeys(bucket, 'staples/')).toEqual(['staples/a/revoked.ocsp.withheld']);
+    expect((await getBytes(bucket, 'staples/a/revoked.ocsp.withheld')).toString()).toMatch(
+      /^withheld: certificate revoked \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z\)\n$/,
+    );
+
+    // A scheduled run replays it from the state: no OCSP request, no write, still withheld.
+    const quiet = await invoke(bucket, {}, withhold);
+    expect(row(quiet.report, 'a/revoked.pem')).toMatchObject({ action: 'withheld', certStatus: 'revoked' });
+    expect(quiet.ocsp).toEqual([]);
+    expect(quiet.s3.byCommand.PutObjectCommand ?? 0).toBe(0);
+
+    // Published (the default): the revoked staple is written and the marker goes.
+    const published = await invoke(bucket, { mode: 'force' });
+    expect(row(published.report, 'a/revoked.pem')).toMatchObject({
+      action: 'renewed',
+      certStatus: 'revoked',
+    });
+    expect(await listKeys(bucket, 'staples/')).toEqual(['staples/a/revoked.ocsp']);
+    expect(
+      await opensslVerify(await getBytes(bucket, 'staples/a/revoked.ocsp'), pki.leaves.revoked.cert),
+    ).toMatch(/: revoked/);
+  });
+
+  it('should not spend a delete request on a marker the listing shows is absent', async () => {
+    const bucket = await newBucket();
+    await put(bucket, 'certs/a/good.pem', await pem(pki.leaves.good.bundle));
+    const res = await invoke(bucket, { mode: 'force' });
+    expect(row(res.report, 'a/good.pem').action).toBe('renewed');
+    expect(res.s3.byCommand.DeleteObjectCommand ?? 0).toBe(0);
+  });
+});
+
 describe('handler: one failing responder fails its certificates only', () => {
   let bucket: string;
 
@@ -777,6 +826,16 @@ describe('handler: one failing responder fails its certificates only', () => {
       const after = await Promise.all(HEALTHY.map((n) => getBytes(bucket, stapleOf(n))));
       after.forEach((bytes, i) => expect(bytes.equals(before[i]!), HEALTHY[i]).toBe(true));
       expect(await etags(bucket, 'staples/')).toEqual(tags);
+
+      // The next scheduled run: valid staples that are not due are fresh (the failure noted), not
+      // failed; only dead.pem, which has no staple, is still failing. Nothing is fetched.
+      const next = await invoke(bucket, {});
+      for (const name of HEALTHY) {
+        expect(row(next.report, name)).toMatchObject({ action: 'fresh' });
+        expect(row(next.report, name).reason).toMatch(/^fresh \(last attempt failed: fetch /);
+      }
+      expect(next.report.counts).toMatchObject({ fresh: HEALTHY.length, failed: 1 });
+      expect(next.ocsp).toEqual([]);
     } finally {
       responder = await startDelegatedResponder(pki);
     }

@@ -10,6 +10,8 @@ import {
   type RefreshPolicy,
   type StapleFacts,
 } from '../lambda/core/refresh-policy.js';
+import { nextWake } from '../lambda/cli/daemon.js';
+import type { RunReport } from '../lambda/renew/run.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -352,6 +354,42 @@ describe('decideRefresh: backoff after failures', () => {
   }
 });
 
+describe('decideRefresh: backoff holds back due certificates only (issue 12, item 2)', () => {
+  /** A 7-day staple, no jitter, `consecutive` failures, the last one at `now` (days into the window). */
+  const failingAt = (days: number, consecutive: number) => {
+    const now = T0 + days * DAY;
+    const d = decideRefresh({
+      key: KEY,
+      staple: valid(7 * DAY),
+      failures: { consecutive, lastFailureAt: at(now) },
+      now: at(now),
+      policy: NO_JITTER,
+    });
+    return { now, d };
+  };
+
+  it('a valid staple before its refresh point is fresh whatever the failures', () => {
+    const { d } = failingAt(1.4, 5);
+    expect(d).toMatchObject({ due: false, reason: 'fresh' });
+    expect(d.backingOff).toBeUndefined();
+    expect(d.nextDue).toEqual(at(T0 + 3.5 * DAY));
+  });
+
+  it('a fresh staple whose backoff outlasts the refresh point is next due when the backoff ends', () => {
+    const { now, d } = failingAt(3.4, 10);
+    expect(d).toMatchObject({ due: false, reason: 'fresh' });
+    expect(d.nextDue).toEqual(at(now + 4 * HOUR));
+  });
+
+  it('past the refresh point the same failures back off', () => {
+    expect(failingAt(4, 5).d).toMatchObject({
+      due: false,
+      backingOff: true,
+      reason: 'backing off after 5 failures',
+    });
+  });
+});
+
 describe('decideRefresh over simulated runs, each due run renewing the staple', () => {
   /** Runs every `everyMs` for `forMs`; a due run "fetches" a response valid for `windowMs` from then. */
   function countFetches(windowMs: number, everyMs: number, forMs: number): number {
@@ -420,5 +458,136 @@ describe('decideRefresh: nextDue never passes the start of the last stretch', ()
     });
     expect(d.due).toBe(false);
     expect(d.nextDue.getTime()).toBe(T0 + 6 * DAY);
+  });
+});
+
+describe('decideRefresh: properties over every allowed policy and window (issue 8, item 4)', () => {
+  /** mulberry32: a seeded generator, so a failure reproduces. */
+  function rng(seed: number) {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+    };
+  }
+  const random = rng(8_4);
+  const refreshAts = [
+    0.1,
+    0.25,
+    0.5,
+    0.7,
+    0.8,
+    0.9,
+    0.95,
+    ...Array.from({ length: 5 }, () => 0.1 + 0.85 * random()),
+  ];
+  const jitters = [0, 0.1, 0.25];
+  // 1 h to 14 d: the edges, the usual windows, and random ones in between.
+  const windows = [
+    HOUR,
+    4 * HOUR,
+    24 * HOUR,
+    4 * DAY,
+    7 * DAY,
+    14 * DAY,
+    ...Array.from({ length: 14 }, () => HOUR + Math.floor(random() * (14 * DAY - HOUR))),
+  ];
+  const keys = Array.from(
+    { length: 12 },
+    (_, i) => `certs/${i}-${Math.floor(random() * 1e9)}.example.com.pem`,
+  );
+  const guardOf = (window: number, policy: RefreshPolicy) => Math.min(policy.urgentMs, window / 4);
+
+  const combos = refreshAts.flatMap((refreshAt) =>
+    jitters.flatMap((jitter) =>
+      windows.map((window) => ({ policy: checkPolicy({ ...DEFAULT_POLICY, refreshAt, jitter }), window })),
+    ),
+  );
+
+  it(`the refresh point is before nextUpdate minus the guard (${combos.length * keys.length} cases)`, () => {
+    for (const { policy, window } of combos) {
+      for (const key of keys) {
+        const staple = valid(window);
+        const first = decideRefresh({ key, staple, now: at(T0), policy });
+        const where = `${key} refreshAt ${policy.refreshAt} jitter ${policy.jitter} window ${window / HOUR} h`;
+        expect(first.due, where).toBe(false);
+        const point = first.nextDue.getTime();
+        expect(point, where).toBeLessThanOrEqual(T0 + window - guardOf(window, policy));
+        expect(point, where).toBeGreaterThan(T0);
+        // nextDue is the refresh point itself: not due just before it, due from it on.
+        expect(decideRefresh({ key, staple, now: at(point - 1), policy }).due, where).toBe(false);
+        expect(decideRefresh({ key, staple, now: at(point), policy }).due, where).toBe(true);
+      }
+    }
+  });
+
+  it('a fresh certificate is never next due in the past, and --persist never sleeps zero', () => {
+    for (const { policy, window } of combos) {
+      for (const key of keys.slice(0, 4)) {
+        const staple = valid(window);
+        for (let i = 0; i < 16; i++) {
+          const now = T0 + Math.floor(random() * window);
+          const d = decideRefresh({ key, staple, now: at(now), policy });
+          const where = `${key} refreshAt ${policy.refreshAt} window ${window / HOUR} h at ${(now - T0) / HOUR} h`;
+          if (!d.due) {
+            expect(d.nextDue.getTime(), where).toBeGreaterThan(now);
+            expect(now, where).toBeLessThan(T0 + window - guardOf(window, policy));
+          }
+        }
+      }
+    }
+  });
+
+  it('REFRESH_AT 0.95 with 7-day responses one minute before nextUpdate: all 1 000 certificates are due', () => {
+    const policy = checkPolicy({ ...DEFAULT_POLICY, refreshAt: 0.95 });
+    const stillFresh = Array.from({ length: 1000 }, (_, i) =>
+      decideRefresh({
+        key: `certs/${i}.pem`,
+        staple: valid(7 * DAY),
+        now: at(T0 + 7 * DAY - MINUTE),
+        policy,
+      }),
+    ).filter((d) => !d.due);
+    expect(stillFresh).toEqual([]);
+  });
+
+  it('REFRESH_AT 0.7 with 24-hour responses: no certificate is fresh inside the last 6 hours', () => {
+    const policy = checkPolicy({ ...DEFAULT_POLICY, refreshAt: 0.7 });
+    const stillFresh = Array.from({ length: 1000 }, (_, i) =>
+      decideRefresh({ key: `certs/${i}.pem`, staple: valid(DAY), now: at(T0 + 18 * HOUR), policy }),
+    ).filter((d) => !d.due);
+    expect(stillFresh).toEqual([]);
+  });
+
+  it('the daemon sleeps at least its floor when a next-due time has already passed', () => {
+    const report = {
+      results: [
+        { nextDue: new Date(T0 - HOUR).toISOString() },
+        { nextDue: new Date(T0 + DAY).toISOString() },
+      ],
+    } as RunReport;
+    expect(nextWake(report, T0, HOUR, 10_000)).toBe(T0 + 10_000);
+    expect(nextWake({ results: [] as RunReport['results'] } as RunReport, T0, HOUR, 10_000)).toBe(T0 + HOUR);
+    const later = { results: [{ nextDue: new Date(T0 + 20 * MINUTE).toISOString() }] } as RunReport;
+    expect(nextWake(later, T0, HOUR, 10_000)).toBe(T0 + 20 * MINUTE);
+  });
+});
+
+describe("decideRefresh: the certificate's notAfter caps the staple's useful life (issue 8, item 8)", () => {
+  it('a nextUpdate after notAfter: next due before notAfter minus the guard, due as "certificate expiring"', () => {
+    const notAfter = at(T0 + 2 * DAY);
+    const staple = valid(7 * DAY, { certNotAfter: notAfter });
+    const first = decideRefresh({ key: KEY, staple, now: at(T0), policy: NO_JITTER });
+    expect(first.due).toBe(false);
+    expect(first.nextDue).toEqual(at(T0 + DAY)); // half of thisUpdate → notAfter
+    const late = decideRefresh({ key: KEY, staple, now: at(T0 + 1.5 * DAY), policy: NO_JITTER });
+    expect(late).toMatchObject({ due: true, reason: 'certificate expiring' });
+  });
+
+  it('a notAfter after nextUpdate changes nothing', () => {
+    const staple = valid(7 * DAY, { certNotAfter: at(T0 + 90 * DAY) });
+    const d = decideRefresh({ key: KEY, staple, now: at(T0), policy: NO_JITTER });
+    expect(d.nextDue).toEqual(at(T0 + 3.5 * DAY));
   });
 });

@@ -35,7 +35,7 @@ interface Case {
   candidate: Verdict;
   onRevoked?: OnRevoked;
   replace: boolean;
-  action?: 'fresh' | 'withheld' | 'failed';
+  action?: 'withheld' | 'failed';
   reason: RegExp;
 }
 
@@ -101,7 +101,7 @@ const cases: Case[] = [
     existing: verdict(5),
     candidate: verdict(4),
     replace: false,
-    action: 'fresh',
+    action: 'failed',
     reason: /older/,
   },
   {
@@ -109,7 +109,7 @@ const cases: Case[] = [
     existing: verdict(5),
     candidate: verdict(5, { producedAt: new Date(T0 + 4 * HOUR) }),
     replace: false,
-    action: 'fresh',
+    action: 'failed',
     reason: /older/,
   },
   {

@@ -302,16 +302,33 @@ describe('run() against a fake responder: invalid responses never replace the st
     expect(await env.staple('good.ocsp')).toBeUndefined();
   });
 
-  it('should keep a stored staple over an older response', async () => {
-    const { env, before } = await goodEnv(true); // stored thisUpdate: -20 h
-    fake.setHandler(answer({ thisUpdate: at(-21), nextUpdate: at(3) }));
-    const row = only(await env.run());
-    expect(row).toMatchObject({
-      action: 'fresh',
-      reason: 'responder returned an older response than the stored staple',
+  it('should keep a stored staple over an older response, and report it as a failure that backs off', async () => {
+    // Stored: -16 h → +8 h, past its refresh point (≤ 60 %) and outside the lapse guard (last 6 h).
+    const env = await makeEnv({ 'good.pem': chainOf('good') });
+    const before = await buildOcspResponse({
+      certId: certIdFor(leaf.good, issuer),
+      thisUpdate: at(-16),
+      nextUpdate: at(8),
+      signer: ca,
     });
-    expect(row.stage).toBeUndefined();
+    await writeFile(path.join(env.staples, 'good.ocsp'), before);
+    fake.setHandler(answer({ thisUpdate: at(-17), nextUpdate: at(7) }));
+    const state: RunState = new Map();
+    const report = await env.run({}, { state });
+    const row = only(report);
+    expect(row).toMatchObject({ action: 'failed', stage: 'validate' });
+    expect(row.reason).toBe(
+      `validate good.pem: responder returned an older response than the stored staple ` +
+        `(thisUpdate ${at(-17).toISOString()}, stored ${at(-16).toISOString()})`,
+    );
+    expect(report.counts.failed).toBe(1);
     expect(await env.staple('good.ocsp')).toEqual(before);
+    expect(state.get('good.pem')).toMatchObject({ failures: 1, action: 'failed' });
+    // The next run a minute later backs off instead of asking again.
+    fake.clearRequests();
+    const next = only(await env.run({}, { state, clock: () => new Date(T0.getTime() + 60_000) }));
+    expect(next.reason).toMatch(/backing off after 1 failures/);
+    expect(fake.requests).toHaveLength(0);
   });
 });
 
@@ -320,7 +337,7 @@ describe('run() against a fake responder: invalid responses never replace the st
 describe('run() against a fake responder: revoked', () => {
   const revokedAnswer = () => answer({ certStatus: 'revoked', revocationTime: at(-48), revocationReason: 1 });
 
-  it('should withhold a revoked staple with onRevoked withhold, writing nothing', async () => {
+  it('should withhold a revoked staple with onRevoked withhold, writing only the marker', async () => {
     const env = await makeEnv({ 'revoked.pem': chainOf('revoked') });
     fake.setHandler(revokedAnswer());
     const report = await env.run({ onRevoked: 'withhold' });
@@ -335,6 +352,9 @@ describe('run() against a fake responder: revoked', () => {
     expect(row.stage).toBeUndefined();
     expect(report.revoked).toBe(1);
     expect(await env.staple('revoked.ocsp')).toBeUndefined();
+    expect((await env.staple('revoked.ocsp.withheld'))?.toString()).toBe(
+      `withheld: certificate revoked (${at(-1).toISOString()})\n`,
+    );
   });
 
   it('should publish a revoked staple by default', async () => {

@@ -275,14 +275,15 @@ describe('OcspRenewerStack with the defaults', () => {
     });
   });
 
-  it('should grant the function role least privilege: no delete, no wildcard resource, listing by prefix', () => {
+  it('should grant the function role least privilege: delete on staples only, no wildcard resource, listing by prefix', () => {
     const { statements, managedArns } = functionRoleStatements(template);
     expect(managedArns).toEqual([]);
     expect(statements.length).toBeGreaterThan(0);
     for (const s of statements) {
       expect(s.Effect).toBe('Allow');
       for (const action of asArray(s.Action)) {
-        expect(action).not.toMatch(/^s3:DeleteObject/);
+        // Only the exact s3:DeleteObject (no DeleteObjectVersion, no wildcard), in a statement of its own.
+        if (action.startsWith('s3:Delete')) expect(asArray(s.Action)).toEqual(['s3:DeleteObject']);
         expect(action).not.toMatch(/\*$/);
       }
       expect(asArray(s.Resource)).not.toContain('*');
@@ -303,6 +304,8 @@ describe('OcspRenewerStack with the defaults', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ STATUS_PAGE_KEY: 'reports/status.html' }) },
     });
+    // Withholding a revoked certificate's staple deletes it; certificates and the state never.
+    expect(granted('s3:DeleteObject')).toEqual([`${bucketArn}/staples/*`]);
     const list = statements.filter((s) => asArray(s.Action).includes('s3:ListBucket'));
     expect(list).toHaveLength(1);
     expect(asArray(list[0]!.Resource).map(render)).toEqual([bucketArn]);

@@ -77,6 +77,16 @@ export class FsStapleStore implements StapleStore {
     const info = await stat(file);
     return `${info.mtimeMs}-${info.size}`;
   }
+
+  async delete(key: string): Promise<void> {
+    await unlink(resolveInside(this.dir, key)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
+  async putMarker(key: string, text: string): Promise<void> {
+    await writeFileAtomic(resolveInside(this.dir, key), Buffer.from(text, 'utf8'));
+  }
 }
 
 /**

@@ -13,6 +13,15 @@ export interface HttpOptions {
 
 export const DEFAULT_HTTP: HttpOptions = { timeoutMs: 10_000, maxBytes: 64 * 1024, allowPrivate: false };
 
+/** The settings that decide whether a request can succeed, for run()'s `responderPolicy`. */
+export function responderPolicyOf(options: HttpOptions): string {
+  return JSON.stringify({
+    allowPrivate: options.allowPrivate,
+    timeoutMs: options.timeoutMs,
+    maxBytes: options.maxBytes,
+  });
+}
+
 export interface HttpResponse {
   status: number;
   headers: http.IncomingHttpHeaders;

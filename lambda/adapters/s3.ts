@@ -1,4 +1,5 @@
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   NoSuchKey,
@@ -158,5 +159,21 @@ export class S3StapleStore implements StapleStore {
       }),
     );
     return res.ETag;
+  }
+
+  /** Needs s3:DeleteObject on the staples prefix (the CDK stack grants it there only). */
+  async delete(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+  }
+
+  async putMarker(key: string, text: string): Promise<void> {
+    await this.s3.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: this.prefix + key,
+        Body: Buffer.from(text, 'utf8'),
+        ContentType: 'text/plain; charset=utf-8',
+      }),
+    );
   }
 }

@@ -5,6 +5,7 @@ import { CombinedCertificateSource } from '../adapters/combined-source.js';
 import { makeS3Client, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
 import { s3StateBlob, StateStore } from '../adapters/state-store.js';
 import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
+import { responderPolicyOf } from '../adapters/http.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { configFromEnv } from './config.js';
 import { errorMessage } from '../core/errors.js';
@@ -96,6 +97,7 @@ export function createHandler(deps: HandlerDeps = {}) {
         naming: config.naming,
         concurrency: config.concurrency,
         perHostConcurrency: config.perHostConcurrency,
+        responderPolicy: responderPolicyOf(config.http),
         shouldStop: context ? () => context.getRemainingTimeInMillis() < reserve : undefined,
       },
     );

@@ -8,7 +8,7 @@ import { FsCertificateSource, FsStapleStore, writeFileAtomic } from '../adapters
 import { makeS3Client, parseS3Url, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
 import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
 import { fileStateBlob, StateStore } from '../adapters/state-store.js';
-import { DEFAULT_HTTP, type HttpOptions } from '../adapters/http.js';
+import { DEFAULT_HTTP, responderPolicyOf, type HttpOptions } from '../adapters/http.js';
 import { privateRespondersAllowed } from '../adapters/ssrf-guard.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
@@ -253,6 +253,7 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
     policy,
     naming,
     concurrency: positiveInt(values.concurrency, '--concurrency', 8),
+    responderPolicy: responderPolicyOf(http),
   };
   const print = (report: Awaited<ReturnType<typeof run>>) =>
     io.out(values.json ? JSON.stringify(report, null, 2) : formatRunReport(report));

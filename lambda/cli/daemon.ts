@@ -6,12 +6,28 @@ export interface DaemonOptions {
   watchIntervalMs: number;
   /** Longest sleep between two checks, whatever the timers say. */
   maxSleepMs?: number;
+  /** Shortest sleep between two runs, even when a next-due time has already passed (default 10 s). */
+  minSleepMs?: number;
   onReport: (report: RunReport) => void;
   log: (line: string) => void;
   /** Stops the daemon (tests); SIGTERM/SIGINT do the same. */
   signal?: AbortSignal;
   /** Install the SIGUSR1/SIGHUP/SIGUSR2/SIGTERM/SIGINT handlers (default true). */
   handleSignals?: boolean;
+}
+
+const MIN_SLEEP_MS = 10_000;
+
+/**
+ * When the daemon runs next: the earliest next-due time in the report, at most `maxSleepMs` away
+ * and at least `minSleepMs`, so a next-due time already past can never make it spin.
+ */
+export function nextWake(report: RunReport, now: number, maxSleepMs: number, minSleepMs: number): number {
+  const dues = report.results
+    .map((r) => (r.nextDue ? Date.parse(r.nextDue) : NaN))
+    .filter((t) => Number.isFinite(t));
+  const earliest = Math.min(now + maxSleepMs, ...dues);
+  return Math.max(earliest, now + Math.min(minSleepMs, maxSleepMs));
 }
 
 /**
@@ -55,12 +71,8 @@ export async function runDaemon(deps: RunDeps, options: RunOptions, daemon: Daem
           throw err;
         });
         daemon.onReport(report);
-        const now = deps.clock().getTime();
-        const dues = report.results
-          .map((r) => (r.nextDue ? Date.parse(r.nextDue) : NaN))
-          .filter((t) => Number.isFinite(t));
-        const until = Math.min(now + maxSleep, ...dues);
-        daemon.log(`next check ${new Date(Math.max(until, now)).toISOString()}`);
+        const until = nextWake(report, deps.clock().getTime(), maxSleep, daemon.minSleepMs ?? MIN_SLEEP_MS);
+        daemon.log(`next check ${new Date(until).toISOString()}`);
         await sleepUntil(until);
       } catch (err) {
         daemon.log(`run failed: ${errorMessage(err)}; retrying in ${daemon.watchIntervalMs} ms`);

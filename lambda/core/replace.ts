@@ -3,12 +3,13 @@ import type { Verdict } from './validate.js';
 export type OnRevoked = 'publish' | 'withhold';
 
 export type ReplaceDecision =
-  | { replace: true; reason: string }
-  | { replace: false; action: 'fresh' | 'withheld' | 'failed'; reason: string };
+  { replace: true; reason: string } | { replace: false; action: 'withheld' | 'failed'; reason: string };
 
 /**
  * Whether a freshly fetched staple replaces the stored one. Never worse: only a valid candidate,
  * never an "unknown" one, never one older (thisUpdate, then producedAt) than a valid stored staple.
+ * An older answer is a failed renewal, not "fresh": the responder is behind (a stale cache or
+ * CDN), and the stored staple keeps ageing towards its nextUpdate.
  * A revoked candidate is published by default, since clients must learn of the revocation;
  * `withhold` keeps it back (and the run report says so loudly either way).
  */
@@ -31,10 +32,13 @@ export function shouldReplace(
     };
   }
   if (existing?.valid && isOlder(candidate, existing)) {
+    const when = (v: Verdict) => (v.thisUpdate ? v.thisUpdate.toISOString() : 'none');
     return {
       replace: false,
-      action: 'fresh',
-      reason: 'responder returned an older response than the stored staple',
+      action: 'failed',
+      reason:
+        `responder returned an older response than the stored staple ` +
+        `(thisUpdate ${when(candidate)}, stored ${when(existing)})`,
     };
   }
   return {

@@ -39,6 +39,22 @@ export interface StapleStore {
   put(key: string, der: Buffer, meta: StapleMeta): Promise<string | undefined>;
   /** Key → change tag of every staple, when listing is cheaper than reading (S3). */
   list?(): Promise<Map<string, string>>;
+  /** Removes a staple or marker; a key that is not there is not an error. */
+  delete(key: string): Promise<void>;
+  /** Writes a short text object beside the staples (the withheld marker). */
+  putMarker(key: string, text: string): Promise<void>;
+}
+
+/** The suffix of the marker written beside a withheld staple: `a/mail.ocsp.withheld`. */
+export const WITHHELD_SUFFIX = '.withheld';
+
+/**
+ * `a/mail.ocsp` → `a/mail.ocsp.withheld`. The marker tells a host that the staple is gone on
+ * purpose (the certificate is revoked and `--on-revoked withhold` kept the response back), not
+ * because the certificate was retired: stop serving the old staple.
+ */
+export function withheldMarkerFor(stapleKey: string): string {
+  return stapleKey + WITHHELD_SUFFIX;
 }
 
 export interface NamingOptions {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import type { HashName } from '../core/der.js';
@@ -13,6 +14,7 @@ import {
   type NamingOptions,
   type StapleStore,
   type StoredStaple,
+  withheldMarkerFor,
 } from './ports.js';
 import {
   decideRefresh,
@@ -20,7 +22,7 @@ import {
   type RefreshPolicy,
   type StapleFacts,
 } from '../core/refresh-policy.js';
-import { shouldReplace, type OnRevoked } from '../core/replace.js';
+import { shouldReplace, type OnRevoked, type ReplaceDecision } from '../core/replace.js';
 import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from '../core/validate.js';
 
 /**
@@ -80,6 +82,11 @@ export interface CertState {
   action?: Action;
   reason?: string;
   mustStaple?: boolean;
+  /**
+   * Fingerprint of the settings a fetch depends on (`<run settings>.<OCSP URLs>`, see
+   * settingsFingerprint): when it changes, earlier failures no longer count for the backoff.
+   */
+  settings?: string;
   /** The responder URL that answered last. */
   responder?: string;
 }
@@ -129,51 +136,38 @@ export interface RunOptions {
   naming?: NamingOptions;
   /** Checked before each certificate is started; true stops taking new work. */
   shouldStop?: () => boolean;
+  /**
+   * The transport's own settings that decide whether a fetch can succeed (private responders
+   * allowed, timeout), as a string: with hash, nonce and the certificate's OCSP URLs it makes the
+   * settings fingerprint, whose change clears the backoff.
+   */
+  responderPolicy?: string;
   /** Called as each certificate finishes (a progress line, say): its row, finished so far, total. */
   onResult?: (result: CertResult, done: number, total: number) => void;
 }
 
 /**
  * One renewal run, the way certmagic's updateOCSPStaples works: list, then for every certificate
- * decide, fetch, validate and store with bounded concurrency. A failure becomes one report row and
- * never touches the stored staple; one bad certificate never stops the others.
+ * plan → fetch → commit with bounded concurrency, and record its outcome. A failure becomes one
+ * report row and never touches the stored staple; one bad certificate never stops the others.
  */
 export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunReport> {
   const startedAt = deps.clock();
-  const naming = options.naming ?? DEFAULT_NAMING;
   const state = deps.state ?? new Map<string, CertState>();
-  const cache = new ValidationCache();
-  const perHost = new Map<string, ReturnType<typeof pLimit>>();
-  const hostLimit = (url: string) => {
-    let host = url;
-    try {
-      host = new URL(url).host;
-    } catch {
-      /* an invalid URL fails in the transport */
-    }
-    let limit = perHost.get(host);
-    if (!limit) perHost.set(host, (limit = pLimit(options.perHostConcurrency ?? 4)));
-    return limit;
+  const objects = await listCertificates(deps.source, state, options.only);
+  const ctx: RunContext = {
+    deps,
+    options,
+    naming: options.naming ?? DEFAULT_NAMING,
+    policy: options.policy ?? DEFAULT_POLICY,
+    cache: new ValidationCache(),
+    hostLimit: perHostLimiter(options.perHostConcurrency ?? 4),
+    stapleTags: deps.trustState && deps.store.list ? await listStaples(deps.store) : undefined,
+    runSettings: digest(
+      JSON.stringify([options.hash ?? 'sha1', options.nonce === true, options.responderPolicy ?? '']),
+    ),
   };
-
-  let objects: CertificateObject[];
-  try {
-    objects = await deps.source.list();
-  } catch (err) {
-    throw new RenewError('source', deps.source.description, `cannot list: ${errorMessage(err)}`, {
-      cause: err,
-    });
-  }
-  if (!options.only) {
-    // Forget certificates that are gone, so the state does not grow forever.
-    const listed = new Set(objects.map((o) => o.key));
-    for (const key of state.keys()) if (!listed.has(key)) state.delete(key);
-  } else objects = objects.filter((o) => options.only!(o.key));
-  objects.sort((a, b) => a.key.localeCompare(b.key));
-
-  const stapleTags = deps.trustState && deps.store.list ? await listStaples(deps.store) : undefined;
   const notReached: string[] = [];
-  const replayed = new WeakSet<CertResult>();
   const limit = pLimit(options.concurrency ?? 8);
   let done = 0;
   const settled = await Promise.all(
@@ -183,241 +177,425 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
           notReached.push(object.key);
           return undefined;
         }
-        const row = await renewOne(object);
-        options.onResult?.(row, ++done, objects.length);
-        return row;
+        const outcome = await renewCertificate(ctx, startJob(ctx, state, object));
+        record(state, object, outcome);
+        options.onResult?.(outcome.row, ++done, objects.length);
+        return outcome.row;
       }),
     ),
   );
   const results = settled.filter((r): r is CertResult => r !== undefined);
+  return summarise(startedAt, deps.clock(), options.dryRun === true, results, notReached);
+}
 
-  /**
-   * One certificate, with its outcome remembered so a quiet run can replay it. The paths below
-   * record what only they know (staple tag, times, failures, max-age); this records the rest.
-   */
-  async function renewOne(object: CertificateObject): Promise<CertResult> {
-    const row = await renewCertificate(object);
-    // A dry run leaves the state as it found it; a replayed row changes nothing.
-    if (!replayed.has(row) && row.action !== 'due') {
-      const entry: CertState = state.get(object.key) ?? { failures: 0 };
-      entry.certTag = object.tag;
-      entry.action = row.action;
-      entry.reason = row.reason;
-      if (row.certStatus) entry.certStatus = row.certStatus;
-      if (row.mustStaple !== undefined) entry.mustStaple = row.mustStaple;
-      if (row.responder) entry.responder = row.responder;
-      // Skipped certificates (no OCSP URL, expired) stay skipped until the file changes.
-      entry.nextDue = row.nextDue ?? (row.action === 'skipped' ? NEVER : undefined);
-      state.set(object.key, entry);
-    }
-    return row;
+// --- the run's context and one certificate's job --------------------------------------------------
+
+interface RunContext {
+  deps: RunDeps;
+  options: RunOptions;
+  naming: NamingOptions;
+  policy: RefreshPolicy;
+  cache: ValidationCache;
+  hostLimit: (url: string) => ReturnType<typeof pLimit>;
+  /** Key → tag of every object in the staple store, when the state is trusted (S3). */
+  stapleTags: Map<string, string> | undefined;
+  /** Digest of the run-wide settings a fetch depends on: the first half of `CertState.settings`. */
+  runSettings: string;
+}
+
+/** What one certificate's steps learn, as they learn it; the failure path reads what is there. */
+interface Job {
+  object: CertificateObject;
+  key: string;
+  staple: string;
+  now: Date;
+  forced: boolean;
+  /** The state as the last run left it, with failures cleared once the settings changed. */
+  prev: CertState;
+  settings?: string;
+  mustStaple?: boolean;
+  /** The stored staple's verdict and facts. */
+  existing?: Verdict;
+  stored?: StapleFacts;
+  /** What the policy decides from: the stored staple, or a withheld revocation's window. */
+  facts?: StapleFacts;
+}
+
+/**
+ * A certificate's outcome: its report row and the state entry to keep (none: the state is left
+ * as it was, for a replayed row or a dry run). `replay` is what a quiet run repeats, when that is
+ * not the row itself.
+ */
+interface Outcome {
+  row: CertResult;
+  state?: CertState;
+  replay?: Pick<CertState, 'action' | 'reason'>;
+}
+
+/** A due certificate, ready to fetch. */
+interface Due {
+  leaf: Certificate;
+  issuer: Certificate;
+  storedStaple: StoredStaple | undefined;
+}
+
+/** A fetched response that may be committed: replaced, or withheld. */
+interface Fetched {
+  der: Buffer;
+  url: string;
+  verdict: Verdict;
+  decision: Exclude<ReplaceDecision, { action: 'failed' }>;
+  fetchedAt: Date;
+  maxAgeUntil: Date | undefined;
+}
+
+function startJob(ctx: RunContext, state: RunState, object: CertificateObject): Job {
+  const force = ctx.options.force;
+  return {
+    object,
+    key: object.key,
+    staple: stapleKeyFor(object.key, ctx.naming),
+    now: ctx.deps.clock(),
+    forced: typeof force === 'function' ? force(object.key) : force === true,
+    prev: state.get(object.key) ?? { failures: 0 },
+  };
+}
+
+/** One certificate: replay, or plan → fetch → commit; any failure becomes the failed outcome. */
+async function renewCertificate(ctx: RunContext, j: Job): Promise<Outcome> {
+  const replayed = replay(ctx, j);
+  if (replayed) return { row: replayed };
+  try {
+    const planned = await plan(ctx, j);
+    if ('row' in planned) return planned;
+    return await commit(ctx, j, await fetchResponse(ctx, j, planned));
+  } catch (err) {
+    return failed(ctx, j, err);
   }
+}
 
-  async function renewCertificate(object: CertificateObject): Promise<CertResult> {
-    const name = object.key;
-    const staple = stapleKeyFor(name, naming);
-    const now = deps.clock();
-    const prev: CertState = state.get(name) ?? { failures: 0 };
-    const forced = typeof options.force === 'function' ? options.force(name) : options.force === true;
-    let existing: Verdict | undefined;
-    let facts: StapleFacts | undefined;
-    let mustStaple: boolean | undefined;
-    if (
-      stapleTags &&
-      !forced &&
-      prev.nextDue &&
-      Date.parse(prev.nextDue) > now.getTime() &&
-      prev.certTag === object.tag &&
-      prev.stapleTag === stapleTags.get(staple)
-    ) {
-      // Replays the last verdict: a failing certificate stays failed, a withheld one stays loud.
-      const action = prev.action ?? 'fresh';
-      const row: CertResult = {
+/**
+ * The one place the per-certificate state is written: the step's entry, plus what every outcome
+ * records (the certificate's tag, the action and reason a quiet run replays, the next due time).
+ */
+function record(state: RunState, object: CertificateObject, { row, state: entry, replay }: Outcome): void {
+  if (!entry) return;
+  state.set(object.key, {
+    ...entry,
+    certTag: object.tag,
+    action: replay?.action ?? row.action,
+    reason: replay?.reason ?? row.reason,
+    ...(row.certStatus ? { certStatus: row.certStatus } : {}),
+    ...(row.mustStaple !== undefined ? { mustStaple: row.mustStaple } : {}),
+    ...(row.responder ? { responder: row.responder } : {}),
+    // Skipped certificates (no OCSP URL, expired) stay skipped until the file changes.
+    nextDue: row.nextDue ?? (row.action === 'skipped' ? NEVER : undefined),
+  });
+}
+
+// --- the steps ------------------------------------------------------------------------------------
+
+/**
+ * The quiet path: the state says the certificate and its staple are unchanged and nothing is due
+ * yet, so the last outcome is replayed without reading anything. A failing certificate stays
+ * failed, a withheld one stays loud.
+ */
+function replay(ctx: RunContext, j: Job): CertResult | undefined {
+  const { prev } = j;
+  const quiet =
+    ctx.stapleTags &&
+    !j.forced &&
+    prev.nextDue &&
+    Date.parse(prev.nextDue) > j.now.getTime() &&
+    prev.certTag === j.object.tag &&
+    prev.stapleTag === ctx.stapleTags.get(j.staple) &&
+    // Failures under other settings are read again (the certificate's URLs come with its tag).
+    !(prev.failures > 0 && prev.settings?.split('.')[0] !== ctx.runSettings);
+  if (!quiet) return undefined;
+  const action = prev.action ?? 'fresh';
+  return {
+    name: j.key,
+    staple: j.staple,
+    action: action === 'renewed' ? 'fresh' : action,
+    reason:
+      action === 'failed'
+        ? `backing off: ${prev.lastError ?? 'earlier failure'}`
+        : action === 'renewed'
+          ? 'fresh'
+          : (prev.reason ?? 'fresh'),
+    ...(prev.certStatus ? { certStatus: prev.certStatus } : {}),
+    ...(prev.thisUpdate ? { thisUpdate: prev.thisUpdate } : {}),
+    ...(prev.nextUpdate ? { nextUpdate: prev.nextUpdate } : {}),
+    nextDue: prev.nextDue,
+    ...(prev.mustStaple !== undefined ? { mustStaple: prev.mustStaple } : {}),
+  };
+}
+
+/**
+ * Read and parse the certificate, find its issuer, read and validate the stored staple, decide.
+ * Returns the outcome when nothing is to be fetched (skipped, fresh, withheld, backing off, a dry
+ * run), else what the fetch needs.
+ */
+async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
+  const { deps, options } = ctx;
+  const { key: name, staple, now } = j;
+  const bytes = await step('source', name, 'cannot read', () => deps.source.read(name));
+  const certs = await step('parse', name, 'not a certificate', async () => parseCertificates(bytes));
+  const leaf = certs[0]!;
+  j.mustStaple = leaf.mustStaple;
+  const skipped = (reason: string): Outcome => ({
+    row: { name, staple, action: 'skipped', reason, mustStaple: j.mustStaple },
+    state: j.prev,
+  });
+  if (leaf.ocspUrls.length === 0) return skipped('no OCSP URL in the certificate');
+  if (leaf.notAfter.getTime() < now.getTime())
+    return skipped(`certificate expired ${leaf.notAfter.toISOString()}`);
+
+  j.settings = `${ctx.runSettings}.${digest(leaf.ocspUrls.join('\n'))}`;
+  if (j.prev.failures > 0 && j.prev.settings !== j.settings) {
+    // The settings a fetch depends on changed (a flag, the hash, the URLs): start afresh.
+    j.prev = { ...j.prev, failures: 0, lastFailureAt: undefined, lastError: undefined };
+  }
+  const { prev } = j;
+  const sibling = deps.source.readIssuerSibling?.bind(deps.source, name);
+  const { issuer } = await step('issuer', name, 'issuer not found', () =>
+    resolveIssuer(leaf, certs.slice(1), { sibling, pool: deps.issuerPool, download: deps.downloadIssuer }),
+  );
+  const storedStaple = await step('store', staple, 'cannot read the stored staple', () =>
+    deps.store.get(staple),
+  );
+  if (storedStaple) {
+    j.existing = verdictOf(storedStaple.der, {
+      cert: leaf,
+      issuer,
+      now,
+      skewMs: options.skewMs,
+      cache: ctx.cache,
+    });
+    j.stored = factsOf(j.existing, { maxAgeUntil: dateOf(prev.maxAgeUntil), certNotAfter: leaf.notAfter });
+  }
+  // Withheld earlier: no staple on purpose. The revoked response's window says when to ask
+  // again, as a staple's would, until the certificate file changes.
+  const stillWithheld =
+    !storedStaple &&
+    prev.action === 'withheld' &&
+    prev.certTag === j.object.tag &&
+    prev.thisUpdate &&
+    prev.nextUpdate;
+  j.facts = stillWithheld ? { ...factsFromState(prev), certNotAfter: leaf.notAfter } : j.stored;
+
+  const decision = decideRefresh({
+    key: name,
+    staple: j.facts,
+    failures: failuresOf(prev),
+    force: j.forced,
+    now,
+    policy: ctx.policy,
+  });
+  const keep: CertState = {
+    ...prev,
+    settings: j.settings,
+    stapleTag: storedStaple?.tag,
+    ...stateFacts(j.stored),
+  };
+  const nextDue = decision.nextDue.toISOString();
+  if (!decision.due && stillWithheld && !decision.backingOff) {
+    const reason = prev.reason ?? 'certificate is REVOKED; staple withheld';
+    return {
+      row: {
         name,
         staple,
-        action: action === 'renewed' ? 'fresh' : action,
-        reason:
-          action === 'failed'
-            ? `backing off: ${prev.lastError ?? 'earlier failure'}`
-            : action === 'renewed'
-              ? 'fresh'
-              : (prev.reason ?? 'fresh'),
-        ...(prev.certStatus ? { certStatus: prev.certStatus } : {}),
-        ...(prev.thisUpdate ? { thisUpdate: prev.thisUpdate } : {}),
-        ...(prev.nextUpdate ? { nextUpdate: prev.nextUpdate } : {}),
-        nextDue: prev.nextDue,
-        ...(prev.mustStaple !== undefined ? { mustStaple: prev.mustStaple } : {}),
-      };
-      replayed.add(row);
-      return row;
-    }
-    try {
-      const bytes = await step('source', name, 'cannot read', () => deps.source.read(name));
-      const certs = await step('parse', name, 'not a certificate', async () => parseCertificates(bytes));
-      const leaf = certs[0]!;
-      mustStaple = leaf.mustStaple;
-      if (leaf.ocspUrls.length === 0) {
-        return { name, staple, action: 'skipped', reason: 'no OCSP URL in the certificate', mustStaple };
-      }
-      if (leaf.notAfter.getTime() < now.getTime()) {
-        return {
-          name,
-          staple,
-          action: 'skipped',
-          reason: `certificate expired ${leaf.notAfter.toISOString()}`,
-          mustStaple,
-        };
-      }
-      const sibling = deps.source.readIssuerSibling?.bind(deps.source, name);
-      const { issuer } = await step('issuer', name, 'issuer not found', () =>
-        resolveIssuer(leaf, certs.slice(1), {
-          sibling,
-          pool: deps.issuerPool,
-          download: deps.downloadIssuer,
+        action: 'withheld',
+        reason,
+        ...rowFacts(j.facts),
+        nextDue,
+        mustStaple: j.mustStaple,
+      },
+      state: keep,
+    };
+  }
+  if (!decision.due) {
+    // Still failing, only waiting out the backoff: say so, with the last error.
+    const action = decision.backingOff ? 'failed' : 'fresh';
+    const reason = decision.backingOff
+      ? `${decision.reason}: ${prev.lastError ?? 'earlier failure'}`
+      : noteFailure(decision.reason, prev);
+    return {
+      row: { name, staple, action, reason, ...rowFacts(j.stored), nextDue, mustStaple: j.mustStaple },
+      state: keep,
+    };
+  }
+  if (options.dryRun) {
+    const reason = `would renew: ${decision.reason}`;
+    return { row: { name, staple, action: 'due', reason, ...rowFacts(j.stored), mustStaple: j.mustStaple } };
+  }
+  return { leaf, issuer, storedStaple };
+}
+
+/** Ask each OCSP URL in order until one answers validly, and decide whether it may be committed. */
+async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched & Due> {
+  const { valid, attempts } = await queryResponders(due.leaf, due.issuer, ctx.deps.transport, {
+    hash: ctx.options.hash ?? 'sha1',
+    nonce: ctx.options.nonce === true,
+    skewMs: ctx.options.skewMs,
+    now: ctx.deps.clock,
+    cache: ctx.cache,
+    schedule: (url, request) => ctx.hostLimit(url)(request),
+  });
+  if (!valid) {
+    const stage: Stage = attempts.some((a) => a.stage === 'validate') ? 'validate' : 'fetch';
+    throw new RenewError(stage, j.key, describeAttempts(attempts));
+  }
+  const decision = shouldReplace(j.existing, valid.verdict, ctx.options.onRevoked ?? 'publish');
+  if (!decision.replace && decision.action === 'failed')
+    throw new RenewError('validate', j.key, decision.reason);
+  const fetchedAt = ctx.deps.clock();
+  const maxAgeUntil =
+    valid.maxAgeSec !== undefined ? new Date(fetchedAt.getTime() + valid.maxAgeSec * 1000) : undefined;
+  return { ...due, der: valid.der, url: valid.url, verdict: valid.verdict, decision, fetchedAt, maxAgeUntil };
+}
+
+/**
+ * Store the new staple (and drop a withheld marker), or withhold: write the marker, then remove
+ * the old staple, so a revoked certificate never keeps a "good" one and a host always knows why.
+ */
+async function commit(ctx: RunContext, j: Job, f: Fetched & Due): Promise<Outcome> {
+  const { store } = ctx.deps;
+  const { key: name, staple, prev } = j;
+  const { verdict, decision, storedStaple } = f;
+  const marker = withheldMarkerFor(staple);
+  let action: Action = 'renewed';
+  let reason = decision.reason;
+  let stapleTag = storedStaple?.tag;
+  if (decision.replace) {
+    if (!storedStaple?.der.equals(f.der)) {
+      stapleTag = await step('store', staple, 'cannot write the staple', () =>
+        store.put(staple, f.der, {
+          thisUpdate: verdict.thisUpdate!,
+          nextUpdate: verdict.nextUpdate,
+          producedAt: verdict.producedAt,
+          certStatus: verdict.certStatus ?? 'good',
+          certTag: j.object.tag,
         }),
       );
+    } else {
+      action = 'fresh';
+      reason = 'responder returned the staple already stored';
+    }
+    await clearMarker(ctx, marker, prev);
+  } else {
+    action = decision.action;
+    const text = `withheld: certificate revoked (${verdict.thisUpdate?.toISOString() ?? 'unknown'})\n`;
+    await step('store', marker, 'cannot write the withheld marker', () => store.putMarker(marker, text));
+    if (storedStaple)
+      await step('store', staple, 'cannot remove the withheld staple', () => store.delete(staple));
+    stapleTag = undefined;
+  }
+  // The new staple's facts; for a withheld certificate the revoked response's, which time the
+  // next check and show in the row.
+  const facts = factsOf(verdict, { maxAgeUntil: f.maxAgeUntil, certNotAfter: f.leaf.notAfter });
+  const next = decideRefresh({ key: name, staple: facts, now: f.fetchedAt, policy: ctx.policy });
+  return {
+    row: {
+      name,
+      staple,
+      responder: f.url,
+      mustStaple: j.mustStaple,
+      action,
+      reason,
+      ...rowFacts(facts),
+      nextDue: next.nextDue.toISOString(),
+    },
+    state: { stapleTag, settings: j.settings, failures: 0, ...stateFacts(facts) },
+  };
+}
 
-      const stored: StoredStaple | undefined = await step(
-        'store',
-        staple,
-        'cannot read the stored staple',
-        () => deps.store.get(staple),
-      );
-      if (stored) {
-        existing = verdictOf(stored.der, { cert: leaf, issuer, now, skewMs: options.skewMs, cache });
-        facts = factsOf(existing, prev);
-      }
-      const decision = decideRefresh({
-        key: name,
-        staple: facts,
-        failures: failuresOf(prev),
-        force: forced,
-        now,
-        policy: options.policy ?? DEFAULT_POLICY,
-      });
-      if (!decision.due) {
-        state.set(name, { ...prev, stapleTag: stored?.tag, ...stateTimes(existing) });
-        return {
-          name,
-          staple,
-          // Still failing, only waiting out the backoff: say so, with the last error.
-          action: decision.backingOff ? 'failed' : 'fresh',
-          reason: decision.backingOff
-            ? `${decision.reason}: ${prev.lastError ?? 'earlier failure'}`
-            : decision.reason,
-          ...times(existing),
-          nextDue: decision.nextDue.toISOString(),
-          mustStaple,
-        };
-      }
-      if (options.dryRun) {
-        return {
-          name,
-          staple,
-          action: 'due',
-          reason: `would renew: ${decision.reason}`,
-          ...times(existing),
-          mustStaple,
-        };
-      }
+/** Any step's failure: one more failure for the backoff, the stored staple untouched. */
+function failed(ctx: RunContext, j: Job, err: unknown): Outcome {
+  const failure =
+    err instanceof RenewError ? err : new RenewError('fetch', j.key, errorMessage(err), { cause: err });
+  const state: CertState = {
+    ...j.prev,
+    // Failed before the certificate's URLs were known: the run's settings alone.
+    settings: j.settings ?? ctx.runSettings,
+    failures: j.prev.failures + 1,
+    lastFailureAt: j.now.toISOString(),
+    lastError: failure.message,
+  };
+  const next = decideRefresh({
+    key: j.key,
+    staple: j.facts,
+    failures: failuresOf(state),
+    now: j.now,
+    policy: ctx.policy,
+  });
+  return {
+    row: {
+      name: j.key,
+      staple: j.staple,
+      action: 'failed',
+      stage: failure.stage,
+      reason: failure.message,
+      ...rowFacts(j.stored),
+      nextDue: next.nextDue.toISOString(),
+      mustStaple: j.mustStaple,
+    },
+    state,
+    // A forced renewal failed but the stored staple is valid and not due: the next runs say fresh.
+    ...(!next.due && !next.backingOff
+      ? { replay: { action: 'fresh', reason: noteFailure(next.reason, state) } }
+      : {}),
+  };
+}
 
-      const fetched = await fetchValid(leaf, issuer, name);
-      const verdict = fetched.verdict;
-      const replace = shouldReplace(existing, verdict, options.onRevoked ?? 'publish');
-      const base = { name, staple, responder: fetched.url, mustStaple };
-      const fetchedAt = deps.clock();
-      const maxAgeUntil =
-        fetched.maxAgeSec !== undefined
-          ? new Date(fetchedAt.getTime() + fetched.maxAgeSec * 1000)
-          : undefined;
-      if (!replace.replace && replace.action === 'failed') {
-        throw new RenewError('validate', name, replace.reason);
-      }
-      let action: Action = 'renewed';
-      let reason = replace.reason;
-      let stapleTag = stored?.tag;
-      if (replace.replace) {
-        if (!stored?.der.equals(fetched.der)) {
-          stapleTag = await step('store', staple, 'cannot write the staple', () =>
-            deps.store.put(staple, fetched.der, {
-              thisUpdate: verdict.thisUpdate!,
-              nextUpdate: verdict.nextUpdate,
-              producedAt: verdict.producedAt,
-              certStatus: verdict.certStatus ?? 'good',
-              certTag: object.tag,
-            }),
-          );
-        } else {
-          action = 'fresh';
-          reason = 'responder returned the staple already stored';
-        }
-      } else {
-        action = replace.action;
-        reason = replace.reason;
-      }
-      // What is stored now: the new staple if it was written, else the old one.
-      const kept = replace.replace ? verdict : existing;
-      const newFacts = kept?.valid ? { ...factsOf(kept, prev), maxAgeUntil } : undefined;
-      const next = decideRefresh({ key: name, staple: newFacts, now: fetchedAt, policy: options.policy });
-      state.set(name, {
-        stapleTag,
-        failures: 0,
-        ...(maxAgeUntil ? { maxAgeUntil: maxAgeUntil.toISOString() } : {}),
-        ...stateTimes(kept),
+/**
+ * A staple was written: the withheld marker beside it goes. Known absent from the listing: no
+ * request. Otherwise a delete, whose failure matters only when a marker is known to be there.
+ */
+async function clearMarker(ctx: RunContext, marker: string, prev: CertState): Promise<void> {
+  const { stapleTags } = ctx;
+  if (stapleTags && !stapleTags.has(marker)) return;
+  const known = stapleTags?.has(marker) === true || prev.action === 'withheld';
+  try {
+    await ctx.deps.store.delete(marker);
+  } catch (err) {
+    if (known) {
+      throw new RenewError('store', marker, `cannot remove the withheld marker: ${errorMessage(err)}`, {
+        cause: err,
       });
-      return {
-        ...base,
-        action,
-        reason,
-        // A withheld revocation shows the revoked response; otherwise the staple that is stored.
-        ...times(action === 'withheld' ? verdict : kept),
-        nextDue: next.nextDue.toISOString(),
-      };
-    } catch (err) {
-      const failure =
-        err instanceof RenewError ? err : new RenewError('fetch', name, errorMessage(err), { cause: err });
-      const failed: CertState = {
-        ...prev,
-        failures: prev.failures + 1,
-        lastFailureAt: now.toISOString(),
-        lastError: failure.message,
-      };
-      state.set(name, failed);
-      const next = decideRefresh({
-        key: name,
-        staple: facts,
-        failures: failuresOf(failed),
-        now,
-        policy: options.policy,
-      });
-      return {
-        name,
-        staple,
-        action: 'failed',
-        stage: failure.stage,
-        reason: failure.message,
-        ...times(existing),
-        nextDue: next.nextDue.toISOString(),
-        mustStaple,
-      };
     }
   }
+}
 
-  async function fetchValid(leaf: Certificate, issuer: Certificate, name: string) {
-    const { valid, attempts } = await queryResponders(leaf, issuer, deps.transport, {
-      hash: options.hash ?? 'sha1',
-      nonce: options.nonce === true,
-      skewMs: options.skewMs,
-      now: deps.clock,
-      cache,
-      schedule: (url, request) => hostLimit(url)(request),
-    });
-    if (valid) return { verdict: valid.verdict, der: valid.der, url: valid.url, maxAgeSec: valid.maxAgeSec };
-    const stage: Stage = attempts.some((a) => a.stage === 'validate') ? 'validate' : 'fetch';
-    throw new RenewError(stage, name, describeAttempts(attempts));
+// --- listing and the report -----------------------------------------------------------------------
+
+/** The certificates of this run, sorted; without `only`, the state forgets certificates that are gone. */
+async function listCertificates(
+  source: CertificateSource,
+  state: RunState,
+  only: ((key: string) => boolean) | undefined,
+): Promise<CertificateObject[]> {
+  let objects: CertificateObject[];
+  try {
+    objects = await source.list();
+  } catch (err) {
+    throw new RenewError('source', source.description, `cannot list: ${errorMessage(err)}`, { cause: err });
   }
+  if (!only) {
+    // Forget certificates that are gone, so the state does not grow forever.
+    const listed = new Set(objects.map((o) => o.key));
+    for (const key of state.keys()) if (!listed.has(key)) state.delete(key);
+  } else objects = objects.filter((o) => only(o.key));
+  return objects.sort((a, b) => a.key.localeCompare(b.key));
+}
 
-  const finishedAt = deps.clock();
+function summarise(
+  startedAt: Date,
+  finishedAt: Date,
+  dryRun: boolean,
+  results: CertResult[],
+  notReached: string[],
+): RunReport {
   const counts = Object.fromEntries(ACTIONS.map((a) => [a, 0])) as Record<Action, number>;
   for (const r of results) counts[r.action]++;
   const validities = results
@@ -426,12 +604,28 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   return {
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
-    dryRun: options.dryRun === true,
+    dryRun,
     counts,
     revoked: results.filter((r) => r.certStatus === 'revoked').length,
     leastValidityHours: validities.length ? Math.min(...validities) : undefined,
     results,
     notReached,
+  };
+}
+
+/** At most `perHost` requests in flight to one responder host. */
+function perHostLimiter(perHost: number): (url: string) => ReturnType<typeof pLimit> {
+  const limits = new Map<string, ReturnType<typeof pLimit>>();
+  return (url) => {
+    let host = url;
+    try {
+      host = new URL(url).host;
+    } catch {
+      /* an invalid URL fails in the transport */
+    }
+    let limit = limits.get(host);
+    if (!limit) limits.set(host, (limit = pLimit(perHost)));
+    return limit;
   };
 }
 
@@ -463,40 +657,73 @@ function verdictOf(der: Buffer, input: Parameters<typeof validateResponse>[1]): 
   }
 }
 
-function factsOf(verdict: Verdict, prev: CertState): StapleFacts {
+// --- staple facts: one shape, from a verdict or the state, to the row or the state ---------------
+
+/** A verdict's facts, with what only the run knows (the responder's max-age, the certificate's notAfter). */
+function factsOf(verdict: Verdict, extra: Pick<StapleFacts, 'maxAgeUntil' | 'certNotAfter'>): StapleFacts {
   return {
     valid: verdict.valid,
+    certStatus: verdict.certStatus,
+    revocationTime: verdict.revocationTime,
+    revocationReason: verdict.revocationReason,
     thisUpdate: verdict.thisUpdate,
     nextUpdate: verdict.nextUpdate,
     responderNotAfter: verdict.responderCert?.notAfter,
-    maxAgeUntil: prev.maxAgeUntil ? new Date(prev.maxAgeUntil) : undefined,
+    ...extra,
   };
+}
+
+/** The facts the state kept of a withheld revocation (there is no staple to read). */
+function factsFromState(s: CertState): StapleFacts {
+  return {
+    valid: true,
+    certStatus: s.certStatus,
+    thisUpdate: dateOf(s.thisUpdate),
+    nextUpdate: dateOf(s.nextUpdate),
+  };
+}
+
+/** Facts as the report row shows them. */
+function rowFacts(f: StapleFacts | undefined): Partial<CertResult> {
+  if (!f) return {};
+  return {
+    certStatus: f.certStatus,
+    ...(f.revocationTime ? { revocationTime: f.revocationTime.toISOString() } : {}),
+    ...(f.revocationReason ? { revocationReason: f.revocationReason } : {}),
+    ...(f.thisUpdate ? { thisUpdate: f.thisUpdate.toISOString() } : {}),
+    ...(f.nextUpdate ? { nextUpdate: f.nextUpdate.toISOString() } : {}),
+  };
+}
+
+/** Facts as the state keeps them. */
+function stateFacts(f: StapleFacts | undefined): Partial<CertState> {
+  if (!f) return {};
+  return {
+    ...(f.thisUpdate ? { thisUpdate: f.thisUpdate.toISOString() } : {}),
+    ...(f.nextUpdate ? { nextUpdate: f.nextUpdate.toISOString() } : {}),
+    ...(f.responderNotAfter ? { responderNotAfter: f.responderNotAfter.toISOString() } : {}),
+    ...(f.maxAgeUntil ? { maxAgeUntil: f.maxAgeUntil.toISOString() } : {}),
+  };
+}
+
+const dateOf = (iso: string | undefined) => (iso ? new Date(iso) : undefined);
+
+/** A short stable digest for the settings fingerprint. */
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+/** `fresh` with the last failure noted, while failures are remembered. */
+function noteFailure(reason: string, state: CertState): string {
+  return state.failures > 0 && state.lastError
+    ? `${reason} (last attempt failed: ${state.lastError})`
+    : reason;
 }
 
 function failuresOf(state: CertState) {
   return state.failures > 0 && state.lastFailureAt
     ? { consecutive: state.failures, lastFailureAt: new Date(state.lastFailureAt) }
     : undefined;
-}
-
-function times(verdict: Verdict | undefined): Partial<CertResult> {
-  if (!verdict) return {};
-  return {
-    certStatus: verdict.certStatus,
-    ...(verdict.revocationTime ? { revocationTime: verdict.revocationTime.toISOString() } : {}),
-    ...(verdict.revocationReason ? { revocationReason: verdict.revocationReason } : {}),
-    ...(verdict.thisUpdate ? { thisUpdate: verdict.thisUpdate.toISOString() } : {}),
-    ...(verdict.nextUpdate ? { nextUpdate: verdict.nextUpdate.toISOString() } : {}),
-  };
-}
-
-function stateTimes(verdict: Verdict | undefined): Partial<CertState> {
-  if (!verdict) return {};
-  return {
-    ...(verdict.thisUpdate ? { thisUpdate: verdict.thisUpdate.toISOString() } : {}),
-    ...(verdict.nextUpdate ? { nextUpdate: verdict.nextUpdate.toISOString() } : {}),
-    ...(verdict.responderCert ? { responderNotAfter: verdict.responderCert.notAfter.toISOString() } : {}),
-  };
 }
 
 /** Memoises a downloader per URL for the life of the returned function (one run, one daemon). */

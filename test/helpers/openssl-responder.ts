@@ -9,8 +9,10 @@
  *    `GET / HTTP/1.0` (answered with an empty 200) instead.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { freePort } from './pki.js';
+import path from 'node:path';
+import { freePort, openssl } from './pki.js';
 import { track } from './processes.js';
 
 export interface StartOpensslResponderOptions {
@@ -174,4 +176,40 @@ export function startDelegatedResponder(pki: {
     rkey: pki.signer.key,
     port: pki.ocspPort,
   });
+}
+
+/**
+ * What `openssl ocsp` (delegated signer) answered for `leafCert` before the CA revoked it: the
+ * request is answered offline (`-reqin`/`-respout`) from a copy of the index in which every
+ * revoked entry is still valid. Returns the DER response: a "good" staple for a revoked
+ * certificate, as a renewer holds it when the responder starts saying revoked.
+ */
+export async function goodResponseBeforeRevocation(
+  pki: { index: string; intermediate: { cert: string }; signer: { cert: string; key: string } },
+  leafCert: string,
+  workDir: string,
+): Promise<Buffer> {
+  const dir = await mkdtemp(path.join(workDir, 'before-revocation-'));
+  const index = path.join(dir, 'index.txt');
+  const entries = await readFile(pki.index, 'utf8');
+  // R <expiry> <revocation date,reason> <serial> ... → V <expiry> <empty> <serial> ...
+  await writeFile(index, entries.replace(/^R\t([^\t]*)\t[^\t]*\t/gm, 'V\t$1\t\t'));
+  await writeFile(`${index}.attr`, 'unique_subject = no\n');
+  const request = path.join(dir, 'request.der');
+  const response = path.join(dir, 'response.der');
+  await openssl([
+    'ocsp',
+    '-issuer',
+    pki.intermediate.cert,
+    '-cert',
+    leafCert,
+    '-no_nonce',
+    '-reqout',
+    request,
+  ]);
+  await openssl([
+    'ocsp', '-index', index, '-CA', pki.intermediate.cert, '-rsigner', pki.signer.cert, '-rkey', pki.signer.key,
+    '-reqin', request, '-respout', response, '-ndays', '1',
+  ]); // prettier-ignore
+  return readFile(response);
 }
