@@ -114,7 +114,9 @@ function decode(bytes: ArrayBuffer | Uint8Array, what: string): ReturnType<typeo
   try {
     return asn1js.fromBER(bytes);
   } catch (err) {
-    throw new ResponseParseError(`${what} is not DER (a value does not decode)`, { cause: err });
+    // asn1js converts times while decoding and throws "Wrong input string for conversion".
+    const which = /conversion/.test(err instanceof Error ? err.message : '') ? 'a time value' : 'a value';
+    throw new ResponseParseError(`${what} is not DER (${which} does not decode)`, { cause: err });
   }
 }
 
