@@ -821,6 +821,7 @@ describe.concurrent('inspect', () => {
       e.errors.some((m) => m.includes('expired')),
       e.errors.join('; '),
     ).toBe(true);
+    expect(e.code).toBe('stale');
   });
 
   it('a file that is not an OCSP response: exit 1', async ({ expect }) => {
@@ -829,6 +830,34 @@ describe.concurrent('inspect', () => {
     const res = await cli(['inspect', garbage]);
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('not an OCSP response');
+    // --json still prints the documented document, with a verdict and its code.
+    const json = await cli(['inspect', garbage, '--json']);
+    expect(json.code).toBe(1);
+    const e = JSON.parse(json.stdout) as Explanation;
+    expect(e).toMatchObject({ valid: false, code: 'parse', responseStatus: 'unparseable', responses: [] });
+    expect(e.errors[0]).toContain('not an OCSP response');
+  });
+
+  it('a staple one byte from a valid one (RSASSA-PSS with NULL parameters): a JSON verdict, exit 1', async ({
+    expect,
+  }) => {
+    const dir = path.join(VECTORS, 'openssl-ocsp-tests');
+    // ND1 is signed sha1WithRSAEncryption (…1.1.5, NULL parameters): …1.1.10 makes it RSASSA-PSS.
+    const der = await readFile(path.join(dir, 'ND1.der'));
+    const sha1WithRsa = Buffer.from('06092a864886f70d0101050500', 'hex');
+    const at = der.indexOf(sha1WithRsa);
+    expect(at).toBeGreaterThan(-1);
+    der[at + 10] = 0x0a;
+    const mutated = path.join(await freshDir('mutated'), 'pss-null.ocsp');
+    await writeFile(mutated, der);
+    const res = await cli([
+      'inspect', mutated, '--issuer', path.join(dir, 'ND1_Issuer_ICA.pem'), '--at', '2012-10-11T08:41:13Z', '--json',
+    ]); // prettier-ignore
+    expect(res.code, res.stderr).toBe(1);
+    const e = JSON.parse(res.stdout) as Explanation;
+    expect(e.valid).toBe(false);
+    expect(e.code).toBe('signature-algorithm');
+    expect(e.errors).toEqual(['signature: RSASSA-PSS parameters do not parse']);
   });
 
   it('usage errors exit 2: missing argument, unknown flag', async ({ expect }) => {

@@ -24,6 +24,8 @@ function verdict(hours: number, over: Partial<Verdict> = {}): Verdict {
     signature: { valid: true, signer: 'issuer' },
     responderCert: undefined,
     errors: [],
+    code: undefined,
+    codes: [],
     ...over,
   };
 }

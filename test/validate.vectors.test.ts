@@ -1,8 +1,9 @@
 /**
  * validateResponse over the OCSP reference vectors (test/fixtures/ocsp-vectors): every response
  * of MANIFEST.json `vectors[]` and every response × issuer case of OpenSSL's 80-test_ocsp.t
- * (`openssl_recipe_cases[]`), each checked at its producedAt, plus the time window, a wrong
- * certificate and the CertID hash option on a few of them.
+ * (`openssl_recipe_cases[]`), each checked at its producedAt and, for a delegated signer, at
+ * instants inside and outside the signer's life, plus the time window, a wrong certificate and the
+ * CertID hash option on a few of them. Every invalid verdict is checked for its reason code.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,7 +12,12 @@ import { parseCertificates, type Certificate } from '../lambda/core/certificate.
 import type { HashName } from '../lambda/core/der.js';
 import { explainStaple } from '../lambda/core/explain.js';
 import { parseOcspResponse, type ParsedResponse } from '../lambda/core/ocsp-response.js';
-import { validateResponse, type Verdict } from '../lambda/core/validate.js';
+import {
+  DEFAULT_SKEW_MS,
+  validateResponse,
+  type Verdict,
+  type VerdictCode,
+} from '../lambda/core/validate.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
 // --- the vectors ----------------------------------------------------------------------------------
@@ -26,6 +32,11 @@ interface ManifestSingle {
   certStatus: { status: 'good' | 'revoked' | 'unknown'; revocationTime?: ManifestTime };
   thisUpdate: ManifestTime;
   nextUpdate: ManifestTime | null;
+  singleExtensions?: ManifestExtension[];
+}
+interface ManifestExtension {
+  oid: string;
+  critical: boolean;
 }
 type ManifestResponderId =
   { type: 'byKey'; keyHash: string } | { type: 'byName'; name_der_hex: string; name_text_openssl: string };
@@ -36,6 +47,7 @@ interface ManifestVector {
   producedAt?: ManifestTime;
   responderId?: ManifestResponderId;
   responses?: ManifestSingle[];
+  responseExtensions?: ManifestExtension[];
   issuer_cert?: string | null;
   subject_cert?: string | null;
   checks?: {
@@ -43,6 +55,7 @@ interface ManifestVector {
     subject_serial_matched_in_responses: number[] | null;
     rfc6960_verdict_ignoring_time: 'accept' | 'reject' | null;
     reject_reasons: string[];
+    time_facts?: { signer_cert_valid_at_producedAt?: boolean | null };
   };
 }
 interface RecipeCase {
@@ -162,6 +175,52 @@ function expectExplanationMatches(v: ManifestVector, parsed: ParsedResponse, ver
   }
 }
 
+/**
+ * The manifest's reject reasons (its own words, from an independent checker) as our codes: the
+ * verdict must give exactly these, so a reject row cannot pass for another reason.
+ */
+const REJECT_CODES: Array<[RegExp, VerdictCode]> = [
+  [/^response signature invalid with the designated signer/, 'signature'],
+  [/^no certificate matches the responderID/, 'responder-id'],
+  [/^no SingleResponse certID matches/, 'certid-mismatch'],
+  [/^delegated responder cert is not validly issued by the issuer/, 'signer-not-authorised'],
+  [/^delegated responder cert lacks id-kp-OCSPSigning/, 'signer-not-authorised'],
+];
+
+/** Critical extensions RFC 6960 lets a client understand: the nonce (response), the rest (single). */
+const UNDERSTOOD_RESPONSE_EXTENSIONS = ['1.3.6.1.5.5.7.48.1.2'];
+const UNDERSTOOD_SINGLE_EXTENSIONS = [
+  '1.3.6.1.5.5.7.48.1.3',
+  '1.3.6.1.5.5.7.48.1.6',
+  '2.5.29.21',
+  '2.5.29.24',
+];
+
+/**
+ * The codes a reject row must give: the manifest's reasons (which ignore time), plus what the
+ * manifest's facts say about time and extensions at producedAt.
+ */
+function expectedRejectCodes(v: ManifestVector): VerdictCode[] {
+  const codes = (v.checks?.reject_reasons ?? []).map((reason) => {
+    const found = REJECT_CODES.find(([pattern]) => pattern.test(reason));
+    if (!found) throw new Error(`${v.id}: no code for the manifest's reject reason "${reason}"`);
+    return found[1];
+  });
+  const single = matchedSingle(v);
+  if (single && !codes.includes('certid-mismatch')) {
+    if (!single.nextUpdate) codes.push('no-next-update');
+    else if (Date.parse(single.nextUpdate.iso) <= Date.parse(v.producedAt!.iso)) codes.push('stale');
+    if (single.singleExtensions?.some((e) => e.critical && !UNDERSTOOD_SINGLE_EXTENSIONS.includes(e.oid))) {
+      codes.push('critical-extension');
+    }
+  }
+  if (v.responseExtensions?.some((e) => e.critical && !UNDERSTOOD_RESPONSE_EXTENSIONS.includes(e.oid))) {
+    codes.push('critical-extension');
+  }
+  if (v.checks?.time_facts?.signer_cert_valid_at_producedAt === false) codes.push('signer-expired');
+  return [...new Set(codes)].sort();
+}
+
 /** The manifest's `checks.signer` as the verdict names it. */
 const SIGNER: Record<string, string> = { issuer: 'issuer', 'embedded[0]': 'delegated' };
 
@@ -182,24 +241,30 @@ describe('validateResponse on every MANIFEST vector, at its producedAt', () => {
         case 'error status':
           expect(verdict.valid).toBe(false);
           expect(verdict.errors.join('\n')).toContain(v.responseStatus);
+          expect(verdict.codes).toEqual([`status:${v.responseStatus}`]);
           break;
         case 'issuer not given':
           expect(verdict.valid).toBe(false);
           expect(verdict.errors.join('\n')).toMatch(/issuer certificate not given/);
+          expect(verdict.codes).toEqual(['issuer-missing']);
           break;
         case 'reject':
           expect(verdict.valid).toBe(false);
-          expect(verdict.errors.length).toBeGreaterThan(0);
+          expect([...verdict.codes].sort(), verdict.errors.join('; ')).toEqual(expectedRejectCodes(v));
+          expect(verdict.code).toBe(verdict.codes[0]);
           break;
         case 'accept but no nextUpdate':
           expect(verdict.valid).toBe(false);
           expect(verdict.errors.join('\n')).toMatch(/nextUpdate/);
+          expect(verdict.codes).toEqual(['no-next-update']);
           break;
         case 'accept': {
           // Validation at producedAt also checks time: the window must still be open then.
           expect(Date.parse(single!.nextUpdate!.iso)).toBeGreaterThan(Date.parse(v.producedAt!.iso));
           expect(verdict.errors).toEqual([]);
           expect(verdict.valid).toBe(true);
+          expect(verdict.code).toBeUndefined();
+          expect(verdict.codes).toEqual([]);
           expect(verdict.certStatus).toBe(single!.certStatus.status);
           expect(verdict.thisUpdate?.getTime()).toBe(Date.parse(single!.thisUpdate.iso));
           expect(verdict.nextUpdate?.getTime()).toBe(Date.parse(single!.nextUpdate!.iso));
@@ -212,6 +277,70 @@ describe('validateResponse on every MANIFEST vector, at its producedAt', () => {
         }
       }
       expectExplanationMatches(v, parsed, verdict);
+    });
+  }
+});
+
+// --- every delegated vector inside and outside its signer's life ---------------------------------
+
+/**
+ * A delegated responder certificate must be valid at producedAt and now: a response pre-signed or
+ * cached while its signer was valid is refused once the signer has expired (`openssl ocsp -attime`
+ * says "certificate has expired"). Every vector whose responderID designates an embedded
+ * certificate, and whose issuer we have, is validated at an instant inside the signer's life (and
+ * the response's window), just after the signer's notAfter, and before its notBefore (beyond the
+ * skew). Issuer-signed vectors have no signer life to check: the issuer is the chain's business.
+ */
+const SECOND = 1000;
+const delegatedVectors = manifest.vectors.filter(
+  (v) => v.checks?.signer === 'embedded[0]' && v.issuer_cert && v.producedAt,
+);
+
+describe("validateResponse inside and outside each delegated signer's life", () => {
+  it('covers the delegated vectors', () => {
+    expect(delegatedVectors.length).toBeGreaterThanOrEqual(20);
+  });
+
+  for (const v of delegatedVectors) {
+    const atProducedAt = () => validateVector(v).verdict;
+    const validateAt = (now: Date) =>
+      validateResponse(parseOcspResponse(read(v.file)), {
+        cert: firstCert(v.subject_cert),
+        issuer: firstCert(v.issuer_cert),
+        now,
+      });
+    const signerOf = () => parseOcspResponse(read(v.file)).basic!.certs[0]!;
+    const accepted = vectorCase(v).expect === 'accept';
+
+    if (accepted) {
+      it(`${v.id}: valid 1 s before its signer's notAfter or its nextUpdate, whichever is first`, () => {
+        const signer = signerOf();
+        const nextUpdate = Date.parse(matchedSingle(v)!.nextUpdate!.iso);
+        const now = new Date(Math.min(signer.notAfter.getTime(), nextUpdate) - SECOND);
+        const verdict = validateAt(now);
+        expect(verdict.errors).toEqual([]);
+        expect(verdict.valid).toBe(true);
+      });
+    }
+
+    it(`${v.id}: 1 s after its signer's notAfter is signer-expired`, () => {
+      const now = new Date(signerOf().notAfter.getTime() + SECOND);
+      const before = atProducedAt();
+      const verdict = validateAt(now);
+      expect(verdict.valid).toBe(false);
+      expect(verdict.codes).toContain('signer-expired');
+      expect(verdict.errors).toContainEqual(expect.stringMatching(/responder certificate has expired/));
+      // Nothing else changes but time: the other codes are the producedAt ones, give or take staleness.
+      const timeless = (codes: VerdictCode[]) =>
+        codes.filter((c) => c !== 'signer-expired' && c !== 'stale').sort();
+      expect(timeless(verdict.codes)).toEqual(timeless(before.codes));
+    });
+
+    it(`${v.id}: before its signer's notBefore (beyond the skew) is signer-not-yet-valid`, () => {
+      const now = new Date(signerOf().notBefore.getTime() - DEFAULT_SKEW_MS - SECOND);
+      const verdict = validateAt(now);
+      expect(verdict.valid).toBe(false);
+      expect(verdict.codes).toContain('signer-not-yet-valid');
     });
   }
 });
@@ -259,6 +388,7 @@ describe('validateResponse on the openssl 80-test_ocsp.t cases, at producedAt', 
       });
       expect(verdict.valid, verdict.errors.join('; ')).toBe(valid);
       expect(verdict.errors.length === 0).toBe(valid);
+      expect(verdict.code === undefined).toBe(valid);
     });
   }
 });
@@ -274,40 +404,40 @@ describe('validateResponse time checks around a valid vector', () => {
     const single = matchedSingle(v)!;
     const thisUpdate = single.thisUpdate.iso;
     const nextUpdate = single.nextUpdate!.iso;
+    // The later of thisUpdate and producedAt: before it by more than the skew, one is in the future.
+    const issued = new Date(Math.max(Date.parse(thisUpdate), Date.parse(v.producedAt!.iso))).toISOString();
+    const producedLater = Date.parse(v.producedAt!.iso) >= Date.parse(thisUpdate);
+    const codes: VerdictCode[] = [];
     return [
-      { name: `${id}: 1 s after nextUpdate is expired`, v, now: at(nextUpdate, 1000), error: /expired/ },
-      { name: `${id}: exactly at nextUpdate is expired`, v, now: at(nextUpdate), error: /expired/ },
-      { name: `${id}: 1 s before nextUpdate is valid`, v, now: at(nextUpdate, -1000), error: null },
+      { name: `${id}: 1 s after nextUpdate is stale`, v, now: at(nextUpdate, 1000), codes: ['stale'] },
+      { name: `${id}: exactly at nextUpdate is stale`, v, now: at(nextUpdate), codes: ['stale'] },
+      { name: `${id}: 1 s before nextUpdate is valid`, v, now: at(nextUpdate, -1000), codes },
       {
-        name: `${id}: 10 min before thisUpdate (beyond the 5 min skew) is in the future`,
+        name: `${id}: 10 min before thisUpdate (beyond the 5 min skew) is not yet valid`,
         v,
         now: at(thisUpdate, -10 * MINUTE),
-        error: /future/,
+        codes: producedLater ? ['produced-in-future', 'not-yet-valid'] : ['not-yet-valid'],
       },
       {
-        name: `${id}: 4 min before thisUpdate (within the skew) is valid`,
+        name: `${id}: 4 min before thisUpdate and producedAt (within the skew) is valid`,
         v,
-        now: at(thisUpdate, -4 * MINUTE),
-        error: null,
+        now: at(issued, -4 * MINUTE),
+        codes,
       },
     ];
   });
 
-  for (const { name, v, now, error } of cases) {
+  for (const { name, v, now, codes } of cases) {
     it(name, () => {
       const verdict = validateResponse(parseOcspResponse(read(v.file)), {
         cert: firstCert(v.subject_cert),
         issuer: firstCert(v.issuer_cert),
         now,
       });
-      if (error) {
-        expect(verdict.valid).toBe(false);
-        expect(verdict.errors).toHaveLength(1);
-        expect(verdict.errors[0]).toMatch(error);
-      } else {
-        expect(verdict.errors).toEqual([]);
-        expect(verdict.valid).toBe(true);
-      }
+      expect(verdict.codes, verdict.errors.join('; ')).toEqual(codes);
+      expect(verdict.valid).toBe(codes.length === 0);
+      if (codes.includes('stale')) expect(verdict.errors.join('\n')).toMatch(/expired: nextUpdate/);
+      if (codes.includes('not-yet-valid')) expect(verdict.errors.join('\n')).toMatch(/thisUpdate .* future/);
     });
   }
 
@@ -337,6 +467,7 @@ describe('validateResponse CertID matching', () => {
     expect(verdict.valid).toBe(false);
     expect(verdict.certStatus).toBeUndefined();
     expect(verdict.errors.join('\n')).toMatch(/no SingleResponse matches/);
+    expect(verdict.codes).toEqual(['certid-mismatch']);
   });
 
   const hashCases: Array<{ name: string; hash: HashName; valid: boolean }> = [
@@ -348,7 +479,10 @@ describe('validateResponse CertID matching', () => {
       const { verdict } = validateVector(vectorById('aws-lc/ocsp_response_sha256'), { hash });
       expect(verdict.valid).toBe(valid);
       if (valid) expect(verdict.errors).toEqual([]);
-      else expect(verdict.errors.join('\n')).toMatch(/no SingleResponse matches/);
+      else {
+        expect(verdict.errors.join('\n')).toMatch(/no SingleResponse matches/);
+        expect(verdict.codes).toEqual(['certid-mismatch']);
+      }
     });
   }
 });

@@ -28,7 +28,7 @@ import {
 import { checkPolicy, DEFAULT_POLICY } from '../core/refresh-policy.js';
 import type { OnRevoked } from '../core/replace.js';
 import { cachedDownload, run, type RunDeps, type RunOptions } from '../renew/run.js';
-import { validateResponse } from '../core/validate.js';
+import { invalidVerdict, validateResponse } from '../core/validate.js';
 import { runDaemon } from './daemon.js';
 import { terminalProgress } from './progress.js';
 import { STATUS_HELP, statusCommand, StatusUsageError } from './status.js';
@@ -366,7 +366,8 @@ async function inspectCommand(args: string[], io: CliIo): Promise<number> {
     parsed = parseOcspResponse(der);
   } catch (err) {
     const message = `parse ${file}: not an OCSP response: ${errorMessage(err)}`;
-    if (values.json) io.out(JSON.stringify({ valid: false, errors: [message] }, null, 2));
+    const unparsed = explainStaple(undefined, invalidVerdict('unparseable', [message]));
+    if (values.json) io.out(JSON.stringify(unparsed, null, 2));
     else io.err(message);
     return EXIT.failed;
   }

@@ -1,7 +1,16 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { asBuffer, digest, looksLikePem, pemBlocks, serialHex, toArrayBuffer } from './der.js';
+import {
+  asBuffer,
+  digest,
+  looksLikePem,
+  pemBlocks,
+  serialHex,
+  strictGeneralizedTime,
+  strictUtcTime,
+  toArrayBuffer,
+} from './der.js';
 
 const OID = {
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
@@ -11,6 +20,7 @@ const OID = {
   subjectKeyIdentifier: '2.5.29.14',
   authorityKeyIdentifier: '2.5.29.35',
   basicConstraints: '2.5.29.19',
+  keyUsage: '2.5.29.15',
   extKeyUsage: '2.5.29.37',
   ocspNoCheck: '1.3.6.1.5.5.7.48.1.5',
 } as const;
@@ -32,6 +42,11 @@ const NAME_LABELS: Record<string, string> = {
   '1.2.840.113549.1.9.1': 'emailAddress',
   '0.9.2342.19200300.100.1.25': 'DC',
 };
+
+/** What parseCertificates and the Certificate constructor throw: the bytes are not a certificate. */
+export class CertificateParseError extends Error {
+  override readonly name = 'CertificateParseError';
+}
 
 /**
  * An X.509 certificate, parsed once, with the facts the renewer needs as plain values. The pkijs
@@ -62,17 +77,33 @@ export class Certificate {
   readonly isCA: boolean;
   /** Extended key usage OIDs, or undefined when the extension is absent. */
   readonly extKeyUsage: string[] | undefined;
+  /** Whether keyUsage allows digitalSignature; undefined when the extension is absent. */
+  readonly digitalSignature: boolean | undefined;
+  /** The OIDs of the extensions marked critical. */
+  readonly criticalExtensions: string[];
   readonly subjectKeyId: Buffer | undefined;
   readonly authorityKeyId: Buffer | undefined;
   readonly sha256: string;
   private keyObject: KeyObject | undefined;
   private readonly keyHashes = new Map<string, Buffer>();
 
+  /** Throws CertificateParseError, and nothing else, when the bytes are not an X.509 certificate. */
   constructor(der: Uint8Array) {
     this.der = Buffer.from(der);
-    const asn = asn1js.fromBER(toArrayBuffer(this.der));
-    if (asn.offset === -1) throw new Error(`not DER: ${asn.result.error}`);
-    this.asn = new pkijs.Certificate({ schema: asn.result });
+    let asn: ReturnType<typeof asn1js.fromBER>;
+    try {
+      asn = asn1js.fromBER(toArrayBuffer(this.der));
+    } catch (err) {
+      throw new CertificateParseError('not DER (a value does not decode)', { cause: err });
+    }
+    if (asn.offset === -1) throw new CertificateParseError(`not DER: ${asn.result.error}`);
+    try {
+      this.asn = new pkijs.Certificate({ schema: asn.result });
+    } catch (err) {
+      throw new CertificateParseError('not an X.509 certificate (its structure does not match)', {
+        cause: err,
+      });
+    }
     const cert = this.asn;
     this.serial = asBuffer(cert.serialNumber.valueBlock.valueHexView);
     this.serialHex = serialHex(this.serial);
@@ -86,8 +117,7 @@ export class Certificate {
     this.tbsDer = asBuffer(cert.tbsView);
     this.signatureAlgorithm = algorithmId(cert.signatureAlgorithm);
     this.signature = asBuffer(cert.signatureValue.valueBlock.valueHexView);
-    this.notBefore = cert.notBefore.value;
-    this.notAfter = cert.notAfter.value;
+    [this.notBefore, this.notAfter] = validity(asn.result);
     this.sha256 = digest('sha256', this.der).toString('hex');
 
     const ocspUrls: string[] = [];
@@ -97,9 +127,18 @@ export class Certificate {
     let extKeyUsage: string[] | undefined;
     let subjectKeyId: Buffer | undefined;
     let authorityKeyId: Buffer | undefined;
+    let digitalSignature: boolean | undefined;
+    const criticalExtensions: string[] = [];
     for (const ext of cert.extensions ?? []) {
       const value = ext.parsedValue as unknown;
+      if (ext.critical) criticalExtensions.push(ext.extnID);
       switch (ext.extnID) {
+        case OID.keyUsage: {
+          // KeyUsage BIT STRING: digitalSignature is bit 0, the first octet's high bit.
+          const bits = value instanceof asn1js.BitString ? value.valueBlock.valueHexView : undefined;
+          digitalSignature = !!bits && bits.length > 0 && (bits[0]! & 0x80) !== 0;
+          break;
+        }
         case OID.authorityInfoAccess:
           for (const desc of (value as pkijs.InfoAccess | undefined)?.accessDescriptions ?? []) {
             if (desc.accessLocation.type !== 6) continue; // uniformResourceIdentifier
@@ -134,6 +173,8 @@ export class Certificate {
     this.extKeyUsage = extKeyUsage;
     this.subjectKeyId = subjectKeyId;
     this.authorityKeyId = authorityKeyId;
+    this.digitalSignature = digitalSignature;
+    this.criticalExtensions = criticalExtensions;
   }
 
   /** The public key as a node KeyObject, built once. */
@@ -180,6 +221,28 @@ export function algorithmId(alg: pkijs.AlgorithmIdentifier): AlgorithmId {
   };
 }
 
+/**
+ * notBefore and notAfter read from the encoded characters, in the forms RFC 5280 §4.1.2.5 allows
+ * (UTCTime YYMMDDHHMMSSZ, GeneralizedTime YYYYMMDDHHMMSSZ), not asn1js's lenient reading.
+ */
+function validity(certificate: asn1js.AsnType): [Date, Date] {
+  const tbs = (certificate as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
+  const fields = tbs.valueBlock.value;
+  const hasVersion = fields[0]?.idBlock.tagClass === 3;
+  const times = (fields[hasVersion ? 4 : 3] as asn1js.Sequence).valueBlock.value;
+  return (['notBefore', 'notAfter'] as const).map((what, i) => {
+    const block = times[i]!;
+    const raw = Buffer.from((block as asn1js.UTCTime).valueBlock.valueHexView).toString('latin1');
+    const date = block instanceof asn1js.GeneralizedTime ? strictGeneralizedTime(raw) : strictUtcTime(raw);
+    if (!date) {
+      throw new CertificateParseError(
+        `${what} ${JSON.stringify(raw.slice(0, 32))} is not a UTC time of the form ${block instanceof asn1js.GeneralizedTime ? 'YYYYMMDDHHMMSSZ' : 'YYMMDDHHMMSSZ'}`,
+      );
+    }
+    return date;
+  }) as [Date, Date];
+}
+
 function nameDer(name: pkijs.RelativeDistinguishedNames): Buffer {
   return name.valueBeforeDecode.byteLength
     ? Buffer.from(name.valueBeforeDecode)
@@ -208,8 +271,9 @@ function tlsFeatures(ext: pkijs.Extension): number[] {
 
 /**
  * All certificates in a file: a PEM bundle with any number of CERTIFICATE blocks (other blocks,
- * such as private keys, are ignored and never kept), or a single DER certificate. Throws when the
- * file holds no certificate or a certificate block does not parse.
+ * such as private keys, are ignored and never kept), or a single DER certificate. Throws
+ * CertificateParseError (and nothing else) when the file holds no certificate or a certificate
+ * block does not parse.
  */
 export function parseCertificates(bytes: Uint8Array): Certificate[] {
   if (!looksLikePem(bytes)) return [certificateFromDer(bytes)];
@@ -219,12 +283,13 @@ export function parseCertificates(bytes: Uint8Array): Certificate[] {
       try {
         return certificateFromDer(block.der);
       } catch (err) {
-        throw new Error(`certificate block ${index + 1} does not parse: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new CertificateParseError(
+          `certificate block ${index + 1} does not parse: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
     });
-  if (certs.length === 0) throw new Error('no CERTIFICATE block found');
+  if (certs.length === 0) throw new CertificateParseError('no CERTIFICATE block found');
   return certs;
 }
 
@@ -237,7 +302,12 @@ export function certificateFromDer(der: Uint8Array): Certificate {
   const key = Buffer.from(der).toString('base64');
   let cert = parsedCache.get(key);
   if (!cert) {
-    cert = new Certificate(der);
+    try {
+      cert = new Certificate(der);
+    } catch (err) {
+      if (err instanceof CertificateParseError) throw err;
+      throw new CertificateParseError('not an X.509 certificate (a field does not decode)', { cause: err });
+    }
     if (parsedCache.size >= PARSED_CACHE_SIZE) parsedCache.delete(parsedCache.keys().next().value!);
   } else parsedCache.delete(key); // re-insert below: most recently used last
   parsedCache.set(key, cert);

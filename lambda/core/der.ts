@@ -72,3 +72,41 @@ export function toPem(label: string, der: Uint8Array): string {
   const lines = b64.match(/.{1,64}/g) ?? [];
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }
+
+const GENERALIZED_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;
+const UTC_TIME = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;
+
+/**
+ * A DER GeneralizedTime's characters as a Date, only in the one form RFC 5280 §4.1.2.5.2 allows:
+ * `YYYYMMDDHHMMSSZ` (UTC, seconds, no fraction). Undefined for anything else, including dates
+ * that do not exist (Feb 30) — asn1js reads a time without `Z` as local time and worse.
+ */
+export function strictGeneralizedTime(text: string): Date | undefined {
+  const m = GENERALIZED_TIME.exec(text);
+  return m ? utcDate(Number(m[1]), m[2]!, m[3]!, m[4]!, m[5]!, m[6]!) : undefined;
+}
+
+/** A DER UTCTime as a Date, only as `YYMMDDHHMMSSZ` (RFC 5280 §4.1.2.5.1: YY < 50 is 20YY). */
+export function strictUtcTime(text: string): Date | undefined {
+  const m = UTC_TIME.exec(text);
+  if (!m) return undefined;
+  const yy = Number(m[1]);
+  return utcDate(yy < 50 ? 2000 + yy : 1900 + yy, m[2]!, m[3]!, m[4]!, m[5]!, m[6]!);
+}
+
+function utcDate(year: number, mo: string, d: string, h: string, mi: string, s: string): Date | undefined {
+  const [month, day, hour, minute, second] = [mo, d, h, mi, s].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  // Date.UTC rolls Feb 30 over to March: a date that does not exist fails the round trip.
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) {
+    return undefined;
+  }
+  return date;
+}

@@ -1,7 +1,7 @@
 import { serialHex, toHex } from './der.js';
 import type { ParsedResponse } from './ocsp-response.js';
 import type { RunReport } from '../renew/run.js';
-import type { Verdict } from './validate.js';
+import type { Verdict, VerdictCode } from './validate.js';
 
 /** The `inspect --json` shape: what a staple says and what it is worth. */
 export interface StapleExplanation {
@@ -18,14 +18,17 @@ export interface StapleExplanation {
   }>;
   signature: { valid: boolean; signer: string; responderCert?: string };
   valid: boolean;
+  /** The first failure's class (README, "What valid means"); null when valid. */
+  code: VerdictCode | null;
   errors: string[];
 }
 
-export function explainStaple(parsed: ParsedResponse, verdict: Verdict): StapleExplanation {
-  const basic = parsed.basic;
+/** The explanation of a verdict; `parsed` is undefined for bytes that are not an OCSP response. */
+export function explainStaple(parsed: ParsedResponse | undefined, verdict: Verdict): StapleExplanation {
+  const basic = parsed?.basic;
   const rid = basic?.responderId;
   return {
-    responseStatus: parsed.responseStatus,
+    responseStatus: parsed?.responseStatus ?? verdict.responseStatus,
     producedAt: basic?.producedAt.toISOString() ?? null,
     responderId: !rid
       ? null
@@ -45,6 +48,7 @@ export function explainStaple(parsed: ParsedResponse, verdict: Verdict): StapleE
       ...(verdict.responderCert ? { responderCert: verdict.responderCert.subject } : {}),
     },
     valid: verdict.valid,
+    code: verdict.valid ? null : (verdict.code ?? null),
     errors: verdict.errors,
   };
 }
@@ -69,6 +73,7 @@ export function formatExplanation(e: StapleExplanation): string {
         `, thisUpdate ${r.thisUpdate}, nextUpdate ${r.nextUpdate ?? '(none)'}`,
     );
   }
+  if (e.code) lines.push(`code:            ${e.code}`);
   for (const err of e.errors) lines.push(`error:           ${err}`);
   return lines.join('\n');
 }

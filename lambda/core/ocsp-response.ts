@@ -1,7 +1,7 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { certificateFromDer, formatName, type AlgorithmId, type Certificate } from './certificate.js';
-import { asBuffer, hashNameForOid, toArrayBuffer, type HashName } from './der.js';
+import { asBuffer, hashNameForOid, strictGeneralizedTime, toArrayBuffer, type HashName } from './der.js';
 
 export const BASIC_RESPONSE_OID = '1.3.6.1.5.5.7.48.1.1';
 
@@ -86,18 +86,42 @@ export interface ParsedResponse {
   basic: BasicResponse | undefined;
 }
 
-export class ResponseParseError extends Error {}
+/** The one error parseOcspResponse throws: the bytes are not a well-formed OCSP response. */
+export class ResponseParseError extends Error {
+  override readonly name = 'ResponseParseError';
+}
 
 /**
- * Parses a DER OCSPResponse. Throws ResponseParseError when it is not one (an HTML page, say).
+ * Parses a DER OCSPResponse. Throws ResponseParseError when it is not one (an HTML page, say),
+ * and nothing else, whatever the bytes: times must be DER GeneralizedTime (`YYYYMMDDHHMMSSZ`).
  *
  * The structure is walked over asn1js's decoded tree directly (one BER decode; asn1js also decodes
  * the OCTET STRING that carries the BasicOCSPResponse), which is ~3× faster than pkijs's schema
  * matching and dominates a large run's CPU time.
  */
 export function parseOcspResponse(der: Uint8Array): ParsedResponse {
-  const bytes = Buffer.from(der);
-  const asn = asn1js.fromBER(toArrayBuffer(bytes));
+  try {
+    return parseResponse(Buffer.from(der));
+  } catch (err) {
+    if (err instanceof ResponseParseError) throw err;
+    // asn1js and pkijs throw their own messages on some malformed inputs; say it in our terms.
+    throw new ResponseParseError('malformed OCSP response (a field does not decode)', { cause: err });
+  }
+}
+
+/** asn1js's decoder, which throws on some malformed values (times above all) instead of reporting. */
+function decode(bytes: ArrayBuffer | Uint8Array, what: string): ReturnType<typeof asn1js.fromBER> {
+  try {
+    return asn1js.fromBER(bytes);
+  } catch (err) {
+    // asn1js converts times while decoding and throws "Wrong input string for conversion".
+    const which = /conversion/.test(err instanceof Error ? err.message : '') ? 'a time value' : 'a value';
+    throw new ResponseParseError(`${what} is not DER (${which} does not decode)`, { cause: err });
+  }
+}
+
+function parseResponse(bytes: Buffer): ParsedResponse {
+  const asn = decode(toArrayBuffer(bytes), 'OCSPResponse');
   if (asn.offset === -1) throw new ResponseParseError(`not DER (${asn.result.error || 'bad encoding'})`);
   if (asn.offset !== bytes.length) throw new ResponseParseError('trailing bytes after the OCSPResponse');
   const outer = items(asn.result, asn1js.Sequence, 'OCSPResponse');
@@ -115,7 +139,7 @@ export function parseOcspResponse(der: Uint8Array): ParsedResponse {
   let basicBlock: asn1js.AsnType;
   if (inner?.length === 1) basicBlock = inner[0]!;
   else {
-    const parsed = asn1js.fromBER(octets.valueBlock.valueHexView);
+    const parsed = decode(octets.valueBlock.valueHexView, 'BasicOCSPResponse');
     if (parsed.offset === -1) throw new ResponseParseError('BasicOCSPResponse is not DER');
     basicBlock = parsed.result;
   }
@@ -142,7 +166,7 @@ function parseBasic(block: asn1js.AsnType): BasicResponse {
     const key = as(explicit(rid, 2, 'responderID byKey'), asn1js.OctetString, 'responderID byKey');
     responderId = { byKey: asBuffer(key.valueBlock.valueHexView) };
   } else throw new ResponseParseError('responderID is neither byName [1] nor byKey [2]');
-  const producedAt = as(data[i++], asn1js.GeneralizedTime, 'producedAt').toDate();
+  const producedAt = time(data[i++], 'producedAt');
   const responses = items(data[i++], asn1js.Sequence, 'responses').map(parseSingle);
   const extensions = isContext(data[i], 1)
     ? parseExtensions(explicit(data[i]!, 1, 'responseExtensions'))
@@ -207,8 +231,7 @@ function parseSingle(block: asn1js.AsnType): SingleResponseInfo {
   let nextUpdate: Date | undefined;
   let extensions: ExtensionInfo[] = [];
   for (const item of rest) {
-    if (isContext(item, 0))
-      nextUpdate = as(explicit(item, 0, 'nextUpdate'), asn1js.GeneralizedTime, 'nextUpdate').toDate();
+    if (isContext(item, 0)) nextUpdate = time(explicit(item, 0, 'nextUpdate'), 'nextUpdate');
     else if (isContext(item, 1)) extensions = parseExtensions(explicit(item, 1, 'singleExtensions'));
     else throw new ResponseParseError('unexpected field in SingleResponse');
   }
@@ -223,7 +246,7 @@ function parseSingle(block: asn1js.AsnType): SingleResponseInfo {
     certStatus,
     revocationTime,
     revocationReason,
-    thisUpdate: as(thisUpdate, asn1js.GeneralizedTime, 'thisUpdate').toDate(),
+    thisUpdate: time(thisUpdate, 'thisUpdate'),
     nextUpdate,
     extensions,
   };
@@ -237,6 +260,18 @@ function parseExtensions(block: asn1js.AsnType): ExtensionInfo[] {
     const value = as(fields[fields.length - 1], asn1js.OctetString, 'extnValue');
     return { oid, critical, value: asBuffer(value.valueBlock.valueHexView) };
   });
+}
+
+/** A GeneralizedTime in the only form DER allows (RFC 5280 §4.1.2.5.2), else a parse error naming the field. */
+function time(block: asn1js.AsnType | undefined, what: string): Date {
+  const raw = Buffer.from(as(block, asn1js.GeneralizedTime, what).valueBlock.valueHexView).toString('latin1');
+  const date = strictGeneralizedTime(raw);
+  if (!date) {
+    throw new ResponseParseError(
+      `${what} ${JSON.stringify(raw.slice(0, 32))} is not a UTC time of the form YYYYMMDDHHMMSSZ`,
+    );
+  }
+  return date;
 }
 
 function as<T extends asn1js.AsnType>(
@@ -270,8 +305,8 @@ function explicit(block: asn1js.AsnType, tag: number, what: string): asn1js.AsnT
 /** RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, revocationReason [0] EXPLICIT CRLReason OPTIONAL } */
 function revokedInfo(block: asn1js.AsnType): { revocationTime: Date; revocationReason: string | undefined } {
   // [1] IMPLICIT RevokedInfo arrives as a constructed context block whose content asn1js has decoded.
-  const [time, reasonBlock] = (block as asn1js.Constructed).valueBlock?.value ?? [];
-  if (!(time instanceof asn1js.GeneralizedTime)) {
+  const [timeBlock, reasonBlock] = (block as asn1js.Constructed).valueBlock?.value ?? [];
+  if (!(timeBlock instanceof asn1js.GeneralizedTime)) {
     throw new ResponseParseError('revoked certStatus without a GeneralizedTime revocationTime');
   }
   let revocationReason: string | undefined;
@@ -283,5 +318,5 @@ function revokedInfo(block: asn1js.AsnType): { revocationTime: Date; revocationR
     const code = reason.valueBlock.valueDec;
     revocationReason = REASON_NAMES[code] ?? `reason(${code})`;
   }
-  return { revocationTime: time.toDate(), revocationReason };
+  return { revocationTime: time(timeBlock, 'revocationTime'), revocationReason };
 }

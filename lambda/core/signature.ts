@@ -5,62 +5,147 @@ import type { AlgorithmId } from './certificate.js';
 import { hashNameForOid, toArrayBuffer } from './der.js';
 
 /**
- * Signature algorithms accepted on OCSP responses and certificates, mapped to node:crypto.
- * MD2/MD5 are refused outright. Verification runs in node's OpenSSL, ~200× faster here than pkijs
- * over WebCrypto, which matters when a run validates thousands of responses.
+ * Signature algorithms accepted on OCSP responses and certificates, mapped to node:crypto, each
+ * bound to the key type it may be used with. MD2/MD5 and DSA are refused outright. Verification
+ * runs in node's OpenSSL, ~200× faster here than pkijs over WebCrypto, which matters when a run
+ * validates thousands of responses.
  */
-const SIMPLE: Record<string, string | null> = {
+const RSA_PKCS1: Record<string, string> = {
   '1.2.840.113549.1.1.5': 'sha1', // sha1WithRSAEncryption
   '1.2.840.113549.1.1.14': 'sha224',
   '1.2.840.113549.1.1.11': 'sha256',
   '1.2.840.113549.1.1.12': 'sha384',
   '1.2.840.113549.1.1.13': 'sha512',
+};
+const ECDSA: Record<string, string> = {
   '1.2.840.10045.4.1': 'sha1', // ecdsa-with-SHA1
   '1.2.840.10045.4.3.1': 'sha224',
   '1.2.840.10045.4.3.2': 'sha256',
   '1.2.840.10045.4.3.3': 'sha384',
   '1.2.840.10045.4.3.4': 'sha512',
-  '1.3.101.112': null, // Ed25519
-  '1.3.101.113': null, // Ed448
+};
+const EDDSA: Record<string, 'ed25519' | 'ed448'> = {
+  '1.3.101.112': 'ed25519',
+  '1.3.101.113': 'ed448',
 };
 const RSASSA_PSS = '1.2.840.113549.1.1.10';
+const MGF1 = '1.2.840.113549.1.1.8';
+/** The curves TLS clients verify (node's names for P-256, P-384, P-521). */
+const ECDSA_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+/** DER NULL: the parameters RFC 4055 §5 gives the PKCS#1 v1.5 algorithms (absent is tolerated). */
+const DER_NULL = Buffer.from([0x05, 0x00]);
 
-export class UnsupportedAlgorithmError extends Error {}
+/** Why a signature is not accepted: it does not verify, or its algorithm cannot be used with the key. */
+export type SignatureProblem = { code: 'signature' | 'signature-algorithm'; reason: string };
 
 /**
- * Verifies `signature` over `data` with `key`. Returns false for a signature that does not verify;
- * throws UnsupportedAlgorithmError for an algorithm it will not check.
+ * Checks `signature` over `data` under `key` (undefined when the signer's key does not decode).
+ * Returns undefined when it verifies, else the problem: a signature that does not verify or a key
+ * that does not decode (`signature`), or an algorithm that is unsupported, malformed or not the
+ * key's kind (`signature-algorithm`: an RSA signature under the Ed25519 OID, an ECDSA one under
+ * sha256WithRSAEncryption, RSASSA-PSS parameters the key's own restrictions forbid). Never throws.
  */
-export function verifySignature(alg: AlgorithmId, key: KeyObject, data: Uint8Array, signature: Uint8Array) {
-  if (alg.oid in SIMPLE) {
-    try {
-      return cryptoVerify(SIMPLE[alg.oid] ?? null, data, key, signature);
-    } catch {
-      return false; // wrong key type for the algorithm, malformed signature: not a valid signature
+export function checkSignature(
+  alg: AlgorithmId,
+  key: KeyObject | undefined,
+  data: Uint8Array,
+  signature: Uint8Array,
+): SignatureProblem | undefined {
+  if (!key) return { code: 'signature', reason: "the signer's public key does not decode" };
+  const keyType = key.asymmetricKeyType ?? '(unknown)';
+  const mismatch = (kind: string): SignatureProblem => ({
+    code: 'signature-algorithm',
+    reason: `signature algorithm ${alg.oid} (${kind}) does not match the signer's ${keyType} key`,
+  });
+  let hash: string | null;
+  let options: KeyObject | { key: KeyObject; padding: number; saltLength: number } = key;
+  if (alg.oid in RSA_PKCS1) {
+    if (keyType !== 'rsa') return mismatch('RSA PKCS#1 v1.5');
+    if (alg.params && !alg.params.equals(DER_NULL)) {
+      return { code: 'signature-algorithm', reason: `RSA signature algorithm ${alg.oid} has parameters` };
     }
-  }
-  if (alg.oid === RSASSA_PSS) {
-    const { hash, saltLength } = pssParams(alg.params);
-    try {
-      return cryptoVerify(
-        hash,
-        data,
-        { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength },
-        signature,
-      );
-    } catch {
-      return false;
+    hash = RSA_PKCS1[alg.oid]!;
+  } else if (alg.oid in ECDSA) {
+    if (keyType !== 'ec') return mismatch('ECDSA');
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (!curve || !ECDSA_CURVES.has(curve)) {
+      return {
+        code: 'signature-algorithm',
+        reason: `ECDSA key on curve ${curve ?? '(unnamed)'} is not accepted`,
+      };
     }
+    if (alg.params && !alg.params.equals(DER_NULL)) {
+      return { code: 'signature-algorithm', reason: `ECDSA signature algorithm ${alg.oid} has parameters` };
+    }
+    hash = ECDSA[alg.oid]!;
+  } else if (alg.oid in EDDSA) {
+    if (keyType !== EDDSA[alg.oid]) return mismatch(EDDSA[alg.oid]!);
+    if (alg.params)
+      return { code: 'signature-algorithm', reason: `${keyType} signature algorithm has parameters` };
+    hash = null;
+  } else if (alg.oid === RSASSA_PSS) {
+    if (keyType !== 'rsa' && keyType !== 'rsa-pss') return mismatch('RSASSA-PSS');
+    const pss = pssParams(alg.params);
+    if ('code' in pss) return pss;
+    const restricted = keyType === 'rsa-pss' ? key.asymmetricKeyDetails : undefined;
+    if (
+      restricted?.hashAlgorithm &&
+      (restricted.hashAlgorithm !== pss.hash ||
+        (restricted.mgf1HashAlgorithm ?? restricted.hashAlgorithm) !== pss.hash ||
+        pss.saltLength < (restricted.saltLength ?? 0))
+    ) {
+      return {
+        code: 'signature-algorithm',
+        reason: `RSASSA-PSS parameters (${pss.hash}, salt ${pss.saltLength}) are not allowed by the signer's key (${restricted.hashAlgorithm}, salt ≥ ${restricted.saltLength ?? 0})`,
+      };
+    }
+    hash = pss.hash;
+    options = { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: pss.saltLength };
+  } else {
+    return { code: 'signature-algorithm', reason: `unsupported signature algorithm ${alg.oid}` };
   }
-  throw new UnsupportedAlgorithmError(`unsupported signature algorithm ${alg.oid}`);
+  let ok = false;
+  try {
+    ok = cryptoVerify(hash, data, options, signature);
+  } catch {
+    ok = false; // a malformed signature value: not a valid signature
+  }
+  return ok ? undefined : { code: 'signature', reason: 'signature does not verify' };
 }
 
-function pssParams(params: Buffer | undefined): { hash: string; saltLength: number } {
+/**
+ * RSASSA-PSS-params (RFC 4055 §3.1): absent means the SHA-1 defaults. The mask generation must be
+ * MGF1 with the same hash as the signature (node:crypto verifies only that combination), and the
+ * trailer field 1.
+ */
+function pssParams(params: Buffer | undefined): { hash: string; saltLength: number } | SignatureProblem {
   if (!params) return { hash: 'sha1', saltLength: 20 };
-  const asn = asn1js.fromBER(toArrayBuffer(params));
-  if (asn.offset === -1) throw new UnsupportedAlgorithmError('RSASSA-PSS parameters do not parse');
-  const pss = new pkijs.RSASSAPSSParams({ schema: asn.result });
+  const bad = (why: string): SignatureProblem => ({
+    code: 'signature-algorithm',
+    reason: `RSASSA-PSS parameters ${why}`,
+  });
+  let pss: pkijs.RSASSAPSSParams;
+  let mgfHash: string | undefined;
+  try {
+    const asn = asn1js.fromBER(toArrayBuffer(params));
+    if (asn.offset === -1 || asn.offset !== params.length) return bad('do not parse');
+    pss = new pkijs.RSASSAPSSParams({ schema: asn.result });
+    const mgfParams = pss.maskGenAlgorithm.algorithmParams as asn1js.AsnType | undefined;
+    mgfHash = mgfParams ? new pkijs.AlgorithmIdentifier({ schema: mgfParams }).algorithmId : undefined;
+  } catch {
+    return bad('do not parse');
+  }
   const hash = hashNameForOid(pss.hashAlgorithm.algorithmId);
-  if (!hash) throw new UnsupportedAlgorithmError(`RSASSA-PSS hash ${pss.hashAlgorithm.algorithmId}`);
+  if (!hash) return bad(`name an unsupported hash ${pss.hashAlgorithm.algorithmId}`);
+  if (pss.maskGenAlgorithm.algorithmId !== MGF1) {
+    return bad(`name an unsupported mask generation ${pss.maskGenAlgorithm.algorithmId}`);
+  }
+  if (hashNameForOid(mgfHash ?? '') !== hash) {
+    return bad(
+      `use MGF1 with ${hashNameForOid(mgfHash ?? '') ?? mgfHash ?? '(none)'}, not the signature's ${hash}`,
+    );
+  }
+  if (pss.trailerField !== 1) return bad(`have trailer field ${pss.trailerField}`);
+  if (!Number.isSafeInteger(pss.saltLength) || pss.saltLength < 0) return bad('have a bad salt length');
   return { hash, saltLength: pss.saltLength };
 }

@@ -1,8 +1,15 @@
+import type { KeyObject } from 'node:crypto';
 import { Certificate, OCSP_SIGNING_EKU } from './certificate.js';
 import { digest, type HashName } from './der.js';
 import { NONCE_OID } from './ocsp-request.js';
-import type { CertStatus, ParsedResponse, ResponseStatus, SingleResponseInfo } from './ocsp-response.js';
-import { UnsupportedAlgorithmError, verifySignature } from './signature.js';
+import type {
+  BasicResponse,
+  CertStatus,
+  ParsedResponse,
+  ResponseStatus,
+  SingleResponseInfo,
+} from './ocsp-response.js';
+import { checkSignature, type SignatureProblem } from './signature.js';
 
 /** Default allowance for clocks that run behind the responder's (RFC 5019 §4 suggests some slack). */
 export const DEFAULT_SKEW_MS = 5 * 60_000;
@@ -18,6 +25,50 @@ const KNOWN_SINGLE_EXTENSIONS = new Set([
   '2.5.29.21', // CRL reason
   '2.5.29.24', // invalidity date
 ]);
+
+/**
+ * Extensions of a delegated responder certificate we understand, so they may be critical
+ * (RFC 5280 §4.2: a certificate with a critical extension the verifier does not recognise must be
+ * refused). Any other critical extension makes the responder certificate unauthorised.
+ */
+const KNOWN_RESPONDER_CERT_EXTENSIONS = new Set([
+  '2.5.29.15', // keyUsage (digitalSignature required when present)
+  '2.5.29.37', // extKeyUsage (id-kp-OCSPSigning required)
+  '2.5.29.19', // basicConstraints
+  '2.5.29.14', // subjectKeyIdentifier
+  '2.5.29.35', // authorityKeyIdentifier
+  '2.5.29.17', // subjectAltName
+  '2.5.29.32', // certificatePolicies
+  '1.3.6.1.5.5.7.1.1', // authorityInfoAccess
+  '1.3.6.1.5.5.7.48.1.5', // id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1)
+]);
+
+/**
+ * Why a verdict is invalid: one stable code per failure class (README, "What valid means"), plus
+ * `status:<responseStatus>` for a responder's error status (`status:tryLater`, …). `inspect
+ * --json` prints the first as `code`; tests assert them.
+ */
+export const VERDICT_CODES = [
+  'parse', // the bytes are not an OCSP response (or not one we can read)
+  'fetch', // the response could not be fetched (set by the query, never by validateResponse)
+  'unsupported-response-type', // a successful response that is not id-pkix-ocsp-basic
+  'issuer-missing', // no issuer certificate given, so nothing can be authorised
+  'issuer-mismatch', // the issuer certificate given is not the one the certificate names
+  'certid-mismatch', // no SingleResponse is about this certificate
+  'responder-id', // the responderID designates neither the issuer nor a certificate in the response
+  'signature', // the signature does not verify, or the signer's key does not decode
+  'signature-algorithm', // the algorithm is unsupported, malformed, or not the signer key's kind
+  'signer-not-authorised', // delegated signer: not issued by the issuer, no id-kp-OCSPSigning, no digitalSignature, unknown critical extension
+  'signer-expired', // delegated signer expired at producedAt or now
+  'signer-not-yet-valid', // delegated signer not yet valid at producedAt or now
+  'produced-in-future', // producedAt is in the future (beyond the skew)
+  'not-yet-valid', // thisUpdate is in the future (beyond the skew)
+  'no-next-update', // no nextUpdate: the response carries no expiry
+  'stale', // nextUpdate has passed
+  'critical-extension', // a critical response or single extension we do not understand
+  'nonce-mismatch', // the echoed nonce is not the one sent
+] as const;
+export type VerdictCode = (typeof VERDICT_CODES)[number] | `status:${Exclude<ResponseStatus, 'successful'>}`;
 
 export interface ValidationInput {
   /** The certificate the staple is for. Without it, any SingleResponse for the issuer is taken. */
@@ -51,6 +102,10 @@ export interface Verdict {
   /** The delegated responder certificate that signed, when there is one. */
   responderCert: Certificate | undefined;
   errors: string[];
+  /** The first failure's class; undefined when valid. */
+  code: VerdictCode | undefined;
+  /** Every failure class found, in the order of `errors`, each once. */
+  codes: VerdictCode[];
 }
 
 /**
@@ -64,7 +119,7 @@ export class ValidationCache {
     const key = `${responder.sha256}:${issuer.sha256}`;
     let ok = this.issuedBy.get(key);
     if (ok === undefined) {
-      ok = isSignedBy(responder, issuer);
+      ok = !certificateSignatureProblem(responder, issuer);
       this.issuedBy.set(key, ok);
     }
     return ok;
@@ -84,15 +139,34 @@ const sharedCache = new ValidationCache();
  */
 export function validateResponse(parsed: ParsedResponse, input: ValidationInput): Verdict {
   const verdict = invalidVerdict(parsed.responseStatus, []);
-  const errors = verdict.errors;
+  verdict.codes = [];
+  const fail = (code: VerdictCode, message: string) => {
+    verdict.errors.push(message);
+    if (!verdict.codes.includes(code)) verdict.codes.push(code);
+  };
+  try {
+    check(parsed, input, verdict, fail);
+  } catch {
+    // Never reached by any input we know of (a fuzz test keeps it so); a verdict all the same,
+    // in our words rather than a library's.
+    fail('parse', 'the response cannot be checked (a field does not decode)');
+  }
+  verdict.valid = verdict.errors.length === 0;
+  verdict.code = verdict.codes[0];
+  return verdict;
+}
+
+type Fail = (code: VerdictCode, message: string) => void;
+
+function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict, fail: Fail): void {
   if (parsed.responseStatus !== 'successful') {
-    errors.push(`responseStatus ${parsed.responseStatus}`);
-    return verdict;
+    fail(`status:${parsed.responseStatus}`, `responseStatus ${parsed.responseStatus}`);
+    return;
   }
   const basic = parsed.basic;
   if (!basic) {
-    errors.push(`unsupported responseType ${parsed.responseType ?? '(none)'}`);
-    return verdict;
+    fail('unsupported-response-type', `unsupported responseType ${parsed.responseType ?? '(none)'}`);
+    return;
   }
   verdict.producedAt = basic.producedAt;
   const { issuer, cert, now } = input;
@@ -100,7 +174,8 @@ export function validateResponse(parsed: ParsedResponse, input: ValidationInput)
 
   // CertID
   if (issuer && cert && !issuer.issued(cert)) {
-    errors.push(
+    fail(
+      'issuer-mismatch',
       `issuer certificate (${issuer.subject}) is not named as the certificate's issuer (${cert.issuer})`,
     );
   }
@@ -112,35 +187,42 @@ export function validateResponse(parsed: ParsedResponse, input: ValidationInput)
     verdict.thisUpdate = single.thisUpdate;
     verdict.nextUpdate = single.nextUpdate;
   } else if (issuer) {
-    errors.push(
+    fail(
+      'certid-mismatch',
       cert
         ? `no SingleResponse matches the certificate's CertID (serial ${cert.serialHex})`
         : "no SingleResponse matches the issuer's name and key hashes",
     );
   } else {
-    errors.push('issuer certificate not given: cannot match the CertID');
+    fail('issuer-missing', 'issuer certificate not given: cannot match the CertID');
   }
 
   // Signature and signer authorisation
   if (!issuer) {
-    errors.push('issuer certificate not given: cannot authorise the signer');
+    fail('issuer-missing', 'issuer certificate not given: cannot authorise the signer');
   } else {
-    checkSigner(parsed, issuer, input.cache ?? sharedCache, verdict, errors);
+    checkSigner(basic, issuer, now, skew, input.cache ?? sharedCache, verdict, fail);
   }
 
   // Time
+  if (basic.producedAt.getTime() > now.getTime() + skew) {
+    fail('produced-in-future', `producedAt ${basic.producedAt.toISOString()} is in the future`);
+  }
   if (single) {
     if (single.thisUpdate.getTime() > now.getTime() + skew) {
-      errors.push(`thisUpdate ${single.thisUpdate.toISOString()} is in the future`);
+      fail('not-yet-valid', `thisUpdate ${single.thisUpdate.toISOString()} is in the future`);
     }
     if (!single.nextUpdate) {
-      errors.push('nextUpdate is absent (the response carries no expiry, so it cannot be stapled safely)');
+      fail(
+        'no-next-update',
+        'nextUpdate is absent (the response carries no expiry, so it cannot be stapled safely)',
+      );
     } else if (single.nextUpdate.getTime() <= now.getTime()) {
-      errors.push(`expired: nextUpdate ${single.nextUpdate.toISOString()} has passed`);
+      fail('stale', `expired: nextUpdate ${single.nextUpdate.toISOString()} has passed`);
     }
     for (const ext of single.extensions) {
       if (ext.critical && !KNOWN_SINGLE_EXTENSIONS.has(ext.oid)) {
-        errors.push(`unknown critical singleExtension ${ext.oid}`);
+        fail('critical-extension', `unknown critical singleExtension ${ext.oid}`);
       }
     }
   }
@@ -148,16 +230,15 @@ export function validateResponse(parsed: ParsedResponse, input: ValidationInput)
   // Response extensions
   for (const ext of basic.extensions) {
     if (ext.critical && !KNOWN_RESPONSE_EXTENSIONS.has(ext.oid)) {
-      errors.push(`unknown critical responseExtension ${ext.oid}`);
+      fail('critical-extension', `unknown critical responseExtension ${ext.oid}`);
     }
   }
   if (input.nonce) {
     const echoed = basic.extensions.find((ext) => ext.oid === NONCE_OID);
-    if (echoed && !nonceMatches(echoed.value, input.nonce)) errors.push('nonce does not match the request');
+    if (echoed && !nonceMatches(echoed.value, input.nonce)) {
+      fail('nonce-mismatch', 'nonce does not match the request');
+    }
   }
-
-  verdict.valid = errors.length === 0;
-  return verdict;
 }
 
 function findSingleResponse(
@@ -183,13 +264,14 @@ function findSingleResponse(
 }
 
 function checkSigner(
-  parsed: ParsedResponse,
+  basic: BasicResponse,
   issuer: Certificate,
+  now: Date,
+  skew: number,
   cache: ValidationCache,
   verdict: Verdict,
-  errors: string[],
+  fail: Fail,
 ): void {
-  const basic = parsed.basic!;
   const rid = basic.responderId;
   // byName: the DER as encoded, or the same attributes and values in another string encoding
   // (PrintableString vs UTF8String), which some responders use; the signature check decides.
@@ -197,43 +279,52 @@ function checkSigner(
     'byKey' in rid
       ? c.keyHash('sha1').equals(rid.byKey)
       : c.subjectDer.equals(rid.byName) || c.subject.toLowerCase() === rid.name.toLowerCase();
-  const verifies = (c: Certificate) => {
-    try {
-      return verifySignature(basic.signatureAlgorithm, c.publicKey, basic.tbsDer, basic.signature);
-    } catch (err) {
-      if (err instanceof UnsupportedAlgorithmError) return false;
-      throw err;
-    }
-  };
+  const signatureProblem = (c: Certificate) =>
+    checkSignature(basic.signatureAlgorithm, publicKeyOf(c), basic.tbsDer, basic.signature);
 
   if (designates(issuer)) {
     verdict.signature.signer = 'issuer';
-    verdict.signature.valid = verifies(issuer);
-    if (!verdict.signature.valid) errors.push('signature does not verify with the issuer key');
+    const problem = signatureProblem(issuer);
+    verdict.signature.valid = !problem;
+    if (problem) fail(problem.code, signatureMessage(problem, 'the issuer key'));
     return;
   }
   const candidates = basic.certs.filter(designates);
   if (candidates.length === 0) {
-    errors.push('responderID designates neither the issuer nor a certificate in the response');
+    fail('responder-id', 'responderID designates neither the issuer nor a certificate in the response');
     return;
   }
   // Try every designated certificate; report the problems of the first when none qualifies.
-  let firstProblems: string[] | undefined;
+  let firstProblems: Array<[VerdictCode, string]> | undefined;
   for (const responder of candidates) {
-    const problems: string[] = [];
-    const sigOk = verifies(responder);
-    if (!sigOk) problems.push('signature does not verify with the delegated responder key');
+    const problems: Array<[VerdictCode, string]> = [];
+    const sigProblem = signatureProblem(responder);
+    if (sigProblem)
+      problems.push([sigProblem.code, signatureMessage(sigProblem, 'the delegated responder key')]);
     if (!issuer.issued(responder) || !cache.delegatedSignatureOk(responder, issuer)) {
-      problems.push(`delegated responder certificate (${responder.subject}) is not issued by the issuer`);
+      problems.push([
+        'signer-not-authorised',
+        `delegated responder certificate (${responder.subject}) is not issued by the issuer`,
+      ]);
     }
     if (!responder.extKeyUsage?.includes(OCSP_SIGNING_EKU)) {
-      problems.push('delegated responder certificate lacks id-kp-OCSPSigning');
+      problems.push(['signer-not-authorised', 'delegated responder certificate lacks id-kp-OCSPSigning']);
     }
-    if (!responder.isValidAt(basic.producedAt)) {
-      problems.push(
-        `delegated responder certificate is not valid at producedAt (valid ${responder.notBefore.toISOString()} to ${responder.notAfter.toISOString()})`,
-      );
+    if (responder.digitalSignature === false) {
+      problems.push([
+        'signer-not-authorised',
+        'delegated responder certificate keyUsage does not allow digitalSignature',
+      ]);
     }
+    for (const oid of responder.criticalExtensions) {
+      if (!KNOWN_RESPONDER_CERT_EXTENSIONS.has(oid)) {
+        problems.push([
+          'signer-not-authorised',
+          `delegated responder certificate has an unknown critical extension ${oid}`,
+        ]);
+      }
+    }
+    problems.push(...signerTimeProblems(responder, basic.producedAt, now, skew));
     if (problems.length === 0) {
       verdict.signature = { valid: true, signer: 'delegated' };
       verdict.responderCert = responder;
@@ -241,14 +332,63 @@ function checkSigner(
     }
     if (!firstProblems) {
       firstProblems = problems;
-      verdict.signature = { valid: sigOk, signer: 'unknown' };
+      verdict.signature = { valid: !sigProblem, signer: 'unknown' };
     }
   }
-  errors.push(...(firstProblems ?? []));
+  for (const [code, message] of firstProblems ?? []) fail(code, message);
+}
+
+/**
+ * A delegated responder certificate must be valid when it signed (producedAt) and now: a client
+ * checks it at its own clock, so a response pre-signed or cached before the certificate expired
+ * is refused once it has (as `openssl ocsp -attime` does). The skew lets our clock run behind
+ * the responder's for notBefore only; an expiry is never stretched.
+ */
+function signerTimeProblems(
+  responder: Certificate,
+  producedAt: Date,
+  now: Date,
+  skew: number,
+): Array<[VerdictCode, string]> {
+  const life = `valid ${responder.notBefore.toISOString()} to ${responder.notAfter.toISOString()}`;
+  const problems: Array<[VerdictCode, string]> = [];
+  if (!responder.isValidAt(producedAt)) {
+    problems.push([
+      producedAt < responder.notBefore ? 'signer-not-yet-valid' : 'signer-expired',
+      `delegated responder certificate is not valid at producedAt (${life})`,
+    ]);
+  }
+  if (now.getTime() > responder.notAfter.getTime()) {
+    problems.push(['signer-expired', `delegated responder certificate has expired (${life})`]);
+  } else if (now.getTime() + skew < responder.notBefore.getTime()) {
+    problems.push(['signer-not-yet-valid', `delegated responder certificate is not yet valid (${life})`]);
+  }
+  return problems;
+}
+
+function signatureMessage(problem: SignatureProblem, key: string): string {
+  return problem.reason === 'signature does not verify'
+    ? `signature does not verify with ${key}`
+    : `signature: ${problem.reason}`;
+}
+
+/** The certificate's public key, or undefined when node cannot decode it (a verdict, not a throw). */
+function publicKeyOf(cert: Certificate): KeyObject | undefined {
+  try {
+    return cert.publicKey;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A verdict that knows nothing yet (or never will: a staple that does not even parse). */
-export function invalidVerdict(responseStatus: Verdict['responseStatus'], errors: string[]): Verdict {
+export function invalidVerdict(
+  responseStatus: Verdict['responseStatus'],
+  errors: string[],
+  code: VerdictCode = responseStatus === 'unparseable' || responseStatus === 'successful'
+    ? 'parse'
+    : `status:${responseStatus}`,
+): Verdict {
   return {
     valid: false,
     responseStatus,
@@ -261,21 +401,34 @@ export function invalidVerdict(responseStatus: Verdict['responseStatus'], errors
     signature: { valid: false, signer: 'unknown' },
     responderCert: undefined,
     errors,
+    code,
+    codes: [code],
   };
 }
 
 /** Whether `cert`'s signature verifies under `issuer`'s key. */
 export function isSignedBy(cert: Certificate, issuer: Certificate): boolean {
-  try {
-    return verifySignature(cert.signatureAlgorithm, issuer.publicKey, cert.tbsDer, cert.signature);
-  } catch (err) {
-    if (err instanceof UnsupportedAlgorithmError) return false;
-    throw err;
-  }
+  return !certificateSignatureProblem(cert, issuer);
+}
+
+function certificateSignatureProblem(cert: Certificate, issuer: Certificate): SignatureProblem | undefined {
+  return checkSignature(cert.signatureAlgorithm, publicKeyOf(issuer), cert.tbsDer, cert.signature);
 }
 
 /** RFC 8954 says the nonce is an OCTET STRING inside extnValue; older responders echo the raw bytes. */
 function nonceMatches(echoed: Buffer, sent: Buffer): boolean {
   if (echoed.equals(sent)) return true;
-  return echoed.length === sent.length + 2 && echoed[0] === 0x04 && echoed.subarray(2).equals(sent);
+  // 04, the DER length of the nonce (short or long form), then the nonce: lengths must agree too.
+  const length =
+    sent.length < 0x80
+      ? [sent.length]
+      : sent.length < 0x100
+        ? [0x81, sent.length]
+        : [0x82, sent.length >> 8, sent.length & 0xff];
+  const header = Buffer.from([0x04, ...length]);
+  return (
+    echoed.length === header.length + sent.length &&
+    echoed.subarray(0, header.length).equals(header) &&
+    echoed.subarray(header.length).equals(sent)
+  );
 }

@@ -72,7 +72,7 @@ export async function queryResponders(
         attempt.verdict.errors.push(`does not parse: ${errorMessage(err)}`);
       }
     } catch (err) {
-      attempt = { url, stage: 'fetch', verdict: invalidVerdict('unparseable', [errorMessage(err)]) };
+      attempt = { url, stage: 'fetch', verdict: invalidVerdict('unparseable', [errorMessage(err)], 'fetch') };
     }
     attempts.push(attempt);
     options.onAttempt?.(attempt);
