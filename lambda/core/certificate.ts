@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { asBuffer, digest, looksLikePem, pemBlocks, serialHex, toArrayBuffer } from './der.js';
+import { asBuffer, derProblem, digest, looksLikePem, pemBlocks, serialHex, toArrayBuffer } from './der.js';
 
 const OID = {
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
@@ -237,13 +237,26 @@ export function certificateFromDer(der: Uint8Array): Certificate {
   const key = Buffer.from(der).toString('base64');
   let cert = parsedCache.get(key);
   if (!cert) {
-    cert = new Certificate(der);
+    cert = parseCertificateDer(der);
     if (parsedCache.size >= PARSED_CACHE_SIZE) parsedCache.delete(parsedCache.keys().next().value!);
   } else parsedCache.delete(key); // re-insert below: most recently used last
   parsedCache.set(key, cert);
   return cert;
 }
 const PARSED_CACHE_SIZE = 512;
+
+/**
+ * One certificate from DER, its failure said in the user's terms (where the DER breaks, or that
+ * it is DER but no X.509 certificate); asn1js's and pkijs's own wording stays in `cause`.
+ */
+function parseCertificateDer(der: Uint8Array): Certificate {
+  try {
+    return new Certificate(der);
+  } catch (err) {
+    const problem = derProblem(der) ?? 'well-formed DER, but not the structure of an X.509 certificate';
+    throw new Error(`not a certificate: ${problem}`, { cause: err });
+  }
+}
 const parsedCache = new Map<string, Certificate>();
 
 /** Empties the parsed-certificate cache (benchmarks measure cold parsing with it). */
@@ -263,7 +276,7 @@ export function parseIssuerDownload(bytes: Uint8Array): Certificate[] {
     return parseCertificates(bytes);
   }
   try {
-    return [new Certificate(bytes)];
+    return [parseCertificateDer(bytes)];
   } catch (certErr) {
     try {
       return certificatesFromPkcs7(bytes);
