@@ -6,7 +6,8 @@ export interface DaemonOptions {
   watchIntervalMs: number;
   /** Longest sleep between two checks, whatever the timers say. */
   maxSleepMs?: number;
-  onReport: (report: RunReport) => void;
+  /** Awaited before the daemon sleeps (print, save state, run the reload command). */
+  onReport: (report: RunReport) => void | Promise<void>;
   log: (line: string) => void;
   /** Stops the daemon (tests); SIGTERM/SIGINT do the same. */
   signal?: AbortSignal;
@@ -54,7 +55,7 @@ export async function runDaemon(deps: RunDeps, options: RunOptions, daemon: Daem
           forceNext ||= force;
           throw err;
         });
-        daemon.onReport(report);
+        await daemon.onReport(report);
         const now = deps.clock().getTime();
         const dues = report.results
           .map((r) => (r.nextDue ? Date.parse(r.nextDue) : NaN))
