@@ -466,8 +466,14 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
       log(
         `ocsp-renewer ${version()} pid ${process.pid}: renewing ${certsAt} into ${staplesAt}${reloadCommand ? `, reload: ${reloadCommand}` : ''}`,
       );
+      const stop = new AbortController();
+      const watch = followParentUnderNpm(() => {
+        log('the npm/npx process that started us is gone: stopping');
+        stop.abort();
+      });
       await runDaemon(deps, options, {
         watchIntervalMs,
+        signal: stop.signal,
         onReport: async (report) => {
           print(report);
           await saveState();
@@ -476,7 +482,7 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
         log: (line) => {
           if (!(quiet && line.startsWith('next check'))) log(line);
         },
-      });
+      }).finally(() => clearInterval(watch));
       return EXIT.ok;
     }
     const report = await run(deps, options);
@@ -488,6 +494,25 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
   } finally {
     await lock?.release();
   }
+}
+
+/**
+ * Under `npx`/`npm exec` the daemon runs below npm and a `sh -c`: a SIGTERM to npm reaches the
+ * shell, which dies without passing it on, and the daemon would run on as an orphan. So when npm
+ * started us (npm_command is set), a changed parent pid means our launcher is gone: call
+ * `onGone`. Run directly (systemd, a shell), this watches nothing.
+ */
+function followParentUnderNpm(onGone: () => void): NodeJS.Timeout | undefined {
+  if (!process.env.npm_command) return undefined;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(timer);
+      onGone();
+    }
+  }, 500);
+  timer.unref();
+  return timer;
 }
 
 /** A staple's full location: a path under a staples directory, or a URL under a prefix. */

@@ -3,6 +3,7 @@
  * and signals. Every child started here is remembered; `killAll()` (afterAll) leaves none behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -89,11 +90,17 @@ export async function waitFor(
   }
 }
 
-/** Whether a process id is alive. */
+/** Whether a process id is alive (a zombie, exited but not yet reaped, is not). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) STATE ..."; comm may hold spaces, the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
