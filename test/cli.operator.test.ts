@@ -335,6 +335,85 @@ describe('cron and systemd', () => {
   });
 });
 
+describe('host/examples: the systemd units and the cron line', () => {
+  const examples = path.join(REPO_ROOT, 'host', 'examples');
+  const analyze = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((f) => existsSync(f));
+  const units = ['ocsp-renewer.service', 'ocsp-renewer-once.service', 'ocsp-renewer-once.timer'];
+
+  /** The units with the command's path replaced by one that exists here (verify checks it). */
+  async function unitsHere(): Promise<string> {
+    const dir = await freshDir('units');
+    for (const unit of units) {
+      const text = await readFile(path.join(examples, unit), 'utf8');
+      await writeFile(path.join(dir, unit), text.replaceAll('/usr/local/bin/ocsp-renewer', DEV_BIN));
+    }
+    return dir;
+  }
+
+  it.runIf(analyze)(
+    'systemd-analyze verifies the units and rates both services exposure <= 2.5 (hardened)',
+    async () => {
+      const dir = await unitsHere();
+      const verify = await runToEnd(analyze!, ['verify', ...units.map((u) => path.join(dir, u))]);
+      expect(verify.code, verify.stderr).toBe(0);
+      expect(verify.stderr.trim()).toBe('');
+      for (const unit of units.filter((u) => u.endsWith('.service'))) {
+        const text = await readFile(path.join(examples, unit), 'utf8');
+        for (const line of [
+          'ProtectSystem=strict',
+          'ReadWritePaths=/etc/ssl/ocsp',
+          'StateDirectory=ocsp-renewer',
+          'Environment=XDG_STATE_HOME=/var/lib',
+          'NoNewPrivileges=yes',
+          'PrivateTmp=yes',
+        ]) {
+          // prettier-ignore
+          expect(text.split('\n'), `${unit}: ${line}`).toContain(line);
+        }
+        const security = await runToEnd(analyze!, [
+          'security',
+          '--offline=true',
+          '--threshold=25',
+          path.join(dir, unit),
+        ]);
+        expect(security.code, security.stdout.split('\n').at(-2)).toBe(0);
+      }
+    },
+  );
+
+  it("the one-shot unit's and the cron line's command run as written: renew, reload, then quiet", async () => {
+    const certs = await certDir('good');
+    const staples = await freshDir('staples');
+    const calls = path.join(await freshDir('reload'), 'calls.log');
+    /** ExecStart's words, with the host's paths swapped for the test's. */
+    const words = (line: string) =>
+      [...line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => {
+        const word = m[1] ?? m[2] ?? m[3]!;
+        return word === 'systemctl reload nginx'
+          ? `echo "$OCSP_INSTALLED" >> '${calls}'`
+          : word.replace('/etc/ssl/tls', certs).replace('/etc/ssl/ocsp', staples);
+      });
+    const unit = await readFile(path.join(examples, 'ocsp-renewer-once.service'), 'utf8');
+    const execStart = /^ExecStart=(.*)$/m.exec(unit)![1]!;
+    const cron = (await readFile(path.join(examples, 'ocsp-renewer.cron'), 'utf8'))
+      .split('\n')
+      .find((l) => /^\d/.test(l))!;
+    const cronCommand = cron.slice(cron.indexOf('/usr/local/bin/ocsp-renewer'));
+    for (const command of [execStart, cronCommand]) {
+      const [program, ...args] = words(command);
+      expect(program).toBe('/usr/local/bin/ocsp-renewer');
+      const run = () => cli([...args, PRIVATE]);
+      const first = await run();
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stdout).toMatch(/good\.pem\s+renewed/);
+      const second = await run();
+      expect(second).toMatchObject({ code: 0, stdout: '', stderr: '' });
+      await rm(path.join(staples, 'good.ocsp'));
+    }
+    expect((await readFile(calls, 'utf8')).trim().split('\n')).toEqual(['good.ocsp', 'good.ocsp']);
+  });
+});
+
 // --- messages -----------------------------------------------------------------------------------------
 
 describe('messages a person understands', () => {
