@@ -117,6 +117,16 @@ describe('help and flags', () => {
       helps.set(command, flagsOf(res.stdout));
     }
     expect(helps.get('fetch')).not.toContain('concurrency');
+    // README.md has one options table per command, listing exactly these flags.
+    const readme = await readFile(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    for (const [command, flags] of helps) {
+      const start = readme.indexOf(`### \`ocsp-renewer ${command}\``);
+      const section = readme.slice(start, readme.indexOf('\n### ', start + 1));
+      const documented = [...section.matchAll(/^\| `--([a-z-]+)/gm)].map((m) => m[1]);
+      expect(documented.sort(), `README options table of ${command}`).toEqual(
+        flags.filter((f) => f !== 'help').sort(),
+      );
+    }
     expect(helps.get('renew')).toEqual(
       expect.arrayContaining(['reload', 'quiet', 'lock-wait', 'concurrency']),
     );
