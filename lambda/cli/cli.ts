@@ -37,6 +37,7 @@ import {
   readSettings,
   SettingError,
   SETTINGS,
+  type RunSettings,
   type SettingSpec,
 } from '../renew/settings.js';
 import { runDaemon } from './daemon.js';
@@ -49,7 +50,7 @@ import {
   type Flag,
   type FlagValues,
 } from './flags.js';
-import { acquireLock, LockBusyError, type Lock } from './lock.js';
+import { acquireLock, LockBusyError } from './lock.js';
 import { PendingReloadFile, runReload } from './reload.js';
 
 /**
@@ -356,8 +357,6 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
   const settings = readSettings((spec) => str(values[spec.flag]), flagSource);
   const persist = values.persist === true;
   const dryRun = values['dry-run'] === true;
-  const quiet = values.quiet === true;
-  const reloadCommand = str(values.reload);
   const reloadTimeoutMs = seconds(values['reload-timeout'], 'reload-timeout', 60, 0.001) * 1000;
   const lockWaitMs = seconds(values['lock-wait'], 'lock-wait', 5) * 1000;
   const watchIntervalMs = positiveInt(values['watch-interval'], '--watch-interval', 30) * 1000;
@@ -377,6 +376,37 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
       }
     }
   }
+  // Two runs on the same staples never interleave: the second waits --lock-wait, then exits 75.
+  // Taken before the state is read, so the second run sees what the first one saved.
+  const lock = dryRun ? undefined : await acquireLock(lockFileFor(staplesAt), lockWaitMs);
+  try {
+    return await renewUnderLock(
+      { values, certsAt, staplesAt, settings, http, watchIntervalMs, reloadTimeoutMs },
+      io,
+    );
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** What `renew` was asked to do, its flags read and checked. */
+interface RenewJob {
+  values: FlagValues;
+  certsAt: string;
+  staplesAt: string;
+  settings: RunSettings;
+  http: HttpOptions;
+  watchIntervalMs: number;
+  reloadTimeoutMs: number;
+}
+
+/** One run, or the daemon, while holding the staples location's lock. */
+async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
+  const { values, certsAt, staplesAt, settings, http, watchIntervalMs, reloadTimeoutMs } = job;
+  const persist = values.persist === true;
+  const dryRun = values['dry-run'] === true;
+  const quiet = values.quiet === true;
+  const reloadCommand = str(values.reload);
   const issuerPool = typeof values.issuers === 'string' ? await loadIssuerDir(values.issuers) : undefined;
 
   // Backoff, max-age and outcomes survive one-shot (cron) runs in a state file; --state none: off.
@@ -457,43 +487,36 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
     return false;
   };
 
-  // Two runs on the same staples never interleave: the second waits --lock-wait, then exits 75.
-  let lock: Lock | undefined;
-  if (!dryRun) lock = await acquireLock(lockFileFor(staplesAt), lockWaitMs);
-  try {
-    if (persist) {
-      const log = (line: string) => io.err(`${new Date().toISOString()} ${line}`);
-      log(
-        `ocsp-renewer ${version()} pid ${process.pid}: renewing ${certsAt} into ${staplesAt}${reloadCommand ? `, reload: ${reloadCommand}` : ''}`,
-      );
-      const stop = new AbortController();
-      const watch = followParentUnderNpm(() => {
-        log('the npm/npx process that started us is gone: stopping');
-        stop.abort();
-      });
-      await runDaemon(deps, options, {
-        watchIntervalMs,
-        signal: stop.signal,
-        onReport: async (report) => {
-          print(report);
-          await saveState();
-          await reloadAfter(report, log);
-        },
-        log: (line) => {
-          if (!(quiet && line.startsWith('next check'))) log(line);
-        },
-      }).finally(() => clearInterval(watch));
-      return EXIT.ok;
-    }
-    const report = await run(deps, options);
-    await saveState();
-    print(report);
-    const reloaded = await reloadAfter(report, (line) => io.err(`ocsp-renewer: ${line}`));
-    if (!reloaded) return EXIT.reloadFailed;
-    return report.counts.failed > 0 ? EXIT.failed : EXIT.ok;
-  } finally {
-    await lock?.release();
+  if (persist) {
+    const log = (line: string) => io.err(`${new Date().toISOString()} ${line}`);
+    log(
+      `ocsp-renewer ${version()} pid ${process.pid}: renewing ${certsAt} into ${staplesAt}${reloadCommand ? `, reload: ${reloadCommand}` : ''}`,
+    );
+    const stop = new AbortController();
+    const watch = followParentUnderNpm(() => {
+      log('the npm/npx process that started us is gone: stopping');
+      stop.abort();
+    });
+    await runDaemon(deps, options, {
+      watchIntervalMs,
+      signal: stop.signal,
+      onReport: async (report) => {
+        print(report);
+        await saveState();
+        await reloadAfter(report, log);
+      },
+      log: (line) => {
+        if (!(quiet && line.startsWith('next check'))) log(line);
+      },
+    }).finally(() => clearInterval(watch));
+    return EXIT.ok;
   }
+  const report = await run(deps, options);
+  await saveState();
+  print(report);
+  const reloaded = await reloadAfter(report, (line) => io.err(`ocsp-renewer: ${line}`));
+  if (!reloaded) return EXIT.reloadFailed;
+  return report.counts.failed > 0 ? EXIT.failed : EXIT.ok;
 }
 
 /**
