@@ -168,6 +168,18 @@ describe('one settings module: the CLI and the Lambda say the same', () => {
   });
 });
 
+describe('renew-only numbers', () => {
+  it.each([
+    ['--reload-timeout', '0', '--reload-timeout must be a positive number of seconds, got "0"'],
+    ['--lock-wait', 'soon', '--lock-wait must be a non-negative number of seconds, got "soon"'],
+    ['--watch-interval', '1.5', '--watch-interval must be a positive integer'],
+  ])('%s %s is a usage error', async (flag, value, message) => {
+    const res = await cli(['renew', '--certs', work, flag, value]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(message);
+  });
+});
+
 // --- the reload hook ----------------------------------------------------------------------------------
 
 describe('renew --reload', () => {

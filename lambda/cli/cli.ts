@@ -129,11 +129,20 @@ function httpOptions(values: FlagValues): HttpOptions {
   };
 }
 
-function seconds(value: FlagValues[string], name: string, fallback: number, min = 0): number {
+/** A number of seconds: positive, or with `zeroOk` also 0 (`--lock-wait 0`: do not wait). */
+function seconds(value: FlagValues[string], name: string, fallback: number, zeroOk = false): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(n) || n < min) {
-    throw new UsageError(`--${name} must be a number of seconds${min > 0 ? ` of at least ${min}` : ''}`);
+  if (
+    typeof value !== 'string' ||
+    value.trim() === '' ||
+    !Number.isFinite(n) ||
+    n < 0 ||
+    (n === 0 && !zeroOk)
+  ) {
+    throw new UsageError(
+      `--${name} must be a ${zeroOk ? 'non-negative' : 'positive'} number of seconds, got "${String(value)}"`,
+    );
   }
   return n;
 }
@@ -357,8 +366,8 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
   const settings = readSettings((spec) => str(values[spec.flag]), flagSource);
   const persist = values.persist === true;
   const dryRun = values['dry-run'] === true;
-  const reloadTimeoutMs = seconds(values['reload-timeout'], 'reload-timeout', 60, 0.001) * 1000;
-  const lockWaitMs = seconds(values['lock-wait'], 'lock-wait', 5) * 1000;
+  const reloadTimeoutMs = seconds(values['reload-timeout'], 'reload-timeout', 60) * 1000;
+  const lockWaitMs = seconds(values['lock-wait'], 'lock-wait', 5, true) * 1000;
   const watchIntervalMs = positiveInt(values['watch-interval'], '--watch-interval', 30) * 1000;
   const http = httpOptions(values);
 
