@@ -98,12 +98,32 @@ describe('parseCertificates', () => {
       bytes: Buffer.from(keyPem),
       error: /no CERTIFICATE block found/,
     },
-    { name: 'a text file', bytes: Buffer.from('not a certificate\n'), error: /not DER/ },
-    { name: 'an empty file', bytes: Buffer.alloc(0), error: /not DER/ },
+    {
+      name: 'a text file',
+      bytes: Buffer.from('not a certificate\n'),
+      error: /^not a certificate: DER decoding failed at byte 0: an element of 111 bytes runs past the end/,
+    },
+    {
+      name: 'an empty file',
+      bytes: Buffer.alloc(0),
+      error: /^not a certificate: DER decoding failed at byte 0: the data is empty$/,
+    },
+    {
+      // asn1js says "Constructed encoding used for primitive type", with no position.
+      name: 'DER with a constructed INTEGER inside a SEQUENCE',
+      bytes: Buffer.from('30083006300422020000', 'hex'),
+      error:
+        /^not a certificate: DER decoding failed at byte 6: a constructed encoding where DER requires a primitive one$/,
+    },
+    {
+      name: 'well-formed DER that is no certificate',
+      bytes: Buffer.from('3003020100', 'hex'),
+      error: /^not a certificate: well-formed DER, but not the structure of an X\.509 certificate$/,
+    },
     {
       name: 'a bundle whose second CERTIFICATE block is corrupt',
       bytes: Buffer.from(read(leafFile).toString() + truncated(read(issuerFile).toString())),
-      error: /certificate block 2 does not parse/,
+      error: /certificate block 2 does not parse: not a certificate: DER decoding failed at byte \d+/,
     },
   ];
   for (const { name, bytes, error } of refusals) {
@@ -191,7 +211,9 @@ describe('parseIssuerDownload', () => {
   });
 
   it('refuses bytes that are neither a certificate nor a PKCS#7', () => {
-    expect(() => parseIssuerDownload(Buffer.from('<html>not found</html>'))).toThrow(/not DER/);
+    expect(() => parseIssuerDownload(Buffer.from('<html>not found</html>'))).toThrow(
+      /not a certificate: DER decoding failed at byte 0/,
+    );
   });
 });
 

@@ -400,6 +400,10 @@ describe('host/examples match README "Hosts" and are valid', () => {
     'haproxy-ocsp.cfg',
     'exim-ocsp.conf',
     'exim4.conf.localmacros',
+    'ocsp-renewer.cron',
+    'ocsp-renewer.service',
+    'ocsp-renewer-once.service',
+    'ocsp-renewer-once.timer',
   ];
 
   it.for(exampleFiles)('README shows host/examples/%s as it is', (file, { expect }) => {

@@ -199,7 +199,7 @@ describe('status over a directory', () => {
   });
 
   it.each([
-    ['no location', ['status'], /status needs one staples location/],
+    ['no location', ['status'], /status expects 1 argument\(s\), got 0/],
     ['a bad --warn-hours', ['status', '.', '--warn-hours', 'soon'], /--warn-hours must be a number/],
     ['an unknown flag', ['status', '.', '--bogus'], /Unknown option '--bogus'/],
     [

@@ -13,18 +13,29 @@ import {
   type StoredStaple,
 } from '../renew/ports.js';
 
-/** Certificates in a directory tree; keys are paths relative to it with `/` separators. */
+/** Certificate files larger than this are refused before they are read. */
+export const MAX_CERTIFICATE_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Certificates in a directory tree; keys are paths relative to it with `/` separators. With
+ * `onlyFile`, just that one file of the directory (`--certs FILE`), whatever its extension.
+ */
 export class FsCertificateSource implements CertificateSource {
   readonly description: string;
 
   constructor(
     private readonly dir: string,
     private readonly naming: NamingOptions = DEFAULT_NAMING,
+    private readonly onlyFile?: string,
   ) {
-    this.description = `dir ${dir}`;
+    this.description = onlyFile ? `file ${path.join(dir, onlyFile)}` : `dir ${dir}`;
   }
 
   async list(): Promise<CertificateObject[]> {
+    if (this.onlyFile !== undefined) {
+      const info = await stat(path.join(this.dir, this.onlyFile));
+      return [{ key: this.onlyFile, tag: `${info.mtimeMs}-${info.size}` }];
+    }
     const out: CertificateObject[] = [];
     const walk = async (rel: string) => {
       const entries = await readdir(path.join(this.dir, rel), { withFileTypes: true });
@@ -42,8 +53,15 @@ export class FsCertificateSource implements CertificateSource {
     return out;
   }
 
-  read(key: string): Promise<Buffer> {
-    return readFile(this.resolve(key));
+  async read(key: string): Promise<Buffer> {
+    const file = this.resolve(key);
+    const { size } = await stat(file);
+    if (size > MAX_CERTIFICATE_FILE_BYTES) {
+      throw new Error(
+        `${(size / 1024 / 1024).toFixed(1)} MiB is too large for a certificate file (limit 1 MiB)`,
+      );
+    }
+    return readFile(file);
   }
 
   async readIssuerSibling(key: string): Promise<Buffer | undefined> {

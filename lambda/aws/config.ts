@@ -2,8 +2,9 @@ import { DEFAULT_HTTP, type HttpOptions } from '../adapters/http.js';
 import { privateRespondersAllowed } from '../adapters/ssrf-guard.js';
 import { normalisePrefix } from '../adapters/s3.js';
 import type { HashName } from '../core/der.js';
-import { namingFrom, type NamingOptions } from '../renew/ports.js';
-import { checkPolicy, DEFAULT_POLICY, type RefreshPolicy } from '../core/refresh-policy.js';
+import type { NamingOptions } from '../renew/ports.js';
+import type { RefreshPolicy } from '../core/refresh-policy.js';
+import { envSource, readSettings, SettingError, type RunSettings } from '../renew/settings.js';
 import type { OnRevoked } from '../core/replace.js';
 
 /** The Lambda's configuration, read from its environment. */
@@ -28,7 +29,8 @@ export interface LambdaConfig {
 export class ConfigError extends Error {}
 
 /**
- * Reads the configuration; a bad value throws naming the variable. Variables: BUCKET (required),
+ * Reads the configuration; a bad value throws naming the variable, with the same wording as the
+ * CLI's flag (renew/settings.ts). Variables: BUCKET (required),
  * CERTS_PREFIX (certs/), STAPLES_PREFIX (staples/), STATE_PREFIX (state/), CERT_EXTENSIONS
  * (.pem,.crt,.cert), STAPLE_EXTENSION (.ocsp), REFRESH_AT (0.5), ON_REVOKED (publish),
  * CERTID_HASH (sha1), SECRETS_PREFIX (unset: no Secrets Manager), CONCURRENCY (8),
@@ -40,30 +42,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfi
   if (!bucket) throw new ConfigError('BUCKET is not set');
   const str = (name: string, fallback: string) =>
     env[name] === undefined || env[name] === '' ? fallback : env[name]!;
-  const num = (name: string, fallback: number, ok: (n: number) => boolean) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!ok(n)) throw new ConfigError(`${name} is not valid: ${raw}`);
-    return n;
-  };
-  const onRevoked = str('ON_REVOKED', 'publish');
-  if (onRevoked !== 'publish' && onRevoked !== 'withhold') {
-    throw new ConfigError(`ON_REVOKED must be publish or withhold, got ${onRevoked}`);
-  }
-  const hash = str('CERTID_HASH', 'sha1');
-  if (hash !== 'sha1' && hash !== 'sha256')
-    throw new ConfigError(`CERTID_HASH must be sha1 or sha256, got ${hash}`);
-  let policy: RefreshPolicy;
+  let settings: RunSettings;
   try {
-    policy = checkPolicy({
-      ...DEFAULT_POLICY,
-      refreshAt: num('REFRESH_AT', DEFAULT_POLICY.refreshAt, Number.isFinite),
-    });
+    settings = readSettings((spec) => env[spec.env], envSource);
   } catch (err) {
-    throw new ConfigError(`REFRESH_AT: ${(err as Error).message}`);
+    if (err instanceof SettingError) throw new ConfigError(err.message);
+    throw err;
   }
-  const positive = (n: number) => Number.isInteger(n) && n > 0;
   return {
     bucket,
     certsPrefix: normalisePrefix(str('CERTS_PREFIX', 'certs/')),
@@ -71,15 +56,15 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfi
     stateKey: `${normalisePrefix(str('STATE_PREFIX', 'state/'))}state.json`,
     secretsPrefix: env.SECRETS_PREFIX || undefined,
     statusPageKey: env.STATUS_PAGE_KEY || undefined,
-    naming: namingFrom(env.CERT_EXTENSIONS, env.STAPLE_EXTENSION),
-    policy,
-    onRevoked,
-    hash,
-    concurrency: num('CONCURRENCY', 8, positive),
-    perHostConcurrency: num('PER_HOST_CONCURRENCY', 4, positive),
+    naming: settings.naming,
+    policy: settings.policy,
+    onRevoked: settings.onRevoked,
+    hash: settings.hash,
+    concurrency: settings.concurrency,
+    perHostConcurrency: settings.perHostConcurrency,
     http: {
       ...DEFAULT_HTTP,
-      timeoutMs: num('HTTP_TIMEOUT_SECONDS', DEFAULT_HTTP.timeoutMs / 1000, (n) => n > 0) * 1000,
+      timeoutMs: settings.timeoutMs,
       // Read from the env given (the handler's injected env), not only from process.env.
       allowPrivate: privateRespondersAllowed(false, env),
     },

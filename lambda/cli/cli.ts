@@ -1,10 +1,15 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { FsCertificateSource, FsStapleStore, writeFileAtomic } from '../adapters/filesystem.js';
+import {
+  FsCertificateSource,
+  FsStapleStore,
+  MAX_CERTIFICATE_FILE_BYTES,
+  writeFileAtomic,
+} from '../adapters/filesystem.js';
 import { makeS3Client, parseS3Url, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
 import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
 import { fileStateBlob, StateStore } from '../adapters/state-store.js';
@@ -12,92 +17,81 @@ import { DEFAULT_HTTP, responderPolicyOf, type HttpOptions } from '../adapters/h
 import { privateRespondersAllowed } from '../adapters/ssrf-guard.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
-import type { HashName } from '../core/der.js';
+import { derProblem } from '../core/der.js';
 import { errorMessage } from '../core/errors.js';
 import { explainStaple, formatExplanation, formatRunReport } from '../core/explain.js';
+import { parseOcspResponse } from '../core/ocsp-response.js';
+import { invalidVerdict, validateResponse } from '../core/validate.js';
 import { resolveIssuer } from '../renew/issuer.js';
 import { queryResponders } from '../renew/ocsp-query.js';
-import { parseOcspResponse } from '../core/ocsp-response.js';
 import {
   issuerSiblingKeyFor,
-  namingFrom,
   type CertificateSource,
   type NamingOptions,
   type StapleStore,
 } from '../renew/ports.js';
-import { checkPolicy, DEFAULT_POLICY } from '../core/refresh-policy.js';
-import type { OnRevoked } from '../core/replace.js';
-import { cachedDownload, run, type RunDeps, type RunOptions } from '../renew/run.js';
-import { invalidVerdict, validateResponse } from '../core/validate.js';
+import { cachedDownload, run, type RunDeps, type RunOptions, type RunReport } from '../renew/run.js';
+import {
+  flagSource,
+  readSetting,
+  readSettings,
+  SettingError,
+  SETTINGS,
+  type RunSettings,
+  type SettingSpec,
+} from '../renew/settings.js';
 import { runDaemon } from './daemon.js';
+import {
+  commandHelp,
+  parseCommand,
+  settingFlag,
+  UsageError,
+  type Command,
+  type Flag,
+  type FlagValues,
+} from './flags.js';
+import { acquireLock, LockBusyError } from './lock.js';
+import { PendingReloadFile, runReload } from './reload.js';
 import { terminalProgress } from './progress.js';
-import { STATUS_HELP, statusCommand, StatusUsageError } from './status.js';
+import { statusCommand } from './status.js';
 
-/** Exit codes: 0 all good, 1 failure or invalid, 2 usage, 3 valid but revoked/unknown. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, notGood: 3 } as const;
+/**
+ * Exit codes: 0 all good, 1 failure or invalid, 2 usage, 3 valid but revoked/unknown, 4 the
+ * reload command failed (retried next run), 75 another run holds the lock (as the pull script).
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, notGood: 3, reloadFailed: 4, locked: 75 } as const;
 
-class UsageError extends Error {}
+/** The package's version, from the package.json two levels up (lambda/cli/ and dist/cli/ alike). */
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** $XDG_STATE_HOME/ocsp-renewer (default ~/.local/state/ocsp-renewer): the CLI's state and locks. */
+function stateDir(env: NodeJS.ProcessEnv): string {
+  return path.join(env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state'), 'ocsp-renewer');
+}
+
+/** A short id of a staples location (a directory made absolute, or a URL). */
+function locationId(staplesAt: string): string {
+  const where = staplesAt.includes('://') ? staplesAt : path.resolve(staplesAt);
+  return createHash('sha256').update(where).digest('hex').slice(0, 16);
+}
 
 /**
  * Where the CLI keeps its run state unless --state says otherwise: one file per staples location
  * under $XDG_STATE_HOME (default ~/.local/state), never among the staples a server reads.
  */
 export function defaultStateFile(staplesAt: string, env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
-  const where = staplesAt.includes('://') ? staplesAt : path.resolve(staplesAt);
-  const id = createHash('sha256').update(where).digest('hex').slice(0, 16);
-  return path.join(base, 'ocsp-renewer', `state-${id}.json`);
+  return path.join(stateDir(env), `state-${locationId(staplesAt)}.json`);
 }
 
-const HELP = `ocsp-renewer — keep OCSP staples fresh
-
-Usage:
-  ocsp-renewer renew --certs <dir|s3://bucket/prefix|secretsmanager://prefix>
-                     [--staples <dir|s3://bucket/prefix>] [options]
-  ocsp-renewer inspect <staple.der> [--cert <pem>] [--issuer <pem>] [--at <ISO-8601>] [--json]
-  ocsp-renewer fetch <cert.pem> [--issuer <pem>] [--out <file>] [--json]
-  ocsp-renewer status <staples dir|s3://bucket/prefix> [--json] [--html <file>] [--warn-hours <n>]
-
-renew: for every certificate under --certs (.pem .crt .cert; <name>.issuer.pem files are
-issuers, not certificates), renew the staple <name>.ocsp under --staples when it is due.
-  --staples <dir>              where staples go (default: the --certs directory)
-  --issuers <dir>              directory of issuer certificates (matched by key id, then name)
-  --force                      renew every staple now, whatever the policy says
-  --dry-run                    decide and report; fetch and write nothing
-  --json                       print the run report as JSON
-  --on-revoked publish|withhold  what to do with a REVOKED response (default publish)
-  --refresh-at <0.1-0.95>      renew after this fraction of thisUpdate→nextUpdate (default 0.5)
-  --cert-extensions <list>     certificate extensions (default .pem,.crt,.cert)
-  --extension <ext>            staple extension (default .ocsp)
-  --persist                    stay running; renew by the policy's timers (see below)
-  --state <file>|none          run state (failures, backoff, max-age); default
-                               $XDG_STATE_HOME/ocsp-renewer/state-<staples location hash>.json
-  --watch-interval <seconds>   --persist: how often to look for new certificates (default 30)
-
-fetch and renew:
-  --allow-private-responders   allow responder/caIssuers URLs on loopback or link-local addresses
-                               (also OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS=1)
-  --hash sha1|sha256           CertID hash (default sha1)
-  --nonce                      send a nonce (off by default; most CAs ignore it)
-  --timeout <seconds>          per-request timeout (default 10)
-  --concurrency <n>            certificates in flight at once (default 8)
-
-inspect: parse, validate and explain a staple. Exit 0 valid and good, 3 valid but revoked or
-unknown, 1 invalid or unparseable, 2 usage error.
-
-${STATUS_HELP}
-
---persist signals: SIGUSR1/SIGHUP check now, SIGUSR2 force all, SIGTERM/SIGINT exit cleanly.
-`;
-
-const COMMON: ParseArgsConfig['options'] = {
-  json: { type: 'boolean' },
-  'allow-private-responders': { type: 'boolean' },
-  hash: { type: 'string' },
-  nonce: { type: 'boolean' },
-  timeout: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
+/** The lock of one staples location, beside the state files (never inside the staples directory). */
+export function lockFileFor(staplesAt: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(stateDir(env), `lock-${locationId(staplesAt)}`);
+}
 
 export interface CliIo {
   out: (text: string) => void;
@@ -108,124 +102,338 @@ const STDIO: CliIo = {
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
 };
 
-export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
-  const [command, ...rest] = argv;
-  try {
-    switch (command) {
-      case 'renew':
-        return await renewCommand(rest, io);
-      case 'inspect':
-        return await inspectCommand(rest, io);
-      case 'fetch':
-        return await fetchCommand(rest, io);
-      case 'status':
-        return await statusCommand(rest, io, (at) => defaultStateFile(at));
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        io.out(HELP);
-        return command === undefined ? EXIT.usage : EXIT.ok;
-      default:
-        throw new UsageError(`unknown command "${command}"`);
-    }
-  } catch (err) {
-    if (
-      err instanceof UsageError ||
-      err instanceof StatusUsageError ||
-      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-    ) {
-      io.err(`ocsp-renewer: ${errorMessage(err)}\nRun "ocsp-renewer --help" for usage.`);
-      return EXIT.usage;
-    }
-    io.err(`ocsp-renewer: ${errorMessage(err)}`);
-    return EXIT.failed;
-  }
+// --- flags --------------------------------------------------------------------------------------------
+
+const JSON_FLAG: Flag = { name: 'json', type: 'boolean', help: 'print JSON' };
+/** The flags of every command that asks a responder. */
+const QUERY_FLAGS: Flag[] = [
+  {
+    name: 'allow-private-responders',
+    type: 'boolean',
+    help: 'allow responder/caIssuers URLs on loopback or link-local addresses (also OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS=1)',
+  },
+  settingFlag(SETTINGS.hash),
+  { name: 'nonce', type: 'boolean', help: 'send a nonce (off by default; most CAs ignore it)' },
+  settingFlag(SETTINGS.timeoutSeconds),
+];
+
+function setting<N extends keyof typeof SETTINGS>(name: N, values: FlagValues) {
+  const spec = SETTINGS[name] as SettingSpec<unknown>;
+  const raw = values[spec.flag];
+  return readSetting(name, typeof raw === 'string' ? raw : undefined, flagSource(spec));
 }
 
-function parse(args: string[], options: ParseArgsConfig['options'], positionals = 0) {
-  const parsed = parseArgs({
-    args,
-    options: { ...COMMON, ...options },
-    allowPositionals: positionals > 0,
-    strict: true,
-  });
-  if (parsed.positionals.length !== positionals) {
-    throw new UsageError(`expected ${positionals} argument(s), got ${parsed.positionals.length}`);
-  }
-  return parsed;
-}
-
-function httpOptions(values: Record<string, unknown>): HttpOptions {
-  const timeout = values.timeout === undefined ? DEFAULT_HTTP.timeoutMs / 1000 : Number(values.timeout);
-  if (!(timeout > 0)) throw new UsageError('--timeout must be a positive number of seconds');
+function httpOptions(values: FlagValues): HttpOptions {
   return {
     ...DEFAULT_HTTP,
-    timeoutMs: timeout * 1000,
+    timeoutMs: setting('timeoutSeconds', values) * 1000,
     allowPrivate: privateRespondersAllowed(values['allow-private-responders'] === true),
   };
 }
 
-function hashOption(value: unknown): HashName {
-  if (value === undefined) return 'sha1';
-  if (value === 'sha1' || value === 'sha256') return value;
-  throw new UsageError('--hash must be sha1 or sha256');
+/** A number of seconds: positive, or with `zeroOk` also 0 (`--lock-wait 0`: do not wait). */
+function seconds(value: FlagValues[string], name: string, fallback: number, zeroOk = false): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (
+    typeof value !== 'string' ||
+    value.trim() === '' ||
+    !Number.isFinite(n) ||
+    n < 0 ||
+    (n === 0 && !zeroOk)
+  ) {
+    throw new UsageError(
+      `--${name} must be a ${zeroOk ? 'non-negative' : 'positive'} number of seconds, got "${String(value)}"`,
+    );
+  }
+  return n;
 }
 
-function positiveInt(value: unknown, name: string, fallback: number): number {
+function positiveInt(value: FlagValues[string], name: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer`);
   return n;
 }
 
-async function renewCommand(args: string[], io: CliIo): Promise<number> {
-  const { values } = parse(args, {
-    certs: { type: 'string' },
-    staples: { type: 'string' },
-    issuers: { type: 'string' },
-    force: { type: 'boolean' },
-    'dry-run': { type: 'boolean' },
-    'on-revoked': { type: 'string' },
-    'refresh-at': { type: 'string' },
-    'cert-extensions': { type: 'string' },
-    extension: { type: 'string' },
-    persist: { type: 'boolean' },
-    'watch-interval': { type: 'string' },
-    concurrency: { type: 'string' },
-    state: { type: 'string' },
-  });
-  if (values.help) {
-    io.out(HELP);
-    return EXIT.ok;
+const str = (value: FlagValues[string]) => (typeof value === 'string' ? value : undefined);
+
+// --- commands -----------------------------------------------------------------------------------------
+
+function renewCommand(io: CliIo): Command {
+  return {
+    name: 'renew',
+    synopsis:
+      '--certs <dir|file|s3://bucket/prefix|secretsmanager://prefix> [--staples <dir|s3://bucket/prefix>] [options]',
+    summary: 'renew the staple of every certificate that is due (once, or --persist)',
+    description: `For every certificate under --certs (.pem .crt .cert; <name>.issuer.pem files are
+issuers, not certificates), renew the staple <name>.ocsp under --staples when it is due.
+Exit 0 ok, 1 a renewal failed, 2 usage, 4 the --reload command failed (retried next run),
+75 another run on the same staples holds the lock.
+--persist signals: SIGUSR1/SIGHUP check now, SIGUSR2 force all, SIGTERM/SIGINT exit cleanly.`,
+    positionals: 0,
+    flags: [
+      { name: 'certs', type: 'string', arg: 'dir|file|url', help: 'the certificates (required)' },
+      {
+        name: 'staples',
+        type: 'string',
+        arg: 'dir|url',
+        help: "where staples go (default: the --certs directory, or a file's directory)",
+      },
+      {
+        name: 'issuers',
+        type: 'string',
+        arg: 'dir',
+        help: 'directory of issuer certificates (matched by key id, then name)',
+      },
+      { name: 'force', type: 'boolean', help: 'renew every staple now, whatever the policy says' },
+      { name: 'dry-run', type: 'boolean', help: 'decide and report; fetch and write nothing' },
+      { ...JSON_FLAG, help: 'print the run report as JSON (--persist: one line per run)' },
+      {
+        name: 'quiet',
+        type: 'boolean',
+        help: 'print only changes and failures; nothing when all is well (cron)',
+      },
+      settingFlag(SETTINGS.onRevoked),
+      settingFlag(SETTINGS.refreshAt),
+      settingFlag(SETTINGS.certExtensions),
+      settingFlag(SETTINGS.stapleExtension),
+      settingFlag(SETTINGS.concurrency),
+      settingFlag(SETTINGS.perHostConcurrency),
+      ...QUERY_FLAGS,
+      {
+        name: 'state',
+        type: 'string',
+        arg: 'file|none',
+        help: 'run state (failures, backoff, max-age); default $XDG_STATE_HOME/ocsp-renewer/state-<staples location hash>.json',
+      },
+      {
+        name: 'reload',
+        type: 'string',
+        arg: 'command',
+        help: 'run this (sh -c) after a run that changed a staple; env OCSP_CHANGED, OCSP_INSTALLED, OCSP_DEST',
+      },
+      {
+        name: 'reload-timeout',
+        type: 'string',
+        arg: 'seconds',
+        help: 'kill the reload command after this long (default 60)',
+      },
+      {
+        name: 'lock-wait',
+        type: 'string',
+        arg: 'seconds',
+        help: 'wait this long for another run on the same staples, then exit 75 (default 5)',
+      },
+      { name: 'persist', type: 'boolean', help: "stay running; renew by the policy's timers" },
+      {
+        name: 'watch-interval',
+        type: 'string',
+        arg: 'seconds',
+        help: '--persist: how often to look for new certificates (default 30)',
+      },
+    ],
+    run: (values) => renew(values, io),
+  };
+}
+
+function inspectCommand(io: CliIo): Command {
+  return {
+    name: 'inspect',
+    synopsis: '<staple.der> [--cert <pem>] [--issuer <pem>] [--at <ISO-8601>] [--json]',
+    summary: 'parse, validate and explain a staple (offline)',
+    description: `Parse, validate and explain a staple, offline. The signature is checked only with an
+issuer (--issuer, the --cert bundle, or <name>.issuer.pem beside --cert).
+Exit 0 valid and good, 3 valid but revoked or unknown, 1 invalid or unparseable, 2 usage.`,
+    positionals: 1,
+    flags: [
+      { name: 'cert', type: 'string', arg: 'pem', help: 'the certificate (bundle) the staple is for' },
+      { name: 'issuer', type: 'string', arg: 'pem', help: "the certificate's issuer" },
+      { name: 'at', type: 'string', arg: 'ISO-8601', help: 'validate at this instant (default now)' },
+      JSON_FLAG,
+    ],
+    run: (values, [file]) => inspect(file!, values, io),
+  };
+}
+
+function fetchCommand(io: CliIo): Command {
+  return {
+    name: 'fetch',
+    synopsis: '<cert.pem> [--issuer <pem>] [--out <file>] [options]',
+    summary: "ask the certificate's responder once and explain the answer",
+    description: `Ask the certificate's OCSP responder(s) and explain every answer; --out writes the valid
+one (its directory must exist). Exit 0 good, 3 revoked or unknown, 1 no valid answer, 2 usage.`,
+    positionals: 1,
+    flags: [
+      { name: 'issuer', type: 'string', arg: 'pem', help: "the certificate's issuer" },
+      { name: 'out', type: 'string', arg: 'file', help: 'write the valid staple here' },
+      JSON_FLAG,
+      ...QUERY_FLAGS,
+    ],
+    run: (values, [file]) => fetchOnce(file!, values, io),
+  };
+}
+
+/** The commands, in help order. A new command is one more entry. */
+function commands(io: CliIo): Command[] {
+  return [
+    renewCommand(io),
+    inspectCommand(io),
+    fetchCommand(io),
+    statusCommand(io, (at) => defaultStateFile(at)),
+  ];
+}
+
+function overview(list: Command[]): string {
+  const width = Math.max(...list.map((c) => c.name.length)) + 2;
+  return [
+    `ocsp-renewer ${version()} — keep OCSP staples fresh`,
+    '',
+    'Usage:',
+    ...list.map((c) => `  ocsp-renewer ${c.name} ${c.synopsis}`),
+    '  ocsp-renewer <command> --help     the options of one command',
+    '  ocsp-renewer --version',
+    '',
+    'Commands:',
+    ...list.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
+  const [name, ...rest] = argv;
+  const list = commands(io);
+  try {
+    if (name === undefined) {
+      io.err(overview(list));
+      return EXIT.usage;
+    }
+    if (name === '--version' || name === '-V') {
+      io.out(version());
+      return EXIT.ok;
+    }
+    if (name === 'help' || name === '--help' || name === '-h') {
+      const about = list.find((c) => c.name === rest[0]);
+      io.out(about ? commandHelp(about) : overview(list));
+      return EXIT.ok;
+    }
+    const command = list.find((c) => c.name === name);
+    if (!command) throw new UsageError(`unknown command "${name}"`);
+    const { values, positionals, help } = parseCommand(command, rest);
+    if (help) {
+      io.out(commandHelp(command));
+      return EXIT.ok;
+    }
+    return await command.run(values, positionals);
+  } catch (err) {
+    if (
+      err instanceof UsageError ||
+      err instanceof SettingError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
+      const helpFor = list.some((c) => c.name === name)
+        ? `ocsp-renewer ${name} --help`
+        : 'ocsp-renewer --help';
+      io.err(`ocsp-renewer: ${errorMessage(err)}\nRun "${helpFor}" for usage.`);
+      return EXIT.usage;
+    }
+    if (err instanceof LockBusyError) {
+      io.err(`ocsp-renewer: ${errorMessage(err)}`);
+      return EXIT.locked;
+    }
+    io.err(`ocsp-renewer: ${errorMessage(err)}`);
+    return EXIT.failed;
   }
-  if (typeof values.certs !== 'string') throw new UsageError('renew needs --certs <dir>');
-  const onRevoked = (values['on-revoked'] ?? 'publish') as OnRevoked;
-  if (onRevoked !== 'publish' && onRevoked !== 'withhold') {
-    throw new UsageError('--on-revoked must be publish or withhold');
+}
+
+// --- renew --------------------------------------------------------------------------------------------
+
+/** Rows worth a line under --quiet: something changed or failed. */
+const NEWS = new Set(['renewed', 'failed', 'withheld', 'due']);
+
+/** The report cut to its news (--quiet), or undefined when there is none. */
+function newsOf(report: RunReport): RunReport | undefined {
+  const results = report.results.filter((r) => NEWS.has(r.action));
+  if (results.length === 0) return undefined;
+  const counts = { ...report.counts };
+  for (const action of Object.keys(counts) as Array<keyof typeof counts>) {
+    counts[action] = results.filter((r) => r.action === action).length;
   }
-  const naming = namingFrom(
-    typeof values['cert-extensions'] === 'string' ? values['cert-extensions'] : undefined,
-    typeof values.extension === 'string' ? values.extension : undefined,
-  );
-  let policy = DEFAULT_POLICY;
-  if (values['refresh-at'] !== undefined) {
-    try {
-      policy = checkPolicy({ ...DEFAULT_POLICY, refreshAt: Number(values['refresh-at']) });
-    } catch (err) {
-      throw new UsageError(`--refresh-at: ${errorMessage(err)}`);
+  return {
+    ...report,
+    counts,
+    results,
+    revoked: results.filter((r) => r.certStatus === 'revoked').length,
+  };
+}
+
+async function renew(values: FlagValues, io: CliIo): Promise<number> {
+  const certsAt = str(values.certs);
+  if (certsAt === undefined) throw new UsageError('renew needs --certs <dir>');
+  const settings = readSettings((spec) => str(values[spec.flag]), flagSource);
+  const persist = values.persist === true;
+  const dryRun = values['dry-run'] === true;
+  const reloadTimeoutMs = seconds(values['reload-timeout'], 'reload-timeout', 60) * 1000;
+  const lockWaitMs = seconds(values['lock-wait'], 'lock-wait', 5, true) * 1000;
+  const watchIntervalMs = positiveInt(values['watch-interval'], '--watch-interval', 30) * 1000;
+  const http = httpOptions(values);
+
+  // --certs FILE: that one certificate; its staple goes beside it unless --staples says otherwise.
+  const certsFile = await isLocalFile(certsAt);
+  const staplesAt = str(values.staples) ?? (certsFile ? path.dirname(certsAt) : certsAt);
+  if (persist) {
+    // A daemon would retry a missing directory forever: say so now instead.
+    for (const [what, where] of [
+      ['certificates', certsAt],
+      ['staples directory', staplesAt],
+    ] as const) {
+      if (!where.includes('://') && !(await stat(where).catch(() => undefined))) {
+        throw new Error(`renew --persist: the ${what} ${where} does not exist`);
+      }
     }
   }
-  const http = httpOptions(values);
-  const issuerPool = typeof values.issuers === 'string' ? await loadIssuerDir(values.issuers) : undefined;
-  const staplesAt = typeof values.staples === 'string' ? values.staples : values.certs;
+  // Two runs on the same staples never interleave: the second waits --lock-wait, then exits 75.
+  // Taken before the state is read, so the second run sees what the first one saved.
+  const lock = dryRun ? undefined : await acquireLock(lockFileFor(staplesAt), lockWaitMs);
+  try {
+    return await renewUnderLock(
+      { values, certsAt, staplesAt, settings, http, watchIntervalMs, reloadTimeoutMs },
+      io,
+    );
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** What `renew` was asked to do, its flags read and checked. */
+interface RenewJob {
+  values: FlagValues;
+  certsAt: string;
+  staplesAt: string;
+  settings: RunSettings;
+  http: HttpOptions;
+  watchIntervalMs: number;
+  reloadTimeoutMs: number;
+}
+
+/** One run, or the daemon, while holding the staples location's lock. */
+async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
+  const { values, certsAt, staplesAt, settings, http, watchIntervalMs, reloadTimeoutMs } = job;
+  const persist = values.persist === true;
   const dryRun = values['dry-run'] === true;
+  const quiet = values.quiet === true;
+  const reloadCommand = str(values.reload);
+  const issuerPool = typeof values.issuers === 'string' ? await loadIssuerDir(values.issuers) : undefined;
+
   // Backoff, max-age and outcomes survive one-shot (cron) runs in a state file; --state none: off.
-  const stateFile = typeof values.state === 'string' ? values.state : defaultStateFile(staplesAt);
+  const stateFile = str(values.state) ?? defaultStateFile(staplesAt);
   const stateStore =
     stateFile === 'none'
       ? undefined
       : new StateStore(fileStateBlob(stateFile), (e) => io.err(JSON.stringify(e)));
+  const pendingReload = new PendingReloadFile(
+    `${stateFile === 'none' ? defaultStateFile(staplesAt) : stateFile}.reload-pending`,
+  );
   const state = (await stateStore?.load()) ?? new Map();
   // The state is a cache: failing to save it is reported, never fatal.
   const saveState = async () => {
@@ -236,7 +444,7 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
     }
   };
   const deps: RunDeps = {
-    source: certificateSourceFor(values.certs, naming),
+    source: await certificateSourceFor(certsAt, settings.naming),
     store: stapleStoreFor(staplesAt),
     transport: httpTransport(http),
     downloadIssuer: cachedDownload(httpIssuerDownload(http)),
@@ -247,26 +455,77 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
   const options: RunOptions = {
     force: values.force === true,
     dryRun,
-    onRevoked,
-    hash: hashOption(values.hash),
+    onRevoked: settings.onRevoked,
+    hash: settings.hash,
     nonce: values.nonce === true,
-    policy,
-    naming,
-    concurrency: positiveInt(values.concurrency, '--concurrency', 8),
+    policy: settings.policy,
+    naming: settings.naming,
+    concurrency: settings.concurrency,
+    perHostConcurrency: settings.perHostConcurrency,
     responderPolicy: responderPolicyOf(http),
   };
-  const print = (report: Awaited<ReturnType<typeof run>>) =>
-    io.out(values.json ? JSON.stringify(report, null, 2) : formatRunReport(report));
 
-  if (values.persist) {
-    await runDaemon(deps, options, {
-      watchIntervalMs: positiveInt(values['watch-interval'], '--watch-interval', 30) * 1000,
-      onReport: (report) => {
-        print(report);
-        void saveState();
+  const print = (report: RunReport) => {
+    const shown = quiet ? newsOf(report) : report;
+    if (!shown) return;
+    if (values.json) io.out(persist ? JSON.stringify(shown) : JSON.stringify(shown, null, 2));
+    else io.out(formatRunReport(shown));
+  };
+
+  /**
+   * After a run: if any staple changed (now or in a run whose reload failed), run --reload once.
+   * A failure keeps the list for the next run. Returns whether the reload (if any) succeeded.
+   */
+  const reloadAfter = async (report: RunReport, log: (line: string) => void): Promise<boolean> => {
+    if (!reloadCommand || dryRun) return true;
+    const renewed = report.results.filter((r) => r.action === 'renewed').map((r) => r.staple);
+    const pending = await pendingReload.load();
+    const staples = [...new Set([...(pending?.staples ?? []), ...renewed])].sort();
+    if (staples.length === 0) return true;
+    if (pending) log(`reload pending since ${pending.since} (${pending.lastError ?? 'failed'}): retrying`);
+    const result = await runReload(
+      reloadCommand,
+      {
+        OCSP_CHANGED: staples.map((s) => locationOf(staplesAt, s)).join('\n'),
+        OCSP_INSTALLED: staples.join(' '),
+        OCSP_DEST: staplesAt.includes('://') ? staplesAt : path.resolve(staplesAt),
       },
-      log: io.err,
+      reloadTimeoutMs,
+    );
+    if (result.ok) {
+      await pendingReload.clear();
+      if (!quiet) log(`reloaded: ${reloadCommand} (${staples.length} staple(s) changed)`);
+      return true;
+    }
+    log(`reload command failed (${result.reason}): ${reloadCommand}; will retry on the next run`);
+    await pendingReload
+      .save({ staples, since: pending?.since ?? new Date().toISOString(), lastError: result.reason })
+      .catch((err: unknown) => log(`cannot record the pending reload: ${errorMessage(err)}`));
+    return false;
+  };
+
+  if (persist) {
+    const log = (line: string) => io.err(`${new Date().toISOString()} ${line}`);
+    log(
+      `ocsp-renewer ${version()} pid ${process.pid}: renewing ${certsAt} into ${staplesAt}${reloadCommand ? `, reload: ${reloadCommand}` : ''}`,
+    );
+    const stop = new AbortController();
+    const watch = followParentUnderNpm(() => {
+      log('the npm/npx process that started us is gone: stopping');
+      stop.abort();
     });
+    await runDaemon(deps, options, {
+      watchIntervalMs,
+      signal: stop.signal,
+      onReport: async (report) => {
+        print(report);
+        await saveState();
+        await reloadAfter(report, log);
+      },
+      log: (line) => {
+        if (!(quiet && line.startsWith('next check'))) log(line);
+      },
+    }).finally(() => clearInterval(watch));
     return EXIT.ok;
   }
   // A progress line on a terminal only: never in cron, pipes or --json.
@@ -275,11 +534,45 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
   progress?.finish();
   await saveState();
   print(report);
+  const reloaded = await reloadAfter(report, (line) => io.err(`ocsp-renewer: ${line}`));
+  if (!reloaded) return EXIT.reloadFailed;
   return report.counts.failed > 0 ? EXIT.failed : EXIT.ok;
 }
 
-/** `--certs`: a directory, `s3://bucket/prefix` or `secretsmanager://name-prefix`. */
-export function certificateSourceFor(location: string, naming: NamingOptions): CertificateSource {
+/**
+ * Under `npx`/`npm exec` the daemon runs below npm and a `sh -c`: a SIGTERM to npm reaches the
+ * shell, which dies without passing it on, and the daemon would run on as an orphan. So when npm
+ * started us (npm_command is set), a changed parent pid means our launcher is gone: call
+ * `onGone`. Run directly (systemd, a shell), this watches nothing.
+ */
+function followParentUnderNpm(onGone: () => void): NodeJS.Timeout | undefined {
+  if (!process.env.npm_command) return undefined;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(timer);
+      onGone();
+    }
+  }, 500);
+  timer.unref();
+  return timer;
+}
+
+/** A staple's full location: a path under a staples directory, or a URL under a prefix. */
+function locationOf(staplesAt: string, key: string): string {
+  return staplesAt.includes('://') ? `${staplesAt.replace(/\/*$/, '')}/${key}` : path.resolve(staplesAt, key);
+}
+
+async function isLocalFile(location: string): Promise<boolean> {
+  if (/^[a-z0-9]+:\/\//i.test(location)) return false;
+  return (await stat(location).catch(() => undefined))?.isFile() === true;
+}
+
+/** `--certs`: a directory, a single file, `s3://bucket/prefix` or `secretsmanager://name-prefix`. */
+export async function certificateSourceFor(
+  location: string,
+  naming: NamingOptions,
+): Promise<CertificateSource> {
   if (location.startsWith('s3://')) {
     const { bucket, prefix } = parseS3Url(location);
     return new S3CertificateSource(makeS3Client(), bucket, prefix, naming);
@@ -291,6 +584,9 @@ export function certificateSourceFor(location: string, naming: NamingOptions): C
     );
   }
   if (/^[a-z0-9]+:\/\//i.test(location)) throw new UsageError(`unsupported location ${location}`);
+  if (await isLocalFile(location)) {
+    return new FsCertificateSource(path.dirname(location), naming, path.basename(location));
+  }
   return new FsCertificateSource(location, naming);
 }
 
@@ -311,53 +607,62 @@ async function loadIssuerDir(dir: string): Promise<Certificate[]> {
     .sort();
   const certs: Certificate[] = [];
   for (const file of files) {
+    const full = path.join(dir, file);
     try {
-      certs.push(...parseCertificates(await readFile(path.join(dir, file))));
+      certs.push(...parseCertificates(await readCapped(full)));
     } catch (err) {
-      throw new Error(`issuers directory: ${path.join(dir, file)}: ${errorMessage(err)}`);
+      throw new Error(`issuers directory: ${full}: ${errorMessage(err)}`);
     }
   }
   return certs;
 }
 
+/** Reads a certificate or staple file, refusing one over 1 MiB before reading it. */
+async function readCapped(file: string): Promise<Buffer> {
+  const info = await stat(file);
+  if (info.size > MAX_CERTIFICATE_FILE_BYTES) {
+    throw new Error(
+      `${(info.size / 1024 / 1024).toFixed(1)} MiB is too large for a certificate or staple (limit 1 MiB); is it the right file?`,
+    );
+  }
+  return readFile(file);
+}
+
 /** Reads `<name>.issuer.pem` beside a certificate file, if there is one. */
 function siblingReader(certFile: string): () => Promise<Buffer | undefined> {
   const sibling = path.join(path.dirname(certFile), issuerSiblingKeyFor(path.basename(certFile)));
-  return () => readFile(sibling).catch(() => undefined);
+  return () => readCapped(sibling).catch(() => undefined);
 }
 
 async function loadCerts(file: string, what: string): Promise<Certificate[]> {
   try {
-    return parseCertificates(await readFile(file));
+    return parseCertificates(await readCapped(file));
   } catch (err) {
     throw new Error(`parse ${what} ${file}: ${errorMessage(err)}`);
   }
 }
 
-async function inspectCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    { cert: { type: 'string' }, issuer: { type: 'string' }, at: { type: 'string' } },
-    1,
-  );
-  const file = positionals[0]!;
+// --- inspect ------------------------------------------------------------------------------------------
+
+async function inspect(file: string, values: FlagValues, io: CliIo): Promise<number> {
   const now = values.at === undefined ? new Date() : new Date(String(values.at));
   if (Number.isNaN(now.getTime())) throw new UsageError(`--at: not an ISO-8601 instant: ${values.at}`);
-  const bundle = typeof values.cert === 'string' ? await loadCerts(values.cert, 'certificate') : [];
+  const certFile = str(values.cert);
+  const bundle = certFile ? await loadCerts(certFile, 'certificate') : [];
   const cert = bundle[0];
   // The issuer: --issuer, else the --cert bundle, else <name>.issuer.pem beside --cert (offline).
-  const issuer =
-    typeof values.issuer === 'string'
-      ? (await loadCerts(values.issuer, 'issuer'))[0]
-      : cert && typeof values.cert === 'string'
-        ? await resolveIssuer(cert, bundle.slice(1), { sibling: siblingReader(values.cert) }).then(
-            (found) => found.issuer,
-            () => undefined,
-          )
-        : undefined;
+  const issuerFile = str(values.issuer);
+  const issuer = issuerFile
+    ? (await loadCerts(issuerFile, 'issuer'))[0]
+    : cert && certFile
+      ? await resolveIssuer(cert, bundle.slice(1), { sibling: siblingReader(certFile) }).then(
+          (found) => found.issuer,
+          () => undefined,
+        )
+      : undefined;
   let der: Buffer;
   try {
-    der = await readFile(file);
+    der = await readCapped(file);
   } catch (err) {
     throw new Error(`read ${file}: ${errorMessage(err)}`);
   }
@@ -365,7 +670,8 @@ async function inspectCommand(args: string[], io: CliIo): Promise<number> {
   try {
     parsed = parseOcspResponse(der);
   } catch (err) {
-    const message = `parse ${file}: not an OCSP response: ${errorMessage(err)}`;
+    // Where the DER breaks, in the user's terms; else the parser's reason (the DER is sound).
+    const message = `parse ${file}: not an OCSP response: ${derProblem(der) ?? errorMessage(err)}`;
     const unparsed = explainStaple(undefined, invalidVerdict('unparseable', [message]));
     if (values.json) io.out(JSON.stringify(unparsed, null, 2));
     else io.err(message);
@@ -373,18 +679,40 @@ async function inspectCommand(args: string[], io: CliIo): Promise<number> {
   }
   const verdict = validateResponse(parsed, { cert, issuer, now });
   const explanation = explainStaple(parsed, verdict);
-  io.out(values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
+  // Without an issuer nothing could check the signature: say that, not "NOT valid".
+  const checked = issuer !== undefined;
+  if (values.json) {
+    io.out(JSON.stringify({ ...explanation, signature: { ...explanation.signature, checked } }, null, 2));
+  } else {
+    let text = formatExplanation(explanation);
+    if (!checked) {
+      text = text.replace(
+        /^signature: {7}NOT valid.*$/m,
+        'signature:       NOT CHECKED: no issuer (pass --cert <bundle> or --issuer <pem>)',
+      );
+    }
+    io.out(text);
+  }
   if (!verdict.valid) return EXIT.failed;
   return verdict.certStatus === 'good' ? EXIT.ok : EXIT.notGood;
 }
 
-async function fetchCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, { issuer: { type: 'string' }, out: { type: 'string' } }, 1);
-  const file = positionals[0]!;
+// --- fetch --------------------------------------------------------------------------------------------
+
+async function fetchOnce(file: string, values: FlagValues, io: CliIo): Promise<number> {
+  const out = str(values.out);
+  // Checked before asking anyone: a typo in --out must not cost a request, nor create directories.
+  if (
+    out !== undefined &&
+    !(await stat(path.dirname(path.resolve(out))).catch(() => undefined))?.isDirectory()
+  ) {
+    throw new Error(`fetch --out ${out}: the directory ${path.dirname(path.resolve(out))} does not exist`);
+  }
+  const hash = setting('hash', values);
+  const http = httpOptions(values);
   const bundle = await loadCerts(file, 'certificate');
   const leaf = bundle[0]!;
   if (leaf.ocspUrls.length === 0) throw new Error(`fetch ${file}: no OCSP URL in the certificate`);
-  const http = httpOptions(values);
   const pool = typeof values.issuer === 'string' ? await loadCerts(values.issuer, 'issuer') : undefined;
   const { issuer } = await resolveIssuer(leaf, bundle.slice(1), {
     pool,
@@ -394,7 +722,7 @@ async function fetchCommand(args: string[], io: CliIo): Promise<number> {
     throw new Error(`issuer ${file}: ${errorMessage(err)}`);
   });
   const { valid, attempts } = await queryResponders(leaf, issuer, httpTransport(http), {
-    hash: hashOption(values.hash),
+    hash,
     nonce: values.nonce === true,
     now: () => new Date(),
     // Every answer that parsed is explained, valid or not: that is what `fetch` is for.
@@ -412,6 +740,6 @@ async function fetchCommand(args: string[], io: CliIo): Promise<number> {
     io.err(attempts.map((a) => `${a.stage} ${a.url}: ${a.verdict.errors.join('; ')}`).join('\n'));
     return EXIT.failed;
   }
-  if (typeof values.out === 'string') await writeFileAtomic(path.resolve(values.out), valid.der);
+  if (out !== undefined) await writeFileAtomic(path.resolve(out), valid.der);
   return valid.verdict.certStatus === 'good' ? EXIT.ok : EXIT.notGood;
 }

@@ -8,7 +8,8 @@ export interface DaemonOptions {
   maxSleepMs?: number;
   /** Shortest sleep between two runs, even when a next-due time has already passed (default 10 s). */
   minSleepMs?: number;
-  onReport: (report: RunReport) => void;
+  /** Awaited before the daemon sleeps (print, save state, run the reload command). */
+  onReport: (report: RunReport) => void | Promise<void>;
   log: (line: string) => void;
   /** Stops the daemon (tests); SIGTERM/SIGINT do the same. */
   signal?: AbortSignal;
@@ -70,7 +71,7 @@ export async function runDaemon(deps: RunDeps, options: RunOptions, daemon: Daem
           forceNext ||= force;
           throw err;
         });
-        daemon.onReport(report);
+        await daemon.onReport(report);
         const until = nextWake(report, deps.clock().getTime(), maxSleep, daemon.minSleepMs ?? MIN_SLEEP_MS);
         daemon.log(`next check ${new Date(until).toISOString()}`);
         await sleepUntil(until);

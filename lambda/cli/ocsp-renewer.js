@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The `ocsp-renewer` command: runs the TypeScript CLI through tsx, so a fresh clone needs no build.
+// Development launcher: runs the TypeScript sources through tsx (a devDependency), so a fresh
+// clone needs no build. The published command is the compiled dist/cli/bin.js.
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('./cli.ts');
-process.exitCode = await main(process.argv.slice(2));
+await import('./bin.ts');

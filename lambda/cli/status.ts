@@ -1,6 +1,5 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import pLimit from 'p-limit';
 import { writeFileAtomic } from '../adapters/filesystem.js';
 import { getObject, listObjects, makeS3Client, parseS3Url } from '../adapters/s3.js';
@@ -18,74 +17,75 @@ import {
 import { renderStatusPage } from '../core/status-page.js';
 import { isCertificateKey, namingFrom, stapleKeyFor, type NamingOptions } from '../renew/ports.js';
 import type { RunState } from '../renew/run.js';
+import { SETTINGS } from '../renew/settings.js';
+import { settingFlag, UsageError, type Command, type FlagValues } from './flags.js';
 
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
 export const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
-
-export class StatusUsageError extends Error {}
-
-export const STATUS_HELP = `status <staples dir | s3://bucket/prefix> [options]: one row per certificate, most
-urgent first, and a summary. Exit 0 healthy, 1 something failing, revoked or lapsing within
---warn-hours (or nothing found), 2 usage.
-  --state <file|s3://bucket/key>|none  the renewer's state (default: renew's default state file for
-                               this location; for s3:// without one, s3://<bucket>/state/state.json)
-  --warn-hours <n>             lapsing = less validity left than this (default ${DEFAULT_WARN_HOURS}, or a
-                               quarter of the staple's window when that is shorter)
-  --json                       print the status as JSON (docs/json-formats.md)
-  --html <file>                also write a self-contained HTML status page
-  --at <ISO-8601>              judge at this instant instead of now
-  --cert-extensions <list>, --extension <ext>  as for renew`;
 
 export interface StatusIo {
   out: (text: string) => void;
   err: (text: string) => void;
 }
 
+const str = (value: FlagValues[string]) => (typeof value === 'string' ? value : undefined);
+
 /**
  * `ocsp-renewer status`: reads the staples (and, in a directory, the certificates beside them) and
  * the renewer's state, then prints the status built by core/status.ts.
  */
-export async function statusCommand(
-  args: string[],
+export function statusCommand(io: StatusIo, defaultStateFile: (staplesAt: string) => string): Command {
+  return {
+    name: 'status',
+    synopsis: '<staples dir | s3://bucket/prefix> [options]',
+    summary: 'one row per certificate, most urgent first; exit codes for monitoring checks',
+    description: `One row per certificate, most urgent first, and a summary. Exit 0 healthy, 1 something
+failing, revoked or lapsing within --warn-hours (or nothing found), 2 usage.`,
+    positionals: 1,
+    flags: [
+      {
+        name: 'state',
+        type: 'string',
+        arg: 'file|s3://bucket/key|none',
+        help: "the renewer's state (default: renew's default state file for this location; for s3:// without one, s3://<bucket>/state/state.json)",
+      },
+      {
+        name: 'warn-hours',
+        type: 'string',
+        arg: 'n',
+        help: `lapsing = less validity left than this (default ${DEFAULT_WARN_HOURS}, or a quarter of the staple's window when that is shorter)`,
+      },
+      { name: 'json', type: 'boolean', help: 'print the status as JSON (docs/json-formats.md)' },
+      { name: 'html', type: 'string', arg: 'file', help: 'also write a self-contained HTML status page' },
+      { name: 'at', type: 'string', arg: 'ISO-8601', help: 'judge at this instant instead of now' },
+      settingFlag(SETTINGS.certExtensions),
+      settingFlag(SETTINGS.stapleExtension),
+    ],
+    run: (values, [location]) => status(location!, values, io, defaultStateFile),
+  };
+}
+
+async function status(
+  location: string,
+  values: FlagValues,
   io: StatusIo,
   defaultStateFile: (staplesAt: string) => string,
 ): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      state: { type: 'string' },
-      'warn-hours': { type: 'string' },
-      json: { type: 'boolean' },
-      html: { type: 'string' },
-      at: { type: 'string' },
-      'cert-extensions': { type: 'string' },
-      extension: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    io.out(STATUS_HELP);
-    return STATUS_EXIT.healthy;
-  }
-  if (positionals.length !== 1)
-    throw new StatusUsageError('status needs one staples location (a directory or s3://bucket/prefix)');
-  const location = positionals[0]!;
   const warnHours = values['warn-hours'] === undefined ? undefined : Number(values['warn-hours']);
   if (warnHours !== undefined && (!(warnHours >= 0) || !Number.isFinite(warnHours)))
-    throw new StatusUsageError('--warn-hours must be a number of hours ≥ 0');
-  const now = values.at === undefined ? new Date() : new Date(values.at);
-  if (Number.isNaN(now.getTime())) throw new StatusUsageError(`--at: not an ISO-8601 instant: ${values.at}`);
-  const naming = namingFrom(values['cert-extensions'], values.extension);
+    throw new UsageError('--warn-hours must be a number of hours ≥ 0');
+  const at = str(values.at);
+  const now = at === undefined ? new Date() : new Date(at);
+  if (Number.isNaN(now.getTime())) throw new UsageError(`--at: not an ISO-8601 instant: ${at}`);
+  const naming = namingFrom(str(values['cert-extensions']), str(values.extension));
 
   const entries = location.startsWith('s3://')
-    ? await s3Entries(location, values.state, naming, io, defaultStateFile)
+    ? await s3Entries(location, str(values.state), naming, io, defaultStateFile)
     : /^[a-z0-9]+:\/\//i.test(location)
       ? (() => {
-          throw new StatusUsageError(`status reads a directory or s3://bucket/prefix, not ${location}`);
+          throw new UsageError(`status reads a directory or s3://bucket/prefix, not ${location}`);
         })()
-      : await dirEntries(location, values.state ?? defaultStateFile(location), naming, io, now);
+      : await dirEntries(location, str(values.state) ?? defaultStateFile(location), naming, io, now);
 
   const report = buildStatus(entries, now, warnHours);
   if (typeof values.html === 'string') {
@@ -119,7 +119,7 @@ function stateBlobFor(where: string): StateBlob | undefined {
   if (where === 'none') return undefined;
   if (where.startsWith('s3://')) {
     const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(where);
-    if (!m) throw new StatusUsageError(`--state: expected s3://bucket/key, got ${where}`);
+    if (!m) throw new UsageError(`--state: expected s3://bucket/key, got ${where}`);
     return s3StateBlob(makeS3Client(), m[1]!, m[2]!);
   }
   return fileStateBlob(where);

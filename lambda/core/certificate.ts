@@ -3,6 +3,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import {
   asBuffer,
+  derProblem,
   digest,
   looksLikePem,
   pemBlocks,
@@ -302,18 +303,39 @@ export function certificateFromDer(der: Uint8Array): Certificate {
   const key = Buffer.from(der).toString('base64');
   let cert = parsedCache.get(key);
   if (!cert) {
-    try {
-      cert = new Certificate(der);
-    } catch (err) {
-      if (err instanceof CertificateParseError) throw err;
-      throw new CertificateParseError('not an X.509 certificate (a field does not decode)', { cause: err });
-    }
+    cert = parseCertificateDer(der);
     if (parsedCache.size >= PARSED_CACHE_SIZE) parsedCache.delete(parsedCache.keys().next().value!);
   } else parsedCache.delete(key); // re-insert below: most recently used last
   parsedCache.set(key, cert);
   return cert;
 }
 const PARSED_CACHE_SIZE = 512;
+
+/**
+ * One certificate from DER, its failure said in the user's terms (where the DER breaks, or that
+ * it is DER but no X.509 certificate); asn1js's and pkijs's own wording stays in `cause`.
+ */
+/**
+ * One certificate from DER, or CertificateParseError in the user's terms: where the DER breaks, a
+ * field that is wrong (a time not in RFC 5280's form), or well-formed DER that is no certificate.
+ */
+function parseCertificateDer(der: Uint8Array): Certificate {
+  try {
+    return new Certificate(der);
+  } catch (err) {
+    const problem = derProblem(der);
+    if (problem) throw new CertificateParseError(`not a certificate: ${problem}`, { cause: err });
+    if (err instanceof CertificateParseError && !STRUCTURAL.test(err.message)) throw err;
+    throw new CertificateParseError(
+      'not a certificate: well-formed DER, but not the structure of an X.509 certificate',
+      {
+        cause: err,
+      },
+    );
+  }
+}
+/** The Certificate constructor's messages that say only "this is not a certificate". */
+const STRUCTURAL = /^not DER|^not an X\.509 certificate/;
 const parsedCache = new Map<string, Certificate>();
 
 /** Empties the parsed-certificate cache (benchmarks measure cold parsing with it). */
@@ -333,7 +355,7 @@ export function parseIssuerDownload(bytes: Uint8Array): Certificate[] {
     return parseCertificates(bytes);
   }
   try {
-    return [new Certificate(bytes)];
+    return [parseCertificateDer(bytes)];
   } catch (certErr) {
     try {
       return certificatesFromPkcs7(bytes);

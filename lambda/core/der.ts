@@ -110,3 +110,56 @@ function utcDate(year: number, mo: string, d: string, h: string, mi: string, s: 
   }
   return date;
 }
+
+/**
+ * Where and why bytes are not one well-formed DER element, in a person's terms, or undefined when
+ * the structure is sound (then the content, not the encoding, is wrong). asn1js says only "End of
+ * input reached…" with no position; this walks the tag-length-value structure itself.
+ *
+ * @example derProblem(Buffer.from('3005020101', 'hex')) // 'DER decoding failed at byte 1: …'
+ */
+export function derProblem(bytes: Uint8Array): string | undefined {
+  const fail = (at: number, why: string) => `DER decoding failed at byte ${at}: ${why}`;
+  // Universal types that DER always encodes primitive.
+  const PRIMITIVE_ONLY = new Set([1, 2, 5, 6, 9, 10, 13]);
+  /** Walks the elements in [start, end); returns a problem or undefined. */
+  const walk = (start: number, end: number, depth: number): string | undefined => {
+    let at = start;
+    while (at < end) {
+      const tagAt = at;
+      const tag = bytes[at++]!;
+      if ((tag & 0x1f) === 0x1f) {
+        // High tag number: base-128 digits, the last without the top bit.
+        while (at < end && bytes[at]! & 0x80) at++;
+        if (at >= end) return fail(tagAt, 'the data ends inside a tag');
+        at++;
+      }
+      if (at >= end) return fail(tagAt, 'the data ends before the length');
+      const first = bytes[at++]!;
+      let length = first;
+      if (first === 0x80) return fail(at - 1, 'indefinite length (BER, not DER)');
+      if (first > 0x80) {
+        const n = first & 0x7f;
+        if (n > 4 || at + n > end) return fail(at - 1, 'the length field is too long or cut off');
+        length = 0;
+        for (let i = 0; i < n; i++) length = length * 256 + bytes[at++]!;
+      }
+      if (at + length > end) {
+        return fail(tagAt, `an element of ${length} bytes runs past the end of the data (${end - at} left)`);
+      }
+      const constructed = (tag & 0x20) !== 0;
+      if (constructed && (tag & 0xc0) === 0 && PRIMITIVE_ONLY.has(tag & 0x1f)) {
+        return fail(tagAt, 'a constructed encoding where DER requires a primitive one');
+      }
+      if (constructed && depth < 64) {
+        const inner = walk(at, at + length, depth + 1);
+        if (inner) return inner;
+      }
+      at += length;
+      if (depth === 0 && at < end) return fail(at, `${end - at} bytes of trailing data after the element`);
+    }
+    if (depth === 0 && start === end) return fail(0, 'the data is empty');
+    return undefined;
+  };
+  return walk(0, bytes.length, 0);
+}

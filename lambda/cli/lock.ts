@@ -1,0 +1,65 @@
+import { constants } from 'node:fs';
+import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Another live process holds the lock (exit 75, EX_TEMPFAIL, like the pull script). */
+export class LockBusyError extends Error {
+  override readonly name = 'LockBusyError';
+}
+
+export interface Lock {
+  readonly file: string;
+  release(): Promise<void>;
+}
+
+/**
+ * Takes `file` as an exclusive lock (O_EXCL create, holding `pid host`), waiting up to `waitMs`
+ * for another holder to let go. A lock whose holder is gone (its pid is not alive on this host) is
+ * stale and taken over. The caller releases it; a crash leaves a stale lock the next run takes.
+ */
+export async function acquireLock(file: string, waitMs: number, pollMs = 100): Promise<Lock> {
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const deadline = Date.now() + waitMs;
+  const me = `${process.pid} ${os.hostname()}\n`;
+  for (;;) {
+    try {
+      const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      await handle.writeFile(me);
+      await handle.close();
+      return {
+        file,
+        release: async () => {
+          // Only our own lock: never one a later process took over after we were thought dead.
+          if ((await readFile(file, 'utf8').catch(() => '')) === me) await unlink(file).catch(() => {});
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const held = await readFile(file, 'utf8').catch(() => undefined);
+    if (held === undefined) continue; // released between our open and our read
+    const [pid, host] = held.trim().split(' ');
+    if (held !== '' && host === os.hostname() && !alive(Number(pid))) {
+      // Stale: remove it only if it is still the same stale content, then race for it again.
+      if ((await readFile(file, 'utf8').catch(() => undefined)) === held) await unlink(file).catch(() => {});
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw new LockBusyError(
+        `another ocsp-renewer run holds the lock ${file} (pid ${pid ?? '?'}${host && host !== os.hostname() ? ` on ${host}` : ''}); giving up after ${waitMs / 1000} s`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
