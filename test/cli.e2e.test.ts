@@ -17,6 +17,7 @@ import {
   rename,
   rm,
   stat,
+  utimes,
   writeFile,
 } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -433,6 +434,29 @@ describe('renew: outcomes and options', () => {
     expect(await tempFiles(staples)).toEqual([]);
   });
 
+  it('removes the stale temp files a killed run left (and nothing else) before it renews', async () => {
+    const certs = await cleanCerts();
+    const staples = await freshDir('staples');
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    const files = {
+      stale: '.good.ocsp.tmp-0123456789ab', // what `kill -9` between create and rename leaves
+      fresh: '.revoked.ocsp.tmp-0123456789ab', // as if another write were in flight
+      foreign: '.good.ocsp.tmp-keep-me', // a look-alike someone else wrote
+    };
+    for (const [what, name] of Object.entries(files)) {
+      await writeFile(path.join(staples, name), 'partial');
+      if (what !== 'fresh') await utimes(path.join(staples, name), anHourAgo, anHourAgo);
+    }
+    const res = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE]);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stderr).toContain(`removed stale temp file ${path.join(staples, files.stale)}`);
+    expect((await tempFiles(staples)).sort()).toEqual([files.foreign, files.fresh].sort());
+    expect((await listStaples(staples)).filter((f) => !f.startsWith('.')).sort()).toEqual([
+      'good.ocsp',
+      'revoked.ocsp',
+    ]);
+  });
+
   it('--dry-run reports "due" and fetches and writes nothing', async () => {
     const certs = await cleanCerts();
     const staples = await freshDir('staples');
@@ -507,7 +531,10 @@ describe('renew: outcomes and options', () => {
     const res = await cli(['renew', '--certs', certs, '--staples', staples], { [ALLOW_ENV]: '1' });
     expect(res.code, res.stdout).toBe(0);
     expect(row(rowsOf(res.stdout), 'good.pem').action).toBe('renewed');
-    expect((await listStaples(staples)).sort()).toEqual(['good.ocsp', 'revoked.ocsp']);
+    expect((await listStaples(staples)).filter((f) => !f.startsWith('.')).sort()).toEqual([
+      'good.ocsp',
+      'revoked.ocsp',
+    ]);
   });
 
   it('--cert-extensions .crt --extension .der: only .crt files, staples named <name>.der', async () => {

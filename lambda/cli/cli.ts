@@ -4,7 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { FsCertificateSource, FsStapleStore, writeFileAtomic } from '../adapters/filesystem.js';
+import {
+  FsCertificateSource,
+  FsStapleStore,
+  readIssuerSiblingFile,
+  writeFileAtomic,
+} from '../adapters/filesystem.js';
 import { makeS3Client, parseS3Url, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
 import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
 import { fileStateBlob, StateStore } from '../adapters/state-store.js';
@@ -18,13 +23,7 @@ import { explainStaple, formatExplanation, formatRunReport } from '../core/expla
 import { resolveIssuer } from '../renew/issuer.js';
 import { queryResponders } from '../renew/ocsp-query.js';
 import { parseOcspResponse } from '../core/ocsp-response.js';
-import {
-  issuerSiblingKeyFor,
-  namingFrom,
-  type CertificateSource,
-  type NamingOptions,
-  type StapleStore,
-} from '../renew/ports.js';
+import { namingFrom, type CertificateSource, type NamingOptions, type StapleStore } from '../renew/ports.js';
 import { checkPolicy, DEFAULT_POLICY } from '../core/refresh-policy.js';
 import type { OnRevoked } from '../core/replace.js';
 import { cachedDownload, run, type RunDeps, type RunOptions } from '../renew/run.js';
@@ -243,6 +242,15 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
     naming,
     concurrency: positiveInt(values.concurrency, '--concurrency', 8),
   };
+  // A run killed mid-write (kill -9) leaves temp files; each run removes the stale ones first.
+  const sweep = async () => {
+    if (dryRun || !(deps.store instanceof FsStapleStore)) return;
+    await deps.store.removeStaleTempFiles(new Date()).then(
+      (removed) => removed.forEach((file) => io.err(`ocsp-renewer: removed stale temp file ${file}`)),
+      (err: unknown) => io.err(`ocsp-renewer: cannot remove stale temp files: ${errorMessage(err)}`),
+    );
+  };
+  await sweep();
   const print = (report: Awaited<ReturnType<typeof run>>) =>
     io.out(values.json ? JSON.stringify(report, null, 2) : formatRunReport(report));
 
@@ -252,6 +260,7 @@ async function renewCommand(args: string[], io: CliIo): Promise<number> {
       onReport: (report) => {
         print(report);
         void saveState();
+        void sweep(); // for the next run
       },
       log: io.err,
     });
@@ -307,8 +316,7 @@ async function loadIssuerDir(dir: string): Promise<Certificate[]> {
 
 /** Reads `<name>.issuer.pem` beside a certificate file, if there is one. */
 function siblingReader(certFile: string): () => Promise<Buffer | undefined> {
-  const sibling = path.join(path.dirname(certFile), issuerSiblingKeyFor(path.basename(certFile)));
-  return () => readFile(sibling).catch(() => undefined);
+  return () => readIssuerSiblingFile(certFile);
 }
 
 async function loadCerts(file: string, what: string): Promise<Certificate[]> {
