@@ -97,7 +97,7 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<Cl
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` every 50 ms until it holds; fails naming `what` after `timeoutMs`. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -672,7 +672,7 @@ describe('renew --persist', () => {
     } finally {
       if (!exit) daemon.child.kill('SIGKILL');
     }
-  });
+  }, 180_000); // its waits allow each step 60 s on a loaded machine
 });
 
 // --- inspect --------------------------------------------------------------------------------------------
