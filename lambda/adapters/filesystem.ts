@@ -2,15 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  DEFAULT_NAMING,
-  isCertificateKey,
-  issuerSiblingKeyFor,
-  type CertificateObject,
-  type CertificateSource,
-  type NamingOptions,
-  type StapleStore,
-  type StoredStaple,
+import { DEFAULT_NAMING, isCertificateKey, issuerSiblingKeyFor } from '../renew/ports.js';
+import type {
+  CertificateObject,
+  CertificateSource,
+  NamingOptions,
+  StapleStore,
+  StoredStaple,
 } from '../renew/ports.js';
 
 /** Certificates in a directory tree; keys are paths relative to it with `/` separators. */

@@ -17,30 +17,31 @@ export function isForbiddenAddress(address: string): boolean {
   return FORBIDDEN.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
-/** [address, prefix length, why]: every IPv4 rule holds for its NAT64 embedding too. */
-const FORBIDDEN_IPV4: Array<[string, number, string]> = [
+/**
+ * [subnet, prefix length, why]. Every IPv4 rule also refuses its NAT64 embedding (RFC 6052
+ * well-known prefix 64:ff9b::/96); BlockList itself matches IPv4-mapped IPv6 to the IPv4 rules.
+ */
+const RULES: Array<[string, number, string]> = [
   ['127.0.0.0', 8, 'loopback'],
   ['0.0.0.0', 8, 'unspecified / "this network"'],
   ['169.254.0.0', 16, 'link-local, AWS/GCP/OpenStack metadata 169.254.169.254'],
   ['168.63.129.16', 32, 'Azure platform service (WireServer)'],
   ['100.100.100.200', 32, 'Alibaba Cloud metadata'],
-];
-const FORBIDDEN_IPV6: Array<[string, number, string]> = [
-  ['::1', 128, 'loopback'],
-  ['::', 128, 'unspecified'],
-  ['fe80::', 10, 'link-local'],
+  ['::1', 128, 'IPv6 loopback'],
+  ['::', 128, 'IPv6 unspecified'],
+  ['fe80::', 10, 'IPv6 link-local'],
   ['fd00:ec2::254', 128, 'AWS metadata over IPv6'],
   ['fd00:ec2::23', 128, 'AWS DNS resolver over IPv6'],
 ];
-/** RFC 6052 well-known NAT64 prefix: 64:ff9b::/96 followed by the IPv4 address. */
-const NAT64_PREFIX = '64:ff9b::';
 
 const FORBIDDEN = new BlockList();
-for (const [address, bits] of FORBIDDEN_IPV4) {
-  FORBIDDEN.addSubnet(address, bits, 'ipv4');
-  FORBIDDEN.addSubnet(NAT64_PREFIX + address, 96 + bits, 'ipv6');
+for (const [subnet, bits] of RULES) {
+  if (isIP(subnet) === 6) FORBIDDEN.addSubnet(subnet, bits, 'ipv6');
+  else {
+    FORBIDDEN.addSubnet(subnet, bits, 'ipv4');
+    FORBIDDEN.addSubnet(`64:ff9b::${subnet}`, 96 + bits, 'ipv6');
+  }
 }
-for (const [address, bits] of FORBIDDEN_IPV6) FORBIDDEN.addSubnet(address, bits, 'ipv6');
 
 const WHAT = 'loopback/link-local/metadata/unspecified address';
 
