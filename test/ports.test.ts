@@ -12,6 +12,7 @@ import { getUrlFor, maxAge } from '../lambda/adapters/ocsp-fetch.js';
 import {
   assertHostAllowed,
   ForbiddenAddressError,
+  guardedLookup,
   isForbiddenAddress,
 } from '../lambda/adapters/ssrf-guard.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
@@ -165,6 +166,28 @@ describe('assertHostAllowed on URL hostnames', () => {
       expect(() => assertHostAllowed(new URL(url).hostname)).toThrow(ForbiddenAddressError);
     });
   }
+});
+
+// The check that counts is on the address connected to: guardedLookup is what http.request resolves
+// through, and dns.lookup of an address literal returns it, so these need no DNS.
+describe('guardedLookup refuses the resolved address', () => {
+  const lookup = (host: string) =>
+    new Promise<unknown>((resolve) =>
+      guardedLookup(host, { all: true }, (err, addresses) => resolve(err ?? addresses)),
+    );
+
+  it.each(['fd00:ec2::254', '168.63.129.16', '100.100.100.200', '64:ff9b::a9fe:a9fe', '::ffff:a9fe:a9fe'])(
+    '%s',
+    async (address) => {
+      const result = await lookup(address);
+      expect(result).toBeInstanceOf(ForbiddenAddressError);
+      expect((result as Error).message).toContain(`resolves to ${address}, a loopback/link-local/metadata`);
+    },
+  );
+
+  it('lets a NAT64 form of a public address through', async () => {
+    expect(await lookup('64:ff9b::808:808')).toEqual([{ address: '64:ff9b::808:808', family: 6 }]);
+  });
 });
 
 describe('getUrlFor', () => {
