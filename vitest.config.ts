@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Peers (s3rver, openssl ocsp) get 60 s each to start on a loaded machine; hooks start several.
+    hookTimeout: 180_000,
     pool: 'forks',
   },
 });

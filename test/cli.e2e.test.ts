@@ -17,6 +17,7 @@ import {
   rename,
   rm,
   stat,
+  utimes,
   writeFile,
 } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -100,7 +101,7 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<Cl
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` every 50 ms until it holds; fails naming `what` after `timeoutMs`. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -437,6 +438,29 @@ describe('renew: outcomes and options', () => {
     expect(await tempFiles(staples)).toEqual([]);
   });
 
+  it('removes the stale temp files a killed run left (and nothing else) before it renews', async () => {
+    const certs = await cleanCerts();
+    const staples = await freshDir('staples');
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    const files = {
+      stale: '.good.ocsp.tmp-0123456789ab', // what `kill -9` between create and rename leaves
+      fresh: '.revoked.ocsp.tmp-0123456789ab', // as if another write were in flight
+      foreign: '.good.ocsp.tmp-keep-me', // a look-alike someone else wrote
+    };
+    for (const [what, name] of Object.entries(files)) {
+      await writeFile(path.join(staples, name), 'partial');
+      if (what !== 'fresh') await utimes(path.join(staples, name), anHourAgo, anHourAgo);
+    }
+    const res = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE]);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stderr).toContain(`removed stale temp file ${path.join(staples, files.stale)}`);
+    expect((await tempFiles(staples)).sort()).toEqual([files.foreign, files.fresh].sort());
+    expect((await listStaples(staples)).filter((f) => !f.startsWith('.')).sort()).toEqual([
+      'good.ocsp',
+      'revoked.ocsp',
+    ]);
+  });
+
   it('--dry-run reports "due" and fetches and writes nothing', async () => {
     const certs = await cleanCerts();
     const staples = await freshDir('staples');
@@ -585,7 +609,10 @@ describe('renew: outcomes and options', () => {
     const res = await cli(['renew', '--certs', certs, '--staples', staples], { [ALLOW_ENV]: '1' });
     expect(res.code, res.stdout).toBe(0);
     expect(row(rowsOf(res.stdout), 'good.pem').action).toBe('renewed');
-    expect((await listStaples(staples)).sort()).toEqual(['good.ocsp', 'revoked.ocsp']);
+    expect((await listStaples(staples)).filter((f) => !f.startsWith('.')).sort()).toEqual([
+      'good.ocsp',
+      'revoked.ocsp',
+    ]);
   });
 
   it('--cert-extensions .crt --extension .der: only .crt files, staples named <name>.der', async () => {
@@ -723,7 +750,7 @@ describe('renew --persist', () => {
     } finally {
       if (!exit) daemon.child.kill('SIGKILL');
     }
-  });
+  }, 180_000); // its waits allow each step 60 s on a loaded machine
 });
 
 // --- inspect --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import { getUrlFor, maxAge } from '../lambda/adapters/ocsp-fetch.js';
 import {
   assertHostAllowed,
   ForbiddenAddressError,
+  guardedLookup,
   isForbiddenAddress,
 } from '../lambda/adapters/ssrf-guard.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
@@ -92,6 +93,27 @@ describe('isForbiddenAddress', () => {
     { address: 'febf::1', forbidden: true, why: 'IPv6 link-local, end of fe80::/10' },
     { address: '::ffff:127.0.0.1', forbidden: true, why: 'IPv4-mapped loopback' },
     { address: '::ffff:169.254.169.254', forbidden: true, why: 'IPv4-mapped metadata address' },
+    { address: 'fd00:ec2::254', forbidden: true, why: 'AWS metadata over IPv6' },
+    { address: 'FD00:EC2:0:0:0:0:0:254', forbidden: true, why: 'AWS metadata over IPv6, long form' },
+    { address: 'fd00:ec2::23', forbidden: true, why: 'AWS DNS resolver over IPv6' },
+    { address: '168.63.129.16', forbidden: true, why: 'Azure WireServer' },
+    { address: '100.100.100.200', forbidden: true, why: 'Alibaba Cloud metadata' },
+    { address: '::ffff:168.63.129.16', forbidden: true, why: 'IPv4-mapped Azure WireServer' },
+    { address: '::ffff:6464:64c8', forbidden: true, why: 'IPv4-mapped Alibaba metadata, hex' },
+    { address: '64:ff9b::127.0.0.1', forbidden: true, why: 'NAT64 loopback' },
+    { address: '64:ff9b::7f00:1', forbidden: true, why: 'NAT64 loopback, hex' },
+    { address: '64:ff9b::a9fe:a9fe', forbidden: true, why: 'NAT64 169.254.169.254' },
+    { address: '64:ff9b::168.63.129.16', forbidden: true, why: 'NAT64 Azure WireServer' },
+    { address: '64:ff9b::100.100.100.200', forbidden: true, why: 'NAT64 Alibaba metadata' },
+    { address: '64:ff9b::0.0.0.0', forbidden: true, why: 'NAT64 unspecified' },
+    { address: '64:ff9b::8.8.8.8', forbidden: false, why: 'NAT64 of a public address' },
+    { address: '64:ff9b::10.0.0.1', forbidden: false, why: 'NAT64 of a private address' },
+    { address: '64:ff9b:1::7f00:1', forbidden: false, why: 'not the /96 well-known prefix' },
+    { address: 'fd00:ec2::1', forbidden: false, why: 'beside the AWS IPv6 metadata address' },
+    { address: 'fd00::1', forbidden: false, why: 'IPv6 unique local: private CAs live there' },
+    { address: '168.63.129.17', forbidden: false, why: 'beside the Azure address' },
+    { address: '100.100.100.201', forbidden: false, why: 'beside the Alibaba address' },
+    { address: '100.64.0.1', forbidden: false, why: 'carrier-grade NAT space stays allowed' },
     { address: '10.0.0.1', forbidden: false, why: 'private: private CAs live there' },
     { address: '172.16.0.1', forbidden: false, why: 'private' },
     { address: '192.168.1.1', forbidden: false, why: 'private' },
@@ -114,6 +136,11 @@ describe('assertHostAllowed on URL hostnames', () => {
     { url: 'http://[::1]:8080/', refused: true },
     { url: 'http://[fe80::1]/', refused: true },
     { url: 'http://169.254.169.254/latest/meta-data/', refused: true },
+    { url: 'http://[fd00:ec2::254]/latest/meta-data/', refused: true },
+    { url: 'http://168.63.129.16/machine', refused: true },
+    { url: 'http://100.100.100.200/latest/meta-data/', refused: true },
+    { url: 'http://[64:ff9b::169.254.169.254]/', refused: true }, // WHATWG URL: [64:ff9b::a9fe:a9fe]
+    { url: 'http://[64:ff9b::8.8.8.8]/', refused: false },
     { url: 'http://10.0.0.1/', refused: false },
     { url: 'http://ocsp.example.com/', refused: false }, // names are checked after resolution
   ];
@@ -139,6 +166,28 @@ describe('assertHostAllowed on URL hostnames', () => {
       expect(() => assertHostAllowed(new URL(url).hostname)).toThrow(ForbiddenAddressError);
     });
   }
+});
+
+// The check that counts is on the address connected to: guardedLookup is what http.request resolves
+// through, and dns.lookup of an address literal returns it, so these need no DNS.
+describe('guardedLookup refuses the resolved address', () => {
+  const lookup = (host: string) =>
+    new Promise<unknown>((resolve) =>
+      guardedLookup(host, { all: true }, (err, addresses) => resolve(err ?? addresses)),
+    );
+
+  it.each(['fd00:ec2::254', '168.63.129.16', '100.100.100.200', '64:ff9b::a9fe:a9fe', '::ffff:a9fe:a9fe'])(
+    '%s',
+    async (address) => {
+      const result = await lookup(address);
+      expect(result).toBeInstanceOf(ForbiddenAddressError);
+      expect((result as Error).message).toContain(`resolves to ${address}, a loopback/link-local/metadata`);
+    },
+  );
+
+  it('lets a NAT64 form of a public address through', async () => {
+    expect(await lookup('64:ff9b::808:808')).toEqual([{ address: '64:ff9b::808:808', family: 6 }]);
+  });
 });
 
 describe('getUrlFor', () => {

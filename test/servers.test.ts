@@ -120,11 +120,11 @@ describe.skipIf(!tools.aws)(
       // s_server prints ACCEPT once listening; a probe connection would be served as a client.
       await waitFor(
         () => server.output().includes('ACCEPT'),
-        10_000,
+        60_000,
         () => `s_server: ${server.output()}`,
       );
       await expectStapled(['-connect', `127.0.0.1:${port}`], staple);
-    });
+    }, 120_000);
 
     if (!tools.nginx) skipped('nginx recipe', 'nginx is not installed (Debian: nginx)');
     describe.skipIf(!tools.nginx)(

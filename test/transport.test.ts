@@ -3,14 +3,16 @@
  * against a loopback fake responder: one server per test, stopped in `finally`, as got's
  * with-server does. Never aimed at `openssl ocsp`, which spins on aborted connections.
  */
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsCertificateSource, FsStapleStore } from '../lambda/adapters/filesystem.js';
-import { DEFAULT_HTTP, type HttpOptions } from '../lambda/adapters/http.js';
+import { DEFAULT_HTTP, HttpError, type HttpOptions } from '../lambda/adapters/http.js';
 import { fetchOcspResponse, getUrlFor } from '../lambda/adapters/ocsp-fetch.js';
-import { ForbiddenAddressError } from '../lambda/adapters/ssrf-guard.js';
+import { ALLOW_PRIVATE_ENV, ForbiddenAddressError } from '../lambda/adapters/ssrf-guard.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
 import { buildOcspRequest, certIdFor } from '../lambda/core/ocsp-request.js';
@@ -270,6 +272,84 @@ describe('httpTransport: body cap, deadline, max-age', () => {
       },
     );
   });
+});
+
+type Cut = 'resetAndDestroy' | 'destroy';
+
+/**
+ * Sends the headers and 10 of 1 000 body bytes, then cuts the connection: `resetAndDestroy` sends
+ * a TCP RST (node reports `read ECONNRESET` on the request), `destroy` closes it early (node
+ * reports `aborted` on the response only: the path that once left the request timer running).
+ */
+function cutMidBody(res: http.ServerResponse, cut: Cut, onCut: () => void = () => undefined): undefined {
+  res.writeHead(200, { 'content-type': 'application/ocsp-response', 'content-length': '1000' });
+  res.write(Buffer.alloc(10, 0x30), () =>
+    setTimeout(() => {
+      onCut();
+      if (cut === 'destroy') res.socket?.destroy();
+      else res.socket?.resetAndDestroy();
+    }, 50),
+  );
+  return undefined;
+}
+
+describe('httpTransport: a connection reset mid-body', () => {
+  it.each<Cut>(['resetAndDestroy', 'destroy'])(
+    'should fail with "connection reset" (code ECONNRESET), not "aborted" (%s)',
+    async (cut) => {
+      await withFake(
+        (_req, res) => cutMidBody(res, cut),
+        async (fake) => {
+          const err = await httpTransport({ ...LOOPBACK, timeoutMs: 20_000 })(fake.url, REQUEST).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(err).toBeInstanceOf(HttpError);
+          expect(err).toMatchObject({ code: 'ECONNRESET' });
+          expect((err as Error).message).toBe('connection reset by the peer while reading the response body');
+        },
+      );
+    },
+  );
+
+  // Regression: the run reported in ~1 s, then the process lived until the request timer fired.
+  it('should let `ocsp-renewer fetch` exit long before its 20 s request timeout', async () => {
+    let resetAt: number | undefined;
+    const fake = await startFakeResponder((_req, res) =>
+      cutMidBody(res, 'destroy', () => (resetAt = Date.now())),
+    );
+    const pki = await makeTestPki({ ocspUrl: fake.url });
+    try {
+      const chainFile = path.join(pki.dir, 'reset-chain.pem');
+      await writeFile(
+        chainFile,
+        (await readFile(pki.leaves.good.cert, 'utf8')) + (await readFile(pki.intermediate.cert, 'utf8')),
+      );
+      const env = { ...process.env };
+      delete env[ALLOW_PRIVATE_ENV];
+      const child = spawn(
+        process.execPath,
+        ['lambda/cli/ocsp-renewer.js', 'fetch', chainFile, '--timeout', '20', '--allow-private-responders'],
+        { cwd: path.resolve(import.meta.dirname, '..'), env, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      const exitedAt = Date.now();
+      clearTimeout(killer);
+
+      expect(resetAt).toBeDefined();
+      // With the timer left running the process lives until 20 s after the request; allow 10 s.
+      expect(exitedAt - resetAt!).toBeLessThan(10_000);
+      expect(stderr).toMatch(/fetch http:\/\/127\.0\.0\.1:\d+\/: connection reset by the peer/);
+      expect(stderr).not.toMatch(/aborted/);
+      expect(code).toBe(1);
+    } finally {
+      await fake.stop();
+      await pki.cleanup();
+    }
+  }, 180_000);
 });
 
 describe('httpTransport: SSRF guard (allowPrivate false)', () => {

@@ -1,16 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  DEFAULT_NAMING,
-  isCertificateKey,
-  issuerSiblingKeyFor,
-  type CertificateObject,
-  type CertificateSource,
-  type NamingOptions,
-  type StapleStore,
-  type StoredStaple,
+import { DEFAULT_NAMING, isCertificateKey, issuerSiblingKeyFor } from '../renew/ports.js';
+import type {
+  CertificateObject,
+  CertificateSource,
+  NamingOptions,
+  StapleStore,
+  StoredStaple,
 } from '../renew/ports.js';
 
 /** Certificate files larger than this are refused before they are read. */
@@ -64,13 +62,23 @@ export class FsCertificateSource implements CertificateSource {
     return readFile(file);
   }
 
-  async readIssuerSibling(key: string): Promise<Buffer | undefined> {
-    return readOptional(this.resolve(issuerSiblingKeyFor(key, this.naming)));
+  readIssuerSibling(key: string): Promise<Buffer | undefined> {
+    return readIssuerSiblingFile(this.resolve(key), this.naming);
   }
 
   private resolve(key: string): string {
     return resolveInside(this.dir, key);
   }
+}
+
+/** Reads `<name>.issuer.pem` beside a certificate file; undefined when there is none. */
+export function readIssuerSiblingFile(
+  certFile: string,
+  naming: NamingOptions = DEFAULT_NAMING,
+): Promise<Buffer | undefined> {
+  return readOptional(
+    path.join(path.dirname(certFile), issuerSiblingKeyFor(path.basename(certFile), naming)),
+  );
 }
 
 /** Staples in a directory; writes are atomic (temp file, fsync, rename) and keep the file mode. */
@@ -105,6 +113,60 @@ export class FsStapleStore implements StapleStore {
   async putMarker(key: string, text: string): Promise<void> {
     await writeFileAtomic(resolveInside(this.dir, key), Buffer.from(text, 'utf8'));
   }
+
+  /**
+   * Removes the temp files a killed run left behind (`kill -9` between create and rename), at any
+   * depth: only regular files named the way `writeFileAtomic` names them and last written more
+   * than `STALE_TEMP_MS` before `now`, so a write in flight (milliseconds) is never touched and
+   * nothing else is. Symbolic links are neither followed nor removed. Returns the removed paths.
+   */
+  async removeStaleTempFiles(now: Date): Promise<string[]> {
+    const removed: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return [];
+        throw err;
+      });
+      for (const entry of entries) {
+        const file = path.join(dir, entry.name);
+        // Hidden directories hold no staples (sources skip them): `.snapshot`, `.git` are not ours.
+        if (entry.isDirectory()) {
+          if (!entry.name.startsWith('.')) await walk(file);
+        } else if (entry.isFile() && isTempFileName(entry.name)) {
+          const info = await lstat(file).catch(() => undefined);
+          if (info?.isFile() && now.getTime() - info.mtimeMs > STALE_TEMP_MS) {
+            try {
+              await unlink(file);
+              removed.push(file);
+            } catch (err) {
+              if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+            }
+          }
+        }
+      }
+    };
+    await walk(this.dir);
+    return removed;
+  }
+}
+
+/**
+ * How old a temp file must be before a run removes it. A live write holds its temp file for the
+ * time of one write, fsync and rename of a staple (milliseconds; seconds on a slow disk); ten
+ * minutes is far beyond that, and beyond the mtime skew of a network file system shared by hosts.
+ */
+export const STALE_TEMP_MS = 10 * 60_000;
+
+const TEMP_NAME = /^\..+\.tmp-[0-9a-f]{12}$/;
+
+/** `.<name>.tmp-<12 hex digits>`, the temp file `writeFileAtomic` writes beside `<name>`. */
+export function tempFileFor(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`);
+}
+
+/** Whether a file name is one `tempFileFor` makes (and so ours to remove when stale). */
+export function isTempFileName(name: string): boolean {
+  return TEMP_NAME.test(name);
 }
 
 /**
@@ -119,7 +181,7 @@ export async function writeFileAtomic(file: string, data: Buffer): Promise<void>
     (s) => s.mode & 0o7777,
     () => 0o644,
   );
-  const temp = path.join(dir, `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`);
+  const temp = tempFileFor(file);
   const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
   try {
     await handle.writeFile(data);
@@ -138,7 +200,8 @@ export async function writeFileAtomic(file: string, data: Buffer): Promise<void>
   await dirHandle?.close();
 }
 
-async function readOptional(file: string): Promise<Buffer | undefined> {
+/** A file's content, or undefined when it does not exist; other errors are thrown. */
+export async function readOptional(file: string): Promise<Buffer | undefined> {
   try {
     return await readFile(file);
   } catch (err) {

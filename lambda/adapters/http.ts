@@ -28,7 +28,21 @@ export interface HttpResponse {
   body: Buffer;
 }
 
-export class HttpError extends Error {}
+export class HttpError extends Error {
+  /** `ECONNRESET` for a connection the peer reset; undefined otherwise. */
+  readonly code: string | undefined;
+
+  constructor(message: string, options?: { code?: string; cause?: unknown }) {
+    super(message, { cause: options?.cause });
+    this.code = options?.code;
+  }
+}
+
+/** Node reports a reset mid-body as "aborted" (code ECONNRESET): say what happened. */
+function described(err: Error, during: string): Error {
+  if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') return err;
+  return new HttpError(`connection reset by the peer ${during}`, { code: 'ECONNRESET', cause: err });
+}
 
 /** One HTTP(S) request with a deadline, a body cap and the SSRF guard. No redirects are followed. */
 export function httpRequest(
@@ -54,6 +68,12 @@ export function httpRequest(
   }
   const client = parsed.protocol === 'https:' ? https : http;
   return new Promise<HttpResponse>((resolve, reject) => {
+    let during = 'before the response';
+    // A reset mid-body reaches the request, the response or both: the first one settles.
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      reject(described(err, during));
+    };
     const req = client.request(
       parsed,
       {
@@ -63,6 +83,7 @@ export function httpRequest(
         agent: false,
       },
       (res) => {
+        during = 'while reading the response body';
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
@@ -81,17 +102,15 @@ export function httpRequest(
           clearTimeout(timer);
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
         });
-        res.on('error', (err) => reject(err));
+        res.on('error', fail);
       },
     );
+    // Every way out clears it, or it keeps the process alive for up to timeoutMs.
     const timer = setTimeout(
       () => req.destroy(new HttpError(`timed out after ${options.timeoutMs} ms`)),
       options.timeoutMs,
     );
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
+    req.on('error', fail);
     req.end(init.body);
   });
 }

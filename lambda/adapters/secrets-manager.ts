@@ -3,7 +3,7 @@ import {
   ListSecretsCommand,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { pemBlocks, toPem } from '../core/der.js';
+import { looksLikePem, pemBlocks, toPem } from '../core/der.js';
 import type { CertificateObject, CertificateSource } from '../renew/ports.js';
 
 /** JSON fields read as the certificate, then as the chain; anything else (keys!) is ignored. */
@@ -65,9 +65,7 @@ export class SecretsManagerCertificateSource implements CertificateSource {
     if (res.SecretString !== undefined) return certificatesFromSecretString(res.SecretString);
     if (res.SecretBinary) {
       const bytes = Buffer.from(res.SecretBinary);
-      return bytes.toString('latin1').includes('-----BEGIN ')
-        ? certificatesFromSecretString(bytes.toString('latin1'))
-        : bytes;
+      return looksLikePem(bytes) ? certificatesFromSecretString(bytes.toString('latin1')) : bytes;
     }
     throw new Error('secret has neither SecretString nor SecretBinary');
   }

@@ -3,8 +3,12 @@ import { BlockList, isIP } from 'node:net';
 
 /**
  * Refuses addresses a responder or caIssuers URL should never point at: loopback, link-local
- * (169.254.0.0/16, which includes the cloud metadata service, and fe80::/10) and unspecified.
- * Private ranges (10/8, 172.16/12, 192.168/16) stay allowed: private CAs live there.
+ * (169.254.0.0/16 and fe80::/10), unspecified, and the cloud metadata and platform services
+ * (AWS 169.254.169.254 and, over IPv6, fd00:ec2::254 with the DNS resolver fd00:ec2::23; Azure
+ * 168.63.129.16; Alibaba 100.100.100.200). Each refused IPv4 address is also refused inside IPv6:
+ * IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d, RFC 6052), which a DNS64 resolver
+ * hands out for an IPv4-only name. Private ranges (10/8, 172.16/12, 192.168/16, fd00::/8) stay
+ * allowed: private CAs live there.
  */
 export function isForbiddenAddress(address: string): boolean {
   const family = isIP(address);
@@ -13,13 +17,33 @@ export function isForbiddenAddress(address: string): boolean {
   return FORBIDDEN.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
+/**
+ * [subnet, prefix length, why]. Every IPv4 rule also refuses its NAT64 embedding (RFC 6052
+ * well-known prefix 64:ff9b::/96); BlockList itself matches IPv4-mapped IPv6 to the IPv4 rules.
+ */
+const RULES: Array<[string, number, string]> = [
+  ['127.0.0.0', 8, 'loopback'],
+  ['0.0.0.0', 8, 'unspecified / "this network"'],
+  ['169.254.0.0', 16, 'link-local, AWS/GCP/OpenStack metadata 169.254.169.254'],
+  ['168.63.129.16', 32, 'Azure platform service (WireServer)'],
+  ['100.100.100.200', 32, 'Alibaba Cloud metadata'],
+  ['::1', 128, 'IPv6 loopback'],
+  ['::', 128, 'IPv6 unspecified'],
+  ['fe80::', 10, 'IPv6 link-local'],
+  ['fd00:ec2::254', 128, 'AWS metadata over IPv6'],
+  ['fd00:ec2::23', 128, 'AWS DNS resolver over IPv6'],
+];
+
 const FORBIDDEN = new BlockList();
-FORBIDDEN.addSubnet('127.0.0.0', 8, 'ipv4'); // loopback
-FORBIDDEN.addSubnet('0.0.0.0', 8, 'ipv4'); // unspecified / "this network"
-FORBIDDEN.addSubnet('169.254.0.0', 16, 'ipv4'); // link-local, cloud metadata
-FORBIDDEN.addAddress('::1', 'ipv6'); // loopback
-FORBIDDEN.addAddress('::', 'ipv6'); // unspecified
-FORBIDDEN.addSubnet('fe80::', 10, 'ipv6'); // link-local
+for (const [subnet, bits] of RULES) {
+  if (isIP(subnet) === 6) FORBIDDEN.addSubnet(subnet, bits, 'ipv6');
+  else {
+    FORBIDDEN.addSubnet(subnet, bits, 'ipv4');
+    FORBIDDEN.addSubnet(`64:ff9b::${subnet}`, 96 + bits, 'ipv6');
+  }
+}
+
+const WHAT = 'loopback/link-local/metadata/unspecified address';
 
 export class ForbiddenAddressError extends Error {
   readonly code = 'EFORBIDDENADDRESS';
@@ -38,9 +62,7 @@ export function privateRespondersAllowed(flag = false, env: NodeJS.ProcessEnv = 
 export function assertHostAllowed(hostname: string): void {
   const host = hostname.replace(/^\[|\]$/g, '');
   if (isIP(host) && isForbiddenAddress(host)) {
-    throw new ForbiddenAddressError(
-      `refusing ${host}: loopback/link-local/unspecified address (see --allow-private-responders)`,
-    );
+    throw new ForbiddenAddressError(`refusing ${host}: ${WHAT} (see --allow-private-responders)`);
   }
 }
 
@@ -66,7 +88,7 @@ export function guardedLookup(
     if (bad) {
       return callback(
         new ForbiddenAddressError(
-          `refusing ${hostname}: resolves to ${bad.address}, a loopback/link-local/unspecified address (see --allow-private-responders)`,
+          `refusing ${hostname}: resolves to ${bad.address}, a ${WHAT} (see --allow-private-responders)`,
         ),
         [],
       );

@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { CertState, RunState } from '../renew/run.js';
-import { writeFileAtomic } from './filesystem.js';
+import { readOptional, writeFileAtomic } from './filesystem.js';
 import { getObject } from './s3.js';
 
 const VERSION = 1;
@@ -103,14 +102,7 @@ export function s3StateBlob(s3: S3Client, bucket: string, key: string): StateBlo
 export function fileStateBlob(file: string): StateBlob {
   return {
     description: file,
-    read: async () => {
-      try {
-        return await readFile(file);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw err;
-      }
-    },
+    read: () => readOptional(file),
     write: (body) => writeFileAtomic(file, body),
   };
 }

@@ -26,9 +26,12 @@ export interface HandlerDeps {
 }
 
 /**
- * Time kept before the Lambda deadline when no new certificate may start: certificates in flight
- * may still wait for a GET and its POST retry (two HTTP timeouts), then the state is saved and the
- * report logged (5 s).
+ * The part of the reserve (below) that saves the state and logs the report. No certificate starts
+ * once less than `2 × HTTP timeout + DEADLINE_MARGIN_MS` is left: that covers a certificate in
+ * flight waiting on one responder's GET and its POST retry. It is not a bound: one that must also
+ * download its issuer, try a second responder URL or wait for a per-host slot can outlast it, and
+ * then Lambda ends the invocation before the state is saved (staples already written stay; the next
+ * run redoes the rest).
  */
 const DEADLINE_MARGIN_MS = 5_000;
 

@@ -8,6 +8,7 @@ import {
   FsCertificateSource,
   FsStapleStore,
   MAX_CERTIFICATE_FILE_BYTES,
+  readIssuerSiblingFile,
   writeFileAtomic,
 } from '../adapters/filesystem.js';
 import { makeS3Client, parseS3Url, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
@@ -24,12 +25,7 @@ import { parseOcspResponse } from '../core/ocsp-response.js';
 import { invalidVerdict, validateResponse } from '../core/validate.js';
 import { resolveIssuer } from '../renew/issuer.js';
 import { queryResponders } from '../renew/ocsp-query.js';
-import {
-  issuerSiblingKeyFor,
-  type CertificateSource,
-  type NamingOptions,
-  type StapleStore,
-} from '../renew/ports.js';
+import { type CertificateSource, type NamingOptions, type StapleStore } from '../renew/ports.js';
 import { cachedDownload, run, type RunDeps, type RunOptions, type RunReport } from '../renew/run.js';
 import {
   flagSource,
@@ -464,6 +460,15 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
     perHostConcurrency: settings.perHostConcurrency,
     responderPolicy: responderPolicyOf(http),
   };
+  // A run killed mid-write (kill -9) leaves temp files; each run removes the stale ones first.
+  const sweep = async () => {
+    if (dryRun || !(deps.store instanceof FsStapleStore)) return;
+    await deps.store.removeStaleTempFiles(new Date()).then(
+      (removed) => removed.forEach((file) => io.err(`ocsp-renewer: removed stale temp file ${file}`)),
+      (err: unknown) => io.err(`ocsp-renewer: cannot remove stale temp files: ${errorMessage(err)}`),
+    );
+  };
+  await sweep();
 
   const print = (report: RunReport) => {
     const shown = quiet ? newsOf(report) : report;
@@ -521,6 +526,7 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
         print(report);
         await saveState();
         await reloadAfter(report, log);
+        await sweep(); // for the next run
       },
       log: (line) => {
         if (!(quiet && line.startsWith('next check'))) log(line);
@@ -630,8 +636,7 @@ async function readCapped(file: string): Promise<Buffer> {
 
 /** Reads `<name>.issuer.pem` beside a certificate file, if there is one. */
 function siblingReader(certFile: string): () => Promise<Buffer | undefined> {
-  const sibling = path.join(path.dirname(certFile), issuerSiblingKeyFor(path.basename(certFile)));
-  return () => readCapped(sibling).catch(() => undefined);
+  return () => readIssuerSiblingFile(certFile);
 }
 
 async function loadCerts(file: string, what: string): Promise<Certificate[]> {

@@ -296,8 +296,8 @@ export function parseCertificates(bytes: Uint8Array): Certificate[] {
 
 /**
  * A parsed certificate, shared by every bundle that carries the same bytes: the intermediate in
- * ten thousand bundles is parsed once (pkijs parsing costs ~2 ms a certificate). Certificate
- * objects are immutable, so sharing them is safe.
+ * ten thousand bundles is parsed once (an asn1js BER decode and the pkijs schema walk, per
+ * certificate). Certificate objects are immutable, so sharing them is safe.
  */
 export function certificateFromDer(der: Uint8Array): Certificate {
   const key = Buffer.from(der).toString('base64');

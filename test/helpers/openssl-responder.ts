@@ -47,7 +47,8 @@ export interface OpensslResponder {
   stop(): Promise<void>;
 }
 
-const READY_TIMEOUT_MS = 5_000;
+/** Generous: the suite shares two cores with other work, and start-up is never assumed fast. */
+const READY_TIMEOUT_MS = 60_000;
 const KILL_GRACE_MS = 2_000;
 const MAX_PORT_ATTEMPTS = 5;
 
@@ -154,7 +155,9 @@ function probe(port: number): Promise<boolean> {
       res(ok);
     };
     const sock = connect({ host: '127.0.0.1', port }, () => sock.write('GET / HTTP/1.0\r\n\r\n'));
-    sock.setTimeout(1_000, () => done(false));
+    // Long enough that a loaded responder answers: an abandoned half-read probe can leave a
+    // `-multi` child spinning.
+    sock.setTimeout(10_000, () => done(false));
     // Let the responder finish and close the connection itself (HTTP/1.0), then judge.
     sock.on('data', (d: Buffer) => (data += d.toString('latin1')));
     sock.on('error', () => done(false));

@@ -37,7 +37,8 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-const READY_TIMEOUT_MS = 10_000;
+/** Generous: on a loaded 2-core machine s3rver's start-up (a Node process, Koa) can take seconds. */
+const READY_TIMEOUT_MS = 60_000;
 const KILL_GRACE_MS = 2_000;
 
 /** Exit when the parent goes away (stdin is a pipe from it), however it went. */

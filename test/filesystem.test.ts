@@ -1,0 +1,107 @@
+/**
+ * The filesystem staple store's clean-up of temp files a killed run left behind: only stale files
+ * of our own naming go, at any depth; anything else (a look-alike name, a fresh write in flight, a
+ * symbolic link, a hidden directory) stays.
+ */
+import { mkdir, mkdtemp, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FsStapleStore, isTempFileName, STALE_TEMP_MS, tempFileFor } from '../lambda/adapters/filesystem.js';
+
+const NOW = new Date('2026-11-30T12:00:00Z');
+const STALE = new Date(NOW.getTime() - STALE_TEMP_MS - 60_000);
+const FRESH = new Date(NOW.getTime() - 60_000);
+
+let dir: string;
+let outside: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'ocsp-renewer-fs-'));
+  outside = await mkdtemp(path.join(tmpdir(), 'ocsp-renewer-fs-outside-'));
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+  await rm(outside, { recursive: true, force: true });
+});
+
+/** Writes `rel` under `root` with its mtime set to `at`. */
+async function put(root: string, rel: string, at: Date): Promise<string> {
+  const file = path.join(root, rel);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, 'x');
+  await utimes(file, at, at);
+  return file;
+}
+
+async function tree(root: string): Promise<string[]> {
+  return (await readdir(root, { recursive: true })).sort();
+}
+
+describe('isTempFileName', () => {
+  it('should match the temp file name writeFileAtomic makes beside a staple', () => {
+    const temp = path.basename(tempFileFor('/srv/staples/mail.example.com.ocsp'));
+    expect(temp).toMatch(/^\.mail\.example\.com\.ocsp\.tmp-[0-9a-f]{12}$/);
+    expect(isTempFileName(temp)).toBe(true);
+  });
+
+  it.each([
+    'mail.ocsp.tmp-0123456789ab', // no leading dot
+    '.mail.ocsp.tmp-backup', // not 12 hex digits
+    '.mail.ocsp.tmp-0123456789abc', // 13
+    '.mail.ocsp.tmp-0123456789AB', // upper case: never ours
+    '.mail.ocsp.tmp-0123456789ab.bak',
+    '..tmp-0123456789ab', // no name
+    '.mail.ocsp',
+  ])('should not match %s', (name) => {
+    expect(isTempFileName(name)).toBe(false);
+  });
+});
+
+describe('FsStapleStore.removeStaleTempFiles', () => {
+  it('should remove only stale temp files of our own naming, at any depth', async () => {
+    const staleOurs = await put(dir, '.good.ocsp.tmp-0123456789ab', STALE);
+    const staleDeep = await put(dir, 'mail/eu/.a.ocsp.tmp-abcdefabcdef', STALE);
+    await put(dir, '.good.ocsp.tmp-fedcba987654', FRESH); // a write in flight
+    await put(dir, '.good.ocsp.tmp-backup', STALE); // a look-alike, not ours
+    await put(dir, 'good.ocsp.tmp-0123456789ab', STALE); // no leading dot
+    await put(dir, 'good.ocsp', STALE);
+    await put(dir, '.hidden/.a.ocsp.tmp-0123456789ab', STALE); // hidden directories are not walked
+    const target = await put(outside, 'victim', STALE);
+    await symlink(target, path.join(dir, '.link.ocsp.tmp-0123456789ab'));
+    await mkdir(path.join(dir, '.dir.ocsp.tmp-0123456789ab'));
+
+    const removed = await new FsStapleStore(dir).removeStaleTempFiles(NOW);
+
+    expect(removed.sort()).toEqual([staleOurs, staleDeep].sort());
+    expect(await tree(dir)).toEqual(
+      [
+        '.dir.ocsp.tmp-0123456789ab',
+        '.good.ocsp.tmp-backup',
+        '.good.ocsp.tmp-fedcba987654',
+        '.hidden',
+        '.hidden/.a.ocsp.tmp-0123456789ab',
+        '.link.ocsp.tmp-0123456789ab',
+        'good.ocsp',
+        'good.ocsp.tmp-0123456789ab',
+        'mail',
+        'mail/eu',
+      ].sort(),
+    );
+    expect(await tree(outside)).toEqual(['victim']);
+  });
+
+  it('should keep a temp file exactly at the stale age, and remove it a moment later', async () => {
+    const at = new Date(NOW.getTime() - STALE_TEMP_MS);
+    const file = await put(dir, '.good.ocsp.tmp-0123456789ab', at);
+    expect(await new FsStapleStore(dir).removeStaleTempFiles(NOW)).toEqual([]);
+    expect(await new FsStapleStore(dir).removeStaleTempFiles(new Date(NOW.getTime() + 1_000))).toEqual([
+      file,
+    ]);
+  });
+
+  it('should do nothing when the staples directory does not exist yet', async () => {
+    await expect(new FsStapleStore(path.join(dir, 'none')).removeStaleTempFiles(NOW)).resolves.toEqual([]);
+  });
+});
