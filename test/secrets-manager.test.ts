@@ -19,6 +19,7 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
 import type { RunReport } from '../lambda/renew/run.js';
 import { createHandler } from '../lambda/aws/handler.js';
+import { readRunReport } from '../lambda/aws/run-summary.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
@@ -368,7 +369,8 @@ describe('handler with SECRETS_PREFIX', () => {
         clock: () => new Date(),
         log: (line) => logs.push(line),
       });
-      return await handler(event);
+      const summary = await handler(event);
+      return await readRunReport(admin, summary.report!);
     } finally {
       s3Client.destroy();
     }
