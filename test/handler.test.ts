@@ -242,7 +242,7 @@ async function invoke(
 
 /** The run report object a summary names; a run with nothing in scope writes none. */
 async function readRunReport(summary: RunSummary): Promise<RunReport> {
-  if (summary.report !== undefined) return readReportObject(admin, summary.report);
+  if (summary.report !== null) return readReportObject(admin, summary.report);
   expect(summary.counts).toEqual({ renewed: 0, fresh: 0, skipped: 0, withheld: 0, failed: 0, due: 0 });
   return { ...summary, results: [], notReached: [] };
 }

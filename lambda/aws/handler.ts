@@ -158,7 +158,7 @@ export function createHandler(deps: HandlerDeps = {}) {
     // A run with nothing in scope (an event for a key that is no certificate) leaves no object.
     const empty = report.results.length === 0 && report.notReached.length === 0;
     const location = empty
-      ? undefined
+      ? null
       : await writeRunReport(
           s3,
           config.bucket,
@@ -198,8 +198,8 @@ function logLine(summary: RunSummary) {
 
 /**
  * Writes the full run report (every row, every key not reached) as JSON, dry runs included (the
- * only place a large dry run's "would renew" rows can be read). Returns its `s3://` location;
- * a failure is logged and never fails the run.
+ * only place a large dry run's "would renew" rows can be read). Returns its `s3://` location, or
+ * null when it could not be written: that is logged and never fails the run.
  */
 async function writeRunReport(
   s3: S3Client,
@@ -207,7 +207,7 @@ async function writeRunReport(
   key: string,
   report: RunReport,
   log: (line: string) => void,
-): Promise<string | undefined> {
+): Promise<string | null> {
   try {
     await s3.send(
       new PutObjectCommand({
@@ -227,7 +227,7 @@ async function writeRunReport(
         error: errorMessage(err),
       }),
     );
-    return undefined;
+    return null;
   }
 }
 

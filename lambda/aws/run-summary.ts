@@ -25,8 +25,11 @@ export interface RunSummary {
   notReached: number;
   /** The first failing certificates, in report order. */
   failures: { key: string; stage: Stage | undefined; reason: string }[];
-  /** The full run report (every row), `s3://bucket/key`; unset when it could not be written. */
-  report: string | undefined;
+  /**
+   * The full run report (every row), `s3://bucket/key`; null when there is none (a run with
+   * nothing in scope writes none; one that could not be written is logged as a warning).
+   */
+  report: string | null;
 }
 
 /**
@@ -37,7 +40,7 @@ export function runReportKey(reportsPrefix: string, startedAt: string, id: strin
   return `${reportsPrefix}runs/${startedAt}-${id.replace(/[^A-Za-z0-9]/g, '').slice(0, 8)}.json`;
 }
 
-export function summarise(report: RunReport, mode: string, location: string | undefined): RunSummary {
+export function summarise(report: RunReport, mode: string, location: string | null): RunSummary {
   const failed = report.results.filter((r) => r.action === 'failed');
   return {
     mode,
