@@ -118,7 +118,7 @@ export interface RunDeps {
   clock: () => Date;
   /** Mutated in place: pass the same map to the next run to keep backoff and max-age. */
   state?: RunState;
-  /** Persists each certificate's entry as it is decided (see StateSink). */
+  /** Persists each certificate's entry as it is decided (see StateSink); not told in dry runs. */
   stateSink?: StateSink;
   /**
    * Trust the state for certificates whose certificate and staple tags are unchanged and whose
@@ -203,7 +203,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
           notReached.push(object.key);
           return undefined;
         }
-        await record(state, object, outcome, deps.stateSink);
+        await record(state, object, outcome, options.dryRun ? undefined : deps.stateSink);
         options.onResult?.(outcome.row, ++done, objects.length);
         return outcome.row;
       }),
