@@ -151,10 +151,11 @@ export class OcspRenewer extends Construct {
           expiredObjectDeleteMarker: true,
         },
         {
-          // One report object per run: kept a month, like replaced staples.
+          // One report object per run (~300 B a certificate): kept a month, and gone a day later.
           id: 'expire-run-reports',
           prefix: `${STATUS_PAGE_KEY.slice(0, STATUS_PAGE_KEY.lastIndexOf('/') + 1)}runs/`,
           expiration: Duration.days(RUN_REPORT_DAYS),
+          noncurrentVersionExpiration: Duration.days(1),
         },
         {
           // The state is a cache rewritten by most runs (~4 MB for 10 000 certificates): a month of

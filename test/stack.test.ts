@@ -127,7 +127,12 @@ describe('OcspRenewerStack with the defaults', () => {
         Rules: Match.arrayWith([
           Match.objectLike({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: 30 } }),
           // One run report object per run, kept a month.
-          Match.objectLike({ Status: 'Enabled', Prefix: 'reports/runs/', ExpirationInDays: 30 }),
+          Match.objectLike({
+            Status: 'Enabled',
+            Prefix: 'reports/runs/',
+            ExpirationInDays: 30,
+            NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+          }),
           Match.objectLike({
             Status: 'Enabled',
             Prefix: 'state/',
