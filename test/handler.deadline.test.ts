@@ -92,16 +92,23 @@ async function put(bucket: string, key: string, body: string | Buffer): Promise<
   await admin.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Buffer.from(body) }));
 }
 
+/**
+ * The state object's certificates; undefined while there is none. s3rver (unlike S3) writes an
+ * object in place, so a read racing a write may see part of it: that also reads as undefined.
+ */
 async function stateOf(bucket: string): Promise<Record<string, CertState> | undefined> {
+  let text: string;
   try {
     const res = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: 'state/state.json' }));
-    const doc = JSON.parse(Buffer.from(await res.Body!.transformToByteArray()).toString('utf8')) as {
-      certs: Record<string, CertState>;
-    };
-    return doc.certs;
+    text = Buffer.from(await res.Body!.transformToByteArray()).toString('utf8');
   } catch (err) {
     if ((err as { name?: string }).name === 'NoSuchKey') return undefined;
     throw err;
+  }
+  try {
+    return (JSON.parse(text) as { certs: Record<string, CertState> }).certs;
+  } catch {
+    return undefined;
   }
 }
 
