@@ -203,7 +203,8 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
           notReached.push(object.key);
           return undefined;
         }
-        await record(state, object, outcome, options.dryRun ? undefined : deps.stateSink);
+        const told = record(state, object, outcome, options.dryRun ? undefined : deps.stateSink);
+        if (told) await told;
         options.onResult?.(outcome.row, ++done, objects.length);
         return outcome.row;
       }),
@@ -313,14 +314,15 @@ async function renewCertificate(ctx: RunContext, j: Job): Promise<Outcome | type
 /**
  * The one place the per-certificate state is written: the step's entry, plus what every outcome
  * records (the certificate's tag, the action and reason a quiet run replays, the next due time);
- * the sink is told at once.
+ * the sink is told at once, and what it returns is awaited by the caller (nothing to await on
+ * the quiet path, which records nothing).
  */
-async function record(
+function record(
   state: RunState,
   object: CertificateObject,
   { row, state: entry, replay }: Outcome,
   sink: StateSink | undefined,
-): Promise<void> {
+): void | Promise<void> {
   if (!entry) return;
   const recorded: CertState = {
     ...entry,
@@ -334,7 +336,7 @@ async function record(
     nextDue: row.nextDue ?? (row.action === 'skipped' ? NEVER : undefined),
   };
   state.set(object.key, recorded);
-  await sink?.recorded(object.key, recorded);
+  return sink?.recorded(object.key, recorded);
 }
 
 // --- the steps ------------------------------------------------------------------------------------
