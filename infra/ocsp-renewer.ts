@@ -90,6 +90,12 @@ const METRICS_NAMESPACE = 'OcspRenewer';
 /** Where the function writes its HTML status page (lambda/core/status-page.ts). */
 export const STATUS_PAGE_KEY = 'reports/status.html';
 
+/** Each run's full report is `reports/runs/<startedAt>-<id>.json`, kept this many days. */
+export const RUN_REPORT_DAYS = 30;
+
+/** The NearTimeout alarm fires when a run takes this share of the function's timeout. */
+export const NEAR_TIMEOUT_SHARE = 0.8;
+
 /**
  * ocsp-renewer, embeddable in any stack: a private bucket for certificates, staples and state; the
  * renewer function, run by an EventBridge Scheduler schedule and on every certificate upload; a
@@ -143,6 +149,13 @@ export class OcspRenewer extends Construct {
           noncurrentVersionExpiration: Duration.days(30),
           abortIncompleteMultipartUploadAfter: Duration.days(7),
           expiredObjectDeleteMarker: true,
+        },
+        {
+          // One report object per run (~300 B a certificate): kept a month, and gone a day later.
+          id: 'expire-run-reports',
+          prefix: `${STATUS_PAGE_KEY.slice(0, STATUS_PAGE_KEY.lastIndexOf('/') + 1)}runs/`,
+          expiration: Duration.days(RUN_REPORT_DAYS),
+          noncurrentVersionExpiration: Duration.days(1),
         },
         {
           // The state is a cache rewritten by most runs (~4 MB for 10 000 certificates): a month of
@@ -341,6 +354,26 @@ export class OcspRenewer extends Construct {
       description:
         'A certificate is failing with no valid staple to serve (never obtained, or lapsed); see the run report.',
     });
+    // Work left for later: certificates the deadline left (NotReached) in two runs in a row, or a
+    // run that takes most of the timeout (Lambda's own Duration metric; the next one may not fit).
+    const perRun = perRunPeriod(intervalMinutes);
+    this.addAlarm('NotReached', {
+      metric: metric('NotReached', Stats.MAXIMUM, perRun),
+      threshold: 1,
+      comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      missing: TreatMissingData.NOT_BREACHING,
+      periods: 2,
+      description:
+        'Two runs in a row left certificates for later (NotReached): the runs do not keep up; raise CONCURRENCY or the timeout, or split the certificates.',
+    });
+    const timeout = this.function.timeout ?? Duration.minutes(10);
+    this.addAlarm('NearTimeout', {
+      metric: this.function.metricDuration({ statistic: Stats.MAXIMUM, period: Duration.minutes(5) }),
+      threshold: Math.round(NEAR_TIMEOUT_SHARE * timeout.toMilliseconds()),
+      comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      missing: TreatMissingData.NOT_BREACHING,
+      description: `A run took ${NEAR_TIMEOUT_SHARE * 100} % of the ${timeout.toHumanString()} timeout or more: soon runs will leave certificates for later.`,
+    });
     // Every non-dry run logs its metrics, so "no sample" means no run: missing data breaches.
     const noRunMinutes = Math.min(24 * 60, Math.max(2 * intervalMinutes, 60));
     this.addAlarm('NoRun', {
@@ -409,8 +442,7 @@ export class OcspRenewer extends Construct {
     validityAlarmHours: number,
     intervalMinutes: number,
   ): Dashboard {
-    // One point per run, as far as CloudWatch periods allow (5 minutes at the least).
-    const perRun = Duration.minutes(Math.max(5, Math.min(intervalMinutes, 60)));
+    const perRun = perRunPeriod(intervalMinutes);
     const timeout = this.function.timeout ?? Duration.minutes(10);
     const dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(7) });
     dashboard.addWidgets(
@@ -453,6 +485,11 @@ export class OcspRenewer extends Construct {
         ],
         leftAnnotations: [
           { value: timeout.toMilliseconds(), label: `timeout ${timeout.toHumanString()}`, color: Color.RED },
+          {
+            value: Math.round(NEAR_TIMEOUT_SHARE * timeout.toMilliseconds()),
+            label: `alarm at ${NEAR_TIMEOUT_SHARE * 100} %`,
+            color: Color.ORANGE,
+          },
         ],
         leftYAxis: { min: 0 },
         width: 12,
@@ -483,19 +520,27 @@ export class OcspRenewer extends Construct {
       comparison: ComparisonOperator;
       missing: TreatMissingData;
       description: string;
+      /** Consecutive breaching periods before it fires. @default 1 */
+      periods?: number;
     },
   ): void {
     const alarm = new Alarm(this, `${id}Alarm`, {
       metric: a.metric,
       threshold: a.threshold,
       comparisonOperator: a.comparison,
-      evaluationPeriods: 1,
+      evaluationPeriods: a.periods ?? 1,
+      ...(a.periods ? { datapointsToAlarm: a.periods } : {}),
       treatMissingData: a.missing,
       alarmDescription: `ocsp-renewer: ${a.description}`,
     });
     alarm.addAlarmAction(new SnsAction(this.alarmTopic));
     this.alarms.push(alarm);
   }
+}
+
+/** One point per run, as far as CloudWatch periods allow (5 minutes at the least, an hour at most). */
+function perRunPeriod(intervalMinutes: number): Duration {
+  return Duration.minutes(Math.max(5, Math.min(intervalMinutes, 60)));
 }
 
 type ResolvedProps = Required<Omit<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix'>> &

@@ -116,11 +116,13 @@ export class RenewerFunction extends NodejsFunction {
    */
   /**
    * Has the renewer write its HTML status page to `key` (STATUS_PAGE_KEY) after every run that
-   * changed something, with PutObject on the key's folder only (`reports/*`): no read, no delete.
+   * changed something, and each run's full report under the key's folder (REPORTS_PREFIX,
+   * `reports/runs/…json`), with PutObject on that folder only (`reports/*`): no read, no delete.
    */
   bindStatusPage(bucket: IBucket, key: string): void {
     const folder = key.includes('/') ? key.slice(0, key.lastIndexOf('/') + 1) : key;
     this.addEnvironment('STATUS_PAGE_KEY', key);
+    if (folder.endsWith('/')) this.addEnvironment('REPORTS_PREFIX', folder);
     this.addToRolePolicy(
       new PolicyStatement({
         sid: 'WriteStatusPage',

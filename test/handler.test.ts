@@ -23,6 +23,7 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import type { CertResult, RunReport, Transport } from '../lambda/renew/run.js';
 import { EventError } from '../lambda/aws/event.js';
 import { createHandler, emfMetrics } from '../lambda/aws/handler.js';
+import { readRunReport as readReportObject, type RunSummary } from '../lambda/aws/run-summary.js';
 import {
   goodResponseBeforeRevocation,
   startDelegatedResponder,
@@ -45,10 +46,14 @@ let deadLeafBundle: string;
 let deadOcspUrl: string;
 
 const ocspRequests: string[] = [];
+/** OCSP answers received since the module loaded (the deadline test's clock). */
+let ocspAnswers = 0;
 const inner = httpTransport({ ...DEFAULT_HTTP, timeoutMs: 5_000, allowPrivate: true });
-const transport: Transport = (url, der) => {
+const transport: Transport = async (url, der, limits) => {
   ocspRequests.push(url);
-  return inner(url, der);
+  const answer = await inner(url, der, limits);
+  ocspAnswers++;
+  return answer;
 };
 
 beforeAll(async () => {
@@ -184,6 +189,9 @@ const stapleOf = (name: string) => `staples/${name.replace(/\.(pem|crt)$/, '.ocs
 // --- invoking the handler ---------------------------------------------------------------------------
 
 interface Invocation {
+  /** What the handler returned (and logged). */
+  summary: RunSummary;
+  /** The full run report, read from the object the summary names. */
   report: RunReport;
   logs: string[];
   s3: { total: number; byCommand: Record<string, number> };
@@ -222,13 +230,21 @@ async function invoke(
     clock: () => new Date(),
     log: (line) => logs.push(line),
   });
-  const report = await handler(event, opts.context);
+  const summary = await handler(event, opts.context);
   return {
-    report,
+    summary,
+    report: await readRunReport(summary),
     logs,
     s3: { total: s3Requests.total, byCommand: { ...s3Requests.byCommand } },
     ocsp: [...ocspRequests],
   };
+}
+
+/** The run report object a summary names; a run with nothing in scope writes none. */
+async function readRunReport(summary: RunSummary): Promise<RunReport> {
+  if (summary.report !== null) return readReportObject(admin, summary.report);
+  expect(summary.counts).toEqual({ renewed: 0, fresh: 0, skipped: 0, withheld: 0, failed: 0, due: 0 });
+  return { ...summary, results: [], notReached: [] };
 }
 
 const row = (report: RunReport, name: string): CertResult => {
@@ -388,9 +404,19 @@ describe('handler: scheduled runs over S3', () => {
       revoked: 1,
       notReached: 0,
     });
-    // Skipped "no OCSP URL" rows are counted, not listed.
-    const listed = (reports[0]!.results as CertResult[]).map((r) => r.name).sort();
-    expect(listed).toEqual([...FULL_SET_OCSP, 'corrupt.pem', 'expired.pem', 'unknown.pem'].sort());
+    // A summary: the failures with their stage, and where the full report (every row) is.
+    expect(reports[0]!.results).toBeUndefined();
+    expect(reports[0]!.failures).toEqual([
+      { key: 'corrupt.pem', stage: 'parse', reason: row(first.report, 'corrupt.pem').reason },
+      { key: 'unknown.pem', stage: 'validate', reason: row(first.report, 'unknown.pem').reason },
+    ]);
+    expect(reports[0]!.report).toMatch(
+      new RegExp(`^s3://${bucket}/reports/runs/\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z-[0-9a-f]{8}\\.json$`),
+    );
+    expect(reports[0]).toEqual({ level: 'warn', msg: 'run report', ...first.summary });
+    expect(first.report.results.map((r) => r.name).sort()).toEqual(
+      [...FULL_SET_OCSP, 'corrupt.pem', 'expired.pem', 'unknown.pem', 'noocsp.pem'].sort(),
+    );
 
     type Emf = { _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string }[] }[] } };
     const emf = lines.filter((l) => (l as Partial<Emf>)._aws) as (Emf & Record<string, number>)[];
@@ -428,16 +454,16 @@ describe('handler: scheduled runs over S3', () => {
     expect(row(quiet.report, 'a/good.pem').mustStaple).toBe(false);
     // ListObjectsV2 certs/ + ListObjectsV2 staples/ + GetObject state, and nothing else: no
     // certificate or staple is read (skipped and failing ones included), and since nothing
-    // changed nothing is written, not even the state.
-    expect(quiet.s3.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1 });
-    expect(quiet.s3.total).toBe(3);
+    // changed nothing is written, not even the state: only the run report.
+    expect(quiet.s3.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1, PutObjectCommand: 1 });
+    expect(quiet.s3.total).toBe(4);
   });
 
   it('should treat an empty event like a scheduled one', async () => {
     const quiet = await invoke(bucket, {});
     expect(quiet.ocsp).toEqual([]);
     expect(quiet.report.counts).toMatchObject({ renewed: 0, fresh: 5, failed: 2, skipped: 2 });
-    expect(quiet.s3.byCommand.PutObjectCommand).toBeUndefined();
+    expect(quiet.s3.byCommand.PutObjectCommand).toBe(1); // the run report;
     expect(JSON.parse(quiet.logs.find((l) => l.includes('"run report"'))!)).toMatchObject({
       mode: 'scheduled',
     });
@@ -464,8 +490,8 @@ describe('handler: a quiet run costs the same S3 requests for 5 or 25 certificat
     };
     const five = await quietRun(5);
     const twentyFive = await quietRun(25);
-    expect(five.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1 });
-    expect(five.total).toBe(3);
+    expect(five.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1, PutObjectCommand: 1 });
+    expect(five.total).toBe(4);
     expect(twentyFive).toEqual(five);
   });
 });
@@ -488,8 +514,8 @@ describe('handler: forced runs', () => {
     for (const name of FULL_SET_OCSP) expect(row(forced.report, name).reason).not.toBe('fresh');
     const after = await etags(bucket, 'staples/');
     for (const name of FULL_SET_OCSP) expect(after[stapleOf(name)], name).not.toBe(before[stapleOf(name)]);
-    // 5 staples + the state.
-    expect(forced.s3.byCommand.PutObjectCommand).toBe(6);
+    // 5 staples, the state, the run report.
+    expect(forced.s3.byCommand.PutObjectCommand).toBe(7);
   });
 
   it.each([
@@ -500,7 +526,7 @@ describe('handler: forced runs', () => {
     const forced = await invoke(bucket, { mode: 'force', keys: [key] });
     expect(forced.ocsp).toHaveLength(1);
     expect(forced.report.results.map((r) => [r.name, r.action])).toEqual([['a/good.pem', 'renewed']]);
-    expect(forced.s3.byCommand.PutObjectCommand).toBe(2); // the staple + the state
+    expect(forced.s3.byCommand.PutObjectCommand).toBe(3); // the staple, the state, the run report
   });
 
   it('should report a forced key that names no certificate as failed at the source stage', async () => {
@@ -602,7 +628,7 @@ describe('handler: dry runs and invalid events', () => {
     for (const name of FULL_SET_OCSP_CAPABLE)
       expect(row(dry.report, name).reason).toBe('would renew: no staple');
     expect(dry.ocsp).toEqual([]);
-    expect(dry.s3.byCommand.PutObjectCommand).toBeUndefined();
+    expect(dry.s3.byCommand.PutObjectCommand).toBe(1); // the run report, nothing else;
     expect(await listKeys(bucket, 'staples/')).toEqual([]);
     expect(await listKeys(bucket, 'state/')).toEqual([]);
   });
@@ -653,13 +679,13 @@ describe('handler: the state object is a cache', () => {
     expect(res.s3.byCommand).toEqual({
       ListObjectsV2Command: 2,
       GetObjectCommand: 1 + 2 * HEALTHY.length,
-      PutObjectCommand: 1,
+      PutObjectCommand: 2, // the state, the run report
     });
     expect(await etags(bucket, 'staples/')).toEqual(staples);
     expect(await listKeys(bucket, 'state/')).toEqual(['state/state.json']);
     // ... and the run after that is quiet again.
     const quiet = await invoke(bucket, {});
-    expect(quiet.s3.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1 });
+    expect(quiet.s3.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1, PutObjectCommand: 1 });
   });
 
   it('should rebuild a state that is not JSON, and say so in the log', async () => {
@@ -667,7 +693,7 @@ describe('handler: the state object is a cache', () => {
     const res = await invoke(bucket, {});
     expect(res.ocsp).toEqual([]);
     expect(res.report.counts.fresh).toBe(HEALTHY.length);
-    expect(res.s3.byCommand.PutObjectCommand).toBe(1);
+    expect(res.s3.byCommand.PutObjectCommand).toBe(2); // the state, the run report
     const warning = res.logs
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .find((l) => l.msg === 'state corrupt; rebuilding');
@@ -686,7 +712,7 @@ describe('handler: the state object is a cache', () => {
     expect(names(res.report, 'renewed')).toEqual(['a/good.pem']);
     expect(row(res.report, 'a/good.pem').reason).toBe('renewed');
     expect(res.report.counts.fresh).toBe(HEALTHY.length - 1);
-    expect(res.s3.byCommand.PutObjectCommand).toBe(2); // the staple + the state
+    expect(res.s3.byCommand.PutObjectCommand).toBe(3); // the staple, the state, the run report
     expect(await listKeys(bucket, 'staples/')).toEqual(HEALTHY.map(stapleOf).sort());
   });
 
@@ -704,12 +730,15 @@ describe('handler: the Lambda deadline', () => {
   it('should stop taking certificates when the remaining time drops below the reserve, and finish next run', async () => {
     const bucket = await newBucket();
     await uploadHealthySet(bucket);
-    // Plenty of time for the first K checks, then 1 s left (the reserve is twice the 10 s HTTP timeout + 5 s).
+    // One certificate at a time; plenty of time until K responders have answered, then 1 s left
+    // (a certificate starts only with one HTTP timeout left beyond the 5 s reserve).
     const K = 2;
-    let calls = 0;
-    const context = { getRemainingTimeInMillis: () => (++calls <= K ? 600_000 : 1_000) };
+    const answersBefore = ocspAnswers;
+    const context = {
+      getRemainingTimeInMillis: () => (ocspAnswers - answersBefore < K ? 600_000 : 1_000),
+    };
 
-    const cut = await invoke(bucket, {}, { context });
+    const cut = await invoke(bucket, {}, { context, env: { CONCURRENCY: '1' } });
     expect(cut.report.results.map((r) => r.name)).toEqual(HEALTHY.slice(0, K));
     expect(cut.report.notReached).toEqual(HEALTHY.slice(K));
     expect(cut.ocsp).toHaveLength(K);
@@ -736,7 +765,7 @@ describe('handler: configuration from the injected env', () => {
       // No transport injected: the handler builds its own from the configuration.
       const handler = createHandler({ env: handlerEnv(bucket), s3: counted, log: (l) => logs.push(l) });
       const report = await handler({});
-      expect(row(report, 'good.pem')).toMatchObject({ action: 'renewed' });
+      expect(row(await readRunReport(report), 'good.pem')).toMatchObject({ action: 'renewed' });
     } finally {
       vi.unstubAllEnvs();
     }
@@ -766,7 +795,7 @@ describe('handler: ON_REVOKED=withhold after a good staple', () => {
     const quiet = await invoke(bucket, {}, withhold);
     expect(row(quiet.report, 'a/revoked.pem')).toMatchObject({ action: 'withheld', certStatus: 'revoked' });
     expect(quiet.ocsp).toEqual([]);
-    expect(quiet.s3.byCommand.PutObjectCommand ?? 0).toBe(0);
+    expect(quiet.s3.byCommand.PutObjectCommand).toBe(1); // the run report;
 
     // Published (the default): the revoked staple is written and the marker goes.
     const published = await invoke(bucket, { mode: 'force' });
@@ -822,7 +851,7 @@ describe('handler: one failing responder fails its certificates only', () => {
         // The row still describes the staple that is being served.
         expect(row(res.report, name).nextUpdate).toBeDefined();
       }
-      expect(res.s3.byCommand.PutObjectCommand).toBe(1); // the state (failure counts), no staple
+      expect(res.s3.byCommand.PutObjectCommand).toBe(2); // the state (failure counts) and the run report, no staple
       const after = await Promise.all(HEALTHY.map((n) => getBytes(bucket, stapleOf(n))));
       after.forEach((bytes, i) => expect(bytes.equals(before[i]!), HEALTHY[i]).toBe(true));
       expect(await etags(bucket, 'staples/')).toEqual(tags);
@@ -862,7 +891,7 @@ describe('handler: the status page and the alarm metrics', () => {
   });
 
   it('should write the status page after a run that changed something, failures first', async () => {
-    expect(first.s3.byCommand.PutObjectCommand).toBe(HEALTHY.length + 2); // staples, state, page
+    expect(first.s3.byCommand.PutObjectCommand).toBe(HEALTHY.length + 3); // staples, state, page, run report
     const head = await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: 'reports/status.html' }));
     expect(head.ContentType).toBe('text/html; charset=utf-8');
     const html = (await getBytes(bucket, 'reports/status.html')).toString('utf8');
@@ -902,10 +931,10 @@ describe('handler: the status page and the alarm metrics', () => {
   });
 
   it('should leave the page alone after a quiet run', async () => {
-    const before = await etags(bucket, 'reports/');
+    const before = await etags(bucket, 'reports/status.html');
     const quiet = await invoke(bucket, {}, { env: PAGE });
-    expect(quiet.s3.byCommand.PutObjectCommand).toBeUndefined();
-    expect(await etags(bucket, 'reports/')).toEqual(before);
+    expect(quiet.s3.byCommand.PutObjectCommand).toBe(1); // the run report;
+    expect(await etags(bucket, 'reports/status.html')).toEqual(before);
     // Still failing and still without a staple: the alarm stays in alarm.
     expect(emfOf(quiet.logs)).toMatchObject({ FailingWithoutStaple: 1, Renewed: 0 });
   });
@@ -918,6 +947,6 @@ describe('handler: the status page and the alarm metrics', () => {
     expect(emf.Renewed).toBeUndefined();
     expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).not.toContain('Renewed');
     expect(emf).toMatchObject({ Failed: 0, FailingWithoutStaple: 0 });
-    expect(await listKeys(dryBucket, 'reports/')).toEqual([]);
+    expect(await listKeys(dryBucket, 'reports/status.html')).toEqual([]);
   });
 });

@@ -18,7 +18,15 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { certIdFor } from '../lambda/core/ocsp-request.js';
 import { DEFAULT_POLICY } from '../lambda/core/refresh-policy.js';
-import { run, type CertResult, type RunOptions, type RunReport, type RunState } from '../lambda/renew/run.js';
+import {
+  run,
+  type CertResult,
+  type CertState,
+  type RunOptions,
+  type RunReport,
+  type RunState,
+  type StateSink,
+} from '../lambda/renew/run.js';
 import {
   buildOcspResponse,
   loadSigner,
@@ -84,7 +92,10 @@ interface Env {
   staples: string;
   /** The staple file's bytes, or undefined when there is none. */
   staple(key: string): Promise<Buffer | undefined>;
-  run(options?: RunOptions, extra?: { clock?: () => Date; state?: RunState }): Promise<RunReport>;
+  run(
+    options?: RunOptions,
+    extra?: { clock?: () => Date; state?: RunState; stateSink?: StateSink },
+  ): Promise<RunReport>;
 }
 
 /** Fresh certificate and staple dirs holding `files` (key → PEM: leaf + intermediate). */
@@ -111,6 +122,7 @@ async function makeEnv(files: Record<string, string>): Promise<Env> {
           transport: httpTransport({ ...DEFAULT_HTTP, allowPrivate: true, timeoutMs: 5_000 }),
           clock: extra.clock ?? (() => T0),
           ...(extra.state ? { state: extra.state } : {}),
+          ...(extra.stateSink ? { stateSink: extra.stateSink } : {}),
         },
         options,
       ),
@@ -525,6 +537,40 @@ describe('run() against a fake responder: several URLs and certificates', () => 
     expect(await env.staple('ec.ocsp')).toBeDefined();
     expect(await env.staple('good.ocsp')).toBeDefined();
     expect(await env.staple('mustStaple.ocsp')).toBeUndefined();
+  });
+
+  it('should tell the state sink of each decided certificate, awaiting it, with the entry the state keeps', async () => {
+    const env = await makeEnv({
+      'good.pem': chainOf('good'),
+      'ec.pem': chainOf('ec'),
+      'bad.pem': 'not a PEM',
+    });
+    fake.setHandler(answer());
+    const state: RunState = new Map();
+    const told: [string, CertState][] = [];
+    let pending = 0;
+    const stateSink: StateSink = {
+      recorded: async (key, entry) => {
+        pending++;
+        await delay(20);
+        told.push([key, structuredClone(entry)]);
+        pending--;
+      },
+    };
+    const report = await env.run({}, { state, stateSink });
+    expect(pending).toBe(0);
+    expect(told.map(([k]) => k).sort()).toEqual(['bad.pem', 'ec.pem', 'good.pem']);
+    for (const [key, entry] of told) expect(entry).toEqual(state.get(key));
+    expect(Object.fromEntries(told)).toMatchObject({
+      'good.pem': { failures: 0, action: 'renewed' },
+      'bad.pem': { failures: 1, action: 'failed' },
+    });
+    // A dry run writes nothing: the sink is not told.
+    told.length = 0;
+    const dry = await env.run({ dryRun: true, force: true }, { state, stateSink });
+    expect(dry.counts).toMatchObject({ due: 2, failed: 1 });
+    expect(told).toEqual([]);
+    expect(report.counts).toMatchObject({ renewed: 2, failed: 1 });
   });
 
   it('should keep at most perHostConcurrency requests in flight to one host', async () => {

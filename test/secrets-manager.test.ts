@@ -19,6 +19,7 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
 import type { RunReport } from '../lambda/renew/run.js';
 import { createHandler } from '../lambda/aws/handler.js';
+import { readRunReport } from '../lambda/aws/run-summary.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
@@ -368,7 +369,8 @@ describe('handler with SECRETS_PREFIX', () => {
         clock: () => new Date(),
         log: (line) => logs.push(line),
       });
-      return await handler(event);
+      const summary = await handler(event);
+      return await readRunReport(admin, summary.report!);
     } finally {
       s3Client.destroy();
     }
@@ -405,7 +407,12 @@ describe('handler with SECRETS_PREFIX', () => {
       ['broken.test', 'failed'],
       ['good.test', 'renewed'],
     ]);
-    expect(await allKeys()).toEqual(['staples/a/ec.test.ocsp', 'staples/good.test.ocsp', 'state/state.json']);
+    expect(await allKeys()).toEqual([
+      expect.stringMatching(/^reports\/runs\/[^/]+\.json$/),
+      'staples/a/ec.test.ocsp',
+      'staples/good.test.ocsp',
+      'state/state.json',
+    ]);
     for (const [key, leaf] of [
       ['staples/good.test.ocsp', pki.leaves.good.cert],
       ['staples/a/ec.test.ocsp', pki.leaves.ec.cert],
@@ -431,9 +438,11 @@ describe('handler with SECRETS_PREFIX', () => {
       expectNoKey(logs.join('\n'), key, 'the logs');
       for (const objectKey of await allKeys()) expectNoKey(await getBytes(objectKey), key, objectKey);
     }
-    // Not vacuous: the logs do describe the secrets that held the keys, the failing one included.
+    // Not vacuous: the logs name the failing secret, and the run report object (one of the S3
+    // objects above) every secret that held a key.
     expect(logs.join('\n')).toContain('broken.test');
-    expect(logs.join('\n')).toContain('a/ec.test');
+    const report = (await allKeys()).find((k) => k.startsWith('reports/runs/'))!;
+    expect((await getBytes(report)).toString('utf8')).toContain('a/ec.test');
   });
 
   it('should not read any secret on a quiet run', async () => {

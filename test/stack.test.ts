@@ -135,6 +135,13 @@ describe('OcspRenewerStack with the defaults', () => {
       LifecycleConfiguration: {
         Rules: Match.arrayWith([
           Match.objectLike({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: 30 } }),
+          // One run report object per run, kept a month.
+          Match.objectLike({
+            Status: 'Enabled',
+            Prefix: 'reports/runs/',
+            ExpirationInDays: 30,
+            NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+          }),
           Match.objectLike({
             Status: 'Enabled',
             Prefix: 'state/',
@@ -308,10 +315,12 @@ describe('OcspRenewerStack with the defaults', () => {
     expect(granted('s3:PutObject').sort()).toEqual(
       [`${bucketArn}/staples/*`, `${bucketArn}/state/*`, `${bucketArn}/reports/*`].sort(),
     );
-    // The status page: written, never read back, under reports/ only.
+    // The status page and the run reports: written, never read back, under reports/ only.
     expect(granted('s3:GetObject')).not.toContain(`${bucketArn}/reports/*`);
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Environment: { Variables: Match.objectLike({ STATUS_PAGE_KEY: 'reports/status.html' }) },
+      Environment: {
+        Variables: Match.objectLike({ STATUS_PAGE_KEY: 'reports/status.html', REPORTS_PREFIX: 'reports/' }),
+      },
     });
     // Withholding a revoked certificate's staple deletes it; certificates and the state never.
     expect(granted('s3:DeleteObject')).toEqual([`${bucketArn}/staples/*`]);
@@ -343,8 +352,8 @@ describe('OcspRenewerStack with the defaults', () => {
     template.resourceCountIs('AWS::SecretsManager::Secret', 0);
   });
 
-  it('should raise six alarms, each notifying the topic', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+  it('should raise eight alarms, each notifying the topic', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 8);
     const alarm = (metricName: string, expected: Json) =>
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: metricName,
@@ -407,6 +416,28 @@ describe('OcspRenewerStack with the defaults', () => {
       Threshold: 1,
       TreatMissingData: 'notBreaching',
     });
+    // Work left for later: certificates not reached in two runs in a row (one period per run,
+    // 15 minutes by default) ...
+    alarm('NotReached', {
+      Namespace: 'OcspRenewer',
+      Dimensions: service,
+      Statistic: 'Maximum',
+      Period: 900,
+      EvaluationPeriods: 2,
+      DatapointsToAlarm: 2,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      Threshold: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    // ... or a run that takes 80 % of the 10-minute timeout (Lambda's own Duration metric).
+    alarm('Duration', {
+      Namespace: 'AWS/Lambda',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
+      Statistic: 'Maximum',
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      Threshold: 480_000,
+      TreatMissingData: 'notBreaching',
+    });
   });
 
   it('should build a dashboard: runs, least validity against the alarm, duration against the timeout, alarms, last failures', () => {
@@ -441,10 +472,11 @@ describe('OcspRenewerStack with the defaults', () => {
     expect(names(duration)).toEqual(['Duration']);
     expect(duration.annotations!.horizontal).toEqual([
       expect.objectContaining({ value: 600_000, label: 'timeout 10 minutes' }),
+      expect.objectContaining({ value: 480_000, label: 'alarm at 80 %' }),
     ]);
     const alarms = widget('Alarms');
     expect(body.widgets.find((w) => w.properties.title === 'Alarms')!.type).toBe('alarm');
-    expect(alarms.alarms).toHaveLength(6);
+    expect(alarms.alarms).toHaveLength(8);
     const failures = widget('Last failing certificates');
     expect(body.widgets.find((w) => w.properties.title === 'Last failing certificates')!.type).toBe('log');
     expect(failures.query).toContain('filter msg = "certificate failed"');

@@ -15,6 +15,7 @@ import { fetchOcspResponse, getUrlFor } from '../lambda/adapters/ocsp-fetch.js';
 import { ALLOW_PRIVATE_ENV, ForbiddenAddressError } from '../lambda/adapters/ssrf-guard.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
+import { DeadlineError } from '../lambda/core/errors.js';
 import { buildOcspRequest, certIdFor } from '../lambda/core/ocsp-request.js';
 import { run } from '../lambda/renew/run.js';
 import {
@@ -247,6 +248,54 @@ describe('httpTransport: body cap, deadline, max-age', () => {
           /timed out after 200 ms/,
         );
         expect(Date.now() - started).toBeLessThan(3_000);
+      },
+    );
+  });
+
+  it("should cut a request at the run's deadline when less time is left than the timeout", async () => {
+    await withFake(
+      () => new Promise<undefined>(() => undefined),
+      async (fake) => {
+        const deadline = Date.now() + 300;
+        const attempt = httpTransport({ ...LOOPBACK, timeoutMs: 60_000 })(fake.url, REQUEST, {
+          timeLeft: () => deadline - Date.now(),
+        });
+        const err = await attempt.then(
+          () => undefined,
+          (e: unknown) => e as DeadlineError,
+        );
+        expect(err).toBeInstanceOf(DeadlineError);
+        expect(err!.code).toBe('DEADLINE');
+        expect(err!.message).toMatch(/^cut after \d+ ms: the run's deadline came$/);
+        // The request reached the responder (a GET) and was aborted, not answered.
+        expect(fake.requests.map((r) => r.method)).toEqual(['GET']);
+      },
+    );
+  });
+
+  it('should keep the configured timeout when more time than that is left', async () => {
+    await withFake(
+      () => new Promise<undefined>(() => undefined),
+      async (fake) => {
+        const transport = httpTransport({ ...LOOPBACK, timeoutMs: 200 });
+        await expect(transport(fake.url, REQUEST, { timeLeft: () => 600_000 })).rejects.toThrow(
+          /^timed out after 200 ms$/,
+        );
+      },
+    );
+  });
+
+  it('should not send a request when no time is left', async () => {
+    await withFake(
+      () => ({ body: BODY }),
+      async (fake) => {
+        const err = await httpTransport(LOOPBACK)(fake.url, REQUEST, { timeLeft: () => -5 }).then(
+          () => undefined,
+          (e: unknown) => e as DeadlineError,
+        );
+        expect(err).toBeInstanceOf(DeadlineError);
+        expect(err!.message).toMatch(/^not sent: the run's deadline has come/);
+        expect(fake.requests).toEqual([]);
       },
     );
   });

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { DeadlineError } from '../core/errors.js';
 import { assertHostAllowed, guardedLookup } from './ssrf-guard.js';
 
 export interface HttpOptions {
@@ -44,12 +45,32 @@ function described(err: Error, during: string): Error {
   return new HttpError(`connection reset by the peer ${during}`, { code: 'ECONNRESET', cause: err });
 }
 
-/** One HTTP(S) request with a deadline, a body cap and the SSRF guard. No redirects are followed. */
+/** What bounds one request besides its options: the time left before the run's deadline. */
+export interface RequestLimits {
+  /** Milliseconds left; the request's timeout is min(timeoutMs, timeLeft()), read as it starts. */
+  timeLeft?: () => number;
+}
+
+/**
+ * One HTTP(S) request with a timeout, a body cap and the SSRF guard. No redirects are followed.
+ * With `limits.timeLeft`, the timeout is also bounded by the run's deadline: a request cut by it
+ * (or not sent, no time being left) rejects with a DeadlineError.
+ */
 export function httpRequest(
   url: string,
   init: { method: 'GET' | 'POST'; body?: Buffer; headers?: Record<string, string> },
   options: HttpOptions,
+  limits: RequestLimits = {},
 ): Promise<HttpResponse> {
+  const left = limits.timeLeft ? Math.floor(limits.timeLeft()) : Infinity;
+  if (left <= 0) {
+    return Promise.reject(new DeadlineError(`not sent: the run's deadline has come (${url})`));
+  }
+  const timeoutMs = Math.min(options.timeoutMs, left);
+  const timeoutError = () =>
+    timeoutMs < options.timeoutMs
+      ? new DeadlineError(`cut after ${timeoutMs} ms: the run's deadline came`)
+      : new HttpError(`timed out after ${options.timeoutMs} ms`);
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -106,10 +127,7 @@ export function httpRequest(
       },
     );
     // Every way out clears it, or it keeps the process alive for up to timeoutMs.
-    const timer = setTimeout(
-      () => req.destroy(new HttpError(`timed out after ${options.timeoutMs} ms`)),
-      options.timeoutMs,
-    );
+    const timer = setTimeout(() => req.destroy(timeoutError()), timeoutMs);
     req.on('error', fail);
     req.end(init.body);
   });

@@ -1,9 +1,10 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { CombinedCertificateSource } from '../adapters/combined-source.js';
 import { makeS3Client, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
-import { s3StateBlob, StateStore } from '../adapters/state-store.js';
+import { PeriodicStateSave, s3StateBlob, StateStore } from '../adapters/state-store.js';
 import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
 import { responderPolicyOf } from '../adapters/http.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
@@ -14,6 +15,8 @@ import { renderStatusPage } from '../core/status-page.js';
 import { stapleKeyFor, type CertificateSource } from '../renew/ports.js';
 import { cachedDownload, run, type RunReport, type Transport } from '../renew/run.js';
 import { parseEvent } from './event.js';
+import { writeLogLine } from './log-line.js';
+import { runReportKey, summarise, type RunSummary } from './run-summary.js';
 
 export interface HandlerDeps {
   env?: NodeJS.ProcessEnv;
@@ -21,27 +24,26 @@ export interface HandlerDeps {
   secrets?: SecretsManagerClient;
   transport?: Transport;
   clock?: () => Date;
-  /** One structured log line (JSON). */
+  /** Where log lines go (JSON, one per call); every line passes writeLogLine's size cap first. */
   log?: (line: string) => void;
 }
 
 /**
- * The part of the reserve (below) that saves the state and logs the report. No certificate starts
- * once less than `2 × HTTP timeout + DEADLINE_MARGIN_MS` is left: that covers a certificate in
- * flight waiting on one responder's GET and its POST retry. It is not a bound: one that must also
- * download its issuer, try a second responder URL or wait for a per-host slot can outlast it, and
- * then Lambda ends the invocation before the state is saved (staples already written stay; the next
- * run redoes the rest).
+ * The run's deadline is the Lambda's, less this reserve for what follows the certificates: the
+ * final state save, the run report object, the status page and the log lines. Every HTTP request
+ * (OCSP, caIssuers) is cut at the run's deadline, so nothing in flight can eat the reserve; a
+ * certificate starts only while at least one full HTTP timeout is left before it.
  */
-const DEADLINE_MARGIN_MS = 5_000;
+const DEADLINE_RESERVE_MS = 5_000;
 
 /** At most this many "certificate failed" lines per run; the run report counts them all. */
 const FAILURE_LINES = 50;
 
 /**
  * Builds the Lambda handler. The handler turns the event into a run request, runs the same core
- * as the CLI over S3 (and Secrets Manager), saves the state, logs the run report as JSON with
- * CloudWatch EMF metrics and returns it.
+ * as the CLI over S3 (and Secrets Manager), saves the state as certificates are decided, writes
+ * the full run report to `reports/runs/…json` in the bucket, and logs and returns its summary,
+ * with CloudWatch EMF metrics.
  */
 export function createHandler(deps: HandlerDeps = {}) {
   // Clients live as long as the handler (the Lambda container), so connections are reused.
@@ -49,11 +51,12 @@ export function createHandler(deps: HandlerDeps = {}) {
   let secretsClient: SecretsManagerClient | undefined;
   return async function handler(
     event: unknown,
-    context?: Pick<Context, 'getRemainingTimeInMillis'>,
-  ): Promise<RunReport> {
+    context?: Pick<Context, 'getRemainingTimeInMillis'> & Partial<Pick<Context, 'awsRequestId'>>,
+  ): Promise<RunSummary> {
     // Straight to stdout: with the Lambda's JSON log format, console.log would wrap the line in
     // {"message": …} and CloudWatch would not see the EMF metrics' top-level _aws key.
-    const log = deps.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
+    const sink = deps.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
+    const log = (line: string) => writeLogLine(sink, line);
     const config = configFromEnv(deps.env ?? process.env);
     const request = parseEvent(event, config.certsPrefix, config.naming, config.bucket);
     const clock = deps.clock ?? (() => new Date());
@@ -75,19 +78,24 @@ export function createHandler(deps: HandlerDeps = {}) {
       log(JSON.stringify(e)),
     );
     const state = await stateStore.load();
+    // A dry run writes no state; the others save it as they go, so a killed run loses nothing.
+    const saver = request.dryRun
+      ? undefined
+      : new PeriodicStateSave(stateStore, state, clock, config.stateSaveMs, (e) => log(JSON.stringify(e)));
 
     const keys = request.keys ? new Set(request.keys) : undefined;
     const inScope = (key: string) =>
       (keys ? keys.has(key) : true) && (request.prefix ? key.startsWith(request.prefix) : true);
-    const reserve = 2 * config.http.timeoutMs + DEADLINE_MARGIN_MS;
+    const timeLeft = context ? () => context.getRemainingTimeInMillis() - DEADLINE_RESERVE_MS : undefined;
     const report = await run(
       {
         source,
         store: new S3StapleStore(s3, config.bucket, config.staplesPrefix),
         transport: deps.transport ?? httpTransport(config.http),
-        downloadIssuer: cachedDownload(httpIssuerDownload(config.http)),
+        downloadIssuer: cachedDownload(httpIssuerDownload(config.http, { timeLeft })),
         clock,
         state,
+        stateSink: saver,
         trustState: true,
       },
       {
@@ -101,7 +109,8 @@ export function createHandler(deps: HandlerDeps = {}) {
         concurrency: config.concurrency,
         perHostConcurrency: config.perHostConcurrency,
         responderPolicy: responderPolicyOf(config.http),
-        shouldStop: context ? () => context.getRemainingTimeInMillis() < reserve : undefined,
+        timeLeft,
+        shouldStop: timeLeft ? () => timeLeft() < config.http.timeoutMs : undefined,
       },
     );
     if (request.mode === 'force' && request.keys) {
@@ -118,7 +127,7 @@ export function createHandler(deps: HandlerDeps = {}) {
         report.counts.failed++;
       }
     }
-    const changed = !request.dryRun && (await stateStore.save(state, clock()));
+    const changed = (await saver?.flush()) === true;
     if (changed && config.statusPageKey) {
       // The page is a view: failing to write it is logged, never a failed run.
       const status = buildStatus(
@@ -146,7 +155,19 @@ export function createHandler(deps: HandlerDeps = {}) {
           );
         });
     }
-    log(JSON.stringify(logLine(report, request.mode)));
+    // A run with nothing in scope (an event for a key that is no certificate) leaves no object.
+    const empty = report.results.length === 0 && report.notReached.length === 0;
+    const location = empty
+      ? null
+      : await writeRunReport(
+          s3,
+          config.bucket,
+          runReportKey(config.reportsPrefix, report.startedAt, context?.awsRequestId ?? randomUUID()),
+          report,
+          log,
+        );
+    const summary = summarise(report, request.mode, location);
+    log(JSON.stringify(logLine(summary)));
     // One line per failing certificate (the dashboard's "last failures" query), a bounded number.
     for (const r of report.results.filter((x) => x.action === 'failed').slice(0, FAILURE_LINES)) {
       log(
@@ -160,26 +181,54 @@ export function createHandler(deps: HandlerDeps = {}) {
       );
     }
     log(JSON.stringify(emfMetrics(report, clock(), (deps.env ?? process.env).METRICS_SERVICE)));
-    return report;
+    return summary;
   };
 }
 
 export const handler = createHandler();
 
-function logLine(report: RunReport, mode: string) {
+/** The summary as its log line: `"msg":"run report"`, a warning when something failed or is revoked. */
+function logLine(summary: RunSummary) {
   return {
-    level: report.counts.failed > 0 || report.revoked > 0 ? 'warn' : 'info',
+    level: summary.counts.failed > 0 || summary.revoked > 0 ? 'warn' : 'info',
     msg: 'run report',
-    mode,
-    counts: report.counts,
-    revoked: report.revoked,
-    leastValidityHours: report.leastValidityHours,
-    notReached: report.notReached.length,
-    // Quiet rows (fresh, no OCSP URL) are counted, not listed, to keep the log readable.
-    results: report.results.filter(
-      (r) => r.action !== 'fresh' && r.reason !== 'no OCSP URL in the certificate',
-    ),
+    ...summary,
   };
+}
+
+/**
+ * Writes the full run report (every row, every key not reached) as JSON, dry runs included (the
+ * only place a large dry run's "would renew" rows can be read). Returns its `s3://` location, or
+ * null when it could not be written: that is logged and never fails the run.
+ */
+async function writeRunReport(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  report: RunReport,
+  log: (line: string) => void,
+): Promise<string | null> {
+  try {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: Buffer.from(JSON.stringify(report)),
+        ContentType: 'application/json',
+      }),
+    );
+    return `s3://${bucket}/${key}`;
+  } catch (err) {
+    log(
+      JSON.stringify({
+        level: 'warn',
+        msg: 'cannot write the run report',
+        key: `s3://${bucket}/${key}`,
+        error: errorMessage(err),
+      }),
+    );
+    return null;
+  }
 }
 
 /**

@@ -25,3 +25,20 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/**
+ * A request cut short, or never sent, because the run's deadline came (the Lambda's remaining
+ * time minus what saving the state needs): not the responder's fault, so it is no failure for the
+ * backoff; the next run asks again.
+ */
+export class DeadlineError extends Error {
+  override readonly name = 'DeadlineError';
+  readonly code = 'DEADLINE';
+  /** The stage whose request was cut (the OCSP fetch unless said otherwise). */
+  readonly stage: Stage;
+
+  constructor(message: string, options?: { cause?: unknown; stage?: Stage }) {
+    super(message, options);
+    this.stage = options?.stage ?? 'fetch';
+  }
+}

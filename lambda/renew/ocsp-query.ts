@@ -1,12 +1,27 @@
 import type { Certificate } from '../core/certificate.js';
 import type { HashName } from '../core/der.js';
-import { errorMessage } from '../core/errors.js';
+import { DeadlineError, errorMessage } from '../core/errors.js';
 import { buildOcspRequest, certIdFor, newNonce } from '../core/ocsp-request.js';
 import { parseOcspResponse, type ParsedResponse } from '../core/ocsp-response.js';
 import { invalidVerdict, validateResponse, type ValidationCache, type Verdict } from '../core/validate.js';
 
-/** Sends one DER OCSP request to one responder URL. */
-export type Transport = (url: string, requestDer: Buffer) => Promise<{ der: Buffer; maxAgeSec?: number }>;
+/**
+ * Sends one DER OCSP request to one responder URL. `limits.timeLeft` (milliseconds before the
+ * run's deadline) bounds the request: cut by it, the transport rejects with a DeadlineError.
+ */
+export type Transport = (
+  url: string,
+  requestDer: Buffer,
+  limits?: { timeLeft?: () => number },
+) => Promise<{ der: Buffer; maxAgeSec?: number }>;
+
+/**
+ * Thrown when the run had to stop before this certificate's first request was sent (it waited
+ * for a per-host slot until the deadline): the certificate was not started, the next run takes it.
+ */
+export class NotStarted extends Error {
+  override readonly name = 'NotStarted';
+}
 
 /** One responder URL tried: what came back and what it is worth, or why nothing usable came. */
 export interface Attempt {
@@ -30,11 +45,20 @@ export interface QueryOptions {
   schedule?: <T>(url: string, request: () => Promise<T>) => Promise<T>;
   /** Told of every attempt as it completes (the CLI explains each one). */
   onAttempt?: (attempt: Attempt) => void;
+  /** Milliseconds left before the run's deadline; bounds each request (see Transport). */
+  timeLeft?: () => number;
+  /**
+   * Checked when the first request gets its slot (after any wait in `schedule`): true throws
+   * NotStarted, so a certificate queued behind a slow host is left for the next run.
+   */
+  shouldStop?: () => boolean;
 }
 
 /**
  * Asks the certificate's responders in order (every AIA OCSP URL) until one gives a valid response.
  * Returns that attempt, if any, and every attempt made, so a failure can name each URL's problem.
+ * The run's deadline ends the query: a request cut by it rejects with a DeadlineError (the
+ * attempts so far in its message), and one never sent with NotStarted.
  */
 export async function queryResponders(
   leaf: Certificate,
@@ -44,12 +68,17 @@ export async function queryResponders(
 ): Promise<{ valid: (Attempt & { der: Buffer }) | undefined; attempts: Attempt[] }> {
   const attempts: Attempt[] = [];
   const schedule = options.schedule ?? ((_url, request) => request());
+  const limits = options.timeLeft ? { timeLeft: options.timeLeft } : undefined;
   for (const url of leaf.ocspUrls) {
     const nonce = options.nonce ? newNonce() : undefined;
     const request = buildOcspRequest(certIdFor(leaf, issuer, options.hash), { nonce });
+    const first = attempts.length === 0;
     let attempt: Attempt;
     try {
-      const response = await schedule(url, () => transport(url, request));
+      const response = await schedule(url, () => {
+        if (first && options.shouldStop?.()) throw new NotStarted(`${url}: the run stopped first`);
+        return transport(url, request, limits);
+      });
       attempt = {
         url,
         stage: 'validate',
@@ -72,6 +101,11 @@ export async function queryResponders(
         attempt.verdict.errors.push(`does not parse: ${errorMessage(err)}`);
       }
     } catch (err) {
+      if (err instanceof NotStarted) throw err;
+      if (err instanceof DeadlineError) {
+        const before = attempts.length ? ` (before: ${describeAttempts(attempts)})` : '';
+        throw new DeadlineError(`${url}: ${err.message}${before}`, { cause: err });
+      }
       attempt = { url, stage: 'fetch', verdict: invalidVerdict('unparseable', [errorMessage(err)], 'fetch') };
     }
     attempts.push(attempt);

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import type { HashName } from '../core/der.js';
-import { errorMessage, RenewError, type Stage } from '../core/errors.js';
+import { DeadlineError, errorMessage, RenewError, type Stage } from '../core/errors.js';
 import { resolveIssuer } from './issuer.js';
-import { describeAttempts, queryResponders, type Transport } from './ocsp-query.js';
+import { describeAttempts, NotStarted, queryResponders, type Transport } from './ocsp-query.js';
 import { parseOcspResponse, type CertStatus } from '../core/ocsp-response.js';
 import {
   DEFAULT_NAMING,
@@ -92,6 +92,16 @@ export interface CertState {
 }
 export type RunState = Map<string, CertState>;
 
+/**
+ * Told of each certificate's new state entry as soon as it is decided, so a run killed midway
+ * (the Lambda's timeout) loses nothing already decided. The S3 state object saves the whole map
+ * now and then (PeriodicStateSave); a per-certificate store writes the one item. Awaited by the
+ * run; a rejection fails the run as a whole, so a sink handles what it can retry itself.
+ */
+export interface StateSink {
+  recorded(key: string, entry: CertState): void | Promise<void>;
+}
+
 /** nextDue of a certificate that will not be due until its file changes. */
 const NEVER = '9999-12-31T00:00:00.000Z';
 
@@ -108,6 +118,8 @@ export interface RunDeps {
   clock: () => Date;
   /** Mutated in place: pass the same map to the next run to keep backoff and max-age. */
   state?: RunState;
+  /** Persists each certificate's entry as it is decided (see StateSink); not told in dry runs. */
+  stateSink?: StateSink;
   /**
    * Trust the state for certificates whose certificate and staple tags are unchanged and whose
    * next due time has not come: report them fresh without reading anything. Needs a staple store
@@ -134,8 +146,17 @@ export interface RunOptions {
   /** At most this many requests in flight to one responder host. */
   perHostConcurrency?: number;
   naming?: NamingOptions;
-  /** Checked before each certificate is started; true stops taking new work. */
+  /**
+   * Checked before each certificate is started, and again when its first request gets its
+   * per-host slot; true stops taking new work (those certificates are reported `notReached`).
+   */
   shouldStop?: () => boolean;
+  /**
+   * Milliseconds left before the run's deadline: every OCSP request is bounded by it. A
+   * certificate whose request it cuts is reported failed (reason "run deadline: …") without
+   * counting as a failure for the backoff; the next run asks again.
+   */
+  timeLeft?: () => number;
   /**
    * The transport's own settings that decide whether a fetch can succeed (private responders
    * allowed, timeout), as a string: with hash, nonce and the certificate's OCSP URLs it makes the
@@ -178,13 +199,20 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
           return undefined;
         }
         const outcome = await renewCertificate(ctx, startJob(ctx, state, object));
-        record(state, object, outcome);
+        if (outcome === NOT_STARTED) {
+          notReached.push(object.key);
+          return undefined;
+        }
+        const told = record(state, object, outcome, options.dryRun ? undefined : deps.stateSink);
+        if (told) await told;
         options.onResult?.(outcome.row, ++done, objects.length);
         return outcome.row;
       }),
     ),
   );
   const results = settled.filter((r): r is CertResult => r !== undefined);
+  // Queued certificates may be left in any order: report them sorted, as the listing is.
+  notReached.sort((a, b) => a.localeCompare(b));
   return summarise(startedAt, deps.clock(), options.dryRun === true, results, notReached);
 }
 
@@ -261,8 +289,15 @@ function startJob(ctx: RunContext, state: RunState, object: CertificateObject): 
   };
 }
 
-/** One certificate: replay, or plan → fetch → commit; any failure becomes the failed outcome. */
-async function renewCertificate(ctx: RunContext, j: Job): Promise<Outcome> {
+/** A certificate the deadline stopped before its first request: the next run takes it. */
+const NOT_STARTED = Symbol('not started');
+
+/**
+ * One certificate: replay, or plan → fetch → commit; any failure becomes the failed outcome. The
+ * deadline is no failure: before the first request the certificate was not started, after it the
+ * row says so and the state is left as it was.
+ */
+async function renewCertificate(ctx: RunContext, j: Job): Promise<Outcome | typeof NOT_STARTED> {
   const replayed = replay(ctx, j);
   if (replayed) return { row: replayed };
   try {
@@ -270,17 +305,26 @@ async function renewCertificate(ctx: RunContext, j: Job): Promise<Outcome> {
     if ('row' in planned) return planned;
     return await commit(ctx, j, await fetchResponse(ctx, j, planned));
   } catch (err) {
+    if (err instanceof NotStarted) return NOT_STARTED;
+    if (err instanceof DeadlineError) return cutByDeadline(ctx, j, err);
     return failed(ctx, j, err);
   }
 }
 
 /**
  * The one place the per-certificate state is written: the step's entry, plus what every outcome
- * records (the certificate's tag, the action and reason a quiet run replays, the next due time).
+ * records (the certificate's tag, the action and reason a quiet run replays, the next due time);
+ * the sink is told at once, and what it returns is awaited by the caller (nothing to await on
+ * the quiet path, which records nothing).
  */
-function record(state: RunState, object: CertificateObject, { row, state: entry, replay }: Outcome): void {
+function record(
+  state: RunState,
+  object: CertificateObject,
+  { row, state: entry, replay }: Outcome,
+  sink: StateSink | undefined,
+): void | Promise<void> {
   if (!entry) return;
-  state.set(object.key, {
+  const recorded: CertState = {
     ...entry,
     certTag: object.tag,
     action: replay?.action ?? row.action,
@@ -290,7 +334,9 @@ function record(state: RunState, object: CertificateObject, { row, state: entry,
     ...(row.responder ? { responder: row.responder } : {}),
     // Skipped certificates (no OCSP URL, expired) stay skipped until the file changes.
     nextDue: row.nextDue ?? (row.action === 'skipped' ? NEVER : undefined),
-  });
+  };
+  state.set(object.key, recorded);
+  return sink?.recorded(object.key, recorded);
 }
 
 // --- the steps ------------------------------------------------------------------------------------
@@ -441,6 +487,8 @@ async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched
     now: ctx.deps.clock,
     cache: ctx.cache,
     schedule: (url, request) => ctx.hostLimit(url)(request),
+    timeLeft: ctx.options.timeLeft,
+    shouldStop: ctx.options.shouldStop,
   });
   if (!valid) {
     const stage: Stage = attempts.some((a) => a.stage === 'validate') ? 'validate' : 'fetch';
@@ -549,6 +597,25 @@ function failed(ctx: RunContext, j: Job, err: unknown): Outcome {
 }
 
 /**
+ * A request cut by the run's deadline: a failed row that says so, and no state entry, so the
+ * backoff does not grow for a responder that was never given its time. The next run asks again.
+ */
+function cutByDeadline(ctx: RunContext, j: Job, err: DeadlineError): Outcome {
+  const reason = `run deadline: ${err.message}; the next run asks again`;
+  return {
+    row: {
+      name: j.key,
+      staple: j.staple,
+      action: 'failed',
+      stage: err.stage,
+      reason: new RenewError(err.stage, j.key, reason).message,
+      ...rowFacts(j.stored),
+      mustStaple: j.mustStaple,
+    },
+  };
+}
+
+/**
  * A staple was written: the withheld marker beside it goes. Known absent from the listing: no
  * request. Otherwise a delete, whose failure matters only when a marker is known to be there.
  */
@@ -644,6 +711,9 @@ async function step<T>(stage: Stage, key: string, what: string, fn: () => Promis
     return await fn();
   } catch (err) {
     if (err instanceof RenewError) throw err;
+    if (err instanceof DeadlineError) {
+      throw new DeadlineError(`${what}: ${err.message}`, { cause: err, stage });
+    }
     throw new RenewError(stage, key, `${what}: ${errorMessage(err)}`, { cause: err });
   }
 }

@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { formatRunReport } from '../../lambda/core/explain.js';
 import { createHandler } from '../../lambda/aws/handler.js';
+import { readRunReport } from '../../lambda/aws/run-summary.js';
 import { startDelegatedResponder } from '../helpers/openssl-responder.js';
 import { freePort, makeTestPki } from '../helpers/pki.js';
 import { startS3Server } from '../helpers/s3-server.js';
@@ -82,7 +83,10 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1', // the demo responder is on loopback
     };
     const handler = createHandler({ env, s3: client, log: () => undefined });
-    const report = await handler({ mode: 'scheduled' });
+    const summary = await handler({ mode: 'scheduled' });
+    // The handler returns a summary; the full run report is an object in the bucket.
+    say(`run report: ${summary.report}`);
+    const report = await readRunReport(client, summary.report!);
     say(formatRunReport(report));
 
     step('pulling staples with host/pull-staples.sh (aws CLI + openssl checks)');

@@ -1,0 +1,70 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { getObject } from '../adapters/s3.js';
+import type { Stage } from '../core/errors.js';
+import type { Action, RunReport } from '../renew/run.js';
+
+/** The failures a summary lists; the run report object holds them all. */
+export const SUMMARY_FAILURES = 20;
+/** A listed failure's reason is cut to this many characters (a reason names every URL tried). */
+const REASON_CHARS = 1_000;
+
+/**
+ * What the handler returns and logs instead of the run report: counts and the first failures,
+ * and where the full report is. Its size does not grow with the number of certificates, so it
+ * fits a log line (CloudWatch splits events over 256 KB) and a synchronous invoke's response.
+ */
+export interface RunSummary {
+  mode: string;
+  dryRun: boolean;
+  startedAt: string;
+  finishedAt: string;
+  counts: Record<Action, number>;
+  revoked: number;
+  leastValidityHours: number | undefined;
+  /** How many certificates the deadline left for the next run (their keys are in the report). */
+  notReached: number;
+  /** The first failing certificates, in report order. */
+  failures: { key: string; stage: Stage | undefined; reason: string }[];
+  /**
+   * The full run report (every row), `s3://bucket/key`; null when there is none (a run with
+   * nothing in scope writes none; one that could not be written is logged as a warning).
+   */
+  report: string | null;
+}
+
+/**
+ * `reports/runs/2026-11-30T19:06:00.000Z-1a2b3c4d.json`: sorted by start time in a listing, and
+ * unique per invocation (the request id's first characters).
+ */
+export function runReportKey(reportsPrefix: string, startedAt: string, id: string): string {
+  return `${reportsPrefix}runs/${startedAt}-${id.replace(/[^A-Za-z0-9]/g, '').slice(0, 8)}.json`;
+}
+
+export function summarise(report: RunReport, mode: string, location: string | null): RunSummary {
+  const failed = report.results.filter((r) => r.action === 'failed');
+  return {
+    mode,
+    dryRun: report.dryRun,
+    startedAt: report.startedAt,
+    finishedAt: report.finishedAt,
+    counts: report.counts,
+    revoked: report.revoked,
+    leastValidityHours: report.leastValidityHours,
+    notReached: report.notReached.length,
+    failures: failed.slice(0, SUMMARY_FAILURES).map((r) => ({
+      key: r.name,
+      stage: r.stage,
+      reason: r.reason.length > REASON_CHARS ? `${r.reason.slice(0, REASON_CHARS)}…` : r.reason,
+    })),
+    report: location,
+  };
+}
+
+/** Reads the run report a summary names (`s3://bucket/key`), for tools and tests. */
+export async function readRunReport(s3: S3Client, location: string): Promise<RunReport> {
+  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(location);
+  if (!match) throw new Error(`not an s3:// location: ${location}`);
+  const object = await getObject(s3, match[1]!, match[2]!);
+  if (!object) throw new Error(`run report ${location} not found`);
+  return JSON.parse(object.body.toString('utf8')) as RunReport;
+}
