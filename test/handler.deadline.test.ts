@@ -23,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createHandler } from '../lambda/aws/handler.js';
 import { MAX_LOG_LINE_BYTES, writeLogLine } from '../lambda/aws/log-line.js';
 import { readRunReport, SUMMARY_FAILURES, type RunSummary } from '../lambda/aws/run-summary.js';
-import type { CertState, RunReport } from '../lambda/renew/run.js';
+import type { StateEntry, RunReport } from '../lambda/renew/run.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
@@ -96,7 +96,7 @@ async function put(bucket: string, key: string, body: string | Buffer): Promise<
  * The state object's certificates; undefined while there is none. s3rver (unlike S3) writes an
  * object in place, so a read racing a write may see part of it: that also reads as undefined.
  */
-async function stateOf(bucket: string): Promise<Record<string, CertState> | undefined> {
+async function stateOf(bucket: string): Promise<Record<string, StateEntry> | undefined> {
   let text: string;
   try {
     const res = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: 'state/state.json' }));
@@ -106,7 +106,7 @@ async function stateOf(bucket: string): Promise<Record<string, CertState> | unde
     throw err;
   }
   try {
-    return (JSON.parse(text) as { certs: Record<string, CertState> }).certs;
+    return (JSON.parse(text) as { certs: Record<string, StateEntry> }).certs;
   } catch {
     return undefined;
   }
@@ -165,7 +165,7 @@ describe('handler: the Lambda deadline with a responder that never answers', () 
   let report: RunReport;
   let logs: string[];
   /** The state object as a reader saw it while a request still hung. */
-  let midRun: Record<string, CertState> | undefined;
+  let midRun: Record<string, StateEntry> | undefined;
   let settledWhenRead: boolean;
   let openWhenRead: number;
 
@@ -227,7 +227,7 @@ describe('handler: the Lambda deadline with a responder that never answers', () 
   });
 
   it('should cut the second request at the deadline and report the certificate failed, saying why', () => {
-    const slow = report.results.find((r) => r.name === 'slow/1.pem');
+    const slow = report.results.find((r) => r.key === 'slow/1.pem');
     expect(slow).toMatchObject({ action: 'failed', stage: 'fetch' });
     expect(slow!.reason).toMatch(
       new RegExp(
@@ -307,7 +307,7 @@ describe('handler: a run with thousands of failing certificates', () => {
   it('should hold every row in the run report object', async () => {
     const report = await readRunReport(admin, summary.report!);
     expect(report.results).toHaveLength(N);
-    expect(new Set(report.results.map((r) => r.name)).size).toBe(N);
+    expect(new Set(report.results.map((r) => r.key)).size).toBe(N);
     for (const r of report.results) {
       expect(r).toMatchObject({ action: 'failed', stage: 'parse' });
       expect(r.reason).toMatch(/^parse bad\/\d{4}\.pem: not a certificate/);

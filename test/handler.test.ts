@@ -20,7 +20,7 @@ import type { S3Event } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
-import type { CertResult, RunReport, Transport } from '../lambda/renew/run.js';
+import type { ReportRow, RunReport, Transport } from '../lambda/renew/run.js';
 import { EventError } from '../lambda/aws/event.js';
 import { createHandler, emfMetrics } from '../lambda/aws/handler.js';
 import { readRunReport as readReportObject, type RunSummary } from '../lambda/aws/run-summary.js';
@@ -247,15 +247,15 @@ async function readRunReport(summary: RunSummary): Promise<RunReport> {
   return { ...summary, results: [], notReached: [] };
 }
 
-const row = (report: RunReport, name: string): CertResult => {
-  const found = report.results.find((r) => r.name === name);
+const row = (report: RunReport, name: string): ReportRow => {
+  const found = report.results.find((r) => r.key === name);
   if (!found) throw new Error(`no result row for ${name}: ${JSON.stringify(report.results)}`);
   return found;
 };
-const names = (report: RunReport, action?: CertResult['action']) =>
+const names = (report: RunReport, action?: ReportRow['action']) =>
   report.results
     .filter((r) => action === undefined || r.action === action)
-    .map((r) => r.name)
+    .map((r) => r.key)
     .sort();
 
 /** openssl's own verdict on a staple: stdout + stderr, whatever the exit code. */
@@ -414,7 +414,7 @@ describe('handler: scheduled runs over S3', () => {
       new RegExp(`^s3://${bucket}/reports/runs/\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z-[0-9a-f]{8}\\.json$`),
     );
     expect(reports[0]).toEqual({ level: 'warn', msg: 'run report', ...first.summary });
-    expect(first.report.results.map((r) => r.name).sort()).toEqual(
+    expect(first.report.results.map((r) => r.key).sort()).toEqual(
       [...FULL_SET_OCSP, 'corrupt.pem', 'expired.pem', 'unknown.pem', 'noocsp.pem'].sort(),
     );
 
@@ -525,13 +525,13 @@ describe('handler: forced runs', () => {
     await nextSecond();
     const forced = await invoke(bucket, { mode: 'force', keys: [key] });
     expect(forced.ocsp).toHaveLength(1);
-    expect(forced.report.results.map((r) => [r.name, r.action])).toEqual([['a/good.pem', 'renewed']]);
+    expect(forced.report.results.map((r) => [r.key, r.action])).toEqual([['a/good.pem', 'renewed']]);
     expect(forced.s3.byCommand.PutObjectCommand).toBe(3); // the staple, the state, the run report
   });
 
   it('should report a forced key that names no certificate as failed at the source stage', async () => {
     const forced = await invoke(bucket, { mode: 'force', keys: ['a/good.pem', 'a/missing.pem'] });
-    expect(forced.report.results.map((r) => [r.name, r.action])).toEqual([
+    expect(forced.report.results.map((r) => [r.key, r.action])).toEqual([
       ['a/good.pem', expect.stringMatching(/renewed|fresh/)],
       ['a/missing.pem', 'failed'],
     ]);
@@ -573,7 +573,7 @@ describe('handler: S3 ObjectCreated notifications', () => {
     expect(event.Records[0]!.s3.object.key).toBe('certs/d/new+cert%2B1.pem');
 
     const res = await invoke(bucket, event);
-    expect(res.report.results.map((r) => [r.name, r.action])).toEqual([['d/new cert+1.pem', 'renewed']]);
+    expect(res.report.results.map((r) => [r.key, r.action])).toEqual([['d/new cert+1.pem', 'renewed']]);
     expect(res.ocsp).toHaveLength(1);
     expect(await listKeys(bucket, 'staples/d/')).toEqual(['staples/d/new cert+1.ocsp']);
     const out = await opensslVerify(await getBytes(bucket, 'staples/d/new cert+1.ocsp'), pki.leaves.ec.cert);
@@ -604,7 +604,7 @@ describe('handler: S3 ObjectCreated notifications', () => {
 
     await put(bucket, 'certs/e/lonely.issuer.pem', await pem(pki.intermediate.cert));
     const res = await invoke(bucket, objectCreated(bucket, 'certs/e/lonely.issuer.pem'));
-    expect(res.report.results.map((r) => [r.name, r.action])).toEqual([['e/lonely.pem', 'renewed']]);
+    expect(res.report.results.map((r) => [r.key, r.action])).toEqual([['e/lonely.pem', 'renewed']]);
     expect(await listKeys(bucket, 'staples/e/')).toEqual(['staples/e/lonely.ocsp']);
   });
 
@@ -739,7 +739,7 @@ describe('handler: the Lambda deadline', () => {
     };
 
     const cut = await invoke(bucket, {}, { context, env: { CONCURRENCY: '1' } });
-    expect(cut.report.results.map((r) => r.name)).toEqual(HEALTHY.slice(0, K));
+    expect(cut.report.results.map((r) => r.key)).toEqual(HEALTHY.slice(0, K));
     expect(cut.report.notReached).toEqual(HEALTHY.slice(K));
     expect(cut.ocsp).toHaveLength(K);
     const emf = cut.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l._aws);

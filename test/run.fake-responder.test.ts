@@ -20,8 +20,8 @@ import { certIdFor } from '../lambda/core/ocsp-request.js';
 import { DEFAULT_POLICY } from '../lambda/core/refresh-policy.js';
 import {
   run,
-  type CertResult,
-  type CertState,
+  type ReportRow,
+  type StateEntry,
   type RunOptions,
   type RunReport,
   type RunState,
@@ -171,7 +171,7 @@ function answer(opts: Answer | ((req: Buffer) => Answer) = {}): FakeHandler {
   };
 }
 
-const only = (report: RunReport): CertResult => {
+const only = (report: RunReport): ReportRow => {
   expect(report.results).toHaveLength(1);
   return report.results[0]!;
 };
@@ -526,7 +526,7 @@ describe('run() against a fake responder: several URLs and certificates', () => 
         : good(req, res),
     );
     const report = await env.run();
-    expect(report.results.map((r) => [r.name, r.action, r.stage])).toEqual([
+    expect(report.results.map((r) => [r.key, r.action, r.stage])).toEqual([
       ['ec.pem', 'renewed', undefined],
       ['good.pem', 'renewed', undefined],
       ['mustStaple.pem', 'failed', 'fetch'],
@@ -547,7 +547,7 @@ describe('run() against a fake responder: several URLs and certificates', () => 
     });
     fake.setHandler(answer());
     const state: RunState = new Map();
-    const told: [string, CertState][] = [];
+    const told: [string, StateEntry][] = [];
     let pending = 0;
     const stateSink: StateSink = {
       recorded: async (key, entry) => {

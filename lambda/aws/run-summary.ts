@@ -52,7 +52,7 @@ export function summarise(report: RunReport, mode: string, location: string | nu
     leastValidityHours: report.leastValidityHours,
     notReached: report.notReached.length,
     failures: failed.slice(0, SUMMARY_FAILURES).map((r) => ({
-      key: r.name,
+      key: r.key,
       stage: r.stage,
       reason: r.reason.length > REASON_CHARS ? `${r.reason.slice(0, REASON_CHARS)}…` : r.reason,
     })),
