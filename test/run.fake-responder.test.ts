@@ -187,6 +187,15 @@ const reasonFrom = (stage: string, key: string, problem: string) =>
 // --- responder statuses and HTTP ------------------------------------------------------------------
 
 describe('run() against a fake responder: responder answers', () => {
+  it('should name the certificate in each report row as key, and still as name (the old spelling)', async () => {
+    const { env } = await goodEnv(true);
+    fake.setHandler(answer());
+    const report = await env.run();
+    const json = JSON.parse(JSON.stringify(report)) as { results: Record<string, unknown>[] };
+    expect(Object.keys(json.results[0]!).slice(0, 3)).toEqual(['key', 'name', 'staple']);
+    expect(json.results[0]).toMatchObject({ key: 'good.pem', name: 'good.pem', staple: 'good.ocsp' });
+  });
+
   it('should fail at validate on tryLater and keep the stored staple', async () => {
     const { env, before } = await goodEnv(true);
     fake.setHandler(async () => ({

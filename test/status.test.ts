@@ -226,7 +226,7 @@ describe('progress line', () => {
     const written: string[] = [];
     let t = 0;
     const line = terminalProgress({ isTTY: true, write: (s: string) => (written.push(s), true) }, () => t)!;
-    const row = (action: ReportRow['action']) => ({ name: 'x', staple: 'x', action, reason: '' });
+    const row = (action: ReportRow['action']) => ({ key: 'x', staple: 'x', action, reason: '' });
     t = 150;
     line.onResult(row('renewed'), 1, 3);
     t = 160;

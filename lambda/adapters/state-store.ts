@@ -19,7 +19,7 @@ export interface StateBlob {
 }
 
 /**
- * The run state as one JSON document: per certificate its change tag, the staple's tag and
+ * The run state as one JSON document: per certificate its tag, the staple's tag and
  * validity, the next due time, consecutive failures, the last error and outcome. It is a cache:
  * missing or unreadable, it is rebuilt from the certificates and staples by the next run, and a
  * staple whose tag differs from the recorded one is always read again. It is written only when

@@ -119,6 +119,7 @@ export function createHandler(deps: HandlerDeps = {}) {
       for (const key of request.keys.filter((k) => !seen.has(k))) {
         report.results.push({
           key,
+          name: key,
           staple: '',
           action: 'failed',
           stage: 'source',

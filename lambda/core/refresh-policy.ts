@@ -80,7 +80,7 @@ export interface FailureFacts {
 }
 
 export interface DueInput {
-  /** Identifies the certificate for the jitter (its key or name). */
+  /** Identifies the certificate for the jitter (its key). */
   key: string;
   staple: StapleFacts | undefined;
   failures?: FailureFacts;

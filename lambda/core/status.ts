@@ -18,7 +18,10 @@ export const HEALTH_ORDER: readonly Health[] = ['failing', 'revoked', 'lapsing',
  */
 export const DEFAULT_WARN_HOURS = 24;
 
-/** What the renewer remembers of one certificate (a subset of its run state, CertState). */
+/**
+ * The part of a state entry (renew/run.ts's `StateEntry`) that status reads: what the renewer
+ * remembers of one certificate. Core cannot import renew/, hence this view.
+ */
 export interface StateEntryView {
   failures: number;
   lastFailureAt?: string;

@@ -5,7 +5,7 @@
  */
 export interface CertificateObject {
   key: string;
-  /** A change tag (ETag, or mtime+size): a new tag means the certificate may have changed. */
+  /** Its tag (the S3 ETag, or the file's mtime-size): a new tag means the certificate may have changed. */
   tag: string | undefined;
 }
 
@@ -23,7 +23,7 @@ export interface StapleMeta {
   nextUpdate: Date | undefined;
   producedAt: Date | undefined;
   certStatus: string;
-  /** The change tag of the certificate the staple was fetched for. */
+  /** The tag of the certificate the staple was fetched for. */
   certTag: string | undefined;
 }
 
@@ -35,9 +35,9 @@ export interface StoredStaple {
 export interface StapleStore {
   readonly description: string;
   get(key: string): Promise<StoredStaple | undefined>;
-  /** Writes atomically (readers see the old staple or the new one); returns the new change tag. */
+  /** Writes atomically (readers see the old staple or the new one); returns the new tag. */
   put(key: string, der: Buffer, meta: StapleMeta): Promise<string | undefined>;
-  /** Key → change tag of every staple, when listing is cheaper than reading (S3). */
+  /** Key → tag of every staple, when listing is cheaper than reading (S3). */
   list?(): Promise<Map<string, string>>;
   /** Removes a staple or marker; a key that is not there is not an error. */
   delete(key: string): Promise<void>;

@@ -34,6 +34,11 @@ export const ACTIONS: readonly Action[] = ['renewed', 'fresh', 'skipped', 'withh
 export interface ReportRow {
   /** The certificate's key in its source. */
   key: string;
+  /**
+   * `key` under its first spelling, which the JSON report keeps (set by `summarise`): readers of
+   * reports written before `key` existed still find it. New code reads `key`.
+   */
+  name?: string;
   /** The staple's key in the staple store. */
   staple: string;
   action: Action;
@@ -680,9 +685,14 @@ function summarise(
     counts,
     revoked: results.filter((r) => r.certStatus === 'revoked').length,
     leastValidityHours: validities.length ? Math.min(...validities) : undefined,
-    results,
+    results: results.map(withOldName),
     notReached,
   };
+}
+
+/** A row as the report carries it: `key`, then the same key as `name` (its old spelling), then the rest. */
+function withOldName({ key, ...rest }: ReportRow): ReportRow {
+  return { key, name: key, ...rest };
 }
 
 /** At most `perHost` requests in flight to one responder host. */
