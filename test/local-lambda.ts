@@ -3,7 +3,8 @@
  * on this machine against a local S3 (s3rver on loopback), no AWS account needed.
  *
  * Starts s3rver with an empty bucket, uploads every file under --certs to certs/<path>, calls the
- * handler once with the event (default {"mode":"scheduled"}), prints its run report as JSON on
+ * handler once with the event (default {"mode":"scheduled"}), prints the full run report (the
+ * object the handler's summary names in reports/runs/) as JSON on
  * stdout (the handler's log lines go to stderr), copies the staples the run stored under staples/
  * into --out when given, and stops s3rver. The handler reads its settings from this environment as
  * it would in Lambda (REFRESH_AT, ON_REVOKED, CERTID_HASH, ...; BUCKET is set here); a responder on
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createHandler } from '../lambda/aws/handler.js';
+import { readRunReport } from '../lambda/aws/run-summary.js';
 import { startS3Server } from './helpers/s3-server.js';
 
 const BUCKET = 'ocsp-local';
@@ -63,7 +65,9 @@ async function main(): Promise<number> {
       s3: client,
       log: (line) => process.stderr.write(`${line}\n`),
     });
-    const report = await handler(event as Parameters<typeof handler>[0]);
+    const summary = await handler(event as Parameters<typeof handler>[0]);
+    // The handler returns a summary; the full run report is the object it names.
+    const report = summary.report ? await readRunReport(client, summary.report) : summary;
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     if (values.out) {
       const listed = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'staples/' }));
