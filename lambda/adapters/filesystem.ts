@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DEFAULT_NAMING,
@@ -8,6 +8,7 @@ import {
   issuerSiblingKeyFor,
   type CertificateObject,
   type CertificateSource,
+  type ConditionalPut,
   type NamingOptions,
   type StapleStore,
   type StoredStaple,
@@ -74,9 +75,45 @@ export class FsStapleStore implements StapleStore {
   async put(key: string, der: Buffer): Promise<string | undefined> {
     const file = resolveInside(this.dir, key);
     await writeFileAtomic(file, der);
-    const info = await stat(file);
-    return `${info.mtimeMs}-${info.size}`;
+    return fileTag(file);
   }
+
+  /**
+   * The filesystem's nearest thing to a conditional write. No staple expected: the temp file is
+   * hard-linked to the name, which fails if another writer created it first (atomic). A staple
+   * expected: its tag (mtime-size) is compared just before the rename; a writer that renames in
+   * the microseconds between the two still wins, so this narrows the lost-update window to that
+   * gap rather than closing it (S3 closes it).
+   */
+  async putIfUnchanged(
+    key: string,
+    der: Buffer,
+    _meta: unknown,
+    expectedTag: string | null,
+  ): Promise<ConditionalPut> {
+    const file = resolveInside(this.dir, key);
+    const installed = await writeFileGuarded(file, der, async (temp) => {
+      if (expectedTag === null) {
+        try {
+          await link(temp, file);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+          throw err;
+        }
+        await unlink(temp);
+        return true;
+      }
+      if ((await fileTag(file).catch(() => undefined)) !== expectedTag) return false;
+      await rename(temp, file);
+      return true;
+    });
+    return installed ? { written: true, tag: await fileTag(file) } : { written: false };
+  }
+}
+
+async function fileTag(file: string): Promise<string> {
+  const info = await stat(file);
+  return `${info.mtimeMs}-${info.size}`;
 }
 
 /**
@@ -85,6 +122,18 @@ export class FsStapleStore implements StapleStore {
  * target's mode is kept (0644 for a new file). The temp file is removed on any failure.
  */
 export async function writeFileAtomic(file: string, data: Buffer): Promise<void> {
+  await writeFileGuarded(file, data, async (temp) => {
+    await rename(temp, file);
+    return true;
+  });
+}
+
+/** writeFileAtomic with `install` in place of the rename; false leaves the target alone. */
+async function writeFileGuarded(
+  file: string,
+  data: Buffer,
+  install: (temp: string) => Promise<boolean>,
+): Promise<boolean> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true });
   const mode = await stat(file).then(
@@ -98,7 +147,10 @@ export async function writeFileAtomic(file: string, data: Buffer): Promise<void>
     await handle.chmod(mode);
     await handle.sync();
     await handle.close();
-    await rename(temp, file);
+    if (!(await install(temp))) {
+      await unlink(temp).catch(() => undefined);
+      return false;
+    }
   } catch (err) {
     await handle.close().catch(() => undefined);
     await unlink(temp).catch(() => undefined);
@@ -108,6 +160,7 @@ export async function writeFileAtomic(file: string, data: Buffer): Promise<void>
   const dirHandle = await open(dir, constants.O_RDONLY).catch(() => undefined);
   await dirHandle?.sync().catch(() => undefined);
   await dirHandle?.close();
+  return true;
 }
 
 async function readOptional(file: string): Promise<Buffer | undefined> {

@@ -13,6 +13,7 @@ import {
   issuerSiblingKeyFor,
   type CertificateObject,
   type CertificateSource,
+  type ConditionalPut,
   type NamingOptions,
   type StapleMeta,
   type StapleStore,
@@ -142,21 +143,57 @@ export class S3StapleStore implements StapleStore {
   }
 
   async put(key: string, der: Buffer, meta: StapleMeta): Promise<string | undefined> {
-    const res = await this.s3.send(
-      new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: this.prefix + key,
-        Body: der,
-        ContentType: 'application/ocsp-response',
-        Metadata: {
-          'this-update': meta.thisUpdate.toISOString(),
-          ...(meta.nextUpdate ? { 'next-update': meta.nextUpdate.toISOString() } : {}),
-          ...(meta.producedAt ? { 'produced-at': meta.producedAt.toISOString() } : {}),
-          'cert-status': meta.certStatus,
-          ...(meta.certTag ? { 'source-cert-etag': meta.certTag.replace(/"/g, '') } : {}),
-        },
-      }),
-    );
+    const res = await this.s3.send(new PutObjectCommand(this.putInput(key, der, meta)));
     return res.ETag;
   }
+
+  /**
+   * S3's conditional write: `If-Match: <ETag read>`, or `If-None-Match: *` when there was no
+   * staple. S3 answers 412 PreconditionFailed when the staple changed, 404 NoSuchKey when it was
+   * deleted meanwhile (If-Match), and 409 ConditionalRequestConflict when two conditional writes
+   * race; all three mean "re-read and decide again".
+   */
+  async putIfUnchanged(
+    key: string,
+    der: Buffer,
+    meta: StapleMeta,
+    expectedTag: string | null,
+  ): Promise<ConditionalPut> {
+    try {
+      const res = await this.s3.send(
+        new PutObjectCommand({
+          ...this.putInput(key, der, meta),
+          ...(expectedTag === null ? { IfNoneMatch: '*' } : { IfMatch: expectedTag }),
+        }),
+      );
+      return { written: true, tag: res.ETag };
+    } catch (err) {
+      if (isConditionalConflict(err)) return { written: false };
+      throw err;
+    }
+  }
+
+  private putInput(key: string, der: Buffer, meta: StapleMeta) {
+    return {
+      Bucket: this.bucket,
+      Key: this.prefix + key,
+      Body: der,
+      ContentType: 'application/ocsp-response',
+      Metadata: {
+        'this-update': meta.thisUpdate.toISOString(),
+        ...(meta.nextUpdate ? { 'next-update': meta.nextUpdate.toISOString() } : {}),
+        ...(meta.producedAt ? { 'produced-at': meta.producedAt.toISOString() } : {}),
+        'cert-status': meta.certStatus,
+        ...(meta.certTag ? { 'source-cert-etag': meta.certTag.replace(/"/g, '') } : {}),
+      },
+    };
+  }
+}
+
+function isConditionalConflict(err: unknown): boolean {
+  if (!(err instanceof S3ServiceException)) return false;
+  return (
+    err.$metadata?.httpStatusCode === 412 ||
+    ['PreconditionFailed', 'ConditionalRequestConflict', 'NoSuchKey'].includes(err.name)
+  );
 }

@@ -21,6 +21,7 @@ import {
   type StapleFacts,
 } from '../core/refresh-policy.js';
 import { shouldReplace, type OnRevoked } from '../core/replace.js';
+import { storeStaple } from './store-staple.js';
 import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from '../core/validate.js';
 
 /**
@@ -328,17 +329,31 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       let action: Action = 'renewed';
       let reason = replace.reason;
       let stapleTag = stored?.tag;
+      let lostRace = false;
       if (replace.replace) {
         if (!stored?.der.equals(fetched.der)) {
-          stapleTag = await step('store', staple, 'cannot write the staple', () =>
-            deps.store.put(staple, fetched.der, {
-              thisUpdate: verdict.thisUpdate!,
-              nextUpdate: verdict.nextUpdate,
-              producedAt: verdict.producedAt,
-              certStatus: verdict.certStatus ?? 'good',
-              certTag: object.tag,
+          const meta = {
+            thisUpdate: verdict.thisUpdate!,
+            nextUpdate: verdict.nextUpdate,
+            producedAt: verdict.producedAt,
+            certStatus: verdict.certStatus ?? 'good',
+            certTag: object.tag,
+          };
+          // Conditional on the staple read above: a concurrent writer's newer staple is never lost.
+          const outcome = await step('store', staple, 'cannot write the staple', () =>
+            storeStaple(deps.store, staple, fetched.der, meta, stored, (current) => {
+              existing =
+                current && verdictOf(current.der, { cert: leaf, issuer, now, skewMs: options.skewMs, cache });
+              return shouldReplace(existing, verdict, options.onRevoked ?? 'publish').replace;
             }),
           );
+          if (outcome.written) stapleTag = outcome.tag;
+          else {
+            lostRace = true;
+            stapleTag = outcome.current?.tag;
+            action = 'fresh';
+            reason = 'another writer stored a staple at least as new meanwhile; kept it';
+          }
         } else {
           action = 'fresh';
           reason = 'responder returned the staple already stored';
@@ -348,7 +363,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         reason = replace.reason;
       }
       // What is stored now: the new staple if it was written, else the old one.
-      const kept = replace.replace ? verdict : existing;
+      const kept = replace.replace && !lostRace ? verdict : existing;
       const newFacts = kept?.valid ? { ...factsOf(kept, prev), maxAgeUntil } : undefined;
       const next = decideRefresh({ key: name, staple: newFacts, now: fetchedAt, policy: options.policy });
       state.set(name, {
