@@ -1,5 +1,7 @@
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   NoSuchKey,
   PutObjectCommand,
@@ -119,6 +121,52 @@ export class S3CertificateSource implements CertificateSource {
   }
 }
 
+/**
+ * Given certificates under an S3 prefix, without listing it: a batch of keys from a queue or a
+ * map run costs what the batch costs, not what the whole prefix costs. `list()` returns exactly
+ * the objects given (tags as the event or listing reported them); an issuer sibling is fetched
+ * and a 404 means there is none.
+ */
+export class S3KeyedCertificateSource implements CertificateSource {
+  readonly description: string;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+    private readonly prefix: string,
+    private readonly objects: readonly CertificateObject[],
+    private readonly naming: NamingOptions = DEFAULT_NAMING,
+  ) {
+    this.prefix = normalisePrefix(prefix);
+    this.description = `s3://${bucket}/${this.prefix}`;
+  }
+
+  list(): Promise<CertificateObject[]> {
+    return Promise.resolve(this.objects.filter((o) => isCertificateKey(o.key, this.naming)));
+  }
+
+  async read(key: string): Promise<Buffer> {
+    const obj = await getObject(this.s3, this.bucket, this.prefix + key);
+    if (!obj) throw new Error(`no object s3://${this.bucket}/${this.prefix}${key}`);
+    return obj.body;
+  }
+
+  async readIssuerSibling(key: string): Promise<Buffer | undefined> {
+    return (await getObject(this.s3, this.bucket, this.prefix + issuerSiblingKeyFor(key, this.naming)))?.body;
+  }
+
+  /** Whether the certificate exists now (a removal event may be older than a new upload). */
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      return true;
+    } catch (err) {
+      if (err instanceof S3ServiceException && err.$metadata?.httpStatusCode === 404) return false;
+      throw err;
+    }
+  }
+}
+
 /** Staples under an S3 prefix, written with their content type and validity as metadata. */
 export class S3StapleStore implements StapleStore {
   readonly description: string;
@@ -171,6 +219,11 @@ export class S3StapleStore implements StapleStore {
       if (isConditionalConflict(err)) return { written: false };
       throw err;
     }
+  }
+
+  /** Deletes a staple (its certificate is gone); deleting a missing one is not an error. */
+  async remove(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
   }
 
   private putInput(key: string, der: Buffer, meta: StapleMeta) {
