@@ -5,7 +5,11 @@
  * the batching, concurrency and result settings, privileges stay least, and cdk-nag is clean.
  */
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -238,4 +242,27 @@ describe('OcspRenewerStack with fleet', () => {
       ),
     ).toEqual([]);
   });
+});
+
+describe('the fleet worker bundle', () => {
+  it('should bundle batch-handler.ts into one ES module that loads and exports handler', async () => {
+    const outdir = await mkdtemp(join(tmpdir(), 'ocsp-renewer-fleet-cdk-'));
+    try {
+      const app = new App({ outdir, context: CDK_JSON.context });
+      const stack = new OcspRenewerStack(app, 'OcspRenewer', { fleet: {} });
+      const worker = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function')).find(
+        (r) => String((r.Properties as Json).Description).includes('fleet worker'),
+      )!;
+      const key = ((worker.Properties as Json).Code as { S3Key: string }).S3Key.replace(/\.zip$/, '');
+      const bundlePath = join(outdir, `asset.${key}`, 'index.mjs');
+      const bundle = readFileSync(bundlePath, 'utf8');
+      expect(bundle).toContain('upload batch');
+      const imports = [...bundle.matchAll(/\bfrom\s*"([^"]+)"/g)].map((m) => m[1]!);
+      expect(imports.filter((s) => !s.startsWith('node:'))).toEqual([]);
+      const mod = (await import(pathToFileURL(bundlePath).href)) as { handler?: unknown };
+      expect(typeof mod.handler).toBe('function');
+    } finally {
+      await rm(outdir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

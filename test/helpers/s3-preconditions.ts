@@ -64,6 +64,9 @@ export async function startPreconditionProxy(s3: S3Server): Promise<Precondition
           method: req.method,
           path: req.url,
           headers: req.headers,
+          // A fresh connection each time: s3rver closes idle ones after 5 s, and a reused one
+          // that it closed meanwhile would surface as ECONNRESET.
+          agent: false,
         },
         (answer) => {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
@@ -120,6 +123,8 @@ export async function startPreconditionProxy(s3: S3Server): Promise<Precondition
       }).catch((err: unknown) => fail(res, 500, 'InternalError', `precondition proxy: ${String(err)}`));
     });
   });
+  // Clients keep connections to the proxy: idle ones live longer than the slowest test step.
+  server.keepAliveTimeout = 120_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const env: Record<string, string> = { ...s3.env, AWS_ENDPOINT_URL_S3: endpoint };
