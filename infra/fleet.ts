@@ -167,6 +167,9 @@ export class RenewerFleet extends Construct {
         batchSize: s.uploadBatchSize,
         maxBatchingWindow: s.uploadBatchWindow,
         reportBatchItemFailures: true,
+        // Two workers at most (SQS's floor): a bulk upload never hits one responder host with
+        // more than 2 × the per-host limit (4) requests at once.
+        maxConcurrency: 2,
       }),
     );
 

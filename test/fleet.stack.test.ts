@@ -117,6 +117,7 @@ describe('OcspRenewerStack with fleet', () => {
       BatchSize: 100,
       MaximumBatchingWindowInSeconds: 60,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 2 },
     });
   });
 
