@@ -29,10 +29,10 @@ import {
   startFakeResponder,
   type FakeResponder,
 } from './helpers/fake-responder.js';
-import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { countDynamoRequests, startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
-import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { countRequests, startS3Server, type S3Server } from './helpers/s3-server.js';
 
 // aws-local-stepfunctions 3 targets Node 22 and uses Promise.withResolvers; Node 20 lacks it.
 (Promise as { withResolvers?: unknown }).withResolvers ??= function withResolvers<T>() {
@@ -59,6 +59,8 @@ let dynamo: DynamoServer;
 let ddb: DynamoDBClient;
 let chainPem: string;
 let tables = 0;
+/** The responder's clock, in hours after T0: its answers are an hour old. */
+let responderHours = 0;
 
 beforeAll(async () => {
   fake = await startFakeResponder(() => ({ status: 500, body: 'no handler set' }));
@@ -75,8 +77,8 @@ beforeAll(async () => {
   fake.setHandler(async (req) => ({
     body: await buildOcspResponse({
       request: req.requestDer!,
-      thisUpdate: at(-1),
-      nextUpdate: at(23),
+      thisUpdate: at(responderHours - 1),
+      nextUpdate: at(responderHours + 23),
       signer: ca,
     }),
   }));
@@ -211,6 +213,52 @@ describe('the fleet worker on SQS upload batches', () => {
     )) as SQSBatchResponse;
     expect(response.batchItemFailures).toEqual([]);
     expect((await p.staple('back.ocsp'))?.toString()).toBe('kept');
+  });
+});
+
+describe('the fleet worker on {"mode":"due"}', () => {
+  it('should read only the due index when nothing is due, and renew exactly the due ones later', async () => {
+    const keys = ['d1.pem', 'd2.pem', 'd3.pem'];
+    const p = await place(keys);
+    await p.handler({ mode: 'batch', keys, force: true }); // stapled at T0, valid until T0 + 23 h
+
+    const counted = { s3: proxy.client(), ddb: dynamo.client() };
+    const s3Requests = countRequests(counted.s3);
+    const ddbRequests = countDynamoRequests(counted.ddb);
+    const due = (now: Date) =>
+      createBatchHandler({
+        env: {
+          BUCKET,
+          CERTS_PREFIX: p.certs,
+          STAPLES_PREFIX: p.staples,
+          STATE_TABLE: p.table,
+          OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+        },
+        s3: counted.s3,
+        dynamodb: counted.ddb,
+        clock: () => now,
+        log: () => undefined,
+      })({ mode: 'due' }) as Promise<BatchSummary>;
+
+    fake.clearRequests();
+    expect(await due(at(1))).toMatchObject({ due: 0, counts: { renewed: 0 } });
+    expect(ddbRequests.byCommand).toEqual({ QueryCommand: STATE_TABLE.defaultShards });
+    expect(s3Requests.total).toBe(0);
+    expect(fake.requests).toHaveLength(0);
+
+    // Past every refresh point (half the 24 h window, ± 10 % jitter: at most T0 + 13.4 h).
+    ddbRequests.reset();
+    s3Requests.reset();
+    responderHours = 14;
+    const summary = await due(at(14)).finally(() => (responderHours = 0));
+    expect(summary).toMatchObject({ due: 3, counts: { renewed: 3, failed: 0 } });
+    expect(fake.requests).toHaveLength(3);
+    // A constant (one Query per shard) plus, per due certificate: read the certificate (its
+    // bundle holds the issuer), read the staple, write the staple, write the state item.
+    expect(ddbRequests.byCommand).toEqual({ QueryCommand: STATE_TABLE.defaultShards, PutItemCommand: 3 });
+    expect(s3Requests.byCommand).toEqual({ GetObjectCommand: 3 * 2, PutObjectCommand: 3 });
+    counted.s3.destroy();
+    counted.ddb.destroy();
   });
 });
 

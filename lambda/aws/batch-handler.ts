@@ -11,7 +11,7 @@ import {
   stapleKeyFor,
   type CertificateObject,
 } from '../renew/ports.js';
-import { ACTIONS, cachedDownload, run, type RunReport, type Transport } from '../renew/run.js';
+import { ACTIONS, cachedDownload, run, type RunReport, type RunState, type Transport } from '../renew/run.js';
 import { configFromEnv, type LambdaConfig } from './config.js';
 import { EventError } from './event.js';
 
@@ -24,12 +24,11 @@ export interface BatchHandlerDeps {
   log?: (line: string) => void;
 }
 
-/** A Distributed Map child's event: certificate keys (with or without the certs prefix). */
-export interface BatchRequest {
-  mode: 'batch';
-  keys: string[];
-  force: boolean;
-}
+/**
+ * A Distributed Map child's event: certificate keys (with or without the certs prefix); or a
+ * due run: the certificates whose next due time has come, read from the state table's index.
+ */
+export type BatchRequest = { mode: 'batch'; keys: string[]; force: boolean } | { mode: 'due' };
 
 /** What a batch returns and logs: counts and the first failures, never every row. */
 export interface BatchSummary {
@@ -40,6 +39,8 @@ export interface BatchSummary {
   notReached: string[];
   /** Certificates whose removal retired their staple and state. */
   retired: string[];
+  /** In a due run: how many certificates the due index returned. */
+  due?: number;
 }
 
 const MAX_FAILURES_LISTED = 20;
@@ -56,6 +57,8 @@ const DEADLINE_MARGIN_MS = 5_000;
  *   reported in `batchItemFailures` and retried alone; a certificate that fails to renew is a row
  *   in the log, not a retry (the next scheduled run is due for it anyway).
  * - `{"mode":"batch","keys":[…],"force":bool}` (a Distributed Map child): renews those keys.
+ * - `{"mode":"due"}`: the certificates the state table's due index returns, and only those: a
+ *   quiet fleet costs one index query per shard. (Built for the schedule; not scheduled yet.)
  */
 export function createBatchHandler(deps: BatchHandlerDeps = {}) {
   let s3Client: S3Client | undefined;
@@ -77,9 +80,14 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
     const downloadIssuer = cachedDownload(httpIssuerDownload(config.http));
     const reserve = 2 * config.http.timeoutMs + DEADLINE_MARGIN_MS;
 
-    const renew = async (objects: CertificateObject[], force: boolean): Promise<RunReport> => {
-      const stateStore = dynamodb && new DynamoStateStore(dynamodb, table!);
-      const state = stateStore ? await stateStore.load(objects.map((o) => o.key)) : new Map();
+    const renew = async (
+      objects: CertificateObject[],
+      force: boolean,
+      loaded?: { store: DynamoStateStore; state: RunState },
+    ): Promise<RunReport> => {
+      const stateStore = loaded?.store ?? (dynamodb && new DynamoStateStore(dynamodb, table!));
+      const state =
+        loaded?.state ?? (stateStore ? await stateStore.load(objects.map((o) => o.key)) : new Map());
       const report = await run(
         {
           source: new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, objects, config.naming),
@@ -128,6 +136,16 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
     }
 
     const request = parseBatchRequest(event, config.certsPrefix);
+    if (request.mode === 'due') {
+      if (!dynamodb) throw new EventError('{"mode":"due"} needs the state table (STATE_TABLE)');
+      const store = new DynamoStateStore(dynamodb, table!);
+      const state = await store.loadDue(clock());
+      const objects = [...state].map(([key, entry]) => ({ key, tag: entry.certTag }));
+      const report = objects.length > 0 ? await renew(objects, false, { store, state }) : undefined;
+      const summary = { ...summarise(report, []), due: objects.length };
+      log(JSON.stringify({ level: logLevel(summary), msg: 'due run', ...summary }));
+      return summary;
+    }
     const report = await renew(
       request.keys.map((key) => ({ key, tag: undefined })),
       request.force,
@@ -155,7 +173,11 @@ export function parseBatchRequest(event: unknown, certsPrefix: string): BatchReq
   const e = event as Record<string, unknown>;
   const unknown = Object.keys(e).filter((k) => !['mode', 'keys', 'force'].includes(k));
   if (unknown.length) throw new EventError(`unsupported event field(s): ${unknown.join(', ')}`);
-  if (e.mode !== 'batch') throw new EventError(`unsupported mode ${JSON.stringify(e.mode)} (batch)`);
+  if (e.mode === 'due') {
+    if (Object.keys(e).length > 1) throw new EventError('{"mode":"due"} takes no other field');
+    return { mode: 'due' };
+  }
+  if (e.mode !== 'batch') throw new EventError(`unsupported mode ${JSON.stringify(e.mode)} (batch or due)`);
   if (!Array.isArray(e.keys) || !e.keys.every((k) => typeof k === 'string' && k)) {
     throw new EventError('keys must be an array of certificate keys');
   }

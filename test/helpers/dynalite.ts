@@ -31,6 +31,9 @@ type Dynalite = (options: {
 export async function startDynalite(): Promise<DynamoServer> {
   const dynalite = createRequire(import.meta.url)('dynalite') as Dynalite;
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  // Clients keep idle connections across slow test steps (a CDK synth); Node's 5 s default
+  // would close them under the client and surface as ECONNRESET.
+  server.keepAliveTimeout = 120_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
