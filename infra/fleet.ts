@@ -1,9 +1,11 @@
-import { Duration, RemovalPolicy, Stack, Validations, type CfnResource } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, TimeZone, Validations, type CfnResource } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
-import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { EventType, type Bucket } from 'aws-cdk-lib/aws-s3';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import {
@@ -39,6 +41,11 @@ export interface FleetSettings {
   /** Upload events per worker invocation, and how long SQS gathers them. @default 100, 60 s */
   readonly uploadBatchSize?: number;
   readonly uploadBatchWindow?: Duration;
+  /**
+   * When the state machine runs unforced over every certificate, catching what events missed
+   * (a staple deleted by hand, a lost notification); '' for never. @default 'rate(1 day)'
+   */
+  readonly reconcileSchedule?: string;
 }
 
 export interface RenewerFleetProps extends FleetSettings {
@@ -57,6 +64,7 @@ export const FLEET_DEFAULTS = {
   reportsPrefix: 'reports/',
   uploadBatchSize: 100,
   uploadBatchWindow: Duration.seconds(60),
+  reconcileSchedule: 'rate(1 day)',
 } as const;
 
 /**
@@ -78,6 +86,8 @@ export class RenewerFleet extends Construct {
   readonly uploadQueue: Queue;
   readonly uploadDeadLetterQueue: Queue;
   readonly stateMachine: StateMachine;
+  /** Starts the state machine unforced (reconcileSchedule). */
+  readonly reconcileSchedule?: Schedule;
   /** Renews every certificate, however many, through the Distributed Map. */
   readonly forceAllCommand: string;
 
@@ -263,6 +273,33 @@ export class RenewerFleet extends Construct {
       'PutObject on the bucket’s objects, and the WriteReportsOnly statement denies it elsewhere.',
     ]);
 
+    if (s.reconcileSchedule) {
+      const role = new Role(this, 'ReconcileScheduleRole', {
+        description: 'ocsp-renewer: the reconcile schedule starts the renew-all state machine',
+        assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
+          conditions: {
+            StringEquals: {
+              'aws:SourceAccount': Stack.of(this).account,
+              'aws:SourceArn': Stack.of(this).formatArn({
+                service: 'scheduler',
+                resource: 'schedule-group',
+                resourceName: 'default',
+              }),
+            },
+          },
+        }),
+      });
+      this.reconcileSchedule = new Schedule(this, 'ReconcileSchedule', {
+        description: 'ocsp-renewer: renew what is due over every certificate (catches missed events)',
+        schedule: ScheduleExpression.expression(s.reconcileSchedule, TimeZone.ETC_UTC),
+        target: new StepFunctionsStartExecution(this.stateMachine, {
+          role,
+          input: ScheduleTargetInput.fromObject({ force: false }),
+          retryAttempts: 2,
+        }),
+      });
+    }
+
     this.forceAllCommand = [
       `aws stepfunctions start-execution --state-machine-arn ${this.stateMachine.stateMachineArn}`,
       `--input '{"force":true}'`,
@@ -286,6 +323,9 @@ function checkSettings(s: ResolvedSettings): void {
   }
   if (s.uploadBatchWindow.toSeconds() > 60) {
     throw new Error('fleet uploadBatchWindow must be at most 60 seconds');
+  }
+  if (s.reconcileSchedule && !/^(rate|cron)\(.+\)$/.test(s.reconcileSchedule)) {
+    throw new Error(`fleet reconcileSchedule must be rate(…) or cron(…), got "${s.reconcileSchedule}"`);
   }
   if (!/^[^/].*\/$/.test(s.reportsPrefix)) {
     throw new Error(`fleet reportsPrefix must be a key prefix ending in "/", got "${s.reportsPrefix}"`);

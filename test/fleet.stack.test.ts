@@ -121,6 +121,23 @@ describe('OcspRenewerStack with fleet', () => {
     });
   });
 
+  it('should start the state machine unforced once a day (reconcile), never with an empty setting', () => {
+    const machineId = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'))[0]!;
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'rate(1 day)',
+      Target: { Arn: { Ref: machineId }, Input: '{"force":false}', RetryPolicy: { MaximumRetryAttempts: 2 } },
+    });
+    const app2 = new App({ context: { ...CDK_JSON.context, 'aws:cdk:bundling-stacks': [] } });
+    const none = new OcspRenewerStack(app2, 'NoReconcile', { fleet: { reconcileSchedule: '' } });
+    Template.fromStack(none).resourceCountIs('AWS::Scheduler::Schedule', 1); // the renewer's own
+    expect(
+      () =>
+        new OcspRenewerStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Bad', {
+          fleet: { reconcileSchedule: 'daily' },
+        }),
+    ).toThrow('fleet reconcileSchedule must be rate(…) or cron(…), got "daily"');
+  });
+
   it('should keep the default stack as it was: no table, uploads invoke the function', () => {
     const plain = synth(false).template;
     plain.resourceCountIs('AWS::DynamoDB::Table', 0);
