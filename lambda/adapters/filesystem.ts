@@ -80,7 +80,8 @@ export class FsStapleStore implements StapleStore {
 
   /**
    * The filesystem's nearest thing to a conditional write. No staple expected: the temp file is
-   * hard-linked to the name, which fails if another writer created it first (atomic). A staple
+   * hard-linked to the name, which fails if another writer created it first (atomic; where the
+   * filesystem has no hard links, an existence check before the rename instead). A staple
    * expected: its tag (mtime-size) is compared just before the rename; a writer that renames in
    * the microseconds between the two still wins, so this narrows the lost-update window to that
    * gap rather than closing it (S3 closes it).
@@ -97,8 +98,13 @@ export class FsStapleStore implements StapleStore {
         try {
           await link(temp, file);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-          throw err;
+          const code = (err as NodeJS.ErrnoException).code ?? '';
+          if (code === 'EEXIST') return false;
+          if (!NO_HARD_LINKS.has(code)) throw err;
+          // A filesystem without hard links: check, then rename (the same gap as a replace).
+          if (await fileTag(file).catch(() => undefined)) return false;
+          await rename(temp, file);
+          return true;
         }
         await unlink(temp);
         return true;
@@ -110,6 +116,9 @@ export class FsStapleStore implements StapleStore {
     return installed ? { written: true, tag: await fileTag(file) } : { written: false };
   }
 }
+
+/** What link() says on filesystems that have no hard links (some network and FAT mounts). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
 async function fileTag(file: string): Promise<string> {
   const info = await stat(file);
