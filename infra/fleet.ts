@@ -200,6 +200,7 @@ export class RenewerFleet extends Construct {
       payload: TaskInput.fromObject({
         mode: 'batch',
         keys: JsonPath.listAt('$.Items[*].Key'),
+        etags: JsonPath.listAt('$.Items[*].Etag'),
         force: JsonPath.stringAt('$.BatchInput.force'),
       }),
       // The batch summary only: the result files stay small.

@@ -329,6 +329,7 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
     expect(invocations).toHaveLength(batches.length);
     expect(invocations[0]).toMatchObject({
       mode: 'batch',
+      etags: expect.arrayContaining([expect.stringMatching(/^".+"$/)]),
       force: true,
       keys: expect.arrayContaining([`${p.certs}c00.pem`]),
     });
@@ -337,7 +338,14 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
     const written = proxy.accepted.slice(acceptedBefore).filter((k) => k.startsWith(p.staples));
     expect(written.sort()).toEqual(keys.map((k) => `${p.staples}${k.replace('.pem', '.ocsp')}`));
     expect(fake.requests).toHaveLength(10);
-    for (const key of keys) expect(await p.stateItem(key)).toMatchObject({ action: { S: 'renewed' } });
+    // The listing's ETags came along (etags), so the state knows which certificate it stapled.
+    const etagOf = new Map(items.map((i) => [i.Key, i.Etag]));
+    for (const key of keys) {
+      expect(await p.stateItem(key)).toMatchObject({
+        action: { S: 'renewed' },
+        certTag: { S: etagOf.get(p.certs + key) },
+      });
+    }
   }, 300_000);
 });
 

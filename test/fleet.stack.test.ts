@@ -176,7 +176,12 @@ describe('OcspRenewerStack with fleet', () => {
       Type: 'Task',
       Resource: 'arn:aws:states:::lambda:invoke',
       Parameters: {
-        Payload: { mode: 'batch', 'keys.$': '$.Items[*].Key', 'force.$': '$.BatchInput.force' },
+        Payload: {
+          mode: 'batch',
+          'keys.$': '$.Items[*].Key',
+          'etags.$': '$.Items[*].Etag',
+          'force.$': '$.BatchInput.force',
+        },
       },
       ResultSelector: { 'summary.$': '$.Payload' },
     });

@@ -28,7 +28,15 @@ export interface BatchHandlerDeps {
  * A Distributed Map child's event: certificate keys (with or without the certs prefix); or a
  * due run: the certificates whose next due time has come, read from the state table's index.
  */
-export type BatchRequest = { mode: 'batch'; keys: string[]; force: boolean } | { mode: 'due' };
+export type BatchRequest =
+  | {
+      mode: 'batch';
+      keys: string[];
+      force: boolean;
+      /** The keys' ETags as the listing gave them (the map passes them), by key. */
+      etags: Map<string, string>;
+    }
+  | { mode: 'due' };
 
 /** What a batch returns and logs: counts and the first failures, never every row. */
 export interface BatchSummary {
@@ -56,7 +64,9 @@ const DEADLINE_MARGIN_MS = 5_000;
  *   handled one after another by Powertools' partial-response processor: a record that throws is
  *   reported in `batchItemFailures` and retried alone; a certificate that fails to renew is a row
  *   in the log, not a retry (the next scheduled run is due for it anyway).
- * - `{"mode":"batch","keys":[…],"force":bool}` (a Distributed Map child): renews those keys.
+ * - `{"mode":"batch","keys":[…],"force":bool}` (a Distributed Map child): renews those keys;
+ *   optional `"etags":[…]`, one per key as the listing gave it, lets an unchanged state stay
+ *   unwritten.
  * - `{"mode":"due"}`: the certificates the state table's due index returns, and only those: a
  *   quiet fleet costs one index query per shard. (Built for the schedule; not scheduled yet.)
  */
@@ -147,7 +157,7 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
       return summary;
     }
     const report = await renew(
-      request.keys.map((key) => ({ key, tag: undefined })),
+      request.keys.map((key) => ({ key, tag: request.etags.get(key) })),
       request.force,
     );
     const summary = summarise(report, []);
@@ -165,13 +175,13 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
 
 export const handler = createBatchHandler();
 
-/** `{"mode":"batch","keys":[…],"force":bool}`; anything else is an EventError. */
+/** `{"mode":"batch","keys":[…],"force":bool,"etags"?:[…]}` or `{"mode":"due"}`; else EventError. */
 export function parseBatchRequest(event: unknown, certsPrefix: string): BatchRequest {
   if (typeof event !== 'object' || event === null || Array.isArray(event)) {
     throw new EventError('event must be a JSON object');
   }
   const e = event as Record<string, unknown>;
-  const unknown = Object.keys(e).filter((k) => !['mode', 'keys', 'force'].includes(k));
+  const unknown = Object.keys(e).filter((k) => !['mode', 'keys', 'force', 'etags'].includes(k));
   if (unknown.length) throw new EventError(`unsupported event field(s): ${unknown.join(', ')}`);
   if (e.mode === 'due') {
     if (Object.keys(e).length > 1) throw new EventError('{"mode":"due"} takes no other field');
@@ -183,7 +193,14 @@ export function parseBatchRequest(event: unknown, certsPrefix: string): BatchReq
   }
   if (e.force !== undefined && typeof e.force !== 'boolean') throw new EventError('force must be a boolean');
   const keys = (e.keys as string[]).map((k) => (k.startsWith(certsPrefix) ? k.slice(certsPrefix.length) : k));
-  return { mode: 'batch', keys: [...new Set(keys)], force: e.force === true };
+  if (
+    e.etags !== undefined &&
+    !(Array.isArray(e.etags) && e.etags.length === keys.length && e.etags.every((t) => typeof t === 'string'))
+  ) {
+    throw new EventError('etags must be an array of strings, one per key');
+  }
+  const etags = new Map(((e.etags as string[] | undefined) ?? []).map((tag, i) => [keys[i]!, tag]));
+  return { mode: 'batch', keys: [...new Set(keys)], force: e.force === true, etags };
 }
 
 function isSqsEvent(event: unknown): event is SQSEvent {
