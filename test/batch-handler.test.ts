@@ -21,7 +21,8 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATE_TABLE, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
-import { createBatchHandler, type BatchSummary } from '../lambda/aws/batch-handler.js';
+import { createBatchHandler, parseBatchRequest, type BatchSummary } from '../lambda/aws/batch-handler.js';
+import { EventError } from '../lambda/aws/event.js';
 import { OcspRenewerStack } from '../infra/stack.js';
 import {
   buildOcspResponse,
@@ -163,6 +164,58 @@ const s3Notification = (eventName: string, key: string) => ({
       s3: { bucket: { name: BUCKET }, object: { key: encodeURIComponent(key).replace(/%2F/g, '/') } },
     },
   ],
+});
+
+describe('parseBatchRequest', () => {
+  it.each<[string, unknown, string]>([
+    ['an array', [], 'event must be a JSON object'],
+    ['an unknown field', { mode: 'batch', keys: [], prefix: 'x' }, 'unsupported event field(s): prefix'],
+    ['another mode', { mode: 'force' }, 'unsupported mode "force" (batch or due)'],
+    ['keys that are not strings', { mode: 'batch', keys: [1] }, 'keys must be an array of certificate keys'],
+    [
+      'a force that is not a boolean',
+      { mode: 'batch', keys: ['a.pem'], force: 'yes' },
+      'force must be a boolean',
+    ],
+    [
+      'etags not one per key',
+      { mode: 'batch', keys: ['a.pem'], etags: [] },
+      'etags must be an array of strings, one per key',
+    ],
+    ['a due run with keys', { mode: 'due', keys: ['a.pem'] }, '{"mode":"due"} takes no other field'],
+  ])('should refuse %s with a clear error', (_name, event, message) => {
+    let thrown: unknown;
+    try {
+      parseBatchRequest(event, 'certs/');
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(EventError);
+    expect((thrown as Error).message).toBe(message);
+  });
+
+  it('should strip the certs prefix, drop duplicates and pair ETags with keys', () => {
+    const request = parseBatchRequest(
+      { mode: 'batch', keys: ['certs/a.pem', 'b.pem'], etags: ['"1"', '"2"'], force: true },
+      'certs/',
+    );
+    expect(request).toEqual({
+      mode: 'batch',
+      keys: ['a.pem', 'b.pem'],
+      force: true,
+      etags: new Map([
+        ['a.pem', '"1"'],
+        ['b.pem', '"2"'],
+      ]),
+    });
+  });
+
+  it('should refuse a due run without a state table, naming the variable', async () => {
+    const handler = createBatchHandler({ env: { BUCKET }, s3: client, log: () => undefined });
+    await expect(handler({ mode: 'due' })).rejects.toThrow(
+      '{"mode":"due"} needs the state table (STATE_TABLE)',
+    );
+  });
 });
 
 describe('the fleet worker on SQS upload batches', () => {
