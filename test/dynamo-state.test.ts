@@ -12,7 +12,7 @@ import {
   stateTableDefinition,
 } from '../lambda/adapters/dynamo-state.js';
 import { mergeCertState } from '../lambda/renew/cert-state.js';
-import type { CertState, RunState } from '../lambda/renew/run.js';
+import type { StateEntry, RunState } from '../lambda/renew/run.js';
 import { countDynamoRequests, startDynalite, type DynamoServer } from './helpers/dynalite.js';
 
 const T0 = new Date('2026-11-30T12:00:00.000Z');
@@ -50,7 +50,7 @@ async function stored(table: string, key: string) {
   return res.Item;
 }
 
-const failed = (state: CertState | undefined, when: string, error: string): CertState => ({
+const failed = (state: StateEntry | undefined, when: string, error: string): StateEntry => ({
   ...(state ?? { failures: 0 }),
   failures: (state?.failures ?? 0) + 1,
   lastFailureAt: when,
@@ -59,14 +59,14 @@ const failed = (state: CertState | undefined, when: string, error: string): Cert
 });
 
 describe('mergeCertState', () => {
-  const base: CertState = {
+  const base: StateEntry = {
     failures: 2,
     thisUpdate: at(-30),
     nextDue: at(1),
     lastFailureAt: at(-3),
     lastError: 'x',
   };
-  it.each<[string, CertState, CertState, Partial<CertState>]>([
+  it.each<[string, StateEntry, StateEntry, Partial<StateEntry>]>([
     [
       'should add both writers failures since the base',
       failed(base, at(-1), 'ours'),

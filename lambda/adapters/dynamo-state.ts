@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import pLimit from 'p-limit';
 import { mergeCertState, type CertStateStore } from '../renew/cert-state.js';
-import type { CertState, RunState } from '../renew/run.js';
+import type { StateEntry, RunState } from '../renew/run.js';
 
 /**
  * The table's shape, shared by the adapter, the tests and the CDK construct (infra/fleet.ts):
@@ -74,7 +74,7 @@ const MAX_WRITE_ATTEMPTS = 5;
 
 interface Loaded {
   version: number;
-  state: CertState;
+  state: StateEntry;
   json: string;
 }
 
@@ -172,7 +172,7 @@ export class DynamoStateStore implements CertStateStore {
    * Writes one certificate's state conditional on the version loaded; on conflict merges with
    * what is stored now and tries again. Returns what was stored (merged or not).
    */
-  async write(key: string, next: CertState): Promise<CertState> {
+  async write(key: string, next: StateEntry): Promise<StateEntry> {
     let base = this.loaded.get(key);
     let ours = next;
     for (let attempt = 1; attempt <= MAX_WRITE_ATTEMPTS; attempt++) {
@@ -240,7 +240,7 @@ export class DynamoStateStore implements CertStateStore {
     out.set(key, structuredClone(state));
   }
 
-  private toItem(key: string, state: CertState, version: number): Record<string, AttributeValue> {
+  private toItem(key: string, state: StateEntry, version: number): Record<string, AttributeValue> {
     return stateItem(key, state, version, this.shards);
   }
 }
@@ -248,7 +248,7 @@ export class DynamoStateStore implements CertStateStore {
 /** The item for one certificate's state (exported for bulk loads and tests). */
 export function stateItem(
   key: string,
-  state: CertState,
+  state: StateEntry,
   version: number,
   shards: number = STATE_TABLE.defaultShards,
 ): Record<string, AttributeValue> {
@@ -268,7 +268,7 @@ export function stateItem(
   return item;
 }
 
-function fromItem(item: Record<string, AttributeValue>): { key: string; version: number; state: CertState } {
+function fromItem(item: Record<string, AttributeValue>): { key: string; version: number; state: StateEntry } {
   const state: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(item)) {
     if (
@@ -285,10 +285,10 @@ function fromItem(item: Record<string, AttributeValue>): { key: string; version:
   return {
     key: item[STATE_TABLE.partitionKey]!.S!,
     version: Number(item[STATE_TABLE.version]!.N),
-    state: { ...(state as Partial<CertState>), failures: Number(state.failures ?? 0) },
+    state: { ...(state as Partial<StateEntry>), failures: Number(state.failures ?? 0) },
   };
 }
 
-function stableJson(state: CertState): string {
+function stableJson(state: StateEntry): string {
   return JSON.stringify(Object.fromEntries(Object.entries(state).sort(([a], [b]) => a.localeCompare(b))));
 }

@@ -279,7 +279,7 @@ function summarise(report: RunReport | undefined, retired: string[]): BatchSumma
     failures: (report?.results ?? [])
       .filter((r) => r.action === 'failed')
       .slice(0, MAX_FAILURES_LISTED)
-      .map((r) => ({ name: r.name, ...(r.stage ? { stage: r.stage } : {}), reason: r.reason })),
+      .map((r) => ({ name: r.key, ...(r.stage ? { stage: r.stage } : {}), reason: r.reason })),
     notReached: report?.notReached ?? [],
     retired,
   };

@@ -1,4 +1,4 @@
-import type { CertState, RunState } from './run.js';
+import type { StateEntry, RunState } from './run.js';
 
 /**
  * Per-certificate state, one record per certificate, for fleets whose state no longer fits one
@@ -35,8 +35,12 @@ export interface CertStateStore {
  * - maxAgeUntil: the later; nextDue: the earlier (at worst one extra check, never a missed one);
  * - the rest (certTag, action, reason, mustStaple): ours, the latest decision.
  */
-export function mergeCertState(base: CertState | undefined, ours: CertState, theirs: CertState): CertState {
-  const merged: CertState = { ...theirs, ...pick(ours, ['certTag', 'action', 'reason', 'mustStaple']) };
+export function mergeCertState(
+  base: StateEntry | undefined,
+  ours: StateEntry,
+  theirs: StateEntry,
+): StateEntry {
+  const merged: StateEntry = { ...theirs, ...pick(ours, ['certTag', 'action', 'reason', 'mustStaple']) };
   merged.failures = Math.max(0, theirs.failures + ours.failures - (base?.failures ?? 0));
   const later = laterOf(ours.lastFailureAt, theirs.lastFailureAt);
   const failureFrom = later === undefined ? undefined : later === ours.lastFailureAt ? ours : theirs;
@@ -51,11 +55,15 @@ export function mergeCertState(base: CertState | undefined, ours: CertState, the
 
 const STAPLE_FIELDS = ['stapleTag', 'thisUpdate', 'nextUpdate', 'responderNotAfter', 'certStatus'] as const;
 
-function pick(state: CertState, fields: (keyof CertState)[]): Partial<CertState> {
+function pick(state: StateEntry, fields: (keyof StateEntry)[]): Partial<StateEntry> {
   return Object.fromEntries(fields.filter((f) => state[f] !== undefined).map((f) => [f, state[f]]));
 }
 
-function setOrDelete<K extends keyof CertState>(state: CertState, field: K, value: CertState[K] | undefined) {
+function setOrDelete<K extends keyof StateEntry>(
+  state: StateEntry,
+  field: K,
+  value: StateEntry[K] | undefined,
+) {
   if (value === undefined) delete state[field];
   else state[field] = value;
 }

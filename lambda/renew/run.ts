@@ -30,9 +30,9 @@ import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from 
 export type Action = 'fresh' | 'renewed' | 'skipped' | 'failed' | 'withheld' | 'due';
 export const ACTIONS: readonly Action[] = ['renewed', 'fresh', 'skipped', 'withheld', 'failed', 'due'];
 
-export interface CertResult {
+export interface ReportRow {
   /** The certificate's key in its source. */
-  name: string;
+  key: string;
   /** The staple's key in the staple store. */
   staple: string;
   action: Action;
@@ -59,13 +59,13 @@ export interface RunReport {
   revoked: number;
   /** The least validity left over all staples seen, in hours (undefined when there are none). */
   leastValidityHours: number | undefined;
-  results: CertResult[];
+  results: ReportRow[];
   /** Certificates not started because the run had to stop (deadline); the next run takes them. */
   notReached: string[];
 }
 
 /** Per-certificate memory across runs: failures for backoff, max-age, and the last verdict's times. */
-export interface CertState {
+export interface StateEntry {
   certTag?: string;
   stapleTag?: string;
   failures: number;
@@ -82,7 +82,7 @@ export interface CertState {
   reason?: string;
   mustStaple?: boolean;
 }
-export type RunState = Map<string, CertState>;
+export type RunState = Map<string, StateEntry>;
 
 /** nextDue of a certificate that will not be due until its file changes. */
 const NEVER = '9999-12-31T00:00:00.000Z';
@@ -138,7 +138,7 @@ export interface RunOptions {
 export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunReport> {
   const startedAt = deps.clock();
   const naming = options.naming ?? DEFAULT_NAMING;
-  const state = deps.state ?? new Map<string, CertState>();
+  const state = deps.state ?? new Map<string, StateEntry>();
   const cache = new ValidationCache();
   const perHost = new Map<string, ReturnType<typeof pLimit>>();
   const hostLimit = (url: string) => {
@@ -170,7 +170,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
 
   const stapleTags = deps.trustState && deps.store.list ? await listStaples(deps.store) : undefined;
   const notReached: string[] = [];
-  const replayed = new WeakSet<CertResult>();
+  const replayed = new WeakSet<ReportRow>();
   const limit = pLimit(options.concurrency ?? 8);
   const settled = await Promise.all(
     objects.map((object) =>
@@ -183,17 +183,17 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       }),
     ),
   );
-  const results = settled.filter((r): r is CertResult => r !== undefined);
+  const results = settled.filter((r): r is ReportRow => r !== undefined);
 
   /**
    * One certificate, with its outcome remembered so a quiet run can replay it. The paths below
    * record what only they know (staple tag, times, failures, max-age); this records the rest.
    */
-  async function renewOne(object: CertificateObject): Promise<CertResult> {
+  async function renewOne(object: CertificateObject): Promise<ReportRow> {
     const row = await renewCertificate(object);
     // A dry run leaves the state as it found it; a replayed row changes nothing.
     if (!replayed.has(row) && row.action !== 'due') {
-      const entry: CertState = state.get(object.key) ?? { failures: 0 };
+      const entry: StateEntry = state.get(object.key) ?? { failures: 0 };
       entry.certTag = object.tag;
       entry.action = row.action;
       entry.reason = row.reason;
@@ -206,11 +206,11 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
     return row;
   }
 
-  async function renewCertificate(object: CertificateObject): Promise<CertResult> {
+  async function renewCertificate(object: CertificateObject): Promise<ReportRow> {
     const name = object.key;
     const staple = stapleKeyFor(name, naming);
     const now = deps.clock();
-    const prev: CertState = state.get(name) ?? { failures: 0 };
+    const prev: StateEntry = state.get(name) ?? { failures: 0 };
     const forced = typeof options.force === 'function' ? options.force(name) : options.force === true;
     let existing: Verdict | undefined;
     let facts: StapleFacts | undefined;
@@ -225,8 +225,8 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
     ) {
       // Replays the last verdict: a failing certificate stays failed, a withheld one stays loud.
       const action = prev.action ?? 'fresh';
-      const row: CertResult = {
-        name,
+      const row: ReportRow = {
+        key: name,
         staple,
         action: action === 'renewed' ? 'fresh' : action,
         reason:
@@ -250,11 +250,11 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       const leaf = certs[0]!;
       mustStaple = leaf.mustStaple;
       if (leaf.ocspUrls.length === 0) {
-        return { name, staple, action: 'skipped', reason: 'no OCSP URL in the certificate', mustStaple };
+        return { key: name, staple, action: 'skipped', reason: 'no OCSP URL in the certificate', mustStaple };
       }
       if (leaf.notAfter.getTime() < now.getTime()) {
         return {
-          name,
+          key: name,
           staple,
           action: 'skipped',
           reason: `certificate expired ${leaf.notAfter.toISOString()}`,
@@ -291,7 +291,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       if (!decision.due) {
         state.set(name, { ...prev, stapleTag: stored?.tag, ...stateTimes(existing) });
         return {
-          name,
+          key: name,
           staple,
           // Still failing, only waiting out the backoff: say so, with the last error.
           action: decision.backingOff ? 'failed' : 'fresh',
@@ -305,7 +305,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       }
       if (options.dryRun) {
         return {
-          name,
+          key: name,
           staple,
           action: 'due',
           reason: `would renew: ${decision.reason}`,
@@ -383,7 +383,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
     } catch (err) {
       const failure =
         err instanceof RenewError ? err : new RenewError('fetch', name, errorMessage(err), { cause: err });
-      const failed: CertState = {
+      const failed: StateEntry = {
         ...prev,
         failures: prev.failures + 1,
         lastFailureAt: now.toISOString(),
@@ -398,7 +398,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         policy: options.policy,
       });
       return {
-        name,
+        key: name,
         staple,
         action: 'failed',
         stage: failure.stage,
@@ -470,7 +470,7 @@ function verdictOf(der: Buffer, input: Parameters<typeof validateResponse>[1]): 
   }
 }
 
-function factsOf(verdict: Verdict, prev: CertState): StapleFacts {
+function factsOf(verdict: Verdict, prev: StateEntry): StapleFacts {
   return {
     valid: verdict.valid,
     thisUpdate: verdict.thisUpdate,
@@ -480,13 +480,13 @@ function factsOf(verdict: Verdict, prev: CertState): StapleFacts {
   };
 }
 
-function failuresOf(state: CertState) {
+function failuresOf(state: StateEntry) {
   return state.failures > 0 && state.lastFailureAt
     ? { consecutive: state.failures, lastFailureAt: new Date(state.lastFailureAt) }
     : undefined;
 }
 
-function times(verdict: Verdict | undefined): Partial<CertResult> {
+function times(verdict: Verdict | undefined): Partial<ReportRow> {
   if (!verdict) return {};
   return {
     certStatus: verdict.certStatus,
@@ -497,7 +497,7 @@ function times(verdict: Verdict | undefined): Partial<CertResult> {
   };
 }
 
-function stateTimes(verdict: Verdict | undefined): Partial<CertState> {
+function stateTimes(verdict: Verdict | undefined): Partial<StateEntry> {
   if (!verdict) return {};
   return {
     ...(verdict.thisUpdate ? { thisUpdate: verdict.thisUpdate.toISOString() } : {}),
