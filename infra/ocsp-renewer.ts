@@ -34,6 +34,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
+import { RenewerFleet, type FleetSettings } from './fleet.js';
 import { RenewerFunction } from './renewer-function.js';
 import { scheduleIntervalMinutes } from './schedule-interval.js';
 
@@ -65,6 +66,12 @@ export interface OcspRenewerProps {
   readonly validityAlarmHours?: number;
   /** Reserved concurrency; 0 reserves none. @default 1 */
   readonly reservedConcurrency?: number;
+  /**
+   * Fleet-scale building blocks (infra/fleet.ts): per-certificate state table, upload queue with
+   * a batch worker, Distributed Map state machine. Uploads then go to the queue instead of the
+   * renewer function. @default - none (the renewer alone)
+   */
+  readonly fleet?: FleetSettings;
 }
 
 /** The defaults, one place: cdk.json's context carries the same values. */
@@ -123,6 +130,8 @@ export class OcspRenewer extends Construct {
   readonly pullScriptSettings: string;
   /** Prints a presigned URL of the status page (AWS CLI v2). */
   readonly statusPageCommand: string;
+  /** With `fleet`: the state table, upload queue, worker and state machine. */
+  readonly fleet?: RenewerFleet;
 
   constructor(scope: Construct, id: string, props: OcspRenewerProps = {}) {
     super(scope, id);
@@ -268,8 +277,19 @@ export class OcspRenewer extends Construct {
       ],
     );
 
-    // A new or replaced certificate gets its staple now, not at the next run.
-    for (const suffix of CERTIFICATE_SUFFIXES) {
+    if (p.fleet) {
+      this.fleet = new RenewerFleet(this, 'Fleet', {
+        ...p.fleet,
+        bucket: this.bucket,
+        layout,
+        certificateSuffixes: CERTIFICATE_SUFFIXES,
+        removalPolicy: p.removalPolicy,
+        environment: { ON_REVOKED: p.onRevoked, METRICS_SERVICE: metricsService },
+      });
+    }
+    // A new or replaced certificate gets its staple now, not at the next run (with `fleet`, the
+    // upload queue's worker does that).
+    for (const suffix of p.fleet ? [] : CERTIFICATE_SUFFIXES) {
       this.bucket.addEventNotification(EventType.OBJECT_CREATED, new LambdaDestination(this.function), {
         prefix: p.certsPrefix,
         suffix,
@@ -543,8 +563,8 @@ function perRunPeriod(intervalMinutes: number): Duration {
   return Duration.minutes(Math.max(5, Math.min(intervalMinutes, 60)));
 }
 
-type ResolvedProps = Required<Omit<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix'>> &
-  Pick<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix'>;
+type ResolvedProps = Required<Omit<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix' | 'fleet'>> &
+  Pick<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix' | 'fleet'>;
 
 /** Each bad setting throws naming its prop (and so its context key). */
 function checkProps(p: ResolvedProps): void {

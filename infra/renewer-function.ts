@@ -10,6 +10,8 @@ import type { Construct } from 'constructs';
 /** Resolved from this file, not from the working directory, so any caller finds the handler. */
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/aws/handler.ts', import.meta.url));
+/** The fleet worker's entry point: SQS upload batches and Distributed Map batches. */
+const BATCH_HANDLER_ENTRY = fileURLToPath(new URL('../lambda/aws/batch-handler.ts', import.meta.url));
 const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
 
 /** Where the renewer reads certificates and writes staples and its state, each ending in `/`. */
@@ -35,6 +37,12 @@ export interface RenewerFunctionProps extends Omit<
    * @default RemovalPolicy.RETAIN
    */
   readonly logGroupRemovalPolicy?: RemovalPolicy;
+  /**
+   * Which entry point of lambda/aws/ the function runs: the renewer (`handler.ts`) or the fleet
+   * worker (`batch-handler.ts`, see infra/fleet.ts).
+   * @default 'renewer'
+   */
+  readonly entryPoint?: 'renewer' | 'batch';
 }
 
 /**
@@ -62,7 +70,7 @@ export interface RenewerFunctionProps extends Omit<
  */
 export class RenewerFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: RenewerFunctionProps = {}) {
-    const { logGroupRemovalPolicy, ...rest } = props;
+    const { logGroupRemovalPolicy, entryPoint, ...rest } = props;
     const logGroup = new LogGroup(scope, `${id}Logs`, {
       retention: RetentionDays.THREE_MONTHS,
       removalPolicy: logGroupRemovalPolicy ?? RemovalPolicy.RETAIN,
@@ -83,7 +91,7 @@ export class RenewerFunction extends NodejsFunction {
       logGroup,
       role,
       environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
-      entry: HANDLER_ENTRY,
+      entry: entryPoint === 'batch' ? BATCH_HANDLER_ENTRY : HANDLER_ENTRY,
       handler: 'handler',
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_NAMING, isCertificateKey, issuerSiblingKeyFor } from '../renew/ports.js';
 import type {
@@ -9,6 +9,7 @@ import type {
   NamingOptions,
   StapleStore,
   StoredStaple,
+  ConditionalPut,
 } from '../renew/ports.js';
 
 /** Certificate files larger than this are refused before they are read. */
@@ -100,8 +101,7 @@ export class FsStapleStore implements StapleStore {
   async put(key: string, der: Buffer): Promise<string | undefined> {
     const file = resolveInside(this.dir, key);
     await writeFileAtomic(file, der);
-    const info = await stat(file);
-    return `${info.mtimeMs}-${info.size}`;
+    return fileTag(file);
   }
 
   async delete(key: string): Promise<void> {
@@ -148,6 +148,44 @@ export class FsStapleStore implements StapleStore {
     await walk(this.dir);
     return removed;
   }
+
+  /**
+   * The filesystem's nearest thing to a conditional write. No staple expected: the temp file is
+   * hard-linked to the name, which fails if another writer created it first (atomic; where the
+   * filesystem has no hard links, an existence check before the rename instead). A staple
+   * expected: its tag (mtime-size) is compared just before the rename; a writer that renames in
+   * the microseconds between the two still wins, so this narrows the lost-update window to that
+   * gap rather than closing it (S3 closes it).
+   */
+  async putIfUnchanged(
+    key: string,
+    der: Buffer,
+    _meta: unknown,
+    expectedTag: string | null,
+  ): Promise<ConditionalPut> {
+    const file = resolveInside(this.dir, key);
+    const installed = await writeFileGuarded(file, der, async (temp) => {
+      if (expectedTag === null) {
+        try {
+          await link(temp, file);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code ?? '';
+          if (code === 'EEXIST') return false;
+          if (!NO_HARD_LINKS.has(code)) throw err;
+          // A filesystem without hard links: check, then rename (the same gap as a replace).
+          if (await fileTag(file).catch(() => undefined)) return false;
+          await rename(temp, file);
+          return true;
+        }
+        await unlink(temp);
+        return true;
+      }
+      if ((await fileTag(file).catch(() => undefined)) !== expectedTag) return false;
+      await rename(temp, file);
+      return true;
+    });
+    return installed ? { written: true, tag: await fileTag(file) } : { written: false };
+  }
 }
 
 /**
@@ -169,12 +207,32 @@ export function isTempFileName(name: string): boolean {
   return TEMP_NAME.test(name);
 }
 
+/** What link() says on filesystems that have no hard links (some network and FAT mounts). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
+async function fileTag(file: string): Promise<string> {
+  const info = await stat(file);
+  return `${info.mtimeMs}-${info.size}`;
+}
+
 /**
  * Writes `data` to `file` so that readers see the old content or the new, never a torn file: a
  * temp file in the same directory, fsync, rename over the target, fsync the directory. The
  * target's mode is kept (0644 for a new file). The temp file is removed on any failure.
  */
 export async function writeFileAtomic(file: string, data: Buffer): Promise<void> {
+  await writeFileGuarded(file, data, async (temp) => {
+    await rename(temp, file);
+    return true;
+  });
+}
+
+/** writeFileAtomic with `install` in place of the rename; false leaves the target alone. */
+async function writeFileGuarded(
+  file: string,
+  data: Buffer,
+  install: (temp: string) => Promise<boolean>,
+): Promise<boolean> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true });
   const mode = await stat(file).then(
@@ -188,7 +246,10 @@ export async function writeFileAtomic(file: string, data: Buffer): Promise<void>
     await handle.chmod(mode);
     await handle.sync();
     await handle.close();
-    await rename(temp, file);
+    if (!(await install(temp))) {
+      await unlink(temp).catch(() => undefined);
+      return false;
+    }
   } catch (err) {
     await handle.close().catch(() => undefined);
     await unlink(temp).catch(() => undefined);
@@ -198,6 +259,7 @@ export async function writeFileAtomic(file: string, data: Buffer): Promise<void>
   const dirHandle = await open(dir, constants.O_RDONLY).catch(() => undefined);
   await dirHandle?.sync().catch(() => undefined);
   await dirHandle?.close();
+  return true;
 }
 
 /** A file's content, or undefined when it does not exist; other errors are thrown. */

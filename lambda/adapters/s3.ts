@@ -1,6 +1,7 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   NoSuchKey,
   PutObjectCommand,
@@ -14,6 +15,7 @@ import {
   issuerSiblingKeyFor,
   type CertificateObject,
   type CertificateSource,
+  type ConditionalPut,
   type NamingOptions,
   type StapleMeta,
   type StapleStore,
@@ -119,6 +121,52 @@ export class S3CertificateSource implements CertificateSource {
   }
 }
 
+/**
+ * Given certificates under an S3 prefix, without listing it: a batch of keys from a queue or a
+ * map run costs what the batch costs, not what the whole prefix costs. `list()` returns exactly
+ * the objects given (tags as the event or listing reported them); an issuer sibling is fetched
+ * and a 404 means there is none.
+ */
+export class S3KeyedCertificateSource implements CertificateSource {
+  readonly description: string;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+    private readonly prefix: string,
+    private readonly objects: readonly CertificateObject[],
+    private readonly naming: NamingOptions = DEFAULT_NAMING,
+  ) {
+    this.prefix = normalisePrefix(prefix);
+    this.description = `s3://${bucket}/${this.prefix}`;
+  }
+
+  list(): Promise<CertificateObject[]> {
+    return Promise.resolve(this.objects.filter((o) => isCertificateKey(o.key, this.naming)));
+  }
+
+  async read(key: string): Promise<Buffer> {
+    const obj = await getObject(this.s3, this.bucket, this.prefix + key);
+    if (!obj) throw new Error(`no object s3://${this.bucket}/${this.prefix}${key}`);
+    return obj.body;
+  }
+
+  async readIssuerSibling(key: string): Promise<Buffer | undefined> {
+    return (await getObject(this.s3, this.bucket, this.prefix + issuerSiblingKeyFor(key, this.naming)))?.body;
+  }
+
+  /** Whether the certificate exists now (a removal event may be older than a new upload). */
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      return true;
+    } catch (err) {
+      if (err instanceof S3ServiceException && err.$metadata?.httpStatusCode === 404) return false;
+      throw err;
+    }
+  }
+}
+
 /** Staples under an S3 prefix, written with their content type and validity as metadata. */
 export class S3StapleStore implements StapleStore {
   readonly description: string;
@@ -143,21 +191,7 @@ export class S3StapleStore implements StapleStore {
   }
 
   async put(key: string, der: Buffer, meta: StapleMeta): Promise<string | undefined> {
-    const res = await this.s3.send(
-      new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: this.prefix + key,
-        Body: der,
-        ContentType: 'application/ocsp-response',
-        Metadata: {
-          'this-update': meta.thisUpdate.toISOString(),
-          ...(meta.nextUpdate ? { 'next-update': meta.nextUpdate.toISOString() } : {}),
-          ...(meta.producedAt ? { 'produced-at': meta.producedAt.toISOString() } : {}),
-          'cert-status': meta.certStatus,
-          ...(meta.certTag ? { 'source-cert-etag': meta.certTag.replace(/"/g, '') } : {}),
-        },
-      }),
-    );
+    const res = await this.s3.send(new PutObjectCommand(this.putInput(key, der, meta)));
     return res.ETag;
   }
 
@@ -176,4 +210,54 @@ export class S3StapleStore implements StapleStore {
       }),
     );
   }
+
+  /**
+   * S3's conditional write: `If-Match: <ETag read>`, or `If-None-Match: *` when there was no
+   * staple. S3 answers 412 PreconditionFailed when the staple changed, 404 NoSuchKey when it was
+   * deleted meanwhile (If-Match), and 409 ConditionalRequestConflict when two conditional writes
+   * race; all three mean "re-read and decide again".
+   */
+  async putIfUnchanged(
+    key: string,
+    der: Buffer,
+    meta: StapleMeta,
+    expectedTag: string | null,
+  ): Promise<ConditionalPut> {
+    try {
+      const res = await this.s3.send(
+        new PutObjectCommand({
+          ...this.putInput(key, der, meta),
+          ...(expectedTag === null ? { IfNoneMatch: '*' } : { IfMatch: expectedTag }),
+        }),
+      );
+      return { written: true, tag: res.ETag };
+    } catch (err) {
+      if (isConditionalConflict(err)) return { written: false };
+      throw err;
+    }
+  }
+
+  private putInput(key: string, der: Buffer, meta: StapleMeta) {
+    return {
+      Bucket: this.bucket,
+      Key: this.prefix + key,
+      Body: der,
+      ContentType: 'application/ocsp-response',
+      Metadata: {
+        'this-update': meta.thisUpdate.toISOString(),
+        ...(meta.nextUpdate ? { 'next-update': meta.nextUpdate.toISOString() } : {}),
+        ...(meta.producedAt ? { 'produced-at': meta.producedAt.toISOString() } : {}),
+        'cert-status': meta.certStatus,
+        ...(meta.certTag ? { 'source-cert-etag': meta.certTag.replace(/"/g, '') } : {}),
+      },
+    };
+  }
+}
+
+function isConditionalConflict(err: unknown): boolean {
+  if (!(err instanceof S3ServiceException)) return false;
+  return (
+    err.$metadata?.httpStatusCode === 412 ||
+    ['PreconditionFailed', 'ConditionalRequestConflict', 'NoSuchKey'].includes(err.name)
+  );
 }

@@ -32,11 +32,27 @@ export interface StoredStaple {
   tag: string | undefined;
 }
 
+/**
+ * The outcome of a conditional staple write: written (with the new change tag), or refused because
+ * the staple is no longer the one that was read (another writer got there first).
+ */
+export type ConditionalPut = { written: true; tag: string | undefined } | { written: false };
+
 export interface StapleStore {
   readonly description: string;
   get(key: string): Promise<StoredStaple | undefined>;
   /** Writes atomically (readers see the old staple or the new one); returns the new tag. */
   put(key: string, der: Buffer, meta: StapleMeta): Promise<string | undefined>;
+  /**
+   * Writes only if the stored staple is still the one read: `expectedTag` is the tag it had, or
+   * null when there was none. A refusal is a value, not an error (see renew/store-staple.ts).
+   */
+  putIfUnchanged?(
+    key: string,
+    der: Buffer,
+    meta: StapleMeta,
+    expectedTag: string | null,
+  ): Promise<ConditionalPut>;
   /** Key → tag of every staple, when listing is cheaper than reading (S3). */
   list?(): Promise<Map<string, string>>;
   /** Removes a staple or marker; a key that is not there is not an error. */

@@ -23,6 +23,7 @@ import {
   type StapleFacts,
 } from '../core/refresh-policy.js';
 import { shouldReplace, type OnRevoked, type ReplaceDecision } from '../core/replace.js';
+import { storeStaple } from './store-staple.js';
 import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from '../core/validate.js';
 
 /**
@@ -525,17 +526,40 @@ async function commit(ctx: RunContext, j: Job, f: Fetched & Due): Promise<Outcom
   let action: Action = 'renewed';
   let reason = decision.reason;
   let stapleTag = storedStaple?.tag;
+  // What is stored once this commits: the new response, or another writer's that won.
+  let kept = verdict;
   if (decision.replace) {
     if (!storedStaple?.der.equals(f.der)) {
-      stapleTag = await step('store', staple, 'cannot write the staple', () =>
-        store.put(staple, f.der, {
-          thisUpdate: verdict.thisUpdate!,
-          nextUpdate: verdict.nextUpdate,
-          producedAt: verdict.producedAt,
-          certStatus: verdict.certStatus ?? 'good',
-          certTag: j.object.tag,
+      const meta = {
+        thisUpdate: verdict.thisUpdate!,
+        nextUpdate: verdict.nextUpdate,
+        producedAt: verdict.producedAt,
+        certStatus: verdict.certStatus ?? 'good',
+        certTag: j.object.tag,
+      };
+      // Conditional on the staple read in plan: a concurrent writer's newer staple is never lost.
+      let current: Verdict | undefined;
+      const outcome = await step('store', staple, 'cannot write the staple', () =>
+        storeStaple(store, staple, f.der, meta, storedStaple, (now) => {
+          current =
+            now &&
+            verdictOf(now.der, {
+              cert: f.leaf,
+              issuer: f.issuer,
+              now: j.now,
+              skewMs: ctx.options.skewMs,
+              cache: ctx.cache,
+            });
+          return shouldReplace(current, verdict, ctx.options.onRevoked ?? 'publish').replace;
         }),
       );
+      if (outcome.written) stapleTag = outcome.tag;
+      else {
+        stapleTag = outcome.current?.tag;
+        action = 'fresh';
+        reason = 'another writer stored a staple at least as new meanwhile; kept it';
+        if (current?.valid) kept = current;
+      }
     } else {
       action = 'fresh';
       reason = 'responder returned the staple already stored';
@@ -551,7 +575,7 @@ async function commit(ctx: RunContext, j: Job, f: Fetched & Due): Promise<Outcom
   }
   // The new staple's facts; for a withheld certificate the revoked response's, which time the
   // next check and show in the row.
-  const facts = factsOf(verdict, { maxAgeUntil: f.maxAgeUntil, certNotAfter: f.leaf.notAfter });
+  const facts = factsOf(kept, { maxAgeUntil: f.maxAgeUntil, certNotAfter: f.leaf.notAfter });
   const next = decideRefresh({ key, staple: facts, now: f.fetchedAt, policy: ctx.policy });
   return {
     row: {

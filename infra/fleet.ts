@@ -1,0 +1,346 @@
+import { Duration, RemovalPolicy, Stack, TimeZone, Validations, type CfnResource } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { EventType, type Bucket } from 'aws-cdk-lib/aws-s3';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
+import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import {
+  DefinitionBody,
+  DistributedMap,
+  ItemBatcher,
+  JsonPath,
+  LogLevel,
+  Pass,
+  ResultWriterV2,
+  S3ObjectsItemReader,
+  StateMachine,
+  TaskInput,
+} from 'aws-cdk-lib/aws-stepfunctions';
+import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct, type IConstruct } from 'constructs';
+import { STATE_TABLE } from '../lambda/adapters/dynamo-state.js';
+import { RenewerFunction, type StapleLayout } from './renewer-function.js';
+
+/** Fleet-scale settings (issue 10); every one has a default. */
+export interface FleetSettings {
+  /** Certificate keys per Distributed Map child (one worker invocation). @default 250 */
+  readonly keysPerBatch?: number;
+  /**
+   * Children running at once. Each renews up to the worker's per-host limit (4) in parallel, so
+   * one responder host sees at most 4 × this many requests in flight. @default 4
+   */
+  readonly maxConcurrency?: number;
+  /** Failed children tolerated before the map run fails, in percent. @default 5 */
+  readonly toleratedFailurePercentage?: number;
+  /** Where the map run writes its results (the child outputs). @default 'reports/' */
+  readonly reportsPrefix?: string;
+  /** Upload events per worker invocation, and how long SQS gathers them. @default 100, 60 s */
+  readonly uploadBatchSize?: number;
+  readonly uploadBatchWindow?: Duration;
+  /**
+   * When the state machine runs unforced over every certificate, catching what events missed
+   * (a staple deleted by hand, a lost notification); '' for never. @default 'rate(1 day)'
+   */
+  readonly reconcileSchedule?: string;
+}
+
+export interface RenewerFleetProps extends FleetSettings {
+  readonly bucket: Bucket;
+  readonly layout: StapleLayout;
+  readonly certificateSuffixes: readonly string[];
+  readonly removalPolicy: 'retain' | 'destroy';
+  /** ON_REVOKED and METRICS_SERVICE, as the renewer has them. */
+  readonly environment: Record<string, string>;
+}
+
+export const FLEET_DEFAULTS = {
+  keysPerBatch: 250,
+  maxConcurrency: 4,
+  toleratedFailurePercentage: 5,
+  reportsPrefix: 'reports/',
+  uploadBatchSize: 100,
+  uploadBatchWindow: Duration.seconds(60),
+  reconcileSchedule: 'rate(1 day)',
+} as const;
+
+/**
+ * The fleet-scale building blocks next to the renewer:
+ * - a DynamoDB table with one item per certificate and the sparse, sharded `due` index
+ *   (lambda/adapters/dynamo-state.ts), on demand, point-in-time recovery, retained by default;
+ * - an upload queue (with its own dead-letter queue) fed by the bucket's notifications for the
+ *   certificates prefix, consumed by the worker in batches (partial batch responses);
+ * - a Step Functions state machine whose Distributed Map lists the certificates prefix, batches
+ *   the keys and invokes the worker with `{"mode":"batch","keys":[…],"force":bool}` per batch,
+ *   writes the results under `reports/`, and ends in a summary;
+ * - the worker: the renewer's code behind lambda/aws/batch-handler.ts, with no reserved
+ *   concurrency (the map's MaxConcurrency and the queue's batching bound it), allowed to delete
+ *   staples (a removed certificate retires its staple) and nothing else more than the renewer.
+ */
+export class RenewerFleet extends Construct {
+  readonly table: Table;
+  readonly worker: RenewerFunction;
+  readonly uploadQueue: Queue;
+  readonly uploadDeadLetterQueue: Queue;
+  readonly stateMachine: StateMachine;
+  /** Starts the state machine unforced (reconcileSchedule). */
+  readonly reconcileSchedule?: Schedule;
+  /** Renews every certificate, however many, through the Distributed Map. */
+  readonly forceAllCommand: string;
+
+  constructor(scope: Construct, id: string, props: RenewerFleetProps) {
+    super(scope, id);
+    const s = { ...FLEET_DEFAULTS, ...definedOnly(props) };
+    checkSettings(s);
+    const destroy = props.removalPolicy === 'destroy';
+    const { bucket, layout } = props;
+
+    this.table = new Table(this, 'StateTable', {
+      partitionKey: { name: STATE_TABLE.partitionKey, type: AttributeType.STRING },
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+    });
+    this.table.addGlobalSecondaryIndex({
+      indexName: STATE_TABLE.dueIndex,
+      partitionKey: { name: STATE_TABLE.dueShard, type: AttributeType.NUMBER },
+      sortKey: { name: STATE_TABLE.nextDue, type: AttributeType.STRING },
+      projectionType: ProjectionType.ALL,
+    });
+
+    this.worker = new RenewerFunction(this, 'Worker', {
+      entryPoint: 'batch',
+      description: 'ocsp-renewer fleet worker: renews batches of certificates (uploads, map runs)',
+      timeout: Duration.minutes(5),
+      reservedConcurrentExecutions: undefined,
+      logGroupRemovalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+    });
+    this.worker.bindStaples(bucket, layout);
+    for (const [name, value] of Object.entries(props.environment)) this.worker.addEnvironment(name, value);
+    this.worker.addEnvironment('STATE_TABLE', this.table.tableName);
+    this.worker.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'RetireStaples',
+        actions: ['s3:DeleteObject'],
+        resources: [bucket.arnForObjects(`${layout.staplesPrefix}*`)],
+      }),
+    );
+    this.worker.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'CertificateState',
+        actions: [
+          'dynamodb:GetItem',
+          'dynamodb:BatchGetItem',
+          'dynamodb:PutItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:Query',
+        ],
+        resources: [this.table.tableArn, `${this.table.tableArn}/index/${STATE_TABLE.dueIndex}`],
+      }),
+    );
+    const bucketArn = `<${logicalIdOf(bucket.node.defaultChild as CfnResource)}.Arn>`;
+    const workerPolicy = this.worker.role!.node.tryFindChild('DefaultPolicy')!;
+    for (const prefix of [layout.certsPrefix, layout.staplesPrefix, layout.statePrefix]) {
+      acknowledge(workerPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`, [
+        `The worker works on any object under ${prefix} (one object per certificate); the wildcard`,
+        'is an object-key prefix in this bucket only. Delete is granted on staples only.',
+      ]);
+    }
+
+    // Uploads: S3 → queue → worker, batched; a failed record is retried alone, then dead-lettered.
+    this.uploadDeadLetterQueue = new Queue(this, 'UploadDeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.uploadQueue = new Queue(this, 'UploadQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // AWS's advice for event source mappings: six times the function timeout.
+      visibilityTimeout: Duration.minutes(30),
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: this.uploadDeadLetterQueue, maxReceiveCount: 3 },
+    });
+    for (const event of [EventType.OBJECT_CREATED, EventType.OBJECT_REMOVED]) {
+      for (const suffix of props.certificateSuffixes) {
+        bucket.addEventNotification(event, new SqsDestination(this.uploadQueue), {
+          prefix: layout.certsPrefix,
+          suffix,
+        });
+      }
+    }
+    this.worker.addEventSource(
+      new SqsEventSource(this.uploadQueue, {
+        batchSize: s.uploadBatchSize,
+        maxBatchingWindow: s.uploadBatchWindow,
+        reportBatchItemFailures: true,
+        // Two workers at most (SQS's floor): a bulk upload never hits one responder host with
+        // more than 2 × the per-host limit (4) requests at once.
+        maxConcurrency: 2,
+      }),
+    );
+
+    // Full runs: list the certificates, batch the keys, one worker invocation per batch.
+    const logGroup = new LogGroup(this, 'StateMachineLogs', {
+      retention: RetentionDays.THREE_MONTHS,
+      removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+    });
+    const defaults = new Pass(this, 'Defaults', {
+      comment: 'force defaults to false',
+      parameters: {
+        'input.$': 'States.JsonMerge(States.StringToJson(\'{"force":false}\'), $, false)',
+      },
+      outputPath: '$.input',
+    });
+    const renewBatch = new LambdaInvoke(this, 'RenewBatch', {
+      lambdaFunction: this.worker,
+      payload: TaskInput.fromObject({
+        mode: 'batch',
+        keys: JsonPath.listAt('$.Items[*].Key'),
+        etags: JsonPath.listAt('$.Items[*].Etag'),
+        force: JsonPath.stringAt('$.BatchInput.force'),
+      }),
+      // The batch summary only: the result files stay small.
+      resultSelector: { 'summary.$': '$.Payload' },
+      retryOnServiceExceptions: true,
+    });
+    const map = new DistributedMap(this, 'RenewAll', {
+      comment: 'every certificate under the certificates prefix, in batches',
+      itemReader: new S3ObjectsItemReader({ bucket, prefix: layout.certsPrefix }),
+      itemBatcher: new ItemBatcher({
+        maxItemsPerBatch: s.keysPerBatch,
+        batchInput: { 'force.$': '$.force' },
+      }),
+      maxConcurrency: s.maxConcurrency,
+      toleratedFailurePercentage: s.toleratedFailurePercentage,
+      resultWriterV2: new ResultWriterV2({ bucket, prefix: s.reportsPrefix }),
+      resultPath: '$.map',
+    });
+    map.itemProcessor(renewBatch);
+    const summary = new Pass(this, 'Summarise', {
+      comment: 'where the results are; counts per child are in the result files',
+      parameters: {
+        'force.$': '$.force',
+        'mapRunArn.$': '$.map.MapRunArn',
+        'results.$': '$.map.ResultWriterDetails',
+      },
+    });
+    this.stateMachine = new StateMachine(this, 'RenewAllStateMachine', {
+      comment: 'ocsp-renewer: renew every certificate (input {"force": true|false})',
+      definitionBody: DefinitionBody.fromChainable(defaults.next(map).next(summary)),
+      tracingEnabled: true,
+      logs: { destination: logGroup, level: LogLevel.ALL, includeExecutionData: false },
+    });
+    // ResultWriterV2 grants PutObject on the whole bucket; the state machine writes reports only.
+    this.stateMachine.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'WriteReportsOnly',
+        effect: Effect.DENY,
+        actions: ['s3:PutObject'],
+        notResources: [bucket.arnForObjects(`${s.reportsPrefix}*`)],
+      }),
+    );
+    const machinePolicy = this.stateMachine.role.node.tryFindChild('DefaultPolicy')!;
+    const workerArn = `<${logicalIdOf(this.worker.node.defaultChild as CfnResource)}.Arn>`;
+    acknowledge(machinePolicy, `AwsSolutions-IAM5[Resource::${workerArn}:*]`, [
+      'CDK’s LambdaInvoke also names the worker’s versions and aliases (<arn>:*); one function only.',
+    ]);
+    acknowledge(machinePolicy, 'AwsSolutions-IAM5[Resource::*]', [
+      'Step Functions delivers logs through CloudWatch Logs log delivery and traces through X-Ray;',
+      'neither supports resource-level permissions (CDK’s StateMachine grants them on *).',
+    ]);
+    const machineName = JSON.stringify({
+      'Fn::Select': [
+        6,
+        { 'Fn::Split': [':', { Ref: logicalIdOf(this.stateMachine.node.defaultChild as CfnResource) }] },
+      ],
+    });
+    for (const execution of [`${machineName}:*`, `${machineName}/*:*`]) {
+      acknowledge(
+        this.stateMachine.node.findChild('DistributedMapPolicy'),
+        `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${execution}]`,
+        [
+          'CDK’s DistributedMap lets the state machine describe and stop the executions of its own',
+          'map runs (execution:<this state machine>…); no other state machine.',
+        ],
+      );
+    }
+    const bucketObjects = `arn:<AWS::Partition>:s3:::<${logicalIdOf(bucket.node.defaultChild as CfnResource)}>/*`;
+    acknowledge(machinePolicy, `AwsSolutions-IAM5[Resource::${bucketObjects}]`, [
+      `The map run writes its result files under ${s.reportsPrefix}: CDK's ResultWriterV2 grants`,
+      'PutObject on the bucket’s objects, and the WriteReportsOnly statement denies it elsewhere.',
+    ]);
+
+    if (s.reconcileSchedule) {
+      const role = new Role(this, 'ReconcileScheduleRole', {
+        description: 'ocsp-renewer: the reconcile schedule starts the renew-all state machine',
+        assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
+          conditions: {
+            StringEquals: {
+              'aws:SourceAccount': Stack.of(this).account,
+              'aws:SourceArn': Stack.of(this).formatArn({
+                service: 'scheduler',
+                resource: 'schedule-group',
+                resourceName: 'default',
+              }),
+            },
+          },
+        }),
+      });
+      this.reconcileSchedule = new Schedule(this, 'ReconcileSchedule', {
+        description: 'ocsp-renewer: renew what is due over every certificate (catches missed events)',
+        schedule: ScheduleExpression.expression(s.reconcileSchedule, TimeZone.ETC_UTC),
+        target: new StepFunctionsStartExecution(this.stateMachine, {
+          role,
+          input: ScheduleTargetInput.fromObject({ force: false }),
+          retryAttempts: 2,
+        }),
+      });
+    }
+
+    this.forceAllCommand = [
+      `aws stepfunctions start-execution --state-machine-arn ${this.stateMachine.stateMachineArn}`,
+      `--input '{"force":true}'`,
+    ].join(' ');
+  }
+}
+
+type ResolvedSettings = Required<FleetSettings>;
+
+function checkSettings(s: ResolvedSettings): void {
+  const whole = (name: string, v: number, min: number, max: number) => {
+    if (!(Number.isInteger(v) && v >= min && v <= max)) {
+      throw new Error(`fleet ${name} must be a whole number from ${min} to ${max}, got ${v}`);
+    }
+  };
+  whole('keysPerBatch', s.keysPerBatch, 1, 1000);
+  whole('maxConcurrency', s.maxConcurrency, 1, 10_000);
+  whole('uploadBatchSize', s.uploadBatchSize, 1, 10_000);
+  if (!(s.toleratedFailurePercentage >= 0 && s.toleratedFailurePercentage <= 100)) {
+    throw new Error(`fleet toleratedFailurePercentage must be 0–100, got ${s.toleratedFailurePercentage}`);
+  }
+  if (s.uploadBatchWindow.toSeconds() > 60) {
+    throw new Error('fleet uploadBatchWindow must be at most 60 seconds');
+  }
+  if (s.reconcileSchedule && !/^(rate|cron)\(.+\)$/.test(s.reconcileSchedule)) {
+    throw new Error(`fleet reconcileSchedule must be rate(…) or cron(…), got "${s.reconcileSchedule}"`);
+  }
+  if (!/^[^/].*\/$/.test(s.reportsPrefix)) {
+    throw new Error(`fleet reportsPrefix must be a key prefix ending in "/", got "${s.reportsPrefix}"`);
+  }
+}
+
+function definedOnly<T extends object>(props: T): Partial<T> {
+  return Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function logicalIdOf(resource: CfnResource): string {
+  return Stack.of(resource).resolve(resource.logicalId) as string;
+}
+
+function acknowledge(scope: IConstruct, id: string, reason: string[]): void {
+  Validations.of(scope).acknowledge({ id, reason: reason.join(' ') });
+}

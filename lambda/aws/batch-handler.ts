@@ -1,0 +1,303 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { DynamoStateStore } from '../adapters/dynamo-state.js';
+import { makeS3Client, S3KeyedCertificateSource, S3StapleStore } from '../adapters/s3.js';
+import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
+import {
+  ISSUER_SIBLING_SUFFIX,
+  isCertificateKey,
+  stapleKeyFor,
+  type CertificateObject,
+} from '../renew/ports.js';
+import { ACTIONS, cachedDownload, run, type RunReport, type RunState, type Transport } from '../renew/run.js';
+import { configFromEnv, type LambdaConfig } from './config.js';
+import { EventError } from './event.js';
+
+export interface BatchHandlerDeps {
+  env?: NodeJS.ProcessEnv;
+  s3?: S3Client;
+  dynamodb?: DynamoDBClient;
+  transport?: Transport;
+  clock?: () => Date;
+  log?: (line: string) => void;
+}
+
+/**
+ * A Distributed Map child's event: certificate keys (with or without the certs prefix); or a
+ * due run: the certificates whose next due time has come, read from the state table's index.
+ */
+export type BatchRequest =
+  | {
+      mode: 'batch';
+      keys: string[];
+      force: boolean;
+      /** The keys' ETags as the listing gave them (the map passes them), by key. */
+      etags: Map<string, string>;
+    }
+  | { mode: 'due' };
+
+/** What a batch returns and logs: counts and the first failures, never every row. */
+export interface BatchSummary {
+  counts: RunReport['counts'];
+  revoked: number;
+  /** The first 20 failures; `counts.failed` has them all. */
+  failures: { name: string; stage?: string; reason: string }[];
+  notReached: string[];
+  /** Certificates whose removal retired their staple and state. */
+  retired: string[];
+  /** In a due run: how many certificates the due index returned. */
+  due?: number;
+}
+
+const MAX_FAILURES_LISTED = 20;
+/** As in handler.ts: stop taking certificates this long before the deadline. */
+const DEADLINE_MARGIN_MS = 5_000;
+
+/**
+ * The fleet worker (infra/fleet.ts): renews a given batch of certificate keys without listing the
+ * whole prefix, with the per-certificate state in DynamoDB when STATE_TABLE is set.
+ * - SQS (the upload queue): each record is one S3 notification. ObjectCreated renews that
+ *   certificate (an issuer sibling renews the certificates it belongs to); ObjectRemoved retires
+ *   it (staple deleted, state item removed) unless the certificate exists again. Records are
+ *   handled one after another by Powertools' partial-response processor: a record that throws is
+ *   reported in `batchItemFailures` and retried alone; a certificate that fails to renew is a row
+ *   in the log, not a retry (the next scheduled run is due for it anyway).
+ * - `{"mode":"batch","keys":[…],"force":bool}` (a Distributed Map child): renews those keys;
+ *   optional `"etags":[…]`, one per key as the listing gave it, lets an unchanged state stay
+ *   unwritten.
+ * - `{"mode":"due"}`: the certificates the state table's due index returns, and only those: a
+ *   quiet fleet costs one index query per shard. (Built for the schedule; not scheduled yet.)
+ */
+export function createBatchHandler(deps: BatchHandlerDeps = {}) {
+  let s3Client: S3Client | undefined;
+  let dynamoClient: DynamoDBClient | undefined;
+  const processor = new BatchProcessor(EventType.SQS);
+
+  return async function handler(
+    event: unknown,
+    context?: Pick<Context, 'getRemainingTimeInMillis'>,
+  ): Promise<BatchSummary | SQSBatchResponse> {
+    const env = deps.env ?? process.env;
+    const log = deps.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
+    const config = configFromEnv(env);
+    const s3 = (s3Client ??= deps.s3 ?? makeS3Client(env));
+    const table = env.STATE_TABLE || undefined;
+    const dynamodb = table ? (dynamoClient ??= deps.dynamodb ?? new DynamoDBClient({})) : undefined;
+    const clock = deps.clock ?? (() => new Date());
+    const staples = new S3StapleStore(s3, config.bucket, config.staplesPrefix);
+    const downloadIssuer = cachedDownload(httpIssuerDownload(config.http));
+    const reserve = 2 * config.http.timeoutMs + DEADLINE_MARGIN_MS;
+
+    const renew = async (
+      objects: CertificateObject[],
+      force: boolean,
+      loaded?: { store: DynamoStateStore; state: RunState },
+    ): Promise<RunReport> => {
+      const stateStore = loaded?.store ?? (dynamodb && new DynamoStateStore(dynamodb, table!));
+      const state =
+        loaded?.state ?? (stateStore ? await stateStore.load(objects.map((o) => o.key)) : new Map());
+      const report = await run(
+        {
+          source: new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, objects, config.naming),
+          store: staples,
+          transport: deps.transport ?? httpTransport(config.http),
+          downloadIssuer,
+          clock,
+          state,
+        },
+        {
+          force,
+          onRevoked: config.onRevoked,
+          hash: config.hash,
+          policy: config.policy,
+          naming: config.naming,
+          concurrency: config.concurrency,
+          perHostConcurrency: config.perHostConcurrency,
+          shouldStop: context ? () => context.getRemainingTimeInMillis() < reserve : undefined,
+        },
+      );
+      await stateStore?.save(state);
+      return report;
+    };
+
+    if (isSqsEvent(event)) {
+      const summaries: BatchSummary[] = [];
+      const response = await processPartialResponse(
+        event,
+        async (record: SQSRecord) => {
+          summaries.push(await handleUpload(record, config, s3, renew, staples, dynamodb, table));
+        },
+        processor,
+        { context: context as Context | undefined, processInParallel: false },
+      );
+      const summary = merge(summaries);
+      log(
+        JSON.stringify({
+          level: logLevel(summary),
+          msg: 'upload batch',
+          records: event.Records.length,
+          ...summary,
+          batchItemFailures: response.batchItemFailures.length,
+        }),
+      );
+      return response;
+    }
+
+    const request = parseBatchRequest(event, config.certsPrefix);
+    if (request.mode === 'due') {
+      if (!dynamodb) throw new EventError('{"mode":"due"} needs the state table (STATE_TABLE)');
+      const store = new DynamoStateStore(dynamodb, table!);
+      const state = await store.loadDue(clock());
+      const objects = [...state].map(([key, entry]) => ({ key, tag: entry.certTag }));
+      const report = objects.length > 0 ? await renew(objects, false, { store, state }) : undefined;
+      const summary = { ...summarise(report, []), due: objects.length };
+      log(JSON.stringify({ level: logLevel(summary), msg: 'due run', ...summary }));
+      return summary;
+    }
+    const report = await renew(
+      request.keys.map((key) => ({ key, tag: request.etags.get(key) })),
+      request.force,
+    );
+    const summary = summarise(report, []);
+    log(
+      JSON.stringify({
+        level: logLevel(summary),
+        msg: 'batch report',
+        keys: request.keys.length,
+        ...summary,
+      }),
+    );
+    return summary;
+  };
+}
+
+export const handler = createBatchHandler();
+
+/** `{"mode":"batch","keys":[…],"force":bool,"etags"?:[…]}` or `{"mode":"due"}`; else EventError. */
+export function parseBatchRequest(event: unknown, certsPrefix: string): BatchRequest {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+    throw new EventError('event must be a JSON object');
+  }
+  const e = event as Record<string, unknown>;
+  const unknown = Object.keys(e).filter((k) => !['mode', 'keys', 'force', 'etags'].includes(k));
+  if (unknown.length) throw new EventError(`unsupported event field(s): ${unknown.join(', ')}`);
+  if (e.mode === 'due') {
+    if (Object.keys(e).length > 1) throw new EventError('{"mode":"due"} takes no other field');
+    return { mode: 'due' };
+  }
+  if (e.mode !== 'batch') throw new EventError(`unsupported mode ${JSON.stringify(e.mode)} (batch or due)`);
+  if (!Array.isArray(e.keys) || !e.keys.every((k) => typeof k === 'string' && k)) {
+    throw new EventError('keys must be an array of certificate keys');
+  }
+  if (e.force !== undefined && typeof e.force !== 'boolean') throw new EventError('force must be a boolean');
+  const keys = (e.keys as string[]).map((k) => (k.startsWith(certsPrefix) ? k.slice(certsPrefix.length) : k));
+  if (
+    e.etags !== undefined &&
+    !(Array.isArray(e.etags) && e.etags.length === keys.length && e.etags.every((t) => typeof t === 'string'))
+  ) {
+    throw new EventError('etags must be an array of strings, one per key');
+  }
+  const etags = new Map(((e.etags as string[] | undefined) ?? []).map((tag, i) => [keys[i]!, tag]));
+  return { mode: 'batch', keys: [...new Set(keys)], force: e.force === true, etags };
+}
+
+function isSqsEvent(event: unknown): event is SQSEvent {
+  const records = (event as { Records?: unknown } | null)?.Records;
+  return (
+    Array.isArray(records) &&
+    records.length > 0 &&
+    records.every((r) => (r as { eventSource?: string }).eventSource === 'aws:sqs')
+  );
+}
+
+interface S3Notification {
+  Records?: {
+    eventName?: string;
+    s3?: { bucket?: { name?: string }; object?: { key?: string; eTag?: string } };
+  }[];
+}
+
+/** One queue message: one S3 notification (or S3's test event, which changes nothing). */
+async function handleUpload(
+  record: SQSRecord,
+  config: LambdaConfig,
+  s3: S3Client,
+  renew: (objects: CertificateObject[], force: boolean) => Promise<RunReport>,
+  staples: S3StapleStore,
+  dynamodb: DynamoDBClient | undefined,
+  table: string | undefined,
+): Promise<BatchSummary> {
+  let body: S3Notification;
+  try {
+    body = JSON.parse(record.body) as S3Notification;
+  } catch {
+    throw new EventError(`message ${record.messageId} is not JSON`);
+  }
+  const created = new Map<string, string | undefined>();
+  const removed = new Set<string>();
+  for (const r of body.Records ?? []) {
+    if (r.s3?.bucket?.name && r.s3.bucket.name !== config.bucket) continue;
+    const raw = r.s3?.object?.key;
+    if (!raw) continue;
+    const key = decodeURIComponent(raw.replace(/\+/g, ' '));
+    if (!key.startsWith(config.certsPrefix)) continue;
+    const rel = key.slice(config.certsPrefix.length);
+    if (r.eventName?.startsWith('ObjectCreated:')) {
+      if (isCertificateKey(rel, config.naming)) created.set(rel, r.s3?.object?.eTag);
+      else if (rel.endsWith(ISSUER_SIBLING_SUFFIX)) {
+        const base = rel.slice(0, -ISSUER_SIBLING_SUFFIX.length);
+        for (const ext of config.naming.certExtensions) created.set(base + ext, undefined);
+      }
+    } else if (r.eventName?.startsWith('ObjectRemoved:') && isCertificateKey(rel, config.naming)) {
+      removed.add(rel);
+    }
+  }
+  const probe = new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, [], config.naming);
+  // An issuer sibling names certificates by every extension: keep the ones that exist.
+  for (const [key, tag] of created) {
+    if (tag === undefined && !(await probe.exists(key))) created.delete(key);
+  }
+  const retired: string[] = [];
+  for (const key of removed) {
+    if (created.has(key) || (await probe.exists(key))) continue; // uploaded again since
+    await staples.delete(stapleKeyFor(key, config.naming));
+    if (dynamodb) await new DynamoStateStore(dynamodb, table!).remove(key);
+    retired.push(key);
+  }
+  const objects = [...created].map(([key, tag]) => ({ key, tag: tag && `"${tag}"` }));
+  const report = objects.length > 0 ? await renew(objects, true) : undefined;
+  return summarise(report, retired);
+}
+
+function summarise(report: RunReport | undefined, retired: string[]): BatchSummary {
+  const counts = report?.counts ?? (Object.fromEntries(ACTIONS.map((a) => [a, 0])) as RunReport['counts']);
+  return {
+    counts,
+    revoked: report?.revoked ?? 0,
+    failures: (report?.results ?? [])
+      .filter((r) => r.action === 'failed')
+      .slice(0, MAX_FAILURES_LISTED)
+      .map((r) => ({ name: r.key, ...(r.stage ? { stage: r.stage } : {}), reason: r.reason })),
+    notReached: report?.notReached ?? [],
+    retired,
+  };
+}
+
+function merge(summaries: BatchSummary[]): BatchSummary {
+  const out = summarise(undefined, []);
+  for (const s of summaries) {
+    for (const [action, n] of Object.entries(s.counts)) out.counts[action as keyof typeof out.counts] += n;
+    out.revoked += s.revoked;
+    out.failures.push(...s.failures);
+    out.notReached.push(...s.notReached);
+    out.retired.push(...s.retired);
+  }
+  out.failures.splice(MAX_FAILURES_LISTED);
+  return out;
+}
+
+function logLevel(summary: BatchSummary): 'warn' | 'info' {
+  return summary.counts.failed > 0 || summary.revoked > 0 || summary.notReached.length > 0 ? 'warn' : 'info';
+}
