@@ -564,7 +564,7 @@ async function commit(ctx: RunContext, j: Job, f: Fetched & Due): Promise<Outcom
       action = 'fresh';
       reason = 'responder returned the staple already stored';
     }
-    await clearMarker(ctx, marker, prev);
+    await clearMarker(ctx, marker, prev, storedStaple !== undefined);
   } else {
     action = decision.action;
     const text = `withheld: certificate revoked (${verdict.thisUpdate?.toISOString() ?? 'unknown'})\n`;
@@ -653,9 +653,17 @@ function cutByDeadline(ctx: RunContext, j: Job, err: DeadlineError): Outcome {
  * A staple was written: the withheld marker beside it goes. Known absent from the listing: no
  * request. Otherwise a delete, whose failure matters only when a marker is known to be there.
  */
-async function clearMarker(ctx: RunContext, marker: string, prev: StateEntry): Promise<void> {
+async function clearMarker(
+  ctx: RunContext,
+  marker: string,
+  prev: StateEntry,
+  hadStaple: boolean,
+): Promise<void> {
   const { stapleTags } = ctx;
   if (stapleTags && !stapleTags.has(marker)) return;
+  // Without a listing: a marker exists only where a staple was withheld, so a certificate whose
+  // staple was stored and whose state does not say withheld has none (no request spent on it).
+  if (!stapleTags && hadStaple && prev.action !== 'withheld') return;
   const known = stapleTags?.has(marker) === true || prev.action === 'withheld';
   try {
     await ctx.deps.store.delete(marker);
