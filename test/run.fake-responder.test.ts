@@ -202,7 +202,7 @@ describe('run() against a fake responder: responder answers', () => {
       body: await buildOcspResponse({ responseStatus: 'tryLater', thisUpdate: T0, signer: ca }),
     }));
     const row = only(await env.run());
-    expect(row).toMatchObject({ action: 'failed', stage: 'validate' });
+    expect(row).toMatchObject({ action: 'failed', stage: 'validate', code: 'status:tryLater' });
     expect(row.reason).toMatch(reasonFrom('validate', 'good.pem', 'responseStatus tryLater'));
     expect(await env.staple('good.ocsp')).toEqual(before);
   });
@@ -238,41 +238,54 @@ describe('run() against a fake responder: responder answers', () => {
 
 describe('run() against a fake responder: invalid responses never replace the staple', () => {
   // Functions: the PKI exists only once beforeAll has run.
-  const cases: { name: string; answer: () => Promise<Answer> | Answer; problem: () => string }[] = [
+  const cases: {
+    name: string;
+    answer: () => Promise<Answer> | Answer;
+    problem: () => string;
+    code: string;
+  }[] = [
     {
       name: 'wrong CertID (the serial of another certificate)',
       answer: () => ({ serial: leaf.revoked.serial }),
       problem: () => `no SingleResponse matches the certificate's CertID (serial ${leaf.good.serialHex})`,
+      code: 'certid-mismatch',
     },
     {
       name: 'signed by an unrelated key in the issuer’s name',
       answer: async () => ({ signer: { cert: issuer, key: await unrelatedRsaKey() }, certs: [] }),
       problem: () => 'signature does not verify with the issuer key',
+      code: 'signature',
     },
     {
       name: 'delegated responder without id-kp-OCSPSigning',
       answer: () => ({ signer: delegatedNoEku }),
       problem: () => 'delegated responder certificate lacks id-kp-OCSPSigning',
+      code: 'signer-not-authorised',
     },
     {
       name: 'signed by the root (not the issuer), root embedded',
       answer: () => ({ signer: root }),
       problem: () => 'is not issued by the issuer',
+      code: 'signer-not-authorised',
     },
     {
       name: 'delegated responder whose certificate is not embedded',
       answer: () => ({ signer: delegated, certs: [] }),
       problem: () => 'responderID designates neither the issuer nor a certificate in the response',
+      code: 'responder-id',
     },
     {
       name: 'expired (nextUpdate an hour ago)',
       answer: () => ({ thisUpdate: at(-25), nextUpdate: at(-1) }),
       problem: () => `expired: nextUpdate ${at(-1).toISOString()} has passed`,
+      code: 'stale',
     },
     {
       name: 'thisUpdate an hour in the future',
       answer: () => ({ thisUpdate: at(1), nextUpdate: at(25) }),
       problem: () => `thisUpdate ${at(1).toISOString()} is in the future`,
+      // producedAt moves with thisUpdate here, and is the first problem found.
+      code: 'produced-in-future',
     },
     {
       name: 'an unknown critical response extension',
@@ -280,11 +293,13 @@ describe('run() against a fake responder: invalid responses never replace the st
         extensions: [{ oid: '1.3.6.1.4.1.55555.1', critical: true, value: Buffer.from([5, 0]) }],
       }),
       problem: () => 'unknown critical responseExtension 1.3.6.1.4.1.55555.1',
+      code: 'critical-extension',
     },
     {
       name: 'no nextUpdate',
       answer: () => ({ nextUpdate: undefined }),
       problem: () => 'nextUpdate is absent',
+      code: 'no-next-update',
     },
   ];
 
@@ -292,7 +307,7 @@ describe('run() against a fake responder: invalid responses never replace the st
     const { env, before } = await goodEnv(true);
     fake.setHandler(answer(await c.answer()));
     const row = only(await env.run());
-    expect(row).toMatchObject({ action: 'failed', stage: 'validate' });
+    expect(row).toMatchObject({ action: 'failed', stage: 'validate', code: c.code });
     expect(row.reason).toMatch(reasonFrom('validate', 'good.pem', c.problem()));
     expect(served).toHaveLength(1);
     expect(await env.staple('good.ocsp')).toEqual(before);
@@ -318,7 +333,7 @@ describe('run() against a fake responder: invalid responses never replace the st
     const { env } = await goodEnv(false);
     fake.setHandler(answer({ certStatus: 'unknown' }));
     const row = only(await env.run());
-    expect(row).toMatchObject({ action: 'failed', stage: 'validate' });
+    expect(row).toMatchObject({ action: 'failed', stage: 'validate', code: 'cert-status-unknown' });
     expect(row.reason).toBe('validate good.pem: responder does not know the certificate (unknown)');
     expect(await env.staple('good.ocsp')).toBeUndefined();
   });
@@ -337,7 +352,7 @@ describe('run() against a fake responder: invalid responses never replace the st
     const state: RunState = new Map();
     const report = await env.run({}, { state });
     const row = only(report);
-    expect(row).toMatchObject({ action: 'failed', stage: 'validate' });
+    expect(row).toMatchObject({ action: 'failed', stage: 'validate', code: 'older-than-stored' });
     expect(row.reason).toBe(
       `validate good.pem: responder returned an older response than the stored staple ` +
         `(thisUpdate ${at(-17).toISOString()}, stored ${at(-16).toISOString()})`,
@@ -630,7 +645,7 @@ describe('run() against a fake responder: nonce', () => {
     const { env, before } = await goodEnv(true);
     fake.setHandler(answer({ nonce: Buffer.alloc(16, 7) }));
     const row = only(await env.run({ nonce: true }));
-    expect(row).toMatchObject({ action: 'failed', stage: 'validate' });
+    expect(row).toMatchObject({ action: 'failed', stage: 'validate', code: 'nonce-mismatch' });
     expect(row.reason).toMatch(reasonFrom('validate', 'good.pem', 'nonce does not match the request'));
     expect(await env.staple('good.ocsp')).toEqual(before);
   });

@@ -11,12 +11,19 @@ export class RenewError extends Error {
   readonly key: string;
   /** The bare reason, without the stage and key prefix. */
   readonly reason: string;
+  /**
+   * A stable code for the failure class where one is known: the verdict code of the last answer
+   * (`signature`, `stale`, `status:tryLater`, …, see validate.ts) or the replace rule's refusal
+   * (`older-than-stored`, `cert-status-unknown`).
+   */
+  readonly code: string | undefined;
 
-  constructor(stage: Stage, key: string, reason: string, options?: { cause?: unknown }) {
-    super(`${stage} ${key}: ${reason}`, options);
+  constructor(stage: Stage, key: string, reason: string, options?: { cause?: unknown; code?: string }) {
+    super(`${stage} ${key}: ${reason}`, { cause: options?.cause });
     this.stage = stage;
     this.key = key;
     this.reason = reason;
+    this.code = options?.code;
   }
 }
 

@@ -2,8 +2,13 @@ import type { Verdict } from './validate.js';
 
 export type OnRevoked = 'publish' | 'withhold';
 
+/** Why a fetched response is refused though it validated (the run report row's `code`). */
+export type ReplaceRefusal = 'cert-status-unknown' | 'older-than-stored';
+
 export type ReplaceDecision =
-  { replace: true; reason: string } | { replace: false; action: 'withheld' | 'failed'; reason: string };
+  | { replace: true; reason: string }
+  | { replace: false; action: 'withheld'; reason: string }
+  | { replace: false; action: 'failed'; reason: string; code: ReplaceRefusal | Verdict['code'] };
 
 /**
  * Whether a freshly fetched staple replaces the stored one. Never worse: only a valid candidate,
@@ -19,10 +24,20 @@ export function shouldReplace(
   onRevoked: OnRevoked = 'publish',
 ): ReplaceDecision {
   if (!candidate.valid) {
-    return { replace: false, action: 'failed', reason: `response invalid: ${candidate.errors.join('; ')}` };
+    return {
+      replace: false,
+      action: 'failed',
+      reason: `response invalid: ${candidate.errors.join('; ')}`,
+      code: candidate.code,
+    };
   }
   if (candidate.certStatus === 'unknown') {
-    return { replace: false, action: 'failed', reason: 'responder does not know the certificate (unknown)' };
+    return {
+      replace: false,
+      action: 'failed',
+      reason: 'responder does not know the certificate (unknown)',
+      code: 'cert-status-unknown',
+    };
   }
   if (candidate.certStatus === 'revoked' && onRevoked === 'withhold') {
     return {
@@ -39,6 +54,7 @@ export function shouldReplace(
       reason:
         `responder returned an older response than the stored staple ` +
         `(thisUpdate ${when(candidate)}, stored ${when(stored)})`,
+      code: 'older-than-stored',
     };
   }
   return {

@@ -46,6 +46,8 @@ export interface ReportRow {
   reason: string;
   /** For failures: the stage that failed. */
   stage?: Stage;
+  /** For failures, where known: a stable code (a verdict code, `older-than-stored`, …). */
+  code?: string;
   certStatus?: CertStatus;
   revocationTime?: string;
   revocationReason?: string;
@@ -503,11 +505,11 @@ async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched
   });
   if (!valid) {
     const stage: Stage = attempts.some((a) => a.stage === 'validate') ? 'validate' : 'fetch';
-    throw new RenewError(stage, j.key, describeAttempts(attempts));
+    throw new RenewError(stage, j.key, describeAttempts(attempts), { code: attempts.at(-1)?.verdict.code });
   }
   const decision = shouldReplace(j.storedVerdict, valid.verdict, ctx.options.onRevoked ?? 'publish');
   if (!decision.replace && decision.action === 'failed')
-    throw new RenewError('validate', j.key, decision.reason);
+    throw new RenewError('validate', j.key, decision.reason, { code: decision.code });
   const fetchedAt = ctx.deps.clock();
   const maxAgeUntil =
     valid.maxAgeSec !== undefined ? new Date(fetchedAt.getTime() + valid.maxAgeSec * 1000) : undefined;
@@ -617,6 +619,7 @@ function failed(ctx: RunContext, j: Job, err: unknown): Outcome {
       staple: j.staple,
       action: 'failed',
       stage: failure.stage,
+      ...(failure.code ? { code: failure.code } : {}),
       reason: failure.message,
       ...rowFacts(j.storedFacts),
       nextDue: next.nextDue.toISOString(),
