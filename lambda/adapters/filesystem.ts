@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_NAMING, isCertificateKey, issuerSiblingKeyFor } from '../renew/ports.js';
@@ -31,24 +31,14 @@ export class FsCertificateSource implements CertificateSource {
 
   async list(): Promise<CertificateObject[]> {
     if (this.onlyFile !== undefined) {
-      const info = await stat(path.join(this.dir, this.onlyFile));
-      return [{ key: this.onlyFile, tag: `${info.mtimeMs}-${info.size}` }];
+      const info = await stat(path.join(this.dir, this.onlyFile), { bigint: true });
+      return [{ key: this.onlyFile, tag: fileTag(info) }];
     }
-    const out: CertificateObject[] = [];
-    const walk = async (rel: string) => {
-      const entries = await readdir(path.join(this.dir, rel), { withFileTypes: true });
-      for (const entry of entries) {
-        if (entry.name.startsWith('.')) continue;
-        const key = rel ? `${rel}/${entry.name}` : entry.name;
-        if (entry.isDirectory()) await walk(key);
-        else if (isCertificateKey(key, this.naming)) {
-          const info = await stat(path.join(this.dir, key)).catch(() => undefined);
-          if (info?.isFile()) out.push({ key, tag: `${info.mtimeMs}-${info.size}` });
-        }
-      }
-    };
-    await walk('');
-    return out;
+    const tags = await walkTags(
+      this.dir,
+      (key, name) => !name.startsWith('.') && isCertificateKey(key, this.naming),
+    );
+    return [...tags].map(([key, tag]) => ({ key, tag }));
   }
 
   async read(key: string): Promise<Buffer> {
@@ -89,19 +79,34 @@ export class FsStapleStore implements StapleStore {
     this.description = `dir ${dir}`;
   }
 
+  /** The bytes and the tag of one open file, so the tag is that of the bytes read (see fileTag). */
   async get(key: string): Promise<StoredStaple | undefined> {
-    const file = resolveInside(this.dir, key);
-    const der = await readOptional(file);
-    if (!der) return undefined;
-    const info = await stat(file);
-    return { der, tag: `${info.mtimeMs}-${info.size}` };
+    const handle = await open(resolveInside(this.dir, key), constants.O_RDONLY).catch(
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw err;
+      },
+    );
+    if (!handle) return undefined;
+    try {
+      const info = await handle.stat({ bigint: true });
+      return { der: await handle.readFile(), tag: fileTag(info) };
+    } finally {
+      await handle.close();
+    }
   }
 
   async put(key: string, der: Buffer): Promise<string | undefined> {
-    const file = resolveInside(this.dir, key);
-    await writeFileAtomic(file, der);
-    const info = await stat(file);
-    return `${info.mtimeMs}-${info.size}`;
+    return fileTag(await writeFileAtomic(resolveInside(this.dir, key), der));
+  }
+
+  /**
+   * Key → tag of every file under the directory (staples and withheld markers; not temp files, not
+   * hidden directories), in one walk: what lets a run trust its state without reading a staple.
+   * A staple replaced or deleted behind the renewer's back has another tag, or none.
+   */
+  list(): Promise<Map<string, string>> {
+    return walkTags(this.dir, (_key, name) => !isTempFileName(name));
   }
 
   async delete(key: string): Promise<void> {
@@ -157,6 +162,48 @@ export class FsStapleStore implements StapleStore {
  */
 export const STALE_TEMP_MS = 10 * 60_000;
 
+/**
+ * A file's change tag: inode, size and mtime in nanoseconds. A rewrite in place changes the mtime
+ * (ns precision, not the ms of `mtimeMs`, so two writes in one millisecond differ), a replacement
+ * by rename (ours, an editor's, `cp` to a temp then `mv`) brings another inode, a truncation the size.
+ */
+export function fileTag(info: BigIntStats): string {
+  return `${info.ino}-${info.size}-${info.mtimeNs}`;
+}
+
+/**
+ * Key (relative, `/` separators) → fileTag of the regular files under `dir` that `keep` picks,
+ * skipping hidden directories; a missing `dir` is empty. Entries of a directory are stat'ed in
+ * parallel, the walk is one pass.
+ */
+async function walkTags(
+  dir: string,
+  keep: (key: string, name: string) => boolean,
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (rel: string): Promise<void> => {
+    const entries = await readdir(path.join(dir, rel), { withFileTypes: true }).catch(
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' && rel === '') return [];
+        throw err;
+      },
+    );
+    await Promise.all(
+      entries.map(async (entry) => {
+        const key = rel ? `${rel}/${entry.name}` : entry.name;
+        if (entry.isDirectory()) {
+          if (!entry.name.startsWith('.')) await walk(key);
+        } else if (keep(key, entry.name)) {
+          const info = await stat(path.join(dir, key), { bigint: true }).catch(() => undefined);
+          if (info?.isFile()) out.set(key, fileTag(info));
+        }
+      }),
+    );
+  };
+  await walk('');
+  return out;
+}
+
 const TEMP_NAME = /^\..+\.tmp-[0-9a-f]{12}$/;
 
 /** `.<name>.tmp-<12 hex digits>`, the temp file `writeFileAtomic` writes beside `<name>`. */
@@ -174,7 +221,7 @@ export function isTempFileName(name: string): boolean {
  * temp file in the same directory, fsync, rename over the target, fsync the directory. The
  * target's mode is kept (0644 for a new file). The temp file is removed on any failure.
  */
-export async function writeFileAtomic(file: string, data: Buffer): Promise<void> {
+export async function writeFileAtomic(file: string, data: Buffer): Promise<BigIntStats> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true });
   const mode = await stat(file).then(
@@ -183,10 +230,13 @@ export async function writeFileAtomic(file: string, data: Buffer): Promise<void>
   );
   const temp = tempFileFor(file);
   const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  let written: BigIntStats;
   try {
     await handle.writeFile(data);
     await handle.chmod(mode);
     await handle.sync();
+    // The file as written: a rename keeps its inode and mtime, so this is the target's tag.
+    written = await handle.stat({ bigint: true });
     await handle.close();
     await rename(temp, file);
   } catch (err) {
@@ -198,6 +248,7 @@ export async function writeFileAtomic(file: string, data: Buffer): Promise<void>
   const dirHandle = await open(dir, constants.O_RDONLY).catch(() => undefined);
   await dirHandle?.sync().catch(() => undefined);
   await dirHandle?.close();
+  return written;
 }
 
 /** A file's content, or undefined when it does not exist; other errors are thrown. */
