@@ -51,11 +51,11 @@ export class CertificateParseError extends Error {
 
 /**
  * An X.509 certificate, parsed once, with the facts the renewer needs as plain values. The pkijs
- * object stays reachable for rare needs; everything else is Buffers, strings and Dates.
+ * object is built again on demand for rare needs (`asn`) and not kept: a decoded tree is ~50 times
+ * the size of its DER; everything else is Buffers, strings and Dates.
  */
 export class Certificate {
   readonly der: Buffer;
-  readonly asn: pkijs.Certificate;
   /** The serial number's INTEGER content bytes, exactly as encoded. */
   readonly serial: Buffer;
   /** Upper-case hex of the serial (openssl's rendering). */
@@ -91,21 +91,7 @@ export class Certificate {
   /** Throws CertificateParseError, and nothing else, when the bytes are not an X.509 certificate. */
   constructor(der: Uint8Array) {
     this.der = Buffer.from(der);
-    let asn: ReturnType<typeof asn1js.fromBER>;
-    try {
-      asn = asn1js.fromBER(toArrayBuffer(this.der));
-    } catch (err) {
-      throw new CertificateParseError('not DER (a value does not decode)', { cause: err });
-    }
-    if (asn.offset === -1) throw new CertificateParseError(`not DER: ${asn.result.error}`);
-    try {
-      this.asn = new pkijs.Certificate({ schema: asn.result });
-    } catch (err) {
-      throw new CertificateParseError('not an X.509 certificate (its structure does not match)', {
-        cause: err,
-      });
-    }
-    const cert = this.asn;
+    const { asn, cert } = decodeCertificate(this.der);
     this.serial = asBuffer(cert.serialNumber.valueBlock.valueHexView);
     this.serialHex = serialHex(this.serial);
     // The names exactly as encoded (pkijs keeps them), not re-encoded: CertID hashes these bytes.
@@ -114,7 +100,7 @@ export class Certificate {
     this.subject = formatName(cert.subject);
     this.issuer = formatName(cert.issuer);
     this.publicKeyBits = asBuffer(cert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView);
-    this.spkiDer = asBuffer(cert.subjectPublicKeyInfo.toSchema().toBER());
+    this.spkiDer = spkiOf(asn.result);
     this.tbsDer = asBuffer(cert.tbsView);
     this.signatureAlgorithm = algorithmId(cert.signatureAlgorithm);
     this.signature = asBuffer(cert.signatureValue.valueBlock.valueHexView);
@@ -131,37 +117,40 @@ export class Certificate {
     let digitalSignature: boolean | undefined;
     const criticalExtensions: string[] = [];
     for (const ext of cert.extensions ?? []) {
-      const value = ext.parsedValue as unknown;
       if (ext.critical) criticalExtensions.push(ext.extnID);
+      // Only the extensions read below are decoded (pkijs's parsedValue decodes on each access):
+      // subjectAltName, SCT lists and policies are the bulk of a leaf and are never needed here.
+      if (!NEEDED_EXTENSIONS.has(ext.extnID)) continue;
       switch (ext.extnID) {
         case OID.keyUsage: {
           // KeyUsage BIT STRING: digitalSignature is bit 0, the first octet's high bit.
+          const value = ext.parsedValue as unknown;
           const bits = value instanceof asn1js.BitString ? value.valueBlock.valueHexView : undefined;
           digitalSignature = !!bits && bits.length > 0 && (bits[0]! & 0x80) !== 0;
           break;
         }
         case OID.authorityInfoAccess:
-          for (const desc of (value as pkijs.InfoAccess | undefined)?.accessDescriptions ?? []) {
-            if (desc.accessLocation.type !== 6) continue; // uniformResourceIdentifier
-            const url = String(desc.accessLocation.value);
-            if (desc.accessMethod === OID.ocsp) ocspUrls.push(url);
-            if (desc.accessMethod === OID.caIssuers) caIssuersUrls.push(url);
+          for (const { method, url } of accessDescriptions(ext)) {
+            if (method === OID.ocsp) ocspUrls.push(url);
+            if (method === OID.caIssuers) caIssuersUrls.push(url);
           }
           break;
         case OID.tlsFeature:
           mustStaple = tlsFeatures(ext).includes(STATUS_REQUEST);
           break;
         case OID.basicConstraints:
-          isCA = (value as pkijs.BasicConstraints | undefined)?.cA === true;
+          isCA = (ext.parsedValue as pkijs.BasicConstraints | undefined)?.cA === true;
           break;
         case OID.extKeyUsage:
-          extKeyUsage = [...((value as pkijs.ExtKeyUsage | undefined)?.keyPurposes ?? [])];
+          extKeyUsage = [...((ext.parsedValue as pkijs.ExtKeyUsage | undefined)?.keyPurposes ?? [])];
           break;
-        case OID.subjectKeyIdentifier:
+        case OID.subjectKeyIdentifier: {
+          const value = ext.parsedValue as unknown;
           if (value instanceof asn1js.OctetString) subjectKeyId = asBuffer(value.valueBlock.valueHexView);
           break;
+        }
         case OID.authorityKeyIdentifier: {
-          const keyId = (value as pkijs.AuthorityKeyIdentifier | undefined)?.keyIdentifier;
+          const keyId = (ext.parsedValue as pkijs.AuthorityKeyIdentifier | undefined)?.keyIdentifier;
           if (keyId) authorityKeyId = asBuffer(keyId.valueBlock.valueHexView);
           break;
         }
@@ -176,6 +165,11 @@ export class Certificate {
     this.authorityKeyId = authorityKeyId;
     this.digitalSignature = digitalSignature;
     this.criticalExtensions = criticalExtensions;
+  }
+
+  /** The pkijs certificate, decoded again from `der` on each access (rare: tests, tooling). */
+  get asn(): pkijs.Certificate {
+    return decodeCertificate(this.der).cert;
   }
 
   /** The public key as a node KeyObject, built once. */
@@ -206,6 +200,69 @@ export class Certificate {
   isValidAt(at: Date): boolean {
     return this.notBefore.getTime() <= at.getTime() && at.getTime() <= this.notAfter.getTime();
   }
+}
+
+/** The extensions the constructor reads; any other is never decoded. */
+const NEEDED_EXTENSIONS = new Set<string>([
+  OID.keyUsage,
+  OID.authorityInfoAccess,
+  OID.tlsFeature,
+  OID.basicConstraints,
+  OID.extKeyUsage,
+  OID.subjectKeyIdentifier,
+  OID.authorityKeyIdentifier,
+]);
+
+/**
+ * The BER tree and the pkijs certificate of `der`, or CertificateParseError. Embedded values
+ * (the public key BIT STRING, every extnValue OCTET STRING) are not decoded in this pass: the
+ * few extensions read are decoded once, on their own.
+ */
+function decodeCertificate(der: Buffer): { asn: ReturnType<typeof asn1js.fromBER>; cert: pkijs.Certificate } {
+  let asn: ReturnType<typeof asn1js.fromBER>;
+  try {
+    asn = asn1js.fromBER(der, { parseEmbedded: false });
+  } catch (err) {
+    throw new CertificateParseError('not DER (a value does not decode)', { cause: err });
+  }
+  if (asn.offset === -1) throw new CertificateParseError(`not DER: ${asn.result.error}`);
+  try {
+    return { asn, cert: new pkijs.Certificate({ schema: asn.result }) };
+  } catch (err) {
+    throw new CertificateParseError('not an X.509 certificate (its structure does not match)', {
+      cause: err,
+    });
+  }
+}
+
+/** The SubjectPublicKeyInfo exactly as encoded in the certificate. */
+function spkiOf(certificate: asn1js.AsnType): Buffer {
+  const tbs = (certificate as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
+  const fields = tbs.valueBlock.value;
+  const hasVersion = fields[0]?.idBlock.tagClass === 3;
+  return asBuffer(fields[hasVersion ? 6 : 5]!.valueBeforeDecodeView);
+}
+
+/**
+ * AuthorityInfoAccess ::= SEQUENCE OF SEQUENCE { accessMethod OID, accessLocation GeneralName }:
+ * the uniformResourceIdentifier ([6] IA5String) locations with their method, read from the DER
+ * directly (pkijs's GeneralName schema tries every CHOICE, the costliest step of a leaf's parse).
+ * Other location forms are skipped; a malformed extension gives no URL.
+ */
+function accessDescriptions(ext: pkijs.Extension): { method: string; url: string }[] {
+  const asn = asn1js.fromBER(ext.extnValue.valueBlock.valueHexView, { parseEmbedded: false });
+  if (asn.offset === -1 || !(asn.result instanceof asn1js.Sequence)) return [];
+  const out: { method: string; url: string }[] = [];
+  for (const desc of asn.result.valueBlock.value) {
+    if (!(desc instanceof asn1js.Sequence)) continue;
+    const [method, location] = desc.valueBlock.value;
+    if (!(method instanceof asn1js.ObjectIdentifier) || !location) continue;
+    const { tagClass, tagNumber, isConstructed } = location.idBlock;
+    if (tagClass !== 3 || tagNumber !== 6 || isConstructed) continue;
+    const bytes = (location as asn1js.Primitive).valueBlock.valueHexView;
+    out.push({ method: method.valueBlock.toString(), url: String.fromCharCode(...bytes) });
+  }
+  return out;
 }
 
 export interface AlgorithmId {
@@ -300,7 +357,9 @@ export function parseCertificates(bytes: Uint8Array): Certificate[] {
  * certificate). Certificate objects are immutable, so sharing them is safe.
  */
 export function certificateFromDer(der: Uint8Array): Certificate {
-  const key = Buffer.from(der).toString('base64');
+  // Keyed by the SHA-256 of the bytes (not the bytes themselves in base64): a 32-byte key whatever
+  // the certificate's size, and the lookup comes before any decoding.
+  const key = digest('sha256', der).toString('base64');
   let cert = parsedCache.get(key);
   if (!cert) {
     cert = parseCertificateDer(der);
