@@ -124,6 +124,7 @@ function httpOptions(values: FlagValues): HttpOptions {
     ...DEFAULT_HTTP,
     timeoutMs: setting('timeoutSeconds', values) * 1000,
     allowPrivate: privateRespondersAllowed(values['allow-private-responders'] === true),
+    maxSocketsPerHost: setting('perHostConcurrency', values),
   };
 }
 
