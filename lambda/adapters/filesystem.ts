@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants, type BigIntStats } from 'node:fs';
+import { constants, statSync, type BigIntStats } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_NAMING, isCertificateKey, issuerSiblingKeyFor } from '../renew/ports.js';
@@ -173,8 +173,10 @@ export function fileTag(info: BigIntStats): string {
 
 /**
  * Key (relative, `/` separators) → fileTag of the regular files under `dir` that `keep` picks,
- * skipping hidden directories; a missing `dir` is empty. Entries of a directory are stat'ed in
- * parallel, the walk is one pass.
+ * skipping hidden directories; a missing `dir` is empty. One pass; each entry is stat'ed
+ * synchronously: a stat of a directory entry just read is served from the kernel's cache in
+ * microseconds, where a promise per file through the thread pool cost ~10 times that (and most of
+ * a quiet run's time at 10 000 certificates).
  */
 async function walkTags(
   dir: string,
@@ -188,17 +190,20 @@ async function walkTags(
         throw err;
       },
     );
-    await Promise.all(
-      entries.map(async (entry) => {
-        const key = rel ? `${rel}/${entry.name}` : entry.name;
-        if (entry.isDirectory()) {
-          if (!entry.name.startsWith('.')) await walk(key);
-        } else if (keep(key, entry.name)) {
-          const info = await stat(path.join(dir, key), { bigint: true }).catch(() => undefined);
-          if (info?.isFile()) out.set(key, fileTag(info));
+    for (const entry of entries) {
+      const key = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) {
+        if (!entry.name.startsWith('.')) await walk(key);
+      } else if (keep(key, entry.name)) {
+        let info: BigIntStats | undefined;
+        try {
+          info = statSync(path.join(dir, key), { bigint: true, throwIfNoEntry: false });
+        } catch {
+          info = undefined; // gone or unreadable since the listing: not listed
         }
-      }),
-    );
+        if (info?.isFile()) out.set(key, fileTag(info));
+      }
+    }
   };
   await walk('');
   return out;
