@@ -244,13 +244,18 @@ export async function writeFileAtomic(
   { syncDirectory = true }: { syncDirectory?: boolean } = {},
 ): Promise<BigIntStats> {
   const dir = path.dirname(file);
-  await mkdir(dir, { recursive: true });
   const mode = await stat(file).then(
     (s) => s.mode & 0o7777,
     () => 0o644,
   );
   const temp = tempFileFor(file);
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+  // The directory is created only when it is missing (one call less per staple otherwise).
+  const handle = await open(temp, flags, mode).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+    await mkdir(dir, { recursive: true });
+    return open(temp, flags, mode);
+  });
   let written: BigIntStats;
   try {
     await handle.writeFile(data);
