@@ -154,7 +154,7 @@ describe('ocsp-renewer renew over s3://', () => {
     expect(res.code).toBe(1);
     const report = JSON.parse(res.stdout) as RunReport;
     expect(report.counts.failed).toBe(3);
-    expect(report.results.find((r) => r.name === 'a/good.pem')!.reason).toMatch(/refusing 127\.0\.0\.1/);
+    expect(report.results.find((r) => r.key === 'a/good.pem')!.reason).toMatch(/refusing 127\.0\.0\.1/);
   });
 
   it('should exit 1 and report the parse stage for a certificate that does not parse', async () => {

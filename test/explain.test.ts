@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { formatRunReport } from '../lambda/core/explain.js';
-import type { CertResult, RunReport } from '../lambda/renew/run.js';
+import type { ReportRow, RunReport } from '../lambda/renew/run.js';
 
-function report(results: CertResult[], extra: Partial<RunReport> = {}): RunReport {
+function report(results: ReportRow[], extra: Partial<RunReport> = {}): RunReport {
   const counts = { renewed: 0, fresh: 0, skipped: 0, withheld: 0, failed: 0, due: 0 };
   for (const r of results) counts[r.action]++;
   return {
@@ -22,9 +22,9 @@ describe('formatRunReport', () => {
   it('should print one row per certificate with the failing stage, and the counts', () => {
     const text = formatRunReport(
       report([
-        { name: 'a.pem', staple: 'a.ocsp', action: 'renewed', reason: 'renewed', certStatus: 'good' },
+        { key: 'a.pem', staple: 'a.ocsp', action: 'renewed', reason: 'renewed', certStatus: 'good' },
         {
-          name: 'b.pem',
+          key: 'b.pem',
           staple: 'b.ocsp',
           action: 'failed',
           stage: 'fetch',
@@ -43,9 +43,9 @@ describe('formatRunReport', () => {
   it('should warn about revoked certificates and failing must-staple certificates', () => {
     const text = formatRunReport(
       report([
-        { name: 'r.pem', staple: 'r.ocsp', action: 'fresh', reason: 'fresh', certStatus: 'revoked' },
+        { key: 'r.pem', staple: 'r.ocsp', action: 'fresh', reason: 'fresh', certStatus: 'revoked' },
         {
-          name: 'm.pem',
+          key: 'm.pem',
           staple: 'm.ocsp',
           action: 'failed',
           stage: 'validate',
@@ -53,7 +53,7 @@ describe('formatRunReport', () => {
           mustStaple: true,
         },
         {
-          name: 'n.pem',
+          key: 'n.pem',
           staple: 'n.ocsp',
           action: 'failed',
           stage: 'validate',

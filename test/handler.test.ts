@@ -20,7 +20,7 @@ import type { S3Event } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
-import type { CertResult, RunReport, Transport } from '../lambda/renew/run.js';
+import type { ReportRow, RunReport, Transport } from '../lambda/renew/run.js';
 import { EventError } from '../lambda/aws/event.js';
 import { createHandler, emfMetrics } from '../lambda/aws/handler.js';
 import {
@@ -231,15 +231,15 @@ async function invoke(
   };
 }
 
-const row = (report: RunReport, name: string): CertResult => {
-  const found = report.results.find((r) => r.name === name);
+const row = (report: RunReport, name: string): ReportRow => {
+  const found = report.results.find((r) => r.key === name);
   if (!found) throw new Error(`no result row for ${name}: ${JSON.stringify(report.results)}`);
   return found;
 };
-const names = (report: RunReport, action?: CertResult['action']) =>
+const names = (report: RunReport, action?: ReportRow['action']) =>
   report.results
     .filter((r) => action === undefined || r.action === action)
-    .map((r) => r.name)
+    .map((r) => r.key)
     .sort();
 
 /** openssl's own verdict on a staple: stdout + stderr, whatever the exit code. */
@@ -389,7 +389,7 @@ describe('handler: scheduled runs over S3', () => {
       notReached: 0,
     });
     // Skipped "no OCSP URL" rows are counted, not listed.
-    const listed = (reports[0]!.results as CertResult[]).map((r) => r.name).sort();
+    const listed = (reports[0]!.results as ReportRow[]).map((r) => r.key).sort();
     expect(listed).toEqual([...FULL_SET_OCSP, 'corrupt.pem', 'expired.pem', 'unknown.pem'].sort());
 
     type Emf = { _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string }[] }[] } };
@@ -501,13 +501,13 @@ describe('handler: forced runs', () => {
     await nextSecond();
     const forced = await invoke(bucket, { mode: 'force', keys: [key] });
     expect(forced.ocsp).toHaveLength(1);
-    expect(forced.report.results.map((r) => [r.name, r.action])).toEqual([['a/good.pem', 'renewed']]);
+    expect(forced.report.results.map((r) => [r.key, r.action])).toEqual([['a/good.pem', 'renewed']]);
     expect(forced.s3.byCommand.PutObjectCommand).toBe(2); // the staple + the state
   });
 
   it('should report a forced key that names no certificate as failed at the source stage', async () => {
     const forced = await invoke(bucket, { mode: 'force', keys: ['a/good.pem', 'a/missing.pem'] });
-    expect(forced.report.results.map((r) => [r.name, r.action])).toEqual([
+    expect(forced.report.results.map((r) => [r.key, r.action])).toEqual([
       ['a/good.pem', expect.stringMatching(/renewed|fresh/)],
       ['a/missing.pem', 'failed'],
     ]);
@@ -549,7 +549,7 @@ describe('handler: S3 ObjectCreated notifications', () => {
     expect(event.Records[0]!.s3.object.key).toBe('certs/d/new+cert%2B1.pem');
 
     const res = await invoke(bucket, event);
-    expect(res.report.results.map((r) => [r.name, r.action])).toEqual([['d/new cert+1.pem', 'renewed']]);
+    expect(res.report.results.map((r) => [r.key, r.action])).toEqual([['d/new cert+1.pem', 'renewed']]);
     expect(res.ocsp).toHaveLength(1);
     expect(await listKeys(bucket, 'staples/d/')).toEqual(['staples/d/new cert+1.ocsp']);
     const out = await opensslVerify(await getBytes(bucket, 'staples/d/new cert+1.ocsp'), pki.leaves.ec.cert);
@@ -580,7 +580,7 @@ describe('handler: S3 ObjectCreated notifications', () => {
 
     await put(bucket, 'certs/e/lonely.issuer.pem', await pem(pki.intermediate.cert));
     const res = await invoke(bucket, objectCreated(bucket, 'certs/e/lonely.issuer.pem'));
-    expect(res.report.results.map((r) => [r.name, r.action])).toEqual([['e/lonely.pem', 'renewed']]);
+    expect(res.report.results.map((r) => [r.key, r.action])).toEqual([['e/lonely.pem', 'renewed']]);
     expect(await listKeys(bucket, 'staples/e/')).toEqual(['staples/e/lonely.ocsp']);
   });
 
@@ -712,7 +712,7 @@ describe('handler: the Lambda deadline', () => {
     const context = { getRemainingTimeInMillis: () => (++calls <= K ? 600_000 : 1_000) };
 
     const cut = await invoke(bucket, {}, { context });
-    expect(cut.report.results.map((r) => r.name)).toEqual(HEALTHY.slice(0, K));
+    expect(cut.report.results.map((r) => r.key)).toEqual(HEALTHY.slice(0, K));
     expect(cut.report.notReached).toEqual(HEALTHY.slice(K));
     expect(cut.ocsp).toHaveLength(K);
     const emf = cut.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l._aws);

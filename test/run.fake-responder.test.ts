@@ -18,7 +18,7 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { certIdFor } from '../lambda/core/ocsp-request.js';
 import { DEFAULT_POLICY } from '../lambda/core/refresh-policy.js';
-import { run, type CertResult, type RunOptions, type RunReport, type RunState } from '../lambda/renew/run.js';
+import { run, type ReportRow, type RunOptions, type RunReport, type RunState } from '../lambda/renew/run.js';
 import {
   buildOcspResponse,
   loadSigner,
@@ -159,7 +159,7 @@ function answer(opts: Answer | ((req: Buffer) => Answer) = {}): FakeHandler {
   };
 }
 
-const only = (report: RunReport): CertResult => {
+const only = (report: RunReport): ReportRow => {
   expect(report.results).toHaveLength(1);
   return report.results[0]!;
 };
@@ -514,7 +514,7 @@ describe('run() against a fake responder: several URLs and certificates', () => 
         : good(req, res),
     );
     const report = await env.run();
-    expect(report.results.map((r) => [r.name, r.action, r.stage])).toEqual([
+    expect(report.results.map((r) => [r.key, r.action, r.stage])).toEqual([
       ['ec.pem', 'renewed', undefined],
       ['good.pem', 'renewed', undefined],
       ['mustStaple.pem', 'failed', 'fetch'],

@@ -65,7 +65,7 @@ async function renew(label: string, staples?: string): Promise<{ report: RunRepo
   return { report, staples: out };
 }
 
-const rowOf = (report: RunReport, name: string) => report.results.find((r) => r.name === name)!;
+const rowOf = (report: RunReport, name: string) => report.results.find((r) => r.key === name)!;
 
 async function signerOf(staple: string): Promise<string> {
   const [cert] = parseCertificates(await readFile(pki.leaves.good.cert));

@@ -400,7 +400,7 @@ describe('handler with SECRETS_PREFIX', () => {
 
   it('should write staples named after the secrets, minus the prefix, that openssl verifies', async () => {
     first = await invoke({ mode: 'scheduled' });
-    expect(first.results.map((r) => [r.name, r.action]).sort()).toEqual([
+    expect(first.results.map((r) => [r.key, r.action]).sort()).toEqual([
       ['a/ec.test', 'renewed'],
       ['broken.test', 'failed'],
       ['good.test', 'renewed'],
@@ -417,7 +417,7 @@ describe('handler with SECRETS_PREFIX', () => {
   });
 
   it('should fail a secret without a certificate at the source stage with a clear reason', () => {
-    const broken = first.results.find((r) => r.name === 'broken.test')!;
+    const broken = first.results.find((r) => r.key === 'broken.test')!;
     expect(broken).toMatchObject({ action: 'failed', stage: 'source' });
     expect(broken.reason).toMatch(
       /^source broken\.test: cannot read: SecretString JSON has no certificate field/,

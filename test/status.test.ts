@@ -7,17 +7,17 @@ import {
   buildStatus,
   formatHours,
   formatStatus,
-  type RememberedState,
+  type StateEntryView,
   type StatusEntry,
 } from '../lambda/core/status.js';
 import { compareKeys, escapeHtml, renderStatusPage, sortKey, sortRows } from '../lambda/core/status-page.js';
 import { terminalProgress } from '../lambda/cli/progress.js';
-import type { CertResult } from '../lambda/renew/run.js';
+import type { ReportRow } from '../lambda/renew/run.js';
 
 const NOW = new Date('2030-03-01T12:00:00Z');
 const H = 3_600_000;
 const iso = (hoursFromNow: number) => new Date(NOW.getTime() + hoursFromNow * H).toISOString();
-const fresh = (extra: Partial<RememberedState> = {}): RememberedState => ({
+const fresh = (extra: Partial<StateEntryView> = {}): StateEntryView => ({
   failures: 0,
   thisUpdate: iso(-24),
   nextUpdate: iso(6 * 24),
@@ -30,7 +30,7 @@ const fresh = (extra: Partial<RememberedState> = {}): RememberedState => ({
 });
 const entry = (
   certificate: string,
-  state?: RememberedState,
+  state?: StateEntryView,
   more: Partial<StatusEntry> = {},
 ): StatusEntry => ({
   certificate,
@@ -226,7 +226,7 @@ describe('progress line', () => {
     const written: string[] = [];
     let t = 0;
     const line = terminalProgress({ isTTY: true, write: (s: string) => (written.push(s), true) }, () => t)!;
-    const row = (action: CertResult['action']) => ({ name: 'x', staple: 'x', action, reason: '' });
+    const row = (action: ReportRow['action']) => ({ name: 'x', staple: 'x', action, reason: '' });
     t = 150;
     line.onResult(row('renewed'), 1, 3);
     t = 160;

@@ -70,11 +70,11 @@ export async function getObject(
   s3: S3Client,
   bucket: string,
   key: string,
-): Promise<{ body: Buffer; etag: string | undefined } | undefined> {
+): Promise<{ body: Buffer; tag: string | undefined } | undefined> {
   try {
     const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     const body = Buffer.from((await res.Body?.transformToByteArray()) ?? []);
-    return { body, etag: res.ETag };
+    return { body, tag: res.ETag };
   } catch (err) {
     if (err instanceof NoSuchKey || (err instanceof S3ServiceException && err.name === 'NoSuchKey')) {
       return undefined;
@@ -102,7 +102,7 @@ export class S3CertificateSource implements CertificateSource {
     this.listed = await listObjects(this.s3, this.bucket, this.prefix);
     return [...this.listed]
       .filter(([key]) => isCertificateKey(key, this.naming))
-      .map(([key, etag]) => ({ key, tag: etag }));
+      .map(([key, tag]) => ({ key, tag }));
   }
 
   async read(key: string): Promise<Buffer> {
@@ -139,7 +139,7 @@ export class S3StapleStore implements StapleStore {
 
   async get(key: string): Promise<StoredStaple | undefined> {
     const obj = await getObject(this.s3, this.bucket, this.prefix + key);
-    return obj && { der: obj.body, tag: obj.etag };
+    return obj && { der: obj.body, tag: obj.tag };
   }
 
   async put(key: string, der: Buffer, meta: StapleMeta): Promise<string | undefined> {

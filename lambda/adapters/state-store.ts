@@ -1,5 +1,5 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { CertState, RunState } from '../renew/run.js';
+import type { StateEntry, RunState } from '../renew/run.js';
 import { readOptional, writeFileAtomic } from './filesystem.js';
 import { getObject } from './s3.js';
 
@@ -8,7 +8,7 @@ const VERSION = 1;
 interface StateDocument {
   version: number;
   savedAt: string;
-  certs: Record<string, CertState>;
+  certs: Record<string, StateEntry>;
 }
 
 /** Where the state document lives: an S3 object or a file. */
@@ -52,7 +52,7 @@ export class StateStore {
       if (doc.version !== VERSION || typeof doc.certs !== 'object' || doc.certs === null) {
         throw new Error(`unexpected state version ${String(doc.version)}`);
       }
-      const state: RunState = new Map(Object.entries(doc.certs).filter(([, v]) => isCertState(v)));
+      const state: RunState = new Map(Object.entries(doc.certs).filter(([, v]) => isStateEntry(v)));
       this.loadedJson = serialise(state);
       return state;
     } catch (err) {
@@ -81,8 +81,8 @@ function serialise(state: RunState): string {
   return JSON.stringify(Object.fromEntries([...state].sort(([a], [b]) => a.localeCompare(b))));
 }
 
-function isCertState(value: unknown): value is CertState {
-  return typeof value === 'object' && value !== null && typeof (value as CertState).failures === 'number';
+function isStateEntry(value: unknown): value is StateEntry {
+  return typeof value === 'object' && value !== null && typeof (value as StateEntry).failures === 'number';
 }
 
 /** The state as an S3 object (the Lambda's `state/state.json`). */

@@ -106,10 +106,10 @@ export function createHandler(deps: HandlerDeps = {}) {
     );
     if (request.mode === 'force' && request.keys) {
       // A forced key that names no certificate is a mistake worth a row, not silence.
-      const seen = new Set([...report.results.map((r) => r.name), ...report.notReached]);
+      const seen = new Set([...report.results.map((r) => r.key), ...report.notReached]);
       for (const key of request.keys.filter((k) => !seen.has(k))) {
         report.results.push({
-          name: key,
+          key,
           staple: '',
           action: 'failed',
           stage: 'source',
@@ -153,7 +153,7 @@ export function createHandler(deps: HandlerDeps = {}) {
         JSON.stringify({
           level: 'warn',
           msg: 'certificate failed',
-          certificate: r.name,
+          certificate: r.key,
           stage: r.stage,
           reason: r.reason,
         }),

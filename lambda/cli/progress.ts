@@ -1,11 +1,11 @@
 import { formatProgress } from '../core/progress.js';
-import type { CertResult } from '../renew/run.js';
+import type { ReportRow } from '../renew/run.js';
 
 /** Redraws at most this often: a fast run over 10^5 certificates must not flood the terminal. */
 const REDRAW_MS = 100;
 
 export interface ProgressLine {
-  onResult: (result: CertResult, done: number, total: number) => void;
+  onResult: (result: ReportRow, done: number, total: number) => void;
   /** Erases the line, so the report that follows starts on a clean line. */
   finish: () => void;
 }

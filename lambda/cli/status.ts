@@ -11,7 +11,7 @@ import {
   DEFAULT_WARN_HOURS,
   formatStatus,
   readStaple,
-  type RememberedState,
+  type StateEntryView,
   type StatusEntry,
 } from '../core/status.js';
 import { renderStatusPage } from '../core/status-page.js';
@@ -155,7 +155,7 @@ async function dirEntries(
         const entry: StatusEntry = {
           certificate,
           staple,
-          state: state.get(certificate) as RememberedState | undefined,
+          state: state.get(certificate) as StateEntryView | undefined,
         };
         let leaf: Certificate | undefined;
         if (certKeys.has(certificate)) {

@@ -81,7 +81,7 @@ export function formatExplanation(e: StapleExplanation): string {
 /** The run report as a table for people; `--json` prints the report itself. */
 export function formatRunReport(report: RunReport): string {
   const rows = report.results.map((r) => [
-    r.name,
+    r.key,
     r.action,
     r.certStatus ?? '-',
     r.nextUpdate ?? '-',
@@ -110,7 +110,7 @@ export function formatRunReport(report: RunReport): string {
   // A must-staple certificate without a fresh staple makes clients refuse the connection.
   const mustStapleFailures = report.results
     .filter((r) => r.mustStaple && r.action === 'failed')
-    .map((r) => r.name);
+    .map((r) => r.key);
   if (mustStapleFailures.length) {
     out.push(`WARNING: must-staple certificate(s) failing renewal: ${mustStapleFailures.join(', ')}`);
   }

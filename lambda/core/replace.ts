@@ -14,7 +14,7 @@ export type ReplaceDecision =
  * `withhold` keeps it back (and the run report says so loudly either way).
  */
 export function shouldReplace(
-  existing: Verdict | undefined,
+  stored: Verdict | undefined,
   candidate: Verdict,
   onRevoked: OnRevoked = 'publish',
 ): ReplaceDecision {
@@ -31,14 +31,14 @@ export function shouldReplace(
       reason: 'certificate is REVOKED; staple withheld (--on-revoked withhold)',
     };
   }
-  if (existing?.valid && isOlder(candidate, existing)) {
+  if (stored?.valid && isOlder(candidate, stored)) {
     const when = (v: Verdict) => (v.thisUpdate ? v.thisUpdate.toISOString() : 'none');
     return {
       replace: false,
       action: 'failed',
       reason:
         `responder returned an older response than the stored staple ` +
-        `(thisUpdate ${when(candidate)}, stored ${when(existing)})`,
+        `(thisUpdate ${when(candidate)}, stored ${when(stored)})`,
     };
   }
   return {
@@ -48,9 +48,9 @@ export function shouldReplace(
   };
 }
 
-function isOlder(candidate: Verdict, existing: Verdict): boolean {
+function isOlder(candidate: Verdict, stored: Verdict): boolean {
   const c = candidate.thisUpdate?.getTime() ?? 0;
-  const e = existing.thisUpdate?.getTime() ?? 0;
+  const e = stored.thisUpdate?.getTime() ?? 0;
   if (c !== e) return c < e;
-  return (candidate.producedAt?.getTime() ?? 0) < (existing.producedAt?.getTime() ?? 0);
+  return (candidate.producedAt?.getTime() ?? 0) < (stored.producedAt?.getTime() ?? 0);
 }

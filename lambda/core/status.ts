@@ -19,7 +19,7 @@ export const HEALTH_ORDER: readonly Health[] = ['failing', 'revoked', 'lapsing',
 export const DEFAULT_WARN_HOURS = 24;
 
 /** What the renewer remembers of one certificate (a subset of its run state, CertState). */
-export interface RememberedState {
+export interface StateEntryView {
   failures: number;
   lastFailureAt?: string;
   lastError?: string;
@@ -46,7 +46,7 @@ export interface StatusEntry {
   /** The certificate's key; the staple's key when no certificate is known. */
   certificate: string;
   staple: string;
-  state?: RememberedState;
+  state?: StateEntryView;
   /** Undefined: not read (state only); `null`: looked for and absent. */
   reading?: StapleReading | null;
   mustStaple?: boolean;
@@ -310,7 +310,7 @@ export function readStaple(der: Uint8Array, serial?: Buffer): StapleReading {
 
 /** One entry per certificate the run state knows, as the Lambda sees its fleet (no staple reads). */
 export function entriesFromState(
-  state: Iterable<[string, RememberedState]>,
+  state: Iterable<[string, StateEntryView]>,
   stapleKeyOf: (certificate: string) => string,
 ): StatusEntry[] {
   return [...state].map(([certificate, s]) => ({ certificate, staple: stapleKeyOf(certificate), state: s }));

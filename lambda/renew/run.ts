@@ -31,9 +31,9 @@ import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from 
 export type Action = 'fresh' | 'renewed' | 'skipped' | 'failed' | 'withheld' | 'due';
 export const ACTIONS: readonly Action[] = ['renewed', 'fresh', 'skipped', 'withheld', 'failed', 'due'];
 
-export interface CertResult {
+export interface ReportRow {
   /** The certificate's key in its source. */
-  name: string;
+  key: string;
   /** The staple's key in the staple store. */
   staple: string;
   action: Action;
@@ -60,13 +60,13 @@ export interface RunReport {
   revoked: number;
   /** The least validity left over all staples seen, in hours (undefined when there are none). */
   leastValidityHours: number | undefined;
-  results: CertResult[];
+  results: ReportRow[];
   /** Certificates not started because the run had to stop (deadline); the next run takes them. */
   notReached: string[];
 }
 
 /** Per-certificate memory across runs: failures for backoff, max-age, and the last verdict's times. */
-export interface CertState {
+export interface StateEntry {
   certTag?: string;
   stapleTag?: string;
   failures: number;
@@ -90,7 +90,7 @@ export interface CertState {
   /** The responder URL that answered last. */
   responder?: string;
 }
-export type RunState = Map<string, CertState>;
+export type RunState = Map<string, StateEntry>;
 
 /** nextDue of a certificate that will not be due until its file changes. */
 const NEVER = '9999-12-31T00:00:00.000Z';
@@ -143,7 +143,7 @@ export interface RunOptions {
    */
   responderPolicy?: string;
   /** Called as each certificate finishes (a progress line, say): its row, finished so far, total. */
-  onResult?: (result: CertResult, done: number, total: number) => void;
+  onResult?: (result: ReportRow, done: number, total: number) => void;
 }
 
 /**
@@ -153,7 +153,7 @@ export interface RunOptions {
  */
 export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunReport> {
   const startedAt = deps.clock();
-  const state = deps.state ?? new Map<string, CertState>();
+  const state = deps.state ?? new Map<string, StateEntry>();
   const objects = await listCertificates(deps.source, state, options.only);
   const ctx: RunContext = {
     deps,
@@ -184,7 +184,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       }),
     ),
   );
-  const results = settled.filter((r): r is CertResult => r !== undefined);
+  const results = settled.filter((r): r is ReportRow => r !== undefined);
   return summarise(startedAt, deps.clock(), options.dryRun === true, results, notReached);
 }
 
@@ -199,7 +199,7 @@ interface RunContext {
   hostLimit: (url: string) => ReturnType<typeof pLimit>;
   /** Key → tag of every object in the staple store, when the state is trusted (S3). */
   stapleTags: Map<string, string> | undefined;
-  /** Digest of the run-wide settings a fetch depends on: the first half of `CertState.settings`. */
+  /** Digest of the run-wide settings a fetch depends on: the first half of `StateEntry.settings`. */
   runSettings: string;
 }
 
@@ -211,12 +211,12 @@ interface Job {
   now: Date;
   forced: boolean;
   /** The state as the last run left it, with failures cleared once the settings changed. */
-  prev: CertState;
+  prev: StateEntry;
   settings?: string;
   mustStaple?: boolean;
   /** The stored staple's verdict and facts. */
-  existing?: Verdict;
-  stored?: StapleFacts;
+  storedVerdict?: Verdict;
+  storedFacts?: StapleFacts;
   /** What the policy decides from: the stored staple, or a withheld revocation's window. */
   facts?: StapleFacts;
 }
@@ -227,9 +227,9 @@ interface Job {
  * not the row itself.
  */
 interface Outcome {
-  row: CertResult;
-  state?: CertState;
-  replay?: Pick<CertState, 'action' | 'reason'>;
+  row: ReportRow;
+  state?: StateEntry;
+  replay?: Pick<StateEntry, 'action' | 'reason'>;
 }
 
 /** A due certificate, ready to fetch. */
@@ -300,7 +300,7 @@ function record(state: RunState, object: CertificateObject, { row, state: entry,
  * yet, so the last outcome is replayed without reading anything. A failing certificate stays
  * failed, a withheld one stays loud.
  */
-function replay(ctx: RunContext, j: Job): CertResult | undefined {
+function replay(ctx: RunContext, j: Job): ReportRow | undefined {
   const { prev } = j;
   const quiet =
     ctx.stapleTags &&
@@ -314,7 +314,7 @@ function replay(ctx: RunContext, j: Job): CertResult | undefined {
   if (!quiet) return undefined;
   const action = prev.action ?? 'fresh';
   return {
-    name: j.key,
+    key: j.key,
     staple: j.staple,
     action: action === 'renewed' ? 'fresh' : action,
     reason:
@@ -339,13 +339,13 @@ function replay(ctx: RunContext, j: Job): CertResult | undefined {
  */
 async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
   const { deps, options } = ctx;
-  const { key: name, staple, now } = j;
-  const bytes = await step('source', name, 'cannot read', () => deps.source.read(name));
-  const certs = await step('parse', name, 'not a certificate', async () => parseCertificates(bytes));
+  const { key, staple, now } = j;
+  const bytes = await step('source', key, 'cannot read', () => deps.source.read(key));
+  const certs = await step('parse', key, 'not a certificate', async () => parseCertificates(bytes));
   const leaf = certs[0]!;
   j.mustStaple = leaf.mustStaple;
   const skipped = (reason: string): Outcome => ({
-    row: { name, staple, action: 'skipped', reason, mustStaple: j.mustStaple },
+    row: { key, staple, action: 'skipped', reason, mustStaple: j.mustStaple },
     state: j.prev,
   });
   if (leaf.ocspUrls.length === 0) return skipped('no OCSP URL in the certificate');
@@ -358,22 +358,25 @@ async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
     j.prev = { ...j.prev, failures: 0, lastFailureAt: undefined, lastError: undefined };
   }
   const { prev } = j;
-  const sibling = deps.source.readIssuerSibling?.bind(deps.source, name);
-  const { issuer } = await step('issuer', name, 'issuer not found', () =>
+  const sibling = deps.source.readIssuerSibling?.bind(deps.source, key);
+  const { issuer } = await step('issuer', key, 'issuer not found', () =>
     resolveIssuer(leaf, certs.slice(1), { sibling, pool: deps.issuerPool, download: deps.downloadIssuer }),
   );
   const storedStaple = await step('store', staple, 'cannot read the stored staple', () =>
     deps.store.get(staple),
   );
   if (storedStaple) {
-    j.existing = verdictOf(storedStaple.der, {
+    j.storedVerdict = verdictOf(storedStaple.der, {
       cert: leaf,
       issuer,
       now,
       skewMs: options.skewMs,
       cache: ctx.cache,
     });
-    j.stored = factsOf(j.existing, { maxAgeUntil: dateOf(prev.maxAgeUntil), certNotAfter: leaf.notAfter });
+    j.storedFacts = factsOf(j.storedVerdict, {
+      maxAgeUntil: dateOf(prev.maxAgeUntil),
+      certNotAfter: leaf.notAfter,
+    });
   }
   // Withheld earlier: no staple on purpose. The revoked response's window says when to ask
   // again, as a staple's would, until the certificate file changes.
@@ -383,28 +386,28 @@ async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
     prev.certTag === j.object.tag &&
     prev.thisUpdate &&
     prev.nextUpdate;
-  j.facts = stillWithheld ? { ...factsFromState(prev), certNotAfter: leaf.notAfter } : j.stored;
+  j.facts = stillWithheld ? { ...factsFromState(prev), certNotAfter: leaf.notAfter } : j.storedFacts;
 
   const decision = decideRefresh({
-    key: name,
+    key,
     staple: j.facts,
     failures: failuresOf(prev),
     force: j.forced,
     now,
     policy: ctx.policy,
   });
-  const keep: CertState = {
+  const keep: StateEntry = {
     ...prev,
     settings: j.settings,
     stapleTag: storedStaple?.tag,
-    ...stateFacts(j.stored),
+    ...stateFacts(j.storedFacts),
   };
   const nextDue = decision.nextDue.toISOString();
   if (!decision.due && stillWithheld && !decision.backingOff) {
     const reason = prev.reason ?? 'certificate is REVOKED; staple withheld';
     return {
       row: {
-        name,
+        key,
         staple,
         action: 'withheld',
         reason,
@@ -422,13 +425,15 @@ async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
       ? `${decision.reason}: ${prev.lastError ?? 'earlier failure'}`
       : noteFailure(decision.reason, prev);
     return {
-      row: { name, staple, action, reason, ...rowFacts(j.stored), nextDue, mustStaple: j.mustStaple },
+      row: { key, staple, action, reason, ...rowFacts(j.storedFacts), nextDue, mustStaple: j.mustStaple },
       state: keep,
     };
   }
   if (options.dryRun) {
     const reason = `would renew: ${decision.reason}`;
-    return { row: { name, staple, action: 'due', reason, ...rowFacts(j.stored), mustStaple: j.mustStaple } };
+    return {
+      row: { key, staple, action: 'due', reason, ...rowFacts(j.storedFacts), mustStaple: j.mustStaple },
+    };
   }
   return { leaf, issuer, storedStaple };
 }
@@ -447,7 +452,7 @@ async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched
     const stage: Stage = attempts.some((a) => a.stage === 'validate') ? 'validate' : 'fetch';
     throw new RenewError(stage, j.key, describeAttempts(attempts));
   }
-  const decision = shouldReplace(j.existing, valid.verdict, ctx.options.onRevoked ?? 'publish');
+  const decision = shouldReplace(j.storedVerdict, valid.verdict, ctx.options.onRevoked ?? 'publish');
   if (!decision.replace && decision.action === 'failed')
     throw new RenewError('validate', j.key, decision.reason);
   const fetchedAt = ctx.deps.clock();
@@ -462,7 +467,7 @@ async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched
  */
 async function commit(ctx: RunContext, j: Job, f: Fetched & Due): Promise<Outcome> {
   const { store } = ctx.deps;
-  const { key: name, staple, prev } = j;
+  const { key, staple, prev } = j;
   const { verdict, decision, storedStaple } = f;
   const marker = withheldMarkerFor(staple);
   let action: Action = 'renewed';
@@ -495,10 +500,10 @@ async function commit(ctx: RunContext, j: Job, f: Fetched & Due): Promise<Outcom
   // The new staple's facts; for a withheld certificate the revoked response's, which time the
   // next check and show in the row.
   const facts = factsOf(verdict, { maxAgeUntil: f.maxAgeUntil, certNotAfter: f.leaf.notAfter });
-  const next = decideRefresh({ key: name, staple: facts, now: f.fetchedAt, policy: ctx.policy });
+  const next = decideRefresh({ key, staple: facts, now: f.fetchedAt, policy: ctx.policy });
   return {
     row: {
-      name,
+      key,
       staple,
       responder: f.url,
       mustStaple: j.mustStaple,
@@ -515,7 +520,7 @@ async function commit(ctx: RunContext, j: Job, f: Fetched & Due): Promise<Outcom
 function failed(ctx: RunContext, j: Job, err: unknown): Outcome {
   const failure =
     err instanceof RenewError ? err : new RenewError('fetch', j.key, errorMessage(err), { cause: err });
-  const state: CertState = {
+  const state: StateEntry = {
     ...j.prev,
     // Failed before the certificate's URLs were known: the run's settings alone.
     settings: j.settings ?? ctx.runSettings,
@@ -532,12 +537,12 @@ function failed(ctx: RunContext, j: Job, err: unknown): Outcome {
   });
   return {
     row: {
-      name: j.key,
+      key: j.key,
       staple: j.staple,
       action: 'failed',
       stage: failure.stage,
       reason: failure.message,
-      ...rowFacts(j.stored),
+      ...rowFacts(j.storedFacts),
       nextDue: next.nextDue.toISOString(),
       mustStaple: j.mustStaple,
     },
@@ -553,7 +558,7 @@ function failed(ctx: RunContext, j: Job, err: unknown): Outcome {
  * A staple was written: the withheld marker beside it goes. Known absent from the listing: no
  * request. Otherwise a delete, whose failure matters only when a marker is known to be there.
  */
-async function clearMarker(ctx: RunContext, marker: string, prev: CertState): Promise<void> {
+async function clearMarker(ctx: RunContext, marker: string, prev: StateEntry): Promise<void> {
   const { stapleTags } = ctx;
   if (stapleTags && !stapleTags.has(marker)) return;
   const known = stapleTags?.has(marker) === true || prev.action === 'withheld';
@@ -594,7 +599,7 @@ function summarise(
   startedAt: Date,
   finishedAt: Date,
   dryRun: boolean,
-  results: CertResult[],
+  results: ReportRow[],
   notReached: string[],
 ): RunReport {
   const counts = Object.fromEntries(ACTIONS.map((a) => [a, 0])) as Record<Action, number>;
@@ -675,7 +680,7 @@ function factsOf(verdict: Verdict, extra: Pick<StapleFacts, 'maxAgeUntil' | 'cer
 }
 
 /** The facts the state kept of a withheld revocation (there is no staple to read). */
-function factsFromState(s: CertState): StapleFacts {
+function factsFromState(s: StateEntry): StapleFacts {
   return {
     valid: true,
     certStatus: s.certStatus,
@@ -685,7 +690,7 @@ function factsFromState(s: CertState): StapleFacts {
 }
 
 /** Facts as the report row shows them. */
-function rowFacts(f: StapleFacts | undefined): Partial<CertResult> {
+function rowFacts(f: StapleFacts | undefined): Partial<ReportRow> {
   if (!f) return {};
   return {
     certStatus: f.certStatus,
@@ -697,7 +702,7 @@ function rowFacts(f: StapleFacts | undefined): Partial<CertResult> {
 }
 
 /** Facts as the state keeps them. */
-function stateFacts(f: StapleFacts | undefined): Partial<CertState> {
+function stateFacts(f: StapleFacts | undefined): Partial<StateEntry> {
   if (!f) return {};
   return {
     ...(f.thisUpdate ? { thisUpdate: f.thisUpdate.toISOString() } : {}),
@@ -715,13 +720,13 @@ function digest(text: string): string {
 }
 
 /** `fresh` with the last failure noted, while failures are remembered. */
-function noteFailure(reason: string, state: CertState): string {
+function noteFailure(reason: string, state: StateEntry): string {
   return state.failures > 0 && state.lastError
     ? `${reason} (last attempt failed: ${state.lastError})`
     : reason;
 }
 
-function failuresOf(state: CertState) {
+function failuresOf(state: StateEntry) {
   return state.failures > 0 && state.lastFailureAt
     ? { consecutive: state.failures, lastFailureAt: new Date(state.lastFailureAt) }
     : undefined;
