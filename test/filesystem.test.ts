@@ -105,3 +105,32 @@ describe('FsStapleStore.removeStaleTempFiles', () => {
     await expect(new FsStapleStore(path.join(dir, 'none')).removeStaleTempFiles(NOW)).resolves.toEqual([]);
   });
 });
+
+describe('FsStapleStore tags', () => {
+  it('should list staples and markers with the tags get and put give, skipping temp files and hidden directories', async () => {
+    const store = new FsStapleStore(dir);
+    const putTag = await store.put('a/one.ocsp', Buffer.from('one'));
+    await store.putMarker('a/two.ocsp.withheld', 'withheld\n');
+    await put(dir, `a/${path.basename(tempFileFor(path.join(dir, 'a/one.ocsp')))}`, STALE);
+    await put(dir, '.snapshot/old.ocsp', STALE);
+    const listed = await store.list();
+    expect([...listed.keys()].sort()).toEqual(['a/one.ocsp', 'a/two.ocsp.withheld']);
+    expect(listed.get('a/one.ocsp')).toBe(putTag);
+    expect((await store.get('a/one.ocsp'))?.tag).toBe(putTag);
+  });
+
+  it('should give a new tag to a rewrite of the same size within the same millisecond, and to a replacement', async () => {
+    const store = new FsStapleStore(dir);
+    const first = await store.put('one.ocsp', Buffer.from('aaaa'));
+    await writeFile(path.join(dir, 'one.ocsp'), 'bbbb');
+    const rewritten = (await store.list()).get('one.ocsp');
+    expect(rewritten).not.toBe(first);
+    const replaced = await store.put('one.ocsp', Buffer.from('bbbb'));
+    expect(replaced).not.toBe(rewritten);
+    expect((await store.get('one.ocsp'))?.tag).toBe(replaced);
+  });
+
+  it('should list nothing when the staples directory does not exist yet', async () => {
+    expect((await new FsStapleStore(path.join(dir, 'missing')).list()).size).toBe(0);
+  });
+});

@@ -657,3 +657,62 @@ describe('run() against a fake responder: nonce', () => {
     expect(row.action).toBe('renewed');
   });
 });
+
+describe('run() against a fake responder: the state trusted over a directory (the CLI)', () => {
+  /** A filesystem staple store that counts the staples it reads. */
+  class CountingStore extends FsStapleStore {
+    gets = 0;
+    override get(key: string) {
+      this.gets++;
+      return super.get(key);
+    }
+  }
+
+  const trusted = (env: Env, store: FsStapleStore, state: RunState, options: RunOptions = {}) =>
+    run(
+      {
+        source: new FsCertificateSource(env.certs),
+        store,
+        transport: httpTransport({ ...DEFAULT_HTTP, allowPrivate: true, timeoutMs: 5_000 }),
+        clock: () => T0,
+        state,
+        trustState: true,
+      },
+      options,
+    );
+
+  it('should read nothing after a forced run, and read again a staple replaced or deleted behind its back', async () => {
+    fake.setHandler(answer());
+    const { env } = await goodEnv(false);
+    const state: RunState = new Map();
+    expect(only(await trusted(env, new FsStapleStore(env.staples), state, { force: true })).action).toBe(
+      'renewed',
+    );
+    const written = await env.staple('good.ocsp');
+
+    // Right after the forced run: nothing due, nothing read, nothing fetched.
+    fake.clearRequests();
+    let store = new CountingStore(env.staples);
+    const quiet = only(await trusted(env, store, state));
+    expect([quiet.action, store.gets, fake.requests.length]).toEqual(['fresh', 0, 0]);
+
+    // Replaced in place by bytes of the same size (no valid staple): read again, and renewed.
+    await writeFile(path.join(env.staples, 'good.ocsp'), Buffer.alloc(written!.length, 0x30));
+    store = new CountingStore(env.staples);
+    const replaced = only(await trusted(env, store, state));
+    expect([replaced.action, store.gets]).toEqual(['renewed', 1]);
+    expect(fake.requests).toHaveLength(1);
+
+    // Deleted: read again (found missing), and renewed.
+    await rm(path.join(env.staples, 'good.ocsp'));
+    fake.clearRequests();
+    store = new CountingStore(env.staples);
+    const deleted = only(await trusted(env, store, state));
+    expect([deleted.action, store.gets]).toEqual(['renewed', 1]);
+    expect(await env.staple('good.ocsp')).toBeDefined();
+
+    // And quiet again.
+    store = new CountingStore(env.staples);
+    expect([only(await trusted(env, store, state)).action, store.gets]).toEqual(['fresh', 0]);
+  });
+});

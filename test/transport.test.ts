@@ -5,7 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type http from 'node:http';
+import { createServer, type default as http } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -433,6 +434,44 @@ describe('httpTransport: SSRF guard (allowPrivate false)', () => {
   it('should refuse ftp and file even with allowPrivate', async () => {
     await expect(httpTransport(LOOPBACK)('ftp://127.0.0.1/', REQUEST)).rejects.toThrow(/refusing ftp:/);
     await expect(httpTransport(LOOPBACK)('file:///etc/passwd', REQUEST)).rejects.toThrow(/refusing file:/);
+  });
+});
+
+describe('httpTransport: keep-alive connections', () => {
+  /** A loopback server answering BODY, counting the connections it accepted. */
+  async function withCountingServer(fn: (port: number, connections: () => number) => Promise<void>) {
+    const server = createServer((_req, res) => res.end(BODY));
+    let accepted = 0;
+    server.on('connection', () => accepted++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      await fn((server.address() as AddressInfo).port, () => accepted);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+
+  it('should send successive requests to one responder over one connection', async () => {
+    await withCountingServer(async (port, connections) => {
+      const transport = httpTransport(LOOPBACK);
+      for (let i = 0; i < 3; i++)
+        expect((await transport(`http://127.0.0.1:${port}/`, REQUEST)).der).toEqual(BODY);
+      expect(connections()).toBe(1);
+    });
+  });
+
+  it('should never reuse a connection opened with allowPrivate for a guarded request', async () => {
+    await withCountingServer(async (port, connections) => {
+      const url = `http://localhost:${port}/`;
+      expect((await httpTransport(LOOPBACK)(url, REQUEST)).der).toEqual(BODY);
+      const err = await httpTransport({ ...DEFAULT_HTTP, allowPrivate: false })(url, REQUEST).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ForbiddenAddressError);
+      expect(connections()).toBe(1);
+    });
   });
 });
 

@@ -403,3 +403,26 @@ describe('times must be DER: GeneralizedTime YYYYMMDDHHMMSSZ, UTCTime YYMMDDHHMM
     expect(() => parseCertificates(der)).toThrow(/notAfter .* YYMMDDHHMMSSZ/);
   });
 });
+
+describe('parseOcspResponse: the BasicOCSPResponse split by its DER headers, and the general path', () => {
+  it('a BasicOCSPResponse in BER (indefinite length, the general path) parses to the same fields as its DER', async () => {
+    const der = await readFile(
+      path.join(import.meta.dirname, 'fixtures', 'ocsp-vectors', 'aws-lc-s2n', 'ocsp_response.der'),
+    );
+    const outer = asn1js.fromBER(der, { parseEmbedded: false }).result as asn1js.Sequence;
+    const responseBytes = (outer.valueBlock.value[1] as asn1js.Constructed).valueBlock
+      .value[0] as asn1js.Sequence;
+    const basicDer = asBuffer(
+      (responseBytes.valueBlock.value[1] as asn1js.OctetString).valueBlock.valueHexView,
+    );
+    const ber = Buffer.concat([Buffer.from([0x30, 0x80]), contentOf(basicDer), Buffer.from([0, 0])]);
+    const rebuilt = tlv(
+      0x30,
+      Buffer.from([0x0a, 0x01, 0x00]),
+      tlv(0xa0, tlv(0x30, oid(BASIC_RESPONSE_OID), tlv(0x04, ber))),
+    );
+    const fromDer = parseOcspResponse(der).basic;
+    expect(fromDer?.certs).toHaveLength(1);
+    expect(parseOcspResponse(rebuilt).basic).toEqual(fromDer);
+  });
+});

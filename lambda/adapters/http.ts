@@ -10,6 +10,8 @@ export interface HttpOptions {
   maxBytes: number;
   /** Lift the loopback/link-local guard (tests, on-host responders). */
   allowPrivate: boolean;
+  /** Connections kept open (keep-alive) to one responder host: the run's per-host limit (4 by default). */
+  maxSocketsPerHost?: number;
 }
 
 export const DEFAULT_HTTP: HttpOptions = { timeoutMs: 10_000, maxBytes: 64 * 1024, allowPrivate: false };
@@ -49,6 +51,32 @@ function described(err: Error, during: string): Error {
 export interface RequestLimits {
   /** Milliseconds left; the request's timeout is min(timeoutMs, timeLeft()), read as it starts. */
   timeLeft?: () => number;
+}
+
+/**
+ * Keep-alive agents, one per protocol, guard on or off and socket limit, so a run reuses its
+ * connections to a responder instead of opening one per certificate (a TCP, and for https a TLS,
+ * handshake each). A socket opened without the SSRF guard is never handed to a guarded request:
+ * the guard is part of the key. Every new socket resolves through the guarded lookup (given to the
+ * agent and to each request); a reused socket is connected to an address that lookup already let
+ * through. Idle sockets do not keep the process alive (node unrefs them).
+ */
+const agents = new Map<string, http.Agent>();
+function agentFor(protocol: string, options: HttpOptions): http.Agent {
+  const maxSockets = options.maxSocketsPerHost ?? 4;
+  const key = `${protocol} ${options.allowPrivate ? 'open' : 'guarded'} ${maxSockets}`;
+  let agent = agents.get(key);
+  if (!agent) {
+    const init: http.AgentOptions = {
+      keepAlive: true,
+      maxSockets,
+      maxFreeSockets: maxSockets,
+      ...(options.allowPrivate ? {} : { lookup: guardedLookup as never }),
+    };
+    agent = protocol === 'https:' ? new https.Agent(init) : new http.Agent(init);
+    agents.set(key, agent);
+  }
+  return agent;
 }
 
 /**
@@ -101,7 +129,7 @@ export function httpRequest(
         method: init.method,
         headers: { 'user-agent': 'ocsp-renewer', ...init.headers },
         ...(options.allowPrivate ? {} : { lookup: guardedLookup as never }),
-        agent: false,
+        agent: agentFor(parsed.protocol, options),
       },
       (res) => {
         during = 'while reading the response body';
@@ -114,7 +142,9 @@ export function httpRequest(
             const err = new HttpError(`response body exceeds ${options.maxBytes} bytes`);
             clearTimeout(timer);
             reject(err);
-            req.destroy(err);
+            // Without the error: the promise is settled, and a keep-alive socket destroyed with
+            // one would raise it where nothing listens. The socket is closed, never reused.
+            req.destroy();
             return;
           }
           chunks.push(chunk);

@@ -161,6 +161,8 @@ export function fileStateBlob(file: string): StateBlob {
   return {
     description: file,
     read: () => readOptional(file),
-    write: (body) => writeFileAtomic(file, body),
+    write: async (body) => {
+      await writeFileAtomic(file, body);
+    },
   };
 }

@@ -79,6 +79,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfi
       timeoutMs: settings.timeoutMs,
       // Read from the env given (the handler's injected env), not only from process.env.
       allowPrivate: privateRespondersAllowed(false, env),
+      maxSocketsPerHost: settings.perHostConcurrency,
     },
   };
 }

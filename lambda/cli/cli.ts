@@ -124,6 +124,7 @@ function httpOptions(values: FlagValues): HttpOptions {
     ...DEFAULT_HTTP,
     timeoutMs: setting('timeoutSeconds', values) * 1000,
     allowPrivate: privateRespondersAllowed(values['allow-private-responders'] === true),
+    maxSocketsPerHost: setting('perHostConcurrency', values),
   };
 }
 
@@ -447,6 +448,9 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
     issuerPool,
     clock: () => new Date(),
     state,
+    // The state is the CLI's own file, outside the staples: a certificate and a staple whose tags
+    // (inode, size, mtime in ns; an ETag) are unchanged and not due are not read again.
+    trustState: true,
   };
   const options: RunOptions = {
     force: values.force === true,

@@ -51,11 +51,11 @@ export class CertificateParseError extends Error {
 
 /**
  * An X.509 certificate, parsed once, with the facts the renewer needs as plain values. The pkijs
- * object stays reachable for rare needs; everything else is Buffers, strings and Dates.
+ * object is built again on demand for rare needs (`asn`) and not kept: a decoded tree is ~50 times
+ * the size of its DER; everything else is Buffers, strings and Dates.
  */
 export class Certificate {
   readonly der: Buffer;
-  readonly asn: pkijs.Certificate;
   /** The serial number's INTEGER content bytes, exactly as encoded. */
   readonly serial: Buffer;
   /** Upper-case hex of the serial (openssl's rendering). */
@@ -91,34 +91,20 @@ export class Certificate {
   /** Throws CertificateParseError, and nothing else, when the bytes are not an X.509 certificate. */
   constructor(der: Uint8Array) {
     this.der = Buffer.from(der);
-    let asn: ReturnType<typeof asn1js.fromBER>;
-    try {
-      asn = asn1js.fromBER(toArrayBuffer(this.der));
-    } catch (err) {
-      throw new CertificateParseError('not DER (a value does not decode)', { cause: err });
-    }
-    if (asn.offset === -1) throw new CertificateParseError(`not DER: ${asn.result.error}`);
-    try {
-      this.asn = new pkijs.Certificate({ schema: asn.result });
-    } catch (err) {
-      throw new CertificateParseError('not an X.509 certificate (its structure does not match)', {
-        cause: err,
-      });
-    }
-    const cert = this.asn;
-    this.serial = asBuffer(cert.serialNumber.valueBlock.valueHexView);
+    const x = readCertificate(this.der);
+    this.serial = x.serial;
     this.serialHex = serialHex(this.serial);
-    // The names exactly as encoded (pkijs keeps them), not re-encoded: CertID hashes these bytes.
-    this.subjectDer = nameDer(cert.subject);
-    this.issuerDer = nameDer(cert.issuer);
-    this.subject = formatName(cert.subject);
-    this.issuer = formatName(cert.issuer);
-    this.publicKeyBits = asBuffer(cert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView);
-    this.spkiDer = asBuffer(cert.subjectPublicKeyInfo.toSchema().toBER());
-    this.tbsDer = asBuffer(cert.tbsView);
-    this.signatureAlgorithm = algorithmId(cert.signatureAlgorithm);
-    this.signature = asBuffer(cert.signatureValue.valueBlock.valueHexView);
-    [this.notBefore, this.notAfter] = validity(asn.result);
+    // The names exactly as encoded, not re-encoded: CertID hashes these bytes.
+    this.subjectDer = asBuffer(x.subject.valueBeforeDecodeView);
+    this.issuerDer = asBuffer(x.issuer.valueBeforeDecodeView);
+    this.subject = formatNameBlock(x.subject);
+    this.issuer = formatNameBlock(x.issuer);
+    this.publicKeyBits = x.publicKeyBits;
+    this.spkiDer = x.spkiDer;
+    this.tbsDer = x.tbsDer;
+    this.signatureAlgorithm = x.signatureAlgorithm;
+    this.signature = x.signature;
+    [this.notBefore, this.notAfter] = validity(x.validity);
     this.sha256 = digest('sha256', this.der).toString('hex');
 
     const ocspUrls: string[] = [];
@@ -130,10 +116,13 @@ export class Certificate {
     let authorityKeyId: Buffer | undefined;
     let digitalSignature: boolean | undefined;
     const criticalExtensions: string[] = [];
-    for (const ext of cert.extensions ?? []) {
-      const value = ext.parsedValue as unknown;
-      if (ext.critical) criticalExtensions.push(ext.extnID);
-      switch (ext.extnID) {
+    for (const ext of x.extensions) {
+      if (ext.critical) criticalExtensions.push(ext.oid);
+      // Only the extensions read below are decoded: subjectAltName, SCT lists and policies are
+      // the bulk of a leaf and are never needed here. A value that does not decode is absent.
+      if (!NEEDED_EXTENSIONS.has(ext.oid)) continue;
+      const value = decodeValue(ext.value);
+      switch (ext.oid) {
         case OID.keyUsage: {
           // KeyUsage BIT STRING: digitalSignature is bit 0, the first octet's high bit.
           const bits = value instanceof asn1js.BitString ? value.valueBlock.valueHexView : undefined;
@@ -141,28 +130,38 @@ export class Certificate {
           break;
         }
         case OID.authorityInfoAccess:
-          for (const desc of (value as pkijs.InfoAccess | undefined)?.accessDescriptions ?? []) {
-            if (desc.accessLocation.type !== 6) continue; // uniformResourceIdentifier
-            const url = String(desc.accessLocation.value);
-            if (desc.accessMethod === OID.ocsp) ocspUrls.push(url);
-            if (desc.accessMethod === OID.caIssuers) caIssuersUrls.push(url);
+          for (const { method, url } of accessDescriptions(value)) {
+            if (method === OID.ocsp) ocspUrls.push(url);
+            if (method === OID.caIssuers) caIssuersUrls.push(url);
           }
           break;
         case OID.tlsFeature:
-          mustStaple = tlsFeatures(ext).includes(STATUS_REQUEST);
+          mustStaple = sequenceOf(value, asn1js.Integer)
+            .map((item) => item.valueBlock.valueDec)
+            .includes(STATUS_REQUEST);
           break;
-        case OID.basicConstraints:
-          isCA = (value as pkijs.BasicConstraints | undefined)?.cA === true;
+        case OID.basicConstraints: {
+          // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
+          const first = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
+          isCA = first instanceof asn1js.Boolean && first.valueBlock.value;
           break;
+        }
         case OID.extKeyUsage:
-          extKeyUsage = [...((value as pkijs.ExtKeyUsage | undefined)?.keyPurposes ?? [])];
+          extKeyUsage = sequenceOf(value, asn1js.ObjectIdentifier).map((o) => o.valueBlock.toString());
           break;
         case OID.subjectKeyIdentifier:
           if (value instanceof asn1js.OctetString) subjectKeyId = asBuffer(value.valueBlock.valueHexView);
           break;
         case OID.authorityKeyIdentifier: {
-          const keyId = (value as pkijs.AuthorityKeyIdentifier | undefined)?.keyIdentifier;
-          if (keyId) authorityKeyId = asBuffer(keyId.valueBlock.valueHexView);
+          // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, … }
+          const keyId = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
+          if (
+            keyId &&
+            keyId.idBlock.tagClass === 3 &&
+            keyId.idBlock.tagNumber === 0 &&
+            !keyId.idBlock.isConstructed
+          )
+            authorityKeyId = asBuffer((keyId as asn1js.Primitive).valueBlock.valueHexView);
           break;
         }
       }
@@ -176,6 +175,11 @@ export class Certificate {
     this.authorityKeyId = authorityKeyId;
     this.digitalSignature = digitalSignature;
     this.criticalExtensions = criticalExtensions;
+  }
+
+  /** The pkijs certificate, decoded again from `der` on each access (rare: tests, tooling). */
+  get asn(): pkijs.Certificate {
+    return decodeCertificate(this.der).cert;
   }
 
   /** The public key as a node KeyObject, built once. */
@@ -208,6 +212,158 @@ export class Certificate {
   }
 }
 
+/** The extensions the constructor reads; any other is never decoded. */
+const NEEDED_EXTENSIONS = new Set<string>([
+  OID.keyUsage,
+  OID.authorityInfoAccess,
+  OID.tlsFeature,
+  OID.basicConstraints,
+  OID.extKeyUsage,
+  OID.subjectKeyIdentifier,
+  OID.authorityKeyIdentifier,
+]);
+
+/** The BER tree of `der`, embedded values (key BIT STRING, extnValue OCTET STRINGs) not decoded. */
+function decodeTree(der: Buffer): asn1js.AsnType {
+  let asn: ReturnType<typeof asn1js.fromBER>;
+  try {
+    asn = asn1js.fromBER(der, { parseEmbedded: false });
+  } catch (err) {
+    throw new CertificateParseError('not DER (a value does not decode)', { cause: err });
+  }
+  if (asn.offset === -1) throw new CertificateParseError(`not DER: ${asn.result.error}`);
+  return asn.result;
+}
+
+/** The pkijs certificate of `der` (the `asn` getter), or CertificateParseError. */
+function decodeCertificate(der: Buffer): { cert: pkijs.Certificate } {
+  const tree = decodeTree(der);
+  try {
+    return { cert: new pkijs.Certificate({ schema: tree }) };
+  } catch (err) {
+    throw new CertificateParseError('not an X.509 certificate (its structure does not match)', {
+      cause: err,
+    });
+  }
+}
+
+interface RawExtension {
+  oid: string;
+  critical: boolean;
+  /** extnValue's content: the DER of the extension's value. */
+  value: Uint8Array;
+}
+
+/**
+ * The fields of an X.509 certificate (RFC 5280 §4.1), read from asn1js's tree directly rather than
+ * through pkijs's schema matching (which tries every CHOICE of every GeneralName and was most of a
+ * leaf's parse). Every field is checked for its type; a mismatch is "not an X.509 certificate".
+ */
+function readCertificate(der: Buffer) {
+  const tree = decodeTree(der);
+  const [tbs, sigAlg, sig] = fieldsOf(tree, 'Certificate', 3);
+  const fields = fieldsOf(tbs, 'tbsCertificate', 6);
+  let i = 0;
+  if (fields[0]!.idBlock.tagClass === 3 && fields[0]!.idBlock.tagNumber === 0) i++; // version [0]
+  const serial = typed(fields[i++], asn1js.Integer, 'serialNumber');
+  typed(fields[i++], asn1js.Sequence, 'signature');
+  const issuer = typed(fields[i++], asn1js.Sequence, 'issuer');
+  const validity = typed(fields[i++], asn1js.Sequence, 'validity');
+  const subject = typed(fields[i++], asn1js.Sequence, 'subject');
+  const spki = typed(fields[i++], asn1js.Sequence, 'subjectPublicKeyInfo');
+  const [, publicKey] = fieldsOf(spki, 'subjectPublicKeyInfo', 2);
+  const extensions: RawExtension[] = [];
+  for (const field of fields.slice(i)) {
+    // issuerUniqueID [1], subjectUniqueID [2]: skipped; extensions [3] EXPLICIT SEQUENCE OF Extension.
+    if (field.idBlock.tagClass !== 3 || field.idBlock.tagNumber !== 3) continue;
+    const [list] = fieldsOf(field, 'extensions', 1);
+    for (const ext of fieldsOf(typed(list, asn1js.Sequence, 'extensions'), 'extensions', 0)) {
+      const parts = fieldsOf(typed(ext, asn1js.Sequence, 'Extension'), 'Extension', 2);
+      const critical =
+        parts.length === 3 ? typed(parts[1], asn1js.Boolean, 'critical').valueBlock.value : false;
+      extensions.push({
+        oid: typed(parts[0], asn1js.ObjectIdentifier, 'extnID').valueBlock.toString(),
+        critical,
+        value: typed(parts[parts.length - 1], asn1js.OctetString, 'extnValue').valueBlock.valueHexView,
+      });
+    }
+  }
+  const alg = fieldsOf(typed(sigAlg, asn1js.Sequence, 'signatureAlgorithm'), 'signatureAlgorithm', 1);
+  return {
+    serial: asBuffer(serial.valueBlock.valueHexView),
+    issuer,
+    subject,
+    validity,
+    publicKeyBits: asBuffer(typed(publicKey, asn1js.BitString, 'subjectPublicKey').valueBlock.valueHexView),
+    spkiDer: asBuffer(spki.valueBeforeDecodeView),
+    tbsDer: asBuffer(tbs!.valueBeforeDecodeView),
+    signatureAlgorithm: {
+      oid: typed(alg[0], asn1js.ObjectIdentifier, 'signatureAlgorithm').valueBlock.toString(),
+      params: alg[1] ? asBuffer(alg[1].valueBeforeDecodeView) : undefined,
+    },
+    signature: asBuffer(typed(sig, asn1js.BitString, 'signatureValue').valueBlock.valueHexView),
+    extensions,
+  };
+}
+
+/** The items of a constructed value (a SEQUENCE, an EXPLICIT tag), at least `min` of them. */
+function fieldsOf(block: asn1js.AsnType | undefined, what: string, min: number): asn1js.AsnType[] {
+  const value = block?.idBlock.isConstructed ? (block as asn1js.Constructed).valueBlock.value : undefined;
+  if (!value || value.length < min) {
+    throw new CertificateParseError(`not an X.509 certificate (${what} does not match its structure)`);
+  }
+  return value;
+}
+
+function typed<T extends asn1js.AsnType>(
+  block: asn1js.AsnType | undefined,
+  type: new (...args: never[]) => T,
+  what: string,
+): T {
+  if (!(block instanceof type)) {
+    throw new CertificateParseError(`not an X.509 certificate (${what} is not a ${type.name})`);
+  }
+  return block;
+}
+
+/** An extension's value decoded, or undefined when it is not DER. */
+function decodeValue(bytes: Uint8Array): asn1js.AsnType | undefined {
+  try {
+    const asn = asn1js.fromBER(bytes, { parseEmbedded: false });
+    return asn.offset === -1 ? undefined : asn.result;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The items of a SEQUENCE OF `type` (others skipped); none when `value` is no SEQUENCE. */
+function sequenceOf<T extends asn1js.AsnType>(
+  value: asn1js.AsnType | undefined,
+  type: new (...args: never[]) => T,
+): T[] {
+  if (!(value instanceof asn1js.Sequence)) return [];
+  return value.valueBlock.value.filter((item) => item instanceof type) as T[];
+}
+
+/**
+ * AuthorityInfoAccess ::= SEQUENCE OF SEQUENCE { accessMethod OID, accessLocation GeneralName }:
+ * the uniformResourceIdentifier ([6] IA5String) locations with their method, read from the DER
+ * directly (pkijs's GeneralName schema tries every CHOICE, the costliest step of a leaf's parse).
+ * Other location forms are skipped; a malformed extension gives no URL.
+ */
+function accessDescriptions(value: asn1js.AsnType | undefined): { method: string; url: string }[] {
+  const out: { method: string; url: string }[] = [];
+  for (const desc of sequenceOf(value, asn1js.Sequence)) {
+    const [method, location] = desc.valueBlock.value;
+    if (!(method instanceof asn1js.ObjectIdentifier) || !location) continue;
+    const { tagClass, tagNumber, isConstructed } = location.idBlock;
+    if (tagClass !== 3 || tagNumber !== 6 || isConstructed) continue;
+    const bytes = (location as asn1js.Primitive).valueBlock.valueHexView;
+    out.push({ method: method.valueBlock.toString(), url: String.fromCharCode(...bytes) });
+  }
+  return out;
+}
+
 export interface AlgorithmId {
   oid: string;
   /** DER of the parameters, when present. */
@@ -226,13 +382,13 @@ export function algorithmId(alg: pkijs.AlgorithmIdentifier): AlgorithmId {
  * notBefore and notAfter read from the encoded characters, in the forms RFC 5280 §4.1.2.5 allows
  * (UTCTime YYMMDDHHMMSSZ, GeneralizedTime YYYYMMDDHHMMSSZ), not asn1js's lenient reading.
  */
-function validity(certificate: asn1js.AsnType): [Date, Date] {
-  const tbs = (certificate as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
-  const fields = tbs.valueBlock.value;
-  const hasVersion = fields[0]?.idBlock.tagClass === 3;
-  const times = (fields[hasVersion ? 4 : 3] as asn1js.Sequence).valueBlock.value;
+function validity(validitySequence: asn1js.Sequence): [Date, Date] {
+  const times = fieldsOf(validitySequence, 'validity', 2);
   return (['notBefore', 'notAfter'] as const).map((what, i) => {
     const block = times[i]!;
+    if (!(block instanceof asn1js.UTCTime) && !(block instanceof asn1js.GeneralizedTime)) {
+      throw new CertificateParseError(`not an X.509 certificate (${what} is not a time)`);
+    }
     const raw = Buffer.from((block as asn1js.UTCTime).valueBlock.valueHexView).toString('latin1');
     const date = block instanceof asn1js.GeneralizedTime ? strictGeneralizedTime(raw) : strictUtcTime(raw);
     if (!date) {
@@ -244,10 +400,18 @@ function validity(certificate: asn1js.AsnType): [Date, Date] {
   }) as [Date, Date];
 }
 
-function nameDer(name: pkijs.RelativeDistinguishedNames): Buffer {
-  return name.valueBeforeDecode.byteLength
-    ? Buffer.from(name.valueBeforeDecode)
-    : asBuffer(name.toSchema().toBER());
+/** A Name (SEQUENCE OF SET OF AttributeTypeAndValue) from the BER tree, as formatName renders it. */
+function formatNameBlock(name: asn1js.Sequence): string {
+  const parts: string[] = [];
+  for (const rdn of name.valueBlock.value) {
+    for (const atv of fieldsOf(rdn, 'Name', 0)) {
+      const [type, value] = fieldsOf(atv, 'AttributeTypeAndValue', 2);
+      const oid = typed(type, asn1js.ObjectIdentifier, 'AttributeType').valueBlock.toString();
+      const raw = (value as { valueBlock?: { value?: unknown } }).valueBlock?.value;
+      parts.push(`${NAME_LABELS[oid] ?? oid}=${typeof raw === 'string' ? raw : '#'}`);
+    }
+  }
+  return parts.reverse().join(',');
 }
 
 /** A distinguished name as "CN=…,O=…,C=…" (most specific first, like openssl -nameopt RFC2253). */
@@ -260,14 +424,6 @@ export function formatName(name: pkijs.RelativeDistinguishedNames): string {
       return `${label}=${typeof raw === 'string' ? raw : '#'}`;
     })
     .join(',');
-}
-
-function tlsFeatures(ext: pkijs.Extension): number[] {
-  const asn = asn1js.fromBER(ext.extnValue.valueBlock.valueHexView);
-  if (asn.offset === -1 || !(asn.result instanceof asn1js.Sequence)) return [];
-  return asn.result.valueBlock.value
-    .filter((item): item is asn1js.Integer => item instanceof asn1js.Integer)
-    .map((item) => item.valueBlock.valueDec);
 }
 
 /**
@@ -300,7 +456,9 @@ export function parseCertificates(bytes: Uint8Array): Certificate[] {
  * certificate). Certificate objects are immutable, so sharing them is safe.
  */
 export function certificateFromDer(der: Uint8Array): Certificate {
-  const key = Buffer.from(der).toString('base64');
+  // Keyed by the SHA-256 of the bytes (not the bytes themselves in base64): a 32-byte key whatever
+  // the certificate's size, and the lookup comes before any decoding.
+  const key = digest('sha256', der).toString('base64');
   let cert = parsedCache.get(key);
   if (!cert) {
     cert = parseCertificateDer(der);

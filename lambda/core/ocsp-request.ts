@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
 import type { Certificate } from './certificate.js';
 import { asBuffer, digest, HASH_OIDS, type HashName } from './der.js';
 
@@ -34,31 +33,52 @@ export interface OcspRequestOptions {
   nonce?: Buffer;
 }
 
-/** A DER OCSPRequest with one CertID and no signature. */
+/**
+ * A DER OCSPRequest with one CertID and no signature (RFC 6960 §4.1.1), encoded directly: it is
+ * built once per certificate per run, and the pkijs object graph it replaced cost more than the
+ * request's hashes. test/ocsp-request.test.ts checks it byte for byte against pkijs's encoding.
+ *
+ *   OCSPRequest ::= SEQUENCE { tbsRequest SEQUENCE { requestList SEQUENCE OF Request
+ *     { reqCert CertID }, requestExtensions [2] EXPLICIT Extensions OPTIONAL } }
+ */
 export function buildOcspRequest(id: CertId, options: OcspRequestOptions = {}): Buffer {
-  const certID = new pkijs.CertID({
-    hashAlgorithm: new pkijs.AlgorithmIdentifier({
-      algorithmId: HASH_OIDS[id.hash],
-      algorithmParams: new asn1js.Null(),
-    }),
-    issuerNameHash: new asn1js.OctetString({ valueHex: id.issuerNameHash }),
-    issuerKeyHash: new asn1js.OctetString({ valueHex: id.issuerKeyHash }),
-    serialNumber: new asn1js.Integer({ valueHex: id.serial }),
-  });
-  const request = new pkijs.OCSPRequest({
-    tbsRequest: new pkijs.TBSRequest({ requestList: [new pkijs.Request({ reqCert: certID })] }),
-  });
-  if (options.nonce) {
-    request.tbsRequest.requestExtensions = [
-      new pkijs.Extension({
-        extnID: NONCE_OID,
-        critical: false,
-        extnValue: new asn1js.OctetString({ valueHex: options.nonce }).toBER(),
-      }),
-    ];
-  }
-  return asBuffer(request.toSchema(true).toBER());
+  const certId = der(
+    0x30,
+    der(0x30, oidDer(HASH_OIDS[id.hash]), Buffer.from([0x05, 0x00])),
+    der(0x04, id.issuerNameHash),
+    der(0x04, id.issuerKeyHash),
+    der(0x02, id.serial),
+  );
+  const requestList = der(0x30, der(0x30, certId));
+  const extensions = options.nonce
+    ? [der(0xa2, der(0x30, der(0x30, oidDer(NONCE_OID), der(0x04, der(0x04, options.nonce)))))]
+    : [];
+  return der(0x30, der(0x30, requestList, ...extensions));
 }
+
+/** One DER element: tag, definite length, content. */
+function der(tag: number, ...content: Buffer[]): Buffer {
+  const body = Buffer.concat(content);
+  const n = body.length;
+  const length =
+    n < 0x80
+      ? [n]
+      : n < 0x100
+        ? [0x81, n]
+        : n < 0x10000
+          ? [0x82, n >> 8, n & 0xff]
+          : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+  return Buffer.concat([Buffer.from([tag, ...length]), body]);
+}
+
+/** The DER of the few OBJECT IDENTIFIERs a request carries, encoded once by asn1js. */
+const OID_DER: Readonly<Record<string, Buffer>> = Object.fromEntries(
+  [...Object.values(HASH_OIDS), NONCE_OID].map((oid) => [
+    oid,
+    asBuffer(new asn1js.ObjectIdentifier({ value: oid }).toBER()),
+  ]),
+);
+const oidDer = (oid: string): Buffer => OID_DER[oid]!;
 
 export function newNonce(): Buffer {
   return randomBytes(16);

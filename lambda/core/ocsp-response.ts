@@ -96,9 +96,12 @@ export class ResponseParseError extends Error {
  * and nothing else, whatever the bytes: times must be DER GeneralizedTime (`YYYYMMDDHHMMSSZ`).
  *
  * The structure is walked over asn1js's decoded tree directly, without pkijs's schema matching
- * (~3× faster; parsing dominates a large run's CPU time). asn1js 4 decodes the OCTET STRING that
- * carries the BasicOCSPResponse in the same pass (else it is decoded a second time below), and each
- * certificate in `certs` is decoded again by certificateFromDer (cached by its bytes).
+ * (~3× faster; parsing dominates a large run's CPU time). Embedded values are not decoded (asn1js
+ * 4's default): the BasicOCSPResponse is split into its four fields by their DER headers, only
+ * the first three are decoded, and each certificate in `certs` goes to certificateFromDer as
+ * bytes, where the delegated responder's certificate, the same in every response of a fleet, is
+ * found by its hash before any decoding. Anything the split does not expect (BER lengths, extra
+ * fields) takes the general path: the whole BasicOCSPResponse decoded by asn1js, as before.
  */
 export function parseOcspResponse(der: Uint8Array): ParsedResponse {
   try {
@@ -113,7 +116,7 @@ export function parseOcspResponse(der: Uint8Array): ParsedResponse {
 /** asn1js's decoder, which throws on some malformed values (times above all) instead of reporting. */
 function decode(bytes: ArrayBuffer | Uint8Array, what: string): ReturnType<typeof asn1js.fromBER> {
   try {
-    return asn1js.fromBER(bytes);
+    return asn1js.fromBER(bytes, { parseEmbedded: false });
   } catch (err) {
     // asn1js converts times while decoding and throws "Wrong input string for conversion".
     const which = /conversion/.test(err instanceof Error ? err.message : '') ? 'a time value' : 'a value';
@@ -136,19 +139,98 @@ function parseResponse(bytes: Buffer): ParsedResponse {
     return { der: bytes, responseStatus, responseType, basic: undefined };
   }
   const octets = as(responseBytes[1], asn1js.OctetString, 'response');
-  const inner = (octets.valueBlock as unknown as { value?: asn1js.AsnType[] }).value;
-  let basicBlock: asn1js.AsnType;
-  if (inner?.length === 1) basicBlock = inner[0]!;
-  else {
-    const parsed = decode(octets.valueBlock.valueHexView, 'BasicOCSPResponse');
+  const inner = asBuffer(octets.valueBlock.valueHexView);
+  let basic = splitBasic(inner);
+  if (!basic) {
+    const parsed = decode(inner, 'BasicOCSPResponse');
     if (parsed.offset === -1) throw new ResponseParseError('BasicOCSPResponse is not DER');
-    basicBlock = parsed.result;
+    const [tbs, sigAlg, sig, certsTagged] = items(parsed.result, asn1js.Sequence, 'BasicOCSPResponse');
+    const certs = certsTagged
+      ? items(explicit(certsTagged, 0, 'certs'), asn1js.Sequence, 'certs').map((c) => c.valueBeforeDecodeView)
+      : [];
+    basic = { tbs, sigAlg, sig, certs };
   }
-  return { der: bytes, responseStatus, responseType, basic: parseBasic(basicBlock) };
+  return { der: bytes, responseStatus, responseType, basic: parseBasic(basic) };
 }
 
-function parseBasic(block: asn1js.AsnType): BasicResponse {
-  const [tbs, sigAlg, sig, certsTagged] = items(block, asn1js.Sequence, 'BasicOCSPResponse');
+/** A BasicOCSPResponse's fields: the first three decoded, the certificates as their DER. */
+interface BasicFields {
+  tbs: asn1js.AsnType | undefined;
+  sigAlg: asn1js.AsnType | undefined;
+  sig: asn1js.AsnType | undefined;
+  certs: Uint8Array[];
+}
+
+/**
+ * BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm, signature,
+ * certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }, split by the DER headers so that the
+ * certificates are never decoded here. Undefined when the bytes are not exactly that shape in
+ * plain DER (the general path then decodes them, and says what is wrong).
+ */
+function splitBasic(bytes: Buffer): BasicFields | undefined {
+  const outer = derElement(bytes, 0, bytes.length);
+  if (!outer || outer.tag !== 0x30 || outer.end !== bytes.length) return undefined;
+  const fields = derChildren(bytes, outer);
+  if (!fields || fields.length < 3 || fields.length > 4) return undefined;
+  const certs: Uint8Array[] = [];
+  const certsField = fields[3];
+  if (certsField) {
+    const wrapped = derChildren(bytes, certsField);
+    if (certsField.tag !== 0xa0 || wrapped?.length !== 1 || wrapped[0]!.tag !== 0x30) return undefined;
+    const list = derChildren(bytes, wrapped[0]!);
+    if (!list) return undefined;
+    for (const cert of list) certs.push(bytes.subarray(cert.start, cert.end));
+  }
+  const decoded: asn1js.AsnType[] = [];
+  for (const field of fields.slice(0, 3)) {
+    const asn = decode(bytes.subarray(field.start, field.end), 'BasicOCSPResponse');
+    if (asn.offset !== field.end - field.start) return undefined;
+    decoded.push(asn.result);
+  }
+  return { tbs: decoded[0], sigAlg: decoded[1], sig: decoded[2], certs };
+}
+
+interface DerElement {
+  tag: number;
+  start: number;
+  contentStart: number;
+  end: number;
+}
+
+/**
+ * The DER element at `offset`: its (low-number) tag byte and where its content starts and ends,
+ * within `limit`. Undefined for anything else: a high tag number, an indefinite or over-long length.
+ */
+function derElement(bytes: Buffer, offset: number, limit: number): DerElement | undefined {
+  if (offset + 2 > limit) return undefined;
+  const tag = bytes[offset]!;
+  if ((tag & 0x1f) === 0x1f) return undefined;
+  let length = bytes[offset + 1]!;
+  let contentStart = offset + 2;
+  if (length & 0x80) {
+    const count = length & 0x7f;
+    if (count === 0 || count > 4 || contentStart + count > limit) return undefined;
+    length = 0;
+    for (let i = 0; i < count; i++) length = length * 256 + bytes[contentStart++]!;
+  }
+  const end = contentStart + length;
+  return end <= limit ? { tag, start: offset, contentStart, end } : undefined;
+}
+
+/** The elements that exactly fill a constructed element's content, or undefined. */
+function derChildren(bytes: Buffer, parent: DerElement): DerElement[] | undefined {
+  if ((parent.tag & 0x20) === 0) return undefined;
+  const out: DerElement[] = [];
+  for (let at = parent.contentStart; at < parent.end;) {
+    const child = derElement(bytes, at, parent.end);
+    if (!child) return undefined;
+    out.push(child);
+    at = child.end;
+  }
+  return out;
+}
+
+function parseBasic({ tbs, sigAlg, sig, certs: certDers }: BasicFields): BasicResponse {
   const data = items(tbs, asn1js.Sequence, 'tbsResponseData');
   let i = 0;
   if (isContext(data[0], 0)) i++; // version [0] EXPLICIT, v1 by default
@@ -174,16 +256,11 @@ function parseBasic(block: asn1js.AsnType): BasicResponse {
     : [];
 
   const certs: Certificate[] = [];
-  if (certsTagged) {
-    const list = items(explicit(certsTagged, 0, 'certs'), asn1js.Sequence, 'certs');
-    for (const [index, cert] of list.entries()) {
-      try {
-        certs.push(certificateFromDer(cert.valueBeforeDecodeView));
-      } catch (err) {
-        throw new ResponseParseError(
-          `embedded certificate ${index} does not parse: ${(err as Error).message}`,
-        );
-      }
+  for (const [index, der] of certDers.entries()) {
+    try {
+      certs.push(certificateFromDer(der));
+    } catch (err) {
+      throw new ResponseParseError(`embedded certificate ${index} does not parse: ${(err as Error).message}`);
     }
   }
   const alg = items(sigAlg, asn1js.Sequence, 'signatureAlgorithm');

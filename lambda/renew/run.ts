@@ -131,7 +131,7 @@ export interface RunDeps {
   /**
    * Trust the state for certificates whose certificate and staple tags are unchanged and whose
    * next due time has not come: report them fresh without reading anything. Needs a staple store
-   * that can list (S3), so a deleted or replaced staple is still noticed.
+   * that can list (S3, a directory), so a deleted or replaced staple is still noticed.
    */
   trustState?: boolean;
 }
@@ -373,7 +373,8 @@ function replay(ctx: RunContext, j: Job): ReportRow | undefined {
     action: action === 'renewed' ? 'fresh' : action,
     reason:
       action === 'failed'
-        ? `backing off: ${prev.lastError ?? 'earlier failure'}`
+        ? // Worded as the read path words it (decideRefresh's reason, then the last error).
+          `backing off after ${prev.failures} failures: ${prev.lastError ?? 'earlier failure'}`
         : action === 'renewed'
           ? 'fresh'
           : (prev.reason ?? 'fresh'),
