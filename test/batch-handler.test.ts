@@ -247,7 +247,9 @@ describe('the fleet worker on SQS upload batches', () => {
     expect(await p.staple('gone.ocsp')).toBeUndefined();
     expect(await p.stateItem('gone.pem')).toBeUndefined();
     expect(await p.stateItem('a.pem')).toMatchObject({ failures: { N: '0' }, action: { S: 'renewed' } });
-    const line = JSON.parse(p.logs.at(-1)!) as BatchSummary & { msg: string; batchItemFailures: number };
+    const line = p.logs
+      .map((l) => JSON.parse(l) as BatchSummary & { msg: string })
+      .find((l) => l.msg === 'upload batch')!;
     expect(line).toMatchObject({
       msg: 'upload batch',
       counts: { renewed: 2 },
@@ -306,10 +308,15 @@ describe('the fleet worker on {"mode":"due"}', () => {
     const summary = await due(at(14)).finally(() => (responderHours = 0));
     expect(summary).toMatchObject({ due: 3, counts: { renewed: 3, failed: 0 } });
     expect(fake.requests).toHaveLength(3);
-    // A constant (one Query per shard) plus, per due certificate: read the certificate (its
-    // bundle holds the issuer), read the staple, write the staple, write the state item.
+    // A constant (one Query per shard, one run report object) plus, per due certificate: read the
+    // certificate (its bundle holds the issuer), read the staple, write the staple, clear a
+    // withheld marker (a keyed run has no listing to tell it is absent), write the state item.
     expect(ddbRequests.byCommand).toEqual({ QueryCommand: STATE_TABLE.defaultShards, PutItemCommand: 3 });
-    expect(s3Requests.byCommand).toEqual({ GetObjectCommand: 3 * 2, PutObjectCommand: 3 });
+    expect(s3Requests.byCommand).toEqual({
+      GetObjectCommand: 3 * 2,
+      PutObjectCommand: 3 + 1,
+      DeleteObjectCommand: 3,
+    });
     counted.s3.destroy();
     counted.ddb.destroy();
   });
