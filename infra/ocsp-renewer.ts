@@ -352,6 +352,17 @@ export class OcspRenewer extends Construct {
       missing: TreatMissingData.NOT_BREACHING,
       description: 'A renewer run failed as a whole (configuration, S3 or Secrets Manager); see its log.',
     });
+    if (this.fleet) {
+      // With `fleet` the schedule, uploads and map runs invoke the worker.
+      this.addAlarm('WorkerErrors', {
+        metric: this.fleet.worker.metricErrors({ period: Duration.minutes(5), statistic: Stats.SUM }),
+        threshold: 1,
+        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        missing: TreatMissingData.NOT_BREACHING,
+        description:
+          'A fleet worker invocation failed as a whole (a due run, an upload batch or a map batch); see its log.',
+      });
+    }
     this.addAlarm('DeadLetters', {
       metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
         period: Duration.minutes(5),
