@@ -11,6 +11,8 @@
  *   ItemReader, ItemBatcher or ResultWriter, so the listing and batching are done here from the
  *   definition's own settings (prefix, MaxItemsPerBatch, BatchInput); the parent's Defaults and
  *   Summarise states are not run.
+ * - The due-manifest map (RenewDue): its child workflow over batches read from a manifest object
+ *   as the definition's ItemReader (Key from the input's `manifest`) and ItemBatcher say.
  */
 import { readFile } from 'node:fs/promises';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -406,6 +408,85 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
         certTag: { S: etagOf.get(p.certs + key) },
       });
     }
+  }, 300_000);
+});
+
+describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepfunctions', () => {
+  it("should renew the keys of a due manifest, read and batched as the definition's ItemReader and ItemBatcher say", async () => {
+    const keys = ['m0.pem', 'm1.pem', 'm2.pem'];
+    const p = await place(keys);
+    const app = new App({
+      context: {
+        'aws:cdk:bundling-stacks': [],
+        '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
+      },
+    });
+    const stack = new OcspRenewerStack(app, 'LocalDue', { fleet: { keysPerBatch: 2 }, certsPrefix: p.certs });
+    const machine = Object.values(
+      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
+    )[0]!;
+    const definition = JSON.parse(
+      render((machine.Properties as Record<string, unknown>).DefinitionString),
+    ) as { States: Record<string, Record<string, unknown>> };
+    const map = definition.States.RenewDue! as {
+      ItemReader: { ReaderConfig: { InputType: string }; Parameters: Record<string, string> };
+      ItemBatcher: { MaxItemsPerBatch: number };
+      ItemProcessor: Record<string, unknown>;
+    };
+    // A due run's manifest: a JSON array of certificate object keys, named by the input.
+    const manifestKey = `t-due/manifests/${Date.now()}.json`;
+    await client.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: manifestKey,
+        Body: Buffer.from(JSON.stringify(keys.map((k) => p.certs + k))),
+      }),
+    );
+    const input = { manifest: manifestKey, force: false };
+    expect(map.ItemReader.ReaderConfig.InputType).toBe('JSON');
+    expect(map.ItemReader.Parameters['Key.$']).toBe('$.manifest');
+    const object = await client.send(
+      new GetObjectCommand({
+        Bucket: BUCKET,
+        Key: input[map.ItemReader.Parameters['Key.$']!.slice(2) as 'manifest'],
+      }),
+    );
+    const items = JSON.parse(await object.Body!.transformToString()) as string[];
+    const batches = [];
+    for (let i = 0; i < items.length; i += map.ItemBatcher.MaxItemsPerBatch) {
+      batches.push({
+        Items: items.slice(i, i + map.ItemBatcher.MaxItemsPerBatch),
+        BatchInput: { force: false },
+      });
+    }
+    expect(batches).toHaveLength(2);
+
+    const { ProcessorConfig: _config, ...childDefinition } = map.ItemProcessor;
+    const child = new StateMachine(childDefinition as never, { validationOptions: { checkArn: false } });
+    const invocations: unknown[] = [];
+    let renewed = 0;
+    for (const batch of batches) {
+      const execution = child.run(batch as never, {
+        overrides: {
+          taskResourceLocalHandlers: {
+            RenewDueBatch: async (event) => {
+              const payload = (event as { Payload: unknown }).Payload;
+              invocations.push(payload);
+              return { StatusCode: 200, Payload: (await p.handler(payload)) as never };
+            },
+          },
+        },
+      });
+      renewed += ((await execution.result) as unknown as { summary: BatchSummary }).summary.counts.renewed;
+    }
+    expect(invocations[0]).toEqual({
+      mode: 'batch',
+      keys: [p.certs + 'm0.pem', p.certs + 'm1.pem'],
+      force: false,
+    });
+    expect(renewed).toBe(3);
+    for (const key of keys)
+      expect((await p.staple(key.replace('.pem', '.ocsp')))?.length).toBeGreaterThan(100);
   }, 300_000);
 });
 
