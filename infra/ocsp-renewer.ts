@@ -91,7 +91,7 @@ export const OCSP_RENEWER_DEFAULTS = {
 /** The certificate suffixes the handler reads (CERT_EXTENSIONS' default); one notification each. */
 export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
 
-/** The namespace and dimension of the handler's EMF metrics (lambda/aws/handler.ts `emfMetrics`). */
+/** The namespace and dimension of the handler's EMF metrics (lambda/aws/run-output.ts `emfMetrics`, renewer and fleet worker). */
 const METRICS_NAMESPACE = 'OcspRenewer';
 
 /** Where the function writes its HTML status page (lambda/core/status-page.ts). */
