@@ -547,7 +547,10 @@ export class OcspRenewer extends Construct {
     dashboard.addWidgets(
       new LogQueryWidget({
         title: 'Last failing certificates',
-        logGroupNames: [this.function.logGroup.logGroupName],
+        // With `fleet`, the worker runs the schedule: its failures are in its own log group.
+        logGroupNames: [this.function, ...(this.fleet ? [this.fleet.worker] : [])].map(
+          (f) => f.logGroup.logGroupName,
+        ),
         queryLines: [
           'fields @timestamp, certificate, stage, reason',
           'filter msg = "certificate failed"',

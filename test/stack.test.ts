@@ -817,6 +817,11 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
       MetricName: 'Errors',
       Dimensions: [{ Name: 'FunctionName', Value: { Ref: workerId } }],
     });
+    // The dashboard's "last failing certificates" reads the worker's log group too.
+    const dashboard = only(template, 'AWS::CloudWatch::Dashboard').resource.Properties as Json;
+    expect(render(dashboard.DashboardBody)).toMatch(
+      /SOURCE '\$\{Ref:RenewerFunctionLogs[0-9A-F]+\}' \| SOURCE '\$\{Ref:RenewerFleetWorkerLogs[0-9A-F]+\}'/,
+    );
   });
 
   it('should output the state machine start-execution command as ForceAllCommand (AWS CLI v2)', () => {
