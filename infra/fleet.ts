@@ -1,4 +1,13 @@
-import { Duration, RemovalPolicy, Stack, TimeZone, Validations, type CfnResource } from 'aws-cdk-lib';
+import {
+  ArnFormat,
+  Duration,
+  Names,
+  RemovalPolicy,
+  Stack,
+  TimeZone,
+  Validations,
+  type CfnResource,
+} from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -9,6 +18,8 @@ import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import {
+  Choice,
+  Condition,
   DefinitionBody,
   DistributedMap,
   ItemBatcher,
@@ -16,6 +27,7 @@ import {
   LogLevel,
   Pass,
   ResultWriterV2,
+  S3JsonItemReader,
   S3ObjectsItemReader,
   StateMachine,
   TaskInput,
@@ -23,6 +35,7 @@ import {
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct, type IConstruct } from 'constructs';
 import { STATE_TABLE } from '../lambda/adapters/dynamo-state.js';
+import { INLINE_MAX_KEYS_DEFAULT } from '../lambda/aws/due-run-limit.js';
 import { RenewerFunction, type StapleLayout } from './renewer-function.js';
 
 /** Fleet-scale settings (issue 10); every one has a default. */
@@ -46,6 +59,12 @@ export interface FleetSettings {
    * (a staple deleted by hand, a lost notification); '' for never. @default 'rate(1 day)'
    */
   readonly reconcileSchedule?: string;
+  /**
+   * A scheduled due run renews up to this many due certificates in the worker itself; more go to
+   * the state machine as a manifest (`<reportsPrefix>manifests/…json`). The worker's 5-minute
+   * timeout renews a few thousand at its concurrency. @default 2000
+   */
+  readonly inlineMaxKeys?: number;
 }
 
 export interface RenewerFleetProps extends FleetSettings {
@@ -65,6 +84,7 @@ export const FLEET_DEFAULTS = {
   uploadBatchSize: 100,
   uploadBatchWindow: Duration.seconds(60),
   reconcileSchedule: 'rate(1 day)',
+  inlineMaxKeys: INLINE_MAX_KEYS_DEFAULT,
 } as const;
 
 /**
@@ -220,6 +240,30 @@ export class RenewerFleet extends Construct {
       resultPath: '$.map',
     });
     map.itemProcessor(renewBatch);
+    // A due run too large for one worker: the keys come from its manifest (a JSON array).
+    const renewDueBatch = new LambdaInvoke(this, 'RenewDueBatch', {
+      lambdaFunction: this.worker,
+      payload: TaskInput.fromObject({
+        mode: 'batch',
+        keys: JsonPath.listAt('$.Items'),
+        force: JsonPath.stringAt('$.BatchInput.force'),
+      }),
+      resultSelector: { 'summary.$': '$.Payload' },
+      retryOnServiceExceptions: true,
+    });
+    const dueMap = new DistributedMap(this, 'RenewDue', {
+      comment: 'the due certificates a due run listed in its manifest, in batches',
+      itemReader: new S3JsonItemReader({ bucket, key: JsonPath.stringAt('$.manifest') }),
+      itemBatcher: new ItemBatcher({
+        maxItemsPerBatch: s.keysPerBatch,
+        batchInput: { 'force.$': '$.force' },
+      }),
+      maxConcurrency: s.maxConcurrency,
+      toleratedFailurePercentage: s.toleratedFailurePercentage,
+      resultWriterV2: new ResultWriterV2({ bucket, prefix: s.reportsPrefix }),
+      resultPath: '$.map',
+    });
+    dueMap.itemProcessor(renewDueBatch);
     const summary = new Pass(this, 'Summarise', {
       comment: 'where the results are; counts per child are in the result files',
       parameters: {
@@ -228,9 +272,19 @@ export class RenewerFleet extends Construct {
         'results.$': '$.map.ResultWriterDetails',
       },
     });
+    const source = new Choice(this, 'Source', {
+      comment: 'a manifest of due keys (a due run), or the certificates listing (force, reconcile)',
+    })
+      .when(Condition.isPresent('$.manifest'), dueMap.next(summary))
+      .otherwise(map.next(summary));
+    // Named, so the worker (whose function the definition names) can be given its ARN without a
+    // dependency cycle.
+    const stateMachineName = `${Names.uniqueResourceName(this, { maxLength: 60, separator: '-' })}-RenewAll`;
     this.stateMachine = new StateMachine(this, 'RenewAllStateMachine', {
-      comment: 'ocsp-renewer: renew every certificate (input {"force": true|false})',
-      definitionBody: DefinitionBody.fromChainable(defaults.next(map).next(summary)),
+      stateMachineName,
+      comment:
+        'ocsp-renewer: renew every certificate (input {"force": true|false}) or a due manifest ({"manifest": key})',
+      definitionBody: DefinitionBody.fromChainable(defaults.next(source)),
       tracingEnabled: true,
       logs: { destination: logGroup, level: LogLevel.ALL, includeExecutionData: false },
     });
@@ -243,6 +297,49 @@ export class RenewerFleet extends Construct {
         notResources: [bucket.arnForObjects(`${s.reportsPrefix}*`)],
       }),
     );
+    // S3JsonItemReader grants GetObject on the whole bucket; the state machine reads manifests only.
+    this.stateMachine.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ReadManifestsOnly',
+        effect: Effect.DENY,
+        actions: ['s3:GetObject'],
+        notResources: [bucket.arnForObjects(`${s.reportsPrefix}manifests/*`)],
+      }),
+    );
+
+    // The due run: manifests and run reports under reports/, and the state machine for big sets.
+    const stateMachineArn = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'stateMachine',
+      resourceName: stateMachineName,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.worker.addEnvironment('REPORTS_PREFIX', s.reportsPrefix);
+    this.worker.addEnvironment('STATE_MACHINE_ARN', stateMachineArn);
+    this.worker.addEnvironment('INLINE_MAX_KEYS', String(s.inlineMaxKeys));
+    this.worker.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'WriteRunReportsAndManifests',
+        actions: ['s3:PutObject'],
+        resources: [
+          bucket.arnForObjects(`${s.reportsPrefix}runs/*`),
+          bucket.arnForObjects(`${s.reportsPrefix}manifests/*`),
+        ],
+      }),
+    );
+    this.worker.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'StartDueMapRun',
+        actions: ['states:StartExecution'],
+        resources: [stateMachineArn],
+      }),
+    );
+    for (const folder of ['runs', 'manifests']) {
+      acknowledge(workerPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${s.reportsPrefix}${folder}/*]`, [
+        `The worker writes one object per run under ${s.reportsPrefix}${folder}/ (PutObject only, no`,
+        'read or delete); the wildcard is an object-key prefix in this bucket only.',
+      ]);
+    }
     const machinePolicy = this.stateMachine.role.node.tryFindChild('DefaultPolicy')!;
     const workerArn = `<${logicalIdOf(this.worker.node.defaultChild as CfnResource)}.Arn>`;
     acknowledge(machinePolicy, `AwsSolutions-IAM5[Resource::${workerArn}:*]`, [
@@ -319,6 +416,7 @@ function checkSettings(s: ResolvedSettings): void {
   whole('keysPerBatch', s.keysPerBatch, 1, 1000);
   whole('maxConcurrency', s.maxConcurrency, 1, 10_000);
   whole('uploadBatchSize', s.uploadBatchSize, 1, 10_000);
+  whole('inlineMaxKeys', s.inlineMaxKeys, 0, 1_000_000);
   if (!(s.toleratedFailurePercentage >= 0 && s.toleratedFailurePercentage <= 100)) {
     throw new Error(`fleet toleratedFailurePercentage must be 0–100, got ${s.toleratedFailurePercentage}`);
   }

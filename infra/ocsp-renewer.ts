@@ -91,7 +91,7 @@ export const OCSP_RENEWER_DEFAULTS = {
 /** The certificate suffixes the handler reads (CERT_EXTENSIONS' default); one notification each. */
 export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
 
-/** The namespace and dimension of the handler's EMF metrics (lambda/aws/handler.ts `emfMetrics`). */
+/** The namespace and dimension of the handler's EMF metrics (lambda/aws/run-output.ts `emfMetrics`, renewer and fleet worker). */
 const METRICS_NAMESPACE = 'OcspRenewer';
 
 /** Where the function writes its HTML status page (lambda/core/status-page.ts). */
@@ -238,10 +238,32 @@ export class OcspRenewer extends Construct {
       onFailure: new SqsDestination(this.deadLetterQueue),
     });
 
+    if (p.fleet) {
+      this.fleet = new RenewerFleet(this, 'Fleet', {
+        ...p.fleet,
+        bucket: this.bucket,
+        layout,
+        certificateSuffixes: CERTIFICATE_SUFFIXES,
+        removalPolicy: p.removalPolicy,
+        environment: { ON_REVOKED: p.onRevoked, METRICS_SERVICE: metricsService },
+      });
+      // The schedule invokes the worker asynchronously: as the renewer, retried, then dead-lettered.
+      this.fleet.worker.configureAsyncInvoke({
+        retryAttempts: 2,
+        maxEventAge: Duration.hours(1),
+        onFailure: new SqsDestination(this.deadLetterQueue),
+      });
+    }
+
     // The schedule's own role (not CDK's stack-wide one), trusted only by this account's default
-    // schedule group; LambdaInvoke grants it InvokeFunction and SendMessage to the queue.
+    // schedule group; LambdaInvoke grants it InvokeFunction and SendMessage to the queue. With
+    // `fleet`, the schedule runs the due path: the worker reads the due index and renews only
+    // what is due (inline, or through the state machine when there is much), so a scheduled
+    // run's cost follows what is due, not the number of certificates.
     const scheduleRole = new Role(this, 'ScheduleRole', {
-      description: 'ocsp-renewer: the schedule invokes the renewer function',
+      description: p.fleet
+        ? 'ocsp-renewer: the schedule invokes the fleet worker (due run)'
+        : 'ocsp-renewer: the schedule invokes the renewer function',
       assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
         conditions: {
           StringEquals: {
@@ -258,16 +280,17 @@ export class OcspRenewer extends Construct {
     this.schedule = new Schedule(this, 'Schedule', {
       description: 'ocsp-renewer: renew the staples that are due',
       schedule: ScheduleExpression.expression(p.schedule, TimeZone.of(p.timeZone)),
-      target: new LambdaInvoke(this.function, {
+      target: new LambdaInvoke(this.fleet?.worker ?? this.function, {
         role: scheduleRole,
-        input: ScheduleTargetInput.fromObject({ mode: 'scheduled' }),
+        input: ScheduleTargetInput.fromObject(this.fleet ? { mode: 'due' } : { mode: 'scheduled' }),
         retryAttempts: 2,
         maxEventAge: Duration.hours(1),
         deadLetterQueue: this.deadLetterQueue,
       }),
     });
 
-    const functionArn = `<${logicalIdOf(this.function.node.defaultChild as CfnResource)}.Arn>`;
+    const scheduled = this.fleet?.worker ?? this.function;
+    const functionArn = `<${logicalIdOf(scheduled.node.defaultChild as CfnResource)}.Arn>`;
     acknowledge(
       scheduleRole.node.findChild('DefaultPolicy'),
       `AwsSolutions-IAM5[Resource::${functionArn}:*]`,
@@ -277,16 +300,6 @@ export class OcspRenewer extends Construct {
       ],
     );
 
-    if (p.fleet) {
-      this.fleet = new RenewerFleet(this, 'Fleet', {
-        ...p.fleet,
-        bucket: this.bucket,
-        layout,
-        certificateSuffixes: CERTIFICATE_SUFFIXES,
-        removalPolicy: p.removalPolicy,
-        environment: { ON_REVOKED: p.onRevoked, METRICS_SERVICE: metricsService },
-      });
-    }
     // A new or replaced certificate gets its staple now, not at the next run (with `fleet`, the
     // upload queue's worker does that).
     for (const suffix of p.fleet ? [] : CERTIFICATE_SUFFIXES) {
@@ -339,6 +352,17 @@ export class OcspRenewer extends Construct {
       missing: TreatMissingData.NOT_BREACHING,
       description: 'A renewer run failed as a whole (configuration, S3 or Secrets Manager); see its log.',
     });
+    if (this.fleet) {
+      // With `fleet` the schedule, uploads and map runs invoke the worker.
+      this.addAlarm('WorkerErrors', {
+        metric: this.fleet.worker.metricErrors({ period: Duration.minutes(5), statistic: Stats.SUM }),
+        threshold: 1,
+        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        missing: TreatMissingData.NOT_BREACHING,
+        description:
+          'A fleet worker invocation failed as a whole (a due run, an upload batch or a map batch); see its log.',
+      });
+    }
     this.addAlarm('DeadLetters', {
       metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
         period: Duration.minutes(5),
@@ -443,11 +467,15 @@ export class OcspRenewer extends Construct {
       ]);
     }
 
-    this.forceAllCommand = [
-      `aws lambda invoke --function-name ${this.function.functionName}`,
-      '--invocation-type Event --cli-binary-format raw-in-base64-out',
-      `--payload '{"mode":"force"}' /dev/stdout`,
-    ].join(' ');
+    // With `fleet`, every certificate goes through the Distributed Map; `aws lambda invoke` with
+    // {"mode":"force"} still works on the renewer function (FunctionName output).
+    this.forceAllCommand =
+      this.fleet?.forceAllCommand ??
+      [
+        `aws lambda invoke --function-name ${this.function.functionName}`,
+        '--invocation-type Event --cli-binary-format raw-in-base64-out',
+        `--payload '{"mode":"force"}' /dev/stdout`,
+      ].join(' ');
     this.statusPageCommand = `aws s3 presign s3://${this.bucket.bucketName}/${STATUS_PAGE_KEY} --expires-in 3600`;
     this.dashboard = this.makeDashboard(metric, p.validityAlarmHours, intervalMinutes);
     this.pullScriptSettings = `OCSP_BUCKET=${this.bucket.bucketName} OCSP_PREFIX=${p.staplesPrefix} AWS_REGION=${stack.region}`;
@@ -519,7 +547,10 @@ export class OcspRenewer extends Construct {
     dashboard.addWidgets(
       new LogQueryWidget({
         title: 'Last failing certificates',
-        logGroupNames: [this.function.logGroup.logGroupName],
+        // With `fleet`, the worker runs the schedule: its failures are in its own log group.
+        logGroupNames: [this.function, ...(this.fleet ? [this.fleet.worker] : [])].map(
+          (f) => f.logGroup.logGroupName,
+        ),
         queryLines: [
           'fields @timestamp, certificate, stage, reason',
           'filter msg = "certificate failed"',

@@ -23,6 +23,14 @@ export function propsFromContext(node: Node): OcspRenewerProps {
     if (!Number.isFinite(n)) throw new Error(`context ${key} must be a number, got ${raw}`);
     return n;
   };
+  /** `true`/`false` (cdk.json) or "true"/"false" (`-c`): `fleet=true` turns the fleet path on. */
+  const bool = (key: string): boolean | undefined => {
+    const value: unknown = node.tryGetContext(key);
+    if (value === undefined || value === null || value === '') return undefined;
+    if (value === true || value === 'true') return true;
+    if (value === false || value === 'false') return false;
+    throw new Error(`context ${key} must be true or false, got ${JSON.stringify(value)}`);
+  };
   return {
     certsPrefix: str('certsPrefix'),
     staplesPrefix: str('staplesPrefix'),
@@ -36,5 +44,7 @@ export function propsFromContext(node: Node): OcspRenewerProps {
     removalPolicy: str('removalPolicy') as OcspRenewerProps['removalPolicy'],
     validityAlarmHours: num('validityAlarmHours'),
     reservedConcurrency: num('reservedConcurrency'),
+    // The fleet's own settings keep their defaults (infra/fleet.ts FLEET_DEFAULTS).
+    fleet: bool('fleet') ? {} : undefined,
   };
 }

@@ -11,6 +11,8 @@
  *   ItemReader, ItemBatcher or ResultWriter, so the listing and batching are done here from the
  *   definition's own settings (prefix, MaxItemsPerBatch, BatchInput); the parent's Defaults and
  *   Summarise states are not run.
+ * - The due-manifest map (RenewDue): its child workflow over batches read from a manifest object
+ *   as the definition's ItemReader (Key from the input's `manifest`) and ItemBatcher say.
  */
 import { readFile } from 'node:fs/promises';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -247,7 +249,9 @@ describe('the fleet worker on SQS upload batches', () => {
     expect(await p.staple('gone.ocsp')).toBeUndefined();
     expect(await p.stateItem('gone.pem')).toBeUndefined();
     expect(await p.stateItem('a.pem')).toMatchObject({ failures: { N: '0' }, action: { S: 'renewed' } });
-    const line = JSON.parse(p.logs.at(-1)!) as BatchSummary & { msg: string; batchItemFailures: number };
+    const line = p.logs
+      .map((l) => JSON.parse(l) as BatchSummary & { msg: string })
+      .find((l) => l.msg === 'upload batch')!;
     expect(line).toMatchObject({
       msg: 'upload batch',
       counts: { renewed: 2 },
@@ -306,10 +310,12 @@ describe('the fleet worker on {"mode":"due"}', () => {
     const summary = await due(at(14)).finally(() => (responderHours = 0));
     expect(summary).toMatchObject({ due: 3, counts: { renewed: 3, failed: 0 } });
     expect(fake.requests).toHaveLength(3);
-    // A constant (one Query per shard) plus, per due certificate: read the certificate (its
-    // bundle holds the issuer), read the staple, write the staple, write the state item.
+    // A constant (one Query per shard, one run report object) plus, per due certificate: read the
+    // certificate (its bundle holds the issuer), read the staple, write the staple, write the
+    // state item. No withheld-marker delete: a certificate with a stored staple that the state
+    // does not call withheld has no marker.
     expect(ddbRequests.byCommand).toEqual({ QueryCommand: STATE_TABLE.defaultShards, PutItemCommand: 3 });
-    expect(s3Requests.byCommand).toEqual({ GetObjectCommand: 3 * 2, PutObjectCommand: 3 });
+    expect(s3Requests.byCommand).toEqual({ GetObjectCommand: 3 * 2, PutObjectCommand: 3 + 1 });
     counted.s3.destroy();
     counted.ddb.destroy();
   });
@@ -399,6 +405,85 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
         certTag: { S: etagOf.get(p.certs + key) },
       });
     }
+  }, 300_000);
+});
+
+describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepfunctions', () => {
+  it("should renew the keys of a due manifest, read and batched as the definition's ItemReader and ItemBatcher say", async () => {
+    const keys = ['m0.pem', 'm1.pem', 'm2.pem'];
+    const p = await place(keys);
+    const app = new App({
+      context: {
+        'aws:cdk:bundling-stacks': [],
+        '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
+      },
+    });
+    const stack = new OcspRenewerStack(app, 'LocalDue', { fleet: { keysPerBatch: 2 }, certsPrefix: p.certs });
+    const machine = Object.values(
+      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
+    )[0]!;
+    const definition = JSON.parse(
+      render((machine.Properties as Record<string, unknown>).DefinitionString),
+    ) as { States: Record<string, Record<string, unknown>> };
+    const map = definition.States.RenewDue! as {
+      ItemReader: { ReaderConfig: { InputType: string }; Parameters: Record<string, string> };
+      ItemBatcher: { MaxItemsPerBatch: number };
+      ItemProcessor: Record<string, unknown>;
+    };
+    // A due run's manifest: a JSON array of certificate object keys, named by the input.
+    const manifestKey = `t-due/manifests/${Date.now()}.json`;
+    await client.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: manifestKey,
+        Body: Buffer.from(JSON.stringify(keys.map((k) => p.certs + k))),
+      }),
+    );
+    const input = { manifest: manifestKey, force: false };
+    expect(map.ItemReader.ReaderConfig.InputType).toBe('JSON');
+    expect(map.ItemReader.Parameters['Key.$']).toBe('$.manifest');
+    const object = await client.send(
+      new GetObjectCommand({
+        Bucket: BUCKET,
+        Key: input[map.ItemReader.Parameters['Key.$']!.slice(2) as 'manifest'],
+      }),
+    );
+    const items = JSON.parse(await object.Body!.transformToString()) as string[];
+    const batches = [];
+    for (let i = 0; i < items.length; i += map.ItemBatcher.MaxItemsPerBatch) {
+      batches.push({
+        Items: items.slice(i, i + map.ItemBatcher.MaxItemsPerBatch),
+        BatchInput: { force: false },
+      });
+    }
+    expect(batches).toHaveLength(2);
+
+    const { ProcessorConfig: _config, ...childDefinition } = map.ItemProcessor;
+    const child = new StateMachine(childDefinition as never, { validationOptions: { checkArn: false } });
+    const invocations: unknown[] = [];
+    let renewed = 0;
+    for (const batch of batches) {
+      const execution = child.run(batch as never, {
+        overrides: {
+          taskResourceLocalHandlers: {
+            RenewDueBatch: async (event) => {
+              const payload = (event as { Payload: unknown }).Payload;
+              invocations.push(payload);
+              return { StatusCode: 200, Payload: (await p.handler(payload)) as never };
+            },
+          },
+        },
+      });
+      renewed += ((await execution.result) as unknown as { summary: BatchSummary }).summary.counts.renewed;
+    }
+    expect(invocations[0]).toEqual({
+      mode: 'batch',
+      keys: [p.certs + 'm0.pem', p.certs + 'm1.pem'],
+      force: false,
+    });
+    expect(renewed).toBe(3);
+    for (const key of keys)
+      expect((await p.staple(key.replace('.pem', '.ocsp')))?.length).toBeGreaterThan(100);
   }, 300_000);
 });
 

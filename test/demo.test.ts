@@ -10,6 +10,8 @@ describe('npm run demo', () => {
       expect(result.renewed).toBe(3);
       expect(result.installed).toEqual(['web/good.ocsp', 'web/mustStaple.ocsp']);
       expect(result.clientStatus).toBe('successful/good');
+      // The fleet path: 3 of the 4 uploads have an OCSP URL; none is due at once, all 14 h later.
+      expect(result.fleet).toEqual({ uploadRenewed: 3, dueNow: 0, dueLater: 3, dueRenewed: 3 });
       expect(result.ok).toBe(true);
       expect(lines.join('\n')).toContain('DEMO OK');
     },

@@ -160,7 +160,12 @@ describe('OcspRenewerStack with fleet', () => {
   it('should list the certificates prefix, batch 250 keys, run 4 children, tolerate 5 %, write results to reports/', () => {
     const states = definition.States as Record<string, Json>;
     expect(definition.StartAt).toBe('Defaults');
-    expect(states.Defaults!.Next).toBe('RenewAll');
+    expect(states.Defaults!.Next).toBe('Source');
+    expect(states.Source).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.manifest', IsPresent: true, Next: 'RenewDue' }],
+      Default: 'RenewAll',
+    });
     expect(states.RenewAll).toMatchObject({
       Type: 'Map',
       Next: 'Summarise',
@@ -188,6 +193,73 @@ describe('OcspRenewerStack with fleet', () => {
     expect(states.Summarise).toMatchObject({ Type: 'Pass', End: true });
   });
 
+  it('should read a due manifest (a JSON array of keys) when the input names one, batched the same way', () => {
+    const states = definition.States as Record<string, Json>;
+    expect(states.RenewDue).toMatchObject({
+      Type: 'Map',
+      Next: 'Summarise',
+      MaxConcurrency: 4,
+      ToleratedFailurePercentage: 5,
+      ItemReader: {
+        Resource: 'arn:aws:states:::s3:getObject',
+        ReaderConfig: { InputType: 'JSON' },
+        Parameters: { 'Key.$': '$.manifest' },
+      },
+      ItemBatcher: { MaxItemsPerBatch: 250, BatchInput: { 'force.$': '$.force' } },
+      ResultWriter: { Parameters: { Prefix: 'reports/' } },
+      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED' } },
+    });
+    const child = (states.RenewDue!.ItemProcessor as { States: Record<string, Json> }).States.RenewDueBatch!;
+    expect(child).toMatchObject({
+      Type: 'Task',
+      Parameters: { Payload: { mode: 'batch', 'keys.$': '$.Items', 'force.$': '$.BatchInput.force' } },
+    });
+  });
+
+  it('should schedule the worker with {"mode":"due"}, and let it start only this state machine', () => {
+    const [machineId, machine] = Object.entries(
+      template.findResources('AWS::StepFunctions::StateMachine'),
+    )[0]!;
+    const name = (machine.Properties as Json).StateMachineName as string;
+    expect(name).toMatch(/^[A-Za-z0-9-]+-RenewAll$/);
+    const [workerId, worker] = Object.entries(template.findResources('AWS::Lambda::Function')).find(([, r]) =>
+      String((r.Properties as Json).Description).includes('fleet worker'),
+    )!;
+    const schedules = Object.values(template.findResources('AWS::Scheduler::Schedule')).map(
+      (r) => (r.Properties as { Target: { Arn: unknown; Input: string } }).Target,
+    );
+    expect(schedules).toContainEqual(
+      expect.objectContaining({ Arn: { 'Fn::GetAtt': [workerId, 'Arn'] }, Input: '{"mode":"due"}' }),
+    );
+    expect(schedules.filter((t) => JSON.stringify(t.Arn).includes('RenewerFunction'))).toEqual([]);
+    expect(schedules).toContainEqual(expect.objectContaining({ Arn: { Ref: machineId } }));
+
+    const env = ((worker.Properties as Json).Environment as { Variables: Record<string, unknown> }).Variables;
+    const arn = literal(env.STATE_MACHINE_ARN);
+    expect(arn).toBe(`arn:aws:states:us-east-1:123456789012:stateMachine:${name}`);
+    expect(env).toMatchObject({ INLINE_MAX_KEYS: '2000', REPORTS_PREFIX: 'reports/' });
+    const roleId = (((worker.Properties as Json).Role as Json)['Fn::GetAtt'] as string[])[0]!;
+    const statements = statementsOf(template, roleId);
+    const start = statements.filter((st) => asArray(st.Action).some((a) => a.startsWith('states:')));
+    expect(start).toHaveLength(1);
+    expect(start[0]).toMatchObject({
+      Sid: 'StartDueMapRun',
+      Effect: 'Allow',
+      Action: 'states:StartExecution',
+    });
+    expect(asArray(start[0]!.Resource).map(literal)).toEqual([arn]);
+    const writes = statements.find((st) => st.Sid === 'WriteRunReportsAndManifests')!;
+    expect(asArray(writes.Resource).map(literal).sort()).toEqual([
+      expect.stringMatching(/\/reports\/manifests\/\*$/),
+      expect.stringMatching(/\/reports\/runs\/\*$/),
+    ]);
+    // The state machine reads manifests and nothing else of the bucket.
+    const machineRole = ((machine.Properties as Json).RoleArn as Json)['Fn::GetAtt'] as string[];
+    const deny = statementsOf(template, machineRole[0]!).find((st) => st.Sid === 'ReadManifestsOnly');
+    expect(deny).toMatchObject({ Effect: 'Deny', Action: 's3:GetObject' });
+    expect(asArray(deny!.NotResource).map(literal)[0]).toMatch(/\/reports\/manifests\/\*$/);
+  });
+
   it('should let no role delete certificates or the state: deletes are on staples only', () => {
     const deletes: string[] = [];
     for (const policy of Object.values(template.findResources('AWS::IAM::Policy'))) {
@@ -201,8 +273,8 @@ describe('OcspRenewerStack with fleet', () => {
         }
       }
     }
-    // The worker (retired certificates) and the renewer (withheld staples): staples only.
-    expect(deletes.length).toBeGreaterThan(0);
+    // The renewer and the worker withhold revoked staples; the worker also retires removed ones.
+    expect(deletes.length).toBeGreaterThanOrEqual(1);
     for (const resource of deletes) expect(resource).toMatch(/^<RenewerBucket[0-9A-F]+\.Arn>\/staples\/\*$/);
   });
 

@@ -15,6 +15,7 @@ import { OCSP_RENEWER_DEFAULTS, OcspRenewer } from '../infra/ocsp-renewer.js';
 import { propsFromContext } from '../infra/props-from-context.js';
 import { scheduleIntervalMinutes } from '../infra/schedule-interval.js';
 import { OcspRenewerStack, type OcspRenewerStackProps } from '../infra/stack.js';
+import { emfMetrics } from '../lambda/aws/run-output.js';
 
 const CDK_JSON = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
   app: string;
@@ -713,15 +714,16 @@ describe('OcspRenewer embedded in another stack', () => {
 describe('propsFromContext', () => {
   it('should carry the construct defaults in cdk.json, with the optional props empty', () => {
     expect(CDK_JSON.app).toBe('npx tsx infra/app.ts');
-    const { alarmEmail, secretsPrefix, ...defaults } = Object.fromEntries(
+    const { alarmEmail, secretsPrefix, fleet, ...defaults } = Object.fromEntries(
       Object.entries(CDK_JSON.context).filter(([key]) => !key.includes(':')),
     );
     expect(defaults).toEqual(OCSP_RENEWER_DEFAULTS);
-    expect({ alarmEmail, secretsPrefix }).toEqual({ alarmEmail: '', secretsPrefix: '' });
+    expect({ alarmEmail, secretsPrefix, fleet }).toEqual({ alarmEmail: '', secretsPrefix: '', fleet: false });
     expect(propsFromContext(makeApp().node)).toEqual({
       ...OCSP_RENEWER_DEFAULTS,
       alarmEmail: undefined,
       secretsPrefix: undefined,
+      fleet: undefined,
     });
   });
 
@@ -743,6 +745,96 @@ describe('propsFromContext', () => {
     expect(() => propsFromContext(makeApp({ validityAlarmHours: 'a day' }).node)).toThrow(
       /context validityAlarmHours must be a number/,
     );
+  });
+
+  it('should turn the fleet path on with -c fleet=true, and only with true', () => {
+    expect(propsFromContext(makeApp({ fleet: 'true' }).node).fleet).toEqual({});
+    expect(propsFromContext(makeApp({ fleet: true }).node).fleet).toEqual({});
+    expect(propsFromContext(makeApp({ fleet: 'false' }).node).fleet).toBeUndefined();
+    expect(() => propsFromContext(makeApp({ fleet: 'yes' }).node)).toThrow(
+      'context fleet must be true or false, got "yes"',
+    );
+    // As infra/app.ts builds it: the context alone gives the fleet stack.
+    const app = makeApp({ fleet: 'true' });
+    const template = Template.fromStack(new OcspRenewerStack(app, 'OcspRenewer', propsFromContext(app.node)));
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+    template.resourceCountIs('AWS::DynamoDB::Table', 1);
+  });
+});
+
+describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-all command', () => {
+  let template: Template;
+  beforeAll(() => {
+    template = synth({ fleet: {} }).template;
+  });
+
+  it("should give the alarms the worker's metrics dimension, and alarm on metrics the worker emits", () => {
+    const functions = Object.entries(template.findResources('AWS::Lambda::Function'));
+    const serviceOf = (match: string) =>
+      (
+        (
+          functions.find(([, r]) => String((r.Properties as Json).Description).includes(match))![1]
+            .Properties as Json
+        ).Environment as { Variables: Record<string, unknown> }
+      ).Variables.METRICS_SERVICE;
+    const workerService = serviceOf('fleet worker');
+    expect(workerService).toBe('ocsp-renewer/OcspRenewer/Renewer');
+    const emitted = Object.keys(
+      emfMetrics(
+        {
+          startedAt: '',
+          finishedAt: '',
+          dryRun: false,
+          counts: { renewed: 0, skipped: 0, failed: 0 } as never,
+          revoked: 0,
+          leastValidityHours: 5,
+          results: [],
+          notReached: [],
+        },
+        new Date(),
+      ),
+    );
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+      .map((a) => a.Properties as Json)
+      .filter((a) => a.Namespace === 'OcspRenewer');
+    expect(alarms.map((a) => a.MetricName).sort()).toEqual([
+      'FailingWithoutStaple',
+      'LeastValidityHours',
+      'NotReached',
+      'Renewed',
+      'Revoked',
+    ]);
+    for (const a of alarms) {
+      expect(a.Dimensions).toEqual([{ Name: 'Service', Value: workerService }]);
+      expect(emitted).toContain(a.MetricName);
+    }
+    // A worker invocation that fails as a whole alarms too.
+    const workerId = Object.keys(template.findResources('AWS::Lambda::Function')).find((id) =>
+      id.includes('FleetWorker'),
+    );
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: workerId } }],
+    });
+    // The dashboard's "last failing certificates" reads the worker's log group too.
+    const dashboard = only(template, 'AWS::CloudWatch::Dashboard').resource.Properties as Json;
+    expect(render(dashboard.DashboardBody)).toMatch(
+      /SOURCE '\$\{Ref:RenewerFunctionLogs[0-9A-F]+\}' \| SOURCE '\$\{Ref:RenewerFleetWorkerLogs[0-9A-F]+\}'/,
+    );
+  });
+
+  it('should output the state machine start-execution command as ForceAllCommand (AWS CLI v2)', () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    const machineId = only(template, 'AWS::StepFunctions::StateMachine').id;
+    expect(render(outputs.ForceAllCommand!.Value)).toBe(
+      `aws stepfunctions start-execution --state-machine-arn \${Ref:${machineId}} --input '{"force":true}'`,
+    );
+    // The renewer function is still there for `aws lambda invoke … {"mode":"force"}`.
+    const functionId = only(template, 'AWS::Lambda::Function', {
+      Description: 'ocsp-renewer: renews OCSP staples for the certificates in S3',
+    }).id;
+    expect(outputs.FunctionName!.Value).toEqual({ Ref: functionId });
   });
 });
 

@@ -1,6 +1,8 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { randomUUID } from 'node:crypto';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { DynamoStateStore } from '../adapters/dynamo-state.js';
 import { makeS3Client, S3KeyedCertificateSource, S3StapleStore } from '../adapters/s3.js';
@@ -14,6 +16,9 @@ import {
 import { ACTIONS, cachedDownload, run, type RunReport, type RunState, type Transport } from '../renew/run.js';
 import { configFromEnv, type LambdaConfig } from './config.js';
 import { EventError } from './event.js';
+import { inlineMaxKeys } from './due-run-limit.js';
+import { writeLogLine } from './log-line.js';
+import { mergeReports, publishRun, type RunOutput } from './run-output.js';
 
 export interface BatchHandlerDeps {
   env?: NodeJS.ProcessEnv;
@@ -22,6 +27,8 @@ export interface BatchHandlerDeps {
   transport?: Transport;
   clock?: () => Date;
   log?: (line: string) => void;
+  /** Starts the state machine over a due manifest (a due run over INLINE_MAX_KEYS). */
+  sfn?: SFNClient;
 }
 
 /**
@@ -49,6 +56,11 @@ export interface BatchSummary {
   retired: string[];
   /** In a due run: how many certificates the due index returned. */
   due?: number;
+  /** The run report object (`s3://…`), null when none was written (nothing in scope). */
+  report?: string | null;
+  /** A due run over INLINE_MAX_KEYS: the manifest of due keys and the state machine execution. */
+  manifest?: string;
+  execution?: string;
 }
 
 const MAX_FAILURES_LISTED = 20;
@@ -67,20 +79,25 @@ const DEADLINE_MARGIN_MS = 5_000;
  * - `{"mode":"batch","keys":[…],"force":bool}` (a Distributed Map child): renews those keys;
  *   optional `"etags":[…]`, one per key as the listing gave it, lets an unchanged state stay
  *   unwritten.
- * - `{"mode":"due"}`: the certificates the state table's due index returns, and only those: a
- *   quiet fleet costs one index query per shard. (Built for the schedule; not scheduled yet.)
+ * - `{"mode":"due"}` (the schedule, with `fleet`): the certificates the state table's due index
+ *   returns, and only those: a quiet fleet costs one index query per shard. Up to INLINE_MAX_KEYS
+ *   are renewed here; more go to the state machine as a manifest (see dueRun).
+ * Every run ends as the renewer's do (run-output.ts): a run report object under `reports/runs/`,
+ * the `"msg":"run report"` summary line and the EMF metrics the alarms read.
  */
 export function createBatchHandler(deps: BatchHandlerDeps = {}) {
   let s3Client: S3Client | undefined;
   let dynamoClient: DynamoDBClient | undefined;
+  let sfnClient: SFNClient | undefined;
   const processor = new BatchProcessor(EventType.SQS);
 
   return async function handler(
     event: unknown,
-    context?: Pick<Context, 'getRemainingTimeInMillis'>,
+    context?: Pick<Context, 'getRemainingTimeInMillis'> & Partial<Pick<Context, 'awsRequestId'>>,
   ): Promise<BatchSummary | SQSBatchResponse> {
     const env = deps.env ?? process.env;
-    const log = deps.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
+    const sink = deps.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
+    const log = (line: string) => writeLogLine(sink, line);
     const config = configFromEnv(env);
     const s3 = (s3Client ??= deps.s3 ?? makeS3Client(env));
     const table = env.STATE_TABLE || undefined;
@@ -122,12 +139,28 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
       return report;
     };
 
+    const output: RunOutput = {
+      s3,
+      bucket: config.bucket,
+      reportsPrefix: config.reportsPrefix,
+      id: context?.awsRequestId ?? randomUUID(),
+      service: env.METRICS_SERVICE,
+      log,
+      now: clock,
+    };
+
     if (isSqsEvent(event)) {
       const summaries: BatchSummary[] = [];
+      const reports: RunReport[] = [];
+      const renewAndKeep = async (objects: CertificateObject[], force: boolean) => {
+        const report = await renew(objects, force);
+        reports.push(report);
+        return report;
+      };
       const response = await processPartialResponse(
         event,
         async (record: SQSRecord) => {
-          summaries.push(await handleUpload(record, config, s3, renew, staples, dynamodb, table));
+          summaries.push(await handleUpload(record, config, s3, renewAndKeep, staples, dynamodb, table));
         },
         processor,
         { context: context as Context | undefined, processInParallel: false },
@@ -142,35 +175,88 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
           batchItemFailures: response.batchItemFailures.length,
         }),
       );
+      await publishRun(mergeReports(reports, clock()), 'upload', output, { records: event.Records.length });
       return response;
     }
 
     const request = parseBatchRequest(event, config.certsPrefix);
     if (request.mode === 'due') {
       if (!dynamodb) throw new EventError('{"mode":"due"} needs the state table (STATE_TABLE)');
-      const store = new DynamoStateStore(dynamodb, table!);
-      const state = await store.loadDue(clock());
-      const objects = [...state].map(([key, entry]) => ({ key, tag: entry.certTag }));
-      const report = objects.length > 0 ? await renew(objects, false, { store, state }) : undefined;
-      const summary = { ...summarise(report, []), due: objects.length };
-      log(JSON.stringify({ level: logLevel(summary), msg: 'due run', ...summary }));
-      return summary;
+      return dueRun(new DynamoStateStore(dynamodb, table!), env, config, output, renew, () => {
+        return (sfnClient ??= deps.sfn ?? new SFNClient({}));
+      });
     }
     const report = await renew(
       request.keys.map((key) => ({ key, tag: request.etags.get(key) })),
       request.force,
     );
-    const summary = summarise(report, []);
-    log(
-      JSON.stringify({
-        level: logLevel(summary),
-        msg: 'batch report',
-        keys: request.keys.length,
-        ...summary,
-      }),
-    );
-    return summary;
+    const published = await publishRun(report, 'batch', output, { keys: request.keys.length });
+    return { ...summarise(report, []), report: published.report };
   };
+}
+
+/**
+ * A due run: the due index's keys, renewed here when they fit one invocation (INLINE_MAX_KEYS),
+ * else written as a manifest (a JSON array of certificate object keys) under
+ * `<reports>manifests/` and handed to the state machine (STATE_MACHINE_ARN), whose Distributed
+ * Map reads it and batches the keys over workers. Without STATE_MACHINE_ARN every due key is
+ * renewed here (the deadline leaves the rest for the next run).
+ */
+async function dueRun(
+  store: DynamoStateStore,
+  env: NodeJS.ProcessEnv,
+  config: LambdaConfig,
+  output: RunOutput,
+  renew: (
+    objects: CertificateObject[],
+    force: boolean,
+    loaded?: { store: DynamoStateStore; state: RunState },
+  ) => Promise<RunReport>,
+  sfnClient: () => SFNClient,
+): Promise<BatchSummary> {
+  const inlineMax = inlineMaxKeys(env);
+  const machine = env.STATE_MACHINE_ARN || undefined;
+  const now = output.now();
+  const state = await store.loadDue(now);
+  const objects = [...state].map(([key, entry]) => ({ key, tag: entry.certTag }));
+  if (objects.length <= inlineMax || !machine) {
+    const report = await renew(objects, false, { store, state });
+    const published = await publishRun(report, 'due', output, { due: objects.length, inline: true });
+    return { ...summarise(report, []), due: objects.length, report: published.report };
+  }
+  const manifest = `${config.reportsPrefix}manifests/${now.toISOString()}-${shortId(output.id)}.json`;
+  await output.s3.send(
+    new PutObjectCommand({
+      Bucket: config.bucket,
+      Key: manifest,
+      Body: Buffer.from(JSON.stringify(objects.map((o) => config.certsPrefix + o.key))),
+      ContentType: 'application/json',
+    }),
+  );
+  const started = await sfnClient().send(
+    new StartExecutionCommand({
+      stateMachineArn: machine,
+      name: `due-${now.toISOString().replace(/[^0-9A-Za-z]/g, '-')}-${shortId(output.id)}`,
+      input: JSON.stringify({ manifest, force: false }),
+    }),
+  );
+  // The map's workers report their own runs; this one reports the hand-off (and the heartbeat).
+  await publishRun(mergeReports([], now), 'due', output, {
+    due: objects.length,
+    inline: false,
+    manifest: `s3://${config.bucket}/${manifest}`,
+    execution: started.executionArn,
+  });
+  return {
+    ...summarise(undefined, []),
+    due: objects.length,
+    manifest: `s3://${config.bucket}/${manifest}`,
+    execution: started.executionArn,
+  };
+}
+
+function shortId(id: string): string {
+  return id.replace(/[^A-Za-z0-9]/g, '').slice(0, 8);
 }
 
 export const handler = createBatchHandler();

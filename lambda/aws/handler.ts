@@ -13,10 +13,11 @@ import { errorMessage } from '../core/errors.js';
 import { buildStatus, entriesFromState } from '../core/status.js';
 import { renderStatusPage } from '../core/status-page.js';
 import { stapleKeyFor, type CertificateSource } from '../renew/ports.js';
-import { cachedDownload, run, type RunReport, type Transport } from '../renew/run.js';
+import { cachedDownload, run, type Transport } from '../renew/run.js';
 import { parseEvent } from './event.js';
 import { writeLogLine } from './log-line.js';
-import { runReportKey, summarise, type RunSummary } from './run-summary.js';
+import { publishRun } from './run-output.js';
+import type { RunSummary } from './run-summary.js';
 
 export interface HandlerDeps {
   env?: NodeJS.ProcessEnv;
@@ -35,9 +36,6 @@ export interface HandlerDeps {
  * certificate starts only while at least one full HTTP timeout is left before it.
  */
 const DEADLINE_RESERVE_MS = 5_000;
-
-/** At most this many "certificate failed" lines per run; the run report counts them all. */
-const FAILURE_LINES = 50;
 
 /**
  * Builds the Lambda handler. The handler turns the event into a run request, runs the same core
@@ -157,124 +155,19 @@ export function createHandler(deps: HandlerDeps = {}) {
         });
     }
     // A run with nothing in scope (an event for a key that is no certificate) leaves no object.
-    const empty = report.results.length === 0 && report.notReached.length === 0;
-    const location = empty
-      ? null
-      : await writeRunReport(
-          s3,
-          config.bucket,
-          runReportKey(config.reportsPrefix, report.startedAt, context?.awsRequestId ?? randomUUID()),
-          report,
-          log,
-        );
-    const summary = summarise(report, request.mode, location);
-    log(JSON.stringify(logLine(summary)));
-    // One line per failing certificate (the dashboard's "last failures" query), a bounded number.
-    for (const r of report.results.filter((x) => x.action === 'failed').slice(0, FAILURE_LINES)) {
-      log(
-        JSON.stringify({
-          level: 'warn',
-          msg: 'certificate failed',
-          certificate: r.key,
-          stage: r.stage,
-          reason: r.reason,
-        }),
-      );
-    }
-    log(JSON.stringify(emfMetrics(report, clock(), (deps.env ?? process.env).METRICS_SERVICE)));
+    const summary = await publishRun(report, request.mode, {
+      s3,
+      bucket: config.bucket,
+      reportsPrefix: config.reportsPrefix,
+      id: context?.awsRequestId ?? randomUUID(),
+      service: (deps.env ?? process.env).METRICS_SERVICE,
+      log,
+      now: clock,
+    });
     return summary;
   };
 }
 
 export const handler = createHandler();
 
-/** The summary as its log line: `"msg":"run report"`, a warning when something failed or is revoked. */
-function logLine(summary: RunSummary) {
-  return {
-    level: summary.counts.failed > 0 || summary.revoked > 0 ? 'warn' : 'info',
-    msg: 'run report',
-    ...summary,
-  };
-}
-
-/**
- * Writes the full run report (every row, every key not reached) as JSON, dry runs included (the
- * only place a large dry run's "would renew" rows can be read). Returns its `s3://` location, or
- * null when it could not be written: that is logged and never fails the run.
- */
-async function writeRunReport(
-  s3: S3Client,
-  bucket: string,
-  key: string,
-  report: RunReport,
-  log: (line: string) => void,
-): Promise<string | null> {
-  try {
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        Body: Buffer.from(JSON.stringify(report)),
-        ContentType: 'application/json',
-      }),
-    );
-    return `s3://${bucket}/${key}`;
-  } catch (err) {
-    log(
-      JSON.stringify({
-        level: 'warn',
-        msg: 'cannot write the run report',
-        key: `s3://${bucket}/${key}`,
-        error: errorMessage(err),
-      }),
-    );
-    return null;
-  }
-}
-
-/**
- * CloudWatch Embedded Metric Format: the log line is also the metric. `Renewed` is the heartbeat
- * (the NoRun alarm counts its samples), so a dry run, which renews nothing, does not emit it.
- * `FailingWithoutStaple` counts failing certificates that have no valid staple to fall back on (a
- * first staple never obtained, or one that lapsed): they give no LeastValidityHours sample.
- */
-export function emfMetrics(report: RunReport, now: Date, service = 'ocsp-renewer') {
-  const metrics: Record<string, number> = {
-    ...(report.dryRun ? {} : { Renewed: report.counts.renewed }),
-    Failed: report.counts.failed,
-    FailingWithoutStaple: failingWithoutStaple(report, now),
-    Skipped: report.counts.skipped,
-    Revoked: report.revoked,
-    NotReached: report.notReached.length,
-  };
-  if (report.leastValidityHours !== undefined) {
-    metrics.LeastValidityHours = Math.round(report.leastValidityHours * 100) / 100;
-  }
-  return {
-    _aws: {
-      Timestamp: now.getTime(),
-      CloudWatchMetrics: [
-        {
-          Namespace: 'OcspRenewer',
-          Dimensions: [['Service']],
-          Metrics: Object.keys(metrics).map((Name) => ({
-            Name,
-            Unit: Name === 'LeastValidityHours' ? 'None' : 'Count',
-          })),
-        },
-      ],
-    },
-    Service: service,
-    ...metrics,
-  };
-}
-
-/** Failing certificates with no staple valid at `now` (a forced key naming no certificate aside). */
-export function failingWithoutStaple(report: RunReport, now: Date): number {
-  return report.results.filter(
-    (r) =>
-      r.action === 'failed' &&
-      r.staple !== '' &&
-      (r.nextUpdate === undefined || Date.parse(r.nextUpdate) <= now.getTime()),
-  ).length;
-}
+export { emfMetrics, failingWithoutStaple } from './run-output.js';

@@ -6,6 +6,9 @@
  * uploaded; the Lambda handler runs a scheduled renewal; the host pull script installs the staples
  * with the aws CLI and checks them with openssl; `openssl s_server` staples one; and
  * `openssl s_client -status` shows that a client receives a successful, good OCSP response.
+ * Then the fleet path (`-c fleet=true`) in-process: the same uploads as SQS-shaped S3 events to
+ * the fleet worker over s3rver and dynalite, and two `{"mode":"due"}` runs (now: nothing due;
+ * 14 hours later: the due ones renewed inline).
  * Everything is torn down at the end, and the exit code says whether it all worked.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -17,7 +20,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { formatRunReport } from '../../lambda/core/explain.js';
+import { createBatchHandler, type BatchSummary } from '../../lambda/aws/batch-handler.js';
 import { createHandler } from '../../lambda/aws/handler.js';
+import { stateTableDefinition } from '../../lambda/adapters/dynamo-state.js';
+import { startDynalite } from '../helpers/dynalite.js';
 import { readRunReport } from '../../lambda/aws/run-summary.js';
 import { startDelegatedResponder } from '../helpers/openssl-responder.js';
 import { freePort, makeTestPki } from '../helpers/pki.js';
@@ -33,6 +39,8 @@ export interface DemoResult {
   renewed: number;
   installed: string[];
   clientStatus: string;
+  /** The fleet path: uploads as SQS batches to the worker, then scheduled due runs. */
+  fleet: { uploadRenewed: number; dueNow: number; dueLater: number; dueRenewed: number };
   seconds: number;
 }
 
@@ -147,7 +155,82 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       `client: OCSP Response Status: ${responseStatus}; Cert Status: ${certStatus}; TLS verify ${verified ? 'ok' : 'FAILED'}`,
     );
 
+    step('the fleet path (-c fleet=true): uploads through the queue, then scheduled due runs');
+    const dynamo = await startDynalite();
+    cleanups.push(() => dynamo.stop());
+    await dynamo.createTable(stateTableDefinition('ocsp-demo-state'));
+    const ddb = dynamo.client();
+    cleanups.push(async () => ddb.destroy());
+    for (const [key, file] of uploads) {
+      await client.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: `fleet/${key}`, Body: await readFile(file) }),
+      );
+    }
+    const fleetEnv = {
+      ...env,
+      CERTS_PREFIX: 'fleet/certs/',
+      STAPLES_PREFIX: 'fleet/staples/',
+      REPORTS_PREFIX: 'fleet/reports/',
+      STATE_TABLE: 'ocsp-demo-state',
+    };
+    const worker = (clock: () => Date) =>
+      createBatchHandler({ env: fleetEnv, s3: client, dynamodb: ddb, clock, log: () => undefined });
+    // What the upload queue hands the worker: S3 notifications, one per SQS record.
+    const records = uploads.map(([key], i) => ({
+      messageId: `m${i}`,
+      receiptHandle: `r${i}`,
+      body: JSON.stringify({
+        Records: [
+          {
+            eventName: 'ObjectCreated:Put',
+            s3: { bucket: { name: BUCKET }, object: { key: `fleet/${key}` } },
+          },
+        ],
+      }),
+      attributes: {},
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:demo:000000000000:uploads',
+      awsRegion: 'demo',
+    }));
+    const uploadLog: string[] = [];
+    const uploadResponse = (await createBatchHandler({
+      env: fleetEnv,
+      s3: client,
+      dynamodb: ddb,
+      log: (line) => uploadLog.push(line),
+    })({ Records: records })) as { batchItemFailures: unknown[] };
+    const uploadLine = uploadLog
+      .map((l) => JSON.parse(l) as { msg?: string; counts?: { renewed: number } })
+      .find((l) => l.msg === 'run report');
+    const uploadRenewed = uploadLine?.counts?.renewed ?? 0;
+    say(
+      `upload batch of ${records.length} SQS records: ${uploadRenewed} renewed, ${uploadResponse.batchItemFailures.length} records failed`,
+    );
+    const now = new Date();
+    const dueNow = (await worker(() => now)({ mode: 'due' })) as BatchSummary;
+    say(`{"mode":"due"} now: ${dueNow.due} due (the due index: 8 queries, no listing, no OCSP request)`);
+    // OCSP times have one-second resolution: a response from the same second as the staple is
+    // no newer, and is not a renewal. Wait for the next second.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const later = new Date(now.getTime() + 14 * 3_600_000);
+    const dueLater = (await worker(() => later)({ mode: 'due' })) as BatchSummary;
+    say(
+      `{"mode":"due"} 14 h later: ${dueLater.due} due, ${dueLater.counts.renewed} renewed inline (up to INLINE_MAX_KEYS; more would start the state machine)`,
+    );
+    const fleet = {
+      uploadRenewed,
+      dueNow: dueNow.due ?? -1,
+      dueLater: dueLater.due ?? -1,
+      dueRenewed: dueLater.counts.renewed,
+    };
+
     const ok =
+      fleet.uploadRenewed >= 3 &&
+      fleet.dueNow === 0 &&
+      fleet.dueLater >= 3 &&
+      fleet.dueRenewed === fleet.dueLater &&
       report.counts.renewed >= 3 &&
       installed.includes('web/good.ocsp') &&
       !installed.includes('mail/revoked.ocsp') &&
@@ -161,6 +244,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
         `Lambda run: ${report.counts.renewed} renewed, ${report.counts.skipped} skipped (no OCSP URL), ${report.revoked} revoked`,
         `pull script installed: ${installed.join(', ') || 'nothing'} (the revoked staple was kept out)`,
         `TLS client received a stapled OCSP response: ${responseStatus}, ${certStatus}`,
+        `fleet path: ${fleet.uploadRenewed} renewed from uploads; due runs: ${fleet.dueNow} due now, ${fleet.dueRenewed} of ${fleet.dueLater} renewed 14 h later`,
         `${ok ? 'DEMO OK' : 'DEMO FAILED'} in ${seconds.toFixed(1)} s`,
       ].join('\n'),
     );
@@ -169,6 +253,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       renewed: report.counts.renewed,
       installed,
       clientStatus: `${responseStatus}/${certStatus}`,
+      fleet,
       seconds,
     };
   } finally {

@@ -1,0 +1,246 @@
+/**
+ * The fleet worker's scheduled path, `{"mode":"due"}` (lambda/aws/batch-handler.ts), against real
+ * peers: dynalite for the state table and its due index, s3rver for certificates, staples and
+ * reports, `openssl ocsp` answering for the test CA. A due set that fits INLINE_MAX_KEYS is
+ * renewed in the invocation; a larger one becomes a manifest object and a StartExecution request,
+ * sent to a loopback fake of the Step Functions JSON protocol that records it (the SDK client's
+ * endpoint points at it): the state machine itself is not run here, and no real AWS is involved.
+ */
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stateItem, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
+import { createBatchHandler, type BatchSummary } from '../lambda/aws/batch-handler.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { startS3Server, type S3Server } from './helpers/s3-server.js';
+
+const BUCKET = 'due';
+const MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all';
+const SERVICE = 'ocsp-renewer/Test/Renewer';
+const HOUR = 3_600_000;
+
+interface SfnRequest {
+  target: string | undefined;
+  body: Record<string, unknown>;
+}
+
+/** Answers StartExecution as Step Functions does (awsJson1_0) and keeps every request. */
+async function startFakeStepFunctions(): Promise<{
+  url: string;
+  requests: SfnRequest[];
+  stop(): Promise<void>;
+}> {
+  const requests: SfnRequest[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const headers: IncomingHttpHeaders = req.headers;
+      const target = headers['x-amz-target'] as string | undefined;
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
+      requests.push({ target, body });
+      res.setHeader('content-type', 'application/x-amz-json-1.0');
+      if (target !== 'AWSStepFunctions.StartExecution') {
+        res.statusCode = 400;
+        res.end(JSON.stringify({ __type: 'UnknownOperationException' }));
+        return;
+      }
+      const machine = String(body.stateMachineArn).replace(':stateMachine:', ':execution:');
+      res.end(JSON.stringify({ executionArn: `${machine}:${String(body.name)}`, startDate: 1_700_000_000 }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    stop: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+let pki: TestPki;
+let responder: OpensslResponder;
+let s3: S3Server;
+let client: S3Client;
+let dynamo: DynamoServer;
+let ddb: DynamoDBClient;
+let sfnFake: Awaited<ReturnType<typeof startFakeStepFunctions>>;
+let sfn: SFNClient;
+let chainPem: string;
+let tests = 0;
+
+beforeAll(async () => {
+  pki = await makeTestPki();
+  [responder, s3, dynamo, sfnFake] = await Promise.all([
+    startOpensslResponder({
+      index: pki.index,
+      ca: pki.intermediate.cert,
+      rsigner: pki.intermediate.cert,
+      rkey: pki.intermediate.key,
+      port: pki.ocspPort,
+      ndays: 1,
+    }),
+    startS3Server({ buckets: [BUCKET] }),
+    startDynalite(),
+    startFakeStepFunctions(),
+  ]);
+  client = s3.client();
+  ddb = dynamo.client();
+  sfn = new SFNClient({
+    endpoint: sfnFake.url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    maxAttempts: 1,
+  });
+  chainPem = (await readFile(pki.leaves.good.cert, 'utf8')) + (await readFile(pki.intermediate.cert, 'utf8'));
+}, 120_000);
+
+afterAll(async () => {
+  client?.destroy();
+  ddb?.destroy();
+  sfn?.destroy();
+  await Promise.all([responder?.stop(), dynamo?.stop(), sfnFake?.stop()]);
+  await s3?.stop();
+  await pki?.cleanup();
+});
+
+/**
+ * A fresh prefix and table: `due` certificates whose state says they are due an hour ago,
+ * `later` ones due tomorrow, and the worker over them with INLINE_MAX_KEYS 3.
+ */
+async function place(due: string[], later: string[]) {
+  const n = ++tests;
+  const table = `due-state-${n}`;
+  await dynamo.createTable(stateTableDefinition(table));
+  const p = { certs: `t${n}/certs/`, staples: `t${n}/staples/`, reports: `t${n}/reports/`, table };
+  const now = new Date();
+  for (const [keys, nextDue] of [
+    [due, new Date(now.getTime() - HOUR)],
+    [later, new Date(now.getTime() + 24 * HOUR)],
+  ] as const) {
+    for (const key of keys) {
+      await client.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: p.certs + key, Body: Buffer.from(chainPem) }),
+      );
+      await ddb.send(
+        new PutItemCommand({
+          TableName: table,
+          Item: stateItem(key, { failures: 0, nextDue: nextDue.toISOString() }, 1),
+        }),
+      );
+    }
+  }
+  const logs: Record<string, unknown>[] = [];
+  const handler = createBatchHandler({
+    env: {
+      BUCKET,
+      CERTS_PREFIX: p.certs,
+      STAPLES_PREFIX: p.staples,
+      REPORTS_PREFIX: p.reports,
+      STATE_TABLE: table,
+      STATE_MACHINE_ARN: MACHINE,
+      INLINE_MAX_KEYS: '3',
+      METRICS_SERVICE: SERVICE,
+      OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+    },
+    s3: client,
+    dynamodb: ddb,
+    sfn,
+    log: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
+  });
+  const list = async (prefix: string) =>
+    ((await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))).Contents ?? []).map(
+      (o) => o.Key!,
+    );
+  const read = async (key: string) =>
+    await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToString();
+  return { ...p, handler, logs, list, read };
+}
+
+describe('the fleet worker on {"mode":"due"}, scheduled', () => {
+  it('should renew a due set that fits INLINE_MAX_KEYS in the invocation, and report it as the renewer does', async () => {
+    const p = await place(['a.pem', 'b.pem'], ['later.pem']);
+    const before = sfnFake.requests.length;
+
+    const summary = (await p.handler({ mode: 'due' })) as BatchSummary;
+
+    expect(summary).toMatchObject({ due: 2, counts: { renewed: 2, failed: 0 } });
+    expect(summary.manifest).toBeUndefined();
+    expect(sfnFake.requests.length).toBe(before);
+    expect((await p.list(p.staples)).sort()).toEqual([`${p.staples}a.ocsp`, `${p.staples}b.ocsp`]);
+    expect(await p.list(`${p.reports}manifests/`)).toEqual([]);
+
+    // The renewer's run report object, summary line and EMF metrics, with the deployment's dimension.
+    const [reportKey] = await p.list(`${p.reports}runs/`);
+    expect(summary.report).toBe(`s3://${BUCKET}/${reportKey}`);
+    const report = JSON.parse(await p.read(reportKey!)) as { results: { key: string; action: string }[] };
+    expect(report.results.map((r) => [r.key, r.action]).sort()).toEqual([
+      ['a.pem', 'renewed'],
+      ['b.pem', 'renewed'],
+    ]);
+    expect(p.logs.find((l) => l.msg === 'run report')).toMatchObject({
+      mode: 'due',
+      due: 2,
+      inline: true,
+      counts: { renewed: 2 },
+      report: summary.report,
+    });
+    const emf = p.logs.find((l) => l._aws);
+    expect(emf).toMatchObject({ Service: SERVICE, Renewed: 2, Failed: 0, FailingWithoutStaple: 0 });
+    expect(emf!.LeastValidityHours).toBeGreaterThan(20);
+  }, 120_000);
+
+  it('should hand a due set over INLINE_MAX_KEYS to the state machine as a manifest of exactly those keys', async () => {
+    const due = ['m1.pem', 'm2.pem', 'sub/m 3.pem', 'm4.pem'];
+    const p = await place(due, ['later.pem']);
+    const before = sfnFake.requests.length;
+
+    const summary = (await p.handler({ mode: 'due' })) as BatchSummary;
+
+    expect(summary).toMatchObject({ due: 4, counts: { renewed: 0 } });
+    const manifests = await p.list(`${p.reports}manifests/`);
+    expect(manifests).toHaveLength(1);
+    expect(manifests[0]).toMatch(new RegExp(`^${p.reports}manifests/\\d{4}-\\d\\d-\\d\\dT[^/]+\\.json$`));
+    expect(summary.manifest).toBe(`s3://${BUCKET}/${manifests[0]}`);
+    const keys = JSON.parse(await p.read(manifests[0]!)) as string[];
+    expect(keys.sort()).toEqual(due.map((k) => p.certs + k).sort());
+
+    const sent = sfnFake.requests.slice(before);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.target).toBe('AWSStepFunctions.StartExecution');
+    expect(sent[0]!.body.stateMachineArn).toBe(MACHINE);
+    expect(sent[0]!.body.name).toMatch(/^due-[0-9A-Za-z-]{1,76}$/);
+    expect(JSON.parse(String(sent[0]!.body.input))).toEqual({ manifest: manifests[0], force: false });
+    expect(summary.execution).toBe(
+      `${MACHINE.replace(':stateMachine:', ':execution:')}:${String(sent[0]!.body.name)}`,
+    );
+
+    // Nothing renewed here: the map's workers do that. The heartbeat is still emitted.
+    expect(await p.list(p.staples)).toEqual([]);
+    expect(p.logs.find((l) => l.msg === 'run report')).toMatchObject({
+      mode: 'due',
+      due: 4,
+      inline: false,
+      manifest: summary.manifest,
+      execution: summary.execution,
+    });
+    expect(p.logs.find((l) => l._aws)).toMatchObject({ Service: SERVICE, Renewed: 0 });
+  }, 120_000);
+
+  it('should refuse an INLINE_MAX_KEYS that is not a whole number, naming it', async () => {
+    const handler = createBatchHandler({
+      env: { BUCKET, STATE_TABLE: 'x', INLINE_MAX_KEYS: 'many' },
+      s3: client,
+      dynamodb: ddb,
+      log: () => undefined,
+    });
+    await expect(handler({ mode: 'due' })).rejects.toThrow(
+      'INLINE_MAX_KEYS must be a whole number ≥ 0, got "many"',
+    );
+  });
+});
