@@ -43,10 +43,13 @@ export interface FleetSettings {
   /** Certificate keys per Distributed Map child (one worker invocation). @default 250 */
   readonly keysPerBatch?: number;
   /**
-   * Children running at once. Each renews up to the worker's per-host limit (4) in parallel, so
-   * one responder host sees at most 4 × this many requests in flight. @default 4
+   * Children running at once. Each child gets an equal share of the per-host limit
+   * (`perHostLimit` ÷ this, at least 1), so one responder host sees at most `perHostLimit`
+   * requests in flight from a map run (or this many, when it is larger). @default 4
    */
   readonly maxConcurrency?: number;
+  /** Requests in flight to one responder host from a whole map run. @default 4 */
+  readonly perHostLimit?: number;
   /** Failed children tolerated before the map run fails, in percent. @default 5 */
   readonly toleratedFailurePercentage?: number;
   /** Where the map run writes its results (the child outputs). @default 'reports/' */
@@ -79,6 +82,7 @@ export interface RenewerFleetProps extends FleetSettings {
 export const FLEET_DEFAULTS = {
   keysPerBatch: 250,
   maxConcurrency: 4,
+  perHostLimit: 4,
   toleratedFailurePercentage: 5,
   reportsPrefix: 'reports/',
   uploadBatchSize: 100,
@@ -215,6 +219,8 @@ export class RenewerFleet extends Construct {
       },
       outputPath: '$.input',
     });
+    // Each child's share of the per-host limit, so the children together stay within it.
+    const perHostShare = Math.max(1, Math.floor(s.perHostLimit / s.maxConcurrency));
     const renewBatch = new LambdaInvoke(this, 'RenewBatch', {
       lambdaFunction: this.worker,
       payload: TaskInput.fromObject({
@@ -222,6 +228,7 @@ export class RenewerFleet extends Construct {
         keys: JsonPath.listAt('$.Items[*].Key'),
         etags: JsonPath.listAt('$.Items[*].Etag'),
         force: JsonPath.stringAt('$.BatchInput.force'),
+        perHostConcurrency: perHostShare,
       }),
       // The batch summary only: the result files stay small.
       resultSelector: { 'summary.$': '$.Payload' },
@@ -247,6 +254,7 @@ export class RenewerFleet extends Construct {
         mode: 'batch',
         keys: JsonPath.listAt('$.Items'),
         force: JsonPath.stringAt('$.BatchInput.force'),
+        perHostConcurrency: perHostShare,
       }),
       resultSelector: { 'summary.$': '$.Payload' },
       retryOnServiceExceptions: true,
@@ -415,6 +423,7 @@ function checkSettings(s: ResolvedSettings): void {
   };
   whole('keysPerBatch', s.keysPerBatch, 1, 1000);
   whole('maxConcurrency', s.maxConcurrency, 1, 10_000);
+  whole('perHostLimit', s.perHostLimit, 1, 1_000);
   whole('uploadBatchSize', s.uploadBatchSize, 1, 10_000);
   whole('inlineMaxKeys', s.inlineMaxKeys, 0, 1_000_000);
   if (!(s.toleratedFailurePercentage >= 0 && s.toleratedFailurePercentage <= 100)) {

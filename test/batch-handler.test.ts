@@ -185,6 +185,11 @@ describe('parseBatchRequest', () => {
       'etags must be an array of strings, one per key',
     ],
     ['a due run with keys', { mode: 'due', keys: ['a.pem'] }, '{"mode":"due"} takes no other field'],
+    [
+      'a per-host limit that is not a whole number',
+      { mode: 'batch', keys: ['a.pem'], perHostConcurrency: 0.5 },
+      'perHostConcurrency must be a whole number ≥ 1',
+    ],
   ])('should refuse %s with a clear error', (_name, event, message) => {
     let thrown: unknown;
     try {
@@ -194,6 +199,11 @@ describe('parseBatchRequest', () => {
     }
     expect(thrown).toBeInstanceOf(EventError);
     expect((thrown as Error).message).toBe(message);
+  });
+
+  it('should take the share of the per-host limit the map passes', () => {
+    const request = parseBatchRequest({ mode: 'batch', keys: ['a.pem'], perHostConcurrency: 1 }, 'certs/');
+    expect(request).toMatchObject({ mode: 'batch', perHostConcurrency: 1 });
   });
 
   it('should strip the certs prefix, drop duplicates and pair ETags with keys', () => {
@@ -480,6 +490,7 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
       mode: 'batch',
       keys: [p.certs + 'm0.pem', p.certs + 'm1.pem'],
       force: false,
+      perHostConcurrency: 1,
     });
     expect(renewed).toBe(3);
     for (const key of keys)

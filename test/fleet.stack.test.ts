@@ -186,6 +186,7 @@ describe('OcspRenewerStack with fleet', () => {
           'keys.$': '$.Items[*].Key',
           'etags.$': '$.Items[*].Etag',
           'force.$': '$.BatchInput.force',
+          perHostConcurrency: 1,
         },
       },
       ResultSelector: { 'summary.$': '$.Payload' },
@@ -212,7 +213,15 @@ describe('OcspRenewerStack with fleet', () => {
     const child = (states.RenewDue!.ItemProcessor as { States: Record<string, Json> }).States.RenewDueBatch!;
     expect(child).toMatchObject({
       Type: 'Task',
-      Parameters: { Payload: { mode: 'batch', 'keys.$': '$.Items', 'force.$': '$.BatchInput.force' } },
+      // 4 children share the per-host limit of 4: one request in flight to a host each.
+      Parameters: {
+        Payload: {
+          mode: 'batch',
+          'keys.$': '$.Items',
+          'force.$': '$.BatchInput.force',
+          perHostConcurrency: 1,
+        },
+      },
     });
   });
 

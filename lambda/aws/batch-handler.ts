@@ -42,6 +42,11 @@ export type BatchRequest =
       force: boolean;
       /** The keys' ETags as the listing gave them (the map passes them), by key. */
       etags: Map<string, string>;
+      /**
+       * Requests in flight per responder host for this batch (the map passes its share of the
+       * per-host limit, so all children together stay within it); default PER_HOST_CONCURRENCY.
+       */
+      perHostConcurrency?: number;
     }
   | { mode: 'due' };
 
@@ -111,6 +116,7 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
       objects: CertificateObject[],
       force: boolean,
       loaded?: { store: DynamoStateStore; state: RunState },
+      perHostConcurrency = config.perHostConcurrency,
     ): Promise<RunReport> => {
       const stateStore = loaded?.store ?? (dynamodb && new DynamoStateStore(dynamodb, table!));
       const state =
@@ -131,7 +137,7 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
           policy: config.policy,
           naming: config.naming,
           concurrency: config.concurrency,
-          perHostConcurrency: config.perHostConcurrency,
+          perHostConcurrency,
           shouldStop: context ? () => context.getRemainingTimeInMillis() < reserve : undefined,
         },
       );
@@ -189,6 +195,8 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
     const report = await renew(
       request.keys.map((key) => ({ key, tag: request.etags.get(key) })),
       request.force,
+      undefined,
+      request.perHostConcurrency,
     );
     const published = await publishRun(report, 'batch', output, { keys: request.keys.length });
     return { ...summarise(report, []), report: published.report };
@@ -267,7 +275,9 @@ export function parseBatchRequest(event: unknown, certsPrefix: string): BatchReq
     throw new EventError('event must be a JSON object');
   }
   const e = event as Record<string, unknown>;
-  const unknown = Object.keys(e).filter((k) => !['mode', 'keys', 'force', 'etags'].includes(k));
+  const unknown = Object.keys(e).filter(
+    (k) => !['mode', 'keys', 'force', 'etags', 'perHostConcurrency'].includes(k),
+  );
   if (unknown.length) throw new EventError(`unsupported event field(s): ${unknown.join(', ')}`);
   if (e.mode === 'due') {
     if (Object.keys(e).length > 1) throw new EventError('{"mode":"due"} takes no other field');
@@ -286,7 +296,17 @@ export function parseBatchRequest(event: unknown, certsPrefix: string): BatchReq
     throw new EventError('etags must be an array of strings, one per key');
   }
   const etags = new Map(((e.etags as string[] | undefined) ?? []).map((tag, i) => [keys[i]!, tag]));
-  return { mode: 'batch', keys: [...new Set(keys)], force: e.force === true, etags };
+  const perHost = e.perHostConcurrency;
+  if (perHost !== undefined && !(Number.isInteger(perHost) && (perHost as number) >= 1)) {
+    throw new EventError('perHostConcurrency must be a whole number ≥ 1');
+  }
+  return {
+    mode: 'batch',
+    keys: [...new Set(keys)],
+    force: e.force === true,
+    etags,
+    ...(perHost !== undefined ? { perHostConcurrency: perHost as number } : {}),
+  };
 }
 
 function isSqsEvent(event: unknown): event is SQSEvent {
