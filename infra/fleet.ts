@@ -28,6 +28,7 @@ import {
   Pass,
   ResultWriterV2,
   S3JsonItemReader,
+  type IItemReader,
   S3ObjectsItemReader,
   StateMachine,
   TaskInput,
@@ -221,57 +222,56 @@ export class RenewerFleet extends Construct {
     });
     // Each child's share of the per-host limit, so the children together stay within it.
     const perHostShare = Math.max(1, Math.floor(s.perHostLimit / s.maxConcurrency));
-    const renewBatch = new LambdaInvoke(this, 'RenewBatch', {
-      lambdaFunction: this.worker,
-      payload: TaskInput.fromObject({
-        mode: 'batch',
-        keys: JsonPath.listAt('$.Items[*].Key'),
-        etags: JsonPath.listAt('$.Items[*].Etag'),
-        force: JsonPath.stringAt('$.BatchInput.force'),
-        perHostConcurrency: perHostShare,
-      }),
-      // The batch summary only: the result files stay small.
-      resultSelector: { 'summary.$': '$.Payload' },
-      retryOnServiceExceptions: true,
-    });
-    const map = new DistributedMap(this, 'RenewAll', {
-      comment: 'every certificate under the certificates prefix, in batches',
-      itemReader: new S3ObjectsItemReader({ bucket, prefix: layout.certsPrefix }),
-      itemBatcher: new ItemBatcher({
-        maxItemsPerBatch: s.keysPerBatch,
-        batchInput: { 'force.$': '$.force' },
-      }),
-      maxConcurrency: s.maxConcurrency,
-      toleratedFailurePercentage: s.toleratedFailurePercentage,
-      resultWriterV2: new ResultWriterV2({ bucket, prefix: s.reportsPrefix }),
-      resultPath: '$.map',
-    });
-    map.itemProcessor(renewBatch);
+    /** A Distributed Map whose children each invoke the worker with a batch of keys. */
+    const batchMap = (
+      id: string,
+      childId: string,
+      comment: string,
+      itemReader: IItemReader,
+      keys: Record<string, unknown>,
+    ) => {
+      const child = new LambdaInvoke(this, childId, {
+        lambdaFunction: this.worker,
+        payload: TaskInput.fromObject({
+          mode: 'batch',
+          ...keys,
+          force: JsonPath.stringAt('$.BatchInput.force'),
+          perHostConcurrency: perHostShare,
+        }),
+        // The batch summary only: the result files stay small.
+        resultSelector: { 'summary.$': '$.Payload' },
+        retryOnServiceExceptions: true,
+      });
+      const map = new DistributedMap(this, id, {
+        comment,
+        itemReader,
+        itemBatcher: new ItemBatcher({
+          maxItemsPerBatch: s.keysPerBatch,
+          batchInput: { 'force.$': '$.force' },
+        }),
+        maxConcurrency: s.maxConcurrency,
+        toleratedFailurePercentage: s.toleratedFailurePercentage,
+        resultWriterV2: new ResultWriterV2({ bucket, prefix: s.reportsPrefix }),
+        resultPath: '$.map',
+      });
+      map.itemProcessor(child);
+      return map;
+    };
+    const map = batchMap(
+      'RenewAll',
+      'RenewBatch',
+      'every certificate under the certificates prefix, in batches',
+      new S3ObjectsItemReader({ bucket, prefix: layout.certsPrefix }),
+      { keys: JsonPath.listAt('$.Items[*].Key'), etags: JsonPath.listAt('$.Items[*].Etag') },
+    );
     // A due run too large for one worker: the keys come from its manifest (a JSON array).
-    const renewDueBatch = new LambdaInvoke(this, 'RenewDueBatch', {
-      lambdaFunction: this.worker,
-      payload: TaskInput.fromObject({
-        mode: 'batch',
-        keys: JsonPath.listAt('$.Items'),
-        force: JsonPath.stringAt('$.BatchInput.force'),
-        perHostConcurrency: perHostShare,
-      }),
-      resultSelector: { 'summary.$': '$.Payload' },
-      retryOnServiceExceptions: true,
-    });
-    const dueMap = new DistributedMap(this, 'RenewDue', {
-      comment: 'the due certificates a due run listed in its manifest, in batches',
-      itemReader: new S3JsonItemReader({ bucket, key: JsonPath.stringAt('$.manifest') }),
-      itemBatcher: new ItemBatcher({
-        maxItemsPerBatch: s.keysPerBatch,
-        batchInput: { 'force.$': '$.force' },
-      }),
-      maxConcurrency: s.maxConcurrency,
-      toleratedFailurePercentage: s.toleratedFailurePercentage,
-      resultWriterV2: new ResultWriterV2({ bucket, prefix: s.reportsPrefix }),
-      resultPath: '$.map',
-    });
-    dueMap.itemProcessor(renewDueBatch);
+    const dueMap = batchMap(
+      'RenewDue',
+      'RenewDueBatch',
+      'the due certificates a due run listed in its manifest, in batches',
+      new S3JsonItemReader({ bucket, key: JsonPath.stringAt('$.manifest') }),
+      { keys: JsonPath.listAt('$.Items') },
+    );
     const summary = new Pass(this, 'Summarise', {
       comment: 'where the results are; counts per child are in the result files',
       parameters: {
