@@ -284,6 +284,46 @@ describe('the fleet worker on SQS upload batches', () => {
 });
 
 describe('the fleet worker on {"mode":"due"}', () => {
+  it("should write each certificate's state item as it is decided, before the batch ends", async () => {
+    const keys = ['s1.pem', 's2.pem'];
+    const p = await place(keys);
+    const worker = createBatchHandler({
+      env: {
+        BUCKET,
+        CERTS_PREFIX: p.certs,
+        STAPLES_PREFIX: p.staples,
+        STATE_TABLE: p.table,
+        CONCURRENCY: '1',
+        OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+      },
+      s3: client,
+      dynamodb: ddb,
+      clock: () => T0,
+      log: () => undefined,
+    });
+    // While the responder answers the second certificate, the first one's item is already there:
+    // a worker ended midway (Lambda's timeout) keeps what it decided.
+    const seenDuringSecond: unknown[] = [];
+    const ca = await loadSigner(pki.intermediate.cert, pki.intermediate.key);
+    let requests = 0;
+    fake.setHandler(async (req) => {
+      if (++requests === 2) seenDuringSecond.push(await p.stateItem('s1.pem'));
+      return {
+        body: await buildOcspResponse({
+          request: req.requestDer!,
+          thisUpdate: at(responderHours - 1),
+          nextUpdate: at(responderHours + 23),
+          signer: ca,
+        }),
+      };
+    });
+    const summary = (await worker({ mode: 'batch', keys, force: true })) as BatchSummary;
+    expect(summary.counts.renewed).toBe(2);
+    expect(seenDuringSecond).toHaveLength(1);
+    expect(seenDuringSecond[0]).toMatchObject({ [STATE_TABLE.partitionKey]: { S: 's1.pem' } });
+    expect(await p.stateItem('s2.pem')).toBeDefined();
+  });
+
   it('should read only the due index when nothing is due, and renew exactly the due ones later', async () => {
     const keys = ['d1.pem', 'd2.pem', 'd3.pem'];
     const p = await place(keys);

@@ -129,6 +129,13 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
           downloadIssuer,
           clock,
           state,
+          // Each certificate's item is written as it is decided, so a worker Lambda ends midway
+          // loses nothing already decided; the save below then writes only what is left.
+          stateSink: stateStore && {
+            recorded: async (key, entry) => {
+              await stateStore.write(key, entry);
+            },
+          },
         },
         {
           force,
