@@ -8,7 +8,7 @@
  * `openssl s_client -status` shows that a client receives a successful, good OCSP response.
  * Then the fleet path (`-c fleet=true`) in-process: the same uploads as SQS-shaped S3 events to
  * the fleet worker over s3rver and dynalite, and two `{"mode":"due"}` runs (now: nothing due;
- * 14 hours later: the due ones renewed inline).
+ * 20 hours later: the due ones renewed inline).
  * Everything is torn down at the end, and the exit code says whether it all worked.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -214,10 +214,10 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
     // OCSP times have one-second resolution: a response from the same second as the staple is
     // no newer, and is not a renewal. Wait for the next second.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
-    const later = new Date(now.getTime() + 14 * 3_600_000);
+    const later = new Date(now.getTime() + 20 * 3_600_000);
     const dueLater = (await worker(() => later)({ mode: 'due' })) as BatchSummary;
     say(
-      `{"mode":"due"} 14 h later: ${dueLater.due} due, ${dueLater.counts.renewed} renewed inline (up to INLINE_MAX_KEYS; more would start the state machine)`,
+      `{"mode":"due"} 20 h later: ${dueLater.due} due, ${dueLater.counts.renewed} renewed inline (up to INLINE_MAX_KEYS; more would start the state machine)`,
     );
     const fleet = {
       uploadRenewed,
@@ -244,7 +244,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
         `Lambda run: ${report.counts.renewed} renewed, ${report.counts.skipped} skipped (no OCSP URL), ${report.revoked} revoked`,
         `pull script installed: ${installed.join(', ') || 'nothing'} (the revoked staple was kept out)`,
         `TLS client received a stapled OCSP response: ${responseStatus}, ${certStatus}`,
-        `fleet path: ${fleet.uploadRenewed} renewed from uploads; due runs: ${fleet.dueNow} due now, ${fleet.dueRenewed} of ${fleet.dueLater} renewed 14 h later`,
+        `fleet path: ${fleet.uploadRenewed} renewed from uploads; due runs: ${fleet.dueNow} due now, ${fleet.dueRenewed} of ${fleet.dueLater} renewed 20 h later`,
         `${ok ? 'DEMO OK' : 'DEMO FAILED'} in ${seconds.toFixed(1)} s`,
       ].join('\n'),
     );
