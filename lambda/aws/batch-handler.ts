@@ -19,6 +19,7 @@ import { EventError } from './event.js';
 import { inlineMaxKeys } from './due-run-limit.js';
 import { writeLogLine } from './log-line.js';
 import { mergeReports, publishRun, type RunOutput } from './run-output.js';
+import { runOptionsFrom, timeLeftOf } from './run-options.js';
 
 export interface BatchHandlerDeps {
   env?: NodeJS.ProcessEnv;
@@ -69,8 +70,6 @@ export interface BatchSummary {
 }
 
 const MAX_FAILURES_LISTED = 20;
-/** As in handler.ts: stop taking certificates this long before the deadline. */
-const DEADLINE_MARGIN_MS = 5_000;
 
 /**
  * The fleet worker (infra/fleet.ts): renews a given batch of certificate keys without listing the
@@ -109,8 +108,9 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
     const dynamodb = table ? (dynamoClient ??= deps.dynamodb ?? new DynamoDBClient({})) : undefined;
     const clock = deps.clock ?? (() => new Date());
     const staples = new S3StapleStore(s3, config.bucket, config.staplesPrefix);
-    const downloadIssuer = cachedDownload(httpIssuerDownload(config.http));
-    const reserve = 2 * config.http.timeoutMs + DEADLINE_MARGIN_MS;
+    // The same deadline as the renewer's: requests cut at it, no certificate started too late.
+    const timeLeft = timeLeftOf(context);
+    const downloadIssuer = cachedDownload(httpIssuerDownload(config.http, { timeLeft }));
 
     const renew = async (
       objects: CertificateObject[],
@@ -137,16 +137,7 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
             },
           },
         },
-        {
-          force,
-          onRevoked: config.onRevoked,
-          hash: config.hash,
-          policy: config.policy,
-          naming: config.naming,
-          concurrency: config.concurrency,
-          perHostConcurrency,
-          shouldStop: context ? () => context.getRemainingTimeInMillis() < reserve : undefined,
-        },
+        { ...runOptionsFrom(config, timeLeft), force, perHostConcurrency },
       );
       await stateStore?.save(state);
       return report;

@@ -6,7 +6,6 @@ import { CombinedCertificateSource } from '../adapters/combined-source.js';
 import { makeS3Client, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
 import { PeriodicStateSave, s3StateBlob, StateStore } from '../adapters/state-store.js';
 import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
-import { responderPolicyOf } from '../adapters/http.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { configFromEnv } from './config.js';
 import { errorMessage } from '../core/errors.js';
@@ -17,6 +16,7 @@ import { cachedDownload, run, type Transport } from '../renew/run.js';
 import { parseEvent } from './event.js';
 import { writeLogLine } from './log-line.js';
 import { publishRun } from './run-output.js';
+import { runOptionsFrom, timeLeftOf } from './run-options.js';
 import type { RunSummary } from './run-summary.js';
 
 export interface HandlerDeps {
@@ -28,14 +28,6 @@ export interface HandlerDeps {
   /** Where log lines go (JSON, one per call); every line passes writeLogLine's size cap first. */
   log?: (line: string) => void;
 }
-
-/**
- * The run's deadline is the Lambda's, less this reserve for what follows the certificates: the
- * final state save, the run report object, the status page and the log lines. Every HTTP request
- * (OCSP, caIssuers) is cut at the run's deadline, so nothing in flight can eat the reserve; a
- * certificate starts only while at least one full HTTP timeout is left before it.
- */
-const DEADLINE_RESERVE_MS = 5_000;
 
 /**
  * Builds the Lambda handler. The handler turns the event into a run request, runs the same core
@@ -84,7 +76,7 @@ export function createHandler(deps: HandlerDeps = {}) {
     const keys = request.keys ? new Set(request.keys) : undefined;
     const inScope = (key: string) =>
       (keys ? keys.has(key) : true) && (request.prefix ? key.startsWith(request.prefix) : true);
-    const timeLeft = context ? () => context.getRemainingTimeInMillis() - DEADLINE_RESERVE_MS : undefined;
+    const timeLeft = timeLeftOf(context);
     const report = await run(
       {
         source,
@@ -97,18 +89,10 @@ export function createHandler(deps: HandlerDeps = {}) {
         trustState: true,
       },
       {
+        ...runOptionsFrom(config, timeLeft),
         force: request.mode === 'force' || request.mode === 's3-event',
         only: keys || request.prefix ? inScope : undefined,
         dryRun: request.dryRun,
-        onRevoked: config.onRevoked,
-        hash: config.hash,
-        policy: config.policy,
-        naming: config.naming,
-        concurrency: config.concurrency,
-        perHostConcurrency: config.perHostConcurrency,
-        responderPolicy: responderPolicyOf(config.http),
-        timeLeft,
-        shouldStop: timeLeft ? () => timeLeft() < config.http.timeoutMs : undefined,
       },
     );
     if (request.mode === 'force' && request.keys) {
