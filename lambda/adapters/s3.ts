@@ -43,6 +43,12 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
   return { bucket: match[1]!, prefix: normalisePrefix(match[2] ?? '') };
 }
 
+/** `s3://bucket/key` (one object, a key required) as its parts; undefined for anything else. */
+export function parseS3Object(url: string): { bucket: string; key: string } | undefined {
+  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(url);
+  return match ? { bucket: match[1]!, key: match[2]! } : undefined;
+}
+
 export function normalisePrefix(prefix: string): string {
   return prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
 }

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { getObject } from '../adapters/s3.js';
+import { getObject, parseS3Object } from '../adapters/s3.js';
 import type { Stage } from '../core/errors.js';
 import type { Action, RunReport } from '../renew/run.js';
 
@@ -62,9 +62,9 @@ export function summarise(report: RunReport, mode: string, location: string | nu
 
 /** Reads the run report a summary names (`s3://bucket/key`), for tools and tests. */
 export async function readRunReport(s3: S3Client, location: string): Promise<RunReport> {
-  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(location);
-  if (!match) throw new Error(`not an s3:// location: ${location}`);
-  const object = await getObject(s3, match[1]!, match[2]!);
+  const at = parseS3Object(location);
+  if (!at) throw new Error(`not an s3:// location: ${location}`);
+  const object = await getObject(s3, at.bucket, at.key);
   if (!object) throw new Error(`run report ${location} not found`);
   return JSON.parse(object.body.toString('utf8')) as RunReport;
 }

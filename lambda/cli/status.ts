@@ -2,7 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { writeFileAtomic } from '../adapters/filesystem.js';
-import { getObject, listObjects, makeS3Client, parseS3Url } from '../adapters/s3.js';
+import { getObject, listObjects, makeS3Client, parseS3Object, parseS3Url } from '../adapters/s3.js';
 import { fileStateBlob, s3StateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
@@ -118,9 +118,9 @@ async function loadState(blob: StateBlob | undefined, io: StatusIo): Promise<Run
 function stateBlobFor(where: string): StateBlob | undefined {
   if (where === 'none') return undefined;
   if (where.startsWith('s3://')) {
-    const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(where);
-    if (!m) throw new UsageError(`--state: expected s3://bucket/key, got ${where}`);
-    return s3StateBlob(makeS3Client(), m[1]!, m[2]!);
+    const at = parseS3Object(where);
+    if (!at) throw new UsageError(`--state: expected s3://bucket/key, got ${where}`);
+    return s3StateBlob(makeS3Client(), at.bucket, at.key);
   }
   return fileStateBlob(where);
 }
