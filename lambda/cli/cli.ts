@@ -41,6 +41,7 @@ import {
   commandHelp,
   parseCommand,
   settingFlag,
+  str,
   UsageError,
   type Command,
   type Flag,
@@ -152,8 +153,6 @@ function positiveInt(value: FlagValues[string], name: string, fallback: number):
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer`);
   return n;
 }
-
-const str = (value: FlagValues[string]) => (typeof value === 'string' ? value : undefined);
 
 // --- commands -----------------------------------------------------------------------------------------
 

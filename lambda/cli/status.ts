@@ -18,7 +18,7 @@ import { renderStatusPage } from '../core/status-page.js';
 import { isCertificateKey, namingFrom, stapleKeyFor, type NamingOptions } from '../renew/ports.js';
 import type { RunState } from '../renew/run.js';
 import { SETTINGS } from '../renew/settings.js';
-import { settingFlag, UsageError, type Command, type FlagValues } from './flags.js';
+import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
 
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
 export const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
@@ -27,8 +27,6 @@ export interface StatusIo {
   out: (text: string) => void;
   err: (text: string) => void;
 }
-
-const str = (value: FlagValues[string]) => (typeof value === 'string' ? value : undefined);
 
 /**
  * `ocsp-renewer status`: reads the staples (and, in a directory, the certificates beside them) and
