@@ -285,6 +285,17 @@ describe('cron and systemd', () => {
     expect(afterCrash.code, afterCrash.stderr).toBe(0);
   });
 
+  it('a reader that goes away (`| head`) does not crash the run: exit 0, no stack trace, the staple written', async () => {
+    const certs = await certDir('good');
+    const staples = await freshDir('staples');
+    const running = startCli(['renew', '--certs', certs, '--staples', staples, PRIVATE, '--json']);
+    running.child.stdout!.destroy(); // the reader is gone before the report is written: EPIPE
+    const done = await running.exited;
+    expect(done.stderr).not.toMatch(/EPIPE|Unhandled|at .*\.js:\d+/);
+    expect(done.code).toBe(0);
+    expect(existsSync(path.join(staples, 'good.ocsp'))).toBe(true);
+  });
+
   it('--quiet prints the renewals, then nothing at all when all is well', async () => {
     const certs = await certDir('good', 'noOcsp');
     const staples = await freshDir('staples');
