@@ -1,29 +1,14 @@
 /**
  * Child process of `npm run bench`: one forced `ocsp-renewer renew` (the CLI's main(), in this
- * process) over a directory of certificates, against the instant responder on a given port, so the
- * parent can read this process's own peak RSS. Prints one JSON line: seconds, counts, maxRssMB.
+ * process) over a directory of certificates, so the parent can read this process's own peak RSS.
+ * The responder the certificates name lives in another process (bench/instant-responder-process.ts,
+ * started by the parent): nothing here but the CLI. Prints one JSON line: seconds, counts, maxRssMB.
  *
- * Usage: tsx bench/forced-cli-run.ts <certs dir> <staples dir> <state file> <responses dir> <port>
- * (responses dir: one `<serial hex>.der` per certificate, what the responder answers).
+ * Usage: tsx bench/forced-cli-run.ts <certs dir> <staples dir> <state file>
  */
-import { readdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { main } from '../lambda/cli/cli.js';
-import { responderFor } from './fleet.js';
-import { startInstantResponder } from './instant-responder.js';
 
-const [certs, staples, state, responsesDir, port] = process.argv.slice(2) as [
-  string,
-  string,
-  string,
-  string,
-  string,
-];
-const bySerial = new Map<string, Buffer>();
-for (const file of await readdir(responsesDir)) {
-  bySerial.set(path.basename(file, '.der'), await readFile(path.join(responsesDir, file)));
-}
-const responder = await startInstantResponder(responderFor(bySerial), Number(port));
+const [certs, staples, state] = process.argv.slice(2) as [string, string, string];
 let output = '';
 const start = process.hrtime.bigint();
 const code = await main(
@@ -42,14 +27,12 @@ const code = await main(
   { out: (t) => (output += t), err: () => {} },
 );
 const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-responder.server.close();
 const report = JSON.parse(output) as { counts: Record<string, number> };
 console.log(
   JSON.stringify({
     code,
     seconds,
     counts: report.counts,
-    requests: responder.requests(),
     maxRssMB: process.resourceUsage().maxRSS / 1024,
   }),
 );

@@ -3,7 +3,10 @@
  * path) and POST with a pre-signed response looked up by serial, with no signing work per request.
  * Optional `delayMs` holds each answer back, as a distant responder would.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export async function startInstantResponder(
   lookup: (requestDer: Buffer) => Buffer | undefined,
@@ -40,4 +43,59 @@ export async function startInstantResponder(
   const address = server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   return { server, url: `http://127.0.0.1:${bound}/`, requests: () => requests };
+}
+
+/** A responder child process (bench/instant-responder-process.ts) and how to stop it. */
+export interface ResponderProcess {
+  port: number;
+  pid: number;
+  /** SIGTERM; resolves with the requests it answered (its last line), once it has exited. */
+  stop(): Promise<number>;
+}
+
+const READY_TIMEOUT_MS = 60_000;
+
+/**
+ * Starts the instant responder in its own process, answering for the `<serial hex>.der` files in
+ * `responsesDir` on `port` (0: any free port), so its CPU and memory are not the caller's. Resolves
+ * once it has printed its `listening <port>` line (it prints it from the listen callback); throws
+ * after 60 s or if it exits first. It exits by itself when the caller's end of its stdin closes.
+ */
+export async function spawnInstantResponder(
+  responsesDir: string,
+  port = 0,
+  delayMs = 0,
+): Promise<ResponderProcess> {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'instant-responder-process.ts');
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', script, responsesDir, String(port), String(delayMs)],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-8192)));
+  child.stderr.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-8192)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (): Promise<number> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    return Number(/^requests (\d+)$/m.exec(output)?.[1] ?? NaN);
+  };
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    const match = /^listening (\d+)$/m.exec(output);
+    if (match) return { port: Number(match[1]), pid: child.pid!, stop };
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`instant responder exited before listening: ${output.trim()}`);
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`instant responder not listening after ${READY_TIMEOUT_MS / 1000} s: ${output.trim()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
