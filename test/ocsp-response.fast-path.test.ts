@@ -316,3 +316,36 @@ describe('formatNameDer: a responder name from its DER, as formatName renders th
     for (const [what, der] of Object.entries(refused)) expect(fast(der), what).toBeUndefined();
   });
 });
+
+describe('parseOcspResponse fast path: statuses', () => {
+  const response = (status: string) =>
+    Buffer.from(`30${(status.length / 2).toString(16).padStart(2, '0')}${status}`, 'hex');
+
+  it('reads the status of a response without responseBytes, named as the general path names it', () => {
+    for (const [status, name] of [
+      ['0a0101', 'malformedRequest'],
+      ['0a0103', 'tryLater'],
+      ['0a0104', 'UNKNOWN(4)'],
+      ['0a0106', 'unauthorized'],
+      ['0a020080', 'UNKNOWN(128)'],
+    ] as const) {
+      const parsed = expectFastEqualsSlow(response(status), status);
+      expect(parsed).toStrictEqual({
+        der: response(status),
+        responseStatus: name,
+        responseType: undefined,
+        basic: undefined,
+      });
+    }
+  });
+
+  it('leaves to the general path what asn1js reads otherwise: a negative or a 4-octet ENUMERATED', () => {
+    // asn1js decodes at most 3 octets of an INTEGER/ENUMERATED and calls a longer one 0.
+    expect(parseResponseSlow(response('0a0400800000')).responseStatus).toBe('successful');
+    expect(parseResponseSlow(response('0a0181')).responseStatus).toBe('UNKNOWN(-127)');
+    for (const status of ['0a0400800000', '0a0181', '0a02007f', '0a00', '020100']) {
+      expect(parseResponseFast(response(status)), status).toBeUndefined();
+    }
+    expect(parseOcspResponse(response('0a0181')).responseStatus).toBe('UNKNOWN(-127)');
+  });
+});
