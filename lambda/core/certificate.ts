@@ -32,7 +32,7 @@ export const OCSP_SIGNING_EKU = '1.3.6.1.5.5.7.3.9';
 /** TLS Feature value 5 = status_request: the "must-staple" flag (RFC 7633). */
 const STATUS_REQUEST = 5;
 
-const NAME_LABELS: Record<string, string> = {
+export const NAME_LABELS: Record<string, string> = {
   '2.5.4.3': 'CN',
   '2.5.4.6': 'C',
   '2.5.4.7': 'L',
