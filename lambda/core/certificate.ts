@@ -309,7 +309,8 @@ function readCertificate(der: Buffer) {
 /** The items of a constructed value (a SEQUENCE, an EXPLICIT tag), at least `min` of them. */
 function fieldsOf(block: asn1js.AsnType | undefined, what: string, min: number): asn1js.AsnType[] {
   const value = block?.idBlock.isConstructed ? (block as asn1js.Constructed).valueBlock.value : undefined;
-  if (!value || value.length < min) {
+  // A constructed string type (2C … for a UTF8String) has a string here, not a list of blocks.
+  if (!Array.isArray(value) || value.length < min) {
     throw new CertificateParseError(`not an X.509 certificate (${what} does not match its structure)`);
   }
   return value;
