@@ -91,90 +91,30 @@ export class Certificate {
   /** Throws CertificateParseError, and nothing else, when the bytes are not an X.509 certificate. */
   constructor(der: Uint8Array) {
     this.der = Buffer.from(der);
-    const x = readCertificate(this.der);
+    const x = certificateFieldsSlow(this.der);
     this.serial = x.serial;
     this.serialHex = serialHex(this.serial);
-    // The names exactly as encoded, not re-encoded: CertID hashes these bytes.
-    this.subjectDer = asBuffer(x.subject.valueBeforeDecodeView);
-    this.issuerDer = asBuffer(x.issuer.valueBeforeDecodeView);
-    this.subject = formatNameBlock(x.subject);
-    this.issuer = formatNameBlock(x.issuer);
+    this.subjectDer = x.subjectDer;
+    this.issuerDer = x.issuerDer;
+    this.subject = x.subject;
+    this.issuer = x.issuer;
     this.publicKeyBits = x.publicKeyBits;
     this.spkiDer = x.spkiDer;
     this.tbsDer = x.tbsDer;
     this.signatureAlgorithm = x.signatureAlgorithm;
     this.signature = x.signature;
-    [this.notBefore, this.notAfter] = validity(x.validity);
+    this.notBefore = x.notBefore;
+    this.notAfter = x.notAfter;
     this.sha256 = digest('sha256', this.der).toString('hex');
-
-    const ocspUrls: string[] = [];
-    const caIssuersUrls: string[] = [];
-    let mustStaple = false;
-    let isCA = false;
-    let extKeyUsage: string[] | undefined;
-    let subjectKeyId: Buffer | undefined;
-    let authorityKeyId: Buffer | undefined;
-    let digitalSignature: boolean | undefined;
-    const criticalExtensions: string[] = [];
-    for (const ext of x.extensions) {
-      if (ext.critical) criticalExtensions.push(ext.oid);
-      // Only the extensions read below are decoded: subjectAltName, SCT lists and policies are
-      // the bulk of a leaf and are never needed here. A value that does not decode is absent.
-      if (!NEEDED_EXTENSIONS.has(ext.oid)) continue;
-      const value = decodeValue(ext.value);
-      switch (ext.oid) {
-        case OID.keyUsage: {
-          // KeyUsage BIT STRING: digitalSignature is bit 0, the first octet's high bit.
-          const bits = value instanceof asn1js.BitString ? value.valueBlock.valueHexView : undefined;
-          digitalSignature = !!bits && bits.length > 0 && (bits[0]! & 0x80) !== 0;
-          break;
-        }
-        case OID.authorityInfoAccess:
-          for (const { method, url } of accessDescriptions(value)) {
-            if (method === OID.ocsp) ocspUrls.push(url);
-            if (method === OID.caIssuers) caIssuersUrls.push(url);
-          }
-          break;
-        case OID.tlsFeature:
-          mustStaple = sequenceOf(value, asn1js.Integer)
-            .map((item) => item.valueBlock.valueDec)
-            .includes(STATUS_REQUEST);
-          break;
-        case OID.basicConstraints: {
-          // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
-          const first = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
-          isCA = first instanceof asn1js.Boolean && first.valueBlock.value;
-          break;
-        }
-        case OID.extKeyUsage:
-          extKeyUsage = sequenceOf(value, asn1js.ObjectIdentifier).map((o) => o.valueBlock.toString());
-          break;
-        case OID.subjectKeyIdentifier:
-          if (value instanceof asn1js.OctetString) subjectKeyId = asBuffer(value.valueBlock.valueHexView);
-          break;
-        case OID.authorityKeyIdentifier: {
-          // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, … }
-          const keyId = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
-          if (
-            keyId &&
-            keyId.idBlock.tagClass === 3 &&
-            keyId.idBlock.tagNumber === 0 &&
-            !keyId.idBlock.isConstructed
-          )
-            authorityKeyId = asBuffer((keyId as asn1js.Primitive).valueBlock.valueHexView);
-          break;
-        }
-      }
-    }
-    this.ocspUrls = ocspUrls;
-    this.caIssuersUrls = caIssuersUrls;
-    this.mustStaple = mustStaple;
-    this.isCA = isCA;
-    this.extKeyUsage = extKeyUsage;
-    this.subjectKeyId = subjectKeyId;
-    this.authorityKeyId = authorityKeyId;
-    this.digitalSignature = digitalSignature;
-    this.criticalExtensions = criticalExtensions;
+    this.ocspUrls = x.ocspUrls;
+    this.caIssuersUrls = x.caIssuersUrls;
+    this.mustStaple = x.mustStaple;
+    this.isCA = x.isCA;
+    this.extKeyUsage = x.extKeyUsage;
+    this.subjectKeyId = x.subjectKeyId;
+    this.authorityKeyId = x.authorityKeyId;
+    this.digitalSignature = x.digitalSignature;
+    this.criticalExtensions = x.criticalExtensions;
   }
 
   /** The pkijs certificate, decoded again from `der` on each access (rare: tests, tooling). */
@@ -210,6 +150,129 @@ export class Certificate {
   isValidAt(at: Date): boolean {
     return this.notBefore.getTime() <= at.getTime() && at.getTime() <= this.notAfter.getTime();
   }
+}
+
+/**
+ * What the Certificate constructor reads from a certificate's DER: every readonly field but `der`,
+ * `serialHex` and `sha256`. Buffers are views on the bytes parsed, never copies.
+ */
+export interface CertificateFields {
+  serial: Buffer;
+  subjectDer: Buffer;
+  issuerDer: Buffer;
+  subject: string;
+  issuer: string;
+  publicKeyBits: Buffer;
+  spkiDer: Buffer;
+  tbsDer: Buffer;
+  signatureAlgorithm: AlgorithmId;
+  signature: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  ocspUrls: string[];
+  caIssuersUrls: string[];
+  mustStaple: boolean;
+  isCA: boolean;
+  extKeyUsage: string[] | undefined;
+  digitalSignature: boolean | undefined;
+  criticalExtensions: string[];
+  subjectKeyId: Buffer | undefined;
+  authorityKeyId: Buffer | undefined;
+}
+
+/**
+ * The certificate's fields through asn1js's BER tree. Throws
+ * CertificateParseError, and nothing else, when the bytes are not an X.509 certificate.
+ */
+export function certificateFieldsSlow(der: Buffer): CertificateFields {
+  const x = readCertificate(der);
+  // In the order the errors were always found: the names, the validity, then the extensions.
+  const subject = formatNameBlock(x.subject);
+  const issuer = formatNameBlock(x.issuer);
+  const [notBefore, notAfter] = validity(x.validity);
+  const ocspUrls: string[] = [];
+  const caIssuersUrls: string[] = [];
+  let mustStaple = false;
+  let isCA = false;
+  let extKeyUsage: string[] | undefined;
+  let subjectKeyId: Buffer | undefined;
+  let authorityKeyId: Buffer | undefined;
+  let digitalSignature: boolean | undefined;
+  const criticalExtensions: string[] = [];
+  for (const ext of x.extensions) {
+    if (ext.critical) criticalExtensions.push(ext.oid);
+    // Only the extensions read below are decoded: subjectAltName, SCT lists and policies are
+    // the bulk of a leaf and are never needed here. A value that does not decode is absent.
+    if (!NEEDED_EXTENSIONS.has(ext.oid)) continue;
+    const value = decodeValue(ext.value);
+    switch (ext.oid) {
+      case OID.keyUsage: {
+        // KeyUsage BIT STRING: digitalSignature is bit 0, the first octet's high bit.
+        const bits = value instanceof asn1js.BitString ? value.valueBlock.valueHexView : undefined;
+        digitalSignature = !!bits && bits.length > 0 && (bits[0]! & 0x80) !== 0;
+        break;
+      }
+      case OID.authorityInfoAccess:
+        for (const { method, url } of accessDescriptions(value)) {
+          if (method === OID.ocsp) ocspUrls.push(url);
+          if (method === OID.caIssuers) caIssuersUrls.push(url);
+        }
+        break;
+      case OID.tlsFeature:
+        mustStaple = sequenceOf(value, asn1js.Integer)
+          .map((item) => item.valueBlock.valueDec)
+          .includes(STATUS_REQUEST);
+        break;
+      case OID.basicConstraints: {
+        // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
+        const first = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
+        isCA = first instanceof asn1js.Boolean && first.valueBlock.value;
+        break;
+      }
+      case OID.extKeyUsage:
+        extKeyUsage = sequenceOf(value, asn1js.ObjectIdentifier).map((o) => o.valueBlock.toString());
+        break;
+      case OID.subjectKeyIdentifier:
+        if (value instanceof asn1js.OctetString) subjectKeyId = asBuffer(value.valueBlock.valueHexView);
+        break;
+      case OID.authorityKeyIdentifier: {
+        // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, … }
+        const keyId = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
+        if (
+          keyId &&
+          keyId.idBlock.tagClass === 3 &&
+          keyId.idBlock.tagNumber === 0 &&
+          !keyId.idBlock.isConstructed
+        )
+          authorityKeyId = asBuffer((keyId as asn1js.Primitive).valueBlock.valueHexView);
+        break;
+      }
+    }
+  }
+  return {
+    serial: x.serial,
+    // The names exactly as encoded, not re-encoded: CertID hashes these bytes.
+    subjectDer: asBuffer(x.subject.valueBeforeDecodeView),
+    issuerDer: asBuffer(x.issuer.valueBeforeDecodeView),
+    subject,
+    issuer,
+    publicKeyBits: x.publicKeyBits,
+    spkiDer: x.spkiDer,
+    tbsDer: x.tbsDer,
+    signatureAlgorithm: x.signatureAlgorithm,
+    signature: x.signature,
+    notBefore,
+    notAfter,
+    ocspUrls,
+    caIssuersUrls,
+    mustStaple,
+    isCA,
+    extKeyUsage,
+    digitalSignature,
+    criticalExtensions,
+    subjectKeyId,
+    authorityKeyId,
+  };
 }
 
 /** The extensions the constructor reads; any other is never decoded. */
