@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
@@ -12,6 +13,21 @@ import {
   strictUtcTime,
   toArrayBuffer,
 } from './der.js';
+import {
+  bitString,
+  booleanValue,
+  childrenOf,
+  content,
+  contextTag,
+  encoding,
+  integerBytes,
+  oidString,
+  primitive,
+  readRoot,
+  TAG,
+  timeChars,
+  type Tlv,
+} from './der-reader.js';
 
 const OID = {
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
@@ -91,90 +107,31 @@ export class Certificate {
   /** Throws CertificateParseError, and nothing else, when the bytes are not an X.509 certificate. */
   constructor(der: Uint8Array) {
     this.der = Buffer.from(der);
-    const x = readCertificate(this.der);
+    // The strict DER reader when it understands every byte; asn1js otherwise (and for every error).
+    const x = certificateFieldsFast(this.der) ?? certificateFieldsSlow(this.der);
     this.serial = x.serial;
     this.serialHex = serialHex(this.serial);
-    // The names exactly as encoded, not re-encoded: CertID hashes these bytes.
-    this.subjectDer = asBuffer(x.subject.valueBeforeDecodeView);
-    this.issuerDer = asBuffer(x.issuer.valueBeforeDecodeView);
-    this.subject = formatNameBlock(x.subject);
-    this.issuer = formatNameBlock(x.issuer);
+    this.subjectDer = x.subjectDer;
+    this.issuerDer = x.issuerDer;
+    this.subject = x.subject;
+    this.issuer = x.issuer;
     this.publicKeyBits = x.publicKeyBits;
     this.spkiDer = x.spkiDer;
     this.tbsDer = x.tbsDer;
     this.signatureAlgorithm = x.signatureAlgorithm;
     this.signature = x.signature;
-    [this.notBefore, this.notAfter] = validity(x.validity);
+    this.notBefore = x.notBefore;
+    this.notAfter = x.notAfter;
     this.sha256 = digest('sha256', this.der).toString('hex');
-
-    const ocspUrls: string[] = [];
-    const caIssuersUrls: string[] = [];
-    let mustStaple = false;
-    let isCA = false;
-    let extKeyUsage: string[] | undefined;
-    let subjectKeyId: Buffer | undefined;
-    let authorityKeyId: Buffer | undefined;
-    let digitalSignature: boolean | undefined;
-    const criticalExtensions: string[] = [];
-    for (const ext of x.extensions) {
-      if (ext.critical) criticalExtensions.push(ext.oid);
-      // Only the extensions read below are decoded: subjectAltName, SCT lists and policies are
-      // the bulk of a leaf and are never needed here. A value that does not decode is absent.
-      if (!NEEDED_EXTENSIONS.has(ext.oid)) continue;
-      const value = decodeValue(ext.value);
-      switch (ext.oid) {
-        case OID.keyUsage: {
-          // KeyUsage BIT STRING: digitalSignature is bit 0, the first octet's high bit.
-          const bits = value instanceof asn1js.BitString ? value.valueBlock.valueHexView : undefined;
-          digitalSignature = !!bits && bits.length > 0 && (bits[0]! & 0x80) !== 0;
-          break;
-        }
-        case OID.authorityInfoAccess:
-          for (const { method, url } of accessDescriptions(value)) {
-            if (method === OID.ocsp) ocspUrls.push(url);
-            if (method === OID.caIssuers) caIssuersUrls.push(url);
-          }
-          break;
-        case OID.tlsFeature:
-          mustStaple = sequenceOf(value, asn1js.Integer)
-            .map((item) => item.valueBlock.valueDec)
-            .includes(STATUS_REQUEST);
-          break;
-        case OID.basicConstraints: {
-          // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
-          const first = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
-          isCA = first instanceof asn1js.Boolean && first.valueBlock.value;
-          break;
-        }
-        case OID.extKeyUsage:
-          extKeyUsage = sequenceOf(value, asn1js.ObjectIdentifier).map((o) => o.valueBlock.toString());
-          break;
-        case OID.subjectKeyIdentifier:
-          if (value instanceof asn1js.OctetString) subjectKeyId = asBuffer(value.valueBlock.valueHexView);
-          break;
-        case OID.authorityKeyIdentifier: {
-          // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, … }
-          const keyId = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
-          if (
-            keyId &&
-            keyId.idBlock.tagClass === 3 &&
-            keyId.idBlock.tagNumber === 0 &&
-            !keyId.idBlock.isConstructed
-          )
-            authorityKeyId = asBuffer((keyId as asn1js.Primitive).valueBlock.valueHexView);
-          break;
-        }
-      }
-    }
-    this.ocspUrls = ocspUrls;
-    this.caIssuersUrls = caIssuersUrls;
-    this.mustStaple = mustStaple;
-    this.isCA = isCA;
-    this.extKeyUsage = extKeyUsage;
-    this.subjectKeyId = subjectKeyId;
-    this.authorityKeyId = authorityKeyId;
-    this.digitalSignature = digitalSignature;
-    this.criticalExtensions = criticalExtensions;
+    this.ocspUrls = x.ocspUrls;
+    this.caIssuersUrls = x.caIssuersUrls;
+    this.mustStaple = x.mustStaple;
+    this.isCA = x.isCA;
+    this.extKeyUsage = x.extKeyUsage;
+    this.subjectKeyId = x.subjectKeyId;
+    this.authorityKeyId = x.authorityKeyId;
+    this.digitalSignature = x.digitalSignature;
+    this.criticalExtensions = x.criticalExtensions;
   }
 
   /** The pkijs certificate, decoded again from `der` on each access (rare: tests, tooling). */
@@ -210,6 +167,130 @@ export class Certificate {
   isValidAt(at: Date): boolean {
     return this.notBefore.getTime() <= at.getTime() && at.getTime() <= this.notAfter.getTime();
   }
+}
+
+/**
+ * What the Certificate constructor reads from a certificate's DER: every readonly field but `der`,
+ * `serialHex` and `sha256`. Buffers are views on the bytes parsed, never copies.
+ */
+export interface CertificateFields {
+  serial: Buffer;
+  subjectDer: Buffer;
+  issuerDer: Buffer;
+  subject: string;
+  issuer: string;
+  publicKeyBits: Buffer;
+  spkiDer: Buffer;
+  tbsDer: Buffer;
+  signatureAlgorithm: AlgorithmId;
+  signature: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  ocspUrls: string[];
+  caIssuersUrls: string[];
+  mustStaple: boolean;
+  isCA: boolean;
+  extKeyUsage: string[] | undefined;
+  digitalSignature: boolean | undefined;
+  criticalExtensions: string[];
+  subjectKeyId: Buffer | undefined;
+  authorityKeyId: Buffer | undefined;
+}
+
+/**
+ * The certificate's fields through asn1js's BER tree: the general path, for any input the strict
+ * reader (certificateFieldsFast) does not take, and the one that words every error. Throws
+ * CertificateParseError, and nothing else, when the bytes are not an X.509 certificate.
+ */
+export function certificateFieldsSlow(der: Buffer): CertificateFields {
+  const x = readCertificate(der);
+  // In the order the errors were always found: the names, the validity, then the extensions.
+  const subject = formatNameBlock(x.subject);
+  const issuer = formatNameBlock(x.issuer);
+  const [notBefore, notAfter] = validity(x.validity);
+  const ocspUrls: string[] = [];
+  const caIssuersUrls: string[] = [];
+  let mustStaple = false;
+  let isCA = false;
+  let extKeyUsage: string[] | undefined;
+  let subjectKeyId: Buffer | undefined;
+  let authorityKeyId: Buffer | undefined;
+  let digitalSignature: boolean | undefined;
+  const criticalExtensions: string[] = [];
+  for (const ext of x.extensions) {
+    if (ext.critical) criticalExtensions.push(ext.oid);
+    // Only the extensions read below are decoded: subjectAltName, SCT lists and policies are
+    // the bulk of a leaf and are never needed here. A value that does not decode is absent.
+    if (!NEEDED_EXTENSIONS.has(ext.oid)) continue;
+    const value = decodeValue(ext.value);
+    switch (ext.oid) {
+      case OID.keyUsage: {
+        // KeyUsage BIT STRING: digitalSignature is bit 0, the first octet's high bit.
+        const bits = value instanceof asn1js.BitString ? value.valueBlock.valueHexView : undefined;
+        digitalSignature = !!bits && bits.length > 0 && (bits[0]! & 0x80) !== 0;
+        break;
+      }
+      case OID.authorityInfoAccess:
+        for (const { method, url } of accessDescriptions(value)) {
+          if (method === OID.ocsp) ocspUrls.push(url);
+          if (method === OID.caIssuers) caIssuersUrls.push(url);
+        }
+        break;
+      case OID.tlsFeature:
+        mustStaple = sequenceOf(value, asn1js.Integer)
+          .map((item) => item.valueBlock.valueDec)
+          .includes(STATUS_REQUEST);
+        break;
+      case OID.basicConstraints: {
+        // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
+        const first = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
+        isCA = first instanceof asn1js.Boolean && first.valueBlock.value;
+        break;
+      }
+      case OID.extKeyUsage:
+        extKeyUsage = sequenceOf(value, asn1js.ObjectIdentifier).map((o) => o.valueBlock.toString());
+        break;
+      case OID.subjectKeyIdentifier:
+        if (value instanceof asn1js.OctetString) subjectKeyId = asBuffer(value.valueBlock.valueHexView);
+        break;
+      case OID.authorityKeyIdentifier: {
+        // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, … }
+        const keyId = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
+        if (
+          keyId &&
+          keyId.idBlock.tagClass === 3 &&
+          keyId.idBlock.tagNumber === 0 &&
+          !keyId.idBlock.isConstructed
+        )
+          authorityKeyId = asBuffer((keyId as asn1js.Primitive).valueBlock.valueHexView);
+        break;
+      }
+    }
+  }
+  return {
+    serial: x.serial,
+    // The names exactly as encoded, not re-encoded: CertID hashes these bytes.
+    subjectDer: asBuffer(x.subject.valueBeforeDecodeView),
+    issuerDer: asBuffer(x.issuer.valueBeforeDecodeView),
+    subject,
+    issuer,
+    publicKeyBits: x.publicKeyBits,
+    spkiDer: x.spkiDer,
+    tbsDer: x.tbsDer,
+    signatureAlgorithm: x.signatureAlgorithm,
+    signature: x.signature,
+    notBefore,
+    notAfter,
+    ocspUrls,
+    caIssuersUrls,
+    mustStaple,
+    isCA,
+    extKeyUsage,
+    digitalSignature,
+    criticalExtensions,
+    subjectKeyId,
+    authorityKeyId,
+  };
 }
 
 /** The extensions the constructor reads; any other is never decoded. */
@@ -309,7 +390,8 @@ function readCertificate(der: Buffer) {
 /** The items of a constructed value (a SEQUENCE, an EXPLICIT tag), at least `min` of them. */
 function fieldsOf(block: asn1js.AsnType | undefined, what: string, min: number): asn1js.AsnType[] {
   const value = block?.idBlock.isConstructed ? (block as asn1js.Constructed).valueBlock.value : undefined;
-  if (!value || value.length < min) {
+  // A constructed string type (2C … for a UTF8String) has a string here, not a list of blocks.
+  if (!Array.isArray(value) || value.length < min) {
     throw new CertificateParseError(`not an X.509 certificate (${what} does not match its structure)`);
   }
   return value;
@@ -424,6 +506,269 @@ export function formatName(name: pkijs.RelativeDistinguishedNames): string {
       return `${label}=${typeof raw === 'string' ? raw : '#'}`;
     })
     .join(',');
+}
+
+/**
+ * The fast path: the same fields as certificateFieldsSlow, read with the strict DER reader
+ * (der-reader.ts) and no tree of objects. It answers only for a certificate it understands to the
+ * last byte, in strict DER, and then EXACTLY what certificateFieldsSlow answers for those bytes;
+ * anything else (BER, an odd shape, a string type it does not render, a time RFC 5280 refuses)
+ * is `undefined`, and the constructor takes the slow path, which also words every error. Never
+ * throws. The equivalence is tested on every shared vector, the test PKI, the bench fleet and a
+ * fuzz corpus (test/certificate.fast-path.test.ts).
+ *
+ * Every TLV asn1js would decode is checked here for what asn1js would make of it, so a
+ * certificate asn1js refuses (its node limit included) is never taken.
+ */
+export function certificateFieldsFast(der: Buffer): CertificateFields | undefined {
+  if (der.length > FAST_MAX_BYTES) return undefined;
+  const walk: Walk = { der, nodes: 1 };
+  const top = kids(walk, readRoot(der, TAG.SEQUENCE));
+  if (top?.length !== 3) return undefined;
+  const [tbs, sigAlg, sig] = top as [Tlv, Tlv, Tlv];
+  const fields = tbs.tag === TAG.SEQUENCE ? kids(walk, tbs) : undefined;
+  if (!fields) return undefined;
+  let i = 0;
+  if (fields[0]?.tag === contextTag(0, true)) {
+    // version [0] EXPLICIT INTEGER: read past, as the slow path does.
+    const version = kids(walk, fields[i++]);
+    if (version?.length !== 1 || !integerBytes(der, version[0])) return undefined;
+  }
+  const serial = integerBytes(der, fields[i++]);
+  if (!serial || !plainAlgorithm(walk, fields[i++])) return undefined;
+  const issuerName = fields[i++];
+  const validityTlv = fields[i++];
+  const subjectName = fields[i++];
+  const spki = fields[i++];
+  if (!issuerName || !subjectName || !validityTlv || !spki) return undefined;
+  const issuer = nameFast(walk, issuerName);
+  const subject = nameFast(walk, subjectName);
+  const times = validityTlv.tag === TAG.SEQUENCE ? kids(walk, validityTlv) : undefined;
+  const notBefore = timeFast(der, times?.[0]);
+  const notAfter = timeFast(der, times?.[1]);
+  if (issuer === undefined || subject === undefined || times?.length !== 2 || !notBefore || !notAfter) {
+    return undefined;
+  }
+  const spkiParts = spki.tag === TAG.SEQUENCE ? kids(walk, spki) : undefined;
+  const publicKey = bitString(der, spkiParts?.[1]);
+  if (spkiParts?.length !== 2 || !plainAlgorithm(walk, spkiParts[0]) || !publicKey) return undefined;
+  // issuerUniqueID [1] and subjectUniqueID [2] (IMPLICIT BIT STRING, skipped as the slow path
+  // does), then extensions [3]; nothing else, each at most once.
+  if (fields[i]?.tag === contextTag(1, false)) i++;
+  if (fields[i]?.tag === contextTag(2, false)) i++;
+  const extensionsTag = fields[i]?.tag === contextTag(3, true) ? fields[i++] : undefined;
+  if (i !== fields.length) return undefined;
+
+  const algParts = sigAlg.tag === TAG.SEQUENCE ? kids(walk, sigAlg) : undefined;
+  const algOid = oidString(der, algParts?.[0]);
+  const params = algParts?.[1];
+  const signature = bitString(der, sig);
+  if (!algParts || algParts.length > 2 || !algOid || !signature) return undefined;
+  if (params && !plainDer(walk, params, 0)) return undefined;
+
+  const x: CertificateFields = {
+    serial,
+    subjectDer: encoding(der, subjectName),
+    issuerDer: encoding(der, issuerName),
+    subject,
+    issuer,
+    publicKeyBits: publicKey.bits,
+    spkiDer: encoding(der, spki),
+    tbsDer: encoding(der, tbs),
+    signatureAlgorithm: { oid: algOid, params: params ? encoding(der, params) : undefined },
+    signature: signature.bits,
+    notBefore,
+    notAfter,
+    ocspUrls: [],
+    caIssuersUrls: [],
+    mustStaple: false,
+    isCA: false,
+    extKeyUsage: undefined,
+    digitalSignature: undefined,
+    criticalExtensions: [],
+    subjectKeyId: undefined,
+    authorityKeyId: undefined,
+  };
+  if (!extensionsTag) return x;
+  const list = kids(walk, extensionsTag);
+  const extensions = list?.length === 1 && list[0]!.tag === TAG.SEQUENCE ? kids(walk, list[0]) : undefined;
+  if (!extensions) return undefined;
+  for (const ext of extensions) {
+    const parts = ext.tag === TAG.SEQUENCE ? kids(walk, ext) : undefined;
+    if (!parts || parts.length < 2 || parts.length > 3) return undefined;
+    const oid = oidString(der, parts[0]);
+    const critical = parts.length === 3 ? booleanValue(der, parts[1]) : false;
+    const value = primitive(der, parts[parts.length - 1], TAG.OCTET_STRING);
+    if (!oid || critical === undefined || !value) return undefined;
+    if (critical) x.criticalExtensions.push(oid);
+    if (NEEDED_EXTENSIONS.has(oid) && !extensionFast(walk, oid, value, x)) return undefined;
+  }
+  return x;
+}
+
+/** Larger DER is left to asn1js (16 MiB is its limit on one value; no certificate comes close). */
+const FAST_MAX_BYTES = 1 << 20;
+/**
+ * The most TLVs the fast path reads for one certificate (its tree and its decoded extension
+ * values): asn1js refuses a tree past 10 000 nodes, so staying far below keeps both paths agreed.
+ */
+const FAST_MAX_NODES = 2000;
+/** The longest string the fast path renders: asn1js spreads a string's bytes into one call. */
+const FAST_MAX_STRING = 4096;
+
+/** The bytes under read and the count of TLVs read so far. */
+interface Walk {
+  der: Buffer;
+  nodes: number;
+}
+
+/** A constructed TLV's children, counted against FAST_MAX_NODES; undefined past it. */
+function kids(walk: Walk, tlv: Tlv | undefined): Tlv[] | undefined {
+  const out = childrenOf(walk.der, tlv);
+  if (!out) return undefined;
+  walk.nodes += out.length;
+  return walk.nodes <= FAST_MAX_NODES ? out : undefined;
+}
+
+/** AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }, plain DER. */
+function plainAlgorithm(walk: Walk, tlv: Tlv | undefined): boolean {
+  const parts = tlv?.tag === TAG.SEQUENCE ? kids(walk, tlv) : undefined;
+  if (!parts || parts.length < 1 || parts.length > 2 || !oidString(walk.der, parts[0])) return false;
+  return parts.length === 1 || plainDer(walk, parts[1]!, 0);
+}
+
+/** Universal string types asn1js renders byte for byte with String.fromCharCode (latin1). */
+const LATIN1_STRINGS = new Set([18, 19, 20, 21, 22, 25, 26, 27, 29]);
+
+/**
+ * Whether a TLV (and all inside it) is strict DER of types asn1js decodes without error and this
+ * file knows how asn1js reads: SEQUENCE, SET, context-specific tags, BOOLEAN, INTEGER, BIT
+ * STRING, OCTET STRING, NULL, OID and the latin1 and UTF-8 strings. Anything else (times, BMP and
+ * universal strings, other tags) is "not plain": the caller answers undefined.
+ */
+function plainDer(walk: Walk, tlv: Tlv, depth: number): boolean {
+  const { der } = walk;
+  const tag = tlv.tag;
+  if (tag === TAG.SEQUENCE || tag === TAG.SET || (tag & 0xe0) === 0xa0) {
+    const children = depth < 8 ? kids(walk, tlv) : undefined;
+    return !!children && children.every((child) => plainDer(walk, child, depth + 1));
+  }
+  if ((tag & 0xe0) === 0x80) return true; // context-specific primitive: kept as bytes
+  switch (tag) {
+    case TAG.BOOLEAN:
+      return booleanValue(der, tlv) !== undefined;
+    case TAG.INTEGER:
+      return integerBytes(der, tlv) !== undefined;
+    case TAG.BIT_STRING:
+      return bitString(der, tlv) !== undefined;
+    case TAG.OCTET_STRING:
+      return true;
+    case TAG.NULL:
+      return tlv.end === tlv.contentStart;
+    case TAG.OID:
+      return oidString(der, tlv) !== undefined;
+    default:
+      return stringFast(der, tlv) !== undefined;
+  }
+}
+
+/**
+ * A string value as asn1js renders it (`valueBlock.value`): latin1 types char for char, UTF8String
+ * decoded (undefined when it is not valid UTF-8: asn1js then falls back to a raw rendering).
+ */
+function stringFast(der: Buffer, tlv: Tlv): string | undefined {
+  if (tlv.end - tlv.contentStart > FAST_MAX_STRING) return undefined;
+  const bytes = content(der, tlv);
+  if (tlv.tag === TAG.UTF8_STRING) return isUtf8(bytes) ? bytes.toString('utf8') : undefined;
+  return LATIN1_STRINGS.has(tlv.tag) ? bytes.toString('latin1') : undefined;
+}
+
+/** A Name rendered as formatNameBlock renders it; undefined for any other shape or value type. */
+function nameFast(walk: Walk, name: Tlv): string | undefined {
+  const rdns = name.tag === TAG.SEQUENCE ? kids(walk, name) : undefined;
+  if (!rdns) return undefined;
+  const parts: string[] = [];
+  for (const rdn of rdns) {
+    const atvs = rdn.tag === TAG.SET ? kids(walk, rdn) : undefined;
+    if (!atvs) return undefined;
+    for (const atv of atvs) {
+      const pair = atv.tag === TAG.SEQUENCE ? kids(walk, atv) : undefined;
+      if (pair?.length !== 2) return undefined;
+      const oid = oidString(walk.der, pair[0]);
+      const value = stringFast(walk.der, pair[1]!);
+      if (oid === undefined || value === undefined) return undefined;
+      parts.push(`${NAME_LABELS[oid] ?? oid}=${value}`);
+    }
+  }
+  return parts.reverse().join(',');
+}
+
+/** notBefore/notAfter by the same strict parsers as the slow path; undefined when refused. */
+function timeFast(der: Buffer, tlv: Tlv | undefined): Date | undefined {
+  if (tlv?.tag === TAG.UTC_TIME) {
+    const chars = timeChars(der, tlv, TAG.UTC_TIME);
+    return chars === undefined ? undefined : strictUtcTime(chars);
+  }
+  const chars = timeChars(der, tlv, TAG.GENERALIZED_TIME);
+  return chars === undefined ? undefined : strictGeneralizedTime(chars);
+}
+
+/**
+ * One needed extension's value into `x`, as the slow path reads it (the same lenient rules: items
+ * of other types skipped, a value of another type ignored), but only once the whole value is
+ * plain DER, so asn1js would have decoded it too. False when it is not: the caller gives up.
+ */
+function extensionFast(walk: Walk, oid: string, value: Buffer, x: CertificateFields): boolean {
+  const v: Walk = { der: value, nodes: walk.nodes + 1 };
+  const root = readRoot(value);
+  if (!root || !plainDer(v, root, 0)) return false;
+  walk.nodes = v.nodes;
+  const items = root.tag === TAG.SEQUENCE ? childrenOf(value, root)! : [];
+  switch (oid) {
+    case OID.keyUsage: {
+      const bits = root.tag === TAG.BIT_STRING ? bitString(value, root)!.bits : undefined;
+      x.digitalSignature = !!bits && bits.length > 0 && (bits[0]! & 0x80) !== 0;
+      return true;
+    }
+    case OID.authorityInfoAccess:
+      for (const desc of items) {
+        if (desc.tag !== TAG.SEQUENCE) continue;
+        const [method, location] = childrenOf(value, desc)!;
+        if (method?.tag !== TAG.OID || location?.tag !== contextTag(6, false)) continue;
+        const url = stringAsLatin1(value, location);
+        if (url === undefined) return false;
+        const methodOid = oidString(value, method)!;
+        if (methodOid === OID.ocsp) x.ocspUrls.push(url);
+        if (methodOid === OID.caIssuers) x.caIssuersUrls.push(url);
+      }
+      return true;
+    case OID.tlsFeature:
+      // Minimal INTEGERs (plainDer checked): the value 5 is the one octet 05.
+      x.mustStaple = items.some((item) => {
+        const n = item.tag === TAG.INTEGER ? content(value, item) : undefined;
+        return n?.length === 1 && n[0] === STATUS_REQUEST;
+      });
+      return true;
+    case OID.basicConstraints:
+      x.isCA = items[0]?.tag === TAG.BOOLEAN && booleanValue(value, items[0]) === true;
+      return true;
+    case OID.extKeyUsage:
+      x.extKeyUsage = items.filter((item) => item.tag === TAG.OID).map((item) => oidString(value, item)!);
+      return true;
+    case OID.subjectKeyIdentifier:
+      if (root.tag === TAG.OCTET_STRING) x.subjectKeyId = content(value, root);
+      return true;
+    case OID.authorityKeyIdentifier:
+      if (items[0]?.tag === contextTag(0, false)) x.authorityKeyId = content(value, items[0]);
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** An [6] IA5String URI's bytes as the slow path renders them (String.fromCharCode). */
+function stringAsLatin1(der: Buffer, tlv: Tlv): string | undefined {
+  return tlv.end - tlv.contentStart > FAST_MAX_STRING ? undefined : content(der, tlv).toString('latin1');
 }
 
 /**
