@@ -1,13 +1,33 @@
 /**
  * The filesystem staple store's clean-up of temp files a killed run left behind: only stale files
  * of our own naming go, at any depth; anything else (a look-alike name, a fresh write in flight, a
- * symbolic link, a hidden directory) stays.
+ * symbolic link, a hidden directory) stays. Reads give every byte with the tag of the file read
+ * (on both sides of the 1 MiB line between the synchronous and the thread-pool read), writes keep
+ * a staple's mode, and a certificate file over 1 MiB is refused.
  */
-import { mkdir, mkdtemp, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FsStapleStore, isTempFileName, STALE_TEMP_MS, tempFileFor } from '../lambda/adapters/filesystem.js';
+import {
+  FsCertificateSource,
+  FsStapleStore,
+  isTempFileName,
+  MAX_CERTIFICATE_FILE_BYTES,
+  STALE_TEMP_MS,
+  tempFileFor,
+} from '../lambda/adapters/filesystem.js';
 
 const NOW = new Date('2026-11-30T12:00:00Z');
 const STALE = new Date(NOW.getTime() - STALE_TEMP_MS - 60_000);
@@ -132,5 +152,61 @@ describe('FsStapleStore tags', () => {
 
   it('should list nothing when the staples directory does not exist yet', async () => {
     expect((await new FsStapleStore(path.join(dir, 'missing')).list()).size).toBe(0);
+  });
+});
+
+describe('FsStapleStore and FsCertificateSource reads', () => {
+  const sizes = [0, 1, 4096, MAX_CERTIFICATE_FILE_BYTES, MAX_CERTIFICATE_FILE_BYTES + 1];
+
+  it.each(sizes)('should get a staple of %i bytes whole, with the tag the listing gives', async (size) => {
+    const bytes = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) bytes[i] = (i * 31 + 7) & 0xff;
+    await writeFile(path.join(dir, 'one.ocsp'), bytes);
+    const store = new FsStapleStore(dir);
+    const got = await store.get('one.ocsp');
+    expect(got?.der.equals(bytes)).toBe(true);
+    expect(got?.tag).toBe((await store.list()).get('one.ocsp'));
+  });
+
+  it('should give undefined for a missing staple and the error code for a directory', async () => {
+    await mkdir(path.join(dir, 'dir.ocsp'));
+    const store = new FsStapleStore(dir);
+    await expect(store.get('missing.ocsp')).resolves.toBeUndefined();
+    await expect(store.get('dir.ocsp')).rejects.toMatchObject({ code: 'EISDIR' });
+  });
+
+  it('should read a certificate file of exactly 1 MiB and refuse one a byte larger', async () => {
+    await writeFile(path.join(dir, 'max.pem'), Buffer.alloc(MAX_CERTIFICATE_FILE_BYTES, 0x41));
+    await writeFile(path.join(dir, 'big.pem'), Buffer.alloc(MAX_CERTIFICATE_FILE_BYTES + 1, 0x41));
+    const source = new FsCertificateSource(dir);
+    expect((await source.read('max.pem')).length).toBe(MAX_CERTIFICATE_FILE_BYTES);
+    await expect(source.read('big.pem')).rejects.toThrow(
+      '1.0 MiB is too large for a certificate file (limit 1 MiB)',
+    );
+    await expect(source.read('missing.pem')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('FsStapleStore conditional writes', () => {
+  it('should keep the mode of the staple it replaces, and give a new staple 0644', async () => {
+    const store = new FsStapleStore(dir);
+    const first = await store.putIfUnchanged('a/one.ocsp', Buffer.from('one'), undefined, null);
+    expect(first.written).toBe(true);
+    expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o777).toBe(0o644);
+    await chmod(path.join(dir, 'a/one.ocsp'), 0o640);
+    const tag = (await store.get('a/one.ocsp'))!.tag!;
+    const second = await store.putIfUnchanged('a/one.ocsp', Buffer.from('two'), undefined, tag);
+    expect(second.written).toBe(true);
+    expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o777).toBe(0o640);
+  });
+
+  it('should leave a staple another writer created alone when none was expected', async () => {
+    await writeFile(path.join(dir, 'one.ocsp'), 'theirs');
+    const store = new FsStapleStore(dir);
+    await expect(store.putIfUnchanged('one.ocsp', Buffer.from('ours'), undefined, null)).resolves.toEqual({
+      written: false,
+    });
+    expect(await readFile(path.join(dir, 'one.ocsp'), 'utf8')).toBe('theirs');
+    expect(await tree(dir)).toEqual(['one.ocsp']);
   });
 });

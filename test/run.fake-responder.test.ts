@@ -597,6 +597,25 @@ describe('run() against a fake responder: several URLs and certificates', () => 
     expect(report.counts).toMatchObject({ renewed: 2, failed: 1 });
   });
 
+  it('should fail the run when the state sink rejects, and start no certificate after it', async () => {
+    const files = Object.fromEntries([1, 2, 3, 4].map((i) => [`c${i}.pem`, chainOf('good')]));
+    const env = await makeEnv(files);
+    fake.setHandler(answer());
+    const told: string[] = [];
+    const stateSink: StateSink = {
+      recorded: (key) => {
+        told.push(key);
+        if (told.length === 2) throw new Error('state table unavailable');
+      },
+    };
+    await expect(env.run({ concurrency: 1 }, { stateSink })).rejects.toThrow('state table unavailable');
+    await delay(200);
+    // Listing order (sorted keys); c3 and c4 were never started: no request, no staple.
+    expect(told).toEqual(['c1.pem', 'c2.pem']);
+    expect(fake.requests).toHaveLength(2);
+    expect(await env.staple('c3.ocsp')).toBeUndefined();
+  });
+
   it('should keep at most perHostConcurrency requests in flight to one host', async () => {
     const files = Object.fromEntries([1, 2, 3, 4, 5, 6].map((i) => [`c${i}.pem`, chainOf('good')]));
     const env = await makeEnv(files);

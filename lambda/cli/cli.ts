@@ -49,6 +49,7 @@ import {
 } from './flags.js';
 import { acquireLock, LockBusyError } from './lock.js';
 import { PendingReloadFile, runReload } from './reload.js';
+import { prettyJsonPieces } from './pretty-json.js';
 import { terminalProgress } from './progress.js';
 import { statusCommand } from './status.js';
 
@@ -476,7 +477,10 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
   const print = (report: RunReport) => {
     const shown = quiet ? newsOf(report) : report;
     if (!shown) return;
-    if (values.json) io.out(persist ? JSON.stringify(shown) : JSON.stringify(shown, null, 2));
+    // --json: in pieces of a few rows each ending a line (see prettyJsonPieces); the daemon's
+    // one line per run stays one string.
+    if (values.json && persist) io.out(JSON.stringify(shown));
+    else if (values.json) for (const piece of prettyJsonPieces(shown)) io.out(piece);
     else io.out(formatRunReport(shown));
   };
 
