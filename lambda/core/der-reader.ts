@@ -10,7 +10,8 @@
  * Callers treat `undefined` as "not the plain DER this reader is for" and take the general path
  * (asn1js), so the reader may refuse anything it is unsure of without changing a result. The
  * equivalence of the two paths is tested field for field on every shared vector and on a fuzz
- * corpus (test/der-fast-path.test.ts).
+ * corpus (test/ocsp-response.fast-path.test.ts, test/certificate.fast-path.test.ts;
+ * the reader itself in test/der-reader.test.ts).
  */
 
 /** One TLV: its tag octet and where it, its content and its end lie in the buffer. */
