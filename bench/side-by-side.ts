@@ -1,6 +1,6 @@
 /**
  * `npm run bench:side-by-side -- [--n 1000] [--delay-ms 50] [--runs 3] [--compare <git ref>]
- *  [--concurrency <n>]`
+ *  [--concurrency <n>] [--per-host <n>]`
  *
  * The real CLI, end to end, against a real responder: a test PKI (test/helpers/pki.ts) plus N
  * distinct leaves issued by its intermediate (bench/fleet.ts, listed in the CA's index.txt), a
@@ -42,6 +42,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     compare: { type: 'string' },
     concurrency: { type: 'string' },
+    'per-host': { type: 'string' },
   },
 });
 const N = Number(values.n);
@@ -154,6 +155,7 @@ try {
       await mkdir(staples);
       const args = ['renew', '--certs', certsDir, '--staples', staples, '--state', state, '--json'];
       if (values.concurrency) args.push('--concurrency', values.concurrency);
+      if (values['per-host']) args.push('--per-host-concurrency', values['per-host']);
       const forced = await runCli(c.dir, [...args, '--force', '--allow-private-responders'], 'renewed');
       const quiet = await runCli(c.dir, [...args, '--allow-private-responders'], 'fresh');
       const emptyArgs = [
@@ -181,7 +183,7 @@ try {
   );
   const inFlight = Math.min(
     values.concurrency ? Number(values.concurrency) : SETTINGS.concurrency.fallback,
-    SETTINGS.perHostConcurrency.fallback,
+    values['per-host'] ? Number(values['per-host']) : SETTINGS.perHostConcurrency.fallback,
   );
   const ideal = (N * delayMs) / inFlight / 1000;
   console.log(
@@ -201,7 +203,7 @@ try {
   }
   console.log(
     `\nin flight: ${inFlight} (the smaller of the CLI's concurrency, ${values.concurrency ?? `default ${SETTINGS.concurrency.fallback}`}, ` +
-      `and its per-host limit, default ${SETTINGS.perHostConcurrency.fallback}); ideal N × delay ÷ in flight = ` +
+      `and its per-host limit, ${values['per-host'] ?? `default ${SETTINGS.perHostConcurrency.fallback}`}); ideal N × delay ÷ in flight = ` +
       `${ideal.toFixed(2)} s; start-up = the same command over an empty directory`,
   );
 } finally {
