@@ -4,11 +4,16 @@
  * of an issuer. Inputs are the shared OCSP vectors' certificates; openssl is the reference.
  */
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseCertificates, parseIssuerDownload, type Certificate } from '../lambda/core/certificate.js';
+import {
+  Certificate,
+  clearCertificateCache,
+  parseCertificates,
+  parseIssuerDownload,
+} from '../lambda/core/certificate.js';
 import { pickIssuer } from '../lambda/renew/issuer.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
@@ -38,6 +43,14 @@ describe('parseCertificates', () => {
   const bundle = Buffer.from(
     `  \r\n\t${crlf(read(leafFile).toString())}\r\n${crlf(keyPem)}${crlf(read(issuerFile).toString())}\r\n  \r\n`,
   );
+
+  it('sha256 is the SHA-256 of the DER, whether parsed through the cache (hash shared) or constructed directly', () => {
+    const der = derOf(leafFile);
+    const expected = createHash('sha256').update(der).digest('hex');
+    clearCertificateCache();
+    expect(parseCertificates(der)[0]!.sha256).toBe(expected);
+    expect(new Certificate(der).sha256).toBe(expected);
+  });
 
   it('a CRLF bundle with whitespace and a PRIVATE KEY between two certificates yields the two, in order', () => {
     const certs = parseCertificates(bundle);

@@ -105,7 +105,8 @@ export class Certificate {
   private readonly keyHashes = new Map<string, Buffer>();
 
   /** Throws CertificateParseError, and nothing else, when the bytes are not an X.509 certificate. */
-  constructor(der: Uint8Array) {
+  /** `sha256`: the SHA-256 of `der` when the caller has it already (certificateFromDer's cache key). */
+  constructor(der: Uint8Array, sha256?: Buffer) {
     this.der = Buffer.from(der);
     // The strict DER reader when it understands every byte; asn1js otherwise (and for every error).
     const x = certificateFieldsFast(this.der) ?? certificateFieldsSlow(this.der);
@@ -122,7 +123,7 @@ export class Certificate {
     this.signature = x.signature;
     this.notBefore = x.notBefore;
     this.notAfter = x.notAfter;
-    this.sha256 = digest('sha256', this.der).toString('hex');
+    this.sha256 = (sha256 ?? digest('sha256', this.der)).toString('hex');
     this.ocspUrls = x.ocspUrls;
     this.caIssuersUrls = x.caIssuersUrls;
     this.mustStaple = x.mustStaple;
@@ -803,10 +804,11 @@ export function parseCertificates(bytes: Uint8Array): Certificate[] {
 export function certificateFromDer(der: Uint8Array): Certificate {
   // Keyed by the SHA-256 of the bytes (not the bytes themselves in base64): a 32-byte key whatever
   // the certificate's size, and the lookup comes before any decoding.
-  const key = digest('sha256', der).toString('base64');
+  const hash = digest('sha256', der);
+  const key = hash.toString('base64');
   let cert = parsedCache.get(key);
   if (!cert) {
-    cert = parseCertificateDer(der);
+    cert = parseCertificateDer(der, hash);
     if (parsedCache.size >= PARSED_CACHE_SIZE) parsedCache.delete(parsedCache.keys().next().value!);
   } else parsedCache.delete(key); // re-insert below: most recently used last
   parsedCache.set(key, cert);
@@ -815,16 +817,12 @@ export function certificateFromDer(der: Uint8Array): Certificate {
 const PARSED_CACHE_SIZE = 512;
 
 /**
- * One certificate from DER, its failure said in the user's terms (where the DER breaks, or that
- * it is DER but no X.509 certificate); asn1js's and pkijs's own wording stays in `cause`.
- */
-/**
  * One certificate from DER, or CertificateParseError in the user's terms: where the DER breaks, a
  * field that is wrong (a time not in RFC 5280's form), or well-formed DER that is no certificate.
  */
-function parseCertificateDer(der: Uint8Array): Certificate {
+function parseCertificateDer(der: Uint8Array, sha256?: Buffer): Certificate {
   try {
-    return new Certificate(der);
+    return new Certificate(der, sha256);
   } catch (err) {
     const problem = derProblem(der);
     if (problem) throw new CertificateParseError(`not a certificate: ${problem}`, { cause: err });
