@@ -13,6 +13,7 @@ import {
   oidString,
   primitive,
   readRoot,
+  readTlv,
   smallInteger,
   TAG,
   timeChars,
@@ -201,16 +202,16 @@ interface BasicFields {
  * plain DER (the general path then decodes them, and says what is wrong).
  */
 function splitBasic(bytes: Buffer): BasicFields | undefined {
-  const outer = derElement(bytes, 0, bytes.length);
+  const outer = readTlv(bytes, 0, bytes.length);
   if (!outer || outer.tag !== 0x30 || outer.end !== bytes.length) return undefined;
-  const fields = derChildren(bytes, outer);
+  const fields = childrenOf(bytes, outer);
   if (!fields || fields.length < 3 || fields.length > 4) return undefined;
   const certs: Uint8Array[] = [];
   const certsField = fields[3];
   if (certsField) {
-    const wrapped = derChildren(bytes, certsField);
+    const wrapped = childrenOf(bytes, certsField);
     if (certsField.tag !== 0xa0 || wrapped?.length !== 1 || wrapped[0]!.tag !== 0x30) return undefined;
-    const list = derChildren(bytes, wrapped[0]!);
+    const list = childrenOf(bytes, wrapped[0]!);
     if (!list) return undefined;
     for (const cert of list) certs.push(bytes.subarray(cert.start, cert.end));
   }
@@ -221,46 +222,6 @@ function splitBasic(bytes: Buffer): BasicFields | undefined {
     decoded.push(asn.result);
   }
   return { tbs: decoded[0], sigAlg: decoded[1], sig: decoded[2], certs };
-}
-
-interface DerElement {
-  tag: number;
-  start: number;
-  contentStart: number;
-  end: number;
-}
-
-/**
- * The DER element at `offset`: its (low-number) tag byte and where its content starts and ends,
- * within `limit`. Undefined for anything else: a high tag number, an indefinite or over-long length.
- */
-function derElement(bytes: Buffer, offset: number, limit: number): DerElement | undefined {
-  if (offset + 2 > limit) return undefined;
-  const tag = bytes[offset]!;
-  if ((tag & 0x1f) === 0x1f) return undefined;
-  let length = bytes[offset + 1]!;
-  let contentStart = offset + 2;
-  if (length & 0x80) {
-    const count = length & 0x7f;
-    if (count === 0 || count > 4 || contentStart + count > limit) return undefined;
-    length = 0;
-    for (let i = 0; i < count; i++) length = length * 256 + bytes[contentStart++]!;
-  }
-  const end = contentStart + length;
-  return end <= limit ? { tag, start: offset, contentStart, end } : undefined;
-}
-
-/** The elements that exactly fill a constructed element's content, or undefined. */
-function derChildren(bytes: Buffer, parent: DerElement): DerElement[] | undefined {
-  if ((parent.tag & 0x20) === 0) return undefined;
-  const out: DerElement[] = [];
-  for (let at = parent.contentStart; at < parent.end;) {
-    const child = derElement(bytes, at, parent.end);
-    if (!child) return undefined;
-    out.push(child);
-    at = child.end;
-  }
-  return out;
 }
 
 function parseBasic({ tbs, sigAlg, sig, certs: certDers }: BasicFields): BasicResponse {
