@@ -114,6 +114,7 @@ describe('der-reader: values', () => {
     expect(on('0a01 05', (b, t) => integerBytes(b, t, TAG.ENUMERATED))).toEqual(hex('05')); // …unless asked
     expect(on('0203 010000', smallInteger)).toBe(65536);
     expect(on('0201 80', smallInteger)).toBeUndefined(); // negative
+    expect(on('0204 01000000', smallInteger)).toBeUndefined(); // 4 octets: asn1js reads those as 0
     expect(on('0205 0100000000', smallInteger)).toBeUndefined(); // more than 4 octets
   });
 

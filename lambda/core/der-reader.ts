@@ -122,14 +122,17 @@ export function integerBytes(
   return value;
 }
 
-/** A small non-negative INTEGER or ENUMERATED (up to 4 content octets) as a number. */
+/**
+ * A small non-negative INTEGER or ENUMERATED as a number, up to 3 content octets: asn1js's
+ * `valueDec` reads 1–3 octets and calls anything longer 0, so a longer value is left to it.
+ */
 export function smallInteger(
   bytes: Buffer,
   tlv: Tlv | undefined,
   tag: number = TAG.INTEGER,
 ): number | undefined {
   const value = integerBytes(bytes, tlv, tag);
-  if (!value || value.length > 4 || value[0]! >= 0x80) return undefined;
+  if (!value || value.length > 3 || value[0]! >= 0x80) return undefined;
   let n = 0;
   for (const octet of value) n = n * 256 + octet;
   return n;

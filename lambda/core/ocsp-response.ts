@@ -147,7 +147,7 @@ function decode(bytes: ArrayBuffer | Uint8Array, what: string): ReturnType<typeo
  * The general path over asn1js (it throws on bad input, not always a ResponseParseError; see
  * parseOcspResponse). Exported for the equivalence tests, which hold parseResponseFast to it.
  */
-export const parseResponseSlow = (bytes: Buffer): ParsedResponse => parseResponse(bytes);
+export const parseResponseSlow = parseResponse;
 
 /**
  * The general path: the structure is walked over asn1js's decoded tree directly, without pkijs's
@@ -637,13 +637,9 @@ function sequenceItems(bytes: Buffer, tlv: Tlv | undefined): Tlv[] | undefined {
   return tlv?.tag === TAG.SEQUENCE ? childrenOf(bytes, tlv) : undefined;
 }
 
-/**
- * An ENUMERATED as asn1js's valueDec reads it: asn1js decodes up to 3 content octets and calls
- * anything longer 0, so only 1–3 octets, non-negative and minimal, are read here.
- */
+/** An ENUMERATED as asn1js's valueDec reads it (non-negative, minimal, 1–3 octets; see smallInteger). */
 function enumeratedValue(bytes: Buffer, tlv: Tlv | undefined): number | undefined {
-  const value = integerBytes(bytes, tlv, TAG.ENUMERATED);
-  return value && value.length <= 3 ? smallInteger(bytes, tlv, TAG.ENUMERATED) : undefined;
+  return smallInteger(bytes, tlv, TAG.ENUMERATED);
 }
 
 /** A GeneralizedTime in RFC 5280's form (strictGeneralizedTime), else undefined. */
