@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
@@ -28,6 +27,7 @@ import {
   timeChars,
   type Tlv,
 } from './der-reader.js';
+import { formatNameDer, NAME_LABELS, stringValueDer } from './der-name.js';
 
 const OID = {
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
@@ -47,18 +47,6 @@ export const OCSP_SIGNING_EKU = '1.3.6.1.5.5.7.3.9';
 
 /** TLS Feature value 5 = status_request: the "must-staple" flag (RFC 7633). */
 const STATUS_REQUEST = 5;
-
-export const NAME_LABELS: Record<string, string> = {
-  '2.5.4.3': 'CN',
-  '2.5.4.6': 'C',
-  '2.5.4.7': 'L',
-  '2.5.4.8': 'ST',
-  '2.5.4.10': 'O',
-  '2.5.4.11': 'OU',
-  '2.5.4.5': 'serialNumber',
-  '1.2.840.113549.1.9.1': 'emailAddress',
-  '0.9.2342.19200300.100.1.25': 'DC',
-};
 
 /** What parseCertificates and the Certificate constructor throw: the bytes are not a certificate. */
 export class CertificateParseError extends Error {
@@ -542,8 +530,9 @@ export function certificateFieldsFast(der: Buffer): CertificateFields | undefine
   const subjectName = fields[i++];
   const spki = fields[i++];
   if (!issuerName || !subjectName || !validityTlv || !spki) return undefined;
-  const issuer = nameFast(walk, issuerName);
-  const subject = nameFast(walk, subjectName);
+  // The names' TLVs count against FAST_MAX_NODES like every other.
+  const issuer = formatNameDer(der, issuerName, (tlv) => kids(walk, tlv));
+  const subject = formatNameDer(der, subjectName, (tlv) => kids(walk, tlv));
   const times = validityTlv.tag === TAG.SEQUENCE ? kids(walk, validityTlv) : undefined;
   const notBefore = timeFast(der, times?.[0]);
   const notAfter = timeFast(der, times?.[1]);
@@ -614,7 +603,7 @@ const FAST_MAX_BYTES = 1 << 20;
  * values): asn1js refuses a tree past 10 000 nodes, so staying far below keeps both paths agreed.
  */
 const FAST_MAX_NODES = 2000;
-/** The longest string the fast path renders: asn1js spreads a string's bytes into one call. */
+/** The longest AIA URL the fast path reads: asn1js spreads a string's bytes into one call. */
 const FAST_MAX_STRING = 4096;
 
 /** The bytes under read and the count of TLVs read so far. */
@@ -637,9 +626,6 @@ function plainAlgorithm(walk: Walk, tlv: Tlv | undefined): boolean {
   if (!parts || parts.length < 1 || parts.length > 2 || !oidString(walk.der, parts[0])) return false;
   return parts.length === 1 || plainDer(walk, parts[1]!, 0);
 }
-
-/** Universal string types asn1js renders byte for byte with String.fromCharCode (latin1). */
-const LATIN1_STRINGS = new Set([18, 19, 20, 21, 22, 25, 26, 27, 29]);
 
 /**
  * Whether a TLV (and all inside it) is strict DER of types asn1js decodes without error and this
@@ -669,39 +655,8 @@ function plainDer(walk: Walk, tlv: Tlv, depth: number): boolean {
     case TAG.OID:
       return oidString(der, tlv) !== undefined;
     default:
-      return stringFast(der, tlv) !== undefined;
+      return stringValueDer(der, tlv) !== undefined;
   }
-}
-
-/**
- * A string value as asn1js renders it (`valueBlock.value`): latin1 types char for char, UTF8String
- * decoded (undefined when it is not valid UTF-8: asn1js then falls back to a raw rendering).
- */
-function stringFast(der: Buffer, tlv: Tlv): string | undefined {
-  if (tlv.end - tlv.contentStart > FAST_MAX_STRING) return undefined;
-  const bytes = content(der, tlv);
-  if (tlv.tag === TAG.UTF8_STRING) return isUtf8(bytes) ? bytes.toString('utf8') : undefined;
-  return LATIN1_STRINGS.has(tlv.tag) ? bytes.toString('latin1') : undefined;
-}
-
-/** A Name rendered as formatNameBlock renders it; undefined for any other shape or value type. */
-function nameFast(walk: Walk, name: Tlv): string | undefined {
-  const rdns = name.tag === TAG.SEQUENCE ? kids(walk, name) : undefined;
-  if (!rdns) return undefined;
-  const parts: string[] = [];
-  for (const rdn of rdns) {
-    const atvs = rdn.tag === TAG.SET ? kids(walk, rdn) : undefined;
-    if (!atvs) return undefined;
-    for (const atv of atvs) {
-      const pair = atv.tag === TAG.SEQUENCE ? kids(walk, atv) : undefined;
-      if (pair?.length !== 2) return undefined;
-      const oid = oidString(walk.der, pair[0]);
-      const value = stringFast(walk.der, pair[1]!);
-      if (oid === undefined || value === undefined) return undefined;
-      parts.push(`${NAME_LABELS[oid] ?? oid}=${value}`);
-    }
-  }
-  return parts.reverse().join(',');
 }
 
 /** notBefore/notAfter by the same strict parsers as the slow path; undefined when refused. */

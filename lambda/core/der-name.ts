@@ -3,8 +3,20 @@
  * the same "CN=…,O=…,C=…" string formatName gives for the pkijs object, or undefined for anything
  * that reading could render differently, so the caller takes the asn1js path instead.
  */
-import { NAME_LABELS } from './certificate.js';
 import { childrenOf, oidString, TAG, type Tlv } from './der-reader.js';
+
+/** Labels for the attribute types a name is shown with; any other type shows as its OID. */
+export const NAME_LABELS: Record<string, string> = {
+  '2.5.4.3': 'CN',
+  '2.5.4.6': 'C',
+  '2.5.4.7': 'L',
+  '2.5.4.8': 'ST',
+  '2.5.4.10': 'O',
+  '2.5.4.11': 'OU',
+  '2.5.4.5': 'serialNumber',
+  '1.2.840.113549.1.9.1': 'emailAddress',
+  '0.9.2342.19200300.100.1.25': 'DC',
+};
 
 /**
  * The string types asn1js decodes one octet per character (String.fromCharCode, i.e. latin1):
@@ -29,21 +41,25 @@ const MAX_VALUE_OCTETS = 4096;
  * Undefined for an empty Name or RDN, an attribute that is not exactly { OID, value }, or a value
  * that is not a primitive string of the types above (formatName would print `#` or another decoding).
  */
-export function formatNameDer(bytes: Buffer, nameTlv: Tlv): string | undefined {
+export function formatNameDer(
+  bytes: Buffer,
+  nameTlv: Tlv,
+  children: (tlv: Tlv) => Tlv[] | undefined = (tlv) => childrenOf(bytes, tlv),
+): string | undefined {
   if (nameTlv.tag !== TAG.SEQUENCE) return undefined;
-  const rdns = childrenOf(bytes, nameTlv);
+  const rdns = children(nameTlv);
   if (!rdns || rdns.length === 0) return undefined;
   const parts: string[] = [];
   for (const rdn of rdns) {
     if (rdn.tag !== TAG.SET) return undefined;
-    const attributes = childrenOf(bytes, rdn);
+    const attributes = children(rdn);
     if (!attributes || attributes.length === 0) return undefined;
     for (const attribute of attributes) {
       if (attribute.tag !== TAG.SEQUENCE) return undefined;
-      const fields = childrenOf(bytes, attribute);
+      const fields = children(attribute);
       if (fields?.length !== 2) return undefined;
       const oid = oidString(bytes, fields[0]);
-      const value = stringValue(bytes, fields[1]!);
+      const value = stringValueDer(bytes, fields[1]!);
       if (oid === undefined || value === undefined) return undefined;
       parts.push(`${NAME_LABELS[oid] ?? oid}=${value}`);
     }
@@ -51,8 +67,11 @@ export function formatNameDer(bytes: Buffer, nameTlv: Tlv): string | undefined {
   return parts.reverse().join(',');
 }
 
-/** An attribute value's text, decoded as asn1js decodes it, or undefined. */
-function stringValue(bytes: Buffer, tlv: Tlv): string | undefined {
+/**
+ * A string TLV's text as asn1js decodes it (`valueBlock.value`), or undefined for any other type,
+ * bad UTF-8, or a value too long for asn1js's decoding.
+ */
+export function stringValueDer(bytes: Buffer, tlv: Tlv): string | undefined {
   if (tlv.end - tlv.contentStart > MAX_VALUE_OCTETS) return undefined;
   const value = bytes.subarray(tlv.contentStart, tlv.end);
   if (LATIN1_STRING_TAGS.has(tlv.tag)) return value.toString('latin1');
