@@ -241,7 +241,7 @@ describe('pickIssuer', () => {
   ];
   const cert = (file: string) => first(`openssl-ocsp-tests/${file}`);
 
-  it('picks ND1_Issuer_ICA for ND1_Cert_EE among the broken variants and unrelated CAs', () => {
+  it('picks ND1_Issuer_ICA for ND1_Cert_EE among the broken variants and unrelated CAs', async () => {
     const leaf = cert('ND1_Cert_EE.pem');
     const right = cert('ND1_Issuer_ICA.pem');
     const pool = [
@@ -250,39 +250,39 @@ describe('pickIssuer', () => {
       cert('ND2_Issuer_Root.pem'),
       right,
     ];
-    expect(pickIssuer(leaf, pool)).toBe(right);
+    expect(await pickIssuer(leaf, pool)).toBe(right);
   });
 
-  it('never picks the leaf itself', () => {
+  it('never picks the leaf itself', async () => {
     const root = cert('ND3_Issuer_Root.pem'); // self-signed: its own issuer by name and key
-    expect(pickIssuer(root, [root])).toBeUndefined();
+    expect(await pickIssuer(root, [root])).toBeUndefined();
   });
 
   for (const { leaf, issuer } of families) {
-    it(`${leaf}: picks ${issuer}`, () => {
+    it(`${leaf}: picks ${issuer}`, async () => {
       const right = cert(issuer);
-      expect(pickIssuer(cert(leaf), [right])).toBe(right);
+      expect(await pickIssuer(cert(leaf), [right])).toBe(right);
     });
-    it(`${leaf}: refuses WKIC_${issuer} (wrong key: the leaf signature does not verify)`, () => {
-      expect(pickIssuer(cert(leaf), [cert(`WKIC_${issuer}`)])).toBeUndefined();
+    it(`${leaf}: refuses WKIC_${issuer} (wrong key: the leaf signature does not verify)`, async () => {
+      expect(await pickIssuer(cert(leaf), [cert(`WKIC_${issuer}`)])).toBeUndefined();
     });
-    it(`${leaf}: takes ISIC_${issuer} (right name and key; only its own signature, by its parent, is broken)`, () => {
+    it(`${leaf}: takes ISIC_${issuer} (right name and key; only its own signature, by its parent, is broken)`, async () => {
       const variant = cert(`ISIC_${issuer}`);
-      expect(pickIssuer(cert(leaf), [variant])).toBe(variant);
+      expect(await pickIssuer(cert(leaf), [variant])).toBe(variant);
     });
   }
 
   // WSNIC has the right key but a wrong subject name, so it is not the issuer (RFC 5280 §6.1.3 name
   // chaining), even where the leaf's AKI matches its key identifier (regression: it once was taken).
   for (const { leaf, issuer } of families) {
-    it(`${leaf}: refuses WSNIC_${issuer} (right key, wrong subject name)`, () => {
-      expect(pickIssuer(cert(leaf), [cert(`WSNIC_${issuer}`)])).toBeUndefined();
+    it(`${leaf}: refuses WSNIC_${issuer} (right key, wrong subject name)`, async () => {
+      expect(await pickIssuer(cert(leaf), [cert(`WSNIC_${issuer}`)])).toBeUndefined();
     });
   }
 
-  it('D1_Cert_EE: prefers D1_Issuer_ICA over WSNIC_D1_Issuer_ICA offered first', () => {
+  it('D1_Cert_EE: prefers D1_Issuer_ICA over WSNIC_D1_Issuer_ICA offered first', async () => {
     // Picking the misnamed variant makes the delegated D1 response fail validation.
     const right = cert('D1_Issuer_ICA.pem');
-    expect(pickIssuer(cert('D1_Cert_EE.pem'), [cert('WSNIC_D1_Issuer_ICA.pem'), right])).toBe(right);
+    expect(await pickIssuer(cert('D1_Cert_EE.pem'), [cert('WSNIC_D1_Issuer_ICA.pem'), right])).toBe(right);
   });
 });

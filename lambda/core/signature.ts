@@ -44,13 +44,43 @@ export type SignatureProblem = { code: 'signature' | 'signature-algorithm'; reas
  * that does not decode (`signature`), or an algorithm that is unsupported, malformed or not the
  * key's kind (`signature-algorithm`: an RSA signature under the Ed25519 OID, an ECDSA one under
  * sha256WithRSAEncryption, RSASSA-PSS parameters the key's own restrictions forbid). Never throws.
+ * `known`: answers of the same verifications already run (in the thread pool, see
+ * KnownSignatures); a call it has no answer for is verified here.
  */
 export function checkSignature(
   alg: AlgorithmId,
   key: KeyObject | undefined,
   data: Uint8Array,
   signature: Uint8Array,
+  known?: KnownSignatures,
 ): SignatureProblem | undefined {
+  const call = signatureCall(alg, key, data, signature);
+  if ('code' in call) return call;
+  const ok = known?.answer(call) ?? verifyNow(call);
+  return ok ? undefined : { code: 'signature', reason: 'signature does not verify' };
+}
+
+/**
+ * One signature verification as node:crypto runs it (the arguments of crypto.verify), once the
+ * algorithm, its parameters and the key's kind have been checked against each other.
+ */
+export interface VerifyCall {
+  hash: string | null;
+  key: KeyObject | { key: KeyObject; padding: number; saltLength: number };
+  data: Uint8Array;
+  signature: Uint8Array;
+}
+
+/**
+ * What checkSignature would verify, or the problem it finds before verifying anything (see there).
+ * The checks are the same whichever way the call then runs.
+ */
+export function signatureCall(
+  alg: AlgorithmId,
+  key: KeyObject | undefined,
+  data: Uint8Array,
+  signature: Uint8Array,
+): SignatureProblem | VerifyCall {
   if (!key) return { code: 'signature', reason: "the signer's public key does not decode" };
   const keyType = key.asymmetricKeyType ?? '(unknown)';
   const mismatch = (kind: string): SignatureProblem => ({
@@ -104,13 +134,88 @@ export function checkSignature(
   } else {
     return { code: 'signature-algorithm', reason: `unsupported signature algorithm ${alg.oid}` };
   }
-  let ok = false;
+  return { hash, key: options, data, signature };
+}
+
+/** Runs a verification on this thread; false for a signature that does not verify or is malformed. */
+function verifyNow(call: VerifyCall): boolean {
   try {
-    ok = cryptoVerify(hash, data, options, signature);
+    return cryptoVerify(call.hash, call.data, call.key, call.signature);
   } catch {
-    ok = false; // a malformed signature value: not a valid signature
+    return false; // a malformed signature value: not a valid signature
   }
-  return ok ? undefined : { code: 'signature', reason: 'signature does not verify' };
+}
+
+/**
+ * Runs a verification on libuv's thread pool (crypto.verify with a callback), so that the ~0.1 ms
+ * of an ECDSA or RSA verification is not spent on the event loop; the same answer as verifyNow.
+ */
+export function verifyInThreadPool(call: VerifyCall): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      cryptoVerify(call.hash, call.data, call.key, call.signature, (err, ok) => resolve(!err && ok));
+    } catch {
+      resolve(false); // a malformed signature value: not a valid signature
+    }
+  });
+}
+
+/**
+ * Answers of verifications already run, for checkSignature to use when it makes the very same call
+ * (the same key, hash, padding, data and signature bytes) instead of verifying again. The renewal
+ * runs a response's and a leaf's signature checks in the thread pool this way while the checks
+ * themselves, and every verdict, stay the synchronous code's; a call with no answer here is
+ * verified on the spot, so an answer can only ever save work, never change a verdict.
+ */
+export class KnownSignatures {
+  private readonly answers: Array<{ call: VerifyCall; ok: boolean }> = [];
+
+  /** Runs `calls` in the thread pool, all at once, and keeps their answers. */
+  static async verify(calls: readonly VerifyCall[]): Promise<KnownSignatures> {
+    const known = new KnownSignatures();
+    const answers = await Promise.all(calls.map(verifyInThreadPool));
+    calls.forEach((call, i) => known.add(call, answers[i]!));
+    return known;
+  }
+
+  add(call: VerifyCall, ok: boolean): void {
+    this.answers.push({ call, ok });
+  }
+
+  answer(call: VerifyCall): boolean | undefined {
+    return this.answers.find((known) => sameCall(known.call, call))?.ok;
+  }
+}
+
+function sameCall(a: VerifyCall, b: VerifyCall): boolean {
+  return (
+    a.hash === b.hash &&
+    sameKey(a.key, b.key) &&
+    sameBytes(a.data, b.data) &&
+    sameBytes(a.signature, b.signature)
+  );
+}
+
+function sameKey(a: VerifyCall['key'], b: VerifyCall['key']): boolean {
+  if ('padding' in a || 'padding' in b) {
+    return (
+      'padding' in a &&
+      'padding' in b &&
+      a.padding === b.padding &&
+      a.saltLength === b.saltLength &&
+      sameKey(a.key, b.key)
+    );
+  }
+  return a === b || a.equals(b);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return (
+    a === b ||
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    )
+  );
 }
 
 /**

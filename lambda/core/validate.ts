@@ -9,7 +9,13 @@ import type {
   ResponseStatus,
   SingleResponseInfo,
 } from './ocsp-response.js';
-import { checkSignature, type SignatureProblem } from './signature.js';
+import {
+  checkSignature,
+  signatureCall,
+  type KnownSignatures,
+  type SignatureProblem,
+  type VerifyCall,
+} from './signature.js';
 
 /** Default allowance for clocks that run behind the responder's (RFC 5019 §4 suggests some slack). */
 export const DEFAULT_SKEW_MS = 5 * 60_000;
@@ -83,6 +89,11 @@ export interface ValidationInput {
   /** When set, the matching SingleResponse must use this CertID hash. */
   hash?: HashName;
   cache?: ValidationCache;
+  /**
+   * Answers of this response's signature verifications already run in the thread pool (see
+   * responseSignatureCalls); the checks here use them instead of verifying again.
+   */
+  signatures?: KnownSignatures;
 }
 
 export type Signer = 'issuer' | 'delegated' | 'unknown';
@@ -201,7 +212,7 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
   if (!issuer) {
     fail('issuer-missing', 'issuer certificate not given: cannot authorise the signer');
   } else {
-    checkSigner(basic, issuer, now, skew, input.cache ?? sharedCache, verdict, fail);
+    checkSigner(basic, issuer, now, skew, input.cache ?? sharedCache, input.signatures, verdict, fail);
   }
 
   // Time
@@ -269,27 +280,21 @@ function checkSigner(
   now: Date,
   skew: number,
   cache: ValidationCache,
+  known: KnownSignatures | undefined,
   verdict: Verdict,
   fail: Fail,
 ): void {
-  const rid = basic.responderId;
-  // byName: the DER as encoded, or the same attributes and values in another string encoding
-  // (PrintableString vs UTF8String), which some responders use; the signature check decides.
-  const designates = (c: Certificate) =>
-    'byKey' in rid
-      ? c.keyHash('sha1').equals(rid.byKey)
-      : c.subjectDer.equals(rid.byName) || c.subject.toLowerCase() === rid.name.toLowerCase();
   const signatureProblem = (c: Certificate) =>
-    checkSignature(basic.signatureAlgorithm, publicKeyOf(c), basic.tbsDer, basic.signature);
-
-  if (designates(issuer)) {
+    checkSignature(basic.signatureAlgorithm, publicKeyOf(c), basic.tbsDer, basic.signature, known);
+  const designated = designatedSigners(basic, issuer);
+  if (designated === 'issuer') {
     verdict.signature.signer = 'issuer';
     const problem = signatureProblem(issuer);
     verdict.signature.valid = !problem;
     if (problem) fail(problem.code, signatureMessage(problem, 'the issuer key'));
     return;
   }
-  const candidates = basic.certs.filter(designates);
+  const candidates = designated;
   if (candidates.length === 0) {
     fail('responder-id', 'responderID designates neither the issuer nor a certificate in the response');
     return;
@@ -336,6 +341,49 @@ function checkSigner(
     }
   }
   for (const [code, message] of firstProblems ?? []) fail(code, message);
+}
+
+/**
+ * Who the responderID designates: the issuer, or else the certificates embedded in the response
+ * that it names (none: no signer can be authorised). byName: the DER as encoded, or the same
+ * attributes and values in another string encoding (PrintableString vs UTF8String), which some
+ * responders use; the signature check decides.
+ */
+function designatedSigners(basic: BasicResponse, issuer: Certificate): 'issuer' | Certificate[] {
+  const rid = basic.responderId;
+  const designates = (c: Certificate) =>
+    'byKey' in rid
+      ? c.keyHash('sha1').equals(rid.byKey)
+      : c.subjectDer.equals(rid.byName) || c.subject.toLowerCase() === rid.name.toLowerCase();
+  return designates(issuer) ? 'issuer' : basic.certs.filter(designates);
+}
+
+/**
+ * The signature verifications validateResponse will make on `parsed` for `issuer`'s certificate:
+ * the response's signature under each key it may be signed with (the issuer's, or each designated
+ * delegated responder's). Run them ahead (KnownSignatures.verify) and pass the answers in
+ * ValidationInput.signatures. Empty when there is nothing to verify or the response is too broken
+ * to say (validateResponse then finds the problem itself).
+ */
+export function responseSignatureCalls(parsed: ParsedResponse, issuer: Certificate): VerifyCall[] {
+  try {
+    const basic = parsed.basic;
+    if (parsed.responseStatus !== 'successful' || !basic) return [];
+    const designated = designatedSigners(basic, issuer);
+    const signers = designated === 'issuer' ? [issuer] : designated;
+    return signers.flatMap((c) => {
+      const call = signatureCall(basic.signatureAlgorithm, publicKeyOf(c), basic.tbsDer, basic.signature);
+      return 'code' in call ? [] : [call];
+    });
+  } catch {
+    return [];
+  }
+}
+
+/** The verification isSignedBy(cert, issuer) makes, or undefined when it fails before verifying. */
+export function certificateSignatureCall(cert: Certificate, issuer: Certificate): VerifyCall | undefined {
+  const call = signatureCall(cert.signatureAlgorithm, publicKeyOf(issuer), cert.tbsDer, cert.signature);
+  return 'code' in call ? undefined : call;
 }
 
 /**

@@ -3,7 +3,14 @@ import type { HashName } from '../core/der.js';
 import { DeadlineError, errorMessage } from '../core/errors.js';
 import { buildOcspRequest, certIdFor, newNonce } from '../core/ocsp-request.js';
 import { parseOcspResponse, type ParsedResponse } from '../core/ocsp-response.js';
-import { invalidVerdict, validateResponse, type ValidationCache, type Verdict } from '../core/validate.js';
+import { KnownSignatures } from '../core/signature.js';
+import {
+  invalidVerdict,
+  responseSignatureCalls,
+  validateResponse,
+  type ValidationCache,
+  type Verdict,
+} from '../core/validate.js';
 
 /**
  * Sends one DER OCSP request to one responder URL. `limits.timeLeft` (milliseconds before the
@@ -88,6 +95,8 @@ export async function queryResponders(
       };
       try {
         attempt.parsed = parseOcspResponse(response.der);
+        // The signature verifications run in the thread pool; the checks below use their answers.
+        const signatures = await KnownSignatures.verify(responseSignatureCalls(attempt.parsed, issuer));
         attempt.verdict = validateResponse(attempt.parsed, {
           cert: leaf,
           issuer,
@@ -96,6 +105,7 @@ export async function queryResponders(
           nonce,
           hash: options.hash,
           cache: options.cache,
+          signatures,
         });
       } catch (err) {
         attempt.verdict.errors.push(`does not parse: ${errorMessage(err)}`);
