@@ -90,29 +90,33 @@ describe('ocsp-renewer over a directory', () => {
   });
 });
 
-describe('ocsp-renewer over s3://', () => {
-  let endpoint: Server | undefined;
+describe('ocsp-renewer over an AWS location', () => {
+  /** An endpoint that hangs up on every request: enough for the SDK to be loaded and to fail. */
+  let endpoint: Server;
+  let aws: NodeJS.ProcessEnv;
+  beforeAll(async () => {
+    endpoint = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+    const { port } = endpoint.address() as { port: number };
+    aws = {
+      AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`,
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_REGION: 'us-east-1',
+    };
+  });
   afterAll(() => new Promise<void>((resolve) => (endpoint ? endpoint.close(() => resolve()) : resolve())));
 
-  it('should load the AWS SDK (what the check above looks for)', async () => {
-    // An endpoint that hangs up on every request: enough for the SDK to be loaded and to fail.
-    endpoint = createServer((socket) => socket.destroy());
-    await new Promise<void>((resolve) => endpoint!.listen(0, '127.0.0.1', resolve));
-    const { port } = endpoint.address() as { port: number };
-
-    const res = await recordedCli(
-      ['renew', '--certs', 's3://bucket/certs/', '--staples', path.join(work, 'certs'), '--dry-run'],
-      {
-        AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}`,
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
-        AWS_REGION: 'us-east-1',
-      },
-    );
+  it.each([
+    ['s3://bucket/certs/', '@aws-sdk/client-s3'],
+    ['secretsmanager://tls/', '@aws-sdk/client-secrets-manager'],
+  ])('should load the AWS SDK for --certs %s (what the check above looks for)', async (certs, client) => {
+    const staples = path.join(work, 'staples');
+    const res = await recordedCli(['renew', '--certs', certs, '--staples', staples, '--dry-run'], aws);
     expect(res.code).toBe(1);
-    expect(res.stderr).toContain('ocsp-renewer: source s3://bucket/certs/: cannot list:');
+    expect(res.stderr).toContain(`ocsp-renewer: source ${certs}: cannot list:`);
     const sdk = res.modules.filter((url) => AWS_SDK.test(url));
-    expect(sdk.some((url) => url.includes('/node_modules/@aws-sdk/client-s3/'))).toBe(true);
+    expect(sdk.some((url) => url.includes(`/node_modules/${client}/`))).toBe(true);
     expect(sdk.some((url) => url.includes('/node_modules/@smithy/'))).toBe(true);
   });
 });
