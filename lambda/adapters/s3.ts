@@ -21,6 +21,7 @@ import {
   type StapleStore,
   type StoredStaple,
 } from '../renew/ports.js';
+import type { StateBlob } from './state-store.js';
 
 /**
  * An S3 client that honours the standard AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (path-style when
@@ -89,6 +90,19 @@ export async function getObject(
     }
     throw err;
   }
+}
+
+/** The run state as an S3 object (the Lambda's `state/state.json`; a status --state s3://…). */
+export function s3StateBlob(s3: S3Client, bucket: string, key: string): StateBlob {
+  return {
+    description: `s3://${bucket}/${key}`,
+    read: async () => (await getObject(s3, bucket, key))?.body,
+    write: async (body) => {
+      await s3.send(
+        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }),
+      );
+    },
+  };
 }
 
 /** Certificates under an S3 prefix; keys are relative to the prefix, tags are ETags. */

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { StateEntry, RunState, StateSink } from '../renew/run.js';
 import { readOptional, writeFileAtomic } from './filesystem.js';
-import { getObject } from './s3.js';
 
 const VERSION = 1;
 
@@ -12,7 +10,10 @@ interface StateDocument {
   certs: Record<string, StateEntry>;
 }
 
-/** Where the state document lives: an S3 object or a file. */
+/**
+ * Where the state document lives: a file (fileStateBlob, below) or an S3 object (s3StateBlob in
+ * ./s3.ts, so this file loads no AWS SDK for the CLI's file state).
+ */
 export interface StateBlob {
   readonly description: string;
   read(): Promise<Buffer | undefined>;
@@ -170,19 +171,6 @@ function serialise(state: RunState): { pieces: Buffer[]; digest: string } {
 
 function isStateEntry(value: unknown): value is StateEntry {
   return typeof value === 'object' && value !== null && typeof (value as StateEntry).failures === 'number';
-}
-
-/** The state as an S3 object (the Lambda's `state/state.json`). */
-export function s3StateBlob(s3: S3Client, bucket: string, key: string): StateBlob {
-  return {
-    description: `s3://${bucket}/${key}`,
-    read: async () => (await getObject(s3, bucket, key))?.body,
-    write: async (body) => {
-      await s3.send(
-        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }),
-      );
-    },
-  };
 }
 
 /** The state as a file (the CLI's, under $XDG_STATE_HOME/ocsp-renewer/ or --state FILE). */

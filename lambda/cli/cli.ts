@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import {
   FsCertificateSource,
   FsStapleStore,
@@ -11,8 +10,6 @@ import {
   readIssuerSiblingFile,
   writeFileAtomic,
 } from '../adapters/filesystem.js';
-import { makeS3Client, parseS3Url, S3CertificateSource, S3StapleStore } from '../adapters/s3.js';
-import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
 import { fileStateBlob, StateStore } from '../adapters/state-store.js';
 import { DEFAULT_HTTP, responderPolicyOf, type HttpOptions } from '../adapters/http.js';
 import { privateRespondersAllowed } from '../adapters/ssrf-guard.js';
@@ -442,7 +439,7 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
   };
   const deps: RunDeps = {
     source: await certificateSourceFor(certsAt, settings.naming),
-    store: stapleStoreFor(staplesAt),
+    store: await stapleStoreFor(staplesAt),
     transport: httpTransport(http),
     downloadIssuer: cachedDownload(httpIssuerDownload(http)),
     issuerPool,
@@ -586,11 +583,17 @@ export async function certificateSourceFor(
   location: string,
   naming: NamingOptions,
 ): Promise<CertificateSource> {
+  // The AWS SDK is loaded here, for an AWS location only: a run over a directory never pays for it.
   if (location.startsWith('s3://')) {
+    const { makeS3Client, parseS3Url, S3CertificateSource } = await import('../adapters/s3.js');
     const { bucket, prefix } = parseS3Url(location);
     return new S3CertificateSource(makeS3Client(), bucket, prefix, naming);
   }
   if (location.startsWith('secretsmanager://')) {
+    const [{ SecretsManagerClient }, { SecretsManagerCertificateSource }] = await Promise.all([
+      import('@aws-sdk/client-secrets-manager'),
+      import('../adapters/secrets-manager.js'),
+    ]);
     return new SecretsManagerCertificateSource(
       new SecretsManagerClient({}),
       location.slice('secretsmanager://'.length),
@@ -603,9 +606,10 @@ export async function certificateSourceFor(
   return new FsCertificateSource(location, naming);
 }
 
-/** `--staples`: a directory or `s3://bucket/prefix`. */
-export function stapleStoreFor(location: string): StapleStore {
+/** `--staples`: a directory or `s3://bucket/prefix` (the AWS SDK loaded for that one only). */
+export async function stapleStoreFor(location: string): Promise<StapleStore> {
   if (location.startsWith('s3://')) {
+    const { makeS3Client, parseS3Url, S3StapleStore } = await import('../adapters/s3.js');
     const { bucket, prefix } = parseS3Url(location);
     return new S3StapleStore(makeS3Client(), bucket, prefix);
   }

@@ -2,8 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { writeFileAtomic } from '../adapters/filesystem.js';
-import { getObject, listObjects, makeS3Client, parseS3Object, parseS3Url } from '../adapters/s3.js';
-import { fileStateBlob, s3StateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
+import { fileStateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
 import {
@@ -113,9 +112,11 @@ async function loadState(blob: StateBlob | undefined, io: StatusIo): Promise<Run
   ).load();
 }
 
-function stateBlobFor(where: string): StateBlob | undefined {
+/** `--state`: a file, `s3://bucket/key` (the AWS SDK loaded for that one only) or `none`. */
+async function stateBlobFor(where: string): Promise<StateBlob | undefined> {
   if (where === 'none') return undefined;
   if (where.startsWith('s3://')) {
+    const { makeS3Client, parseS3Object, s3StateBlob } = await import('../adapters/s3.js');
     const at = parseS3Object(where);
     if (!at) throw new UsageError(`--state: expected s3://bucket/key, got ${where}`);
     return s3StateBlob(makeS3Client(), at.bucket, at.key);
@@ -139,7 +140,7 @@ async function dirEntries(
   const files = (await readdir(dir, { recursive: true }))
     .map((f) => f.split(path.sep).join('/'))
     .filter((f) => !f.split('/').some((part) => part.startsWith('.')));
-  const state = await loadState(stateBlobFor(stateAt), io);
+  const state = await loadState(await stateBlobFor(stateAt), io);
   const certKeys = new Set(files.filter((f) => isCertificateKey(f, naming)));
   const stapleKeys = new Set(files.filter((f) => f.endsWith(naming.stapleExtension)));
   const names = [...new Set([...certKeys, ...state.keys()])];
@@ -202,10 +203,12 @@ async function s3Entries(
   io: StatusIo,
   defaultStateFile: (staplesAt: string) => string,
 ): Promise<StatusEntry[]> {
+  // The AWS SDK is loaded here, for an s3:// location only: status over a directory never pays for it.
+  const { getObject, listObjects, makeS3Client, parseS3Url, s3StateBlob } = await import('../adapters/s3.js');
   const { bucket, prefix } = parseS3Url(location);
   const s3 = makeS3Client();
   let state: RunState;
-  if (stateOption !== undefined) state = await loadState(stateBlobFor(stateOption), io);
+  if (stateOption !== undefined) state = await loadState(await stateBlobFor(stateOption), io);
   else {
     // The CLI's own state for this location if it has one, else the Lambda's (state/state.json).
     const local = fileStateBlob(defaultStateFile(location));
