@@ -14,6 +14,8 @@ import {
   checkSignature,
   KnownSignatures,
   verifyInThreadPool,
+  verifySignatureCall,
+  worthThreadPool,
   type VerifyCall,
 } from '../lambda/core/signature.js';
 import {
@@ -82,7 +84,10 @@ describe('validateResponse with signatures verified ahead in the thread pool', (
       };
       const calls = responseSignatureCalls(parsed, issuer);
       if (calls.length > 0) withCalls++;
-      const ahead = validateResponse(parsed, { ...input, signatures: await KnownSignatures.verify(calls) });
+      // Every call answered from the pool (KnownSignatures.verify would keep RSA-2048 inline).
+      const known = new KnownSignatures();
+      for (const call of calls) known.add(call, await verifyInThreadPool(call));
+      const ahead = validateResponse(parsed, { ...input, signatures: known });
       const sync = validateResponse(parsed, input);
       expect(ahead, c.name).toEqual(sync);
       if (calls.length > 0) {
@@ -117,7 +122,8 @@ describe('validateResponse with signatures verified ahead in the thread pool', (
     const parsed = parseOcspResponse(read(v.file));
     const issuer = firstCert(v.issuer_cert!);
     const [call] = responseSignatureCalls(parsed, issuer) as [VerifyCall];
-    const known = await KnownSignatures.verify([call]);
+    const known = new KnownSignatures();
+    known.add(call, true);
     expect(known.answer(call)).toBe(true);
     // Equal bytes in another buffer are the same call.
     expect(known.answer({ ...call, data: Buffer.from(call.data) })).toBe(true);
@@ -131,6 +137,27 @@ describe('validateResponse with signatures verified ahead in the thread pool', (
     expect(known.answer({ ...call, hash: call.hash === 'sha256' ? 'sha384' : 'sha256' })).toBeUndefined();
     const otherKey = firstCert('openssl-ocsp-tests/D1_Issuer_ICA.pem').publicKey;
     expect(known.answer({ ...call, key: otherKey })).toBeUndefined();
+  });
+});
+
+describe('KnownSignatures.verify', () => {
+  it('runs ECDSA and RSA-3072 calls in the pool and leaves RSA-2048 to verify inline', async () => {
+    const data = Buffer.from('to be signed');
+    const callFor = (type: 'ec' | 'rsa', options: object): VerifyCall => {
+      const { publicKey, privateKey } = generateKeyPairSync(type as 'ec', options as { namedCurve: string });
+      return { hash: 'sha256', key: publicKey, data, signature: sign('sha256', data, privateKey) };
+    };
+    const p256 = callFor('ec', { namedCurve: 'prime256v1' });
+    const rsa3072 = callFor('rsa', { modulusLength: 3072 });
+    const rsa2048 = callFor('rsa', { modulusLength: 2048 });
+    expect([p256, rsa3072, rsa2048].map(worthThreadPool)).toEqual([true, true, false]);
+    const known = await KnownSignatures.verify([p256, rsa3072, rsa2048]);
+    expect(known.answer(p256)).toBe(true);
+    expect(known.answer(rsa3072)).toBe(true);
+    expect(known.answer(rsa2048)).toBeUndefined();
+    // Left inline, it is still checked: checkSignature verifies it on the spot.
+    expect(await verifySignatureCall(rsa2048)).toBe(true);
+    expect(await verifySignatureCall({ ...rsa2048, data: Buffer.from('other') })).toBe(false);
   });
 });
 
@@ -169,7 +196,8 @@ describe('verifyInThreadPool', () => {
     });
     expect(await verifyInThreadPool(call(32))).toBe(true);
     expect(await verifyInThreadPool(call(64))).toBe(false);
-    const known = await KnownSignatures.verify([call(32)]);
+    const known = new KnownSignatures();
+    known.add(call(32), await verifyInThreadPool(call(32)));
     expect(known.answer(call(32))).toBe(true);
     expect(known.answer(call(64))).toBeUndefined(); // another salt length is another call
   });

@@ -1,6 +1,6 @@
 import { parseCertificates, parseIssuerDownload, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
-import { verifyInThreadPool } from '../core/signature.js';
+import { verifySignatureCall } from '../core/signature.js';
 import { certificateSignatureCall } from '../core/validate.js';
 
 export type IssuerSource = 'bundle' | 'sibling' | 'issuers-dir' | 'aia';
@@ -80,9 +80,9 @@ export async function pickIssuer(
       ]
     : named;
   for (const candidate of ordered) {
-    // isSignedBy's check, its verification run in the thread pool (~0.1 ms off the event loop).
+    // isSignedBy's check, its verification run in the thread pool when that is worth it.
     const call = certificateSignatureCall(leaf, candidate);
-    if (call && (await verifyInThreadPool(call))) return candidate;
+    if (call && (await verifySignatureCall(call))) return candidate;
   }
   return undefined;
 }
