@@ -68,10 +68,13 @@ export class StateStore {
     }
   }
 
-  /** Writes the state when it changed since load; returns whether it wrote. */
+  /**
+   * Writes the state when it changed since load; returns whether it wrote. The digest is taken
+   * first without making the pieces, so a state that did not change (a quiet run's) costs no copy.
+   */
   async save(state: RunState, now: Date): Promise<boolean> {
+    if (serialise(state, false).digest === this.savedDigest) return false;
     const { pieces, digest } = serialise(state);
-    if (digest === this.savedDigest) return false;
     const head = `{"version":${VERSION},"savedAt":${JSON.stringify(now.toISOString())},"certs":`;
     await this.blob.write(Buffer.concat([Buffer.from(head), ...pieces, Buffer.from('}')]));
     this.savedDigest = digest;
