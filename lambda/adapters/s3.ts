@@ -21,6 +21,7 @@ import {
   type StapleStore,
   type StoredStaple,
 } from '../renew/ports.js';
+import { asBuffer } from '../core/der.js';
 import type { StateBlob } from './state-store.js';
 
 /**
@@ -82,7 +83,10 @@ export async function getObject(
 ): Promise<{ body: Buffer; tag: string | undefined } | undefined> {
   try {
     const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    const body = Buffer.from((await res.Body?.transformToByteArray()) ?? []);
+    // The SDK's array is a fresh one of exactly the body's size: used as it is, not copied again
+    // into Node's Buffer pool (one copy less per object, and no pool slab kept by what is kept).
+    const bytes = await res.Body?.transformToByteArray();
+    const body = bytes ? asBuffer(bytes) : Buffer.alloc(0);
     return { body, tag: res.ETag };
   } catch (err) {
     if (err instanceof NoSuchKey || (err instanceof S3ServiceException && err.name === 'NoSuchKey')) {

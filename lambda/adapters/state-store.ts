@@ -56,7 +56,7 @@ export class StateStore {
         throw new Error(`unexpected state version ${String(doc.version)}`);
       }
       const state: RunState = new Map(Object.entries(doc.certs).filter(([, v]) => isStateEntry(v)));
-      this.savedDigest = serialise(state).digest;
+      this.savedDigest = serialise(state, false).digest;
       return state;
     } catch (err) {
       this.log({
@@ -69,10 +69,13 @@ export class StateStore {
     }
   }
 
-  /** Writes the state when it changed since load; returns whether it wrote. */
+  /**
+   * Writes the state when it changed since load; returns whether it wrote. The digest is taken
+   * first without making the pieces, so a state that did not change (a quiet run's) costs no copy.
+   */
   async save(state: RunState, now: Date): Promise<boolean> {
+    if (serialise(state, false).digest === this.savedDigest) return false;
     const { pieces, digest } = serialise(state);
-    if (digest === this.savedDigest) return false;
     const head = `{"version":${VERSION},"savedAt":${JSON.stringify(now.toISOString())},"certs":`;
     await this.blob.write(Buffer.concat([Buffer.from(head), ...pieces, Buffer.from('}')]));
     this.savedDigest = digest;
@@ -145,12 +148,17 @@ const PIECE_CHARS = 64 * 1024;
  * The state as the `certs` JSON object, entries in key order, in pieces of about 64 KiB (Buffers,
  * outside the JS heap), with its SHA-256. Never one string of the whole document: at 10 000
  * certificates that was 4.4 MB of string, copied again into the document and its Buffer, and the
- * loaded copy was kept for the whole run to compare with; the digest takes its place.
+ * loaded copy was kept for the whole run to compare with; the digest takes its place. With `keep`
+ * false (the digest of a state just loaded) no piece is made or kept.
  */
-function serialise(state: RunState): { pieces: Buffer[]; digest: string } {
+function serialise(state: RunState, keep = true): { pieces: Buffer[]; digest: string } {
   const hash = createHash('sha256');
   const pieces: Buffer[] = [];
   const flush = (text: string) => {
+    if (!keep) {
+      hash.update(text);
+      return;
+    }
     const piece = Buffer.from(text);
     hash.update(piece);
     pieces.push(piece);

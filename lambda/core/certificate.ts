@@ -6,6 +6,7 @@ import {
   derProblem,
   digest,
   looksLikePem,
+  ownedCopy,
   pemBlocks,
   serialHex,
   strictGeneralizedTime,
@@ -95,7 +96,8 @@ export class Certificate {
   /** Throws CertificateParseError, and nothing else, when the bytes are not an X.509 certificate. */
   /** `sha256`: the SHA-256 of `der` when the caller has it already (certificateFromDer's cache key). */
   constructor(der: Uint8Array, sha256?: Buffer) {
-    this.der = Buffer.from(der);
+    // Kept (the parsed-certificate cache keeps up to 512): a copy that pins no pool slab.
+    this.der = ownedCopy(der);
     // The strict DER reader when it understands every byte; asn1js otherwise (and for every error).
     const x = certificateFieldsFast(this.der) ?? certificateFieldsSlow(this.der);
     this.serial = x.serial;
@@ -735,7 +737,7 @@ function stringAsLatin1(der: Buffer, tlv: Tlv): string | undefined {
  */
 export function parseCertificates(bytes: Uint8Array): Certificate[] {
   if (!looksLikePem(bytes)) return [certificateFromDer(bytes)];
-  const certs = pemBlocks(Buffer.from(bytes).toString('latin1'))
+  const certs = pemBlocks(asBuffer(bytes).toString('latin1'))
     .filter((block) => block.label === 'CERTIFICATE' || block.label === 'X509 CERTIFICATE')
     .map((block, index) => {
       try {
@@ -805,7 +807,7 @@ export function clearCertificateCache(): void {
  */
 export function parseIssuerDownload(bytes: Uint8Array): Certificate[] {
   if (looksLikePem(bytes)) {
-    const blocks = pemBlocks(Buffer.from(bytes).toString('latin1'));
+    const blocks = pemBlocks(asBuffer(bytes).toString('latin1'));
     const pkcs7 = blocks.find((b) => b.label === 'PKCS7');
     if (pkcs7) return certificatesFromPkcs7(pkcs7.der);
     return parseCertificates(bytes);

@@ -18,6 +18,15 @@ export function asBuffer(view: ArrayBuffer | Uint8Array): Buffer {
     : Buffer.from(view);
 }
 
+/**
+ * A copy in memory of its own, exactly its size. `Buffer.from(bytes)` copies a small input into
+ * Node's shared Buffer pool (slabs of `Buffer.poolSize`: 64 KiB on Node 24, 8 KiB on Node 20), and
+ * one slice kept alive keeps its whole slab: a long-lived copy (a cached certificate) is made here.
+ */
+export function ownedCopy(bytes: Uint8Array): Buffer {
+  return asBuffer(new Uint8Array(bytes));
+}
+
 /** A copy as a standalone ArrayBuffer, the shape asn1js wants. */
 export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   const out = new ArrayBuffer(bytes.byteLength);
@@ -64,7 +73,7 @@ export function pemBlocks(text: string): PemBlock[] {
 }
 
 export function looksLikePem(bytes: Uint8Array): boolean {
-  return Buffer.from(bytes).includes('-----BEGIN ');
+  return asBuffer(bytes).includes('-----BEGIN ');
 }
 
 export function toPem(label: string, der: Uint8Array): string {

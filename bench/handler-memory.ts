@@ -1,0 +1,183 @@
+/**
+ * `npm run bench:handler-memory`: where the Lambda handler's memory goes, run after run, without
+ * redoing the set-up each time. Once: a synthetic fleet of N leaves (bench/fleet.ts), its instant
+ * responder in a process of its own (bench/instant-responder-process.ts), s3rver in another
+ * (test/helpers/s3-server.ts) and the N bundles uploaded under `certs/`. Then `--runs` times, each
+ * in a fresh child process: bench/handler-run.ts, a forced invocation then a scheduled one, as in
+ * `npm run bench`. Each run has its own STAPLES_PREFIX, STATE_PREFIX and REPORTS_PREFIX
+ * (`run-<i>/…`), so each forced run starts with no staple, state or report, as the bench's does.
+ *
+ * Per run it prints the forced invocation's rate, the scheduled one's wall time, the child's peak
+ * RSS, and the peaks (each on its own, sampled every 10 ms) of what RSS is made of: V8's heap
+ * (used: live objects and garbage not yet collected; total: what V8 holds) with its young ("new")
+ * and old generations, and memory outside the heap (external, of which ArrayBuffers: Buffers).
+ * Peak RSS minus heap total minus external is node, the modules' code and native allocations.
+ *
+ * Options: `--n <count>` (default 10 000), `--runs <count>` (default 3), `--node <binary>` (the
+ * node that runs the handler; default this one: for Node 24, `--node "$(npx -y -p node@24 -- node
+ * -e 'process.stdout.write(process.execPath)')"`), `--node-flags "<flags>"` (such as the Lambda
+ * Node.js runtime's for the stack's 1024 MB: `--max-semi-space-size=51 --max-old-space-size=921`),
+ * `--bundle` (the handler as deployed: the esbuild bundle of infra/renewer-function.ts's options,
+ * imported by a plain node, no tsx, so the RSS is the Lambda's own; add `--enable-source-maps` to
+ * the flags as the stack's NODE_OPTIONS does).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { build } from 'esbuild';
+import { freePort } from '../test/helpers/pki.js';
+import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
+import { makeFleet } from './fleet.js';
+import { spawnInstantResponder, type ResponderProcess } from './instant-responder.js';
+
+const argv = process.argv.slice(2);
+const option = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+const n = Number(option('--n') ?? 10_000);
+const runs = Number(option('--runs') ?? 3);
+const nodeBinary = option('--node') ?? process.execPath;
+const nodeFlags = (option('--node-flags') ?? '').split(/\s+/).filter(Boolean);
+const bundle = argv.includes('--bundle');
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BUCKET = 'ocsp-renewer-bench';
+
+interface Invocation {
+  seconds: number;
+  counts: Record<string, number>;
+  maxRssMB: number;
+  peakMB: Record<string, number>;
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-handler-memory-'));
+let responder: ResponderProcess | undefined;
+let s3: S3Server | undefined;
+try {
+  const responsesDir = path.join(dir, 'responses');
+  mkdirSync(responsesDir);
+  const port = await freePort();
+  const fleet = makeFleet(n, `http://127.0.0.1:${port}/`, new Date(), 3);
+  fleet.leaves.forEach((leaf, i) =>
+    writeFileSync(path.join(responsesDir, `${leaf.serialHex}.der`), fleet.responses[i]!),
+  );
+  responder = await spawnInstantResponder(responsesDir, port);
+  s3 = await startS3Server({ buckets: [BUCKET] });
+  const client = s3.client();
+  try {
+    let next = 0;
+    const upload = async () => {
+      for (let i = next++; i < n; i = next++) {
+        await client.send(
+          new PutObjectCommand({
+            Bucket: BUCKET,
+            Key: `certs/leaf-${i}.pem`,
+            Body: Buffer.from(fleet.leaves[i]!.bundle),
+          }),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, upload));
+  } finally {
+    client.destroy();
+  }
+
+  // The child: handler-run.ts under tsx, or (--bundle) compiled to plain JS importing the bundle.
+  let childArgs = ['--import', 'tsx', path.join(root, 'bench', 'handler-run.ts')];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...s3.env,
+    BUCKET,
+    OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+  };
+  if (bundle) {
+    const handlerFile = path.join(dir, 'bundle', 'index.mjs');
+    await build({
+      entryPoints: [path.join(root, 'lambda', 'aws', 'handler.ts')],
+      outfile: handlerFile,
+      bundle: true,
+      platform: 'node',
+      target: 'node24',
+      format: 'esm',
+      mainFields: ['module', 'main'],
+      banner: {
+        js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+      },
+      minify: true,
+      sourcemap: true,
+      logLevel: 'error',
+    });
+    const runFile = path.join(dir, 'handler-run.mjs');
+    await build({
+      entryPoints: [path.join(root, 'bench', 'handler-run.ts')],
+      outfile: runFile,
+      format: 'esm',
+      platform: 'node',
+      logLevel: 'error',
+    });
+    env.HANDLER_MODULE = pathToFileURL(handlerFile).href;
+    childArgs = [runFile];
+  }
+
+  const version = await childOutput(nodeBinary, ['--version'], env);
+  console.log(
+    `handler over s3rver, N = ${n}, node ${version.trim()}${nodeFlags.length ? ` ${nodeFlags.join(' ')}` : ''}, ` +
+      `${bundle ? 'the esbuild bundle (as deployed)' : 'the TypeScript sources under tsx'}; MB are peaks\n`,
+  );
+  const columns = ['rss', 'heapUsed', 'heapTotal', 'newSpace', 'oldSpace', 'external', 'arrayBuffers'];
+  console.log(
+    `${'run'.padEnd(4)}${'forced/s'.padStart(9)}${'quiet s'.padStart(8)}${'peak RSS'.padStart(9)}  ` +
+      `${'invocation'.padEnd(11)}${columns.map((c) => c.padStart(13)).join('')}`,
+  );
+  const peaks: number[] = [];
+  for (let i = 1; i <= runs; i++) {
+    const out = await childOutput(nodeBinary, [...nodeFlags, ...childArgs], {
+      ...env,
+      STAPLES_PREFIX: `run-${i}/staples/`,
+      STATE_PREFIX: `run-${i}/state/`,
+      REPORTS_PREFIX: `run-${i}/reports/`,
+    });
+    const last = out.trim().split('\n').pop() ?? '';
+    const result = JSON.parse(last.replace(/^BENCH /, '')) as {
+      forced: Invocation;
+      quiet: Invocation;
+      maxRssMB: number;
+    };
+    if (result.forced.counts.renewed !== n || result.quiet.counts.fresh !== n) {
+      throw new Error(`run ${i}: ${JSON.stringify([result.forced.counts, result.quiet.counts])}`);
+    }
+    peaks.push(result.maxRssMB);
+    for (const [name, inv] of [
+      ['forced', result.forced],
+      ['scheduled', result.quiet],
+    ] as const) {
+      const head =
+        name === 'forced'
+          ? `${String(i).padEnd(4)}${(n / result.forced.seconds).toFixed(0).padStart(9)}` +
+            `${result.quiet.seconds.toFixed(2).padStart(8)}${result.maxRssMB.toFixed(0).padStart(9)}  `
+          : ' '.repeat(30);
+      console.log(
+        `${head}${name.padEnd(11)}${columns.map((c) => (inv.peakMB[c] ?? 0).toFixed(1).padStart(13)).join('')}`,
+      );
+    }
+  }
+  peaks.sort((a, b) => a - b);
+  console.log(`\npeak RSS over ${runs} runs: median ${peaks[peaks.length >> 1]!.toFixed(0)} MB`);
+} finally {
+  await s3?.stop();
+  await responder?.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs a child to its end; its stdout, or an error with its stderr when it fails. */
+async function childOutput(binary: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const child = spawn(binary, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(-1024 * 1024)));
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-64 * 1024)));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  if (code !== 0) throw new Error(`${binary} ${args.join(' ')} exited ${code}: ${stderr.trim()}`);
+  return stdout;
+}
