@@ -339,8 +339,9 @@ const openFd = promisify(openCb);
  * spent on the pool's threads instead of this one. Every other call (write, fchmod, fstat, close,
  * the install's link or rename, unlink) is a metadata or page-cache operation of microseconds on a
  * staple of a few KB, made on the event loop as readWholeFile's reads are: through fs/promises
- * each was a thread-pool round trip of ~25 µs of this thread's CPU. Together they cut a forced
- * run's CPU by about a tenth at 10 000 certificates. A file system that blocks (a network mount)
+ * each was a thread-pool round trip. The conditional install's tag check and its rename (or the
+ * link and the unlink) are now consecutive calls with nothing of this process between them, which
+ * narrows the window another writer can slip into. A file system that blocks (a network mount)
  * stalls the loop for the call, as the listing's stat and the reads do.
  */
 async function writeFileGuarded(
