@@ -141,19 +141,20 @@ describe('validateResponse with signatures verified ahead in the thread pool', (
 });
 
 describe('KnownSignatures.verify', () => {
-  it('runs ECDSA and RSA-3072 calls in the pool and leaves RSA-2048 to verify inline', async () => {
+  it('runs ECDSA and Ed25519 calls in the pool and leaves RSA to verify inline', async () => {
     const data = Buffer.from('to be signed');
-    const callFor = (type: 'ec' | 'rsa', options: object): VerifyCall => {
+    const callFor = (type: 'ec' | 'rsa' | 'ed25519', options: object): VerifyCall => {
       const { publicKey, privateKey } = generateKeyPairSync(type as 'ec', options as { namedCurve: string });
-      return { hash: 'sha256', key: publicKey, data, signature: sign('sha256', data, privateKey) };
+      const hash = type === 'ed25519' ? null : 'sha256';
+      return { hash, key: publicKey, data, signature: sign(hash, data, privateKey) };
     };
     const p256 = callFor('ec', { namedCurve: 'prime256v1' });
-    const rsa3072 = callFor('rsa', { modulusLength: 3072 });
+    const ed25519 = callFor('ed25519', {});
     const rsa2048 = callFor('rsa', { modulusLength: 2048 });
-    expect([p256, rsa3072, rsa2048].map(worthThreadPool)).toEqual([true, true, false]);
-    const known = await KnownSignatures.verify([p256, rsa3072, rsa2048]);
+    expect([p256, ed25519, rsa2048].map(worthThreadPool)).toEqual([true, true, false]);
+    const known = await KnownSignatures.verify([p256, ed25519, rsa2048]);
     expect(known.answer(p256)).toBe(true);
-    expect(known.answer(rsa3072)).toBe(true);
+    expect(known.answer(ed25519)).toBe(true);
     expect(known.answer(rsa2048)).toBeUndefined();
     // Left inline, it is still checked: checkSignature verifies it on the spot.
     expect(await verifySignatureCall(rsa2048)).toBe(true);
