@@ -26,11 +26,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { build } from 'esbuild';
 import { freePort } from '../test/helpers/pki.js';
 import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
 import { makeFleet } from './fleet.js';
+import { uploadFleet } from './upload-fleet.js';
 import { spawnInstantResponder, type ResponderProcess } from './instant-responder.js';
 
 const argv = process.argv.slice(2);
@@ -66,19 +66,7 @@ try {
   s3 = await startS3Server({ buckets: [BUCKET] });
   const client = s3.client();
   try {
-    let next = 0;
-    const upload = async () => {
-      for (let i = next++; i < n; i = next++) {
-        await client.send(
-          new PutObjectCommand({
-            Bucket: BUCKET,
-            Key: `certs/leaf-${i}.pem`,
-            Body: Buffer.from(fleet.leaves[i]!.bundle),
-          }),
-        );
-      }
-    };
-    await Promise.all(Array.from({ length: 16 }, upload));
+    await uploadFleet(client, BUCKET, fleet, n);
   } finally {
     client.destroy();
   }

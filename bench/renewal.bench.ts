@@ -16,7 +16,6 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { clearCertificateCache, parseCertificates } from '../lambda/core/certificate.js';
@@ -28,6 +27,7 @@ import { main } from '../lambda/cli/cli.js';
 import { freePort } from '../test/helpers/pki.js';
 import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
 import { makeFleet } from './fleet.js';
+import { uploadFleet } from './upload-fleet.js';
 import { spawnInstantResponder, type ResponderProcess } from './instant-responder.js';
 
 const argv = process.argv.slice(2);
@@ -329,19 +329,7 @@ const HANDLER_N_CAP = 10_000;
     s3 = await startS3Server({ buckets: [bucket] });
     const client = s3.client();
     try {
-      let next = 0;
-      const upload = async () => {
-        for (let i = next++; i < handlerN; i = next++) {
-          await client.send(
-            new PutObjectCommand({
-              Bucket: bucket,
-              Key: `certs/leaf-${i}.pem`,
-              Body: Buffer.from(fleet.leaves[i]!.bundle),
-            }),
-          );
-        }
-      };
-      await Promise.all(Array.from({ length: 16 }, upload));
+      await uploadFleet(client, bucket, fleet, handlerN);
     } finally {
       client.destroy();
     }

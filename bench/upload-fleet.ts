@@ -1,0 +1,24 @@
+/**
+ * Uploads a synthetic fleet's leaf bundles to S3 (s3rver in the benchmarks), 16 requests at a
+ * time, as `certs/leaf-<i>.pem`: the set-up of the handler rows (renewal.bench.ts) and of
+ * `npm run bench:handler-memory`.
+ */
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Fleet } from './fleet.js';
+
+/** Uploads the first `n` leaves of `fleet` under `certs/` in `bucket`. */
+export async function uploadFleet(client: S3Client, bucket: string, fleet: Fleet, n: number): Promise<void> {
+  let next = 0;
+  const upload = async () => {
+    for (let i = next++; i < n; i = next++) {
+      await client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: `certs/leaf-${i}.pem`,
+          Body: Buffer.from(fleet.leaves[i]!.bundle),
+        }),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, upload));
+}
