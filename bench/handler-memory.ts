@@ -30,6 +30,7 @@ import { build } from 'esbuild';
 import { freePort } from '../test/helpers/pki.js';
 import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
 import { makeFleet } from './fleet.js';
+import { buildHandlerBundle } from './handler-bundle.js';
 import { uploadFleet } from './upload-fleet.js';
 import { spawnInstantResponder, type ResponderProcess } from './instant-responder.js';
 
@@ -81,21 +82,7 @@ try {
   };
   if (bundle) {
     const handlerFile = path.join(dir, 'bundle', 'index.mjs');
-    await build({
-      entryPoints: [path.join(root, 'lambda', 'aws', 'handler.ts')],
-      outfile: handlerFile,
-      bundle: true,
-      platform: 'node',
-      target: 'node24',
-      format: 'esm',
-      mainFields: ['module', 'main'],
-      banner: {
-        js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-      },
-      minify: true,
-      sourcemap: true,
-      logLevel: 'error',
-    });
+    await buildHandlerBundle(handlerFile);
     const runFile = path.join(dir, 'handler-run.mjs');
     await build({
       entryPoints: [path.join(root, 'bench', 'handler-run.ts')],

@@ -27,6 +27,7 @@ import { main } from '../lambda/cli/cli.js';
 import { freePort } from '../test/helpers/pki.js';
 import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
 import { makeFleet } from './fleet.js';
+import { buildHandlerBundle } from './handler-bundle.js';
 import { uploadFleet } from './upload-fleet.js';
 import { spawnInstantResponder, type ResponderProcess } from './instant-responder.js';
 
@@ -399,25 +400,10 @@ async function runChild<T>(what: string, args: string[], env: NodeJS.ProcessEnv)
 // NODE_OPTIONS=--enable-source-maps reads it). Cold import: a fresh `node` child imports the bundle
 // and reports performance.now() around the import() (node's own start-up excluded), median of 5.
 {
-  const { build } = await import('esbuild');
   const dir = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-bundle-'));
   try {
     const outfile = path.join(dir, 'index.mjs');
-    await build({
-      entryPoints: [path.join(root, 'lambda', 'aws', 'handler.ts')],
-      outfile,
-      bundle: true,
-      platform: 'node',
-      target: 'node24',
-      format: 'esm',
-      mainFields: ['module', 'main'],
-      banner: {
-        js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-      },
-      minify: true,
-      sourcemap: true,
-      logLevel: 'error',
-    });
+    await buildHandlerBundle(outfile);
     rows.push({
       name: 'Lambda bundle, minified (esbuild as infra/renewer-function.ts)',
       value: statSync(outfile).size / 1024 / 1024,
