@@ -1,5 +1,6 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { errorMessage } from '../core/errors.js';
+import { jsonPieces } from '../core/json-pieces.js';
 import { ACTIONS, type RunReport } from '../renew/run.js';
 import { runReportKey, summarise, type RunSummary } from './run-summary.js';
 
@@ -103,41 +104,12 @@ async function writeRunReport(
   }
 }
 
-/** Size at which runReportPieces hands over what it has gathered. */
-const PIECE_CHARS = 64 * 1024;
-
 /**
- * The run report's JSON, exactly `JSON.stringify(report)`, in pieces of about 64 KiB (Buffers,
- * outside the JS heap): its rows and the keys not reached are stringified one at a time, so the
- * report is never one string (at 10 000 rows that was 3 MB of string, copied once more into the
- * object's body; near 1.7 million rows it would pass V8's longest string and fail to write).
+ * The run report's JSON, exactly `JSON.stringify(report)`, in Buffers of about 64 KiB (outside the
+ * JS heap; see jsonPieces): never one string of the whole report.
  */
 export function runReportPieces(report: RunReport): Buffer[] {
-  const pieces: Buffer[] = [];
-  let text = '{';
-  let first = true;
-  // What JSON.stringify keeps of the report's own properties, in their order (an undefined
-  // leastValidityHours is left out).
-  for (const [key, value] of Object.entries(report)) {
-    if (value === undefined) continue;
-    text += `${first ? '' : ','}${JSON.stringify(key)}:`;
-    first = false;
-    if (!Array.isArray(value)) {
-      text += JSON.stringify(value);
-      continue;
-    }
-    text += '[';
-    for (const [i, item] of value.entries()) {
-      text += `${i > 0 ? ',' : ''}${JSON.stringify(item) ?? 'null'}`;
-      if (text.length >= PIECE_CHARS) {
-        pieces.push(Buffer.from(text));
-        text = '';
-      }
-    }
-    text += ']';
-  }
-  pieces.push(Buffer.from(`${text}}`));
-  return pieces;
+  return Array.from(jsonPieces(report), (piece) => Buffer.from(piece));
 }
 
 /**

@@ -18,6 +18,7 @@ import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { derProblem } from '../core/der.js';
 import { errorMessage } from '../core/errors.js';
 import { explainStaple, formatExplanation, formatRunReport } from '../core/explain.js';
+import { jsonPieces } from '../core/json-pieces.js';
 import { parseOcspResponse } from '../core/ocsp-response.js';
 import { invalidVerdict, validateResponse } from '../core/validate.js';
 import { resolveIssuer } from '../renew/issuer.js';
@@ -46,7 +47,6 @@ import {
 } from './flags.js';
 import { acquireLock, LockBusyError } from './lock.js';
 import { PendingReloadFile, runReload } from './reload.js';
-import { prettyJsonPieces } from './pretty-json.js';
 import { terminalProgress } from './progress.js';
 import { statusCommand } from './status.js';
 
@@ -474,10 +474,10 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
   const print = (report: RunReport) => {
     const shown = quiet ? newsOf(report) : report;
     if (!shown) return;
-    // --json: in pieces of a few rows each ending a line (see prettyJsonPieces); the daemon's
+    // --json: in pieces of a few rows each ending a line (see jsonPieces); the daemon's
     // one line per run stays one string.
     if (values.json && persist) io.out(JSON.stringify(shown));
-    else if (values.json) for (const piece of prettyJsonPieces(shown)) io.out(piece);
+    else if (values.json) for (const piece of jsonPieces(shown, 2)) io.out(piece);
     else io.out(formatRunReport(shown));
   };
 

@@ -1,9 +1,10 @@
 /**
  * The JSON run report, written in pieces: joined, the pieces are byte for byte what
- * JSON.stringify(value, null, 2) gives, and each piece but the last ends a line.
+ * JSON.stringify(value, null, 2) gives (`renew --json`), and each piece but the last ends a line;
+ * compact, what JSON.stringify(value) gives (the Lambda's report object).
  */
 import { describe, expect, it } from 'vitest';
-import { prettyJsonPieces } from '../lambda/cli/pretty-json.js';
+import { jsonPieces } from '../lambda/core/json-pieces.js';
 
 const row = (i: number) => ({
   key: `dir/leaf-${i}.pem`,
@@ -34,15 +35,19 @@ const cases: Array<[string, object]> = [
   ['only undefined and functions', { a: undefined, b: () => 1 }],
 ];
 
-describe('prettyJsonPieces', () => {
+describe('jsonPieces', () => {
   it.each(cases)('should give what JSON.stringify gives for %s', (_name, value) => {
-    const pieces = [...prettyJsonPieces(value)];
+    const pieces = [...jsonPieces(value, 2)];
     expect(pieces.join('')).toBe(JSON.stringify(value, null, 2));
     for (const piece of pieces.slice(0, -1)) expect(piece.endsWith('\n')).toBe(true);
   });
 
+  it.each(cases)('should give what compact JSON.stringify gives for %s', (_name, value) => {
+    expect([...jsonPieces(value)].join('')).toBe(JSON.stringify(value));
+  });
+
   it('should cut a large report into pieces of about 64 KiB', () => {
-    const pieces = [...prettyJsonPieces(cases[0]![1])];
+    const pieces = [...jsonPieces(cases[0]![1], 2)];
     expect(pieces.length).toBeGreaterThan(10);
     expect(Math.max(...pieces.map((p) => p.length))).toBeLessThan(64 * 1024 + 2048);
   });
