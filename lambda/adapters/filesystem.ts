@@ -351,14 +351,7 @@ async function writeFileGuarded(
   { syncDirectory = true, newFile = false }: { syncDirectory?: boolean; newFile?: boolean } = {},
 ): Promise<BigIntStats | undefined> {
   const dir = path.dirname(file);
-  let mode = 0o644;
-  if (!newFile) {
-    try {
-      mode = statSync(file).mode & 0o7777;
-    } catch {
-      mode = 0o644; // no target (or none we may stat): a new file's mode
-    }
-  }
+  const mode = newFile ? 0o644 : modeOf(file);
   const temp = tempFileFor(file);
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
   let fd: number;
@@ -394,6 +387,15 @@ async function writeFileGuarded(
   await dirHandle?.sync().catch(() => undefined);
   await dirHandle?.close();
   return written;
+}
+
+/** The file's permission bits; a new file's (no file there, or none we may stat) is 0644. */
+function modeOf(file: string): number {
+  try {
+    return statSync(file).mode & 0o7777;
+  } catch {
+    return 0o644;
+  }
 }
 
 function unlinkQuietly(file: string): void {

@@ -93,8 +93,10 @@ export class Certificate {
   private keyObject: KeyObject | undefined;
   private readonly keyHashes = new Map<string, Buffer>();
 
-  /** Throws CertificateParseError, and nothing else, when the bytes are not an X.509 certificate. */
-  /** `sha256`: the SHA-256 of `der` when the caller has it already (certificateFromDer's cache key). */
+  /**
+   * Throws CertificateParseError, and nothing else, when the bytes are not an X.509 certificate.
+   * `sha256`: the SHA-256 of `der` when the caller has it already (certificateFromDer's cache key).
+   */
   constructor(der: Uint8Array, sha256?: Buffer) {
     // Kept (the parsed-certificate cache keeps up to 512): a copy that pins no pool slab.
     this.der = ownedCopy(der);

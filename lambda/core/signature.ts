@@ -2,7 +2,7 @@ import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import type { AlgorithmId } from './certificate.js';
-import { hashNameForOid, toArrayBuffer } from './der.js';
+import { asBuffer, hashNameForOid, toArrayBuffer } from './der.js';
 
 /**
  * Signature algorithms accepted on OCSP responses and certificates, mapped to node:crypto, each
@@ -234,12 +234,7 @@ function sameKey(a: VerifyCall['key'], b: VerifyCall['key']): boolean {
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return (
-    a === b ||
-    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
-      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-    )
-  );
+  return a === b || asBuffer(a).equals(asBuffer(b));
 }
 
 /**

@@ -286,15 +286,14 @@ function checkSigner(
 ): void {
   const signatureProblem = (c: Certificate) =>
     checkSignature(basic.signatureAlgorithm, publicKeyOf(c), basic.tbsDer, basic.signature, known);
-  const designated = designatedSigners(basic, issuer);
-  if (designated === 'issuer') {
+  const candidates = designatedSigners(basic, issuer);
+  if (candidates === 'issuer') {
     verdict.signature.signer = 'issuer';
     const problem = signatureProblem(issuer);
     verdict.signature.valid = !problem;
     if (problem) fail(problem.code, signatureMessage(problem, 'the issuer key'));
     return;
   }
-  const candidates = designated;
   if (candidates.length === 0) {
     fail('responder-id', 'responderID designates neither the issuer nor a certificate in the response');
     return;
