@@ -12,6 +12,7 @@
  * P-256), so no cache keyed by content can answer for them. No network beyond loopback.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -90,6 +91,42 @@ measure(
   },
   atLeast(5000),
 );
+// What worthThreadPool (lambda/core/signature.ts) decides on: one signature verification inline,
+// against the event loop's share of handing it to the thread pool (issuing crypto.verify with a
+// callback; the verification itself then runs on a pool thread), in µs, over a 1.2 KB message.
+{
+  const message = Buffer.alloc(1200, 3);
+  const keys: Array<[string, 'ec' | 'ed25519' | 'rsa', object, string | null]> = [
+    ['ECDSA P-256', 'ec', { namedCurve: 'prime256v1' }, 'sha256'],
+    ['Ed25519', 'ed25519', {}, null],
+    ['RSA-2048', 'rsa', { modulusLength: 2048 }, 'sha256'],
+    ['RSA-4096', 'rsa', { modulusLength: 4096 }, 'sha256'],
+  ];
+  for (const [label, type, options, hash] of keys) {
+    const { publicKey, privateKey } = generateKeyPairSync(type as 'ec', options as { namedCurve: string });
+    const signature = sign(hash, message, privateKey);
+    const count = 2000;
+    let start = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) verify(hash, message, publicKey, signature);
+    const inline = Number(process.hrtime.bigint() - start) / 1e3 / count;
+    const done: Array<Promise<boolean>> = [];
+    start = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+      done.push(
+        new Promise((resolve) => verify(hash, message, publicKey, signature, (_e, ok) => resolve(ok))),
+      );
+    }
+    const handOver = Number(process.hrtime.bigint() - start) / 1e3 / count;
+    await Promise.all(done);
+    rows.push({ name: `${label} signature verification, inline (event loop)`, value: inline, unit: 'µs' });
+    rows.push({
+      name: `${label} signature verification, handed to the thread pool (event loop's share)`,
+      value: handOver,
+      unit: 'µs',
+    });
+  }
+}
+
 // Same bytes every time: a cache keyed by the response's content would answer this row.
 measure('parse + validate, cold cache each time (same bytes)', 1000, () => {
   validateResponse(parseOcspResponse(responseDer), { cert: leaf, issuer, now, cache: new ValidationCache() });
@@ -289,7 +326,12 @@ const HANDLER_N_CAP = 10_000;
     });
     responder = await spawnInstantResponder(responsesDir, port);
     const stateFile = path.join(dir, 'state.json');
-    const forced = await runChild<{ seconds: number; counts: Record<string, number>; maxRssMB: number }>(
+    const forced = await runChild<{
+      seconds: number;
+      counts: Record<string, number>;
+      maxRssMB: number;
+      mainThreadCpuS?: number;
+    }>(
       'forced CLI run',
       [path.join(root, 'bench', 'forced-cli-run.ts'), certsDir, certsDir, stateFile],
       process.env,
@@ -301,6 +343,13 @@ const HANDLER_N_CAP = 10_000;
       unit: '/s',
       target: atLeast(1000),
     });
+    if (forced.mainThreadCpuS !== undefined) {
+      rows.push({
+        name: `forced CLI run, N = ${bigN}: CPU time of its main thread (Linux /proc; steadier than the rate on a busy machine)`,
+        value: forced.mainThreadCpuS,
+        unit: 's',
+      });
+    }
     rows.push({
       name: `peak RSS, forced CLI run, N = ${bigN} (the CLI's process alone; responder in another process)`,
       value: forced.maxRssMB,
@@ -442,7 +491,7 @@ const format = (v: number, unit: string) =>
     ? `${v.toFixed(0)}/s`
     : unit === 'MB'
       ? `${v.toFixed(1)} MB`
-      : `${v.toFixed(unit === 's' ? 2 : 0)} ${unit}`;
+      : `${v.toFixed(unit === 's' ? 2 : unit === 'µs' ? 1 : 0)} ${unit}`;
 console.log(`Node ${process.version}, ${new Date().toISOString()}, N = ${bigN}${check ? ', --check' : ''}\n`);
 console.log(`${'measured'.padStart(12)}  ${'target'.padEnd(12)}  verdict  what`);
 for (const row of rows) {
