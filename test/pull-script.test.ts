@@ -41,25 +41,12 @@ import {
   type RunPullOptions,
 } from './helpers/pull-script.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { onPath, SHELLS } from './helpers/shells.js';
 
 const BUCKET = 'host-staples';
 const RUN_TIMEOUT_MS = 30_000;
 const TEST_TIMEOUT_MS = 90_000;
 const isRoot = process.getuid?.() === 0;
-
-/** `name` on PATH, or undefined. */
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
-  }
-  return undefined;
-}
-
-const SHELLS: Array<{ name: string; argv: string[]; available: boolean }> = [
-  { name: 'dash', argv: ['dash'], available: onPath('dash') !== undefined },
-  { name: 'bash', argv: ['bash'], available: onPath('bash') !== undefined },
-  { name: 'busybox sh', argv: ['busybox', 'sh'], available: onPath('busybox') !== undefined },
-];
 
 /** An `aws` on PATH that is the CLI v1 (e.g. a pip install), with its version line. */
 function findAwsV1(): { path: string; version: string } | undefined {

@@ -3,17 +3,19 @@
  * and the asset must be one self-contained ES module that loads and runs.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DEFAULT_MEMORY_MB, EXEC_WRAPPER } from '../infra/renewer-function.js';
 import { OcspRenewerStack } from '../infra/stack.js';
+import { lambdaRuntimeNodeArgs } from './helpers/lambda-runtime.js';
 import { startDelegatedResponder } from './helpers/openssl-responder.js';
 import { makeTestPki } from './helpers/pki.js';
 import { startS3Server } from './helpers/s3-server.js';
@@ -27,6 +29,7 @@ describe('OcspRenewerStack bundling', () => {
   let outdir: string;
   let bundlePath: string;
   let bundle: string;
+  let environment: Record<string, string>;
 
   beforeAll(async () => {
     outdir = await mkdtemp(join(tmpdir(), 'ocsp-renewer-cdk-'));
@@ -36,7 +39,12 @@ describe('OcspRenewerStack bundling', () => {
     const fn = template.findResources('AWS::Lambda::Function', {
       Properties: Match.objectLike({ Runtime: 'nodejs24.x' }),
     });
-    const code = (Object.values(fn)[0]!.Properties as { Code: { S3Key: string } }).Code;
+    const props = Object.values(fn)[0]!.Properties as {
+      Code: { S3Key: string };
+      Environment: { Variables: Record<string, string> };
+    };
+    const code = props.Code;
+    environment = props.Environment.Variables;
     const hash = code.S3Key.replace(/\.zip$/, '');
     bundlePath = join(outdir, `asset.${hash}`, 'index.mjs');
     bundle = readFileSync(bundlePath, 'utf8');
@@ -50,6 +58,20 @@ describe('OcspRenewerStack bundling', () => {
     expect(existsSync(`${bundlePath}.map`)).toBe(true);
     expect(bundle.startsWith("import { createRequire } from 'node:module';")).toBe(true);
     expect(bundle).toContain('run report');
+  });
+
+  it('should ship the exec wrapper beside index.mjs, executable, and name it in AWS_LAMBDA_EXEC_WRAPPER', () => {
+    const deployed = join(dirname(bundlePath), basename(EXEC_WRAPPER.deployed));
+    // The asset's zip keeps each file's mode (the CDK CLI zips with the file's stat mode).
+    expect(statSync(deployed).mode & 0o777).toBe(0o755);
+    expect(readFileSync(deployed)).toEqual(
+      readFileSync(fileURLToPath(new URL(`../${EXEC_WRAPPER.source}`, import.meta.url))),
+    );
+    expect(dirname(EXEC_WRAPPER.deployed)).toBe('/var/task'); // where Lambda unpacks the asset
+    expect(environment).toMatchObject({
+      AWS_LAMBDA_EXEC_WRAPPER: EXEC_WRAPPER.deployed,
+      NODE_OPTIONS: '--enable-source-maps',
+    });
   });
 
   it('should bundle every dependency, pkijs and the AWS SDK included: only node: builtins stay imports', () => {
@@ -88,15 +110,35 @@ describe('OcspRenewerStack bundling', () => {
       const admin = s3.client();
       const pem = await readFile(pki.leaves.good.bundle);
       await admin.send(new PutObjectCommand({ Bucket: 'bundle', Key: 'certs/web/good.pem', Body: pem }));
-      const script = [
-        `const { handler } = await import(${JSON.stringify(pathToFileURL(bundlePath).href)});`,
-        "const report = await handler({ mode: 'scheduled' });",
-        'console.error(JSON.stringify(report.counts));',
-      ].join('\n');
-      const { stderr } = await run(process.execPath, ['--input-type=module', '-e', script], {
-        env: { ...process.env, ...s3.env, BUCKET: 'bundle', OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1' },
+      // Started as Lambda starts it: the runtime's node command line for the stack's memory size,
+      // through the exec wrapper the asset ships, the entry script last.
+      const entry = join(outdir, 'runtime-entry.mjs');
+      await writeFile(
+        entry,
+        [
+          `const { handler } = await import(${JSON.stringify(pathToFileURL(bundlePath).href)});`,
+          "const report = await handler({ mode: 'scheduled' });",
+          "console.error(JSON.stringify(report.counts), process.execArgv.join(' '));",
+        ].join('\n'),
+      );
+      const wrapper = join(dirname(bundlePath), basename(EXEC_WRAPPER.deployed));
+      const runtimeArgs = lambdaRuntimeNodeArgs(DEFAULT_MEMORY_MB);
+      const { stderr } = await run(wrapper, [process.execPath, ...runtimeArgs, entry], {
+        env: {
+          ...process.env,
+          ...s3.env,
+          NODE_OPTIONS: environment.NODE_OPTIONS,
+          BUCKET: 'bundle',
+          OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+        },
       });
-      expect(JSON.parse(stderr.trim().split('\n').pop()!)).toMatchObject({ renewed: 1, failed: 0 });
+      const [counts, execArgv] = stderr
+        .trim()
+        .split('\n')
+        .pop()!
+        .split(/(?<=\}) /);
+      expect(execArgv).toBe([...runtimeArgs, '--max-semi-space-size=16'].join(' '));
+      expect(JSON.parse(counts!)).toMatchObject({ renewed: 1, failed: 0 });
       const staple = await admin.send(
         new GetObjectCommand({ Bucket: 'bundle', Key: 'staples/web/good.ocsp' }),
       );
