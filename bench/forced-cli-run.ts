@@ -3,15 +3,19 @@
  * process) over a directory of certificates, so the parent can read this process's own peak RSS.
  * The responder the certificates name lives in another process (bench/instant-responder-process.ts,
  * started by the parent): nothing here but the CLI. Prints one JSON line: seconds, counts, the main
- * thread's CPU seconds (Linux), maxRssMB.
+ * thread's CPU seconds (Linux), maxRssMB, and the peaks of what memory is made of (sample-memory.ts).
  *
  * Usage: tsx bench/forced-cli-run.ts <certs dir> <staples dir> <state file>
  */
 import { readFileSync } from 'node:fs';
 import { main } from '../lambda/cli/cli.js';
+import { peakRssMB, sampleMemory } from './sample-memory.js';
 
 const [certs, staples, state] = process.argv.slice(2) as [string, string, string];
-let output = '';
+// The report's head only (its counts come before its rows): a real run writes the rest to stdout
+// and keeps none of it, so the bench keeps none either, and parses nothing big after the run.
+let head = '';
+const stop = sampleMemory();
 const start = process.hrtime.bigint();
 const code = await main(
   [
@@ -26,9 +30,11 @@ const code = await main(
     '--json',
     '--allow-private-responders',
   ],
-  { out: (t) => (output += t), err: () => {} },
+  { out: (t) => (head = head.length < 4096 ? head + t.slice(0, 4096) : head), err: () => {} },
 );
 const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+const peakMB = stop();
+const maxRssMB = peakRssMB();
 
 /**
  * CPU seconds of this process's main thread (the event loop) so far, from Linux's
@@ -43,13 +49,14 @@ function mainThreadCpuSeconds(): number | undefined {
     return undefined;
   }
 }
-const report = JSON.parse(output) as { counts: Record<string, number> };
+const counts = JSON.parse(/"counts": (\{[^}]*\})/.exec(head)?.[1] ?? 'null') as Record<string, number> | null;
 console.log(
   JSON.stringify({
     code,
     seconds,
     mainThreadCpuS: mainThreadCpuSeconds(),
-    counts: report.counts,
-    maxRssMB: process.resourceUsage().maxRSS / 1024,
+    counts,
+    maxRssMB,
+    peakMB,
   }),
 );

@@ -15,22 +15,23 @@
  *
  * Options: `--n <count>` (default 10 000), `--runs <count>` (default 3), `--node <binary>` (the
  * node that runs the handler; default this one: for Node 24, `--node "$(npx -y -p node@24 -- node
- * -e 'process.stdout.write(process.execPath)')"`), `--node-flags "<flags>"` (such as the Lambda
- * Node.js runtime's for the stack's 1024 MB: `--max-semi-space-size=51 --max-old-space-size=921`),
+ * -e 'process.stdout.write(process.execPath)')"`), `--node-flags "<flags>"` (any node flags, such
+ * as `--max-semi-space-size=8`),
  * `--bundle` (the handler as deployed: the esbuild bundle of infra/renewer-function.ts's options,
- * imported by a plain node, no tsx, so the RSS is the Lambda's own; add `--enable-source-maps` to
- * the flags as the stack's NODE_OPTIONS does).
+ * imported by a plain node, no tsx, so the RSS is the Lambda's own), `--lambda` (the bundle started
+ * as Lambda starts it: the runtime's flags for the stack's 1024 MB, the function's NODE_OPTIONS, and
+ * the exec wrapper lambda/aws/exec-wrapper.sh; `--no-wrapper` leaves the wrapper out; any
+ * `--node-flags` go after the runtime's flags, and the wrapper's flag after them).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build } from 'esbuild';
+import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/pki.js';
 import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
-import { makeFleet } from './fleet.js';
-import { buildHandlerBundle } from './handler-bundle.js';
+import { makeFleet, writeFleetFiles } from './fleet.js';
+import { asLambdaStartsIt, buildDeployedHandlerRun } from './handler-bundle.js';
 import { uploadFleet } from './upload-fleet.js';
 import { spawnInstantResponder, type ResponderProcess } from './instant-responder.js';
 
@@ -41,6 +42,8 @@ const runs = Number(option('--runs') ?? 3);
 const nodeBinary = option('--node') ?? process.execPath;
 const nodeFlags = (option('--node-flags') ?? '').split(/\s+/).filter(Boolean);
 const bundle = argv.includes('--bundle');
+const lambda = argv.includes('--lambda');
+const wrapper = !argv.includes('--no-wrapper');
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUCKET = 'ocsp-renewer-bench';
@@ -60,9 +63,7 @@ try {
   mkdirSync(responsesDir);
   const port = await freePort();
   const fleet = makeFleet(n, `http://127.0.0.1:${port}/`, new Date(), 3);
-  fleet.leaves.forEach((leaf, i) =>
-    writeFileSync(path.join(responsesDir, `${leaf.serialHex}.der`), fleet.responses[i]!),
-  );
+  writeFleetFiles(fleet, { responses: responsesDir });
   responder = await spawnInstantResponder(responsesDir, port);
   s3 = await startS3Server({ buckets: [BUCKET] });
   const client = s3.client();
@@ -72,34 +73,33 @@ try {
     client.destroy();
   }
 
-  // The child: handler-run.ts under tsx, or (--bundle) compiled to plain JS importing the bundle.
-  let childArgs = ['--import', 'tsx', path.join(root, 'bench', 'handler-run.ts')];
-  const env: NodeJS.ProcessEnv = {
+  // The child: handler-run.ts under tsx, or (--bundle, --lambda) compiled to plain JS importing
+  // the bundle; with --lambda started as Lambda starts it (bench/handler-bundle.ts).
+  let command = nodeBinary;
+  let childArgs = [...nodeFlags, '--import', 'tsx', path.join(root, 'bench', 'handler-run.ts')];
+  let env: NodeJS.ProcessEnv = {
     ...process.env,
     ...s3.env,
     BUCKET,
     OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
   };
-  if (bundle) {
-    const handlerFile = path.join(dir, 'bundle', 'index.mjs');
-    await buildHandlerBundle(handlerFile);
-    const runFile = path.join(dir, 'handler-run.mjs');
-    await build({
-      entryPoints: [path.join(root, 'bench', 'handler-run.ts')],
-      outfile: runFile,
-      format: 'esm',
-      platform: 'node',
-      logLevel: 'error',
-    });
-    env.HANDLER_MODULE = pathToFileURL(handlerFile).href;
-    childArgs = [runFile];
+  if (bundle || lambda) {
+    const deployed = await buildDeployedHandlerRun(dir);
+    env = { ...env, ...deployed.env };
+    childArgs = [...nodeFlags, deployed.runFile];
+    if (lambda) {
+      const start = asLambdaStartsIt(nodeBinary, deployed.runFile, { wrapper });
+      command = start.command;
+      childArgs = [...start.args.slice(0, -1), ...nodeFlags, deployed.runFile];
+      env = { ...env, ...start.env };
+    }
   }
 
   const version = await childOutput(nodeBinary, ['--version'], env);
-  console.log(
-    `handler over s3rver, N = ${n}, node ${version.trim()}${nodeFlags.length ? ` ${nodeFlags.join(' ')}` : ''}, ` +
-      `${bundle ? 'the esbuild bundle (as deployed)' : 'the TypeScript sources under tsx'}; MB are peaks\n`,
-  );
+  const started = lambda
+    ? `the esbuild bundle started as Lambda starts it (${wrapper ? 'through' : 'without'} the exec wrapper): ${command === nodeBinary ? '' : `${path.relative(root, command)} `}node ${childArgs.slice(command === nodeBinary ? 0 : 1, -1).join(' ')}, NODE_OPTIONS=${env.NODE_OPTIONS}`
+    : `${bundle ? 'the esbuild bundle (as deployed)' : 'the TypeScript sources under tsx'}${nodeFlags.length ? `, node ${nodeFlags.join(' ')}` : ''}`;
+  console.log(`handler over s3rver, N = ${n}, node ${version.trim()}, ${started}; MB are peaks\n`);
   const columns = ['rss', 'heapUsed', 'heapTotal', 'newSpace', 'oldSpace', 'external', 'arrayBuffers'];
   console.log(
     `${'run'.padEnd(4)}${'forced/s'.padStart(9)}${'quiet s'.padStart(8)}${'peak RSS'.padStart(9)}  ` +
@@ -107,7 +107,7 @@ try {
   );
   const peaks: number[] = [];
   for (let i = 1; i <= runs; i++) {
-    const out = await childOutput(nodeBinary, [...nodeFlags, ...childArgs], {
+    const out = await childOutput(command, childArgs, {
       ...env,
       STAPLES_PREFIX: `run-${i}/staples/`,
       STATE_PREFIX: `run-${i}/state/`,

@@ -12,32 +12,12 @@
  *
  * Usage: tsx bench/handler-run.ts (no arguments; everything comes from the environment)
  */
-import { getHeapSpaceStatistics } from 'node:v8';
+import { peakRssMB, sampleMemory } from './sample-memory.js';
 
 type Handler = (typeof import('../lambda/aws/handler.js'))['handler'];
 const { handler } = (await import(process.env.HANDLER_MODULE ?? '../lambda/aws/handler.js')) as {
   handler: Handler;
 };
-
-const MB = 1024 * 1024;
-
-/** Peaks of process.memoryUsage() and of V8's new and old spaces, sampled until stop(). */
-function sampleMemory(): () => Record<string, number> {
-  const peak: Record<string, number> = {};
-  const sample = () => {
-    const spaces = getHeapSpaceStatistics();
-    const space = (name: string) => spaces.find((s) => s.space_name === name)?.physical_space_size ?? 0;
-    const now = { ...process.memoryUsage(), newSpace: space('new_space'), oldSpace: space('old_space') };
-    for (const [key, value] of Object.entries(now)) peak[key] = Math.max(peak[key] ?? 0, value);
-  };
-  sample();
-  const timer = setInterval(sample, 10);
-  return () => {
-    clearInterval(timer);
-    sample();
-    return Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, Math.round((v / MB) * 10) / 10]));
-  };
-}
 
 async function invoke(event: unknown) {
   const stop = sampleMemory();
@@ -45,9 +25,9 @@ async function invoke(event: unknown) {
   const summary = await handler(event);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const peakMB = stop();
-  return { seconds, counts: summary.counts, maxRssMB: process.resourceUsage().maxRSS / 1024, peakMB };
+  return { seconds, counts: summary.counts, maxRssMB: peakRssMB(), peakMB };
 }
 
 const forced = await invoke({ mode: 'force' });
 const quiet = await invoke({});
-console.log(`BENCH ${JSON.stringify({ forced, quiet, maxRssMB: process.resourceUsage().maxRSS / 1024 })}`);
+console.log(`BENCH ${JSON.stringify({ forced, quiet, maxRssMB: peakRssMB() })}`);

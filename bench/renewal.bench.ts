@@ -4,7 +4,7 @@
  * as a table. `npm run bench -- --check` exits 1 when a target is missed; without it the bench only
  * reports (several goals are not met yet). `--n <count>` sets the fleet size of the CLI rows
  * (default 1 000, so the bench stays near a minute on a loaded 2-core machine; issue 11's figures
- * are for `--n 10000`, ~6 minutes today). The quiet run's target scales with N (1 s per 10 000).
+ * are for `--n 10000`, ~2.5 minutes). The quiet run's target scales with N (1 s per 10 000).
  *
  * Rows 1-6 use the shared OCSP vectors (aws-lc/s2n test PKI: RSA-2048 CA, delegated responder),
  * the same bytes every time. The rows after them use a synthetic fleet (bench/fleet.ts: one issuer,
@@ -13,7 +13,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,8 +27,13 @@ import { validateResponse, ValidationCache } from '../lambda/core/validate.js';
 import { main } from '../lambda/cli/cli.js';
 import { freePort } from '../test/helpers/pki.js';
 import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
-import { makeFleet } from './fleet.js';
-import { buildHandlerBundle } from './handler-bundle.js';
+import { makeFleet, writeFleetFiles } from './fleet.js';
+import {
+  asLambdaStartsIt,
+  buildDeployedHandlerRun,
+  buildHandlerBundle,
+  launcherNodeOptions,
+} from './handler-bundle.js';
 import { uploadFleet } from './upload-fleet.js';
 import { spawnInstantResponder, type ResponderProcess } from './instant-responder.js';
 
@@ -297,17 +302,24 @@ const fleetNow = new Date();
 // responses and answers each request with a map lookup), so none of its CPU or memory counts
 // against the process measured, nor does it compete for that process's thread.
 //  1. Forced CLI run, wall time and peak RSS: a child process (bench/forced-cli-run.ts) runs the
-//     CLI's main() with --force over a temp directory of the bundles (staples beside them, a state
-//     file), then reports its wall time (around main()) and process.resourceUsage().maxRSS.
-//  2. Quiet CLI run, wall time: main() in this process, the state file the forced run wrote, nothing
-//     due; timed from the call to its return (listing, reading, deciding, saving the state).
+//     CLI's main() with --force over a temp directory of the bundles (its own staples directory and
+//     state file), then reports its wall time (around main()) and process.resourceUsage().maxRSS.
+//     Twice: under a bare node, then with NODE_OPTIONS as the `ocsp-renewer` command's launcher
+//     sets it (lambda/cli/bin.ts: a 16 MB cap on V8's semi-spaces); the targets are the second's.
+//  2. Quiet CLI run, wall time: main() in this process, the state file and staples the second
+//     forced run wrote, nothing due; timed from the call to its return (listing, reading, deciding,
+//     saving the state).
 //  3. The Lambda handler over S3, N = min(bigN, HANDLER_N_CAP): s3rver in its own process
 //     (test/helpers/s3-server.ts), the bundles uploaded under certs/ before the clock starts; a child
-//     process (bench/handler-run.ts) imports lambda/aws/handler.ts with the Lambda's environment and
+//     process (bench/handler-run.ts, compiled to plain JS) imports the handler as deployed (the
+//     esbuild bundle of infra/renewer-function.ts's options) with the Lambda's environment and
 //     invokes it with {"mode":"force"}, then with a scheduled event (nothing due), as one warm
-//     container would; rows: the forced invocation's rate, the scheduled one's wall time, the
-//     child's peak RSS over both. s3rver's own latency (a Node process writing each object to disk)
-//     is in those times, so they bound the handler's own cost from above.
+//     container would. The child is started as Lambda starts it for the stack's 1024 MB: the Node.js
+//     runtime's flags (test/helpers/lambda-runtime.ts), NODE_OPTIONS=--enable-source-maps, through
+//     the exec wrapper (lambda/aws/exec-wrapper.sh); once more without the wrapper, for comparison.
+//     Rows: the forced invocation's rate, the scheduled one's wall time, the child's peak RSS over
+//     both. s3rver's own latency (a Node process writing each object to disk) is in those times, so
+//     they bound the handler's own cost from above.
 const HANDLER_N_CAP = 10_000;
 {
   const dir = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-bench-'));
@@ -320,23 +332,37 @@ const HANDLER_N_CAP = 10_000;
     mkdirSync(responsesDir);
     const port = await freePort();
     const fleet = makeFleet(bigN, `http://127.0.0.1:${port}/`, new Date(), 3);
-    fleet.leaves.forEach((leaf, i) => {
-      writeFileSync(path.join(certsDir, `leaf-${i}.pem`), leaf.bundle);
-      writeFileSync(path.join(responsesDir, `${leaf.serialHex}.der`), fleet.responses[i]!);
-    });
+    writeFleetFiles(fleet, { certs: certsDir, responses: responsesDir });
     responder = await spawnInstantResponder(responsesDir, port);
-    const stateFile = path.join(dir, 'state.json');
-    const forced = await runChild<{
+    // Twice, each with its own staples directory and state file: first under a bare node (what
+    // the CLI did before its launcher set a young-generation cap), then with NODE_OPTIONS as the
+    // `ocsp-renewer` command's launcher sets it (lambda/cli/bin.ts), which the targets are for.
+    type Forced = {
       seconds: number;
       counts: Record<string, number>;
       maxRssMB: number;
+      peakMB: Record<string, number>;
       mainThreadCpuS?: number;
-    }>(
-      'forced CLI run',
-      [path.join(root, 'bench', 'forced-cli-run.ts'), certsDir, certsDir, stateFile],
-      process.env,
-    );
-    if (forced.counts.renewed !== bigN) throw new Error(`forced CLI run: ${JSON.stringify(forced.counts)}`);
+    };
+    const forcedRun = async (name: string, env: NodeJS.ProcessEnv) => {
+      const staples = path.join(dir, `staples-${name}`);
+      mkdirSync(staples);
+      const state = path.join(dir, `state-${name}.json`);
+      const result = await runChild<Forced>(
+        `forced CLI run (${name})`,
+        process.execPath,
+        ['--import', 'tsx', path.join(root, 'bench', 'forced-cli-run.ts'), certsDir, staples, state],
+        env,
+      );
+      if (result.counts.renewed !== bigN) throw new Error(`forced CLI run: ${JSON.stringify(result.counts)}`);
+      return { result, staples, state };
+    };
+    const bare = (await forcedRun('bare', process.env)).result;
+    const shipped = await forcedRun('launcher', {
+      ...process.env,
+      NODE_OPTIONS: launcherNodeOptions(process.env.NODE_OPTIONS),
+    });
+    const forced = shipped.result;
     rows.push({
       name: `forced renewal, CLI over a directory, N = ${bigN}, instant loopback HTTP responder in another process`,
       value: bigN / forced.seconds,
@@ -351,18 +377,26 @@ const HANDLER_N_CAP = 10_000;
       });
     }
     rows.push({
-      name: `peak RSS, forced CLI run, N = ${bigN} (the CLI's process alone; responder in another process)`,
+      name: `peak RSS, forced CLI run, N = ${bigN} (the CLI's process alone, node flags as the ocsp-renewer command sets them; responder in another process; ${parts(forced.peakMB)})`,
       value: forced.maxRssMB,
       unit: 'MB',
       target: atMost(256),
     });
+    rows.push({
+      name: `  the same forced CLI run under a bare node (no launcher flag): rate ${(bigN / bare.seconds).toFixed(0)}/s, main thread ${bare.mainThreadCpuS?.toFixed(2) ?? '?'} s; ${parts(bare.peakMB)}; peak RSS`,
+      value: bare.maxRssMB,
+      unit: 'MB',
+    });
 
     let output = '';
     const start = process.hrtime.bigint();
-    await main(['renew', '--certs', certsDir, '--state', stateFile, '--json'], {
-      out: (t) => (output += t),
-      err: () => {},
-    });
+    await main(
+      ['renew', '--certs', certsDir, '--staples', shipped.staples, '--state', shipped.state, '--json'],
+      {
+        out: (t) => (output += t),
+        err: () => {},
+      },
+    );
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     const quiet = JSON.parse(output) as { counts: Record<string, number> };
     if (quiet.counts.fresh !== bigN) throw new Error(`quiet CLI run: ${JSON.stringify(quiet.counts)}`);
@@ -383,25 +417,44 @@ const HANDLER_N_CAP = 10_000;
     } finally {
       client.destroy();
     }
-    const lambda = await runChild<{
-      forced: { seconds: number; counts: Record<string, number>; maxRssMB: number };
-      quiet: { seconds: number; counts: Record<string, number> };
+    // The handler as deployed (the esbuild bundle, no tsx), started as Lambda starts it for the
+    // stack's 1024 MB: through the exec wrapper, then (for comparison) without it. Each run has
+    // its own staples, state and reports prefixes, so each forced run starts with none.
+    const deployed = await buildDeployedHandlerRun(dir);
+    type HandlerRun = {
+      forced: {
+        seconds: number;
+        counts: Record<string, number>;
+        maxRssMB: number;
+        peakMB: Record<string, number>;
+      };
+      quiet: { seconds: number; counts: Record<string, number>; peakMB: Record<string, number> };
       maxRssMB: number;
-    }>('handler run', [path.join(root, 'bench', 'handler-run.ts')], {
-      ...process.env,
-      ...s3.env,
-      BUCKET: bucket,
-      OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
-    });
-    if (lambda.forced.counts.renewed !== handlerN) {
-      throw new Error(`forced handler run: ${JSON.stringify(lambda.forced.counts)}`);
-    }
-    if (lambda.quiet.counts.fresh !== handlerN) {
-      throw new Error(`scheduled handler run: ${JSON.stringify(lambda.quiet.counts)}`);
+    };
+    const handlerRun = async (name: string, wrapper: boolean) => {
+      const start = asLambdaStartsIt(process.execPath, deployed.runFile, { wrapper });
+      return runChild<HandlerRun>(`handler run (${name})`, start.command, start.args, {
+        ...process.env,
+        ...s3!.env,
+        ...deployed.env,
+        ...start.env,
+        BUCKET: bucket,
+        OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+        STAPLES_PREFIX: `${name}/staples/`,
+        STATE_PREFIX: `${name}/state/`,
+        REPORTS_PREFIX: `${name}/reports/`,
+      });
+    };
+    const unwrapped = await handlerRun('no-wrapper', false);
+    const lambda = await handlerRun('wrapper', true);
+    for (const r of [unwrapped, lambda]) {
+      if (r.forced.counts.renewed !== handlerN || r.quiet.counts.fresh !== handlerN) {
+        throw new Error(`handler runs: ${JSON.stringify([r.forced.counts, r.quiet.counts])}`);
+      }
     }
     const capped = handlerN < bigN ? `, capped from ${bigN}` : '';
     rows.push({
-      name: `forced renewal, Lambda handler over S3, N = ${handlerN}${capped} (s3rver's latency included; responder in another process)`,
+      name: `forced renewal, Lambda handler over S3, N = ${handlerN}${capped}, as deployed (bundle, runtime flags for 1024 MB, exec wrapper; s3rver's latency included; responder in another process)`,
       value: handlerN / lambda.forced.seconds,
       unit: '/s',
     });
@@ -411,10 +464,15 @@ const HANDLER_N_CAP = 10_000;
       unit: 's',
     });
     rows.push({
-      name: `peak RSS, Lambda handler, N = ${handlerN}${capped} (the handler's process, both invocations; ${lambda.forced.maxRssMB.toFixed(0)} MB by the end of the forced one)`,
+      name: `peak RSS, Lambda handler, N = ${handlerN}${capped} (the handler's process, both invocations; ${lambda.forced.maxRssMB.toFixed(0)} MB by the end of the forced one; forced ${parts(lambda.forced.peakMB)}; scheduled ${parts(lambda.quiet.peakMB)})`,
       value: lambda.maxRssMB,
       unit: 'MB',
       target: atMost(256),
+    });
+    rows.push({
+      name: `  the same handler runs without the exec wrapper (the runtime's own young-generation cap): forced ${(handlerN / unwrapped.forced.seconds).toFixed(0)}/s, quiet ${unwrapped.quiet.seconds.toFixed(2)} s; forced ${parts(unwrapped.forced.peakMB)}; peak RSS`,
+      value: unwrapped.maxRssMB,
+      unit: 'MB',
     });
   } finally {
     await s3?.stop();
@@ -423,12 +481,22 @@ const HANDLER_N_CAP = 10_000;
   }
 }
 
+/** A child's memory peaks (bench/sample-memory.ts), short: V8's young and old generations, external memory. */
+function parts(peakMB: Record<string, number>): string {
+  return `peaks: young ${peakMB.newSpace?.toFixed(0)}, old ${peakMB.oldSpace?.toFixed(0)}, external ${peakMB.external?.toFixed(0)} MB`;
+}
+
 /**
- * Runs a bench child (`node --import tsx <args>`) to its end and returns the JSON of its last
- * stdout line (after a `BENCH ` marker when it has one); throws with its stderr when it fails.
+ * Runs a bench child (`command <args>`) to its end and returns the JSON of its last stdout line
+ * (after a `BENCH ` marker when it has one); throws with its stderr when it fails.
  */
-async function runChild<T>(what: string, args: string[], env: NodeJS.ProcessEnv): Promise<T> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+async function runChild<T>(
+  what: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<T> {
+  const child = spawn(command, args, {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,7 +10,8 @@
  *           from an empty staples directory and no state;
  *   quiet:  the same command without --force right after (nothing due);
  * wall time from spawn to exit, peak RSS from `/usr/bin/time -v` (else from the child's own
- * process.resourceUsage().maxRSS through an --import hook). With --compare, the same scenario runs
+ * VmHWM through an --import hook), with NODE_OPTIONS as that checkout's `ocsp-renewer` command's
+ * launcher sets it (lambda/cli/bin.ts; none before it had one). With --compare, the same scenario runs
  * with that ref (a `git archive` of it in a temp dir, node_modules symlinked to this checkout's),
  * interleaved (this, ref, this, ref, …) so both see the same machine load; each figure is the
  * median of --runs runs.
@@ -33,6 +34,7 @@ import { parseArgs } from 'node:util';
 import { SETTINGS } from '../lambda/renew/settings.js';
 import { freePort, makeTestPki } from '../test/helpers/pki.js';
 import { makeLeavesUnder } from './fleet.js';
+import { launcherNodeOptions } from './handler-bundle.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -222,8 +224,12 @@ async function runCli(dir: string, args: string[], expect: 'renewed' | 'fresh', 
   const entry = path.join(dir, 'lambda', 'cli', 'ocsp-renewer.js');
   if (!existsSync(entry)) throw new Error(`${dir} has no lambda/cli/ocsp-renewer.js`);
   const useTime = existsSync('/usr/bin/time');
-  // Without GNU time: an --import hook prints the child's own maxRSS to stderr as it exits.
-  const rssHook = `data:text/javascript,process.on('exit',()=>process.stderr.write('MAXRSS_KB '+process.resourceUsage().maxRSS+'\\n'))`;
+  // Without GNU time: an --import hook prints the child's own peak RSS to stderr as it exits:
+  // VmHWM, since Linux carries getrusage's maxRSS across exec (it would count this process's pages).
+  const rssHook =
+    "data:text/javascript,import{readFileSync}from'node:fs';process.on('exit',()=>{let k;" +
+    "try{const m=/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status','utf8'));k=m&&m[1]}catch{}" +
+    "process.stderr.write('MAXRSS_KB '+(k||process.resourceUsage().maxRSS)+'\\n')})";
   const command = useTime ? '/usr/bin/time' : process.execPath;
   const commandArgs = useTime
     ? ['-v', process.execPath, entry, ...args]
@@ -231,7 +237,12 @@ async function runCli(dir: string, args: string[], expect: 'renewed' | 'fresh', 
   const start = process.hrtime.bigint();
   const child = spawn(command, commandArgs, {
     cwd: dir,
-    env: { ...process.env, OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1' },
+    // NODE_OPTIONS as that checkout's `ocsp-renewer` command would set them (its bin.ts launcher).
+    env: {
+      ...process.env,
+      NODE_OPTIONS: launcherNodeOptions(process.env.NODE_OPTIONS, dir),
+      OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
