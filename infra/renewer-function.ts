@@ -69,8 +69,8 @@ export interface RenewerFunctionProps extends Omit<
  *   /var/task/exec-wrapper.sh) that adds `--max-semi-space-size=16` after the runtime's flags: the
  *   runtime sizes V8's young generation from `memorySize` (128 MB at 1024 MB), and a run's peak RSS
  *   would follow that cap rather than the work (README, Performance);
- * - `memorySize` 1024 MB: parsing and validation are CPU-bound (~400 certificates/s per vCPU cold,
- *   `npm run bench`) and Lambda allots CPU in proportion to memory;
+ * - `memorySize` 1024 MB: parsing and validation are CPU-bound (~4 000–5 000 certificates/s per
+ *   core cold, `npm run bench`) and Lambda allots CPU in proportion to memory;
  * - `timeout` 10 minutes: room for a forced run over 10 000 certificates plus slow responders; the
  *   handler stops taking certificates before the deadline anyway and the next run finishes them;
  * - `reservedConcurrentExecutions` 1: runs never overlap (pass `undefined` to reserve nothing);
