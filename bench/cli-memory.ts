@@ -11,15 +11,12 @@
  * `ocsp-renewer` command's launcher sets it, read from lambda/cli/bin.ts). The node is this one:
  * for Node 24, run it with `npx -y -p node@24 -- node --import tsx bench/cli-memory.ts …`.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort } from '../test/helpers/pki.js';
-import { makeFleet, writeFleetFiles } from './fleet.js';
+import { forcedCliRun, type ForcedCliResult } from './children.js';
 import { launcherNodeOptions } from './handler-bundle.js';
-import { spawnInstantResponder, type ResponderProcess } from './instant-responder.js';
+import { serveFleet, type ResponderProcess } from './instant-responder.js';
 
 const argv = process.argv.slice(2);
 const option = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
@@ -27,26 +24,12 @@ const n = Number(option('--n') ?? 10_000);
 const runs = Number(option('--runs') ?? 3);
 const given = argv.flatMap((a, i) => (a === '--variant' ? [argv[i + 1] ?? ''] : []));
 const variants = given.length ? given : ['', launcherNodeOptions().trim()];
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-interface Forced {
-  seconds: number;
-  counts: Record<string, number>;
-  mainThreadCpuS?: number;
-  maxRssMB: number;
-  peakMB: Record<string, number>;
-}
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-cli-memory-'));
 let responder: ResponderProcess | undefined;
 try {
-  const certs = path.join(dir, 'certs');
-  const responses = path.join(dir, 'responses');
-  mkdirSync(certs);
-  mkdirSync(responses);
-  const port = await freePort();
-  writeFleetFiles(makeFleet(n, `http://127.0.0.1:${port}/`, new Date(), 3), { certs, responses });
-  responder = await spawnInstantResponder(responses, port);
+  const served = await serveFleet(dir, n);
+  responder = served.responder;
 
   console.log(`forced CLI run over ${n} certificates, node ${process.version}; MB are peaks\n`);
   const label = (v: string) => (v ? `NODE_OPTIONS="${v}"` : 'bare node');
@@ -56,14 +39,20 @@ try {
     `${'variant'.padEnd(width)}${'rate/s'.padStart(8)}${'cpu s'.padStart(7)}${'RSS'.padStart(6)}` +
       columns.map((c) => c.padStart(11)).join(''),
   );
-  const results = new Map<string, Forced[]>(variants.map((v) => [v, []]));
+  const results = new Map<string, ForcedCliResult[]>(variants.map((v) => [v, []]));
   for (let r = 0; r < runs; r++) {
     for (const [i, variant] of variants.entries()) {
-      const staples = path.join(dir, `staples-${r}-${i}`);
-      mkdirSync(staples);
-      const result = await forcedRun(certs, staples, path.join(dir, `state-${r}-${i}.json`), variant);
-      rmSync(staples, { recursive: true, force: true });
-      if (result.counts.renewed !== n) throw new Error(`forced CLI run: ${JSON.stringify(result.counts)}`);
+      const dirs = {
+        certs: served.certsDir,
+        staples: path.join(dir, `staples-${r}-${i}`),
+        state: path.join(dir, `state-${r}-${i}.json`),
+      };
+      mkdirSync(dirs.staples);
+      const result = await forcedCliRun(`forced CLI run (${label(variant)})`, dirs, n, {
+        ...process.env,
+        NODE_OPTIONS: variant,
+      });
+      rmSync(dirs.staples, { recursive: true, force: true });
       results.get(variant)!.push(result);
       console.log(
         `${label(variant).padEnd(width)}${(n / result.seconds).toFixed(0).padStart(8)}` +
@@ -89,25 +78,4 @@ try {
 } finally {
   await responder?.stop();
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** One forced CLI run in a child (bench/forced-cli-run.ts under tsx) with this NODE_OPTIONS. */
-async function forcedRun(
-  certs: string,
-  staples: string,
-  state: string,
-  nodeOptions: string,
-): Promise<Forced> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(root, 'bench', 'forced-cli-run.ts'), certs, staples, state],
-    { cwd: root, env: { ...process.env, NODE_OPTIONS: nodeOptions }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-64 * 1024)));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  if (code !== 0) throw new Error(`forced CLI run (${nodeOptions}) exited ${code}: ${stderr.trim()}`);
-  return JSON.parse(stdout.trim().split('\n').pop()!) as Forced;
 }

@@ -10,8 +10,6 @@
  * it, so a mistake here fails the bench loudly, never silently.
  */
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 
 // --- a minimal DER encoder --------------------------------------------------------------------------
 function len(n: number): Buffer {
@@ -327,20 +325,4 @@ export function makeLeavesUnder(
 function headerLength(tlvBytes: Buffer): number {
   const first = tlvBytes[1]!;
   return first < 0x80 ? 2 : 2 + (first & 0x7f);
-}
-
-/**
- * Writes the first `n` leaves of `fleet` as files: each leaf's bundle as `<certs>/leaf-<i>.pem`
- * (when `certs` is given) and its response as `<responses>/<serial hex>.der`, the directory the
- * instant responder process (bench/instant-responder-process.ts) serves from.
- */
-export function writeFleetFiles(
-  fleet: Fleet,
-  dirs: { certs?: string; responses: string },
-  n = fleet.leaves.length,
-): void {
-  fleet.leaves.slice(0, n).forEach((leaf, i) => {
-    if (dirs.certs) writeFileSync(path.join(dirs.certs, `leaf-${i}.pem`), leaf.bundle);
-    writeFileSync(path.join(dirs.responses, `${leaf.serialHex}.der`), fleet.responses[i]!);
-  });
 }

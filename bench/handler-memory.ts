@@ -23,17 +23,15 @@
  * the exec wrapper lambda/aws/exec-wrapper.sh; `--no-wrapper` leaves the wrapper out; any
  * `--node-flags` go after the runtime's flags, and the wrapper's flag after them).
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../test/helpers/pki.js';
 import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
-import { makeFleet, writeFleetFiles } from './fleet.js';
+import { childOutput, handlerRun } from './children.js';
 import { asLambdaStartsIt, buildDeployedHandlerRun } from './handler-bundle.js';
 import { uploadFleet } from './upload-fleet.js';
-import { spawnInstantResponder, type ResponderProcess } from './instant-responder.js';
+import { serveFleet, type ResponderProcess } from './instant-responder.js';
 
 const argv = process.argv.slice(2);
 const option = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
@@ -48,30 +46,14 @@ const wrapper = !argv.includes('--no-wrapper');
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUCKET = 'ocsp-renewer-bench';
 
-interface Invocation {
-  seconds: number;
-  counts: Record<string, number>;
-  maxRssMB: number;
-  peakMB: Record<string, number>;
-}
-
 const dir = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-handler-memory-'));
 let responder: ResponderProcess | undefined;
 let s3: S3Server | undefined;
 try {
-  const responsesDir = path.join(dir, 'responses');
-  mkdirSync(responsesDir);
-  const port = await freePort();
-  const fleet = makeFleet(n, `http://127.0.0.1:${port}/`, new Date(), 3);
-  writeFleetFiles(fleet, { responses: responsesDir });
-  responder = await spawnInstantResponder(responsesDir, port);
+  const served = await serveFleet(dir, n, { certs: false });
+  responder = served.responder;
   s3 = await startS3Server({ buckets: [BUCKET] });
-  const client = s3.client();
-  try {
-    await uploadFleet(client, BUCKET, fleet, n);
-  } finally {
-    client.destroy();
-  }
+  await uploadFleet(s3, BUCKET, served.fleet, n);
 
   // The child: handler-run.ts under tsx, or (--bundle, --lambda) compiled to plain JS importing
   // the bundle; with --lambda started as Lambda starts it (bench/handler-bundle.ts).
@@ -95,7 +77,7 @@ try {
     }
   }
 
-  const version = await childOutput(nodeBinary, ['--version'], env);
+  const version = await childOutput('node --version', nodeBinary, ['--version'], env);
   const started = lambda
     ? `the esbuild bundle started as Lambda starts it (${wrapper ? 'through' : 'without'} the exec wrapper): ${command === nodeBinary ? '' : `${path.relative(root, command)} `}node ${childArgs.slice(command === nodeBinary ? 0 : 1, -1).join(' ')}, NODE_OPTIONS=${env.NODE_OPTIONS}`
     : `${bundle ? 'the esbuild bundle (as deployed)' : 'the TypeScript sources under tsx'}${nodeFlags.length ? `, node ${nodeFlags.join(' ')}` : ''}`;
@@ -107,21 +89,12 @@ try {
   );
   const peaks: number[] = [];
   for (let i = 1; i <= runs; i++) {
-    const out = await childOutput(command, childArgs, {
+    const result = await handlerRun(`run ${i}`, command, childArgs, n, {
       ...env,
       STAPLES_PREFIX: `run-${i}/staples/`,
       STATE_PREFIX: `run-${i}/state/`,
       REPORTS_PREFIX: `run-${i}/reports/`,
     });
-    const last = out.trim().split('\n').pop() ?? '';
-    const result = JSON.parse(last.replace(/^BENCH /, '')) as {
-      forced: Invocation;
-      quiet: Invocation;
-      maxRssMB: number;
-    };
-    if (result.forced.counts.renewed !== n || result.quiet.counts.fresh !== n) {
-      throw new Error(`run ${i}: ${JSON.stringify([result.forced.counts, result.quiet.counts])}`);
-    }
     peaks.push(result.maxRssMB);
     for (const [name, inv] of [
       ['forced', result.forced],
@@ -143,16 +116,4 @@ try {
   await s3?.stop();
   await responder?.stop();
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** Runs a child to its end; its stdout, or an error with its stderr when it fails. */
-async function childOutput(binary: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  const child = spawn(binary, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(-1024 * 1024)));
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-64 * 1024)));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  if (code !== 0) throw new Error(`${binary} ${args.join(' ')} exited ${code}: ${stderr.trim()}`);
-  return stdout;
 }

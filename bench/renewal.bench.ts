@@ -11,7 +11,7 @@
  * one delegated responder certificate, N distinct leaves, one distinct response per leaf, ECDSA
  * P-256), so no cache keyed by content can answer for them. No network beyond loopback.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,9 +25,9 @@ import type { CertificateSource, StapleStore } from '../lambda/renew/ports.js';
 import { run, type RunState } from '../lambda/renew/run.js';
 import { validateResponse, ValidationCache } from '../lambda/core/validate.js';
 import { main } from '../lambda/cli/cli.js';
-import { freePort } from '../test/helpers/pki.js';
 import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
-import { makeFleet, writeFleetFiles } from './fleet.js';
+import { forcedCliRun, handlerRun } from './children.js';
+import { makeFleet } from './fleet.js';
 import {
   asLambdaStartsIt,
   buildDeployedHandlerRun,
@@ -35,7 +35,7 @@ import {
   launcherNodeOptions,
 } from './handler-bundle.js';
 import { uploadFleet } from './upload-fleet.js';
-import { spawnInstantResponder, type ResponderProcess } from './instant-responder.js';
+import { serveFleet, type ResponderProcess } from './instant-responder.js';
 
 const argv = process.argv.slice(2);
 const check = argv.includes('--check');
@@ -303,7 +303,7 @@ const fleetNow = new Date();
 // against the process measured, nor does it compete for that process's thread.
 //  1. Forced CLI run, wall time and peak RSS: a child process (bench/forced-cli-run.ts) runs the
 //     CLI's main() with --force over a temp directory of the bundles (its own staples directory and
-//     state file), then reports its wall time (around main()) and process.resourceUsage().maxRSS.
+//     state file), then reports its wall time (around main()) and its own peak RSS (VmHWM).
 //     Twice: under a bare node, then with NODE_OPTIONS as the `ocsp-renewer` command's launcher
 //     sets it (lambda/cli/bin.ts: a 16 MB cap on V8's semi-spaces); the targets are the second's.
 //  2. Quiet CLI run, wall time: main() in this process, the state file and staples the second
@@ -326,36 +326,20 @@ const HANDLER_N_CAP = 10_000;
   let responder: ResponderProcess | undefined;
   let s3: S3Server | undefined;
   try {
-    const certsDir = path.join(dir, 'certs');
-    const responsesDir = path.join(dir, 'responses');
-    mkdirSync(certsDir);
-    mkdirSync(responsesDir);
-    const port = await freePort();
-    const fleet = makeFleet(bigN, `http://127.0.0.1:${port}/`, new Date(), 3);
-    writeFleetFiles(fleet, { certs: certsDir, responses: responsesDir });
-    responder = await spawnInstantResponder(responsesDir, port);
+    const served = await serveFleet(dir, bigN);
+    responder = served.responder;
+    const { fleet, certsDir } = served;
     // Twice, each with its own staples directory and state file: first under a bare node (what
     // the CLI did before its launcher set a young-generation cap), then with NODE_OPTIONS as the
     // `ocsp-renewer` command's launcher sets it (lambda/cli/bin.ts), which the targets are for.
-    type Forced = {
-      seconds: number;
-      counts: Record<string, number>;
-      maxRssMB: number;
-      peakMB: Record<string, number>;
-      mainThreadCpuS?: number;
-    };
     const forcedRun = async (name: string, env: NodeJS.ProcessEnv) => {
-      const staples = path.join(dir, `staples-${name}`);
-      mkdirSync(staples);
-      const state = path.join(dir, `state-${name}.json`);
-      const result = await runChild<Forced>(
-        `forced CLI run (${name})`,
-        process.execPath,
-        ['--import', 'tsx', path.join(root, 'bench', 'forced-cli-run.ts'), certsDir, staples, state],
-        env,
-      );
-      if (result.counts.renewed !== bigN) throw new Error(`forced CLI run: ${JSON.stringify(result.counts)}`);
-      return { result, staples, state };
+      const dirs = {
+        certs: certsDir,
+        staples: path.join(dir, `staples-${name}`),
+        state: path.join(dir, `state-${name}.json`),
+      };
+      mkdirSync(dirs.staples);
+      return { result: await forcedCliRun(`forced CLI run (${name})`, dirs, bigN, env), ...dirs };
     };
     const bare = (await forcedRun('bare', process.env)).result;
     const shipped = await forcedRun('launcher', {
@@ -411,29 +395,14 @@ const HANDLER_N_CAP = 10_000;
     const handlerN = Math.min(bigN, HANDLER_N_CAP);
     const bucket = 'ocsp-renewer-bench';
     s3 = await startS3Server({ buckets: [bucket] });
-    const client = s3.client();
-    try {
-      await uploadFleet(client, bucket, fleet, handlerN);
-    } finally {
-      client.destroy();
-    }
+    await uploadFleet(s3, bucket, fleet, handlerN);
     // The handler as deployed (the esbuild bundle, no tsx), started as Lambda starts it for the
     // stack's 1024 MB: through the exec wrapper, then (for comparison) without it. Each run has
     // its own staples, state and reports prefixes, so each forced run starts with none.
     const deployed = await buildDeployedHandlerRun(dir);
-    type HandlerRun = {
-      forced: {
-        seconds: number;
-        counts: Record<string, number>;
-        maxRssMB: number;
-        peakMB: Record<string, number>;
-      };
-      quiet: { seconds: number; counts: Record<string, number>; peakMB: Record<string, number> };
-      maxRssMB: number;
-    };
-    const handlerRun = async (name: string, wrapper: boolean) => {
+    const startHandler = async (name: string, wrapper: boolean) => {
       const start = asLambdaStartsIt(process.execPath, deployed.runFile, { wrapper });
-      return runChild<HandlerRun>(`handler run (${name})`, start.command, start.args, {
+      return handlerRun(`handler run (${name})`, start.command, start.args, handlerN, {
         ...process.env,
         ...s3!.env,
         ...deployed.env,
@@ -445,13 +414,8 @@ const HANDLER_N_CAP = 10_000;
         REPORTS_PREFIX: `${name}/reports/`,
       });
     };
-    const unwrapped = await handlerRun('no-wrapper', false);
-    const lambda = await handlerRun('wrapper', true);
-    for (const r of [unwrapped, lambda]) {
-      if (r.forced.counts.renewed !== handlerN || r.quiet.counts.fresh !== handlerN) {
-        throw new Error(`handler runs: ${JSON.stringify([r.forced.counts, r.quiet.counts])}`);
-      }
-    }
+    const unwrapped = await startHandler('no-wrapper', false);
+    const lambda = await startHandler('wrapper', true);
     const capped = handlerN < bigN ? `, capped from ${bigN}` : '';
     rows.push({
       name: `forced renewal, Lambda handler over S3, N = ${handlerN}${capped}, as deployed (bundle, runtime flags for 1024 MB, exec wrapper; s3rver's latency included; responder in another process)`,
@@ -484,31 +448,6 @@ const HANDLER_N_CAP = 10_000;
 /** A child's memory peaks (bench/sample-memory.ts), short: V8's young and old generations, external memory. */
 function parts(peakMB: Record<string, number>): string {
   return `peaks: young ${peakMB.newSpace?.toFixed(0)}, old ${peakMB.oldSpace?.toFixed(0)}, external ${peakMB.external?.toFixed(0)} MB`;
-}
-
-/**
- * Runs a bench child (`command <args>`) to its end and returns the JSON of its last stdout line
- * (after a `BENCH ` marker when it has one); throws with its stderr when it fails.
- */
-async function runChild<T>(
-  what: string,
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<T> {
-  const child = spawn(command, args, {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(-1024 * 1024)));
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-64 * 1024)));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  const last = stdout.trim().split('\n').pop() ?? '';
-  if (code !== 0) throw new Error(`${what} exited ${code}: ${stderr.trim() || last}`);
-  return JSON.parse(last.replace(/^BENCH /, '')) as T;
 }
 
 // Lambda bundle: esbuild lambda/aws/handler.ts with the options of infra/renewer-function.ts

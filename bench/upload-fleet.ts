@@ -3,11 +3,13 @@
  * time, as `certs/leaf-<i>.pem`: the set-up of the handler rows (renewal.bench.ts) and of
  * `npm run bench:handler-memory`.
  */
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { S3Server } from '../test/helpers/s3-server.js';
 import type { Fleet } from './fleet.js';
 
-/** Uploads the first `n` leaves of `fleet` under `certs/` in `bucket`. */
-export async function uploadFleet(client: S3Client, bucket: string, fleet: Fleet, n: number): Promise<void> {
+/** Uploads the first `n` leaves of `fleet` under `certs/` in `bucket` on `s3` (a client of its own). */
+export async function uploadFleet(s3: S3Server, bucket: string, fleet: Fleet, n: number): Promise<void> {
+  const client = s3.client();
   let next = 0;
   const upload = async () => {
     for (let i = next++; i < n; i = next++) {
@@ -20,5 +22,9 @@ export async function uploadFleet(client: S3Client, bucket: string, fleet: Fleet
       );
     }
   };
-  await Promise.all(Array.from({ length: 16 }, upload));
+  try {
+    await Promise.all(Array.from({ length: 16 }, upload));
+  } finally {
+    client.destroy();
+  }
 }
