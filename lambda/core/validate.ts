@@ -379,7 +379,10 @@ export function responseSignatureCalls(parsed: ParsedResponse, issuer: Certifica
   }
 }
 
-/** The verification isSignedBy(cert, issuer) makes, or undefined when it fails before verifying. */
+/**
+ * The verification of `cert`'s signature under `issuer`'s key (certificateSignatureProblem's), or
+ * undefined when the check fails before verifying: pickIssuer runs it in the thread pool.
+ */
 export function certificateSignatureCall(cert: Certificate, issuer: Certificate): VerifyCall | undefined {
   const call = signatureCall(cert.signatureAlgorithm, publicKeyOf(issuer), cert.tbsDer, cert.signature);
   return 'code' in call ? undefined : call;
@@ -453,11 +456,7 @@ export function invalidVerdict(
   };
 }
 
-/** Whether `cert`'s signature verifies under `issuer`'s key. */
-export function isSignedBy(cert: Certificate, issuer: Certificate): boolean {
-  return !certificateSignatureProblem(cert, issuer);
-}
-
+/** What is wrong with `cert`'s signature under `issuer`'s key, if anything. */
 function certificateSignatureProblem(cert: Certificate, issuer: Certificate): SignatureProblem | undefined {
   return checkSignature(cert.signatureAlgorithm, publicKeyOf(issuer), cert.tbsDer, cert.signature);
 }

@@ -80,7 +80,7 @@ export async function pickIssuer(
       ]
     : named;
   for (const candidate of ordered) {
-    // isSignedBy's check, its verification run in the thread pool when that is worth it.
+    // The leaf's signature under the candidate's key, verified in the thread pool when worth it.
     const call = certificateSignatureCall(leaf, candidate);
     if (call && (await verifySignatureCall(call))) return candidate;
   }
