@@ -9,13 +9,13 @@
  * - The Lambda's exec wrapper, lambda/aws/exec-wrapper.sh, given the command line the Node.js
  *   runtime's bootstrap builds for the stack's memory size.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MEMORY_MB } from '../infra/renewer-function.js';
-import { REPO_ROOT } from './helpers/cli-process.js';
+import { REPO_ROOT, start } from './helpers/cli-process.js';
 import { lambdaRuntimeNodeArgs } from './helpers/lambda-runtime.js';
 import { SHELLS } from './helpers/shells.js';
 
@@ -44,19 +44,17 @@ function heapLimit(flags: string[], env: NodeJS.ProcessEnv = {}): number {
   return Number(out.trim());
 }
 
-/** Runs a command to its end; its pid, exit code and the probe's JSON line. */
+/** Runs a command to its end (cli-process.ts `start`); its pid, exit code and the probe's JSON line. */
 async function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(command, args, {
-    env: { ...process.env, NODE_OPTIONS: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  const running = start(command, args, { env: { ...process.env, NODE_OPTIONS: '', ...env } });
+  const { code, stdout, stderr } = await running.exited;
   const line = stdout.trim().split('\n').pop() ?? '';
-  return { pid: child.pid, code, stderr, probe: (line ? JSON.parse(line) : undefined) as Probe | undefined };
+  return {
+    pid: running.child.pid,
+    code,
+    stderr,
+    probe: (line ? JSON.parse(line) : undefined) as Probe | undefined,
+  };
 }
 
 let dir: string;
