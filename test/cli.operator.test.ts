@@ -117,13 +117,15 @@ describe('help and flags', () => {
       helps.set(command, flagsOf(res.stdout));
     }
     expect(helps.get('fetch')).not.toContain('concurrency');
-    // README.md has one options table per command, listing exactly these flags.
-    const readme = await readFile(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    // docs/cli.md has one options table per command, listing exactly these flags.
+    const reference = await readFile(path.join(REPO_ROOT, 'docs', 'cli.md'), 'utf8');
     for (const [command, flags] of helps) {
-      const start = readme.indexOf(`### \`ocsp-renewer ${command}\``);
-      const section = readme.slice(start, readme.indexOf('\n### ', start + 1));
+      const start = reference.indexOf(`\n## \`ocsp-renewer ${command}\`\n`);
+      expect(start, `docs/cli.md has a section "ocsp-renewer ${command}"`).toBeGreaterThan(-1);
+      const end = reference.indexOf('\n## ', start + 1);
+      const section = reference.slice(start, end === -1 ? undefined : end);
       const documented = [...section.matchAll(/^\| `--([a-z-]+)/gm)].map((m) => m[1]);
-      expect(documented.sort(), `README options table of ${command}`).toEqual(
+      expect(documented.sort(), `docs/cli.md options table of ${command}`).toEqual(
         flags.filter((f) => f !== 'help').sort(),
       );
     }

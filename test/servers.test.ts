@@ -1,5 +1,5 @@
 /**
- * The server recipes of README "Hosts", end to end: the Lambda handler renews a staple into s3rver
+ * The server recipes of docs/hosts.md, end to end: the Lambda handler renews a staple into s3rver
  * from a real `openssl ocsp` responder, host/pull-staples.sh installs it with the aws CLI, and a
  * real server staples it: openssl s_server, nginx, HAProxy and Exim, each on 127.0.0.1 with the
  * configuration of host/examples/ (paths and ports substituted). `openssl s_client -status` is the
@@ -27,7 +27,7 @@ const BUCKET = 'server-recipes';
 const examples = path.join(repoRoot, 'host', 'examples');
 const isRoot = process.getuid?.() === 0;
 
-/** HAProxy reload commands of README "Hosts", as written there (paths substituted in tests). */
+/** HAProxy reload commands of docs/hosts.md, as written there (paths substituted in tests). */
 const HAPROXY_RELOAD_SOCAT =
   `for f in $OCSP_INSTALLED; do echo "set ssl ocsp-response $(openssl base64 -A -in /etc/ssl/ocsp/haproxy/$f)" ` +
   `| socat stdio UNIX-CONNECT:/run/haproxy/admin.sock | grep -q "OCSP Response updated" || exit 1; done`;
@@ -199,7 +199,7 @@ describe.skipIf(!tools.aws)(
         let sock: string;
         let hapDest: string;
         let hapStaple: string;
-        /** Pulls into HAProxy's own staples directory, as the README recipe does. */
+        /** Pulls into HAProxy's own staples directory, as the docs/hosts.md recipe does. */
         const pullForHaproxy = (extra: string[] = []) =>
           pull(hapDest, ['--prefix', 'staples/web/', ...extra]);
         const reloadWith = (template: string) =>
@@ -249,7 +249,7 @@ describe.skipIf(!tools.aws)(
         });
 
         it.runIf(tools.socat)(
-          `the README reload command with socat serves a renewal${tools.socat ? '' : ' (skipped: socat is not installed; Debian: socat)'}`,
+          `the documented reload command with socat serves a renewal${tools.socat ? '' : ' (skipped: socat is not installed; Debian: socat)'}`,
           async () => {
             await renew('force');
             const r = await pullForHaproxy(['--reload', reloadWith(HAPROXY_RELOAD_SOCAT)]);
@@ -261,7 +261,7 @@ describe.skipIf(!tools.aws)(
         );
 
         it.runIf(tools.ncUnix)(
-          `the README reload command with nc -U serves a renewal${tools.ncUnix ? '' : ' (skipped: no nc with -U; Debian: netcat-openbsd)'}`,
+          `the documented reload command with nc -U serves a renewal${tools.ncUnix ? '' : ' (skipped: no nc with -U; Debian: netcat-openbsd)'}`,
           async () => {
             await renew('force');
             const r = await pullForHaproxy(['--reload', reloadWith(HAPROXY_RELOAD_NC)]);
@@ -273,7 +273,7 @@ describe.skipIf(!tools.aws)(
         );
 
         it.runIf(tools.socat || tools.ncUnix)(
-          `the pull exits 4 when HAProxy refuses a staple the README reload command sends${tools.socat || tools.ncUnix ? '' : ' (skipped: neither socat nor nc -U)'}`,
+          `the pull exits 4 when HAProxy refuses a staple the documented reload command sends${tools.socat || tools.ncUnix ? '' : ' (skipped: neither socat nor nc -U)'}`,
           async () => {
             // A valid staple for a certificate HAProxy does not serve: "does not match any certificate".
             const der = await makeStaple(pki, pki.leaves.mustStaple.cert, path.join(work, 'other.ocsp'));
@@ -390,8 +390,9 @@ describe.skipIf(!tools.aws)(
   },
 );
 
-describe('host/examples match README "Hosts" and are valid', () => {
-  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+describe('host/examples are the files the docs name, and are valid', () => {
+  const hostsDoc = readFileSync(path.join(repoRoot, 'docs', 'hosts.md'), 'utf8');
+  const cliDoc = readFileSync(path.join(repoRoot, 'docs', 'cli.md'), 'utf8');
   const exampleFiles = [
     'ocsp-pull.cron',
     'ocsp-pull.service',
@@ -406,14 +407,22 @@ describe('host/examples match README "Hosts" and are valid', () => {
     'ocsp-renewer-once.timer',
   ];
 
-  it.for(exampleFiles)('README shows host/examples/%s as it is', (file, { expect }) => {
-    const text = readFileSync(path.join(examples, file), 'utf8').trim();
-    expect(readme.includes(text), `README.md lacks the text of host/examples/${file}`).toBe(true);
+  it('lists every file of host/examples', () => {
+    expect(readdirSync(examples).sort()).toEqual([...exampleFiles].sort());
   });
 
-  it('README shows the HAProxy reload commands the tests run', () => {
-    expect(readme.includes(HAPROXY_RELOAD_SOCAT), 'README.md lacks the socat reload command').toBe(true);
-    expect(readme.includes(HAPROXY_RELOAD_NC), 'README.md lacks the nc -U reload command').toBe(true);
+  // The docs link the files rather than paste them, so there is one copy to keep true
+  // (test/docs.test.ts checks that every relative link resolves).
+  it.for(exampleFiles)('docs/hosts.md or docs/cli.md links host/examples/%s', (file, { expect }) => {
+    const link = `](../host/examples/${file})`;
+    expect(hostsDoc.includes(link) || cliDoc.includes(link), `no doc links host/examples/${file}`).toBe(true);
+  });
+
+  it('docs/hosts.md shows the HAProxy reload commands the tests run', () => {
+    expect(hostsDoc.includes(HAPROXY_RELOAD_SOCAT), 'docs/hosts.md lacks the socat reload command').toBe(
+      true,
+    );
+    expect(hostsDoc.includes(HAPROXY_RELOAD_NC), 'docs/hosts.md lacks the nc -U reload command').toBe(true);
   });
 
   it.runIf(tools.systemdAnalyze)(
