@@ -180,18 +180,22 @@ describe('ocsp-renewer status over s3://', () => {
   const health = (s: Status) => Object.fromEntries(s.rows.map((r) => [r.certificate, r.health]));
 
   it('should read the staples from S3 and, by default, the CLI’s state for that location', async () => {
-    // The runs above left the state with the refused forced run: three certificates failing.
+    // The runs above left the state with the refused forced run: every attempt failed, but the
+    // staples are still valid for about a day, so health comes from them and the failure is a
+    // note; the revoked certificate is revoked (exit 1 for it alone), never failing.
     const res = await cli(['status', `s3://${BUCKET}/staples/`, '--json']);
     expect(res.code, res.stderr).toBe(1);
     const status = JSON.parse(res.stdout) as Status;
     expect(health(status)).toEqual({
-      'a/good.pem': 'failing',
-      'a/revoked.pem': 'failing',
-      'ec.crt': 'failing',
+      'a/good.pem': 'healthy',
+      'a/revoked.pem': 'revoked',
+      'ec.crt': 'healthy',
       'noocsp.pem': 'skipped',
     });
+    expect(status.summary).toMatchObject({ failing: 0, revoked: 1, attention: 1 });
     const good = status.rows.find((r) => r.certificate === 'a/good.pem')!;
     expect(good.lastError).toMatch(/refusing 127\.0\.0\.1/);
+    expect(good.note).toMatch(/^last attempt failed \d+m ago: .*refusing 127\.0\.0\.1/);
     // Read from the staple itself: still good and valid for about a day.
     expect(good.certStatus).toBe('good');
     expect(good.validityHours).toBeGreaterThan(23);

@@ -43,7 +43,10 @@ const FLEET: StatusEntry[] = [
   entry('a-good.pem', fresh()),
   entry('b-due.pem', fresh({ nextDue: iso(-1) })),
   entry('c-revoked.pem', fresh({ certStatus: 'revoked' })),
-  entry('d-failing-with-staple.pem', fresh({ failures: 3, lastError: 'fetch d: responder 503' })),
+  entry(
+    'd-failing-with-staple.pem',
+    fresh({ failures: 3, lastError: 'fetch d: responder 503', lastFailureAt: iso(-2) }),
+  ),
   entry('e-first-staple-failing.pem', {
     failures: 1,
     lastError: 'fetch e: connection refused',
@@ -63,7 +66,7 @@ describe('buildStatus', () => {
       'a-good.pem': 'healthy',
       'b-due.pem': 'due',
       'c-revoked.pem': 'revoked',
-      'd-failing-with-staple.pem': 'failing',
+      'd-failing-with-staple.pem': 'healthy',
       'e-first-staple-failing.pem': 'failing',
       'f-lapsing.pem': 'lapsing',
       'g-no-ocsp.pem': 'skipped',
@@ -75,11 +78,11 @@ describe('buildStatus', () => {
     expect(report.rows.map((r) => r.certificate)).toEqual([
       'e-first-staple-failing.pem',
       'h-lapsed.pem',
-      'd-failing-with-staple.pem',
       'c-revoked.pem',
       'f-lapsing.pem',
       'b-due.pem',
       'a-good.pem',
+      'd-failing-with-staple.pem',
       'g-no-ocsp.pem',
     ]);
   });
@@ -87,13 +90,13 @@ describe('buildStatus', () => {
   it('should summarise with the least validity and the number needing attention', () => {
     expect(report.summary).toMatchObject({
       total: 8,
-      healthy: 1,
+      healthy: 2,
       due: 1,
-      failing: 3,
+      failing: 2,
       revoked: 1,
       lapsing: 1,
       skipped: 1,
-      attention: 5,
+      attention: 4,
       leastValidityHours: -2,
       leastValidityCertificate: 'h-lapsed.pem',
     });
@@ -107,7 +110,68 @@ describe('buildStatus', () => {
       responderHost: 'ocsp.example.net:8080',
       validityLeft: '6d 0h',
     });
-    expect(d.why).toContain('responder 503');
+    expect(d.why).toBe('fresh');
+    expect(d.note).toBe('last attempt failed 2h 0m ago (3 attempts in a row): fetch d: responder 503');
+  });
+
+  it('should judge health from the staple: failed attempts behind a staple with margin are a note', () => {
+    const failed = {
+      failures: 1,
+      lastError: 'fetch x: responder 503',
+      lastFailureAt: iso(-1),
+      action: 'fresh',
+    };
+    const judged = (state: StateEntryView, more: Partial<StatusEntry> = {}) =>
+      buildStatus([entry('x.pem', state, more)], NOW, 24).rows[0]!;
+    // 23 h 59 m left of a one-day staple after a failed --force: healthy, with the failure noted.
+    const oneDay = fresh({ ...failed, thisUpdate: iso(0), nextUpdate: iso(23.99), nextDue: iso(12) });
+    expect(buildStatus([entry('x.pem', oneDay)], NOW).rows[0]).toMatchObject({
+      health: 'healthy',
+      why: 'fresh',
+      note: 'last attempt failed 1h 0m ago: fetch x: responder 503',
+    });
+    // Lapsing within the warning window while attempts fail: failing. Lapsing alone: lapsing.
+    expect(judged(fresh({ ...failed, nextUpdate: iso(5) }))).toMatchObject({
+      health: 'failing',
+      why: 'less than 1d 0h of validity left; last attempt failed 1h 0m ago: fetch x: responder 503',
+    });
+    expect(judged(fresh({ nextUpdate: iso(5) })).health).toBe('lapsing');
+    // No staple or an unreadable one is failing, with or without failed attempts.
+    expect(judged({ failures: 0 }, { reading: null })).toMatchObject({ health: 'failing', why: 'no staple' });
+    expect(judged(fresh(failed), { reading: { error: 'not an OCSP response: x' } }).health).toBe('failing');
+    // Revoked is revoked, never failing: failed attempts, lapsed or withheld.
+    expect(judged(fresh({ ...failed, certStatus: 'revoked' })).health).toBe('revoked');
+    expect(judged(fresh({ ...failed, certStatus: 'revoked', nextUpdate: iso(-3) })).health).toBe('revoked');
+    expect(judged({ failures: 0, action: 'withheld', reason: 'certificate revoked' }).health).toBe('revoked');
+  });
+
+  it('should agree in the table, the JSON and the page: counts, badges and notes', () => {
+    const fleet = [
+      entry(
+        'fresh-after-failure.pem',
+        fresh({ failures: 2, lastError: 'fetch: 503', lastFailureAt: iso(-2) }),
+      ),
+      entry('revoked.pem', fresh({ certStatus: 'revoked', failures: 1, lastError: 'fetch: 503' })),
+    ];
+    const r = buildStatus(fleet, NOW, 24);
+    expect(r.summary).toMatchObject({ healthy: 1, revoked: 1, failing: 0, attention: 1 });
+    const text = formatStatus(r);
+    expect(text).toContain('fresh-after-failure.pem: fresh; last attempt failed 2h 0m ago');
+    expect(text).toMatch(/^fresh-after-failure\.pem\s+healthy\s/m);
+    expect(text).toMatch(/^revoked\.pem\s+revoked\s/m);
+    const json = JSON.parse(JSON.stringify(r)) as typeof r;
+    expect(json.rows.map((row) => [row.certificate, row.health])).toEqual([
+      ['revoked.pem', 'revoked'],
+      ['fresh-after-failure.pem', 'healthy'],
+    ]);
+    const page = renderStatusPage(r);
+    expect(page).toContain('<b>1</b> revoked</div>');
+    expect(page).toContain('<b>0</b> failing</div>');
+    expect(page).toMatch(/data-certificate="fresh-after-failure.pem" data-health="healthy"/);
+    expect(page).toContain(
+      '<div class="note">last attempt failed 2h 0m ago (2 attempts in a row): fetch: 503</div>',
+    );
+    expect(page).not.toMatch(/data-certificate="revoked.pem" data-health="failing"/);
   });
 
   it('should prefer what the staple itself says over the remembered times', () => {
@@ -149,9 +213,11 @@ describe('buildStatus', () => {
   it('should print a table and a summary line', () => {
     const text = formatStatus(report);
     expect(text.split('\n')[0]).toMatch(/^CERTIFICATE\s+HEALTH\s+STATUS/);
-    expect(text).toContain('e-first-staple-failing.pem: 1 failed renewal(s): fetch e: connection refused');
+    expect(text).toContain(
+      'e-first-staple-failing.pem: no staple; last attempt failed: fetch e: connection refused',
+    );
     expect(text.trimEnd().split('\n').at(-1)).toBe(
-      '1 healthy, 1 due, 3 failing, 1 revoked, 1 lapsing, 1 skipped; least validity -2h 0m (h-lapsed.pem)',
+      '2 healthy, 1 due, 2 failing, 1 revoked, 1 lapsing, 1 skipped; least validity -2h 0m (h-lapsed.pem)',
     );
   });
 });
@@ -193,10 +259,10 @@ describe('status page', () => {
     expect(desc.at(-1)).toBe('g-no-ocsp.pem');
     // Four rows have 6 days left: they keep the urgency order they had.
     expect(desc.slice(0, 4)).toEqual([
-      'd-failing-with-staple.pem',
       'c-revoked.pem',
       'b-due.pem',
       'a-good.pem',
+      'd-failing-with-staple.pem',
     ]);
   });
 

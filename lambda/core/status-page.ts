@@ -146,14 +146,15 @@ function renderRow(r: StatusRow, now: number): string {
   const colour = HEALTH_COLOURS[r.health];
   const day = (iso: string | undefined) => (iso ? escapeHtml(iso.slice(0, 16).replace('T', ' ')) : '—');
   const detail =
-    r.health === 'healthy' || r.health === 'due' ? '' : `<div class="why">${escapeHtml(r.why)}</div>`;
+    (r.health === 'healthy' || r.health === 'due' ? '' : `<div class="why">${escapeHtml(r.why)}</div>`) +
+    (r.note ? `<div class="note">${escapeHtml(r.note)}</div>` : '');
   return `<tr data-certificate="${escapeHtml(r.certificate)}" data-health="${r.health}" data-colour="${colour}" ${keys}>
 <td data-label="Certificate"><span class="name">${escapeHtml(r.certificate)}</span>${r.mustStaple ? ' <span class="tag">must-staple</span>' : ''}${detail}</td>
 <td data-label="Health"><span class="badge" style="background:${colour}">${r.health}</span></td>
 <td data-label="Status">${escapeHtml(r.certStatus ?? '—')}</td>
 <td data-label="Validity left" title="nextUpdate ${day(r.nextUpdate)}">${escapeHtml(r.validityLeft)}</td>
 <td data-label="Next due">${day(r.nextDue)}</td>
-<td data-label="Last outcome">${escapeHtml(r.lastOutcome ?? '—')}${r.lastError && !r.why.includes(r.lastError) ? `<div class="why">${escapeHtml(r.lastError)}</div>` : ''}</td>
+<td data-label="Last outcome">${escapeHtml(r.lastOutcome ?? '—')}${r.lastError && !r.why.includes(r.lastError) && !r.note ? `<div class="why">${escapeHtml(r.lastError)}</div>` : ''}</td>
 <td data-label="Responder">${escapeHtml(r.responderHost ?? '—')}</td>
 <td data-label="Timeline">${timeline(r, now, colour)}</td>
 </tr>`;
@@ -189,6 +190,7 @@ th[aria-sort=ascending]::after{content:" ▲"}
 th[aria-sort=descending]::after{content:" ▼"}
 .name{font-family:ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
 .why{color:#8a1c1c;font-size:.8rem;word-break:break-word}
+.note{color:#555;font-size:.8rem;word-break:break-word}
 .badge{color:#fff;border-radius:.6rem;padding:.05rem .5rem;font-size:.8rem}
 .tag{font-size:.7rem;border:1px solid #999;border-radius:.3rem;padding:0 .2rem}
 .bar{position:relative;height:.8rem;min-width:8rem;background:#e0e0e0;border-radius:.2rem;overflow:visible}

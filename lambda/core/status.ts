@@ -65,6 +65,11 @@ export interface StatusRow {
   health: Health;
   /** Why this health, in words. */
   why: string;
+  /**
+   * A failed attempt behind a staple that is still good enough (`last attempt failed 2h 0m ago:
+   * …`): worth reading, not an alarm. Health comes from the staple, never from this alone.
+   */
+  note?: string;
   certStatus?: CertStatus;
   thisUpdate?: string;
   nextUpdate?: string;
@@ -160,31 +165,50 @@ function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: bo
     ...((e.mustStaple ?? s?.mustStaple) !== undefined ? { mustStaple: e.mustStaple ?? s?.mustStaple } : {}),
     ...(responder ? { responderHost: hostOf(responder) } : {}),
   };
+  // Attempts are failing: failures counted, or the last outcome a failure (a deadline cut, say).
+  const attemptsFail = failures > 0 || s?.action === 'failed';
+  const failure = attemptsFail ? failureText() : undefined;
   const [health, why] = judge();
-  return { ...base, health, why };
+  const note = failure && health !== 'failing' && health !== 'skipped' ? failure : undefined;
+  return { ...base, health, why, ...(note ? { note } : {}) };
 
+  /** `last attempt failed 2h 0m ago: <error>` (`… failed 3 times …` after several). */
+  function failureText(): string {
+    const when = s?.lastFailureAt ? Date.parse(s.lastFailureAt) : NaN;
+    const ago = Number.isNaN(when) ? '' : ` ${formatHours((now.getTime() - when) / HOUR_MS)} ago`;
+    const times = failures > 1 ? ` (${failures} attempts in a row)` : '';
+    const error = lastError ?? (s?.action === 'failed' ? s.reason : undefined) ?? 'see the run report';
+    return `last attempt failed${ago}${times}: ${error}`;
+  }
+
+  /**
+   * Health comes from the staple a server sends: missing, unreadable or lapsed is failing; lapsing
+   * within the warning window is failing only while attempts to renew it fail. A failed attempt
+   * behind a staple with margin is a note, not a failure. Revoked is revoked, whatever else holds.
+   */
   function judge(): [Health, string] {
     const skipped = e.skippedBecause ?? (s?.action === 'skipped' ? s.reason : undefined);
     if (skipped && !reading) return ['skipped', skipped];
     if (reading?.error) return ['failing', `staple unreadable: ${reading.error}`];
-    if (failures > 0)
-      return ['failing', `${failures} failed renewal(s): ${lastError ?? 'see the run report'}`];
-    if (s?.action === 'failed') return ['failing', s.reason ?? 'last renewal failed'];
-    if (!nextUpdate) {
-      if (thisUpdate) return ['failing', 'staple has no nextUpdate'];
-      return ['failing', 'no staple'];
-    }
-    if (validityHours! <= 0) return ['failing', `staple lapsed ${formatHours(-validityHours!)} ago`];
     if (certStatus === 'revoked' || certStatus === 'unknown' || s?.action === 'withheld') {
       return [
         'revoked',
         s?.action === 'withheld' ? `withheld: ${s.reason ?? certStatus}` : `responder says ${certStatus}`,
       ];
     }
+    if (!nextUpdate) {
+      const what = thisUpdate ? 'staple has no nextUpdate' : 'no staple';
+      return ['failing', failure ? `${what}; ${failure}` : what];
+    }
+    if (validityHours! <= 0) {
+      const lapsed = `staple lapsed ${formatHours(-validityHours!)} ago`;
+      return ['failing', failure ? `${lapsed}; ${failure}` : lapsed];
+    }
     const windowHours = thisUpdate ? (Date.parse(nextUpdate) - Date.parse(thisUpdate)) / HOUR_MS : Infinity;
     const threshold = capByWindow ? Math.min(warnHours, windowHours / 4) : warnHours;
     if (validityHours! < threshold) {
-      return ['lapsing', `less than ${formatHours(threshold)} of validity left`];
+      const lapsing = `less than ${formatHours(threshold)} of validity left`;
+      return failure ? ['failing', `${lapsing}; ${failure}`] : ['lapsing', lapsing];
     }
     if (s?.nextDue && Date.parse(s.nextDue) <= now.getTime()) return ['due', 'renewal due'];
     if (!s?.nextDue && thisUpdate && nextUpdate) {
@@ -267,13 +291,19 @@ export function formatStatus(report: StatusReport): string {
       .join('  ')
       .trimEnd();
   const out = [line(header), ...table.map(line)];
-  // Why a row needs attention, under the table: errors are long and would break the columns.
+  // Why a row needs attention, under the table: errors are long and would break the columns. A
+  // failed attempt behind a good staple is listed too, as a note.
   const notes = report.rows
-    .filter((r) => r.health === 'failing' || r.health === 'revoked' || r.health === 'lapsing')
-    .map((r) => `${r.certificate}: ${r.why}`);
+    .filter((r) => needsAttention(r) || r.note)
+    .map((r) => `${r.certificate}: ${r.note ? `${r.why}; ${r.note}` : r.why}`);
   if (notes.length) out.push('', ...notes);
   out.push('', formatSummary(report.summary));
   return out.join('\n');
+}
+
+/** A row that makes a monitoring check fail: failing, revoked or lapsing. */
+export function needsAttention(r: StatusRow): boolean {
+  return r.health === 'failing' || r.health === 'revoked' || r.health === 'lapsing';
 }
 
 function hostOf(url: string): string {
