@@ -24,7 +24,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { request, createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -167,6 +167,10 @@ try {
         '--state',
         path.join(work, 'state-empty.json'),
         '--json',
+        // An empty --certs is an error since --allow-empty exists; a checkout before that needs no flag.
+        ...(readFileSync(path.join(c.dir, 'lambda', 'cli', 'cli.ts'), 'utf8').includes("'allow-empty'")
+          ? ['--allow-empty']
+          : []),
       ];
       const startup = await runCli(c.dir, [...emptyArgs, '--force'], 'renewed', 0);
       results.get(c.label)!.forced.push(forced);

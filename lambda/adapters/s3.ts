@@ -96,6 +96,24 @@ export async function getObject(
   }
 }
 
+/**
+ * The object's ETag, or undefined when there is no such key (or no such bucket: HEAD answers
+ * both with a bare 404, and the listing that follows names the missing bucket).
+ */
+export async function headObjectTag(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
+  try {
+    return (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag ?? '';
+  } catch (err) {
+    if (
+      err instanceof S3ServiceException &&
+      (err.$metadata.httpStatusCode === 404 || err.name === 'NotFound')
+    ) {
+      return undefined;
+    }
+    throw err;
+  }
+}
+
 /** The run state as an S3 object (the Lambda's `state/state.json`; a status --state s3://…). */
 export function s3StateBlob(s3: S3Client, bucket: string, key: string): StateBlob {
   return {

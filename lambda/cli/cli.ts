@@ -162,8 +162,8 @@ function renewCommand(io: CliIo): Command {
     summary: 'renew the staple of every certificate that is due (once, or --persist)',
     description: `For every certificate under --certs (.pem .crt .cert; <name>.issuer.pem files are
 issuers, not certificates), renew the staple <name>.ocsp under --staples when it is due.
-Exit 0 ok, 1 a renewal failed, 2 usage, 4 the --reload command failed (retried next run),
-75 another run on the same staples holds the lock.
+Exit 0 ok, 1 a renewal failed or --certs is missing or empty, 2 usage, 4 the --reload
+command failed (retried next run), 75 another run on the same staples holds the lock.
 --persist signals: SIGUSR1/SIGHUP check now, SIGUSR2 force all, SIGTERM/SIGINT exit cleanly.`,
     positionals: 0,
     flags: [
@@ -218,6 +218,11 @@ Exit 0 ok, 1 a renewal failed, 2 usage, 4 the --reload command failed (retried n
         type: 'string',
         arg: 'seconds',
         help: 'wait this long for another run on the same staples, then exit 75 (default 5)',
+      },
+      {
+        name: 'allow-empty',
+        type: 'boolean',
+        help: 'exit 0 when --certs holds no certificate (default: exit 1, a mistyped location)',
       },
       { name: 'persist', type: 'boolean', help: "stay running; renew by the policy's timers" },
       {
@@ -372,9 +377,16 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
   const watchIntervalMs = positiveInt(values['watch-interval'], '--watch-interval', 30) * 1000;
   const http = httpOptions(values);
 
-  // --certs FILE: that one certificate; its staple goes beside it unless --staples says otherwise.
+  // A mistyped location must not pass for an empty one: say so and exit 1, before any state.
+  if (!/^[a-z0-9]+:\/\//i.test(certsAt) && !(await stat(certsAt).catch(() => undefined))) {
+    throw new Error(`renew --certs ${certsAt}: no such file or directory`);
+  }
+  // --certs FILE (or one s3:// object): that one certificate; its staple goes beside it unless
+  // --staples says otherwise.
   const certsFile = await isLocalFile(certsAt);
-  const staplesAt = str(values.staples) ?? (certsFile ? path.dirname(certsAt) : certsAt);
+  const certsObject = certsFile ? undefined : await s3CertificateObject(certsAt);
+  const staplesAt =
+    str(values.staples) ?? (certsFile ? path.dirname(certsAt) : (certsObject?.directory ?? certsAt));
   if (persist) {
     // A daemon would retry a missing directory forever: say so now instead.
     for (const [what, where] of [
@@ -437,6 +449,13 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
       });
     }
   };
+  const allowEmpty = values['allow-empty'] === true;
+  /** A run that found no certificate at all, unless --allow-empty says that is expected. */
+  const emptyRun = (report: RunReport) =>
+    !allowEmpty && report.results.length === 0 && report.notReached.length === 0;
+  const nothingFound = () =>
+    `no certificates in ${certsAt} (${settings.naming.certExtensions.join(', ')} files): a mistyped ` +
+    'location? Nothing was written. --allow-empty accepts an empty one.';
   const deps: RunDeps = {
     source: await certificateSourceFor(certsAt, settings.naming),
     store: await stapleStoreFor(staplesAt),
@@ -523,10 +542,24 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
       log('the npm/npx process that started us is gone: stopping');
       stop.abort();
     });
+    let emptyAtStart = false;
+    let first = true;
     await runDaemon(deps, options, {
       watchIntervalMs,
       signal: stop.signal,
       onReport: async (report) => {
+        const wasFirst = first;
+        first = false;
+        if (emptyRun(report)) {
+          // At start, a mistyped location: stop (exit 1). Later, the certificates went away: the
+          // state is kept as it is until they are back.
+          log(nothingFound());
+          if (wasFirst) {
+            emptyAtStart = true;
+            stop.abort();
+          }
+          return;
+        }
         print(report);
         await saveState();
         await reloadAfter(report, log);
@@ -536,12 +569,16 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
         if (!(quiet && line.startsWith('next check'))) log(line);
       },
     }).finally(() => clearInterval(watch));
-    return EXIT.ok;
+    return emptyAtStart ? EXIT.failed : EXIT.ok;
   }
   // A progress line on a terminal only: never in cron, pipes or --json.
   const progress = values.json ? undefined : terminalProgress(process.stderr);
   const report = await run(deps, { ...options, onResult: progress?.onResult });
   progress?.finish();
+  if (emptyRun(report)) {
+    io.err(`ocsp-renewer: ${nothingFound()}`);
+    return EXIT.failed;
+  }
   await saveState();
   print(report);
   const reloaded = await reloadAfter(report, (line) => io.err(`ocsp-renewer: ${line}`));
@@ -578,14 +615,58 @@ async function isLocalFile(location: string): Promise<boolean> {
   return (await stat(location).catch(() => undefined))?.isFile() === true;
 }
 
-/** `--certs`: a directory, a single file, `s3://bucket/prefix` or `secretsmanager://name-prefix`. */
+/**
+ * `s3://bucket/dir/www.pem` naming one existing object (no trailing slash): its bucket, its
+ * directory's prefix (`dir/`), its name and ETag, and the directory as a URL (where its staple goes
+ * by default, as for --certs FILE). Undefined for anything else, a prefix included.
+ */
+async function s3CertificateObject(
+  location: string,
+): Promise<{ bucket: string; prefix: string; name: string; tag: string; directory: string } | undefined> {
+  if (!location.startsWith('s3://') || location.endsWith('/')) return undefined;
+  const { headObjectTag, makeS3Client, parseS3Object } = await import('../adapters/s3.js');
+  const object = parseS3Object(location);
+  if (!object) return undefined;
+  const s3 = makeS3Client();
+  try {
+    const tag = await headObjectTag(s3, object.bucket, object.key);
+    if (tag === undefined) return undefined;
+    const cut = object.key.lastIndexOf('/') + 1;
+    const prefix = object.key.slice(0, cut);
+    return {
+      bucket: object.bucket,
+      prefix,
+      name: object.key.slice(cut),
+      tag,
+      directory: `s3://${object.bucket}/${prefix}`,
+    };
+  } finally {
+    s3.destroy();
+  }
+}
+
+/**
+ * `--certs`: a directory, a single file, `s3://bucket/prefix`, one `s3://bucket/key` object or
+ * `secretsmanager://name-prefix`.
+ */
 export async function certificateSourceFor(
   location: string,
   naming: NamingOptions,
 ): Promise<CertificateSource> {
   // The AWS SDK is loaded here, for an AWS location only: a run over a directory never pays for it.
   if (location.startsWith('s3://')) {
-    const { makeS3Client, parseS3Url, S3CertificateSource } = await import('../adapters/s3.js');
+    const { makeS3Client, parseS3Url, S3CertificateSource, S3KeyedCertificateSource } =
+      await import('../adapters/s3.js');
+    const object = await s3CertificateObject(location);
+    if (object) {
+      return new S3KeyedCertificateSource(
+        makeS3Client(),
+        object.bucket,
+        object.prefix,
+        [{ key: object.name, tag: object.tag }],
+        naming,
+      );
+    }
     const { bucket, prefix } = parseS3Url(location);
     return new S3CertificateSource(makeS3Client(), bucket, prefix, naming);
   }
