@@ -734,4 +734,82 @@ describe('run() against a fake responder: the state trusted over a directory (th
     store = new CountingStore(env.staples);
     expect([only(await trusted(env, store, state)).action, store.gets]).toEqual(['fresh', 0]);
   });
+
+  const later = (env: Env, state: RunState, clock: Date, options: RunOptions) =>
+    run(
+      {
+        source: new FsCertificateSource(env.certs),
+        store: new FsStapleStore(env.staples),
+        transport: httpTransport({ ...DEFAULT_HTTP, allowPrivate: true, timeoutMs: 5_000 }),
+        clock: () => clock,
+        state,
+        trustState: true,
+      },
+      options,
+    );
+
+  it('should decide the due time again from the stored staple when the refresh policy changes', async () => {
+    fake.setHandler(answer()); // a 24 h window, -1 h → +23 h
+    const { env } = await goodEnv(false);
+    const state: RunState = new Map();
+    expect(only(await trusted(env, new FsStapleStore(env.staples), state, { force: true })).action).toBe(
+      'renewed',
+    );
+    // 5 h into the window: not due at refresh-at 0.5 (about 12 h in), remembered as such.
+    fake.clearRequests();
+    const same = only(await later(env, state, at(4), { policy: DEFAULT_POLICY }));
+    expect([same.action, fake.requests.length]).toEqual(['fresh', 0]);
+    // refresh-at 0.1 (at most 0.2 with its jitter, so before 4.8 h in): due now, not at the
+    // remembered time; the responder has a newer response by then.
+    fake.setHandler(answer({ thisUpdate: at(3), nextUpdate: at(27) }));
+    const changed = only(await later(env, state, at(4), { policy: { ...DEFAULT_POLICY, refreshAt: 0.1 } }));
+    expect(changed.action, changed.reason).toBe('renewed');
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('should apply a changed revoked-handling setting on the next run, both ways', async () => {
+    fake.setHandler(answer({ certStatus: 'revoked', revocationTime: at(-48), revocationReason: 1 }));
+    const env = await makeEnv({ 'revoked.pem': chainOf('revoked') });
+    const state: RunState = new Map();
+    const published = only(await later(env, state, T0, { onRevoked: 'publish' }));
+    expect(published).toMatchObject({ action: 'renewed', certStatus: 'revoked' });
+    expect(await env.staple('revoked.ocsp')).toBeDefined();
+
+    // withhold: the revoked staple goes now, without asking the responder, though it is not due.
+    fake.clearRequests();
+    const report = await later(env, state, at(1), { onRevoked: 'withhold' });
+    expect(only(report)).toMatchObject({
+      action: 'withheld',
+      certStatus: 'revoked',
+      reason: 'certificate is REVOKED; stored staple withheld (--on-revoked withhold)',
+    });
+    expect(report.revoked).toBe(1);
+    expect(fake.requests).toHaveLength(0);
+    expect(await env.staple('revoked.ocsp')).toBeUndefined();
+    expect((await env.staple('revoked.ocsp.withheld'))?.toString()).toBe(
+      `withheld: certificate revoked (${at(-1).toISOString()})\n`,
+    );
+    // Still withheld on the next run.
+    expect(only(await later(env, state, at(2), { onRevoked: 'withhold' })).action).toBe('withheld');
+
+    // publish again: asked now and published, the marker gone.
+    const again = only(await later(env, state, at(3), { onRevoked: 'publish' }));
+    expect(again).toMatchObject({ action: 'renewed', certStatus: 'revoked' });
+    expect(fake.requests).toHaveLength(1);
+    expect(await env.staple('revoked.ocsp')).toBeDefined();
+    expect(await env.staple('revoked.ocsp.withheld')).toBeUndefined();
+  });
+
+  it('a dry run says it would withhold, and changes nothing', async () => {
+    fake.setHandler(answer({ certStatus: 'revoked', revocationTime: at(-48) }));
+    const env = await makeEnv({ 'revoked.pem': chainOf('revoked') });
+    const state: RunState = new Map();
+    await later(env, state, T0, {});
+    const dry = only(await later(env, state, at(1), { onRevoked: 'withhold', dryRun: true }));
+    expect(dry).toMatchObject({
+      action: 'due',
+      reason: 'would withhold the stored revoked staple (--on-revoked withhold)',
+    });
+    expect(await env.staple('revoked.ocsp')).toBeDefined();
+  });
 });

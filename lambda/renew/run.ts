@@ -97,6 +97,12 @@ export interface StateEntry {
   settings?: string;
   /** The responder URL that answered last. */
   responder?: string;
+  /**
+   * Digest of the refresh policy and the revoked-handling setting that `nextDue` was decided
+   * under (see RunContext.policyDigest): when either changes, the state is not replayed, so the
+   * due time is decided again from the stored staple and the new setting applies on this run.
+   */
+  policy?: string;
 }
 export type RunState = Map<string, StateEntry>;
 
@@ -195,6 +201,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
     runSettings: digest(
       JSON.stringify([options.hash ?? 'sha1', options.nonce === true, options.responderPolicy ?? '']),
     ),
+    policyDigest: digest(JSON.stringify([options.policy ?? DEFAULT_POLICY, options.onRevoked ?? 'publish'])),
   };
   const notReached: string[] = [];
   // Row i is certificate i's, so the report keeps the listing's order (sorted by key).
@@ -221,7 +228,13 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
         notReached.push(object.key);
         continue;
       }
-      const told = record(state, object, outcome, options.dryRun ? undefined : deps.stateSink);
+      const told = record(
+        state,
+        object,
+        outcome,
+        ctx.policyDigest,
+        options.dryRun ? undefined : deps.stateSink,
+      );
       if (told) await told;
       options.onResult?.(outcome.row, ++done, objects.length);
       rows[i] = withOldName(outcome.row);
@@ -255,6 +268,8 @@ interface RunContext {
   stapleTags: Map<string, string> | undefined;
   /** Digest of the run-wide settings a fetch depends on: the first half of `StateEntry.settings`. */
   runSettings: string;
+  /** Digest of the refresh policy and onRevoked: `StateEntry.policy`. */
+  policyDigest: string;
 }
 
 /** What one certificate's steps learn, as they learn it; the failure path reads what is there. */
@@ -291,6 +306,8 @@ interface Due {
   leaf: Certificate;
   issuer: Certificate;
   storedStaple: StoredStaple | undefined;
+  /** Nothing to fetch: the stored revoked staple is withheld now (`withhold` newly set). */
+  withholdStored?: Fetched;
 }
 
 /** A fetched response that may be committed: replaced, or withheld. */
@@ -329,6 +346,7 @@ async function renewCertificate(ctx: RunContext, j: Job): Promise<Outcome | type
   try {
     const planned = await plan(ctx, j);
     if ('row' in planned) return planned;
+    if (planned.withholdStored) return await commit(ctx, j, { ...planned, ...planned.withholdStored });
     return await commit(ctx, j, await fetchResponse(ctx, j, planned));
   } catch (err) {
     if (err instanceof NotStarted) return NOT_STARTED;
@@ -347,12 +365,14 @@ function record(
   state: RunState,
   object: CertificateObject,
   { row, state: entry, replay }: Outcome,
+  policy: string,
   sink: StateSink | undefined,
 ): void | Promise<void> {
   if (!entry) return;
   const recorded: StateEntry = {
     ...entry,
     certTag: object.tag,
+    policy,
     action: replay?.action ?? row.action,
     reason: replay?.reason ?? row.reason,
     ...(row.certStatus ? { certStatus: row.certStatus } : {}),
@@ -381,6 +401,8 @@ function replay(ctx: RunContext, j: Job): ReportRow | undefined {
     Date.parse(prev.nextDue) > j.now.getTime() &&
     prev.certTag === j.object.tag &&
     prev.stapleTag === ctx.stapleTags.get(j.staple) &&
+    // Decided under another refresh policy or revoked-handling setting: decide again.
+    prev.policy === ctx.policyDigest &&
     // Failures under other settings are read again (the certificate's URLs come with its tag).
     !(prev.failures > 0 && prev.settings?.split('.')[0] !== ctx.runSettings);
   if (!quiet) return undefined;
@@ -459,12 +481,18 @@ async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
     prev.thisUpdate &&
     prev.nextUpdate;
   j.facts = stillWithheld ? { ...factsFromState(prev), certNotAfter: leaf.notAfter } : j.storedFacts;
+  // A changed revoked-handling setting applies on this run, not when the staple is next due:
+  // `withhold` takes a stored revoked staple down now; `publish` fetches a withheld one again.
+  const onRevoked = options.onRevoked ?? 'publish';
+  const withholdNow =
+    onRevoked === 'withhold' && j.storedVerdict?.valid === true && j.storedVerdict.certStatus === 'revoked';
+  const republish = stillWithheld && onRevoked === 'publish';
 
   const decision = decideRefresh({
     key,
     staple: j.facts,
     failures: failuresOf(prev),
-    force: j.forced,
+    force: j.forced || Boolean(republish),
     now,
     policy: ctx.policy,
   });
@@ -475,6 +503,27 @@ async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
     ...stateFacts(j.storedFacts),
   };
   const nextDue = decision.nextDue.toISOString();
+  if (withholdNow && storedStaple && j.storedVerdict) {
+    if (options.dryRun) {
+      const reason = 'would withhold the stored revoked staple (--on-revoked withhold)';
+      return {
+        row: { key, staple, action: 'due', reason, ...rowFacts(j.storedFacts), mustStaple: j.mustStaple },
+      };
+    }
+    const withholdStored: Fetched = {
+      der: storedStaple.der,
+      url: prev.responder ?? '',
+      verdict: j.storedVerdict,
+      decision: {
+        replace: false,
+        action: 'withheld',
+        reason: 'certificate is REVOKED; stored staple withheld (--on-revoked withhold)',
+      },
+      fetchedAt: now,
+      maxAgeUntil: dateOf(prev.maxAgeUntil),
+    };
+    return { leaf, issuer, storedStaple, withholdStored };
+  }
   if (!decision.due && stillWithheld && !decision.backingOff) {
     const reason = prev.reason ?? 'certificate is REVOKED; staple withheld';
     return {
