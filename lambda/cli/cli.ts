@@ -186,7 +186,7 @@ command failed (retried next run), 75 another run on the same staples holds the 
       {
         name: 'quiet',
         type: 'boolean',
-        help: 'print only changes and failures; nothing when all is well (cron)',
+        help: 'print only changes, failures and revoked certificates; nothing when all is well (cron)',
       },
       settingFlag(SETTINGS.onRevoked),
       settingFlag(SETTINGS.refreshAt),
@@ -350,9 +350,13 @@ export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
 /** Rows worth a line under --quiet: something changed or failed. */
 const NEWS = new Set(['renewed', 'failed', 'withheld', 'due']);
 
-/** The report cut to its news (--quiet), or undefined when there is none. */
+/**
+ * The report cut to its news (--quiet), or undefined when there is none. A published revoked
+ * staple is news on every run, not only the one that fetched it: it is an emergency, and cron
+ * must keep mailing it until someone replaces the certificate.
+ */
 function newsOf(report: RunReport): RunReport | undefined {
-  const results = report.results.filter((r) => NEWS.has(r.action));
+  const results = report.results.filter((r) => NEWS.has(r.action) || r.certStatus === 'revoked');
   if (results.length === 0) return undefined;
   const counts = { ...report.counts };
   for (const action of Object.keys(counts) as Array<keyof typeof counts>) {

@@ -1,9 +1,12 @@
 /**
+ * The signals cron and monitoring read from `renew`: its exit code and what `--quiet` prints.
+ *
  * `renew --certs` pointed at the wrong place: a missing directory, file, bucket or prefix, or a
  * location that lists no certificate at all, is an error (exit 1, a message naming it, no state
  * written), never a green run of zero certificates. `--allow-empty` accepts an empty one on
- * purpose; a single `s3://` object works like `--certs FILE`. The command runs in-process
- * (`main`) against real files, s3rver and an `openssl ocsp` responder.
+ * purpose; a single `s3://` object works like `--certs FILE`. A published revoked staple is
+ * printed on every run, even with `--quiet`. The command runs in-process (`main`) against real
+ * files, s3rver and an `openssl ocsp` responder.
  */
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -157,5 +160,31 @@ describe('renew --certs s3://bucket/key: one object works like --certs FILE', ()
     const res = await renew('--certs', path.join(dir, 'www.pem'), PRIVATE);
     expect(res.code, res.err).toBe(0);
     expect(existsSync(path.join(dir, 'www.ocsp'))).toBe(true);
+  }, 60_000);
+});
+
+describe('renew --quiet', () => {
+  it('prints a published revoked staple on every run, not only the one that fetched it', async () => {
+    const certs = await mkdtemp(path.join(work, 'quiet-'));
+    await copyFile(pki.leaves.good.bundle, path.join(certs, 'good.pem'));
+    await copyFile(pki.leaves.revoked.bundle, path.join(certs, 'revoked.pem'));
+    const first = await renew('--certs', certs, '--quiet', PRIVATE);
+    expect(first.code, first.err).toBe(0);
+    expect(first.out).toMatch(/^revoked\.pem\s+renewed\s+revoked/m);
+    for (let run = 2; run <= 3; run++) {
+      const again = await renew('--certs', certs, '--quiet', PRIVATE);
+      expect(again.code, again.err).toBe(0);
+      // Nothing changed: the good certificate says nothing, the revoked one is still printed.
+      expect(again.out).not.toContain('good.pem');
+      expect(again.out).toMatch(/^revoked\.pem\s+fresh\s+revoked/m);
+      expect(again.out).toContain('WARNING: 1 certificate(s) reported REVOKED by their responder');
+    }
+  }, 60_000);
+
+  it('prints nothing when all is well', async () => {
+    const certs = await mkdtemp(path.join(work, 'quiet-good-'));
+    await copyFile(pki.leaves.good.bundle, path.join(certs, 'good.pem'));
+    expect((await renew('--certs', certs, '--quiet', PRIVATE)).out).toMatch(/good\.pem\s+renewed/);
+    expect(await renew('--certs', certs, '--quiet', PRIVATE)).toEqual({ code: 0, out: '', err: '' });
   }, 60_000);
 });
