@@ -40,11 +40,13 @@ import {
   parseCommand,
   settingFlag,
   str,
+  strs,
   UsageError,
   type Command,
   type Flag,
   type FlagValues,
 } from './flags.js';
+import { excluding } from './exclude.js';
 import { acquireLock, LockBusyError } from './lock.js';
 import { PendingReloadFile, runReload } from './reload.js';
 import { terminalProgress } from './progress.js';
@@ -179,6 +181,13 @@ command failed (retried next run), 75 another run on the same staples holds the 
         type: 'string',
         arg: 'dir',
         help: 'directory of issuer certificates (matched by key id, then name)',
+      },
+      {
+        name: 'exclude',
+        type: 'string',
+        arg: 'glob',
+        multiple: true,
+        help: 'leave out certificates matching this (a name, or a path with /; repeatable)',
       },
       { name: 'force', type: 'boolean', help: 'renew every staple now, whatever the policy says' },
       { name: 'dry-run', type: 'boolean', help: 'decide and report; fetch and write nothing' },
@@ -381,10 +390,6 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
   const watchIntervalMs = positiveInt(values['watch-interval'], '--watch-interval', 30) * 1000;
   const http = httpOptions(values);
 
-  // A mistyped location must not pass for an empty one: say so and exit 1, before any state.
-  if (!/^[a-z0-9]+:\/\//i.test(certsAt) && !(await stat(certsAt).catch(() => undefined))) {
-    throw new Error(`renew --certs ${certsAt}: no such file or directory`);
-  }
   // --certs FILE (or one s3:// object): that one certificate; its staple goes beside it unless
   // --staples says otherwise.
   const certsFile = await isLocalFile(certsAt);
@@ -401,6 +406,10 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
         throw new Error(`renew --persist: the ${what} ${where} does not exist`);
       }
     }
+  }
+  // A mistyped location must not pass for an empty one: say so and exit 1, before any state.
+  if (!/^[a-z0-9]+:\/\//i.test(certsAt) && !(await stat(certsAt).catch(() => undefined))) {
+    throw new Error(`renew --certs ${certsAt}: no such file or directory`);
   }
   // Two runs on the same staples never interleave: the second waits --lock-wait, then exits 75.
   // Taken before the state is read, so the second run sees what the first one saved.
@@ -461,7 +470,7 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
     `no certificates in ${certsAt} (${settings.naming.certExtensions.join(', ')} files): a mistyped ` +
     'location? Nothing was written. --allow-empty accepts an empty one.';
   const deps: RunDeps = {
-    source: await certificateSourceFor(certsAt, settings.naming),
+    source: excluding(await certificateSourceFor(certsAt, settings.naming), strs(values.exclude)),
     store: await stapleStoreFor(staplesAt),
     transport: httpTransport(http),
     downloadIssuer: cachedDownload(httpIssuerDownload(http)),

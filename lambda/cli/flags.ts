@@ -9,9 +9,11 @@ export interface Flag {
   arg?: string;
   help: string;
   short?: string;
+  /** May be given more than once (a string flag): its value is then every one given, in order. */
+  multiple?: boolean;
 }
 
-export type FlagValues = Record<string, string | boolean | undefined>;
+export type FlagValues = Record<string, string | boolean | string[] | undefined>;
 
 /** A command: its flags parse its arguments and make its help, so the two cannot disagree. */
 export interface Command {
@@ -32,6 +34,10 @@ export class UsageError extends Error {}
 /** A string flag's value, or undefined when absent (or given as a boolean). */
 export const str = (value: FlagValues[string]) => (typeof value === 'string' ? value : undefined);
 
+/** A repeatable string flag's values (none when absent). */
+export const strs = (value: FlagValues[string]): string[] =>
+  Array.isArray(value) ? value : typeof value === 'string' ? [value] : [];
+
 export const HELP_FLAG: Flag = { name: 'help', type: 'boolean', short: 'h', help: 'this help' };
 
 /** A flag backed by a shared setting (renew/settings.ts): same name, help and default. */
@@ -45,7 +51,10 @@ export function parseCommand(command: Command, args: string[]) {
   const { values, positionals } = parseArgs({
     args,
     options: Object.fromEntries(
-      flags.map((f) => [f.name, f.short ? { type: f.type, short: f.short } : { type: f.type }]),
+      flags.map((f) => [
+        f.name,
+        { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) },
+      ]),
     ),
     allowPositionals: true,
     strict: true,

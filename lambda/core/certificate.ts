@@ -837,3 +837,14 @@ function certificatesFromPkcs7(der: Uint8Array): Certificate[] {
   if (certs.length === 0) throw new Error('PKCS#7 holds no certificate');
   return certs.map((c) => new Certificate(asBuffer(c.toSchema().toBER())));
 }
+
+/**
+ * Whether a file holds private keys and no certificate (certbot's `privkey.pem`): PEM whose every
+ * block is a key or key parameters. Such a file is a key beside the certificates, not a broken
+ * certificate. Nothing of the key is kept.
+ */
+export function holdsOnlyPrivateKeys(bytes: Uint8Array): boolean {
+  if (!looksLikePem(bytes)) return false;
+  const labels = pemBlocks(asBuffer(bytes).toString('latin1')).map((block) => block.label);
+  return labels.length > 0 && labels.every((label) => /PRIVATE KEY$|^EC PARAMETERS$/.test(label));
+}

@@ -3,7 +3,7 @@ import { errorMessage } from '../core/errors.js';
 import { verifySignatureCall } from '../core/signature.js';
 import { certificateSignatureCall } from '../core/validate.js';
 
-export type IssuerSource = 'bundle' | 'sibling' | 'issuers-dir' | 'aia';
+export type IssuerSource = 'bundle' | 'sibling' | 'issuers-dir' | 'directory' | 'aia';
 
 /** Where else to look for an issuer; each is optional. */
 export interface IssuerLookup {
@@ -11,6 +11,11 @@ export interface IssuerLookup {
   sibling?: () => Promise<Uint8Array | undefined>;
   /** Certificates from an issuers directory. */
   pool?: readonly Certificate[];
+  /**
+   * The CA certificates in the other certificate files of the certificate's own directory
+   * (certbot's `chain.pem` and `fullchain.pem` beside `cert.pem`), read only when asked.
+   */
+  directory?: () => Promise<readonly Certificate[]>;
   /** Downloads a caIssuers URL (DER, PEM or PKCS#7 certs-only). The caller caches. */
   download?: (url: string) => Promise<Uint8Array>;
 }
@@ -19,7 +24,8 @@ export class IssuerNotFoundError extends Error {}
 
 /**
  * Finds the certificate that issued `leaf`, in order: the same bundle, a sibling
- * `<name>.issuer.pem`, an issuers directory (AKI→SKI, then subject name), the AIA caIssuers URLs.
+ * `<name>.issuer.pem`, an issuers directory (AKI→SKI, then subject name), the CA certificates in
+ * the files beside it, the AIA caIssuers URLs.
  * A candidate counts only if its key verifies the leaf's signature.
  */
 export async function resolveIssuer(
@@ -45,6 +51,13 @@ export async function resolveIssuer(
     const found = await pickIssuer(leaf, lookup.pool);
     if (found) return { issuer: found, source: 'issuers-dir' };
     tried.push(`issuers directory (${lookup.pool.length} certs)`);
+  }
+
+  if (lookup.directory) {
+    const beside = await lookup.directory();
+    const found = await pickIssuer(leaf, beside);
+    if (found) return { issuer: found, source: 'directory' };
+    tried.push(`CA certificates in the files beside it (${beside.length})`);
   }
 
   if (lookup.download) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
-import { parseCertificates, type Certificate } from '../core/certificate.js';
+import { holdsOnlyPrivateKeys, parseCertificates, type Certificate } from '../core/certificate.js';
 import type { HashName } from '../core/der.js';
 import { DeadlineError, errorMessage, RenewError, type Stage } from '../core/errors.js';
 import { resolveIssuer } from './issuer.js';
@@ -202,6 +202,8 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
       JSON.stringify([options.hash ?? 'sha1', options.nonce === true, options.responderPolicy ?? '']),
     ),
     policyDigest: digest(JSON.stringify([options.policy ?? DEFAULT_POLICY, options.onRevoked ?? 'publish'])),
+    objects,
+    directoryIssuers: new Map(),
   };
   const notReached: string[] = [];
   // Row i is certificate i's, so the report keeps the listing's order (sorted by key).
@@ -270,6 +272,10 @@ interface RunContext {
   runSettings: string;
   /** Digest of the refresh policy and onRevoked: `StateEntry.policy`. */
   policyDigest: string;
+  /** This run's certificates (for the issuers beside a certificate). */
+  objects: readonly CertificateObject[];
+  /** Directory → the CA certificates in its certificate files, read once, when first needed. */
+  directoryIssuers: Map<string, Promise<Certificate[]>>;
 }
 
 /** What one certificate's steps learn, as they learn it; the failure path reads what is there. */
@@ -435,13 +441,19 @@ async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
   const { deps, options } = ctx;
   const { key, staple, now } = j;
   const bytes = await step('source', key, 'cannot read', () => deps.source.read(key));
-  const certs = await step('parse', key, 'not a certificate', async () => parseCertificates(bytes));
-  const leaf = certs[0]!;
-  j.mustStaple = leaf.mustStaple;
   const skipped = (reason: string): Outcome => ({
     row: { key, staple, action: 'skipped', reason, mustStaple: j.mustStaple },
     state: j.prev,
   });
+  // A private key beside the certificates (certbot's privkey.pem) is a key, not a failure.
+  if (holdsOnlyPrivateKeys(bytes)) return skipped('a private key, not a certificate');
+  const certs = await step('parse', key, 'not a certificate', async () => parseCertificates(bytes));
+  // Only CA certificates (certbot's chain.pem): issuers for the certificates beside it.
+  if (certs.every((c) => c.isCA)) {
+    return skipped('only CA certificates: an issuer for the certificates beside it, not one to staple');
+  }
+  const leaf = certs[0]!;
+  j.mustStaple = leaf.mustStaple;
   if (leaf.ocspUrls.length === 0) return skipped('no OCSP URL in the certificate');
   if (leaf.notAfter.getTime() < now.getTime())
     return skipped(`certificate expired ${leaf.notAfter.toISOString()}`);
@@ -454,7 +466,12 @@ async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
   const { prev } = j;
   const sibling = deps.source.readIssuerSibling?.bind(deps.source, key);
   const { issuer } = await step('issuer', key, 'issuer not found', () =>
-    resolveIssuer(leaf, certs.slice(1), { sibling, pool: deps.issuerPool, download: deps.downloadIssuer }),
+    resolveIssuer(leaf, certs.slice(1), {
+      sibling,
+      pool: deps.issuerPool,
+      directory: () => issuersBeside(ctx, key),
+      download: deps.downloadIssuer,
+    }),
   );
   const storedStaple = await step('store', staple, 'cannot read the stored staple', () =>
     deps.store.get(staple),
@@ -660,6 +677,33 @@ async function commit(ctx: RunContext, j: Job, f: Fetched & Due): Promise<Outcom
     },
     state: { stapleTag, settings: j.settings, failures: 0, ...stateFacts(facts) },
   };
+}
+
+/**
+ * The CA certificates in the certificate files of `key`'s directory (certbot: `chain.pem` and
+ * `fullchain.pem` for `cert.pem`), read and parsed once per directory and run, when a certificate
+ * there has no issuer in its own bundle or beside it. Files that do not parse offer nothing.
+ */
+function issuersBeside(ctx: RunContext, key: string): Promise<Certificate[]> {
+  const dirOf = (k: string) => k.slice(0, k.lastIndexOf('/') + 1);
+  const dir = dirOf(key);
+  let found = ctx.directoryIssuers.get(dir);
+  if (!found) {
+    const keys = ctx.objects.map((o) => o.key).filter((k) => dirOf(k) === dir);
+    found = (async () => {
+      const out: Certificate[] = [];
+      for (const k of keys) {
+        try {
+          out.push(...parseCertificates(await ctx.deps.source.read(k)).filter((c) => c.isCA));
+        } catch {
+          // Not a certificate file (or unreadable): its own row says so.
+        }
+      }
+      return out;
+    })();
+    ctx.directoryIssuers.set(dir, found);
+  }
+  return found;
 }
 
 /** Any step's failure: one more failure for the backoff, the stored staple untouched. */
