@@ -309,7 +309,7 @@ describe('renew: a mixed certificate directory', () => {
     expect(row(rows, 'revoked.pem')).toMatchObject({ action: 'renewed', status: 'revoked' });
     expect(row(rows, 'revoked.pem').reason).toContain('REVOKED');
     expect(first.stdout).toContain('7 certificates: 4 renewed, 2 skipped, 1 failed');
-    expect(first.stdout).toContain('WARNING: 1 certificate(s) reported REVOKED by their responder');
+    expect(first.stdout).toContain('WARNING: 1 certificate reported REVOKED by their responder');
   });
 
   it('writes exactly the four staples, named <name>.ocsp, and never copies or prints a private key', async () => {
@@ -492,7 +492,7 @@ describe('renew: outcomes and options', () => {
     expect(row(rows, 'revoked.pem')).toMatchObject({ action: 'withheld', status: 'revoked' });
     expect(row(rows, 'good.pem').action).toBe('renewed');
     expect((await listStaples(staples)).sort()).toEqual(['good.ocsp', 'revoked.ocsp.withheld']);
-    expect(res.stdout).toContain('WARNING: 1 certificate(s) reported REVOKED');
+    expect(res.stdout).toContain('WARNING: 1 certificate reported REVOKED');
   });
 
   it('--on-revoked withhold after a good staple: the staple goes, a .withheld marker says why, exit 0; publishing later removes the marker', async () => {
@@ -507,7 +507,7 @@ describe('renew: outcomes and options', () => {
     const res = await cli([...withhold, '--force']);
     expect(res.code, res.stdout + res.stderr).toBe(0);
     expect(row(rowsOf(res.stdout), 'revoked.pem')).toMatchObject({ action: 'withheld', status: 'revoked' });
-    expect(res.stdout).toContain('WARNING: 1 certificate(s) reported REVOKED');
+    expect(res.stdout).toContain('WARNING: 1 certificate reported REVOKED');
     expect(await listStaples(staples)).toEqual(['revoked.ocsp.withheld']);
     expect(await readFile(`${staple}.withheld`, 'utf8')).toMatch(
       /^withheld: certificate revoked \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z\)\n$/,
@@ -553,7 +553,7 @@ describe('renew: outcomes and options', () => {
     expect(second.code).toBe(1);
     const backingOff = row(rowsOf(second.stdout), 'good.pem');
     expect(backingOff.action).toBe('failed');
-    expect(backingOff.reason).toMatch(/backing off after 1 failures: fetch good\.pem: .*refusing/);
+    expect(backingOff.reason).toMatch(/backing off after 1 failure: fetch good\.pem: .*refusing/);
     expect(await listStaples(staples)).toEqual([]);
     const stateFile = defaultStateFile(staples, { XDG_STATE_HOME: STATE_HOME });
     expect(JSON.parse(await readFile(stateFile, 'utf8')).certs['good.pem']).toMatchObject({

@@ -15,7 +15,11 @@ import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultStateFile, main } from '../lambda/cli/cli.js';
-import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import {
+  startDelegatedResponder,
+  startOpensslResponder,
+  type OpensslResponder,
+} from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 
@@ -177,7 +181,7 @@ describe('renew --quiet', () => {
       // Nothing changed: the good certificate says nothing, the revoked one is still printed.
       expect(again.out).not.toContain('good.pem');
       expect(again.out).toMatch(/^revoked\.pem\s+fresh\s+revoked/m);
-      expect(again.out).toContain('WARNING: 1 certificate(s) reported REVOKED by their responder');
+      expect(again.out).toContain('WARNING: 1 certificate reported REVOKED by their responder');
     }
   }, 60_000);
 
@@ -186,5 +190,42 @@ describe('renew --quiet', () => {
     await copyFile(pki.leaves.good.bundle, path.join(certs, 'good.pem'));
     expect((await renew('--certs', certs, '--quiet', PRIVATE)).out).toMatch(/good\.pem\s+renewed/);
     expect(await renew('--certs', certs, '--quiet', PRIVATE)).toEqual({ code: 0, out: '', err: '' });
+  }, 60_000);
+});
+
+describe('renew against a responder that sends no nextUpdate (openssl ocsp without -ndays)', () => {
+  let bare: TestPki;
+  let noNextUpdate: OpensslResponder;
+  beforeAll(async () => {
+    bare = await makeTestPki();
+    noNextUpdate = await startOpensslResponder({
+      index: bare.index,
+      ca: bare.intermediate.cert,
+      rsigner: bare.signer.cert,
+      rkey: bare.signer.key,
+      port: bare.ocspPort,
+      ndays: null,
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await noNextUpdate?.stop();
+    await bare?.cleanup();
+  });
+
+  it('says why a staple needs a nextUpdate, and the next run says --force retries now', async () => {
+    const certs = await mkdtemp(path.join(work, 'no-next-update-'));
+    await copyFile(bare.leaves.good.bundle, path.join(certs, 'good.pem'));
+    const first = await renew('--certs', certs, PRIVATE);
+    expect(first.code).toBe(1);
+    expect(first.out).toMatch(/^good\.pem\s+failed\s.*\[validate\] .*nextUpdate is absent/m);
+    expect(first.out).toContain('a staple needs a nextUpdate: it tells the server when to fetch a fresh one');
+    expect(first.out).toContain('openssl ocsp: -ndays 1');
+    const second = await renew('--certs', certs, PRIVATE);
+    expect(second.code).toBe(1);
+    expect(second.out).toMatch(/backing off after 1 failure\b.*; --force retries now/);
+    // And --force does retry at once (and fails the same way: the responder is unchanged).
+    const forced = await renew('--certs', certs, PRIVATE, '--force');
+    expect(forced.out).toContain('nextUpdate is absent');
+    expect(forced.out).not.toContain('backing off');
   }, 60_000);
 });

@@ -62,8 +62,8 @@ describe('formatRunReport', () => {
         },
       ]),
     );
-    expect(text).toContain('WARNING: 1 certificate(s) reported REVOKED by their responder');
-    expect(text).toContain('WARNING: must-staple certificate(s) failing renewal: m.pem');
+    expect(text).toContain('WARNING: 1 certificate reported REVOKED by their responder');
+    expect(text).toContain('WARNING: 1 must-staple certificate failing renewal: m.pem');
     expect(text).not.toContain('n.pem,');
   });
 

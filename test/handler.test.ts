@@ -446,7 +446,7 @@ describe('handler: scheduled runs over S3', () => {
     expect(quiet.report.counts).toMatchObject({ renewed: 0, fresh: 5, failed: 2, skipped: 2 });
     // Outcomes are replayed from the state, not recomputed.
     expect(row(quiet.report, 'corrupt.pem').reason).toMatch(
-      /^backing off after 1 failures: parse corrupt\.pem/,
+      /^backing off after 1 failure: parse corrupt\.pem/,
     );
     expect(row(quiet.report, 'noocsp.pem').reason).toBe('no OCSP URL in the certificate');
     expect(row(quiet.report, 'expired.pem').reason).toMatch(/^certificate expired /);

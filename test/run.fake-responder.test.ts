@@ -363,7 +363,7 @@ describe('run() against a fake responder: invalid responses never replace the st
     // The next run a minute later backs off instead of asking again.
     fake.clearRequests();
     const next = only(await env.run({}, { state, clock: () => new Date(T0.getTime() + 60_000) }));
-    expect(next.reason).toMatch(/backing off after 1 failures/);
+    expect(next.reason).toMatch(/backing off after 1 failure/);
     expect(fake.requests).toHaveLength(0);
   });
 });

@@ -359,6 +359,20 @@ export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
 /** Rows worth a line under --quiet: something changed or failed. */
 const NEWS = new Set(['renewed', 'failed', 'withheld', 'due']);
 
+/** Rows backing off after failures say how not to wait: `--force` retries at once. */
+function withRetryHint(report: RunReport): RunReport {
+  if (!report.results.some((r) => r.action === 'failed' && r.reason.includes('backing off after')))
+    return report;
+  return {
+    ...report,
+    results: report.results.map((r) =>
+      r.action === 'failed' && r.reason.includes('backing off after')
+        ? { ...r, reason: `${r.reason}; --force retries now` }
+        : r,
+    ),
+  };
+}
+
 /**
  * The report cut to its news (--quiet), or undefined when there is none. A published revoked
  * staple is news on every run, not only the one that fetched it: it is an emergency, and cron
@@ -504,7 +518,7 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
   await sweep();
 
   const print = (report: RunReport) => {
-    const shown = quiet ? newsOf(report) : report;
+    const shown = quiet ? newsOf(withRetryHint(report)) : withRetryHint(report);
     if (!shown) return;
     // --json: in pieces of a few rows each ending a line (see jsonPieces); the daemon's
     // one line per run stays one string.

@@ -2,6 +2,7 @@ import { serialHex, toHex } from './der.js';
 import type { ParsedResponse } from './ocsp-response.js';
 import type { RunReport } from '../renew/run.js';
 import type { Verdict, VerdictCode } from './validate.js';
+import { plural } from './plural.js';
 
 /** The `inspect --json` shape: what a staple says and what it is worth. */
 export interface StapleExplanation {
@@ -103,16 +104,18 @@ export function formatRunReport(report: RunReport): string {
     line(header),
     ...rows.map(line),
     '',
-    `${report.results.length} certificates: ${counts || 'none'}`,
+    `${plural(report.results.length, 'certificate')}: ${counts || 'none'}`,
   ];
   if (report.revoked > 0)
-    out.push(`WARNING: ${report.revoked} certificate(s) reported REVOKED by their responder`);
+    out.push(`WARNING: ${plural(report.revoked, 'certificate')} reported REVOKED by their responder`);
   // A must-staple certificate without a fresh staple makes clients refuse the connection.
   const mustStapleFailures = report.results
     .filter((r) => r.mustStaple && r.action === 'failed')
     .map((r) => r.key);
   if (mustStapleFailures.length) {
-    out.push(`WARNING: must-staple certificate(s) failing renewal: ${mustStapleFailures.join(', ')}`);
+    out.push(
+      `WARNING: ${plural(mustStapleFailures.length, 'must-staple certificate')} failing renewal: ${mustStapleFailures.join(', ')}`,
+    );
   }
   if (report.notReached.length) out.push(`not reached (next run): ${report.notReached.join(', ')}`);
   if (report.dryRun) out.push('dry run: nothing was fetched or written');

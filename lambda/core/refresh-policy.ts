@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CertStatus } from './ocsp-response.js';
+import { plural } from './plural.js';
 
 /**
  * When a staple is due for renewal. Pure: every instant comes in as an argument.
@@ -117,7 +118,7 @@ export function decideRefresh(input: DueInput): DueDecision {
     if (backoffUntil && backoffUntil > now.getTime()) {
       return {
         due: false,
-        reason: `${reason}; backing off after ${failures!.consecutive} failures`,
+        reason: `${reason}; backing off after ${plural(failures!.consecutive, 'failure')}`,
         nextDue: at(backoffUntil),
         backingOff: true,
       };
@@ -154,7 +155,7 @@ export function decideRefresh(input: DueInput): DueDecision {
   if (backoff && !urgent) {
     return {
       due: false,
-      reason: `backing off after ${failures!.consecutive} failures`,
+      reason: `backing off after ${plural(failures!.consecutive, 'failure')}`,
       backingOff: true,
       nextDue: capped(backoff),
     };

@@ -25,6 +25,7 @@ import {
 import { shouldReplace, type OnRevoked, type ReplaceDecision } from '../core/replace.js';
 import { storeStaple } from './store-staple.js';
 import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from '../core/validate.js';
+import { plural } from '../core/plural.js';
 
 /**
  * What happened to one certificate in a run. `due` appears only in dry runs ("would renew").
@@ -420,7 +421,7 @@ function replay(ctx: RunContext, j: Job): ReportRow | undefined {
     reason:
       action === 'failed'
         ? // Worded as the read path words it (decideRefresh's reason, then the last error).
-          `backing off after ${prev.failures} failures: ${prev.lastError ?? 'earlier failure'}`
+          `backing off after ${plural(prev.failures, 'failure')}: ${prev.lastError ?? 'earlier failure'}`
         : action === 'renewed'
           ? 'fresh'
           : (prev.reason ?? 'fresh'),
@@ -576,6 +577,14 @@ async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
   return { leaf, issuer, storedStaple };
 }
 
+/** What to do about a failure the operator can fix at the responder, by the verdict's code. */
+const FAILURE_HINTS: Partial<Record<string, string>> = {
+  'no-next-update':
+    'a staple needs a nextUpdate: it tells the server when to fetch a fresh one and the client ' +
+    'until when to trust it, so a response without one is never stapled; have the responder set ' +
+    'it (openssl ocsp: -ndays 1)',
+};
+
 /** Ask each OCSP URL in order until one answers validly, and decide whether it may be committed. */
 async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched & Due> {
   const { valid, attempts } = await queryResponders(due.leaf, due.issuer, ctx.deps.transport, {
@@ -590,7 +599,9 @@ async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched
   });
   if (!valid) {
     const stage: Stage = attempts.some((a) => a.stage === 'validate') ? 'validate' : 'fetch';
-    throw new RenewError(stage, j.key, describeAttempts(attempts), { code: attempts.at(-1)?.verdict.code });
+    const code = attempts.at(-1)?.verdict.code;
+    const hint = code === undefined ? undefined : FAILURE_HINTS[code];
+    throw new RenewError(stage, j.key, `${describeAttempts(attempts)}${hint ? ` (${hint})` : ''}`, { code });
   }
   const decision = shouldReplace(j.storedVerdict, valid.verdict, ctx.options.onRevoked ?? 'publish');
   if (!decision.replace && decision.action === 'failed')

@@ -27,8 +27,8 @@ export interface StartOpensslResponderOptions {
   rother?: string;
   /** Fixed port; default: a free one (retried a few times if it gets taken meanwhile). */
   port?: number;
-  /** nextUpdate = thisUpdate + ndays (default 1) ... */
-  ndays?: number;
+  /** nextUpdate = thisUpdate + ndays (default 1; null: no -ndays, so no nextUpdate at all) ... */
+  ndays?: number | null;
   /** ... or + nmin minutes (takes precedence over ndays). */
   nmin?: number;
   /** Appended verbatim, e.g. ['-resp_no_certs'] or ['-resp_key_id']. */
@@ -71,7 +71,7 @@ async function startOnPort(opts: StartOpensslResponderOptions, port: number): Pr
   args.push('-rsigner', opts.rsigner, '-rkey', opts.rkey);
   if (opts.rother) args.push('-rother', opts.rother);
   if (opts.nmin !== undefined) args.push('-nmin', String(opts.nmin));
-  else args.push('-ndays', String(opts.ndays ?? 1));
+  else if (opts.ndays !== null) args.push('-ndays', String(opts.ndays ?? 1));
   // Keep serving after a malformed request; bound how long one slow client can block the queue.
   args.push('-ignore_err', '-timeout', '5', ...(opts.extraArgs ?? []));
 
