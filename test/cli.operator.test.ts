@@ -144,7 +144,7 @@ describe('help and flags', () => {
       const others = new Set([...helps.values()].flat().filter((f) => !flags.includes(f)));
       for (const flag of others) {
         expect(await main([command, `--${flag}`, 'x', '--help'], quietIo), `${command} --${flag}`).toBe(2);
-        expect(lastErr).toContain(`Unknown option '--${flag}'`);
+        expect(lastErr).toContain(`unknown option '--${flag}'`);
       }
     }
   });
@@ -158,7 +158,8 @@ describe('one settings module: the CLI and the Lambda say the same', () => {
     ['on-revoked', 'ON_REVOKED', 'ignore', 'must be publish or withhold, got "ignore"'],
     ['refresh-at', 'REFRESH_AT', '0.99', 'must be between 0.1 and 0.95, got "0.99"'],
     ['concurrency', 'CONCURRENCY', '0', 'must be a positive integer, got "0"'],
-    ['timeout', 'HTTP_TIMEOUT_SECONDS', '0', 'must be a positive number of seconds, got "0"'],
+    ['timeout', 'HTTP_TIMEOUT_SECONDS', '0', 'must be a number of seconds ≥ 1, got "0"'],
+    ['timeout', 'HTTP_TIMEOUT_SECONDS', '-1', 'must be a number of seconds ≥ 1, got "-1"'],
   ] as const;
 
   it.each(cases)('--%s / %s %s', async (flag, variable, value, reason) => {
@@ -364,6 +365,8 @@ describe('cron and systemd', () => {
       for (const line of logLines) expect(line).toMatch(ISO_LINE);
       expect(done.stderr).toContain('SIGUSR2: forcing all');
       expect(done.stderr).toContain('SIGTERM: stopping');
+      // The last log line says the daemon is gone.
+      expect(logLines.at(-1)).toMatch(new RegExp(`${ISO_LINE.source}ocsp-renewer pid \\d+: stopped$`));
     } finally {
       daemon.child.kill('SIGKILL');
     }

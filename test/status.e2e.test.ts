@@ -199,9 +199,9 @@ describe('status over a directory', () => {
   });
 
   it.each([
-    ['no location', ['status'], /status expects 1 argument\(s\), got 0/],
+    ['no location', ['status'], /status expects 1 argument, got 0/],
     ['a bad --warn-hours', ['status', '.', '--warn-hours', 'soon'], /--warn-hours must be a number/],
-    ['an unknown flag', ['status', '.', '--bogus'], /Unknown option '--bogus'/],
+    ['an unknown flag', ['status', '.', '--bogus'], /unknown option '--bogus'/],
     [
       'another scheme',
       ['status', 'https://example.net/'],

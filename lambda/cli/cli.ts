@@ -596,6 +596,8 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
         if (!(quiet && line.startsWith('next check'))) log(line);
       },
     }).finally(() => clearInterval(watch));
+    // The last line says it is over, so a log read later does not end mid-story.
+    log(`ocsp-renewer pid ${process.pid}: stopped${emptyAtStart ? ' (exit 1: no certificates)' : ''}`);
     return emptyAtStart ? EXIT.failed : EXIT.ok;
   }
   // A progress line on a terminal only: never in cron, pipes or --json.
@@ -794,8 +796,19 @@ async function inspect(file: string, values: FlagValues, io: CliIo): Promise<num
   try {
     parsed = parseOcspResponse(der);
   } catch (err) {
+    // A certificate given where the staple goes: say so, and how to call it.
+    const isCertificate = (() => {
+      try {
+        return parseCertificates(der).length > 0;
+      } catch {
+        return false;
+      }
+    })();
     // Where the DER breaks, in the user's terms; else the parser's reason (the DER is sound).
-    const message = `parse ${file}: not an OCSP response: ${derProblem(der) ?? errorMessage(err)}`;
+    const message = isCertificate
+      ? `parse ${file}: this is a certificate, not an OCSP response; give a staple (and this file ` +
+        `as --cert): ocsp-renewer inspect <staple> --cert ${file}`
+      : `parse ${file}: not an OCSP response: ${derProblem(der) ?? errorMessage(err)}`;
     const unparsed = explainStaple(undefined, invalidVerdict('unparseable', [message]));
     if (values.json) io.out(JSON.stringify(unparsed, null, 2));
     else io.err(message);
@@ -810,10 +823,19 @@ async function inspect(file: string, values: FlagValues, io: CliIo): Promise<num
   } else {
     let text = formatExplanation(explanation);
     if (!checked) {
-      text = text.replace(
-        /^signature: {7}NOT valid.*$/m,
-        'signature:       NOT CHECKED: no issuer (pass --cert <bundle> or --issuer <pem>)',
-      );
+      // Without an issuer the signature is unknown, not bad: say "not checked", never "valid: NO"
+      // for that alone (other errors still show).
+      const onlyNoIssuer = verdict.code === 'issuer-missing' && verdict.errors.length === 1;
+      text = text
+        .replace(
+          /^signature: {7}NOT valid.*$/m,
+          'signature:       NOT CHECKED: no issuer (pass --cert <bundle> or --issuer <pem>)',
+        )
+        .replace(
+          /^valid: {11}NO$/m,
+          `valid:           ${onlyNoIssuer ? 'signature not checked (no issuer)' : 'NO'}`,
+        );
+      if (onlyNoIssuer) text = text.replace(/^code: {12}issuer-missing\n?|^error: {11}.*\n?/gm, '').trimEnd();
     }
     io.out(text);
   }

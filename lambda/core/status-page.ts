@@ -144,7 +144,7 @@ function renderRow(r: StatusRow, now: number): string {
     .map((c) => `data-k-${c}="${escapeHtml(String(sortKey(r, c)))}"`)
     .join(' ');
   const colour = HEALTH_COLOURS[r.health];
-  const day = (iso: string | undefined) => (iso ? escapeHtml(iso.slice(0, 16).replace('T', ' ')) : '—');
+  const day = (iso: string | undefined) => (iso ? escapeHtml(`${iso.slice(0, 16).replace('T', ' ')}Z`) : '—');
   const detail =
     (r.health === 'healthy' || r.health === 'due' ? '' : `<div class="why">${escapeHtml(r.why)}</div>`) +
     (r.note ? `<div class="note">${escapeHtml(r.note)}</div>` : '');

@@ -157,7 +157,8 @@ function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: bo
     ...(thisUpdate ? { thisUpdate } : {}),
     ...(nextUpdate ? { nextUpdate } : {}),
     ...(validityHours !== undefined ? { validityHours: round2(validityHours) } : {}),
-    validityLeft: validityHours === undefined ? '—' : formatHours(validityHours),
+    // Rounded as the summary's least validity is, so the row and the summary say the same.
+    validityLeft: validityHours === undefined ? '—' : formatHours(round2(validityHours)),
     ...(s?.nextDue && !s.nextDue.startsWith('9999') ? { nextDue: s.nextDue } : {}),
     ...(s?.action ? { lastOutcome: s.action } : {}),
     ...(lastError && failures > 0 ? { lastError } : {}),
@@ -271,7 +272,8 @@ export function formatStatus(report: StatusReport): string {
     'MUST',
     'RESPONDER',
   ];
-  const day = (iso: string | undefined) => (iso ? iso.slice(0, 16).replace('T', ' ') : '—');
+  // Times in UTC, and saying so: `2026-12-07 10:00Z`.
+  const day = (iso: string | undefined) => (iso ? `${iso.slice(0, 16).replace('T', ' ')}Z` : '—');
   const table = report.rows.map((r) => [
     r.certificate,
     r.health,

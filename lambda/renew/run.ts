@@ -428,7 +428,8 @@ function replay(ctx: RunContext, j: Job): ReportRow | undefined {
     ...(prev.certStatus ? { certStatus: prev.certStatus } : {}),
     ...(prev.thisUpdate ? { thisUpdate: prev.thisUpdate } : {}),
     ...(prev.nextUpdate ? { nextUpdate: prev.nextUpdate } : {}),
-    nextDue: prev.nextDue,
+    // A skipped certificate is due "never" (until its file changes): no date to show.
+    ...(prev.nextDue !== NEVER ? { nextDue: prev.nextDue } : {}),
     ...(prev.mustStaple !== undefined ? { mustStaple: prev.mustStaple } : {}),
   };
 }
@@ -896,7 +897,11 @@ async function step<T>(stage: Stage, key: string, what: string, fn: () => Promis
     if (err instanceof DeadlineError) {
       throw new DeadlineError(`${what}: ${err.message}`, { cause: err, stage });
     }
-    throw new RenewError(stage, key, `${what}: ${errorMessage(err)}`, { cause: err });
+    const message = errorMessage(err);
+    // `not a certificate: …` from the parser is not said twice.
+    throw new RenewError(stage, key, message.startsWith(`${what}:`) ? message : `${what}: ${message}`, {
+      cause: err,
+    });
   }
 }
 

@@ -97,9 +97,9 @@ export const SETTINGS: { readonly [N in SettingName]: SettingSpec<SettingValues[
     fallback: 10,
     parse: (raw) => {
       const n = Number(raw);
-      return raw.trim() !== '' && n > 0 && Number.isFinite(n)
+      return raw.trim() !== '' && n >= 1 && Number.isFinite(n)
         ? n
-        : { invalid: 'must be a positive number of seconds' };
+        : { invalid: 'must be a number of seconds ≥ 1' };
     },
   },
   certExtensions: {
