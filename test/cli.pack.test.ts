@@ -4,7 +4,7 @@
  * `--version`, a `renew` against an `openssl ocsp` responder, and `--persist` under `npx` with
  * signals reaching the daemon and no orphan left when npx is stopped.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -66,12 +66,22 @@ afterAll(async () => {
 });
 
 describe('the npm package', () => {
-  it('holds only what runs: compiled JavaScript, package.json and the README', async () => {
+  it('holds what runs and what a host needs: compiled JavaScript, the pull script, the examples, the docs', async () => {
     const listing = await runToEnd('tar', ['tzf', tarball]);
     const files = listing.stdout.trim().split('\n');
-    const stray = files.filter((f) => !/^package\/(dist\/.+\.js|package\.json|README\.md)$/.test(f));
-    expect(stray).toEqual([]);
+    const shipped =
+      /^package\/(dist\/.+\.js|package\.json|README\.md|docs\/[\w-]+\.md|host\/pull-staples\.sh|host\/examples\/[\w.-]+)$/;
+    expect(files.filter((f) => !shipped.test(f))).toEqual([]);
     expect(files).toContain('package/dist/cli/bin.js');
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'package/host/pull-staples.sh',
+        'package/host/examples/nginx-ocsp.conf',
+        'package/host/examples/ocsp-renewer.service',
+        'package/docs/json-formats.md',
+        'package/docs/cli.md',
+      ]),
+    );
     expect(files.filter((f) => f.includes('test'))).toEqual([]);
     // tsx is for development only: the installed tree has no TypeScript loader.
     expect(existsSync(path.join(prefix, 'node_modules', 'tsx'))).toBe(false);
@@ -82,6 +92,21 @@ describe('the npm package', () => {
     const installed = path.join(prefix, 'node_modules', 'ocsp-renewer', 'dist', 'cli', 'bin.js');
     expect(head(installed)).toEqual(head(path.join(REPO_ROOT, 'lambda', 'cli', 'bin.ts')));
     expect(head(installed)[0]).toBe('#!/bin/sh');
+  });
+
+  it('installs the pull script executable, and --help names docs that exist in the package', async () => {
+    const installed = path.join(prefix, 'node_modules', 'ocsp-renewer');
+    expect(statSync(path.join(installed, 'host', 'pull-staples.sh')).mode & 0o111).not.toBe(0);
+    const help = await runToEnd(bin, ['status', '--help'], { env: env() });
+    expect(help.code).toBe(0);
+    const named = /(\/\S+\/docs\/json-formats\.md)/.exec(help.stdout)?.[1];
+    expect(named, help.stdout).toBe(path.join(realpathSync(installed), 'docs', 'json-formats.md'));
+    expect(existsSync(named!)).toBe(true);
+  });
+
+  it('leaves a tarball that git ignores', async () => {
+    const ignored = await runToEnd('git', ['check-ignore', '-q', path.basename(tarball)], { cwd: REPO_ROOT });
+    expect(ignored.code).toBe(0);
   });
 
   it('ocsp-renewer --version prints the version', async () => {

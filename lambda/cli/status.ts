@@ -1,5 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pLimit from 'p-limit';
 import { writeFileAtomic } from '../adapters/filesystem.js';
 import { fileStateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
@@ -28,6 +29,12 @@ export interface StatusIo {
 }
 
 /**
+ * The JSON formats' reference as installed: docs/ sits two levels above this file in the package
+ * (dist/cli/) and in a clone (lambda/cli/), and the package ships it.
+ */
+export const JSON_FORMATS_DOC = fileURLToPath(new URL('../../docs/json-formats.md', import.meta.url));
+
+/**
  * `ocsp-renewer status`: reads the staples (and, in a directory, the certificates beside them) and
  * the renewer's state, then prints the status built by core/status.ts.
  */
@@ -37,7 +44,8 @@ export function statusCommand(io: StatusIo, defaultStateFile: (staplesAt: string
     synopsis: '<staples dir | s3://bucket/prefix> [options]',
     summary: 'one row per certificate, most urgent first; exit codes for monitoring checks',
     description: `One row per certificate, most urgent first, and a summary. Exit 0 healthy, 1 something
-failing, revoked or lapsing within --warn-hours (or nothing found), 2 usage.`,
+failing, revoked or lapsing within --warn-hours (or nothing found), 2 usage.
+The JSON, field by field: ${JSON_FORMATS_DOC}`,
     positionals: 1,
     flags: [
       {
@@ -52,7 +60,7 @@ failing, revoked or lapsing within --warn-hours (or nothing found), 2 usage.`,
         arg: 'n',
         help: `lapsing = less validity left than this (default ${DEFAULT_WARN_HOURS}, or a quarter of the staple's window when that is shorter)`,
       },
-      { name: 'json', type: 'boolean', help: 'print the status as JSON (docs/json-formats.md)' },
+      { name: 'json', type: 'boolean', help: 'print the status as JSON (its fields: see above)' },
       { name: 'html', type: 'string', arg: 'file', help: 'also write a self-contained HTML status page' },
       { name: 'at', type: 'string', arg: 'ISO-8601', help: 'judge at this instant instead of now' },
       settingFlag(SETTINGS.certExtensions),
