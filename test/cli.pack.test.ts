@@ -70,12 +70,13 @@ describe('the npm package', () => {
     const listing = await runToEnd('tar', ['tzf', tarball]);
     const files = listing.stdout.trim().split('\n');
     const shipped =
-      /^package\/(dist\/.+\.js|package\.json|README\.md|docs\/[\w-]+\.md|host\/pull-staples\.sh|host\/examples\/[\w.-]+)$/;
+      /^package\/(dist\/.+\.js|package\.json|README\.md|docs\/[\w-]+\.md|host\/(?:pull-staples|haproxy-ocsp-push)\.sh|host\/examples\/[\w.-]+)$/;
     expect(files.filter((f) => !shipped.test(f))).toEqual([]);
     expect(files).toContain('package/dist/cli/bin.js');
     expect(files).toEqual(
       expect.arrayContaining([
         'package/host/pull-staples.sh',
+        'package/host/haproxy-ocsp-push.sh',
         'package/host/examples/nginx-ocsp.conf',
         'package/host/examples/ocsp-renewer.service',
         'package/docs/json-formats.md',

@@ -21,19 +21,22 @@ import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { AWS_V2, makeStaple, producedAt, repoRoot, runPull } from './helpers/pull-script.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { sClient, sServerArgs } from './helpers/processes.js';
+import { DEV_BIN, runToEnd } from './helpers/cli-process.js';
 
 const exec = promisify(execFile);
 const BUCKET = 'server-recipes';
 const examples = path.join(repoRoot, 'host', 'examples');
 const isRoot = process.getuid?.() === 0;
 
-/** HAProxy reload commands of docs/hosts.md, as written there (paths substituted in tests). */
-const HAPROXY_RELOAD_SOCAT =
-  `for f in $OCSP_INSTALLED; do echo "set ssl ocsp-response $(openssl base64 -A -in /etc/ssl/ocsp/haproxy/$f)" ` +
-  `| socat stdio UNIX-CONNECT:/run/haproxy/admin.sock | grep -q "OCSP Response updated" || exit 1; done`;
-const HAPROXY_RELOAD_NC =
-  `for f in $OCSP_INSTALLED; do echo "set ssl ocsp-response $(openssl base64 -A -in /etc/ssl/ocsp/haproxy/$f)" ` +
-  `| nc -U /run/haproxy/admin.sock | grep -q "OCSP Response updated" || exit 1; done`;
+/** The HAProxy reload command of docs/hosts.md, as written there (paths substituted in tests). */
+const HAPROXY_RELOAD = '/usr/local/sbin/haproxy-ocsp-push.sh /run/haproxy/admin.sock';
+/** The local command for HAProxy in docs/hosts.md: staples beside each crt, named <crt>.ocsp. */
+const HAPROXY_LOCAL_RENEW = [
+  'renew', '--certs', '/etc/haproxy/certs', '--staples', '/etc/haproxy/certs', '--extension', '.pem.ocsp',
+]; // prettier-ignore
+/** The local command for Exim in docs/hosts.md: SIGHUP after a change. */
+const EXIM_LOCAL_RELOAD = 'kill -HUP "$(cat /run/exim4/exim.pid)"';
+const PUSH_SCRIPT = path.join(repoRoot, 'host', 'haproxy-ocsp-push.sh');
 
 /** A tool on PATH or in the sbin directories (servers live there; a user's PATH may lack them). */
 function findTool(name: string): string | undefined {
@@ -203,7 +206,9 @@ describe.skipIf(!tools.aws)(
         const pullForHaproxy = (extra: string[] = []) =>
           pull(hapDest, ['--prefix', 'staples/web/', ...extra]);
         const reloadWith = (template: string) =>
-          template.replaceAll('/etc/ssl/ocsp/haproxy', hapDest).replaceAll('/run/haproxy/admin.sock', sock);
+          template
+            .replaceAll('/usr/local/sbin/haproxy-ocsp-push.sh', PUSH_SCRIPT)
+            .replaceAll('/run/haproxy/admin.sock', sock);
 
         beforeAll(async () => {
           port = await freePort();
@@ -248,23 +253,11 @@ describe.skipIf(!tools.aws)(
           expect((await status(['-connect', `127.0.0.1:${port}`])).producedAt).toBe(after);
         });
 
-        it.runIf(tools.socat)(
-          `the documented reload command with socat serves a renewal${tools.socat ? '' : ' (skipped: socat is not installed; Debian: socat)'}`,
+        it.runIf(tools.socat || tools.ncUnix)(
+          `the documented reload command (haproxy-ocsp-push.sh) serves a renewal${tools.socat || tools.ncUnix ? '' : ' (skipped: neither socat nor nc -U)'}`,
           async () => {
             await renew('force');
-            const r = await pullForHaproxy(['--reload', reloadWith(HAPROXY_RELOAD_SOCAT)]);
-            expect(r.code, r.stderr).toBe(0);
-            expect((await status(['-connect', `127.0.0.1:${port}`])).producedAt).toBe(
-              await stapleProducedAt(hapStaple),
-            );
-          },
-        );
-
-        it.runIf(tools.ncUnix)(
-          `the documented reload command with nc -U serves a renewal${tools.ncUnix ? '' : ' (skipped: no nc with -U; Debian: netcat-openbsd)'}`,
-          async () => {
-            await renew('force');
-            const r = await pullForHaproxy(['--reload', reloadWith(HAPROXY_RELOAD_NC)]);
+            const r = await pullForHaproxy(['--reload', reloadWith(HAPROXY_RELOAD)]);
             expect(r.code, r.stderr).toBe(0);
             expect((await status(['-connect', `127.0.0.1:${port}`])).producedAt).toBe(
               await stapleProducedAt(hapStaple),
@@ -273,23 +266,105 @@ describe.skipIf(!tools.aws)(
         );
 
         it.runIf(tools.socat || tools.ncUnix)(
-          `the pull exits 4 when HAProxy refuses a staple the documented reload command sends${tools.socat || tools.ncUnix ? '' : ' (skipped: neither socat nor nc -U)'}`,
+          `a staple HAProxy refuses is reported, the others pushed, and never retried${tools.socat || tools.ncUnix ? '' : ' (skipped: neither socat nor nc -U)'}`,
           async () => {
-            // A valid staple for a certificate HAProxy does not serve: "does not match any certificate".
+            // A valid staple for a certificate HAProxy does not serve ("does not match any
+            // certificate"), pulled with a renewal of the one it serves: each is pushed on its own.
             const der = await makeStaple(pki, pki.leaves.mustStaple.cert, path.join(work, 'other.ocsp'));
             await admin.send(
               new PutObjectCommand({ Bucket: BUCKET, Key: 'staples/other/mustStaple.ocsp', Body: der }),
             );
-            const other = path.join(work, 'ocsp-haproxy-other');
-            const command = (tools.socat ? HAPROXY_RELOAD_SOCAT : HAPROXY_RELOAD_NC)
-              .replaceAll('/etc/ssl/ocsp/haproxy', other)
-              .replaceAll('/run/haproxy/admin.sock', sock);
-            const r = await pull(other, ['--prefix', 'staples/other/', '--reload', command]);
-            expect(r.code, r.stderr).toBe(4);
-            expect(r.stderr).toContain('reload command failed');
-            expect(await readFile(path.join(other, 'mustStaple.ocsp'))).toEqual(der); // installed all the same
+            await renew('force');
+            const mixed = path.join(work, 'ocsp-haproxy-mixed');
+            const first = await pull(mixed, ['--reload', reloadWith(HAPROXY_RELOAD)]);
+            expect(first.code, first.stderr).toBe(0);
+            expect(first.stderr).toMatch(/haproxy-ocsp-push: HAProxy refused \S*other\/mustStaple\.ocsp: /);
+            expect(first.stderr).toContain('pushed 1, refused 1');
+            expect(await readFile(path.join(mixed, 'other', 'mustStaple.ocsp'))).toEqual(der); // installed
+            expect((await status(['-connect', `127.0.0.1:${port}`])).producedAt).toBe(
+              await stapleProducedAt(path.join(mixed, 'web', 'good.ocsp')),
+            );
+            // Nothing is left pending: the next pull neither reloads nor sends the refused staple.
+            expect(existsSync(path.join(mixed, '.ocsp-state', 'reload-pending'))).toBe(false);
+            const next = await pull(mixed, ['--reload', reloadWith(HAPROXY_RELOAD)]);
+            expect(next.code, next.stderr).toBe(0);
+            expect(next.stderr).not.toContain('haproxy-ocsp-push');
           },
         );
+
+        it('the push script exits 1, to be retried, when HAProxy cannot be reached', async () => {
+          const r = await runPush(path.join(work, 'no-such.sock'), hapStaple);
+          expect(r.code).toBe(1);
+          expect(r.stderr).toContain('haproxy-ocsp-push: cannot reach HAProxy at');
+        });
+
+        describe('the local command: renew --extension .pem.ocsp beside the crt, pushed by the runtime API', () => {
+          let localPort: number;
+          let localSock: string;
+          let crt: string;
+          const stateHome = () => path.join(work, 'cli-state');
+          const renewLocally = (extra: string[]) =>
+            runToEnd(
+              process.execPath,
+              [
+                DEV_BIN,
+                ...HAPROXY_LOCAL_RENEW.map((a) => a.replaceAll('/etc/haproxy/certs', path.dirname(crt))),
+                ...extra,
+              ],
+              {
+                env: {
+                  ...process.env,
+                  XDG_STATE_HOME: stateHome(),
+                  OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+                },
+              },
+            );
+
+          beforeAll(async () => {
+            localPort = await freePort();
+            const dir = path.join(work, 'haproxy-local');
+            await mkdir(path.join(dir, 'certs'), { recursive: true });
+            localSock = path.join(dir, 'admin.sock');
+            crt = path.join(dir, 'certs', 'good.pem');
+            await copyFile(pki.leaves.good.bundle, crt);
+            // The staple must be there when HAProxy starts.
+            const first = await renewLocally([]);
+            expect(first.code, first.stderr).toBe(0);
+            expect(existsSync(`${crt}.ocsp`)).toBe(true);
+            const cfg = path.join(dir, 'haproxy.cfg');
+            await writeFile(
+              cfg,
+              instantiate(await readFile(path.join(examples, 'haproxy-ocsp.cfg'), 'utf8'), {
+                '/run/haproxy/admin.sock': localSock,
+                'bind :443 ssl': `bind 127.0.0.1:${localPort} ssl`,
+                '/etc/haproxy/certs/www.example.com.pem': crt,
+              }),
+            );
+            const server = launch('haproxy', tools.haproxy as string, ['-f', cfg, '-db']);
+            await waitForPort(localPort, server);
+          });
+
+          it('staples <crt>.ocsp on the first handshake', async () => {
+            await expectStapled(['-connect', `127.0.0.1:${localPort}`], `${crt}.ocsp`);
+          });
+
+          it.runIf(tools.socat || tools.ncUnix)(
+            `a renewal is pushed through the runtime API: exactly OCSP_CHANGED${tools.socat || tools.ncUnix ? '' : ' (skipped: neither socat nor nc -U)'}`,
+            async () => {
+              await new Promise((r) => setTimeout(r, 1_100)); // openssl ocsp signs a new second
+              const before = await stapleProducedAt(`${crt}.ocsp`);
+              const reload = HAPROXY_RELOAD.replace(
+                '/usr/local/sbin/haproxy-ocsp-push.sh',
+                PUSH_SCRIPT,
+              ).replace('/run/haproxy/admin.sock', localSock);
+              const r = await renewLocally(['--force', '--reload', reload]);
+              expect(r.code, r.stderr).toBe(0);
+              const after = await stapleProducedAt(`${crt}.ocsp`);
+              expect(after).not.toBe(before);
+              expect((await status(['-connect', `127.0.0.1:${localPort}`])).producedAt).toBe(after);
+            },
+          );
+        });
       },
     );
 
@@ -359,6 +434,33 @@ describe.skipIf(!tools.aws)(
         await expectStapled(['-starttls', 'smtp', '-connect', `127.0.0.1:${port}`], staple);
       });
 
+      it('the local command: renew into its tls_ocsp_file, then SIGHUP; Exim serves the renewal', async () => {
+        const certs = path.join(work, 'exim-certs');
+        await mkdir(certs, { recursive: true });
+        await copyFile(pki.leaves.good.bundle, path.join(certs, 'good.pem'));
+        await new Promise((r) => setTimeout(r, 1_100)); // openssl ocsp signs a new second
+        const before = await stapleProducedAt(staple);
+        const r = await runToEnd(
+          process.execPath,
+          [DEV_BIN, 'renew', '--certs', certs, '--staples', path.dirname(staple), '--force',
+            '--reload', EXIM_LOCAL_RELOAD.replace('/run/exim4/exim.pid', pidFile)], // prettier-ignore
+          {
+            env: {
+              ...process.env,
+              XDG_STATE_HOME: path.join(work, 'cli-state'),
+              OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+            },
+          },
+        );
+        expect(r.code, r.stderr).toBe(0);
+        const after = await stapleProducedAt(staple);
+        expect(after).not.toBe(before);
+        await eventually(
+          async () => (await status(['-starttls', 'smtp', '-connect', `127.0.0.1:${port}`])).producedAt,
+          after,
+        );
+      });
+
       it('serves a renewal after the pull sends SIGHUP (what systemctl reload exim4 does)', async () => {
         const before = await stapleProducedAt(staple);
         await renew('force');
@@ -418,12 +520,24 @@ describe('host/examples are the files the docs name, and are valid', () => {
     expect(hostsDoc.includes(link) || cliDoc.includes(link), `no doc links host/examples/${file}`).toBe(true);
   });
 
-  it('docs/hosts.md shows the HAProxy reload commands the tests run', () => {
-    expect(hostsDoc.includes(HAPROXY_RELOAD_SOCAT), 'docs/hosts.md lacks the socat reload command').toBe(
+  it('docs/hosts.md shows the HAProxy and Exim commands the tests run', () => {
+    expect(hostsDoc.includes(`--reload '${HAPROXY_RELOAD}'`), 'docs/hosts.md lacks the HAProxy reload').toBe(
       true,
     );
-    expect(hostsDoc.includes(HAPROXY_RELOAD_NC), 'docs/hosts.md lacks the nc -U reload command').toBe(true);
+    expect(hostsDoc.includes(HAPROXY_LOCAL_RENEW.join(' ')), 'docs/hosts.md lacks the HAProxy renew').toBe(
+      true,
+    );
+    expect(hostsDoc.includes(`--reload '${EXIM_LOCAL_RELOAD}'`), 'docs/hosts.md lacks the Exim reload').toBe(
+      true,
+    );
   });
+
+  it.runIf(existsSync('/usr/bin/shellcheck'))(
+    'host/haproxy-ocsp-push.sh is shellcheck-clean as POSIX sh',
+    () => {
+      expect(execFileSync('shellcheck', ['-s', 'sh', PUSH_SCRIPT], { encoding: 'utf8' })).toBe('');
+    },
+  );
 
   it.runIf(tools.systemdAnalyze)(
     `systemd-analyze verify accepts the service and timer${tools.systemdAnalyze ? '' : ' (skipped: no systemd-analyze; Debian: systemd)'}`,
@@ -566,6 +680,13 @@ async function expectStapled(args: string[], file: string): Promise<void> {
 
 async function stapleProducedAt(file: string): Promise<string | undefined> {
   return producedAt(await openssl(['ocsp', '-respin', file, '-resp_text', '-noverify']));
+}
+
+/** host/haproxy-ocsp-push.sh on one staple, as a pull's reload runs it. */
+function runPush(socketPath: string, file: string) {
+  return runToEnd('sh', [PUSH_SCRIPT, socketPath], {
+    env: { ...process.env, OCSP_DEST: path.dirname(file), OCSP_INSTALLED: path.basename(file) },
+  });
 }
 
 /** Sends one command to a unix socket (HAProxy's runtime API) and returns the whole reply. */
