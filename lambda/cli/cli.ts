@@ -51,6 +51,7 @@ import { acquireLock, LockBusyError } from './lock.js';
 import { PendingReloadFile, runReload } from './reload.js';
 import { terminalProgress } from './progress.js';
 import { statusCommand } from './status.js';
+import { plural } from '../core/plural.js';
 
 /**
  * Exit codes: 0 all good, 1 failure or invalid, 2 usage, 3 valid but revoked/unknown, 4 the
@@ -549,7 +550,7 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
     );
     if (result.ok) {
       await pendingReload.clear();
-      if (!quiet) log(`reloaded: ${reloadCommand} (${staples.length} staple(s) changed)`);
+      if (!quiet) log(`reloaded: ${reloadCommand} (${plural(staples.length, 'staple')} changed)`);
       return true;
     }
     log(`reload command failed (${result.reason}): ${reloadCommand}; will retry on the next run`);

@@ -19,7 +19,7 @@ export interface StapleExplanation {
   }>;
   signature: { valid: boolean; signer: string; responderCert?: string };
   valid: boolean;
-  /** The first failure's class (README, "What valid means"); null when valid. */
+  /** The first failure's class (docs/validation.md, "What valid means"); null when valid. */
   code: VerdictCode | null;
   errors: string[];
 }

@@ -1,4 +1,5 @@
 import { formatSummary, HEALTH_ORDER, type Health, type StatusReport, type StatusRow } from './status.js';
+import { plural } from './plural.js';
 
 /**
  * The status as one self-contained HTML page: inline CSS and a few lines of inline JS, nothing
@@ -120,7 +121,7 @@ export function renderStatusPage(report: StatusReport, title = 'ocsp-renewer sta
 <header>
 <h1>${escapeHtml(title)}</h1>
 <p id="summary" data-attention="${s.attention}">${escapeHtml(formatSummary(s))}</p>
-<p class="meta">Generated ${escapeHtml(report.generatedAt)} · lapsing = less than ${escapeHtml(String(report.warnHours))} h left${report.warnCappedByWindow ? ' (or a quarter of a shorter window)' : ''} · ${s.total} certificate(s)</p>
+<p class="meta">Generated ${escapeHtml(report.generatedAt)} · lapsing = less than ${escapeHtml(String(report.warnHours))} h left${report.warnCappedByWindow ? ' (or a quarter of a shorter window)' : ''} · ${plural(s.total, 'certificate')}</p>
 <div class="tiles">${tiles}</div>
 </header>
 <main>
@@ -130,7 +131,7 @@ export function renderStatusPage(report: StatusReport, title = 'ocsp-renewer sta
 ${body}
 </tbody>
 </table>
-${hidden > 0 ? `<p class="meta" id="hidden">${hidden} more certificate(s), least urgent, not listed; run <code>ocsp-renewer status --json</code> for all.</p>` : ''}
+${hidden > 0 ? `<p class="meta" id="hidden">${plural(hidden, 'more certificate', 'more certificates')}, least urgent, not listed; run <code>ocsp-renewer status --json</code> for all.</p>` : ''}
 <p class="legend"><span class="mk now"></span> now <span class="mk due"></span> next due</p>
 </main>
 <script>${SORT_JS}</script>
