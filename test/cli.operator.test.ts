@@ -192,14 +192,14 @@ describe('renew --reload', () => {
     const script = path.join(dir, 'reload.sh');
     await writeFile(
       script,
-      `#!/bin/sh\nprintf '%s|%s|%s\\n' "$(printf '%s' "$OCSP_CHANGED" | tr '\\n' ',')" "$OCSP_INSTALLED" "$OCSP_DEST" >> '${calls}'\nexit "$(cat '${exitWith}')"\n`,
+      `#!/bin/sh\nprintf '%s|%s|%s\\n' "$(printf '%s' "$OCSP_CHANGED" | tr '\\n' ',')" "$(printf '%s' "$OCSP_INSTALLED" | tr '\\n' ',')" "$OCSP_DEST" >> '${calls}'\nexit "$(cat '${exitWith}')"\n`,
     );
     await chmod(script, 0o755);
     const renew = (...more: string[]) =>
       cli(['renew', '--certs', certs, '--staples', staples, PRIVATE, '--reload', script, ...more]);
     const callLines = async () =>
       existsSync(calls) ? (await readFile(calls, 'utf8')).trim().split('\n') : [];
-    const changed = `${path.join(staples, 'good.ocsp')},${path.join(staples, 'revoked.ocsp')}|good.ocsp revoked.ocsp|${staples}`;
+    const changed = `${path.join(staples, 'good.ocsp')},${path.join(staples, 'revoked.ocsp')}|good.ocsp,revoked.ocsp|${staples}`;
 
     // 1. The reload fails: exit 4, the staples are written, the failure is said.
     await writeFile(exitWith, '3');

@@ -496,7 +496,8 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
       reloadCommand,
       {
         OCSP_CHANGED: staples.map((s) => locationOf(staplesAt, s)).join('\n'),
-        OCSP_INSTALLED: staples.join(' '),
+        // One name a line, as the pull script sets it: no staple key holds a newline (run() refuses them).
+        OCSP_INSTALLED: staples.join('\n'),
         OCSP_DEST: staplesAt.includes('://') ? staplesAt : path.resolve(staplesAt),
       },
       reloadTimeoutMs,
