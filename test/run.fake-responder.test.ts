@@ -7,7 +7,7 @@
  * Every case checks the report row (action, stage, reason) and the staple file: absent, or
  * byte-identical to what was there before, unless the run renewed it.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -641,6 +641,39 @@ describe('run() against a fake responder: several URLs and certificates', () => 
 });
 
 // --- nonce ----------------------------------------------------------------------------------------
+
+describe('run() refuses certificate names it cannot stand behind (issue 20)', () => {
+  it('should refuse a name with control characters and two certificates with one staple, with failed rows, fetching and writing nothing for them', async () => {
+    const evil = 'x\n..\x1b[2Jevil.pem';
+    const env = await makeEnv({
+      'good.pem': chainOf('good'),
+      [evil]: chainOf('ec'),
+      'twin.pem': chainOf('mustStaple'),
+      'twin.crt': chainOf('revoked'),
+    });
+    fake.setHandler(answer());
+    // A state from before: the refused certificates are forgotten, not replayed.
+    const state: RunState = new Map([
+      ['twin.pem', { failures: 0, action: 'fresh', nextDue: at(48).toISOString() }],
+    ]);
+    const report = await env.run({}, { state });
+    expect(report.results.map((r) => [r.key, r.action, r.stage, r.code])).toEqual([
+      ['good.pem', 'renewed', undefined, undefined],
+      ['twin.crt', 'failed', 'source', 'staple-collision'],
+      ['twin.pem', 'failed', 'source', 'staple-collision'],
+      [evil, 'failed', 'source', 'unsafe-name'],
+    ]);
+    expect(report.results[1]!.reason).toBe(
+      'source twin.crt: refused: twin.pem has the same staple twin.ocsp; neither is renewed until one is renamed',
+    );
+    expect(report.results[3]!.reason).toMatch(/refused: the name holds a control character/);
+    // One request, for good.pem; one staple, good.ocsp.
+    expect(fake.requests).toHaveLength(1);
+    expect(await readdir(env.staples)).toEqual(['good.ocsp']);
+    expect([...state.keys()]).toEqual(['good.pem']);
+    expect(report.counts).toMatchObject({ renewed: 1, failed: 3 });
+  });
+});
 
 describe('run() against a fake responder: nonce', () => {
   it('should send a nonce and accept a response echoing it', async () => {

@@ -116,6 +116,75 @@ export function stapleKeyFor(certKey: string, naming: NamingOptions = DEFAULT_NA
   return base + naming.stapleExtension;
 }
 
+/**
+ * C0 and C1 control characters and DEL: a newline splits one name into several in a host's list
+ * (host/pull-staples.sh, `OCSP_CHANGED`), an escape sequence reaches a terminal.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Whether `text` holds a control character (see CONTROL_CHARACTER). */
+export function hasControlCharacter(text: string): boolean {
+  return CONTROL_CHARACTER.test(text);
+}
+
+/**
+ * Why a certificate key may not name a staple, or undefined when it may. Keys come from outside
+ * (uploads, file names) and become staple keys, then paths on hosts: a key with a control
+ * character, a leading `/`, or an empty, `.` or `..` component is refused, never renewed.
+ */
+export function unsafeKeyReason(key: string): string | undefined {
+  if (hasControlCharacter(key)) return 'the name holds a control character (newline, escape…)';
+  if (key.startsWith('/')) return 'the name starts with /';
+  if (key.split('/').some((part) => part === '' || part === '.' || part === '..'))
+    return 'the name has an empty, . or .. component';
+  return undefined;
+}
+
+/** A listed certificate the run refuses to renew: its stable code and the reason, in words. */
+export interface RefusedKey {
+  code: 'unsafe-name' | 'staple-collision';
+  reason: string;
+}
+
+/**
+ * The keys of a listing that a run refuses: unsafe names (unsafeKeyReason), and certificates
+ * whose staple key another certificate also has (`a.pem` and `a.crt` both make `a.ocsp`): each
+ * would overwrite the other's staple, so neither is renewed until one is renamed.
+ */
+export function refusedKeys(
+  keys: Iterable<string>,
+  naming: NamingOptions = DEFAULT_NAMING,
+): Map<string, RefusedKey> {
+  const refused = new Map<string, RefusedKey>();
+  const byStaple = new Map<string, string[]>();
+  for (const key of keys) {
+    const unsafe = unsafeKeyReason(key);
+    if (unsafe) {
+      refused.set(key, {
+        code: 'unsafe-name',
+        reason: `refused: ${unsafe}; nothing is read or written for it`,
+      });
+      continue;
+    }
+    const staple = stapleKeyFor(key, naming);
+    const same = byStaple.get(staple);
+    if (same) same.push(key);
+    else byStaple.set(staple, [key]);
+  }
+  for (const [staple, same] of byStaple) {
+    if (same.length < 2) continue;
+    for (const key of same) {
+      const others = same.filter((k) => k !== key).join(', ');
+      refused.set(key, {
+        code: 'staple-collision',
+        reason: `refused: ${others} has the same staple ${staple}; neither is renewed until one is renamed`,
+      });
+    }
+  }
+  return refused;
+}
+
 /** `a/mail.example.com.pem` → `a/mail.example.com.issuer.pem`. */
 export function issuerSiblingKeyFor(certKey: string, naming: NamingOptions = DEFAULT_NAMING): string {
   return stapleKeyFor(certKey, { ...naming, stapleExtension: ISSUER_SIBLING_SUFFIX });

@@ -8,10 +8,12 @@ import { describeAttempts, NotStarted, queryResponders, type Transport } from '.
 import { parseOcspResponse, type CertStatus } from '../core/ocsp-response.js';
 import {
   DEFAULT_NAMING,
+  refusedKeys,
   stapleKeyFor,
   type CertificateObject,
   type CertificateSource,
   type NamingOptions,
+  type RefusedKey,
   type StapleStore,
   type StoredStaple,
   withheldMarkerFor,
@@ -183,11 +185,13 @@ export interface RunOptions {
 export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunReport> {
   const startedAt = deps.clock();
   const state = deps.state ?? new Map<string, StateEntry>();
-  const objects = await listCertificates(deps.source, state, options.only);
+  const naming = options.naming ?? DEFAULT_NAMING;
+  const { objects, refused } = await listCertificates(deps.source, state, options.only, naming);
   const ctx: RunContext = {
     deps,
     options,
-    naming: options.naming ?? DEFAULT_NAMING,
+    naming,
+    refused,
     policy: options.policy ?? DEFAULT_POLICY,
     cache: new ValidationCache(),
     hostLimit: perHostLimiter(options.perHostConcurrency ?? 4),
@@ -248,6 +252,8 @@ interface RunContext {
   deps: RunDeps;
   options: RunOptions;
   naming: NamingOptions;
+  /** Listed certificates refused by name (unsafe, or sharing a staple key): one failed row each. */
+  refused: Map<string, RefusedKey>;
   policy: RefreshPolicy;
   cache: ValidationCache;
   hostLimit: (url: string) => ReturnType<typeof pLimit>;
@@ -324,6 +330,8 @@ const NOT_STARTED = Symbol('not started');
  * row says so and the state is left as it was.
  */
 async function renewCertificate(ctx: RunContext, j: Job): Promise<Outcome | typeof NOT_STARTED> {
+  const refusal = ctx.refused.get(j.key);
+  if (refusal) return refusedOutcome(j, refusal);
   const replayed = replay(ctx, j);
   if (replayed) return { row: replayed };
   try {
@@ -653,6 +661,24 @@ function failed(ctx: RunContext, j: Job, err: unknown): Outcome {
 }
 
 /**
+ * A certificate refused by its name: a failed row, no state (nothing was tried, so no backoff),
+ * and nothing read or written for it.
+ */
+function refusedOutcome(j: Job, refusal: RefusedKey): Outcome {
+  const failure = new RenewError('source', j.key, refusal.reason, { code: refusal.code });
+  return {
+    row: {
+      key: j.key,
+      staple: j.staple,
+      action: 'failed',
+      stage: failure.stage,
+      code: refusal.code,
+      reason: failure.message,
+    },
+  };
+}
+
+/**
  * A request cut by the run's deadline: a failed row that says so, and no state entry, so the
  * backoff does not grow for a responder that was never given its time. The next run asks again.
  */
@@ -700,24 +726,34 @@ async function clearMarker(
 
 // --- listing and the report -----------------------------------------------------------------------
 
-/** The certificates of this run, sorted; without `only`, the state forgets certificates that are gone. */
+/**
+ * The certificates of this run, sorted, and those refused by name (judged over the whole listing,
+ * before `only`, so a collision with a certificate out of scope counts too); the state forgets
+ * refused certificates and, without `only`, certificates that are gone.
+ */
 async function listCertificates(
   source: CertificateSource,
   state: RunState,
   only: ((key: string) => boolean) | undefined,
-): Promise<CertificateObject[]> {
+  naming: NamingOptions,
+): Promise<{ objects: CertificateObject[]; refused: Map<string, RefusedKey> }> {
   let objects: CertificateObject[];
   try {
     objects = await source.list();
   } catch (err) {
     throw new RenewError('source', source.description, `cannot list: ${errorMessage(err)}`, { cause: err });
   }
+  const refused = refusedKeys(
+    objects.map((o) => o.key),
+    naming,
+  );
+  for (const key of refused.keys()) state.delete(key);
   if (!only) {
     // Forget certificates that are gone, so the state does not grow forever.
     const listed = new Set(objects.map((o) => o.key));
     for (const key of state.keys()) if (!listed.has(key)) state.delete(key);
   } else objects = objects.filter((o) => only(o.key));
-  return objects.sort((a, b) => a.key.localeCompare(b.key));
+  return { objects: objects.sort((a, b) => a.key.localeCompare(b.key)), refused };
 }
 
 function summarise(
