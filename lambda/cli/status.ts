@@ -14,7 +14,13 @@ import {
   type StatusEntry,
 } from '../core/status.js';
 import { renderStatusPage } from '../core/status-page.js';
-import { isCertificateKey, namingFrom, stapleKeyFor, type NamingOptions } from '../renew/ports.js';
+import {
+  isCertificateKey,
+  namingFrom,
+  refusedKeys,
+  stapleKeyFor,
+  type NamingOptions,
+} from '../renew/ports.js';
 import type { RunState } from '../renew/run.js';
 import { SETTINGS } from '../renew/settings.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
@@ -144,6 +150,9 @@ async function dirEntries(
   const certKeys = new Set(files.filter((f) => isCertificateKey(f, naming)));
   const stapleKeys = new Set(files.filter((f) => f.endsWith(naming.stapleExtension)));
   const names = [...new Set([...certKeys, ...state.keys()])];
+  // As run() refuses them: shown failing with the reason, their staple not read (two certificates
+  // sharing one would both show the one staple's status).
+  const refused = refusedKeys(certKeys, naming);
   const entries: StatusEntry[] = [];
   const limit = pLimit(8);
   await Promise.all(
@@ -151,6 +160,11 @@ async function dirEntries(
       limit(async () => {
         const staple = stapleKeyFor(certificate, naming);
         stapleKeys.delete(staple);
+        const refusal = refused.get(certificate);
+        if (refusal) {
+          entries.push({ certificate, staple, refused: refusal.reason });
+          return;
+        }
         const entry: StatusEntry = {
           certificate,
           staple,

@@ -57,6 +57,8 @@ export interface StatusEntry {
   responder?: string;
   /** Why the renewer leaves it alone (no OCSP URL, expired certificate), when known without state. */
   skippedBecause?: string;
+  /** Why the renewer refuses it by name (unsafe, or sharing its staple with another certificate). */
+  refused?: string;
 }
 
 export interface StatusRow {
@@ -164,6 +166,7 @@ function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: bo
   return { ...base, health, why };
 
   function judge(): [Health, string] {
+    if (e.refused) return ['failing', e.refused];
     const skipped = e.skippedBecause ?? (s?.action === 'skipped' ? s.reason : undefined);
     if (skipped && !reading) return ['skipped', skipped];
     if (reading?.error) return ['failing', `staple unreadable: ${reading.error}`];

@@ -1,0 +1,76 @@
+/**
+ * `ocsp-renewer status` over a directory someone else can write (issue 20): names that collide
+ * or hold control characters, files that are not files, symlink loops, a tampered state. The
+ * command runs in-process (`main`) over real certificates of the test PKI and staples signed
+ * offline by `openssl ocsp`.
+ */
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../lambda/cli/cli.js';
+import type { StatusReport } from '../lambda/core/status.js';
+import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { makeStaple } from './helpers/pull-script.js';
+
+let pki: TestPki;
+let work: string;
+
+beforeAll(async () => {
+  pki = await makeTestPki();
+  work = await mkdtemp(path.join(tmpdir(), 'ocsp-renewer-status-hostile-'));
+}, 120_000);
+
+afterAll(async () => {
+  await pki?.cleanup();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+async function freshDir(label: string): Promise<string> {
+  const dir = await mkdtemp(path.join(work, `${label}-`));
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** `status DIR --state none` (unless `args` say otherwise), its exit code and output. */
+async function status(dir: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(
+    ['status', dir, ...(args.includes('--state') ? [] : ['--state', 'none']), ...args],
+    {
+      out: (t) => (out += `${t}\n`),
+      err: (t) => (err += `${t}\n`),
+    },
+  );
+  return { code, out, err };
+}
+
+async function statusJson(dir: string, ...args: string[]): Promise<StatusReport> {
+  const r = await status(dir, '--json', ...args);
+  return JSON.parse(r.out) as StatusReport;
+}
+
+describe('status: names', () => {
+  it('shows a.pem and a.crt (one staple a.ocsp) both failing with the collision, neither with the staple’s status', async () => {
+    const dir = await freshDir('collision');
+    await copyFile(pki.leaves.good.bundle, path.join(dir, 'twin.pem'));
+    await copyFile(pki.leaves.revoked.bundle, path.join(dir, 'twin.crt'));
+    await makeStaple(pki, pki.leaves.good.cert, path.join(dir, 'twin.ocsp'));
+    const report = await statusJson(dir);
+    expect(report.rows.map((r) => [r.certificate, r.health, r.why, r.certStatus])).toEqual([
+      [
+        'twin.crt',
+        'failing',
+        'refused: twin.pem has the same staple twin.ocsp; neither is renewed until one is renamed',
+        undefined,
+      ],
+      [
+        'twin.pem',
+        'failing',
+        'refused: twin.crt has the same staple twin.ocsp; neither is renewed until one is renamed',
+        undefined,
+      ],
+    ]);
+  });
+});
