@@ -14,6 +14,7 @@ import {
   parseCertificates,
   parseIssuerDownload,
 } from '../lambda/core/certificate.js';
+import { pemBlocks } from '../lambda/core/der.js';
 import { pickIssuer } from '../lambda/renew/issuer.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
@@ -285,4 +286,56 @@ describe('pickIssuer', () => {
     const right = cert('D1_Issuer_ICA.pem');
     expect(await pickIssuer(cert('D1_Cert_EE.pem'), [cert('WSNIC_D1_Issuer_ICA.pem'), right])).toBe(right);
   });
+});
+
+describe('PEM scanning in linear time (issue 20)', () => {
+  /** The quadratic scan it replaced, as the reference on small inputs. */
+  const OLD_PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+  const oldBlocks = (text: string) =>
+    [...text.matchAll(OLD_PEM_BLOCK)].map((m) => ({
+      label: m[1],
+      der: Buffer.from((m[2] ?? '').replace(/[^A-Za-z0-9+/=]/g, ''), 'base64'),
+    }));
+  const pem = read('openssl-ocsp-tests/ND1_Issuer_ICA.pem').toString('latin1');
+  const key = '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n';
+  const small: Array<[string, string]> = [
+    ['a bundle with a key between certificates', pem + key + pem],
+    ['CRLF line ends', crlf(pem + pem)],
+    ['a BEGIN without its END before a whole block', '-----BEGIN CERTIFICATE-----\nAAAA\n' + key + pem],
+    [
+      'an END of another label inside a block',
+      pem.replace('\n-----END', '\n-----END X509 CRL-----\n-----END'),
+    ],
+    ['a block inside another label’s block', '-----BEGIN FOO-----\n' + pem + '-----END FOO-----\n' + pem],
+    ['no PEM at all', 'hello -----BEGIN lower----- -----END lower-----'],
+  ];
+  it.each(small)('finds the blocks the regex found: %s', (_name, text) => {
+    expect(pemBlocks(text)).toEqual(oldBlocks(text));
+  });
+
+  const MiB = 1024 * 1024;
+  // Repeated BEGINs without an END took the regex 27 s at 1 MiB (1.9 s at 256 KiB); linear, each
+  // takes milliseconds. The bound is generous (a loaded machine), far below the quadratic time.
+  const adversarial: Array<[string, string]> = [
+    ['1 MiB of -----BEGIN A-----', '-----BEGIN A-----'.repeat(Math.ceil(MiB / 17)).slice(0, MiB)],
+    [
+      '1 MiB of BEGINs, each with its own label',
+      Array.from({ length: 60_000 }, (_, i) => `-----BEGIN L${i}-----`)
+        .join('')
+        .slice(0, MiB),
+    ],
+    ['1 MiB of dashes', '-'.repeat(MiB)],
+    ['a 1 MiB label with no closing dashes', `-----BEGIN ${'A'.repeat(MiB)}`],
+  ];
+  it.each(adversarial)(
+    'scans %s in linear time (under 3 s; the regex took 27 s), and parseCertificates refuses it cleanly',
+    (_name, text) => {
+      const started = performance.now();
+      expect(pemBlocks(text)).toEqual([]);
+      expect(() => parseCertificates(Buffer.from(text, 'latin1'))).toThrow(
+        /^(no CERTIFICATE block found|not a certificate: DER decoding failed)/,
+      );
+      expect(performance.now() - started).toBeLessThan(3_000);
+    },
+  );
 });
