@@ -9,6 +9,22 @@ export interface CertificateObject {
   tag: string | undefined;
 }
 
+/**
+ * The largest certificate object read, from any source (a file, an S3 object, a secret): a
+ * certificate bundle is a few KB, and one huge object must not take a run's memory.
+ */
+export const MAX_CERTIFICATE_BYTES = 1024 * 1024;
+
+/** `<size> MiB is too large for a certificate <what> (limit 1 MiB)`; size undefined: not known. */
+export function certificateTooLarge(size: number | undefined, what: string): Error {
+  const limit = `limit ${MAX_CERTIFICATE_BYTES / 1024 / 1024} MiB`;
+  return new Error(
+    size === undefined
+      ? `too large for a certificate ${what}: more than the ${limit}`
+      : `${(size / 1024 / 1024).toFixed(1)} MiB is too large for a certificate ${what} (${limit})`,
+  );
+}
+
 export interface CertificateSource {
   /** For messages: `dir /etc/certs`, `s3://bucket/certs/`. */
   readonly description: string;
