@@ -1,10 +1,12 @@
 /**
  * The filesystem staple store's clean-up of temp files a killed run left behind: only stale files
  * of our own naming go, at any depth; anything else (a look-alike name, a fresh write in flight, a
- * symbolic link, a hidden directory) stays. Reads give every byte with the tag of the file read
- * (on both sides of the 1 MiB line between the synchronous and the thread-pool read), writes keep
- * a staple's mode, and a certificate file over 1 MiB is refused.
+ * symbolic link, a hidden directory) stays. Reads give every byte with the tag of the file read,
+ * writes keep a staple's mode, and every read is bounded (issue 20): a certificate, issuer or
+ * staple over 1 MiB is refused, and so is anything that is not a regular file (/dev/zero, a FIFO)
+ * and a file longer than its size says.
  */
+import { execFileSync } from 'node:child_process';
 import {
   chmod,
   mkdir,
@@ -20,6 +22,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readBoundedFile } from '../lambda/adapters/bounded-file.js';
 import {
   FsCertificateSource,
   FsStapleStore,
@@ -156,7 +159,7 @@ describe('FsStapleStore tags', () => {
 });
 
 describe('FsStapleStore and FsCertificateSource reads', () => {
-  const sizes = [0, 1, 4096, MAX_CERTIFICATE_FILE_BYTES, MAX_CERTIFICATE_FILE_BYTES + 1];
+  const sizes = [0, 1, 4096, MAX_CERTIFICATE_FILE_BYTES];
 
   it.each(sizes)('should get a staple of %i bytes whole, with the tag the listing gives', async (size) => {
     const bytes = Buffer.alloc(size);
@@ -168,11 +171,58 @@ describe('FsStapleStore and FsCertificateSource reads', () => {
     expect(got?.tag).toBe((await store.list()).get('one.ocsp'));
   });
 
-  it('should give undefined for a missing staple and the error code for a directory', async () => {
+  it('should give undefined for a missing staple, and refuse a directory and a staple over 1 MiB', async () => {
     await mkdir(path.join(dir, 'dir.ocsp'));
+    await writeFile(path.join(dir, 'big.ocsp'), Buffer.alloc(MAX_CERTIFICATE_FILE_BYTES + 1));
     const store = new FsStapleStore(dir);
     await expect(store.get('missing.ocsp')).resolves.toBeUndefined();
-    await expect(store.get('dir.ocsp')).rejects.toMatchObject({ code: 'EISDIR' });
+    await expect(store.get('dir.ocsp')).rejects.toThrow(
+      'a staple file must be a regular file, not a directory',
+    );
+    await expect(store.get('big.ocsp')).rejects.toThrow(
+      '1.0 MiB is too large for a staple file (limit 1 MiB)',
+    );
+  });
+
+  // A staple or <name>.issuer.pem that is a symlink to /dev/zero was read forever (9.7 GB in 30 s);
+  // a FIFO named *.pem hung the open.
+  it('should refuse a staple, a certificate and an issuer sibling that are symlinks to /dev/zero, at once', async () => {
+    await symlink('/dev/zero', path.join(dir, 'zero.ocsp'));
+    await symlink('/dev/zero', path.join(dir, 'zero.pem'));
+    await writeFile(path.join(dir, 'a.pem'), 'not read');
+    await symlink('/dev/zero', path.join(dir, 'a.issuer.pem'));
+    const store = new FsStapleStore(dir);
+    const source = new FsCertificateSource(dir);
+    await expect(store.get('zero.ocsp')).rejects.toThrow(
+      'a staple file must be a regular file, not a character device',
+    );
+    await expect(source.read('zero.pem')).rejects.toThrow(
+      'a certificate file must be a regular file, not a character device',
+    );
+    await expect(source.readIssuerSibling('a.pem')).rejects.toThrow(
+      'an issuer file must be a regular file, not a character device',
+    );
+  });
+
+  it('should refuse a FIFO named like a certificate without hanging on its open', async () => {
+    execFileSync('mkfifo', [path.join(dir, 'fifo.pem')]);
+    await expect(new FsCertificateSource(dir).read('fifo.pem')).rejects.toThrow(
+      'a certificate file must be a regular file, not a FIFO',
+    );
+  });
+
+  it('should stop at the cap whatever the size says: a /proc file (size 0) read to a 64-byte cap', () => {
+    expect(Number(execFileSync('stat', ['-c', '%s', '/proc/self/maps'], { encoding: 'utf8' }))).toBe(0);
+    expect(readBoundedFile('/proc/self/maps', 'a test file').data.length).toBeGreaterThan(64);
+    expect(() => readBoundedFile('/proc/self/maps', 'a test file', 64)).toThrow(
+      'too large for a test file: more than the limit 64 bytes',
+    );
+  });
+
+  it('should read a certificate through a symlink to a regular file (certbot live/ links)', async () => {
+    await writeFile(path.join(outside, 'real.pem'), 'certificate bytes');
+    await symlink(path.join(outside, 'real.pem'), path.join(dir, 'live.pem'));
+    expect((await new FsCertificateSource(dir).read('live.pem')).toString()).toBe('certificate bytes');
   });
 
   it('should read a certificate file of exactly 1 MiB and refuse one a byte larger', async () => {

@@ -4,7 +4,8 @@
  * command runs in-process (`main`) over real certificates of the test PKI and staples signed
  * offline by `openssl ocsp`.
  */
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,5 +73,37 @@ describe('status: names', () => {
         undefined,
       ],
     ]);
+  });
+});
+
+describe('status and inspect: files that are not files (issue 20)', () => {
+  it('reads no staple through a symlink to /dev/zero, opens no FIFO named *.pem, reads no 2 MiB certificate whole', async () => {
+    const dir = await freshDir('special');
+    await copyFile(pki.leaves.good.bundle, path.join(dir, 'good.pem'));
+    await symlink('/dev/zero', path.join(dir, 'good.ocsp'));
+    execFileSync('mkfifo', [path.join(dir, 'fifo.pem')]);
+    await writeFile(path.join(dir, 'big.pem'), Buffer.alloc(2 * 1024 * 1024, 0x41));
+    const report = await statusJson(dir);
+    const why = Object.fromEntries(report.rows.map((r) => [r.certificate, r.why]));
+    expect(why['good.pem']).toBe(
+      'staple unreadable: cannot read: a staple file must be a regular file, not a character device',
+    );
+    expect(why['fifo.pem']).toBe('no staple');
+    expect(why['big.pem']).toBe('no staple');
+  });
+
+  it('inspect refuses /dev/zero and a FIFO as a staple, saying why', async () => {
+    const dir = await freshDir('inspect');
+    const fifo = path.join(dir, 'staple.ocsp');
+    execFileSync('mkfifo', [fifo]);
+    for (const [file, kind] of [
+      ['/dev/zero', 'a character device'],
+      [fifo, 'a FIFO'],
+    ] as const) {
+      let err = '';
+      const code = await main(['inspect', file], { out: () => undefined, err: (t) => (err += t) });
+      expect(code).toBe(1);
+      expect(err).toContain(`read ${file}: a certificate or staple must be a regular file, not ${kind}`);
+    }
   });
 });

@@ -7,9 +7,6 @@ import {
   fsync,
   linkSync,
   open as openCb,
-  openSync,
-  readFile as readFd,
-  readSync,
   renameSync,
   statSync,
   unlinkSync,
@@ -19,7 +16,13 @@ import type { BigIntStats } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import path from 'node:path';
-import { DEFAULT_NAMING, isCertificateKey, issuerSiblingKeyFor } from '../renew/ports.js';
+import {
+  DEFAULT_NAMING,
+  isCertificateKey,
+  issuerSiblingKeyFor,
+  MAX_CERTIFICATE_BYTES,
+} from '../renew/ports.js';
+import { readBoundedFile, readBoundedFileIfAny } from './bounded-file.js';
 import type {
   CertificateObject,
   CertificateSource,
@@ -29,8 +32,8 @@ import type {
   ConditionalPut,
 } from '../renew/ports.js';
 
-/** Certificate files larger than this are refused before they are read. */
-export const MAX_CERTIFICATE_FILE_BYTES = 1024 * 1024;
+/** Certificate files larger than this are refused (bounded-file.ts; the cap of every source). */
+export const MAX_CERTIFICATE_FILE_BYTES = MAX_CERTIFICATE_BYTES;
 
 /**
  * Certificates in a directory tree; keys are paths relative to it with `/` separators. With
@@ -59,16 +62,9 @@ export class FsCertificateSource implements CertificateSource {
     return [...tags].map(([key, tag]) => ({ key, tag }));
   }
 
-  /** The file's bytes; refused when larger than MAX_CERTIFICATE_FILE_BYTES (checked on the open file). */
+  /** The file's bytes: a regular file of at most MAX_CERTIFICATE_FILE_BYTES (readBoundedFile). */
   async read(key: string): Promise<Buffer> {
-    const { data } = await readWholeFile(this.resolve(key), (size) => {
-      if (size > MAX_CERTIFICATE_FILE_BYTES) {
-        throw new Error(
-          `${(size / 1024 / 1024).toFixed(1)} MiB is too large for a certificate file (limit 1 MiB)`,
-        );
-      }
-    });
-    return data;
+    return readBoundedFile(this.resolve(key), 'a certificate file').data;
   }
 
   readIssuerSibling(key: string): Promise<Buffer | undefined> {
@@ -80,14 +76,13 @@ export class FsCertificateSource implements CertificateSource {
   }
 }
 
-/** Reads `<name>.issuer.pem` beside a certificate file; undefined when there is none. */
-export function readIssuerSiblingFile(
+/** Reads `<name>.issuer.pem` beside a certificate file (bounded); undefined when there is none. */
+export async function readIssuerSiblingFile(
   certFile: string,
   naming: NamingOptions = DEFAULT_NAMING,
 ): Promise<Buffer | undefined> {
-  return readOptional(
-    path.join(path.dirname(certFile), issuerSiblingKeyFor(path.basename(certFile), naming)),
-  );
+  const sibling = path.join(path.dirname(certFile), issuerSiblingKeyFor(path.basename(certFile), naming));
+  return readBoundedFileIfAny(sibling, 'an issuer file')?.data;
 }
 
 /** Staples in a directory; writes are atomic (temp file, fsync, rename) and keep the file mode. */
@@ -98,15 +93,13 @@ export class FsStapleStore implements StapleStore {
     this.description = `dir ${dir}`;
   }
 
-  /** The bytes and the tag of one open file, so the tag is that of the bytes read (see fileTag). */
+  /**
+   * The bytes and the tag of one open file, so the tag is that of the bytes read (see fileTag): a
+   * regular file of at most 1 MiB (readBoundedFile; a staple is a few KB).
+   */
   async get(key: string): Promise<StoredStaple | undefined> {
-    try {
-      const { data, info } = await readWholeFile(resolveInside(this.dir, key));
-      return { der: data, tag: fileTag(info) };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
+    const read = readBoundedFileIfAny(resolveInside(this.dir, key), 'a staple file');
+    return read && { der: read.data, tag: fileTag(read.info) };
   }
 
   async put(key: string, der: Buffer): Promise<string | undefined> {
@@ -411,51 +404,6 @@ function closeQuietly(fd: number): void {
     closeSync(fd);
   } catch {
     // the write's own error is the one worth reporting
-  }
-}
-
-/**
- * Files up to this size are read on the event loop by readWholeFile; larger ones (no certificate:
- * they are refused at 1 MiB; a staple never is that large) through the thread pool.
- */
-const SYNC_READ_MAX_BYTES = MAX_CERTIFICATE_FILE_BYTES;
-
-const readFdToEnd = promisify(readFd) as (fd: number) => Promise<Buffer>;
-
-/**
- * A whole file and the fstat of the descriptor it was read from, so that stat (a tag, see fileTag)
- * describes the bytes read whatever renames happen meanwhile; a writer rewriting the file in place
- * during the read changes its mtime after the fstat, so the tag can only be older than the bytes,
- * never newer, and the next run reads the file again. `check` sees the size before anything is
- * read (it throws to refuse the file), and the length read when the file grew in between.
- *
- * Files up to 1 MiB are read synchronously: open, fstat, one read into a buffer of the file's size
- * plus one byte (a read that fills it means the file grew: the rest is read to the end, as
- * readFile does), close. Certificates and staples are a few KB and the listing has just stat'ed
- * them (their inodes are in the kernel's cache): the four calls take ~10 µs on the event loop,
- * where fs/promises' stat + readFile were six thread-pool round trips costing 50 to 100 µs of CPU
- * a file (measured on 5 000 leaf bundles; fs was 17 % of a forced run's profile). The run's time
- * goes to the network, which keeps its concurrency: a read that blocks (a cold disk, a network
- * file system) stalls the loop for that one read of at most 1 MiB, as the listing's stat does.
- */
-async function readWholeFile(
-  file: string,
-  check?: (size: number) => void,
-): Promise<{ data: Buffer; info: BigIntStats }> {
-  const fd = openSync(file, constants.O_RDONLY);
-  try {
-    const info = fstatSync(fd, { bigint: true });
-    const size = Number(info.size);
-    check?.(size);
-    if (size > SYNC_READ_MAX_BYTES) return { data: await readFdToEnd(fd), info };
-    const buffer = Buffer.allocUnsafe(size + 1);
-    const length = readSync(fd, buffer, 0, buffer.length, null);
-    if (length <= size) return { data: buffer.subarray(0, length), info };
-    const data = Buffer.concat([buffer, await readFdToEnd(fd)]);
-    check?.(data.length);
-    return { data, info };
-  } finally {
-    closeSync(fd);
   }
 }
 

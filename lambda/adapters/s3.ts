@@ -10,10 +10,10 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import {
-  certificateTooLarge,
   DEFAULT_NAMING,
   isCertificateKey,
   MAX_CERTIFICATE_BYTES,
+  tooLargeError,
   issuerSiblingKeyFor,
   type CertificateObject,
   type CertificateSource,
@@ -111,7 +111,7 @@ async function readCapped(body: unknown, length: number | undefined, maxBytes: n
   const stream = body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
   if (length !== undefined) {
     stream?.destroy?.();
-    throw certificateTooLarge(length, 'object');
+    throw tooLargeError(length, 'a certificate object');
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -119,7 +119,7 @@ async function readCapped(body: unknown, length: number | undefined, maxBytes: n
     total += chunk.length;
     if (total > maxBytes) {
       stream?.destroy?.();
-      throw certificateTooLarge(undefined, 'object');
+      throw tooLargeError(undefined, 'a certificate object');
     }
     chunks.push(chunk);
   }

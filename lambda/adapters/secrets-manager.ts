@@ -5,8 +5,8 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { looksLikePem, pemBlocks, toPem } from '../core/der.js';
 import {
-  certificateTooLarge,
   MAX_CERTIFICATE_BYTES,
+  tooLargeError,
   type CertificateObject,
   type CertificateSource,
 } from '../renew/ports.js';
@@ -71,7 +71,7 @@ export class SecretsManagerCertificateSource implements CertificateSource {
     // every other certificate source before anything is parsed.
     const size =
       res.SecretString !== undefined ? Buffer.byteLength(res.SecretString) : (res.SecretBinary?.length ?? 0);
-    if (size > MAX_CERTIFICATE_BYTES) throw certificateTooLarge(size, 'secret');
+    if (size > MAX_CERTIFICATE_BYTES) throw tooLargeError(size, 'a certificate secret');
     if (res.SecretString !== undefined) return certificatesFromSecretString(res.SecretString);
     if (res.SecretBinary) {
       const bytes = Buffer.from(res.SecretBinary);

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readBoundedFile } from '../adapters/bounded-file.js';
 import {
   FsCertificateSource,
   FsStapleStore,
-  MAX_CERTIFICATE_FILE_BYTES,
   readIssuerSiblingFile,
   writeFileAtomic,
 } from '../adapters/filesystem.js';
@@ -635,15 +635,9 @@ async function loadIssuerDir(dir: string): Promise<Certificate[]> {
   return certs;
 }
 
-/** Reads a certificate or staple file, refusing one over 1 MiB before reading it. */
-async function readCapped(file: string): Promise<Buffer> {
-  const info = await stat(file);
-  if (info.size > MAX_CERTIFICATE_FILE_BYTES) {
-    throw new Error(
-      `${(info.size / 1024 / 1024).toFixed(1)} MiB is too large for a certificate or staple (limit 1 MiB); is it the right file?`,
-    );
-  }
-  return readFile(file);
+/** Reads a certificate or staple file: a regular file of at most 1 MiB (readBoundedFile). */
+function readCapped(file: string): Promise<Buffer> {
+  return Promise.resolve().then(() => readBoundedFile(file, 'a certificate or staple').data);
 }
 
 /** Reads `<name>.issuer.pem` beside a certificate file, if there is one. */

@@ -1,6 +1,7 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
+import { readBoundedFile, readBoundedFileIfAny } from '../adapters/bounded-file.js';
 import { writeFileAtomic } from '../adapters/filesystem.js';
 import { fileStateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
@@ -173,7 +174,9 @@ async function dirEntries(
         let leaf: Certificate | undefined;
         if (certKeys.has(certificate)) {
           try {
-            leaf = parseCertificates(await readFile(path.join(dir, certificate)))[0];
+            leaf = parseCertificates(
+              readBoundedFile(path.join(dir, certificate), 'a certificate file').data,
+            )[0];
           } catch {
             /* the renewer reports unparseable certificates; the row still shows its staple */
           }
@@ -198,15 +201,15 @@ async function dirEntries(
   return entries;
 }
 
-async function readStapleFile(file: string, serial?: Buffer) {
-  let der: Buffer;
+/** The staple as read (a regular file of at most 1 MiB), null when there is none. */
+function readStapleFile(file: string, serial?: Buffer) {
+  let read;
   try {
-    der = await readFile(file);
+    read = readBoundedFileIfAny(file, 'a staple file');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     return { error: `cannot read: ${errorMessage(err)}` };
   }
-  return readStaple(der, serial);
+  return read ? readStaple(read.data, serial) : null;
 }
 
 /** S3: the staples under the prefix (read and parsed) and the state object or file. */

@@ -15,13 +15,17 @@ export interface CertificateObject {
  */
 export const MAX_CERTIFICATE_BYTES = 1024 * 1024;
 
-/** `<size> MiB is too large for a certificate <what> (limit 1 MiB)`; size undefined: not known. */
-export function certificateTooLarge(size: number | undefined, what: string): Error {
-  const limit = `limit ${MAX_CERTIFICATE_BYTES / 1024 / 1024} MiB`;
+/**
+ * `<size> MiB is too large for <what> (limit 1 MiB)`, `what` such as `a certificate object`;
+ * size undefined: not known, only that it is over.
+ */
+export function tooLargeError(size: number | undefined, what: string, limit = MAX_CERTIFICATE_BYTES): Error {
+  const MiB = 1024 * 1024;
+  const cap = `limit ${limit % MiB === 0 ? `${limit / MiB} MiB` : `${limit} bytes`}`;
   return new Error(
     size === undefined
-      ? `too large for a certificate ${what}: more than the ${limit}`
-      : `${(size / 1024 / 1024).toFixed(1)} MiB is too large for a certificate ${what} (${limit})`,
+      ? `too large for ${what}: more than the ${cap}`
+      : `${(size / MiB).toFixed(1)} MiB is too large for ${what} (${cap})`,
   );
 }
 
