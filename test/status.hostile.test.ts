@@ -88,7 +88,7 @@ describe('status and inspect: files that are not files (issue 20)', () => {
     expect(why['good.pem']).toBe(
       'staple unreadable: cannot read: a staple file must be a regular file, not a character device',
     );
-    expect(why['fifo.pem']).toBe('no staple');
+    expect(why['fifo.pem']).toBeUndefined(); // not a regular file: not listed, as renew lists none
     expect(why['big.pem']).toBe('no staple');
   });
 
@@ -105,5 +105,20 @@ describe('status and inspect: files that are not files (issue 20)', () => {
       expect(code).toBe(1);
       expect(err).toContain(`read ${file}: a certificate or staple must be a regular file, not ${kind}`);
     }
+  });
+});
+
+describe('status: symlinked directories (issue 20)', () => {
+  it('does not walk into symlinked directories: two links to `.` made the walk exponential', async () => {
+    const dir = await freshDir('loops');
+    await copyFile(pki.leaves.good.bundle, path.join(dir, 'good.pem'));
+    await makeStaple(pki, pki.leaves.good.cert, path.join(dir, 'good.ocsp'));
+    await symlink('.', path.join(dir, 'a'));
+    await symlink('.', path.join(dir, 'b'));
+    await symlink(dir, path.join(dir, 'up'));
+    const report = await statusJson(dir);
+    expect(report.rows.map((r) => [r.certificate, r.staple, r.certStatus])).toEqual([
+      ['good.pem', 'good.ocsp', 'good'],
+    ]);
   });
 });
