@@ -341,15 +341,17 @@ safe_name() {
 }
 
 # --- install -----------------------------------------------------------------------------------
-# install_candidate SRC DEST_FILE: atomic rename in the destination's directory, mode and owner kept.
+# install_candidate SRC DEST_FILE: atomic rename in the destination's directory, mode and owner kept
+# (never a setuid, setgid or sticky bit; a symlink is replaced by a new 0644 file, its target untouched).
 install_candidate() {
   src=$1
   target=$2
   dir=$(dirname "$target")
   (umask 022 && mkdir -p "$dir") || return 1
   tmp="$dir/.$(basename "$target").tmp.$$"
-  if [ -e "$target" ]; then
+  if [ -f "$target" ] && [ ! -L "$target" ]; then
     cp -p "$target" "$tmp" || return 1 # copies mode and, as root, owner
+    chmod ug-s,a-t "$tmp" || { rm -f "$tmp"; return 1; }
     cat "$src" >"$tmp" || { rm -f "$tmp"; return 1; }
   else
     (umask 022 && cat "$src" >"$tmp") || { rm -f "$tmp"; return 1; }

@@ -422,18 +422,18 @@ describe('renew: outcomes and options', () => {
     }
   });
 
-  it('--force keeps the staple file mode and leaves no temp files', async () => {
+  it('--force writes staples 0644 whatever mode the old one had (never a copied mode) and leaves no temp files', async () => {
     const certs = await cleanCerts();
     const staples = await freshDir('staples');
     expect((await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE])).code).toBe(0);
     const good = path.join(staples, 'good.ocsp');
-    await chmod(good, 0o640);
+    await chmod(good, 0o4750);
     const before = await readFile(good);
     await sleep(1_100);
     const res = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE, '--force']);
     expect(row(rowsOf(res.stdout), 'good.pem').action).toBe('renewed');
     expect((await readFile(good)).equals(before)).toBe(false); // really rewritten
-    expect((await stat(good)).mode & 0o777).toBe(0o640);
+    expect((await stat(good)).mode & 0o7777).toBe(0o644);
     expect((await stat(path.join(staples, 'revoked.ocsp'))).mode & 0o777).toBe(0o644);
     expect(await tempFiles(staples)).toEqual([]);
   });

@@ -9,6 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import {
   chmod,
+  lstat,
   mkdir,
   mkdtemp,
   readdir,
@@ -238,16 +239,51 @@ describe('FsStapleStore and FsCertificateSource reads', () => {
 });
 
 describe('FsStapleStore conditional writes', () => {
-  it('should keep the mode of the staple it replaces, and give a new staple 0644', async () => {
+  it('should write every staple 0644, new or replacing one of another mode (issue 20: never a copied mode)', async () => {
     const store = new FsStapleStore(dir);
     const first = await store.putIfUnchanged('a/one.ocsp', Buffer.from('one'), undefined, null);
     expect(first.written).toBe(true);
-    expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o777).toBe(0o644);
-    await chmod(path.join(dir, 'a/one.ocsp'), 0o640);
+    expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o7777).toBe(0o644);
+    await chmod(path.join(dir, 'a/one.ocsp'), 0o4750);
     const tag = (await store.get('a/one.ocsp'))!.tag!;
     const second = await store.putIfUnchanged('a/one.ocsp', Buffer.from('two'), undefined, tag);
     expect(second.written).toBe(true);
-    expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o777).toBe(0o640);
+    expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o7777).toBe(0o644);
+  });
+
+  it('should replace a staple that is a symlink to a setuid file with a 0644 file, the target untouched', async () => {
+    const target = path.join(outside, 'setuid-target');
+    await writeFile(target, 'target');
+    await chmod(target, 0o4755);
+    await symlink(target, path.join(dir, 'linked.ocsp'));
+    const store = new FsStapleStore(dir);
+    await store.put('linked.ocsp', Buffer.from('staple'));
+    const info = await lstat(path.join(dir, 'linked.ocsp'));
+    expect(info.isFile()).toBe(true);
+    expect(info.mode & 0o7777).toBe(0o644);
+    expect(await readFile(target, 'utf8')).toBe('target');
+    expect((await stat(target)).mode & 0o7777).toBe(0o4755);
+  });
+
+  it('should refuse to write, read or delete through a symlinked subdirectory (staples/sub -> elsewhere)', async () => {
+    await symlink(outside, path.join(dir, 'sub'));
+    await writeFile(path.join(outside, 'kept.ocsp'), 'theirs');
+    const store = new FsStapleStore(dir);
+    const escape = /^key sub\/[a-z.]+ escapes .*: sub is a link to /;
+    await expect(store.put('sub/victim.ocsp', Buffer.from('x'))).rejects.toThrow(escape);
+    await expect(store.putIfUnchanged('sub/victim.ocsp', Buffer.from('x'), undefined, null)).rejects.toThrow(
+      escape,
+    );
+    await expect(store.putMarker('sub/victim.ocsp.withheld', 'x')).rejects.toThrow(escape);
+    await expect(store.delete('sub/kept.ocsp')).rejects.toThrow(escape);
+    await expect(store.get('sub/kept.ocsp')).rejects.toThrow(escape);
+    await expect(store.put('sub/new/deeper.ocsp', Buffer.from('x'))).rejects.toThrow(/escapes/);
+    expect((await readdir(outside)).sort()).toEqual(['kept.ocsp']);
+    // A staples directory that is itself a link is fine: containment is judged on its real path.
+    const linkedRoot = path.join(outside, 'root-link');
+    await symlink(dir, linkedRoot);
+    await new FsStapleStore(linkedRoot).put('inside.ocsp', Buffer.from('ok'));
+    expect(await readFile(path.join(dir, 'inside.ocsp'), 'utf8')).toBe('ok');
   });
 
   it('should leave a staple another writer created alone when none was expected', async () => {

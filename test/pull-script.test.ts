@@ -229,6 +229,27 @@ describe
       expect(await readdir(c.file('web'))).toEqual(['good.ocsp']);
     });
 
+    it('never keeps a setuid bit, and replaces a staple that is a symlink with a 0644 file, its target untouched (issue 20)', async ({
+      expect,
+    }) => {
+      const c = await newCase('keep-mode-not-setuid');
+      await c.preinstall('web/good.ocsp', staples.good, 0o4750);
+      const target = path.join(c.dir, 'link-target');
+      await writeFile(target, 'not a staple');
+      await chmod(target, 0o600);
+      await mkdir(c.file('mail'), { recursive: true });
+      await symlink(target, c.file('mail/linked.ocsp'));
+      await c.put('web/good.ocsp', staples.renewed);
+      await c.put('mail/linked.ocsp', staples.mustStaple);
+      const r = await c.run(['--issuer', pki.intermediate.cert]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await mode(c.file('web/good.ocsp'))).toBe(0o750);
+      expect(await readFile(c.file('mail/linked.ocsp'))).toEqual(staples.mustStaple);
+      expect(await mode(c.file('mail/linked.ocsp'))).toBe(0o644);
+      expect(await readFile(target, 'utf8')).toBe('not a staple');
+      expect(await mode(target)).toBe(0o600);
+    });
+
     const rejections: Array<{ name: string; staple: keyof typeof staples; why: RegExp }> = [
       { name: 'a corrupt staple (garbage bytes)', staple: 'garbage', why: /not an OCSP response/ },
       {

@@ -6,6 +6,8 @@ import {
   fstatSync,
   fsync,
   linkSync,
+  lstatSync,
+  realpathSync,
   open as openCb,
   renameSync,
   statSync,
@@ -85,7 +87,10 @@ export async function readIssuerSiblingFile(
   return readBoundedFileIfAny(sibling, 'an issuer file')?.data;
 }
 
-/** Staples in a directory; writes are atomic (temp file, fsync, rename) and keep the file mode. */
+/**
+ * Staples in a directory; writes are atomic (temp file, fsync, rename), mode 0644. Every key is
+ * checked on its real path (resolveInside): a symlinked subdirectory cannot take a write out.
+ */
 export class FsStapleStore implements StapleStore {
   readonly description: string;
 
@@ -292,19 +297,21 @@ export function isTempFileName(name: string): boolean {
  * again and renews it. One directory fsync per staple was a second synchronous disk flush for
  * every certificate of a forced run.
  */
-const STAPLE_WRITE = { syncDirectory: false };
+const STAPLE_WRITE = { syncDirectory: false, mode: 0o644 };
 
 /**
  * Writes `data` to `file` so that readers see the old content or the new, never a torn file: a
  * temp file in the same directory, fsync, rename over the target, fsync the directory (unless
  * `syncDirectory` is false: the rename is then durable at the file system's next commit). The
- * target's mode is kept (0644 for a new file). The temp file is removed on any failure. Returns
- * the written file's stat (its tag, see fileTag).
+ * mode is `mode` when given (staples: 0644, whatever was there), else the permission bits of the
+ * regular file replaced (never a setuid, setgid or sticky bit, never a symlink target's), 0644
+ * for a new file. The temp file is removed on any failure. Returns the written file's stat (its
+ * tag, see fileTag).
  */
 export async function writeFileAtomic(
   file: string,
   data: Buffer,
-  options: { syncDirectory?: boolean } = {},
+  options: { syncDirectory?: boolean; mode?: number } = {},
 ): Promise<BigIntStats> {
   const written = await writeFileGuarded(
     file,
@@ -341,10 +348,14 @@ async function writeFileGuarded(
   file: string,
   data: Buffer,
   install: (temp: string) => boolean,
-  { syncDirectory = true, newFile = false }: { syncDirectory?: boolean; newFile?: boolean } = {},
+  {
+    syncDirectory = true,
+    newFile = false,
+    mode: fixedMode,
+  }: { syncDirectory?: boolean; newFile?: boolean; mode?: number } = {},
 ): Promise<BigIntStats | undefined> {
   const dir = path.dirname(file);
-  const mode = newFile ? 0o644 : modeOf(file);
+  const mode = fixedMode ?? (newFile ? 0o644 : modeOf(file));
   const temp = tempFileFor(file);
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
   let fd: number;
@@ -382,10 +393,14 @@ async function writeFileGuarded(
   return written;
 }
 
-/** The file's permission bits; a new file's (no file there, or none we may stat) is 0644. */
+/**
+ * The permission bits of the regular file there (no setuid, setgid or sticky bit); 0644 for a new
+ * file, a symlink (its target's mode is not ours to copy) or one we may not stat.
+ */
 function modeOf(file: string): number {
   try {
-    return statSync(file).mode & 0o7777;
+    const info = lstatSync(file);
+    return info.isFile() ? info.mode & 0o777 : 0o644;
   } catch {
     return 0o644;
   }
@@ -417,9 +432,38 @@ export async function readOptional(file: string): Promise<Buffer | undefined> {
   }
 }
 
+/**
+ * `key`'s path under `dir`, refused when it leaves `dir`: by its text (`..`), or on its real path,
+ * the nearest existing directory on the way resolved through its symlinks, so `staples/sub ->
+ * /elsewhere` takes no read, write or delete elsewhere. The file itself may be a symlink: a write
+ * replaces the link (rename), never its target.
+ */
 function resolveInside(dir: string, key: string): string {
   const full = path.resolve(dir, key);
   const root = path.resolve(dir);
-  if (full !== root && !full.startsWith(root + path.sep)) throw new Error(`key ${key} escapes ${dir}`);
+  const within = (p: string, r: string) => p === r || p.startsWith(r + path.sep);
+  if (!within(full, root)) throw new Error(`key ${key} escapes ${dir}`);
+  const realRoot = realPathIfAny(root);
+  if (realRoot === undefined) return full; // no directory yet: nothing to follow
+  let parent = path.dirname(full);
+  let real = realPathIfAny(parent);
+  while (real === undefined && parent !== root) {
+    parent = path.dirname(parent);
+    real = realPathIfAny(parent);
+  }
+  if (real !== undefined && !within(real, realRoot)) {
+    throw new Error(`key ${key} escapes ${dir}: ${path.relative(root, parent)} is a link to ${real}`);
+  }
   return full;
+}
+
+/** The path with every symlink resolved, or undefined when it does not exist. */
+function realPathIfAny(p: string): string | undefined {
+  try {
+    return realpathSync.native(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return undefined;
+    throw err;
+  }
 }
