@@ -20,6 +20,7 @@ import { errorMessage } from '../core/errors.js';
 import { explainStaple, formatExplanation, formatRunReport } from '../core/explain.js';
 import { jsonPieces } from '../core/json-pieces.js';
 import { parseOcspResponse } from '../core/ocsp-response.js';
+import { printableLines } from '../core/printable.js';
 import { invalidVerdict, validateResponse } from '../core/validate.js';
 import { resolveIssuer } from '../renew/issuer.js';
 import { queryResponders } from '../renew/ocsp-query.js';
@@ -92,9 +93,10 @@ export interface CliIo {
   out: (text: string) => void;
   err: (text: string) => void;
 }
+/** stdout and stderr, every control character but the line feed escaped (core/printable.ts). */
 const STDIO: CliIo = {
-  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+  out: (t) => process.stdout.write(printableLines(t.endsWith('\n') ? t : `${t}\n`)),
+  err: (t) => process.stderr.write(printableLines(t.endsWith('\n') ? t : `${t}\n`)),
 };
 
 // --- flags --------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 import { serialHex, toHex } from './der.js';
 import type { ParsedResponse } from './ocsp-response.js';
+import { printable } from './printable.js';
 import type { RunReport } from '../renew/run.js';
 import type { Verdict, VerdictCode } from './validate.js';
 
@@ -80,14 +81,17 @@ export function formatExplanation(e: StapleExplanation): string {
 
 /** The run report as a table for people; `--json` prints the report itself. */
 export function formatRunReport(report: RunReport): string {
-  const rows = report.results.map((r) => [
-    r.key,
-    r.action,
-    r.certStatus ?? '-',
-    r.nextUpdate ?? '-',
-    r.nextDue ?? '-',
-    r.stage ? `[${r.stage}] ${r.reason}` : r.reason,
-  ]);
+  // Keys and reasons come from outside: escaped, so no name moves the cursor or forges a row.
+  const rows = report.results.map((r) =>
+    [
+      r.key,
+      r.action,
+      r.certStatus ?? '-',
+      r.nextUpdate ?? '-',
+      r.nextDue ?? '-',
+      r.stage ? `[${r.stage}] ${r.reason}` : r.reason,
+    ].map(printable),
+  );
   const header = ['CERTIFICATE', 'ACTION', 'STATUS', 'NEXT UPDATE', 'NEXT DUE', 'REASON'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) =>
@@ -110,11 +114,12 @@ export function formatRunReport(report: RunReport): string {
   // A must-staple certificate without a fresh staple makes clients refuse the connection.
   const mustStapleFailures = report.results
     .filter((r) => r.mustStaple && r.action === 'failed')
-    .map((r) => r.key);
+    .map((r) => printable(r.key));
   if (mustStapleFailures.length) {
     out.push(`WARNING: must-staple certificate(s) failing renewal: ${mustStapleFailures.join(', ')}`);
   }
-  if (report.notReached.length) out.push(`not reached (next run): ${report.notReached.join(', ')}`);
+  if (report.notReached.length)
+    out.push(`not reached (next run): ${report.notReached.map(printable).join(', ')}`);
   if (report.dryRun) out.push('dry run: nothing was fetched or written');
   return out.join('\n');
 }

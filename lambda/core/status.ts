@@ -1,5 +1,6 @@
 import { errorMessage } from './errors.js';
 import { parseOcspResponse, type CertStatus } from './ocsp-response.js';
+import { printable } from './printable.js';
 
 /**
  * The status of a fleet of staples at one instant, built from what the renewer remembers (its run
@@ -251,18 +252,21 @@ export function formatStatus(report: StatusReport): string {
     'RESPONDER',
   ];
   const day = (iso: string | undefined) => (iso ? iso.slice(0, 16).replace('T', ' ') : '—');
-  const table = report.rows.map((r) => [
-    r.certificate,
-    r.health,
-    r.certStatus ?? '—',
-    day(r.thisUpdate),
-    day(r.nextUpdate),
-    r.validityLeft,
-    day(r.nextDue),
-    r.lastOutcome ?? '—',
-    r.mustStaple === undefined ? '—' : r.mustStaple ? 'yes' : 'no',
-    r.responderHost ?? '—',
-  ]);
+  // Names, hosts and reasons come from outside: escaped, so none moves the cursor or forges a row.
+  const table = report.rows.map((r) =>
+    [
+      r.certificate,
+      r.health,
+      r.certStatus ?? '—',
+      day(r.thisUpdate),
+      day(r.nextUpdate),
+      r.validityLeft,
+      day(r.nextDue),
+      r.lastOutcome ?? '—',
+      r.mustStaple === undefined ? '—' : r.mustStaple ? 'yes' : 'no',
+      r.responderHost ?? '—',
+    ].map(printable),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
   const line = (cells: string[]) =>
     cells
@@ -273,9 +277,9 @@ export function formatStatus(report: StatusReport): string {
   // Why a row needs attention, under the table: errors are long and would break the columns.
   const notes = report.rows
     .filter((r) => r.health === 'failing' || r.health === 'revoked' || r.health === 'lapsing')
-    .map((r) => `${r.certificate}: ${r.why}`);
+    .map((r) => printable(`${r.certificate}: ${r.why}`));
   if (notes.length) out.push('', ...notes);
-  out.push('', formatSummary(report.summary));
+  out.push('', printable(formatSummary(report.summary)));
   return out.join('\n');
 }
 
