@@ -453,10 +453,11 @@ describe('run() against a fake responder: Cache-Control max-age', () => {
 
 describe('run() against a fake responder: several URLs and certificates', () => {
   let twoUrlsPem: string;
+  let tenUrlsPem: string;
 
-  beforeAll(async () => {
-    // makeTestPki puts one OCSP URL in its leaves; this leaf, issued by the same intermediate, has two.
-    const dir = await mkdtemp(path.join(work, 'two-urls-'));
+  /** A leaf issued by the test PKI's intermediate whose AIA names `urls` (makeTestPki's name one). */
+  async function leafWithUrls(name: string, serial: string, urls: string[]): Promise<string> {
+    const dir = await mkdtemp(path.join(work, `${name}-urls-`));
     const ext = path.join(dir, 'ext.cnf');
     await writeFile(
       ext,
@@ -466,34 +467,51 @@ describe('run() against a fake responder: several URLs and certificates', () => 
         'keyUsage = critical, digitalSignature, keyEncipherment',
         'extendedKeyUsage = serverAuth',
         'authorityKeyIdentifier = keyid:always',
-        'subjectAltName = DNS:two.test',
-        `authorityInfoAccess = OCSP;URI:${fake.url}first, OCSP;URI:${fake.url}second`,
+        `subjectAltName = DNS:${name}.test`,
+        `authorityInfoAccess = ${urls.map((u) => `OCSP;URI:${u}`).join(', ')}`,
         '',
       ].join('\n'),
     );
-    const csr = path.join(dir, 'two.csr');
-    const cert = path.join(dir, 'two.pem');
+    const csr = path.join(dir, `${name}.csr`);
+    const cert = path.join(dir, `${name}.pem`);
     await openssl([
       'req',
       '-new',
       '-key',
       pki.leaves.good.key,
       '-subj',
-      '/O=ocsp-renewer tests/CN=two.test',
+      `/O=ocsp-renewer tests/CN=${name}.test`,
       '-out',
       csr,
     ]);
     await openssl([
       'x509', '-req', '-in', csr,
       '-CA', pki.intermediate.cert, '-CAkey', pki.intermediate.key,
-      '-set_serial', '0x7E57000000000002', '-days', '30', '-sha256',
+      '-set_serial', serial, '-days', '30', '-sha256',
       '-extfile', ext, '-extensions', 'ext', '-out', cert,
     ]); // prettier-ignore
-    twoUrlsPem = (await readFile(cert, 'utf8')) + intermediatePem;
-    expect(parseCertificates(Buffer.from(twoUrlsPem))[0]!.ocspUrls).toEqual([
-      `${fake.url}first`,
-      `${fake.url}second`,
-    ]);
+    const pem = (await readFile(cert, 'utf8')) + intermediatePem;
+    expect(parseCertificates(Buffer.from(pem))[0]!.ocspUrls).toEqual(urls);
+    return pem;
+  }
+
+  beforeAll(async () => {
+    twoUrlsPem = await leafWithUrls('two', '0x7E57000000000002', [`${fake.url}first`, `${fake.url}second`]);
+    tenUrlsPem = await leafWithUrls(
+      'ten',
+      '0x7E57000000000010',
+      Array.from({ length: 10 }, (_, i) => `${fake.url}u${i + 1}`),
+    );
+  });
+
+  it('should try at most 4 of a certificate’s OCSP URLs and report the rest as skipped (issue 20)', async () => {
+    const env = await makeEnv({ 'ten.pem': tenUrlsPem });
+    fake.setHandler(() => ({ status: 404, body: 'no' }));
+    const row = only(await env.run());
+    expect(row).toMatchObject({ action: 'failed', stage: 'fetch' });
+    expect(new Set(fake.requests.map((r) => r.url.split('/')[1]))).toEqual(new Set(['u1', 'u2', 'u3', 'u4']));
+    expect(row.reason).toMatch(/ \| 6 more OCSP URL\(s\) skipped \(at most 4 are tried\)$/);
+    expect(row.reason).not.toContain(`${fake.url}u5`);
   });
 
   it('should renew from the second OCSP URL when the first answers 500', async () => {

@@ -23,7 +23,7 @@ import { parseOcspResponse } from '../core/ocsp-response.js';
 import { printableLines } from '../core/printable.js';
 import { invalidVerdict, validateResponse } from '../core/validate.js';
 import { resolveIssuer } from '../renew/issuer.js';
-import { queryResponders } from '../renew/ocsp-query.js';
+import { MAX_OCSP_URLS, queryResponders } from '../renew/ocsp-query.js';
 import { type CertificateSource, type NamingOptions, type StapleStore } from '../renew/ports.js';
 import { cachedDownload, run, type RunDeps, type RunOptions, type RunReport } from '../renew/run.js';
 import {
@@ -734,7 +734,7 @@ async function fetchOnce(file: string, values: FlagValues, io: CliIo): Promise<n
   }).catch((err: unknown) => {
     throw new Error(`issuer ${file}: ${errorMessage(err)}`);
   });
-  const { valid, attempts } = await queryResponders(leaf, issuer, httpTransport(http), {
+  const { valid, attempts, notTried } = await queryResponders(leaf, issuer, httpTransport(http), {
     hash,
     nonce: values.nonce === true,
     now: () => new Date(),
@@ -750,7 +750,14 @@ async function fetchOnce(file: string, values: FlagValues, io: CliIo): Promise<n
     },
   });
   if (!valid) {
-    io.err(attempts.map((a) => `${a.stage} ${a.url}: ${a.verdict.errors.join('; ')}`).join('\n'));
+    io.err(
+      [
+        ...attempts.map((a) => `${a.stage} ${a.url}: ${a.verdict.errors.join('; ')}`),
+        ...(notTried.length
+          ? [`skipped ${notTried.length} more OCSP URL(s): at most ${MAX_OCSP_URLS} are tried`]
+          : []),
+      ].join('\n'),
+    );
     return EXIT.failed;
   }
   if (out !== undefined) await writeFileAtomic(path.resolve(out), valid.der);

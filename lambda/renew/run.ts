@@ -520,7 +520,7 @@ async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
 
 /** Ask each OCSP URL in order until one answers validly, and decide whether it may be committed. */
 async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched & Due> {
-  const { valid, attempts } = await queryResponders(due.leaf, due.issuer, ctx.deps.transport, {
+  const { valid, attempts, notTried } = await queryResponders(due.leaf, due.issuer, ctx.deps.transport, {
     hash: ctx.options.hash ?? 'sha1',
     nonce: ctx.options.nonce === true,
     skewMs: ctx.options.skewMs,
@@ -532,7 +532,9 @@ async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched
   });
   if (!valid) {
     const stage: Stage = attempts.some((a) => a.stage === 'validate') ? 'validate' : 'fetch';
-    throw new RenewError(stage, j.key, describeAttempts(attempts), { code: attempts.at(-1)?.verdict.code });
+    throw new RenewError(stage, j.key, describeAttempts(attempts, notTried), {
+      code: attempts.at(-1)?.verdict.code,
+    });
   }
   const decision = shouldReplace(j.storedVerdict, valid.verdict, ctx.options.onRevoked ?? 'publish');
   if (!decision.replace && decision.action === 'failed')
