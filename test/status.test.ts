@@ -1,6 +1,7 @@
 /**
  * The status model, the page's sorting and the progress line: pure functions at fixed instants.
  */
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { formatProgress, formatSeconds } from '../lambda/core/progress.js';
 import {
@@ -184,6 +185,28 @@ describe('status page', () => {
   it('should load nothing from elsewhere', () => {
     const html = renderStatusPage(report);
     expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=|@import|url\(|https?:\/\//);
+  });
+
+  it('should carry a Content-Security-Policy allowing only its own style and script, by hash (issue 20)', () => {
+    const html = renderStatusPage(report);
+    const csp = /<meta http-equiv="Content-Security-Policy" content="([^"]+)">/.exec(html)?.[1];
+    expect(csp).toBeDefined();
+    const hash = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+    const style = /<style>([\s\S]*?)<\/style>/.exec(html)![1]!;
+    const script = /<script>([\s\S]*?)<\/script>/.exec(html)![1]!;
+    expect(csp!.split('; ')).toEqual([
+      "default-src 'none'",
+      `style-src ${hash(style)}`,
+      `script-src ${hash(script)}`,
+      "base-uri 'none'",
+      "form-action 'none'",
+    ]);
+    expect(html).not.toContain('unsafe-inline');
+    // The policy comes before anything it governs, and nothing needs more than it allows.
+    expect(html.indexOf('Content-Security-Policy')).toBeLessThan(html.indexOf('<style>'));
+    expect(html.match(/<script/g)).toHaveLength(1);
+    expect(html.match(/<style/g)).toHaveLength(1);
+    expect(html).not.toMatch(/ style="| on[a-z]+="/);
   });
 
   it('should sort by validity ascending and descending, ties keeping their order', () => {
