@@ -10,11 +10,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   Certificate,
+  CertificateParseError,
   clearCertificateCache,
   parseCertificates,
   parseIssuerDownload,
 } from '../lambda/core/certificate.js';
 import { pemBlocks } from '../lambda/core/der.js';
+import { parseOcspResponse, ResponseParseError } from '../lambda/core/ocsp-response.js';
 import { pickIssuer } from '../lambda/renew/issuer.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
@@ -335,6 +337,48 @@ describe('PEM scanning in linear time (issue 20)', () => {
       expect(() => parseCertificates(Buffer.from(text, 'latin1'))).toThrow(
         /^(no CERTIFICATE block found|not a certificate: DER decoding failed)/,
       );
+      expect(performance.now() - started).toBeLessThan(3_000);
+    },
+  );
+});
+
+describe('hostile DER: nesting, indefinite and oversized lengths (issue 20, keep)', () => {
+  /** `depth` SEQUENCEs, each holding the next, around a NULL. */
+  const nested = (depth: number): Buffer => {
+    let inner = Buffer.from([0x05, 0x00]);
+    for (let i = 0; i < depth; i++) {
+      const n = inner.length;
+      const length =
+        n < 0x80
+          ? [n]
+          : n < 0x100
+            ? [0x81, n]
+            : n < 0x10000
+              ? [0x82, n >> 8, n & 0xff]
+              : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+      inner = Buffer.concat([Buffer.from([0x30, ...length]), inner]);
+    }
+    return inner;
+  };
+  const cases: Array<[string, Buffer]> = [
+    ['50 000 nested SEQUENCEs', nested(50_000)],
+    ['an indefinite length (BER)', Buffer.from('308005000000', 'hex')],
+    ['a length of 2^31 - 1 bytes in 8 bytes of data', Buffer.from('30847fffffff0500', 'hex')],
+    ['a length in 9 octets', Buffer.from('3089000000000000000205000000', 'hex')],
+  ];
+  it.each(cases)(
+    '%s: refused as no certificate and no OCSP response, with their own errors',
+    (_name, der) => {
+      const started = performance.now();
+      expect(() => parseCertificates(der)).toThrow(CertificateParseError);
+      expect(() => parseOcspResponse(der)).toThrow(ResponseParseError);
+      for (const parse of [() => parseCertificates(der), () => parseOcspResponse(der)]) {
+        try {
+          parse();
+        } catch (err) {
+          expect((err as Error).message).not.toMatch(/Maximum call stack|RangeError|Invalid array length/);
+        }
+      }
       expect(performance.now() - started).toBeLessThan(3_000);
     },
   );

@@ -236,6 +236,26 @@ describe('renew --reload', () => {
   });
 });
 
+describe('renew --reload: names reach it only through its environment (issue 20, keep)', () => {
+  it('a certificate named with shell syntax is a value in OCSP_INSTALLED and OCSP_CHANGED, never a command', async () => {
+    const certs = await freshDir('shell-names');
+    const staples = await freshDir('staples');
+    const cwd = await freshDir('cwd');
+    const name = 'a;touch PWNED1;$(touch PWNED2)`touch PWNED3`\'"b';
+    await copyFile(pki.leaves.good.bundle, path.join(certs, `${name}.pem`));
+    const listed = path.join(cwd, 'listed');
+    const reload = `printf '%s\\n' "$OCSP_INSTALLED" "$OCSP_CHANGED" > '${listed}'`;
+    const r = await runToEnd(
+      process.execPath,
+      [DEV_BIN, 'renew', '--certs', certs, '--staples', staples, PRIVATE, '--reload', reload],
+      { env: env(), cwd },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(listed, 'utf8')).toBe(`${name}.ocsp\n${path.join(staples, `${name}.ocsp`)}\n`);
+    expect((await readdir(cwd)).sort()).toEqual(['listed']); // no PWNED file
+  });
+});
+
 // --- lock, quiet, daemon ------------------------------------------------------------------------------
 
 describe('cron and systemd', () => {

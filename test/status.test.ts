@@ -182,6 +182,33 @@ describe('status page', () => {
     expect(html).toContain(escapeHtml('<script>alert(1)</script>.pem'));
   });
 
+  it('should escape file names, subjects, URLs and error text in every place they appear (issue 20, keep)', () => {
+    const bad = '"><img src=x onerror=alert(1)><script>alert(2)</script>';
+    const page = renderStatusPage(
+      buildStatus(
+        [
+          // A file name; an error text naming the subject and a SAN; a responder URL; a reason.
+          entry(`${bad}.pem`, {
+            failures: 2,
+            lastError: `fetch x: responder for CN=${bad}, DNS:${bad}: 503`,
+            responder: `http://${bad}/`,
+            thisUpdate: iso(-1),
+            nextUpdate: iso(20),
+            nextDue: iso(-1),
+          }),
+          entry('skipped.pem', { failures: 0, action: 'skipped', reason: `no OCSP URL (${bad})` }),
+          entry('url.pem', fresh({ responder: `http://ocsp.example.net/${bad}` })),
+        ],
+        NOW,
+      ),
+    );
+    expect(page).not.toMatch(/<img|<script>alert/);
+    // Each value is there, escaped (the certificate in its cell and its data attribute).
+    expect(page.split(escapeHtml(`${bad}.pem`)).length - 1).toBeGreaterThanOrEqual(3);
+    expect(page).toContain(escapeHtml(`CN=${bad}, DNS:${bad}`));
+    expect(page).toContain(escapeHtml(`no OCSP URL (${bad})`));
+  });
+
   it('should load nothing from elsewhere', () => {
     const html = renderStatusPage(report);
     expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=|@import|url\(|https?:\/\//);
