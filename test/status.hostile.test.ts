@@ -108,7 +108,26 @@ describe('status and inspect: files that are not files (issue 20)', () => {
   });
 });
 
-describe('status: symlinked directories (issue 20)', () => {
+describe('status and --issuers: symlinked directories (issue 20)', () => {
+  it('--issuers does not walk into symlinked directories either, and a missing one is an error', async () => {
+    const issuers = await freshDir('issuers');
+    await copyFile(pki.intermediate.cert, path.join(issuers, 'int.pem'));
+    await symlink('.', path.join(issuers, 'a'));
+    await symlink('.', path.join(issuers, 'b'));
+    const certs = await freshDir('certs');
+    await copyFile(pki.leaves.good.cert, path.join(certs, 'good.pem')); // the leaf alone: issuer from --issuers
+    const staples = await freshDir('staples');
+    let out = '';
+    let err = '';
+    const io = { out: (t: string) => (out += t), err: (t: string) => (err += t) };
+    const args = ['renew', '--certs', certs, '--staples', staples, '--state', 'none', '--dry-run', '--json'];
+    expect(await main([...args, '--issuers', issuers], io), err).toBe(0);
+    expect((JSON.parse(out) as { results: Array<{ action: string }> }).results[0]!.action).toBe('due');
+    err = '';
+    expect(await main([...args, '--issuers', path.join(issuers, 'missing')], io)).toBe(1);
+    expect(err).toContain(`issuers directory: ${path.join(issuers, 'missing')} is not a directory`);
+  });
+
   it('does not walk into symlinked directories: two links to `.` made the walk exponential', async () => {
     const dir = await freshDir('loops');
     await copyFile(pki.leaves.good.bundle, path.join(dir, 'good.pem'));

@@ -277,6 +277,15 @@ async function walkTags(
   return out;
 }
 
+/**
+ * The regular files under `dir` (symlinks to them too), relative with `/` separators, skipping
+ * hidden directories and our temp files; a symlinked directory is never entered, so links to `.`
+ * cannot make the walk endless. What `status` and `--issuers` list.
+ */
+export async function filesUnder(dir: string): Promise<string[]> {
+  return [...(await walkTags(dir, (_key, name) => !isTempFileName(name))).keys()];
+}
+
 const TEMP_NAME = /^\..+\.tmp-[0-9a-f]{12}$/;
 
 /** `.<name>.tmp-<12 hex digits>`, the temp file `writeFileAtomic` writes beside `<name>`. */

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readBoundedFile } from '../adapters/bounded-file.js';
 import {
+  filesUnder,
   FsCertificateSource,
   FsStapleStore,
   readIssuerSiblingFile,
@@ -622,9 +623,10 @@ export async function stapleStoreFor(location: string): Promise<StapleStore> {
 
 /** Every certificate in an issuers directory (any depth; .pem .crt .cer .der, bundles too). */
 async function loadIssuerDir(dir: string): Promise<Certificate[]> {
-  const files = (await readdir(dir, { recursive: true }))
-    .filter((f) => /\.(pem|crt|cer|der)$/i.test(f))
-    .sort();
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory())
+    throw new Error(`issuers directory: ${dir} is not a directory`);
+  // filesUnder: regular files only, never into a symlinked directory (links to `.` would loop).
+  const files = (await filesUnder(dir)).filter((f) => /\.(pem|crt|cer|der)$/i.test(f)).sort();
   const certs: Certificate[] = [];
   for (const file of files) {
     const full = path.join(dir, file);

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { readBoundedFile, readBoundedFileIfAny } from '../adapters/bounded-file.js';
-import { FsStapleStore, writeFileAtomic } from '../adapters/filesystem.js';
+import { filesUnder, writeFileAtomic } from '../adapters/filesystem.js';
 import { fileStateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
@@ -144,11 +144,8 @@ async function dirEntries(
 ): Promise<StatusEntry[]> {
   const info = await stat(dir).catch(() => undefined);
   if (!info?.isDirectory()) throw new Error(`status: ${dir} is not a directory`);
-  // The renewer's own walk: regular files (symlinks to them too), never into a symlinked directory,
-  // so links to `.` cannot make the walk endless.
-  const files = [...(await new FsStapleStore(dir).list()).keys()].filter(
-    (f) => !f.split('/').some((part) => part.startsWith('.')),
-  );
+  // The renewer's own walk (filesUnder): never into a symlinked directory.
+  const files = (await filesUnder(dir)).filter((f) => !f.split('/').some((part) => part.startsWith('.')));
   const state = await loadState(await stateBlobFor(stateAt), io);
   const certKeys = new Set(files.filter((f) => isCertificateKey(f, naming)));
   const stapleKeys = new Set(files.filter((f) => f.endsWith(naming.stapleExtension)));
