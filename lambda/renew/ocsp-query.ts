@@ -28,6 +28,7 @@ export type Transport = (
  */
 export class NotStarted extends Error {
   override readonly name = 'NotStarted';
+  readonly code = 'NOT_STARTED';
 }
 
 /** One responder URL tried: what came back and what it is worth, or why nothing usable came. */
