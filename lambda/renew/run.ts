@@ -36,7 +36,7 @@ export interface ReportRow {
   /** The certificate's key in its source. */
   key: string;
   /**
-   * `key` under its first spelling, which the JSON report keeps (set by `summarise`): readers of
+   * `key` under its first spelling, which the JSON report keeps (set by `withOldName`): readers of
    * reports written before `key` existed still find it. New code reads `key`.
    */
   name?: string;
@@ -239,7 +239,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   const results = rows.filter((r): r is ReportRow => r !== undefined);
   // Queued certificates may be left in any order: report them sorted, as the listing is.
   notReached.sort((a, b) => a.localeCompare(b));
-  return summarise(startedAt, deps.clock(), options.dryRun === true, results, notReached);
+  return reportOf(startedAt, deps.clock(), options.dryRun === true, results, notReached);
 }
 
 // --- the run's context and one certificate's job --------------------------------------------------
@@ -720,7 +720,8 @@ async function listCertificates(
   return objects.sort((a, b) => a.key.localeCompare(b.key));
 }
 
-function summarise(
+/** The run report: its rows, with the counts and figures made from them in one pass. */
+function reportOf(
   startedAt: Date,
   finishedAt: Date,
   dryRun: boolean,
