@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Runs `command <args>` in the repository to its end: its stdout, or an error naming `what` with its stderr. */
-export async function childOutput(
+async function childOutput(
   what: string,
   command: string,
   args: string[],

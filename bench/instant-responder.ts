@@ -64,11 +64,7 @@ const READY_TIMEOUT_MS = 60_000;
  * once it has printed its `listening <port>` line (it prints it from the listen callback); throws
  * after 60 s or if it exits first. It exits by itself when the caller's end of its stdin closes.
  */
-export async function spawnInstantResponder(
-  responsesDir: string,
-  port = 0,
-  delayMs = 0,
-): Promise<ResponderProcess> {
+async function spawnInstantResponder(responsesDir: string, port = 0, delayMs = 0): Promise<ResponderProcess> {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'instant-responder-process.ts');
   const child = spawn(
     process.execPath,

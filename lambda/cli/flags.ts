@@ -36,7 +36,7 @@ export class UsageError extends Error {
 /** A string flag's value, or undefined when absent (or given as a boolean). */
 export const str = (value: FlagValues[string]) => (typeof value === 'string' ? value : undefined);
 
-export const HELP_FLAG: Flag = { name: 'help', type: 'boolean', short: 'h', help: 'this help' };
+const HELP_FLAG: Flag = { name: 'help', type: 'boolean', short: 'h', help: 'this help' };
 
 /** A flag backed by a shared setting (renew/settings.ts): same name, help and default. */
 export function settingFlag(spec: SettingSpec<unknown>): Flag {

@@ -20,7 +20,7 @@ import { SETTINGS } from '../renew/settings.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
 
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
-export const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
+const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
 
 export interface StatusIo {
   out: (text: string) => void;

@@ -21,10 +21,10 @@ export const HEALTH_COLOURS: Record<Health, string> = {
 };
 
 /** Rows beyond this are summarised, not listed: a page for 10^5 certificates would not load. */
-export const MAX_PAGE_ROWS = 2_000;
+const MAX_PAGE_ROWS = 2_000;
 
 /** The sortable columns: name, the row attribute holding its sort key, numeric or text. */
-export const SORT_COLUMNS = {
+const SORT_COLUMNS = {
   certificate: { label: 'Certificate', numeric: false },
   health: { label: 'Health', numeric: true },
   status: { label: 'Status', numeric: false },

@@ -62,7 +62,7 @@ export interface StapleStore {
 }
 
 /** The suffix of the marker written beside a withheld staple: `a/mail.ocsp.withheld`. */
-export const WITHHELD_SUFFIX = '.withheld';
+const WITHHELD_SUFFIX = '.withheld';
 
 /**
  * `a/mail.ocsp` → `a/mail.ocsp.withheld`. The marker tells a host that the staple is gone on
