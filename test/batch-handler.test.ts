@@ -32,10 +32,11 @@ import {
   startFakeResponder,
   type FakeResponder,
 } from './helpers/fake-responder.js';
-import { countDynamoRequests, startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { countRequests } from './helpers/count-requests.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
-import { countRequests, startS3Server, type S3Server } from './helpers/s3-server.js';
+import { startS3Server, type S3Server } from './helpers/s3-server.js';
 
 // aws-local-stepfunctions 3 targets Node 22 and uses Promise.withResolvers; Node 20 lacks it.
 (Promise as { withResolvers?: unknown }).withResolvers ??= function withResolvers<T>() {
@@ -331,7 +332,7 @@ describe('the fleet worker on {"mode":"due"}', () => {
 
     const counted = { s3: proxy.client(), ddb: dynamo.client() };
     const s3Requests = countRequests(counted.s3);
-    const ddbRequests = countDynamoRequests(counted.ddb);
+    const ddbRequests = countRequests(counted.ddb);
     const due = (now: Date) =>
       createBatchHandler({
         env: {

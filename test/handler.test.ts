@@ -30,7 +30,8 @@ import {
   type OpensslResponder,
 } from './helpers/openssl-responder.js';
 import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
-import { countRequests, startS3Server, type RequestCounter, type S3Server } from './helpers/s3-server.js';
+import { countRequests, type RequestCounter } from './helpers/count-requests.js';
+import { startS3Server, type S3Server } from './helpers/s3-server.js';
 
 let pki: TestPki;
 let responder: OpensslResponder;
