@@ -37,6 +37,7 @@ import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { at, T0 } from './helpers/time.js';
 
 // aws-local-stepfunctions 3 targets Node 22 and uses Promise.withResolvers; Node 20 lacks it.
 (Promise as { withResolvers?: unknown }).withResolvers ??= function withResolvers<T>() {
@@ -49,9 +50,6 @@ import { startS3Server, type S3Server } from './helpers/s3-server.js';
   return { promise, resolve, reject };
 };
 
-const HOUR = 3_600_000;
-const T0 = new Date(Math.floor(Date.now() / 1000) * 1000);
-const at = (hours: number) => new Date(T0.getTime() + hours * HOUR);
 const BUCKET = 'fleet';
 
 let fake: FakeResponder;

@@ -39,11 +39,9 @@ import {
   type ResponseSigner,
 } from './helpers/fake-responder.js';
 import { makeTestPki, openssl, type LeafName, type TestPki } from './helpers/pki.js';
+import { at, T0 } from './helpers/time.js';
 
-const HOUR = 3_600_000;
 /** The fixed "now" of every run: captured once, whole seconds (OCSP times have no fractions). */
-const T0 = new Date(Math.floor(Date.now() / 1000) * 1000);
-const at = (hours: number) => new Date(T0.getTime() + hours * HOUR);
 
 let fake: FakeResponder;
 let pki: TestPki;
