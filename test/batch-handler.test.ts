@@ -18,7 +18,6 @@ import { readFile } from 'node:fs/promises';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,6 +31,7 @@ import {
   startFakeResponder,
   type FakeResponder,
 } from './helpers/fake-responder.js';
+import { cdkApps } from './helpers/cdk-app.js';
 import { countRequests } from './helpers/count-requests.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
@@ -51,6 +51,7 @@ import { at, T0 } from './helpers/time.js';
 };
 
 const BUCKET = 'fleet';
+const newApp = cdkApps();
 
 let fake: FakeResponder;
 let pki: TestPki;
@@ -375,11 +376,9 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
     const keys = Array.from({ length: 10 }, (_, i) => `c${String(i).padStart(2, '0')}.pem`);
     const p = await place([...keys, 'c00.issuer.pem', 'README.txt']);
 
-    const app = new App({
-      context: {
-        'aws:cdk:bundling-stacks': [],
-        '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
-      },
+    const app = newApp({
+      'aws:cdk:bundling-stacks': [],
+      '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
     const stack = new OcspRenewerStack(app, 'Local', { fleet: { keysPerBatch: 4 }, certsPrefix: p.certs });
     const machine = Object.values(
@@ -461,11 +460,9 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
   it("should renew the keys of a due manifest, read and batched as the definition's ItemReader and ItemBatcher say", async () => {
     const keys = ['m0.pem', 'm1.pem', 'm2.pem'];
     const p = await place(keys);
-    const app = new App({
-      context: {
-        'aws:cdk:bundling-stacks': [],
-        '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
-      },
+    const app = newApp({
+      'aws:cdk:bundling-stacks': [],
+      '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
     const stack = new OcspRenewerStack(app, 'LocalDue', { fleet: { keysPerBatch: 2 }, certsPrefix: p.certs });
     const machine = Object.values(
