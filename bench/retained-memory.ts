@@ -18,8 +18,9 @@
  */
 import { getHeapSpaceStatistics } from 'node:v8';
 import { clearCertificateCache } from '../lambda/core/certificate.js';
-import { run, type RunState } from '../lambda/renew/run.js';
+import { run } from '../lambda/renew/run.js';
 import { makeFleet } from './fleet.js';
+import type { RunState } from '../lambda/renew/ports.js';
 
 const n = Number(process.argv[2]);
 const WARM_UP = 200;

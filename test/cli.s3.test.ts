@@ -16,11 +16,11 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunReport } from '../lambda/renew/run.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { opensslVerify } from './helpers/openssl-verify.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import type { RunReport } from '../lambda/renew/ports.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI_TIMEOUT_MS = 30_000;

@@ -11,10 +11,9 @@ import {
   stateItem,
   stateTableDefinition,
 } from '../lambda/adapters/dynamo-state.js';
-import { mergeCertState } from '../lambda/renew/cert-state.js';
-import type { StateEntry, RunState } from '../lambda/renew/run.js';
 import { countRequests } from './helpers/count-requests.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { mergeCertState, type StateEntry, type RunState } from '../lambda/renew/ports.js';
 
 const T0 = new Date('2026-11-30T12:00:00.000Z');
 const at = (hours: number) => new Date(T0.getTime() + hours * 3_600_000).toISOString();

@@ -19,7 +19,6 @@ import type { S3Event } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
-import type { ReportRow, RunReport, Transport } from '../lambda/renew/run.js';
 import { EventError } from '../lambda/aws/event.js';
 import { createHandler, emfMetrics } from '../lambda/aws/handler.js';
 import { readRunReport as readReportObject, type RunSummary } from '../lambda/aws/run-summary.js';
@@ -32,6 +31,7 @@ import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { opensslVerify } from './helpers/openssl-verify.js';
 import { countRequests, type RequestCounter } from './helpers/count-requests.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import type { ReportRow, RunReport, Transport } from '../lambda/renew/ports.js';
 
 let pki: TestPki;
 let responder: OpensslResponder;

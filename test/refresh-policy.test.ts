@@ -11,8 +11,8 @@ import {
   type StapleFacts,
 } from '../lambda/core/refresh-policy.js';
 import { nextWake } from '../lambda/cli/daemon.js';
-import type { RunReport } from '../lambda/renew/run.js';
 import { HOUR, MINUTE } from './helpers/time.js';
+import type { RunReport } from '../lambda/renew/ports.js';
 
 const DAY = 24 * HOUR;
 const T0 = Date.parse('2030-03-01T00:00:00Z');

@@ -18,15 +18,7 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { certIdFor } from '../lambda/core/ocsp-request.js';
 import { DEFAULT_POLICY } from '../lambda/core/refresh-policy.js';
-import {
-  run,
-  type ReportRow,
-  type StateEntry,
-  type RunOptions,
-  type RunReport,
-  type RunState,
-  type StateSink,
-} from '../lambda/renew/run.js';
+import { run, type RunOptions } from '../lambda/renew/run.js';
 import {
   buildOcspResponse,
   loadSigner,
@@ -40,6 +32,7 @@ import {
 } from './helpers/fake-responder.js';
 import { makeTestPki, openssl, type LeafName, type TestPki } from './helpers/pki.js';
 import { at, T0 } from './helpers/time.js';
+import type { ReportRow, StateEntry, RunReport, RunState, StateSink } from '../lambda/renew/ports.js';
 
 /** The fixed "now" of every run: captured once, whole seconds (OCSP times have no fractions). */
 

@@ -17,8 +17,8 @@ import { S3CertificateSource, S3StapleStore } from '../lambda/adapters/s3.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { certIdFor } from '../lambda/core/ocsp-request.js';
-import type { CertificateSource, StapleMeta, StapleStore } from '../lambda/renew/ports.js';
-import { run, type RunReport } from '../lambda/renew/run.js';
+import type { CertificateSource, StapleMeta, StapleStore, RunReport } from '../lambda/renew/ports.js';
+import { run } from '../lambda/renew/run.js';
 import {
   buildOcspResponse,
   loadSigner,

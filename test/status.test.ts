@@ -12,7 +12,7 @@ import {
 } from '../lambda/core/status.js';
 import { compareKeys, escapeHtml, renderStatusPage, sortKey, sortRows } from '../lambda/core/status-page.js';
 import { terminalProgress } from '../lambda/cli/progress.js';
-import type { ReportRow } from '../lambda/renew/run.js';
+import type { ReportRow } from '../lambda/renew/ports.js';
 
 const NOW = new Date('2030-03-01T12:00:00Z');
 const H = 3_600_000;

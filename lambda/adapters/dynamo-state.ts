@@ -11,8 +11,7 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import pLimit from 'p-limit';
-import { mergeCertState, type CertStateStore } from '../renew/cert-state.js';
-import type { StateEntry, RunState } from '../renew/run.js';
+import { mergeCertState, type CertStateStore, type StateEntry, type RunState } from '../renew/ports.js';
 
 /**
  * The table's shape, shared by the adapter, the tests and the CDK construct (infra/fleet.ts):

@@ -12,8 +12,12 @@ import {
   isCertificateKey,
   stapleKeyFor,
   type CertificateObject,
+  ACTIONS,
+  type RunReport,
+  type RunState,
+  type Transport,
 } from '../renew/ports.js';
-import { ACTIONS, cachedDownload, run, type RunReport, type RunState, type Transport } from '../renew/run.js';
+import { cachedDownload, run } from '../renew/run.js';
 import { configFromEnv, type LambdaConfig } from './config.js';
 import { EventError } from './event.js';
 import { inlineMaxKeys } from './due-run-limit.js';

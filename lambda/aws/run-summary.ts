@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { getObject, parseS3Object } from '../adapters/s3.js';
 import type { Stage } from '../core/errors.js';
-import type { Action, ReportRow, RunReport } from '../renew/run.js';
+import type { Action, ReportRow, RunReport } from '../renew/ports.js';
 
 /** The failures a summary lists (the renewer's and the fleet worker's); the run report holds them all. */
 export const SUMMARY_FAILURES = 20;

@@ -23,8 +23,8 @@ import { parseOcspResponse } from '../core/ocsp-response.js';
 import { invalidVerdict, validateResponse } from '../core/validate.js';
 import { resolveIssuer } from '../renew/issuer.js';
 import { queryResponders } from '../renew/ocsp-query.js';
-import { type CertificateSource, type NamingOptions, type StapleStore } from '../renew/ports.js';
-import { cachedDownload, run, type RunDeps, type RunOptions, type RunReport } from '../renew/run.js';
+import type { CertificateSource, NamingOptions, StapleStore, RunReport } from '../renew/ports.js';
+import { cachedDownload, run, type RunDeps, type RunOptions } from '../renew/run.js';
 import {
   flagSource,
   readSetting,

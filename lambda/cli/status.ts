@@ -14,8 +14,13 @@ import {
   type StatusEntry,
 } from '../core/status.js';
 import { renderStatusPage } from '../core/status-page.js';
-import { isCertificateKey, namingFrom, stapleKeyFor, type NamingOptions } from '../renew/ports.js';
-import type { RunState } from '../renew/run.js';
+import {
+  isCertificateKey,
+  namingFrom,
+  stapleKeyFor,
+  type NamingOptions,
+  type RunState,
+} from '../renew/ports.js';
 import { SETTINGS } from '../renew/settings.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
 

@@ -1,7 +1,7 @@
 import { serialHex, toHex } from './der.js';
 import type { ParsedResponse } from './ocsp-response.js';
-import type { RunReport } from '../renew/run.js';
 import type { Verdict, VerdictCode } from './validate.js';
+import type { RunReport } from '../renew/ports.js';
 
 /** The `inspect --json` shape: what a staple says and what it is worth. */
 export interface StapleExplanation {
