@@ -4,7 +4,7 @@
  * http server for AIA caIssuers downloads. Each case checks a claim the README makes about the CLI.
  */
 import { defaultStateFile } from '../lambda/cli/cli.js';
-import type { StapleExplanation } from '../lambda/core/explain.js';
+import type { StapleExplanation } from '../lambda/report/explain.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatRunReport } from '../lambda/core/explain.js';
+import { formatRunReport } from '../lambda/report/explain.js';
 import type { ReportRow, RunReport } from '../lambda/renew/ports.js';
 
 function report(results: ReportRow[], extra: Partial<RunReport> = {}): RunReport {

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FsCertificateSource, FsStapleStore } from '../lambda/adapters/filesystem.js';
 import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
-import { explainStaple } from '../lambda/core/explain.js';
+import { explainStaple } from '../lambda/report/explain.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
 import { parseOcspResponse } from '../lambda/core/ocsp-response.js';
 import { run } from '../lambda/renew/run.js';

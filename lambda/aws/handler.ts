@@ -10,7 +10,7 @@ import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { configFromEnv } from './config.js';
 import { errorMessage } from '../core/errors.js';
 import { buildStatus, entriesFromState } from '../core/status.js';
-import { renderStatusPage } from '../core/status-page.js';
+import { renderStatusPage } from '../report/status-page.js';
 import { stapleKeyFor, type CertificateSource, type Transport } from '../renew/ports.js';
 import { cachedDownload, run } from '../renew/run.js';
 import { parseEvent } from './event.js';

@@ -1,6 +1,6 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { errorMessage } from '../core/errors.js';
-import { jsonPieces } from '../core/json-pieces.js';
+import { jsonPieces } from '../report/json-pieces.js';
 import { runReportKey, summarise, type RunSummary } from './run-summary.js';
 import { ACTIONS, type RunReport } from '../renew/ports.js';
 

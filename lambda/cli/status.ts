@@ -13,7 +13,7 @@ import {
   type StateEntryView,
   type StatusEntry,
 } from '../core/status.js';
-import { renderStatusPage } from '../core/status-page.js';
+import { renderStatusPage } from '../report/status-page.js';
 import {
   isCertificateKey,
   namingFrom,

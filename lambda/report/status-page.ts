@@ -1,4 +1,10 @@
-import { formatSummary, HEALTH_ORDER, type Health, type StatusReport, type StatusRow } from './status.js';
+import {
+  formatSummary,
+  HEALTH_ORDER,
+  type Health,
+  type StatusReport,
+  type StatusRow,
+} from '../core/status.js';
 
 /**
  * The status as one self-contained HTML page: inline CSS and a few lines of inline JS, nothing
