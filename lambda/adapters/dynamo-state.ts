@@ -80,7 +80,7 @@ interface Loaded {
 /**
  * Per-certificate state in DynamoDB. Every write is conditional on the version read (or on the
  * item not existing); on ConditionalCheckFailed the item is read again (consistently) and the two
- * updates are merged (renew/cert-state.ts mergeCertState), so overlapping runs lose nothing.
+ * updates are merged (renew/ports.ts mergeCertState), so overlapping runs lose nothing.
  */
 export class DynamoStateStore implements CertStateStore {
   readonly description: string;
