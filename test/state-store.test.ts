@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fileStateBlob, StateStore } from '../lambda/adapters/state-store.js';
-import { renderStatusPage } from '../lambda/core/status-page.js';
 import { buildStatus, entriesFromState, formatStatus } from '../lambda/core/status.js';
-import type { RunState, StateEntry } from '../lambda/renew/run.js';
+import type { RunState, StateEntry } from '../lambda/renew/ports.js';
+import { renderStatusPage } from '../lambda/report/status-page.js';
 
 const NOW = new Date('2026-11-30T12:00:00Z');
 

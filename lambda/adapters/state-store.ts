@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { ACTIONS, type StateEntry, type RunState, type StateSink } from '../renew/run.js';
 import { readOptional, writeFileAtomic } from './filesystem.js';
+import { ACTIONS, type StateEntry, type RunState, type StateSink } from '../renew/ports.js';
 
 const VERSION = 1;
 

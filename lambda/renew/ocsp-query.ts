@@ -4,6 +4,7 @@ import { DeadlineError, errorMessage } from '../core/errors.js';
 import { buildOcspRequest, certIdFor, newNonce } from '../core/ocsp-request.js';
 import { parseOcspResponse, type ParsedResponse } from '../core/ocsp-response.js';
 import { KnownSignatures } from '../core/signature.js';
+import type { Transport } from './ports.js';
 import {
   invalidVerdict,
   responseSignatureCalls,
@@ -13,21 +14,12 @@ import {
 } from '../core/validate.js';
 
 /**
- * Sends one DER OCSP request to one responder URL. `limits.timeLeft` (milliseconds before the
- * run's deadline) bounds the request: cut by it, the transport rejects with a DeadlineError.
- */
-export type Transport = (
-  url: string,
-  requestDer: Buffer,
-  limits?: { timeLeft?: () => number },
-) => Promise<{ der: Buffer; maxAgeSec?: number }>;
-
-/**
  * Thrown when the run had to stop before this certificate's first request was sent (it waited
  * for a per-host slot until the deadline): the certificate was not started, the next run takes it.
  */
 export class NotStarted extends Error {
   override readonly name = 'NotStarted';
+  readonly code = 'NOT_STARTED';
 }
 
 /** One responder URL tried: what came back and what it is worth, or why nothing usable came. */

@@ -1,8 +1,8 @@
-import { serialHex, toHex } from './der.js';
-import type { ParsedResponse } from './ocsp-response.js';
-import { printable } from './printable.js';
-import type { RunReport } from '../renew/run.js';
-import type { Verdict, VerdictCode } from './validate.js';
+import { serialHex, toHex } from '../core/der.js';
+import type { ParsedResponse } from '../core/ocsp-response.js';
+import { printable } from '../core/printable.js';
+import type { Verdict, VerdictCode } from '../core/validate.js';
+import type { RunReport } from '../renew/ports.js';
 
 /** The `inspect --json` shape: what a staple says and what it is worth. */
 export interface StapleExplanation {
