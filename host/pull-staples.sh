@@ -70,10 +70,12 @@ Exit codes: 0 ok (revoked, withheld and orphaned staples included: they are logg
 USAGE
 }
 
-# printable TEXT: TEXT on one line with every control character (a newline, an escape) shown as ?,
-# as ls -q does: no name or message from S3 sends an escape sequence to a terminal or syslog.
+# printable TEXT: TEXT on one line with every control character (a newline, an escape, a C1 control
+# in UTF-8) shown as ?, as ls -q does: no name or message from S3 sends an escape sequence to a
+# terminal or syslog.
+C1_UTF8=$(printf '\302[\200-\237]')
 printable() {
-  printf '%s' "$1" | tr '\n' '?' | LC_ALL=C sed 's/[[:cntrl:]]/?/g'
+  printf '%s' "$1" | tr '\n' '?' | LC_ALL=C sed "s/[[:cntrl:]]/?/g; s/$C1_UTF8/?/g"
 }
 
 log() {
