@@ -6,7 +6,7 @@
 #   --reload '/usr/local/sbin/haproxy-ocsp-push.sh /run/haproxy/admin.sock'
 #
 # The staples: OCSP_CHANGED (full paths, one per line, as ocsp-renewer sets it), else
-# OCSP_INSTALLED (names relative to OCSP_DEST, separated by spaces, as pull-staples.sh sets it).
+# OCSP_INSTALLED (names relative to OCSP_DEST, one per line, as pull-staples.sh sets it).
 #
 # A staple HAProxy refuses (a response for a certificate it did not load with a .ocsp file, or
 # "Certificate ID does not match") is reported on stderr and not sent again: the others are still
@@ -42,7 +42,8 @@ staples() {
   if [ -n "${OCSP_CHANGED:-}" ]; then
     printf '%s\n' "$OCSP_CHANGED"
   else
-    for name in ${OCSP_INSTALLED:-}; do
+    printf '%s\n' "${OCSP_INSTALLED:-}" | while IFS= read -r name; do
+      [ -n "$name" ] || continue
       printf '%s/%s\n' "${OCSP_DEST:?OCSP_DEST is not set}" "$name"
     done
   fi

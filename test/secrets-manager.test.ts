@@ -17,12 +17,12 @@ import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { SecretsManagerCertificateSource } from '../lambda/adapters/secrets-manager.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
-import type { RunReport } from '../lambda/renew/run.js';
 import { createHandler } from '../lambda/aws/handler.js';
 import { readRunReport } from '../lambda/aws/run-summary.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import type { RunReport } from '../lambda/renew/ports.js';
 
 // --- the fake -----------------------------------------------------------------------------------
 
@@ -291,6 +291,21 @@ describe('SecretsManagerCertificateSource', () => {
     const bytes = await src.read('binpem');
     expect(parseCertificates(bytes)).toHaveLength(2);
     expectNoKey(bytes, goodKey, 'the bytes read');
+  });
+
+  it('should refuse a value over the 1 MiB certificate cap before parsing it (issue 20)', async () => {
+    const bundle = await pem(pki.leaves.good.bundle);
+    const padding = '#'.repeat(1024 * 1024); // text outside PEM blocks is allowed, and was read whole
+    const src = await source([
+      { Name: 'tls/huge', SecretString: bundle + padding },
+      { Name: 'tls/hugebin', SecretBinary: Buffer.concat([Buffer.from(bundle), Buffer.from(padding)]) },
+      { Name: 'tls/fits', SecretString: bundle + '#'.repeat(1024 * 1024 - bundle.length) },
+    ]);
+    await expect(src.read('huge')).rejects.toThrow(
+      /^1\.0 MiB is too large for a certificate secret \(limit 1 MiB\)$/,
+    );
+    await expect(src.read('hugebin')).rejects.toThrow(/too large for a certificate secret \(limit 1 MiB\)/);
+    expect(parseCertificates(await src.read('fits'))).toHaveLength(2);
   });
 
   it('should surface a missing secret as the service error', async () => {

@@ -107,6 +107,7 @@ export interface ParsedResponse {
 /** The one error parseOcspResponse throws: the bytes are not a well-formed OCSP response. */
 export class ResponseParseError extends Error {
   override readonly name = 'ResponseParseError';
+  readonly code = 'RESPONSE_PARSE';
 }
 
 /**

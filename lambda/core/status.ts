@@ -1,5 +1,6 @@
 import { errorMessage } from './errors.js';
 import { parseOcspResponse, type CertStatus } from './ocsp-response.js';
+import { printable } from './printable.js';
 
 /**
  * The status of a fleet of staples at one instant, built from what the renewer remembers (its run
@@ -57,6 +58,8 @@ export interface StatusEntry {
   responder?: string;
   /** Why the renewer leaves it alone (no OCSP URL, expired certificate), when known without state. */
   skippedBecause?: string;
+  /** Why the renewer refuses it by name (unsafe, or sharing its staple with another certificate). */
+  refused?: string;
 }
 
 export interface StatusRow {
@@ -188,6 +191,7 @@ function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: bo
    * behind a staple with margin is a note, not a failure. Revoked is revoked, whatever else holds.
    */
   function judge(): [Health, string] {
+    if (e.refused) return ['failing', e.refused];
     const skipped = e.skippedBecause ?? (s?.action === 'skipped' ? s.reason : undefined);
     if (skipped && !reading) return ['skipped', skipped];
     if (reading?.error) return ['failing', `staple unreadable: ${reading.error}`];
@@ -222,7 +226,7 @@ function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: bo
 }
 
 /** Most urgent first: by health, then least validity (none first), then name. */
-export function byUrgency(a: StatusRow, b: StatusRow): number {
+function byUrgency(a: StatusRow, b: StatusRow): number {
   const h = HEALTH_ORDER.indexOf(a.health) - HEALTH_ORDER.indexOf(b.health);
   if (h !== 0) return h;
   const va = a.validityHours ?? -Infinity;
@@ -274,18 +278,21 @@ export function formatStatus(report: StatusReport): string {
   ];
   // Times in UTC, and saying so: `2026-12-07 10:00Z`.
   const day = (iso: string | undefined) => (iso ? `${iso.slice(0, 16).replace('T', ' ')}Z` : '—');
-  const table = report.rows.map((r) => [
-    r.certificate,
-    r.health,
-    r.certStatus ?? '—',
-    day(r.thisUpdate),
-    day(r.nextUpdate),
-    r.validityLeft,
-    day(r.nextDue),
-    r.lastOutcome ?? '—',
-    r.mustStaple === undefined ? '—' : r.mustStaple ? 'yes' : 'no',
-    r.responderHost ?? '—',
-  ]);
+  // Names, hosts and reasons come from outside: escaped, so none moves the cursor or forges a row.
+  const table = report.rows.map((r) =>
+    [
+      r.certificate,
+      r.health,
+      r.certStatus ?? '—',
+      day(r.thisUpdate),
+      day(r.nextUpdate),
+      r.validityLeft,
+      day(r.nextDue),
+      r.lastOutcome ?? '—',
+      r.mustStaple === undefined ? '—' : r.mustStaple ? 'yes' : 'no',
+      r.responderHost ?? '—',
+    ].map(printable),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
   const line = (cells: string[]) =>
     cells
@@ -297,9 +304,9 @@ export function formatStatus(report: StatusReport): string {
   // failed attempt behind a good staple is listed too, as a note.
   const notes = report.rows
     .filter((r) => needsAttention(r) || r.note)
-    .map((r) => `${r.certificate}: ${r.note ? `${r.why}; ${r.note}` : r.why}`);
+    .map((r) => printable(`${r.certificate}: ${r.note ? `${r.why}; ${r.note}` : r.why}`));
   if (notes.length) out.push('', ...notes);
-  out.push('', formatSummary(report.summary));
+  out.push('', printable(formatSummary(report.summary)));
   return out.join('\n');
 }
 

@@ -1,8 +1,9 @@
-import { serialHex, toHex } from './der.js';
-import type { ParsedResponse } from './ocsp-response.js';
-import type { RunReport } from '../renew/run.js';
-import type { Verdict, VerdictCode } from './validate.js';
-import { plural } from './plural.js';
+import { serialHex, toHex } from '../core/der.js';
+import type { ParsedResponse } from '../core/ocsp-response.js';
+import { printable } from '../core/printable.js';
+import type { Verdict, VerdictCode } from '../core/validate.js';
+import type { RunReport } from '../renew/ports.js';
+import { plural } from '../core/plural.js';
 
 /** The `inspect --json` shape: what a staple says and what it is worth. */
 export interface StapleExplanation {
@@ -81,14 +82,17 @@ export function formatExplanation(e: StapleExplanation): string {
 
 /** The run report as a table for people; `--json` prints the report itself. */
 export function formatRunReport(report: RunReport): string {
-  const rows = report.results.map((r) => [
-    r.key,
-    r.action,
-    r.certStatus ?? '-',
-    r.nextUpdate ?? '-',
-    r.nextDue ?? '-',
-    r.stage ? `[${r.stage}] ${r.reason}` : r.reason,
-  ]);
+  // Keys and reasons come from outside: escaped, so no name moves the cursor or forges a row.
+  const rows = report.results.map((r) =>
+    [
+      r.key,
+      r.action,
+      r.certStatus ?? '-',
+      r.nextUpdate ?? '-',
+      r.nextDue ?? '-',
+      r.stage ? `[${r.stage}] ${r.reason}` : r.reason,
+    ].map(printable),
+  );
   const header = ['CERTIFICATE', 'ACTION', 'STATUS', 'NEXT UPDATE', 'NEXT DUE', 'REASON'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) =>
@@ -111,13 +115,14 @@ export function formatRunReport(report: RunReport): string {
   // A must-staple certificate without a fresh staple makes clients refuse the connection.
   const mustStapleFailures = report.results
     .filter((r) => r.mustStaple && r.action === 'failed')
-    .map((r) => r.key);
+    .map((r) => printable(r.key));
   if (mustStapleFailures.length) {
     out.push(
       `WARNING: ${plural(mustStapleFailures.length, 'must-staple certificate')} failing renewal: ${mustStapleFailures.join(', ')}`,
     );
   }
-  if (report.notReached.length) out.push(`not reached (next run): ${report.notReached.join(', ')}`);
+  if (report.notReached.length)
+    out.push(`not reached (next run): ${report.notReached.map(printable).join(', ')}`);
   if (report.dryRun) out.push('dry run: nothing was fetched or written');
   return out.join('\n');
 }
