@@ -192,7 +192,15 @@ function serialise(state: RunState, keep = true): { pieces: Buffer[]; digest: st
   return { pieces, digest: hash.digest('hex') };
 }
 
-const STRING_FIELDS = ['certTag', 'stapleTag', 'lastError', 'reason', 'settings', 'responder'] as const;
+const STRING_FIELDS = [
+  'certTag',
+  'stapleTag',
+  'lastError',
+  'reason',
+  'settings',
+  'responder',
+  'policy',
+] as const;
 const TIME_FIELDS = [
   'lastFailureAt',
   'maxAgeUntil',
