@@ -50,7 +50,7 @@ const KNOWN_RESPONDER_CERT_EXTENSIONS = new Set([
 ]);
 
 /**
- * Why a verdict is invalid: one stable code per failure class (README, "What valid means"), plus
+ * Why a verdict is invalid: one stable code per failure class (docs/validation.md, "What valid means"), plus
  * `status:<responseStatus>` for a responder's error status (`status:tryLater`, …). `inspect
  * --json` prints the first as `code`; tests assert them.
  */
