@@ -229,3 +229,23 @@ describe('renew against a responder that sends no nextUpdate (openssl ocsp witho
     expect(forced.out).not.toContain('backing off');
   }, 60_000);
 });
+
+describe('renew: a changed setting applies on the next run (through the state file)', () => {
+  it('--on-revoked withhold takes a published revoked staple down at once; publish brings it back', async () => {
+    const certs = await mkdtemp(path.join(work, 'on-revoked-'));
+    await copyFile(pki.leaves.revoked.bundle, path.join(certs, 'revoked.pem'));
+    const published = await renew('--certs', certs, PRIVATE);
+    expect(published.out).toMatch(/^revoked\.pem\s+renewed\s+revoked/m);
+    // Nothing is due, and the state file says so; the new setting applies all the same.
+    const withheld = await renew('--certs', certs, PRIVATE, '--on-revoked', 'withhold');
+    expect(withheld.code, withheld.err).toBe(0);
+    expect(withheld.out).toMatch(/^revoked\.pem\s+withheld\s+revoked\s.*stored staple withheld/m);
+    expect(existsSync(path.join(certs, 'revoked.ocsp'))).toBe(false);
+    expect(existsSync(path.join(certs, 'revoked.ocsp.withheld'))).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_100)); // openssl ocsp signs a new second
+    const again = await renew('--certs', certs, PRIVATE, '--on-revoked', 'publish');
+    expect(again.out).toMatch(/^revoked\.pem\s+renewed\s+revoked/m);
+    expect(existsSync(path.join(certs, 'revoked.ocsp'))).toBe(true);
+    expect(existsSync(path.join(certs, 'revoked.ocsp.withheld'))).toBe(false);
+  }, 60_000);
+});
