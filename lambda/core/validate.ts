@@ -2,17 +2,19 @@ import type { KeyObject } from 'node:crypto';
 import { Certificate, OCSP_SIGNING_EKU } from './certificate.js';
 import { digest, type HashName } from './der.js';
 import { NONCE_OID } from './ocsp-request.js';
-import type {
-  BasicResponse,
-  CertStatus,
-  ParsedResponse,
-  ResponseStatus,
-  SingleResponseInfo,
+import {
+  parseOcspResponse,
+  ResponseParseError,
+  type BasicResponse,
+  type CertStatus,
+  type ParsedResponse,
+  type ResponseStatus,
+  type SingleResponseInfo,
 } from './ocsp-response.js';
 import {
   checkSignature,
+  KnownSignatures,
   signatureCall,
-  type KnownSignatures,
   type SignatureProblem,
   type VerifyCall,
 } from './signature.js';
@@ -55,7 +57,8 @@ const KNOWN_RESPONDER_CERT_EXTENSIONS = new Set([
  * --json` prints the first as `code`; tests assert them.
  */
 export const VERDICT_CODES = [
-  'parse', // the bytes are not an OCSP response (or not one we can read)
+  'not-der', // the bytes are not canonical DER (BER lengths, padded INTEGERs, unused bits…): clients refuse them
+  'parse', // the bytes are DER but not an OCSP response (a field missing, extra or of the wrong type)
   'fetch', // the response could not be fetched (set by the query, never by validateResponse)
   'unsupported-response-type', // a successful response that is not id-pkix-ocsp-basic
   'issuer-missing', // no issuer certificate given, so nothing can be authorised
@@ -138,6 +141,52 @@ export class ValidationCache {
 }
 
 const sharedCache = new ValidationCache();
+
+/** A staple's bytes judged: the parsed response (undefined when it does not parse) and its verdict. */
+export interface Judgement {
+  parsed: ParsedResponse | undefined;
+  verdict: Verdict;
+  /** Why the bytes are not an OCSP response, in the user's terms, when they are not. */
+  parseError?: string;
+}
+
+/**
+ * The one judgement of a staple's bytes that `renew`, `fetch` and `inspect` all make: parsed by
+ * the strict DER parser (parseOcspResponse), then validateResponse. Bytes that do not parse are an
+ * invalid verdict with the parser's code (`not-der` or `parse`), never an exception.
+ */
+export function judgeStaple(der: Uint8Array, input: ValidationInput): Judgement {
+  const parsed = parseStaple(der);
+  return 'verdict' in parsed ? parsed : { parsed, verdict: validateResponse(parsed, input) };
+}
+
+/**
+ * judgeStaple with the response's signature verifications run first in the thread pool
+ * (responseSignatureCalls, KnownSignatures): the same checks and the same verdict.
+ */
+export async function judgeStapleAhead(
+  der: Uint8Array,
+  input: ValidationInput & { issuer: Certificate },
+): Promise<Judgement> {
+  const parsed = parseStaple(der);
+  if ('verdict' in parsed) return parsed;
+  const signatures = await KnownSignatures.verify(responseSignatureCalls(parsed, input.issuer));
+  return { parsed, verdict: validateResponse(parsed, { ...input, signatures }) };
+}
+
+function parseStaple(der: Uint8Array): ParsedResponse | Judgement {
+  try {
+    return parseOcspResponse(der);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const code = err instanceof ResponseParseError ? err.code : 'parse';
+    return {
+      parsed: undefined,
+      verdict: invalidVerdict('unparseable', [`does not parse: ${message}`], code),
+      parseError: message,
+    };
+  }
+}
 
 /**
  * Validates a parsed OCSP response for `cert` as RFC 6960 §3.2 and §4.2.2.2 and RFC 5019 ask:
