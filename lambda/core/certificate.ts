@@ -29,7 +29,7 @@ import {
   timeChars,
   type Tlv,
 } from './der-reader.js';
-import { formatNameDer, NAME_LABELS } from './der-name.js';
+import { formatNameDer, NAME_LABELS, sameName } from './der-name.js';
 
 const OID = {
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
@@ -150,12 +150,12 @@ export class Certificate {
   }
 
   /**
-   * Whether this certificate's subject is the name `cert` gives as its issuer: the same bytes, or
-   * the same attributes and values in other string types (RFC 5280 §7.1 compares names, not
-   * encodings). Callers still check a signature, so a loose match can never authorise alone.
+   * Whether this certificate's subject is the name `cert` gives as its issuer, compared as RFC
+   * 5280 §7.1 and OpenSSL's X509_NAME_cmp compare names (sameName), not by their encodings nor
+   * their formatted strings. Callers still check a signature: a name never authorises alone.
    */
   issued(cert: Certificate): boolean {
-    return this.subjectDer.equals(cert.issuerDer) || this.subject.toLowerCase() === cert.issuer.toLowerCase();
+    return sameName(this.subjectDer, cert.issuerDer);
   }
 
   isValidAt(at: Date): boolean {

@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { Certificate, OCSP_SIGNING_EKU } from './certificate.js';
+import { sameName } from './der-name.js';
 import { digest, type HashName } from './der.js';
 import { NONCE_OID } from './ocsp-request.js';
 import {
@@ -35,21 +36,26 @@ const KNOWN_SINGLE_EXTENSIONS = new Set([
 ]);
 
 /**
- * Extensions of a delegated responder certificate we understand, so they may be critical
- * (RFC 5280 §4.2: a certificate with a critical extension the verifier does not recognise must be
- * refused). Any other critical extension makes the responder certificate unauthorised.
+ * Extensions of a delegated responder certificate that may be critical (RFC 5280 §4.2: a
+ * certificate with a critical extension the verifier does not recognise must be refused): those
+ * we understand that OpenSSL also handles as critical (X509_supported_extension). Any other
+ * critical extension makes the responder certificate unauthorised.
  */
 const KNOWN_RESPONDER_CERT_EXTENSIONS = new Set([
   '2.5.29.15', // keyUsage (digitalSignature required when present)
   '2.5.29.37', // extKeyUsage (id-kp-OCSPSigning required)
   '2.5.29.19', // basicConstraints
-  '2.5.29.14', // subjectKeyIdentifier
-  '2.5.29.35', // authorityKeyIdentifier
   '2.5.29.17', // subjectAltName
   '2.5.29.32', // certificatePolicies
-  '1.3.6.1.5.5.7.1.1', // authorityInfoAccess
   '1.3.6.1.5.5.7.48.1.5', // id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1)
 ]);
+
+/** Extensions RFC 5280 says MUST NOT be critical (§4.2.1.1, §4.2.1.2, §4.2.2.1); OpenSSL refuses them critical. */
+const NEVER_CRITICAL: Record<string, string> = {
+  '2.5.29.14': 'subjectKeyIdentifier',
+  '2.5.29.35': 'authorityKeyIdentifier',
+  '1.3.6.1.5.5.7.1.1': 'authorityInfoAccess',
+};
 
 /**
  * Why a verdict is invalid: one stable code per failure class (README, "What valid means"), plus
@@ -335,80 +341,77 @@ function checkSigner(
 ): void {
   const signatureProblem = (c: Certificate) =>
     checkSignature(basic.signatureAlgorithm, publicKeyOf(c), basic.tbsDer, basic.signature, known);
-  const candidates = designatedSigners(basic, issuer);
-  if (candidates === 'issuer') {
+  const responder = designatedSigner(basic, issuer);
+  if (responder === 'issuer') {
     verdict.signature.signer = 'issuer';
     const problem = signatureProblem(issuer);
     verdict.signature.valid = !problem;
     if (problem) fail(problem.code, signatureMessage(problem, 'the issuer key'));
     return;
   }
-  if (candidates.length === 0) {
+  if (!responder) {
     fail('responder-id', 'responderID designates neither the issuer nor a certificate in the response');
     return;
   }
-  // Try every designated certificate; report the problems of the first when none qualifies.
-  let firstProblems: Array<[VerdictCode, string]> | undefined;
-  for (const responder of candidates) {
-    const problems: Array<[VerdictCode, string]> = [];
-    const sigProblem = signatureProblem(responder);
-    if (sigProblem)
-      problems.push([sigProblem.code, signatureMessage(sigProblem, 'the delegated responder key')]);
-    if (!issuer.issued(responder) || !cache.delegatedSignatureOk(responder, issuer)) {
+  const problems: Array<[VerdictCode, string]> = [];
+  const sigProblem = signatureProblem(responder);
+  if (sigProblem)
+    problems.push([sigProblem.code, signatureMessage(sigProblem, 'the delegated responder key')]);
+  if (!issuer.issued(responder) || !cache.delegatedSignatureOk(responder, issuer)) {
+    problems.push([
+      'signer-not-authorised',
+      `delegated responder certificate (${responder.subject}) is not issued by the issuer`,
+    ]);
+  }
+  if (!responder.extKeyUsage?.includes(OCSP_SIGNING_EKU)) {
+    problems.push(['signer-not-authorised', 'delegated responder certificate lacks id-kp-OCSPSigning']);
+  }
+  if (responder.digitalSignature === false) {
+    problems.push([
+      'signer-not-authorised',
+      'delegated responder certificate keyUsage does not allow digitalSignature',
+    ]);
+  }
+  for (const oid of responder.criticalExtensions) {
+    if (NEVER_CRITICAL[oid]) {
       problems.push([
         'signer-not-authorised',
-        `delegated responder certificate (${responder.subject}) is not issued by the issuer`,
+        `delegated responder certificate marks ${NEVER_CRITICAL[oid]} critical, which RFC 5280 forbids`,
       ]);
-    }
-    if (!responder.extKeyUsage?.includes(OCSP_SIGNING_EKU)) {
-      problems.push(['signer-not-authorised', 'delegated responder certificate lacks id-kp-OCSPSigning']);
-    }
-    if (responder.digitalSignature === false) {
+    } else if (!KNOWN_RESPONDER_CERT_EXTENSIONS.has(oid)) {
       problems.push([
         'signer-not-authorised',
-        'delegated responder certificate keyUsage does not allow digitalSignature',
+        `delegated responder certificate has an unknown critical extension ${oid}`,
       ]);
-    }
-    for (const oid of responder.criticalExtensions) {
-      if (!KNOWN_RESPONDER_CERT_EXTENSIONS.has(oid)) {
-        problems.push([
-          'signer-not-authorised',
-          `delegated responder certificate has an unknown critical extension ${oid}`,
-        ]);
-      }
-    }
-    problems.push(...signerTimeProblems(responder, basic.producedAt, now, skew));
-    if (problems.length === 0) {
-      verdict.signature = { valid: true, signer: 'delegated' };
-      verdict.responderCert = responder;
-      return;
-    }
-    if (!firstProblems) {
-      firstProblems = problems;
-      verdict.signature = { valid: !sigProblem, signer: 'unknown' };
     }
   }
-  for (const [code, message] of firstProblems ?? []) fail(code, message);
+  problems.push(...signerTimeProblems(responder, basic.producedAt, now, skew));
+  if (problems.length === 0) {
+    verdict.signature = { valid: true, signer: 'delegated' };
+    verdict.responderCert = responder;
+    return;
+  }
+  verdict.signature = { valid: !sigProblem, signer: 'unknown' };
+  for (const [code, message] of problems) fail(code, message);
 }
 
 /**
- * Who the responderID designates: the issuer, or else the certificates embedded in the response
- * that it names (none: no signer can be authorised). byName: the DER as encoded, or the same
- * attributes and values in another string encoding (PrintableString vs UTF8String), which some
- * responders use; the signature check decides.
+ * Who the responderID designates, found as OpenSSL finds the signer (ocsp_find_signer): the
+ * issuer, else the FIRST certificate embedded in the response that it names, and only that one
+ * (none: no signer can be authorised). A second certificate with the same name or key is never
+ * tried: OpenSSL would not, and would refuse what the first cannot sign. byName compares Names as
+ * RFC 5280 §7.1 and X509_NAME_cmp do (sameName), never as formatted strings.
  */
-function designatedSigners(basic: BasicResponse, issuer: Certificate): 'issuer' | Certificate[] {
+function designatedSigner(basic: BasicResponse, issuer: Certificate): 'issuer' | Certificate | undefined {
   const rid = basic.responderId;
   const designates = (c: Certificate) =>
-    'byKey' in rid
-      ? c.keyHash('sha1').equals(rid.byKey)
-      : c.subjectDer.equals(rid.byName) || c.subject.toLowerCase() === rid.name.toLowerCase();
-  return designates(issuer) ? 'issuer' : basic.certs.filter(designates);
+    'byKey' in rid ? c.keyHash('sha1').equals(rid.byKey) : sameName(c.subjectDer, rid.byName);
+  return designates(issuer) ? 'issuer' : basic.certs.find(designates);
 }
 
 /**
  * The signature verifications validateResponse will make on `parsed` for `issuer`'s certificate:
- * the response's signature under each key it may be signed with (the issuer's, or each designated
+ * the response's signature under the key it must be signed with (the issuer's, or the designated
  * delegated responder's). Run them ahead (KnownSignatures.verify) and pass the answers in
  * ValidationInput.signatures. Empty when there is nothing to verify or the response is too broken
  * to say (validateResponse then finds the problem itself).
@@ -417,8 +420,8 @@ export function responseSignatureCalls(parsed: ParsedResponse, issuer: Certifica
   try {
     const basic = parsed.basic;
     if (parsed.responseStatus !== 'successful' || !basic) return [];
-    const designated = designatedSigners(basic, issuer);
-    const signers = designated === 'issuer' ? [issuer] : designated;
+    const designated = designatedSigner(basic, issuer);
+    const signers = designated === 'issuer' ? [issuer] : designated ? [designated] : [];
     return signers.flatMap((c) => {
       const call = signatureCall(basic.signatureAlgorithm, publicKeyOf(c), basic.tbsDer, basic.signature);
       return 'code' in call ? [] : [call];
