@@ -217,6 +217,7 @@ const algorithmCases: AlgorithmCase[] = [
   { name: 'Ed25519 key, an Ed25519 signature under the Ed448 OID: refused', issuer: 'ed25519', alg: () => ({ oid: OID.ed448 }), signing: eddsa, code: 'signature-algorithm' },
   { name: 'Ed448 key, Ed448: valid', issuer: 'ed448', alg: () => ({ oid: OID.ed448 }), signing: eddsa, code: undefined },
   { name: 'RSA key, RSASSA-PSS SHA-256 / MGF1 SHA-256 / salt 32: valid', issuer: 'rsa', alg: () => ({ oid: OID.rsaPss, params: pssParams('sha256', 'sha256', 32) }), signing: pss(32), code: undefined },
+  { name: 'RSA key, RSASSA-PSS without parameters (RFC 4055 §3.1 requires them): refused', issuer: 'rsa', alg: () => ({ oid: OID.rsaPss }), signing: pss(32), code: 'signature-algorithm' },
   { name: 'RSA key, RSASSA-PSS with NULL parameters: refused', issuer: 'rsa', alg: () => ({ oid: OID.rsaPss, params: Buffer.from([5, 0]) }), signing: pss(32), code: 'signature-algorithm' },
   { name: 'RSA key, RSASSA-PSS SHA-256 with MGF1 SHA-1: refused', issuer: 'rsa', alg: () => ({ oid: OID.rsaPss, params: pssParams('sha256', 'sha1', 32) }), signing: pss(32), code: 'signature-algorithm' },
   { name: 'RSA key, RSASSA-PSS naming salt 20 over a salt-32 signature: does not verify', issuer: 'rsa', alg: () => ({ oid: OID.rsaPss, params: pssParams('sha256', 'sha256', 20) }), signing: pss(32), code: 'signature' },
@@ -289,6 +290,19 @@ describe('validateResponse time and nonce checks', () => {
       issuers.rsa.cert,
     );
     expect(verdict.errors).toEqual([]);
+  });
+
+  it('nextUpdate earlier than thisUpdate (both inside the window): next-update-before-this-update', async () => {
+    const verdict = verdictOf(
+      await signed({
+        producedAt: NOW,
+        thisUpdate: new Date(NOW.getTime() + 4 * MINUTE),
+        nextUpdate: new Date(NOW.getTime() + 2 * MINUTE),
+      }),
+      issuers.rsa.cert,
+    );
+    expect(verdict.codes).toEqual(['next-update-before-this-update']);
+    expect(verdict.errors[0]).toMatch(/^nextUpdate .* is earlier than thisUpdate /);
   });
 
   const nonce = Buffer.alloc(16, 0xab);

@@ -79,6 +79,7 @@ export const VERDICT_CODES = [
   'produced-in-future', // producedAt is in the future (beyond the skew)
   'not-yet-valid', // thisUpdate is in the future (beyond the skew)
   'no-next-update', // no nextUpdate: the response carries no expiry
+  'next-update-before-this-update', // nextUpdate earlier than thisUpdate (OpenSSL refuses it)
   'stale', // nextUpdate has passed
   'critical-extension', // a critical response or single extension we do not understand
   'nonce-mismatch', // the echoed nonce is not the one sent
@@ -285,6 +286,12 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
       );
     } else if (single.nextUpdate.getTime() <= now.getTime()) {
       fail('stale', `expired: nextUpdate ${single.nextUpdate.toISOString()} has passed`);
+    }
+    if (single.nextUpdate && single.nextUpdate.getTime() < single.thisUpdate.getTime()) {
+      fail(
+        'next-update-before-this-update',
+        `nextUpdate ${single.nextUpdate.toISOString()} is earlier than thisUpdate ${single.thisUpdate.toISOString()}`,
+      );
     }
     for (const ext of single.extensions) {
       if (ext.critical && !KNOWN_SINGLE_EXTENSIONS.has(ext.oid)) {
