@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { Certificate, OCSP_SIGNING_EKU } from './certificate.js';
 import { sameName } from './der-name.js';
-import { digest, type HashName } from './der.js';
+import { digest, serialHex, type HashName } from './der.js';
 import { NONCE_OID } from './ocsp-request.js';
 import {
   parseOcspResponse,
@@ -68,8 +68,10 @@ export const VERDICT_CODES = [
   'fetch', // the response could not be fetched (set by the query, never by validateResponse)
   'unsupported-response-type', // a successful response that is not id-pkix-ocsp-basic
   'issuer-missing', // no issuer certificate given, so nothing can be authorised
-  'issuer-mismatch', // the issuer certificate given is not the one the certificate names
+  'issuer-mismatch', // the issuer certificate given is not the one that named and signed the certificate
   'certid-mismatch', // no SingleResponse is about this certificate
+  'conflicting-responses', // SingleResponses for this certificate (under different hashes) disagree
+  'certid-other-issuer', // a SingleResponse is about a certificate of another issuer (OpenSSL refuses the response)
   'responder-id', // the responderID designates neither the issuer nor a certificate in the response
   'signature', // the signature does not verify, or the signer's key does not decode
   'signature-algorithm', // the algorithm is unsupported, malformed, or not the signer key's kind
@@ -240,19 +242,34 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
   const skew = input.skewMs ?? DEFAULT_SKEW_MS;
 
   // CertID
-  if (issuer && cert && !issuer.issued(cert)) {
+  if (issuer && cert && (!issuer.issued(cert) || !issuerSigned(cert, issuer))) {
     fail(
       'issuer-mismatch',
-      `issuer certificate (${issuer.subject}) is not named as the certificate's issuer (${cert.issuer})`,
+      issuer.issued(cert)
+        ? `issuer certificate (${issuer.subject}) did not sign the certificate (its key does not verify the certificate's signature)`
+        : `issuer certificate (${issuer.subject}) is not named as the certificate's issuer (${cert.issuer})`,
     );
   }
-  const single = findSingleResponse(basic.responses, cert, issuer, input.hash);
+  const matches = matchingSingleResponses(basic.responses, cert, issuer);
+  const single = (input.hash ? matches.filter((r) => r.certId.hash === input.hash) : matches)[0];
   if (single) {
     verdict.certStatus = single.certStatus;
     verdict.revocationTime = single.revocationTime;
     verdict.revocationReason = single.revocationReason;
     verdict.thisUpdate = single.thisUpdate;
-    verdict.nextUpdate = single.nextUpdate;
+    // The earliest nextUpdate of them: a client whose CertID uses that hash sees it expire then.
+    verdict.nextUpdate = earliest(matches.map((r) => r.nextUpdate)) ?? single.nextUpdate;
+    for (const other of matches) {
+      if (
+        other.certStatus !== single.certStatus ||
+        other.revocationTime?.getTime() !== single.revocationTime?.getTime()
+      ) {
+        fail(
+          'conflicting-responses',
+          `SingleResponses for this certificate disagree: ${describeSingle(single)}, ${describeSingle(other)} (a client sees the one for its own CertID hash)`,
+        );
+      }
+    }
   } else if (issuer) {
     fail(
       'certid-mismatch',
@@ -262,6 +279,19 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
     );
   } else {
     fail('issuer-missing', 'issuer certificate not given: cannot match the CertID');
+  }
+  if (issuer && single) {
+    // Beside ours, a SingleResponse about another CA's certificate: OpenSSL (ocsp_check_issuer)
+    // refuses a response whose SingleResponses are not all about certificates of the signer's
+    // CA. RFC 6960 is silent; we judge as clients do. (With none of ours, certid-mismatch says it.)
+    for (const [i, r] of basic.responses.entries()) {
+      if (!aboutIssuersCertificate(r, cert, issuer)) {
+        fail(
+          'certid-other-issuer',
+          `SingleResponse ${i + 1} (serial ${serialHex(r.certId.serial)}) is about a certificate of another issuer, which OpenSSL refuses`,
+        );
+      }
+    }
   }
 
   // Signature and signer authorisation
@@ -275,27 +305,29 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
   if (basic.producedAt.getTime() > now.getTime() + skew) {
     fail('produced-in-future', `producedAt ${basic.producedAt.toISOString()} is in the future`);
   }
-  if (single) {
-    if (single.thisUpdate.getTime() > now.getTime() + skew) {
-      fail('not-yet-valid', `thisUpdate ${single.thisUpdate.toISOString()} is in the future`);
+  // Every SingleResponse for the certificate, whichever hash a client's CertID uses.
+  for (const r of single ? matches : []) {
+    const which = matches.length > 1 ? ` (${r.certId.hash} CertID)` : '';
+    if (r.thisUpdate.getTime() > now.getTime() + skew) {
+      fail('not-yet-valid', `thisUpdate ${r.thisUpdate.toISOString()} is in the future${which}`);
     }
-    if (!single.nextUpdate) {
+    if (!r.nextUpdate) {
       fail(
         'no-next-update',
-        'nextUpdate is absent (the response carries no expiry, so it cannot be stapled safely)',
+        `nextUpdate is absent (the response carries no expiry, so it cannot be stapled safely)${which}`,
       );
-    } else if (single.nextUpdate.getTime() <= now.getTime()) {
-      fail('stale', `expired: nextUpdate ${single.nextUpdate.toISOString()} has passed`);
+    } else if (r.nextUpdate.getTime() <= now.getTime()) {
+      fail('stale', `expired: nextUpdate ${r.nextUpdate.toISOString()} has passed${which}`);
     }
-    if (single.nextUpdate && single.nextUpdate.getTime() < single.thisUpdate.getTime()) {
+    if (r.nextUpdate && r.nextUpdate.getTime() < r.thisUpdate.getTime()) {
       fail(
         'next-update-before-this-update',
-        `nextUpdate ${single.nextUpdate.toISOString()} is earlier than thisUpdate ${single.thisUpdate.toISOString()}`,
+        `nextUpdate ${r.nextUpdate.toISOString()} is earlier than thisUpdate ${r.thisUpdate.toISOString()}${which}`,
       );
     }
-    for (const ext of single.extensions) {
+    for (const ext of r.extensions) {
       if (ext.critical && !KNOWN_SINGLE_EXTENSIONS.has(ext.oid)) {
-        fail('critical-extension', `unknown critical singleExtension ${ext.oid}`);
+        fail('critical-extension', `unknown critical singleExtension ${ext.oid}${which}`);
       }
     }
   }
@@ -314,19 +346,24 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
   }
 }
 
-function findSingleResponse(
+/**
+ * Every SingleResponse about the certificate (or, without it, the issuer's certificates), under
+ * any hash we can compute: a client builds its CertID with one hash and reads the SingleResponse
+ * that matches it, so each one is what some client sees.
+ */
+function matchingSingleResponses(
   responses: SingleResponseInfo[],
   cert: Certificate | undefined,
   issuer: Certificate | undefined,
-  hash: HashName | undefined,
-): SingleResponseInfo | undefined {
+): SingleResponseInfo[] {
   if (!issuer) {
     // Without the issuer we can still report on the certificate by serial, never validate.
-    return cert ? responses.find((r) => r.certId.serial.equals(cert.serial)) : responses[0];
+    const bySerial = cert ? responses.find((r) => r.certId.serial.equals(cert.serial)) : responses[0];
+    return bySerial ? [bySerial] : [];
   }
-  return responses.find((r) => {
+  return responses.filter((r) => {
     const alg = r.certId.hash;
-    if (!alg || (hash && alg !== hash)) return false;
+    if (!alg) return false;
     const nameHash = digest(alg, cert ? cert.issuerDer : issuer.subjectDer);
     return (
       r.certId.issuerNameHash.equals(nameHash) &&
@@ -334,6 +371,50 @@ function findSingleResponse(
       (!cert || r.certId.serial.equals(cert.serial))
     );
   });
+}
+
+/** Whether a SingleResponse's CertID names our issuer (its name, as the certificate or the issuer encodes it, and key). */
+function aboutIssuersCertificate(
+  r: SingleResponseInfo,
+  cert: Certificate | undefined,
+  issuer: Certificate,
+): boolean {
+  const alg = r.certId.hash;
+  if (!alg || !r.certId.issuerKeyHash.equals(issuer.keyHash(alg))) return false;
+  return (
+    r.certId.issuerNameHash.equals(digest(alg, issuer.subjectDer)) ||
+    (!!cert && r.certId.issuerNameHash.equals(digest(alg, cert.issuerDer)))
+  );
+}
+
+function describeSingle(r: SingleResponseInfo): string {
+  const since = r.revocationTime ? ` since ${r.revocationTime.toISOString()}` : '';
+  return `${r.certStatus}${since} under ${r.certId.hash}`;
+}
+
+function earliest(dates: Array<Date | undefined>): Date | undefined {
+  return dates.reduce<Date | undefined>((min, d) => (d && (!min || d < min) ? d : min), undefined);
+}
+
+/**
+ * Whether `issuer`'s key verifies `cert`'s signature, memoised per pair for the certificates'
+ * lifetime (pickIssuer records what it verified in the thread pool, so a renewal verifies once).
+ */
+function issuerSigned(cert: Certificate, issuer: Certificate): boolean {
+  let ok = issuerSignatures.get(cert)?.get(issuer.sha256);
+  if (ok === undefined) {
+    ok = !certificateSignatureProblem(cert, issuer);
+    recordIssuerSignature(cert, issuer, ok);
+  }
+  return ok;
+}
+const issuerSignatures = new WeakMap<Certificate, Map<string, boolean>>();
+
+/** Records that `issuer`'s key does (or does not) verify `cert`'s signature, verified elsewhere. */
+export function recordIssuerSignature(cert: Certificate, issuer: Certificate, ok: boolean): void {
+  let known = issuerSignatures.get(cert);
+  if (!known) issuerSignatures.set(cert, (known = new Map()));
+  known.set(issuer.sha256, ok);
 }
 
 function checkSigner(
