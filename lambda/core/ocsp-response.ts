@@ -163,7 +163,7 @@ function root(bytes: Buffer, start: number, end: number, what: string): Tlv {
   const tlv = readTlv(bytes, start, end);
   if (!tlv) notDer(what, start, `is not a DER element: ${tlvProblem(bytes, start, end)}`);
   if (tlv.end !== end)
-    structure(`${end - tlv.end} bytes of trailing data after the ${what} (byte ${tlv.end})`);
+    notDer(what, start, `is followed by ${end - tlv.end} bytes of trailing data (from byte ${tlv.end})`);
   return tlv;
 }
 
