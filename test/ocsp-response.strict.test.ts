@@ -167,7 +167,7 @@ describe('parseOcspResponse: responses made by `openssl ocsp` and bench/fleet.ts
 
   beforeAll(async () => {
     pki = await makeTestPki();
-    work = await mkdtemp(path.join(os.tmpdir(), 'fast-path-'));
+    work = await mkdtemp(path.join(os.tmpdir(), 'strict-parse-'));
     const { good, revoked, unknownToCa, ec } = pki.leaves;
     const intermediate = { cert: pki.intermediate.cert, key: pki.intermediate.key };
     const cases: Array<{ label: string; leaves: string[]; nonce: boolean; signer: typeof intermediate; extra: string[] }> =

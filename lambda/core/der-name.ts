@@ -163,9 +163,21 @@ export function canonicalName(bytes: Buffer, nameTlv: Tlv): string | undefined {
  */
 export function sameName(a: Buffer, b: Buffer): boolean {
   if (a.equals(b)) return true;
-  const ra = readRoot(a);
-  const rb = readRoot(b);
-  if (!ra || !rb) return false;
-  const ca = canonicalName(a, ra);
-  return ca !== undefined && ca === canonicalName(b, rb);
+  const ca = canonicalOf(a);
+  return ca !== undefined && ca === canonicalOf(b);
 }
+
+/**
+ * The canonical form of a whole Name's DER, remembered per Buffer object: a certificate's subject
+ * is compared with every response's responderID, and its Buffer lives as long as the certificate.
+ */
+function canonicalOf(der: Buffer): string | undefined {
+  let canonical = canonicalMemo.get(der);
+  if (canonical === undefined && !canonicalMemo.has(der)) {
+    const root = readRoot(der);
+    canonical = root && canonicalName(der, root);
+    canonicalMemo.set(der, canonical);
+  }
+  return canonical;
+}
+const canonicalMemo = new WeakMap<Buffer, string | undefined>();

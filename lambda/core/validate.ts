@@ -285,7 +285,7 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
     // refuses a response whose SingleResponses are not all about certificates of the signer's
     // CA. RFC 6960 is silent; we judge as clients do. (With none of ours, certid-mismatch says it.)
     for (const [i, r] of basic.responses.entries()) {
-      if (!aboutIssuersCertificate(r, cert, issuer)) {
+      if (!matches.includes(r) && !aboutIssuersCertificate(r, cert, issuer)) {
         fail(
           'certid-other-issuer',
           `SingleResponse ${i + 1} (serial ${serialHex(r.certId.serial)}) is about a certificate of another issuer, which OpenSSL refuses`,
