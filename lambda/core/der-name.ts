@@ -168,16 +168,20 @@ export function sameName(a: Buffer, b: Buffer): boolean {
 }
 
 /**
- * The canonical form of a whole Name's DER, remembered per Buffer object: a certificate's subject
- * is compared with every response's responderID, and its Buffer lives as long as the certificate.
+ * The canonical form of a whole Name's DER, remembered by its bytes: every response of a fleet
+ * names the same responder, and a certificate's subject is compared with each of them.
  */
 function canonicalOf(der: Buffer): string | undefined {
-  let canonical = canonicalMemo.get(der);
-  if (canonical === undefined && !canonicalMemo.has(der)) {
+  const key = der.toString('latin1');
+  let canonical = canonicalMemo.get(key);
+  if (canonical === undefined && !canonicalMemo.has(key)) {
     const root = readRoot(der);
     canonical = root && canonicalName(der, root);
-    canonicalMemo.set(der, canonical);
+    if (canonicalMemo.size >= CANONICAL_MEMO_SIZE) canonicalMemo.clear();
+    canonicalMemo.set(key, canonical);
   }
   return canonical;
 }
-const canonicalMemo = new WeakMap<Buffer, string | undefined>();
+const canonicalMemo = new Map<string, string | undefined>();
+/** Names are small; a run sees a handful of issuers and responders. */
+const CANONICAL_MEMO_SIZE = 1024;
