@@ -198,13 +198,16 @@ function parseStaple(der: Uint8Array): ParsedResponse | Judgement {
 }
 
 /**
- * Validates a parsed OCSP response for `cert` as RFC 6960 §3.2 and §4.2.2.2 and RFC 5019 ask:
- * successful status; a basic response; a SingleResponse whose CertID matches ours; a valid
- * signature by the issuer, or by a delegated responder certificate embedded in the response that
- * the issuer signed, that carries id-kp-OCSPSigning and that was valid at producedAt; a
- * responderID that designates the signer; thisUpdate not in the future (beyond the skew);
- * nextUpdate present and in the future; a matching nonce when one was sent and echoed; no
- * critical extension we do not understand.
+ * Validates a parsed OCSP response for `cert` as RFC 6960 §3.2 and §4.2.2.2 and RFC 5019 ask,
+ * and as OpenSSL-based clients judge (docs/validation.md): successful status; a basic response;
+ * an issuer that names and signed the certificate; a SingleResponse whose CertID matches ours,
+ * every such SingleResponse (one per hash) agreeing and in its window, none about another CA's
+ * certificate; a valid signature by the issuer, or by the first delegated responder certificate
+ * embedded in the response that the responderID designates, which the issuer signed, carries
+ * id-kp-OCSPSigning, has no critical extension RFC 5280 or we refuse and was valid at producedAt
+ * and now; thisUpdate not in the future (beyond the skew); nextUpdate present, in the future and
+ * not before thisUpdate; a matching nonce when one was sent and echoed; no critical extension we
+ * do not understand.
  */
 export function validateResponse(parsed: ParsedResponse, input: ValidationInput): Verdict {
   const verdict = invalidVerdict(parsed.responseStatus, []);
