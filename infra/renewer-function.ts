@@ -13,11 +13,6 @@ const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/aws/handler.ts', import.m
 /** The fleet worker's entry point: SQS upload batches and Distributed Map batches. */
 const BATCH_HANDLER_ENTRY = fileURLToPath(new URL('../lambda/aws/batch-handler.ts', import.meta.url));
 const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
-/**
- * The exec wrapper (lambda/aws/exec-wrapper.sh): copied beside index.mjs, executable, and named by
- * AWS_LAMBDA_EXEC_WRAPPER. It adds `--max-semi-space-size=16` after the runtime's own flags.
- */
-export const EXEC_WRAPPER = { source: 'lambda/aws/exec-wrapper.sh', deployed: '/var/task/exec-wrapper.sh' };
 /** The function's memory unless the caller sets `memorySize` (the bench uses it too). */
 export const DEFAULT_MEMORY_MB = 1024;
 /** The function's NODE_OPTIONS unless the caller's `environment` sets its own. */
@@ -65,10 +60,6 @@ export interface RenewerFunctionProps extends Omit<
  *   bundled (`bundleAwsSDK`) so the SDK that runs is the one in package-lock.json that the tests
  *   ran against, not whichever the runtime ships;
  * - `NODE_OPTIONS=--enable-source-maps` so stack traces name the TypeScript sources;
- * - an exec wrapper (`AWS_LAMBDA_EXEC_WRAPPER`, lambda/aws/exec-wrapper.sh shipped as
- *   /var/task/exec-wrapper.sh) that adds `--max-semi-space-size=16` after the runtime's flags: the
- *   runtime sizes V8's young generation from `memorySize` (128 MB at 1024 MB), and a run's peak RSS
- *   would follow that cap rather than the work (README, Performance);
  * - `memorySize` 1024 MB: parsing and validation are CPU-bound (~4 000–5 000 certificates/s per
  *   core cold, `npm run bench`) and Lambda allots CPU in proportion to memory;
  * - `timeout` 10 minutes: room for a forced run over 10 000 certificates plus slow responders; the
@@ -105,7 +96,6 @@ export class RenewerFunction extends NodejsFunction {
       role,
       environment: {
         NODE_OPTIONS: DEFAULT_NODE_OPTIONS,
-        AWS_LAMBDA_EXEC_WRAPPER: EXEC_WRAPPER.deployed,
         ...props.environment,
       },
       entry: entryPoint === 'batch' ? BATCH_HANDLER_ENTRY : HANDLER_ENTRY,
@@ -123,16 +113,6 @@ export class RenewerFunction extends NodejsFunction {
         minify: true,
         sourceMap: true,
         bundleAwsSDK: true,
-        commandHooks: {
-          beforeBundling: () => [],
-          beforeInstall: () => [],
-          // Runs locally (no Docker): the wrapper beside index.mjs, mode 0755 (the asset's zip keeps
-          // file modes, and Lambda runs the wrapper as a program).
-          afterBundling: (inputDir, outputDir) => {
-            const target = `${outputDir}/${EXEC_WRAPPER.deployed.split('/').pop()!}`;
-            return [`cp "${inputDir}/${EXEC_WRAPPER.source}" "${target}"`, `chmod 755 "${target}"`];
-          },
-        },
       },
     });
     logGroup.grantWrite(role);

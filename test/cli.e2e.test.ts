@@ -4,7 +4,7 @@
  * http server for AIA caIssuers downloads. Each case checks a claim the README makes about the CLI.
  */
 import { defaultStateFile } from '../lambda/cli/cli.js';
-import type { StapleExplanation } from '../lambda/core/explain.js';
+import type { StapleExplanation } from '../lambda/report/explain.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import {
@@ -31,6 +31,7 @@ import {
   type OpensslResponder,
 } from './helpers/openssl-responder.js';
 import { makeTestPki, type LeafName, type TestPki } from './helpers/pki.js';
+import { opensslVerify } from './helpers/openssl-verify.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
 // --- helpers ------------------------------------------------------------------------------------------
@@ -162,19 +163,6 @@ interface JsonReport {
     stage?: string;
     certStatus?: string;
   }>;
-}
-
-/** Runs `openssl ocsp -respin` on a staple; returns stdout + stderr whatever the exit code. */
-function opensslVerify(staple: string, cert: string, pki: TestPki): Promise<string> {
-  return new Promise((resolve) => {
-    const child = spawn('openssl', [
-      'ocsp', '-respin', staple, '-issuer', pki.intermediate.cert, '-CAfile', pki.chain, '-cert', cert, '-resp_text',
-    ]); // prettier-ignore
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    child.once('close', () => resolve(out));
-  });
 }
 
 /** The files in a staples directory: staples only, the CLI keeps its state elsewhere. */
@@ -331,7 +319,9 @@ describe('renew: a mixed certificate directory', () => {
       expect(out, leaf).toContain('Response verify OK');
       expect(out, leaf).toMatch(new RegExp(`${leaf}\\.pem: good`));
     }
-    const out = await opensslVerify(path.join(staples, 'revoked.ocsp'), pki.leaves.revoked.cert, pki);
+    const out = await opensslVerify(path.join(staples, 'revoked.ocsp'), pki.leaves.revoked.cert, pki, [
+      '-resp_text', // the revocation reason
+    ]);
     expect(out).toContain('Response verify OK');
     expect(out).toMatch(/revoked\.pem: revoked/);
     expect(out).toContain('keyCompromise');

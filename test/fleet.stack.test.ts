@@ -16,6 +16,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_TABLE, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { OcspRenewerStack } from '../infra/stack.js';
+import { cdkApps } from './helpers/cdk-app.js';
 
 const CDK_JSON = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
   context: Record<string, unknown>;
@@ -30,8 +31,10 @@ interface Statement {
   NotResource?: unknown;
 }
 
+const newApp = cdkApps();
+
 function synth(fleet: boolean) {
-  const app = new App({ context: { ...CDK_JSON.context, 'aws:cdk:bundling-stacks': [] } });
+  const app = newApp({ ...CDK_JSON.context, 'aws:cdk:bundling-stacks': [] });
   const stack = new OcspRenewerStack(app, 'OcspRenewer', fleet ? { fleet: {} } : {});
   return { app, stack, template: Template.fromStack(stack) };
 }
@@ -127,12 +130,12 @@ describe('OcspRenewerStack with fleet', () => {
       ScheduleExpression: 'rate(1 day)',
       Target: { Arn: { Ref: machineId }, Input: '{"force":false}', RetryPolicy: { MaximumRetryAttempts: 2 } },
     });
-    const app2 = new App({ context: { ...CDK_JSON.context, 'aws:cdk:bundling-stacks': [] } });
+    const app2 = newApp({ ...CDK_JSON.context, 'aws:cdk:bundling-stacks': [] });
     const none = new OcspRenewerStack(app2, 'NoReconcile', { fleet: { reconcileSchedule: '' } });
     Template.fromStack(none).resourceCountIs('AWS::Scheduler::Schedule', 1); // the renewer's own
     expect(
       () =>
-        new OcspRenewerStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Bad', {
+        new OcspRenewerStack(newApp({ 'aws:cdk:bundling-stacks': [] }), 'Bad', {
           fleet: { reconcileSchedule: 'daily' },
         }),
     ).toThrow('fleet reconcileSchedule must be rate(…) or cron(…), got "daily"');

@@ -236,7 +236,7 @@ describe(`parseOcspResponse: fuzzed vectors (seed ${SEED})`, () => {
       const label = `seed ${SEED} case ${n} (${seed.id}: ${mutant.what})`;
       const refused = refusal(mutant.bytes);
       if (refused) {
-        codes.add(refused.code);
+        codes.add(refused.verdictCode);
         expect(refused.message, label).toMatch(/^(not DER: .* at byte \d+ |[\w ]|embedded certificate)/);
         continue;
       }
@@ -371,7 +371,7 @@ describe('parseOcspResponse: statuses', () => {
       ['0a0400800000', 'not-der'],
       ['020100', 'parse'],
     ] as const) {
-      expect(refusal(response(status))?.code, status).toBe(code);
+      expect(refusal(response(status))?.verdictCode, status).toBe(code);
     }
     expect(refusal(response('0a00'))?.message).toBe(
       'not DER: responseStatus at byte 2 is not a small DER ENUMERATED',

@@ -18,15 +18,7 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { certIdFor } from '../lambda/core/ocsp-request.js';
 import { DEFAULT_POLICY } from '../lambda/core/refresh-policy.js';
-import {
-  run,
-  type ReportRow,
-  type StateEntry,
-  type RunOptions,
-  type RunReport,
-  type RunState,
-  type StateSink,
-} from '../lambda/renew/run.js';
+import { run, type RunOptions } from '../lambda/renew/run.js';
 import {
   buildOcspResponse,
   loadSigner,
@@ -39,11 +31,10 @@ import {
   type ResponseSigner,
 } from './helpers/fake-responder.js';
 import { makeTestPki, openssl, type LeafName, type TestPki } from './helpers/pki.js';
+import { at, T0 } from './helpers/time.js';
+import type { ReportRow, StateEntry, RunReport, RunState, StateSink } from '../lambda/renew/ports.js';
 
-const HOUR = 3_600_000;
 /** The fixed "now" of every run: captured once, whole seconds (OCSP times have no fractions). */
-const T0 = new Date(Math.floor(Date.now() / 1000) * 1000);
-const at = (hours: number) => new Date(T0.getTime() + hours * HOUR);
 
 let fake: FakeResponder;
 let pki: TestPki;

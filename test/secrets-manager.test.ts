@@ -17,12 +17,12 @@ import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { SecretsManagerCertificateSource } from '../lambda/adapters/secrets-manager.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
-import type { RunReport } from '../lambda/renew/run.js';
 import { createHandler } from '../lambda/aws/handler.js';
 import { readRunReport } from '../lambda/aws/run-summary.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import type { RunReport } from '../lambda/renew/ports.js';
 
 // --- the fake -----------------------------------------------------------------------------------
 

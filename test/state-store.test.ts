@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fileStateBlob, StateStore } from '../lambda/adapters/state-store.js';
-import type { RunState, StateEntry } from '../lambda/renew/run.js';
+import type { RunState, StateEntry } from '../lambda/renew/ports.js';
 
 const NOW = new Date('2026-11-30T12:00:00Z');
 

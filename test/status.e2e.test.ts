@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HEALTH_COLOURS } from '../lambda/core/status-page.js';
+import { HEALTH_COLOURS } from '../lambda/report/status-page.js';
 import type { StatusReport } from '../lambda/core/status.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { makeStaple } from './helpers/pull-script.js';

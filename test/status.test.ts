@@ -2,7 +2,7 @@
  * The status model, the page's sorting and the progress line: pure functions at fixed instants.
  */
 import { describe, expect, it } from 'vitest';
-import { formatProgress, formatSeconds } from '../lambda/core/progress.js';
+import { formatProgress, formatSeconds } from '../lambda/report/progress.js';
 import {
   buildStatus,
   formatHours,
@@ -10,9 +10,15 @@ import {
   type StateEntryView,
   type StatusEntry,
 } from '../lambda/core/status.js';
-import { compareKeys, escapeHtml, renderStatusPage, sortKey, sortRows } from '../lambda/core/status-page.js';
+import {
+  compareKeys,
+  escapeHtml,
+  renderStatusPage,
+  sortKey,
+  sortRows,
+} from '../lambda/report/status-page.js';
 import { terminalProgress } from '../lambda/cli/progress.js';
-import type { ReportRow } from '../lambda/renew/run.js';
+import type { ReportRow } from '../lambda/renew/ports.js';
 
 const NOW = new Date('2030-03-01T12:00:00Z');
 const H = 3_600_000;

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { certIdFor } from '../lambda/core/ocsp-request.js';
 import { judgeStaple } from '../lambda/core/validate.js';
-import { explainStaple } from '../lambda/core/explain.js';
+import { explainStaple } from '../lambda/report/explain.js';
 import { buildOcspResponse, loadSigner, type ResponseSigner } from './helpers/fake-responder.js';
 import { makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 

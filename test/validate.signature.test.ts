@@ -438,7 +438,7 @@ describe('parseOcspResponse: DER or nothing', () => {
     expect(parseOcspResponse(der).basic?.certs).toHaveLength(1);
     expect(() => parseOcspResponse(rebuilt)).toThrow(
       expect.objectContaining({
-        code: 'not-der',
+        verdictCode: 'not-der',
         message: expect.stringMatching(/^not DER: .*length at byte \d+ is indefinite \(BER, not DER\)$/),
       }),
     );

@@ -224,7 +224,7 @@ export const STALE_TEMP_MS = 10 * 60_000;
  * (ns precision, not the ms of `mtimeMs`, so two writes in one millisecond differ), a replacement
  * by rename (ours, an editor's, `cp` to a temp then `mv`) brings another inode, a truncation the size.
  */
-export function fileTag(info: BigIntStats): string {
+function fileTag(info: BigIntStats): string {
   return `${info.ino}-${info.size}-${info.mtimeNs}`;
 }
 

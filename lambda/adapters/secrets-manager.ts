@@ -72,7 +72,7 @@ export class SecretsManagerCertificateSource implements CertificateSource {
 }
 
 /** The certificates of a SecretString (PEM or JSON), re-encoded as a PEM bundle with nothing else. */
-export function certificatesFromSecretString(text: string): Buffer {
+function certificatesFromSecretString(text: string): Buffer {
   let pem = text;
   const trimmed = text.trim();
   if (trimmed.startsWith('{')) {

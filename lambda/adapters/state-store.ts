@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { StateEntry, RunState, StateSink } from '../renew/run.js';
 import { readOptional, writeFileAtomic } from './filesystem.js';
+import type { StateEntry, RunState, StateSink } from '../renew/ports.js';
 
 const VERSION = 1;
 

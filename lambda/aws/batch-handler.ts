@@ -12,14 +12,19 @@ import {
   isCertificateKey,
   stapleKeyFor,
   type CertificateObject,
+  ACTIONS,
+  type RunReport,
+  type RunState,
+  type Transport,
 } from '../renew/ports.js';
-import { ACTIONS, cachedDownload, run, type RunReport, type RunState, type Transport } from '../renew/run.js';
+import { cachedDownload, run } from '../renew/run.js';
 import { configFromEnv, type LambdaConfig } from './config.js';
 import { EventError } from './event.js';
 import { inlineMaxKeys } from './due-run-limit.js';
 import { writeLogLine } from './log-line.js';
 import { mergeReports, publishRun, type RunOutput } from './run-output.js';
 import { runOptionsFrom, timeLeftOf } from './run-options.js';
+import { firstFailures, SUMMARY_FAILURES } from './run-summary.js';
 
 export interface BatchHandlerDeps {
   env?: NodeJS.ProcessEnv;
@@ -55,7 +60,7 @@ export type BatchRequest =
 export interface BatchSummary {
   counts: RunReport['counts'];
   revoked: number;
-  /** The first 20 failures; `counts.failed` has them all. */
+  /** The first SUMMARY_FAILURES failures; `counts.failed` has them all. */
   failures: { name: string; stage?: string; reason: string }[];
   notReached: string[];
   /** Certificates whose removal retired their staple and state. */
@@ -68,8 +73,6 @@ export interface BatchSummary {
   manifest?: string;
   execution?: string;
 }
-
-const MAX_FAILURES_LISTED = 20;
 
 /**
  * The fleet worker (infra/fleet.ts): renews a given batch of certificate keys without listing the
@@ -197,7 +200,7 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
       request.perHostConcurrency,
     );
     const published = await publishRun(report, 'batch', output, { keys: request.keys.length });
-    return { ...summarise(report, []), report: published.report };
+    return { ...batchSummary(report, []), report: published.report };
   };
 }
 
@@ -228,7 +231,7 @@ async function dueRun(
   if (objects.length <= inlineMax || !machine) {
     const report = await renew(objects, false, { store, state });
     const published = await publishRun(report, 'due', output, { due: objects.length, inline: true });
-    return { ...summarise(report, []), due: objects.length, report: published.report };
+    return { ...batchSummary(report, []), due: objects.length, report: published.report };
   }
   const manifest = `${config.reportsPrefix}manifests/${now.toISOString()}-${shortId(output.id)}.json`;
   await output.s3.send(
@@ -254,7 +257,7 @@ async function dueRun(
     execution: started.executionArn,
   });
   return {
-    ...summarise(undefined, []),
+    ...batchSummary(undefined, []),
     due: objects.length,
     manifest: `s3://${config.bucket}/${manifest}`,
     execution: started.executionArn,
@@ -372,25 +375,26 @@ async function handleUpload(
   }
   const objects = [...created].map(([key, tag]) => ({ key, tag: tag && `"${tag}"` }));
   const report = objects.length > 0 ? await renew(objects, true) : undefined;
-  return summarise(report, retired);
+  return batchSummary(report, retired);
 }
 
-function summarise(report: RunReport | undefined, retired: string[]): BatchSummary {
+function batchSummary(report: RunReport | undefined, retired: string[]): BatchSummary {
   const counts = report?.counts ?? (Object.fromEntries(ACTIONS.map((a) => [a, 0])) as RunReport['counts']);
   return {
     counts,
     revoked: report?.revoked ?? 0,
-    failures: (report?.results ?? [])
-      .filter((r) => r.action === 'failed')
-      .slice(0, MAX_FAILURES_LISTED)
-      .map((r) => ({ name: r.key, ...(r.stage ? { stage: r.stage } : {}), reason: r.reason })),
+    failures: firstFailures(report?.results ?? []).map((r) => ({
+      name: r.key,
+      ...(r.stage ? { stage: r.stage } : {}),
+      reason: r.reason,
+    })),
     notReached: report?.notReached ?? [],
     retired,
   };
 }
 
 function merge(summaries: BatchSummary[]): BatchSummary {
-  const out = summarise(undefined, []);
+  const out = batchSummary(undefined, []);
   for (const s of summaries) {
     for (const [action, n] of Object.entries(s.counts)) out.counts[action as keyof typeof out.counts] += n;
     out.revoked += s.revoked;
@@ -398,7 +402,7 @@ function merge(summaries: BatchSummary[]): BatchSummary {
     out.notReached.push(...s.notReached);
     out.retired.push(...s.retired);
   }
-  out.failures.splice(MAX_FAILURES_LISTED);
+  out.failures.splice(SUMMARY_FAILURES);
   return out;
 }
 

@@ -16,13 +16,13 @@ import { privateRespondersAllowed } from '../adapters/ssrf-guard.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
-import { explainStaple, formatExplanation, formatRunReport } from '../core/explain.js';
-import { jsonPieces } from '../core/json-pieces.js';
+import { explainStaple, formatExplanation, formatRunReport } from '../report/explain.js';
+import { jsonPieces } from '../report/json-pieces.js';
 import { judgeStaple } from '../core/validate.js';
 import { resolveIssuer } from '../renew/issuer.js';
 import { queryResponders } from '../renew/ocsp-query.js';
-import { type CertificateSource, type NamingOptions, type StapleStore } from '../renew/ports.js';
-import { cachedDownload, run, type RunDeps, type RunOptions, type RunReport } from '../renew/run.js';
+import type { CertificateSource, NamingOptions, StapleStore, RunReport } from '../renew/ports.js';
+import { cachedDownload, run, type RunDeps, type RunOptions } from '../renew/run.js';
 import {
   flagSource,
   readSetting,

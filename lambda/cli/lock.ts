@@ -6,6 +6,7 @@ import path from 'node:path';
 /** Another live process holds the lock (exit 75, EX_TEMPFAIL, like the pull script). */
 export class LockBusyError extends Error {
   override readonly name = 'LockBusyError';
+  readonly code = 'LOCK_BUSY';
 }
 
 export interface Lock {

@@ -13,14 +13,19 @@ import {
   type StateEntryView,
   type StatusEntry,
 } from '../core/status.js';
-import { renderStatusPage } from '../core/status-page.js';
-import { isCertificateKey, namingFrom, stapleKeyFor, type NamingOptions } from '../renew/ports.js';
-import type { RunState } from '../renew/run.js';
+import { renderStatusPage } from '../report/status-page.js';
+import {
+  isCertificateKey,
+  namingFrom,
+  stapleKeyFor,
+  type NamingOptions,
+  type RunState,
+} from '../renew/ports.js';
 import { SETTINGS } from '../renew/settings.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
 
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
-export const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
+const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
 
 export interface StatusIo {
   out: (text: string) => void;

@@ -53,6 +53,7 @@ const STATUS_REQUEST = 5;
 /** What parseCertificates and the Certificate constructor throw: the bytes are not a certificate. */
 export class CertificateParseError extends Error {
   override readonly name = 'CertificateParseError';
+  readonly code = 'CERTIFICATE_PARSE';
 }
 
 /**

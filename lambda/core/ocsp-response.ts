@@ -116,9 +116,11 @@ export type ResponseParseCode = 'not-der' | 'parse';
 /** The one error parseOcspResponse throws: the bytes are not a well-formed OCSP response. */
 export class ResponseParseError extends Error {
   override readonly name = 'ResponseParseError';
+  readonly code = 'RESPONSE_PARSE';
   constructor(
     message: string,
-    readonly code: ResponseParseCode = 'parse',
+    /** The verdict code a response that does not parse gets: `not-der` or `parse`. */
+    readonly verdictCode: ResponseParseCode = 'parse',
     options?: ErrorOptions,
   ) {
     super(message, options);

@@ -197,7 +197,7 @@ function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: bo
 }
 
 /** Most urgent first: by health, then least validity (none first), then name. */
-export function byUrgency(a: StatusRow, b: StatusRow): number {
+function byUrgency(a: StatusRow, b: StatusRow): number {
   const h = HEALTH_ORDER.indexOf(a.health) - HEALTH_ORDER.indexOf(b.health);
   if (h !== 0) return h;
   const va = a.validityHours ?? -Infinity;

@@ -188,7 +188,7 @@ function parseStaple(der: Uint8Array): ParsedResponse | Judgement {
     return parseOcspResponse(der);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    const code = err instanceof ResponseParseError ? err.code : 'parse';
+    const code = err instanceof ResponseParseError ? err.verdictCode : 'parse';
     return {
       parsed: undefined,
       verdict: invalidVerdict('unparseable', [`does not parse: ${message}`], code),

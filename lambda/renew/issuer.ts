@@ -15,7 +15,11 @@ export interface IssuerLookup {
   download?: (url: string) => Promise<Uint8Array>;
 }
 
-export class IssuerNotFoundError extends Error {}
+/** No candidate issuer's key verifies the certificate's signature. */
+export class IssuerNotFoundError extends Error {
+  override readonly name = 'IssuerNotFoundError';
+  readonly code = 'ISSUER_NOT_FOUND';
+}
 
 /**
  * Finds the certificate that issued `leaf`, in order: the same bundle, a sibling

@@ -3,17 +3,8 @@ import type { HashName } from '../core/der.js';
 import { DeadlineError, errorMessage } from '../core/errors.js';
 import { buildOcspRequest, certIdFor, newNonce } from '../core/ocsp-request.js';
 import type { ParsedResponse } from '../core/ocsp-response.js';
+import type { Transport } from './ports.js';
 import { invalidVerdict, judgeStapleAhead, type ValidationCache, type Verdict } from '../core/validate.js';
-
-/**
- * Sends one DER OCSP request to one responder URL. `limits.timeLeft` (milliseconds before the
- * run's deadline) bounds the request: cut by it, the transport rejects with a DeadlineError.
- */
-export type Transport = (
-  url: string,
-  requestDer: Buffer,
-  limits?: { timeLeft?: () => number },
-) => Promise<{ der: Buffer; maxAgeSec?: number }>;
 
 /**
  * Thrown when the run had to stop before this certificate's first request was sent (it waited
@@ -21,6 +12,7 @@ export type Transport = (
  */
 export class NotStarted extends Error {
   override readonly name = 'NotStarted';
+  readonly code = 'NOT_STARTED';
 }
 
 /** One responder URL tried: what came back and what it is worth, or why nothing usable came. */

@@ -1,11 +1,17 @@
 /**
- * The two storage ports. The core reads certificates from a certificate source and keeps staples
- * in a staple store; adapters (filesystem, S3, Secrets Manager) implement them. Keys are names
- * relative to the source or store root, with `/` separators: `a/mail.example.com.pem`.
+ * The ports: every type run() and the adapters share. A run reads certificates from a certificate
+ * source and keeps staples in a staple store; adapters (filesystem, S3, Secrets Manager) implement
+ * them. Keys are names relative to the source or store root, with `/` separators:
+ * `a/mail.example.com.pem`. OCSP requests go through a Transport; what a run did is its RunReport,
+ * and what it remembers is a RunState of StateEntry, persisted as it is decided by a StateSink,
+ * in one document (adapters/state-store.ts) or one record per certificate (CertStateStore).
  */
+import type { Stage } from '../core/errors.js';
+import type { CertStatus } from '../core/ocsp-response.js';
+
 export interface CertificateObject {
   key: string;
-  /** Its tag (the S3 ETag, or the file's mtime-size): a new tag means the certificate may have changed. */
+  /** Its tag (the S3 ETag, or the file's inode-size-mtime): a new tag means the certificate may have changed. */
   tag: string | undefined;
 }
 
@@ -62,7 +68,7 @@ export interface StapleStore {
 }
 
 /** The suffix of the marker written beside a withheld staple: `a/mail.ocsp.withheld`. */
-export const WITHHELD_SUFFIX = '.withheld';
+const WITHHELD_SUFFIX = '.withheld';
 
 /**
  * `a/mail.ocsp` → `a/mail.ocsp.withheld`. The marker tells a host that the staple is gone on
@@ -119,4 +125,180 @@ export function stapleKeyFor(certKey: string, naming: NamingOptions = DEFAULT_NA
 /** `a/mail.example.com.pem` → `a/mail.example.com.issuer.pem`. */
 export function issuerSiblingKeyFor(certKey: string, naming: NamingOptions = DEFAULT_NAMING): string {
   return stapleKeyFor(certKey, { ...naming, stapleExtension: ISSUER_SIBLING_SUFFIX });
+}
+
+/**
+ * Sends one DER OCSP request to one responder URL. `limits.timeLeft` (milliseconds before the
+ * run's deadline) bounds the request: cut by it, the transport rejects with a DeadlineError.
+ */
+export type Transport = (
+  url: string,
+  requestDer: Buffer,
+  limits?: { timeLeft?: () => number },
+) => Promise<{ der: Buffer; maxAgeSec?: number }>;
+
+/**
+ * What happened to one certificate in a run. `due` appears only in dry runs ("would renew").
+ */
+export type Action = 'fresh' | 'renewed' | 'skipped' | 'failed' | 'withheld' | 'due';
+export const ACTIONS: readonly Action[] = ['renewed', 'fresh', 'skipped', 'withheld', 'failed', 'due'];
+
+export interface ReportRow {
+  /** The certificate's key in its source. */
+  key: string;
+  /**
+   * `key` under its first spelling, which the JSON report keeps (set by `withOldName`): readers of
+   * reports written before `key` existed still find it. New code reads `key`.
+   */
+  name?: string;
+  /** The staple's key in the staple store. */
+  staple: string;
+  action: Action;
+  reason: string;
+  /** For failures: the stage that failed. */
+  stage?: Stage;
+  /** For failures, where known: a stable code (a verdict code, `older-than-stored`, …). */
+  code?: string;
+  certStatus?: CertStatus;
+  revocationTime?: string;
+  revocationReason?: string;
+  thisUpdate?: string;
+  nextUpdate?: string;
+  nextDue?: string;
+  mustStaple?: boolean;
+  /** The responder URL that answered. */
+  responder?: string;
+}
+
+export interface RunReport {
+  startedAt: string;
+  finishedAt: string;
+  dryRun: boolean;
+  counts: Record<Action, number>;
+  /** Certificates whose responder says revoked (staple published, withheld, or stored earlier). */
+  revoked: number;
+  /** The least validity left over all staples seen, in hours (undefined when there are none). */
+  leastValidityHours: number | undefined;
+  results: ReportRow[];
+  /** Certificates not started because the run had to stop (deadline); the next run takes them. */
+  notReached: string[];
+}
+
+/** Per-certificate memory across runs: failures for backoff, max-age, and the last verdict's times. */
+export interface StateEntry {
+  certTag?: string;
+  stapleTag?: string;
+  failures: number;
+  lastFailureAt?: string;
+  lastError?: string;
+  maxAgeUntil?: string;
+  thisUpdate?: string;
+  nextUpdate?: string;
+  responderNotAfter?: string;
+  certStatus?: CertStatus;
+  nextDue?: string;
+  /** The last reported action and reason, replayed by quiet runs. */
+  action?: Action;
+  reason?: string;
+  mustStaple?: boolean;
+  /**
+   * Fingerprint of the settings a fetch depends on (`<run settings>.<OCSP URLs>`, see
+   * settingsFingerprint): when it changes, earlier failures no longer count for the backoff.
+   */
+  settings?: string;
+  /** The responder URL that answered last. */
+  responder?: string;
+}
+export type RunState = Map<string, StateEntry>;
+
+/**
+ * Told of each certificate's new state entry as soon as it is decided, so a run killed midway
+ * (the Lambda's timeout) loses nothing already decided. The S3 state object saves the whole map
+ * now and then (PeriodicStateSave); a per-certificate store writes the one item. Awaited by the
+ * run; a rejection fails the run as a whole, so a sink handles what it can retry itself.
+ */
+export interface StateSink {
+  recorded(key: string, entry: StateEntry): void | Promise<void>;
+}
+
+/**
+ * Per-certificate state, one record per certificate, for fleets whose state no longer fits one
+ * document (adapters/dynamo-state.ts). Shaped like adapters/state-store.ts's StateStore (load a
+ * RunState, let run() mutate it, save what changed), so the Lambda can swap one for the other,
+ * plus what one document cannot do cheaply: read only the due certificates, retire one.
+ */
+export interface CertStateStore {
+  readonly description: string;
+  /** The states of these keys (absent keys are simply missing from the map). */
+  load(keys: Iterable<string>): Promise<RunState>;
+  /** The states whose next due time is at or before `now`: cost grows with what is due, not N. */
+  loadDue(now: Date): Promise<RunState>;
+  /**
+   * Writes every state that changed since it was loaded, each conditional on the version read;
+   * a concurrent writer's change is merged (mergeCertState), never lost. Keys loaded but gone
+   * from `state` are deleted. The merged values are put back into `state`. Returns the writes.
+   */
+  save(state: RunState): Promise<number>;
+  /** Forgets a certificate (it was deleted). */
+  remove(key: string): Promise<void>;
+}
+
+/**
+ * Merges two concurrent updates of one certificate's state, both made from `base` (what was read;
+ * undefined when there was nothing). `ours` is the update being written, `theirs` what another
+ * writer stored meanwhile.
+ *
+ * - failures: both writers' changes since `base` are kept (theirs + ours − base, never below 0),
+ *   so two failing runs count two failures, and a success resets only the failures it saw;
+ * - lastFailureAt / lastError: the later failure;
+ * - the staple's facts (stapleTag, thisUpdate, nextUpdate, responderNotAfter, certStatus): the
+ *   newer staple's (thisUpdate);
+ * - maxAgeUntil: the later; nextDue: the earlier (at worst one extra check, never a missed one);
+ * - the rest (certTag, action, reason, mustStaple): ours, the latest decision.
+ */
+export function mergeCertState(
+  base: StateEntry | undefined,
+  ours: StateEntry,
+  theirs: StateEntry,
+): StateEntry {
+  const merged: StateEntry = { ...theirs, ...pick(ours, ['certTag', 'action', 'reason', 'mustStaple']) };
+  merged.failures = Math.max(0, theirs.failures + ours.failures - (base?.failures ?? 0));
+  const later = laterOf(ours.lastFailureAt, theirs.lastFailureAt);
+  const failureFrom = later === undefined ? undefined : later === ours.lastFailureAt ? ours : theirs;
+  setOrDelete(merged, 'lastFailureAt', failureFrom?.lastFailureAt);
+  setOrDelete(merged, 'lastError', failureFrom?.lastError);
+  const stapleFrom = time(ours.thisUpdate) >= time(theirs.thisUpdate) ? ours : theirs;
+  for (const field of STAPLE_FIELDS) setOrDelete(merged, field, stapleFrom[field]);
+  setOrDelete(merged, 'maxAgeUntil', laterOf(ours.maxAgeUntil, theirs.maxAgeUntil));
+  setOrDelete(merged, 'nextDue', earlierOf(ours.nextDue, theirs.nextDue));
+  return merged;
+}
+
+const STAPLE_FIELDS = ['stapleTag', 'thisUpdate', 'nextUpdate', 'responderNotAfter', 'certStatus'] as const;
+
+function pick(state: StateEntry, fields: (keyof StateEntry)[]): Partial<StateEntry> {
+  return Object.fromEntries(fields.filter((f) => state[f] !== undefined).map((f) => [f, state[f]]));
+}
+
+function setOrDelete<K extends keyof StateEntry>(
+  state: StateEntry,
+  field: K,
+  value: StateEntry[K] | undefined,
+) {
+  if (value === undefined) delete state[field];
+  else state[field] = value;
+}
+
+const time = (iso: string | undefined) => (iso ? Date.parse(iso) : -Infinity);
+
+function laterOf(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return time(a) >= time(b) ? a : b;
+}
+
+function earlierOf(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return time(a) <= time(b) ? a : b;
 }

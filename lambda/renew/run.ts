@@ -4,8 +4,7 @@ import { parseCertificates, type Certificate } from '../core/certificate.js';
 import type { HashName } from '../core/der.js';
 import { DeadlineError, errorMessage, RenewError, type Stage } from '../core/errors.js';
 import { resolveIssuer } from './issuer.js';
-import { describeAttempts, NotStarted, queryResponders, type Transport } from './ocsp-query.js';
-import type { CertStatus } from '../core/ocsp-response.js';
+import { describeAttempts, NotStarted, queryResponders } from './ocsp-query.js';
 import {
   DEFAULT_NAMING,
   stapleKeyFor,
@@ -15,6 +14,14 @@ import {
   type StapleStore,
   type StoredStaple,
   withheldMarkerFor,
+  type Transport,
+  ACTIONS,
+  type Action,
+  type ReportRow,
+  type RunReport,
+  type RunState,
+  type StateEntry,
+  type StateSink,
 } from './ports.js';
 import {
   decideRefresh,
@@ -26,94 +33,8 @@ import { shouldReplace, type OnRevoked, type ReplaceDecision } from '../core/rep
 import { storeStaple } from './store-staple.js';
 import { judgeStaple, ValidationCache, type ValidationInput, type Verdict } from '../core/validate.js';
 
-/**
- * What happened to one certificate in a run. `due` appears only in dry runs ("would renew").
- */
-export type Action = 'fresh' | 'renewed' | 'skipped' | 'failed' | 'withheld' | 'due';
-export const ACTIONS: readonly Action[] = ['renewed', 'fresh', 'skipped', 'withheld', 'failed', 'due'];
-
-export interface ReportRow {
-  /** The certificate's key in its source. */
-  key: string;
-  /**
-   * `key` under its first spelling, which the JSON report keeps (set by `summarise`): readers of
-   * reports written before `key` existed still find it. New code reads `key`.
-   */
-  name?: string;
-  /** The staple's key in the staple store. */
-  staple: string;
-  action: Action;
-  reason: string;
-  /** For failures: the stage that failed. */
-  stage?: Stage;
-  /** For failures, where known: a stable code (a verdict code, `older-than-stored`, …). */
-  code?: string;
-  certStatus?: CertStatus;
-  revocationTime?: string;
-  revocationReason?: string;
-  thisUpdate?: string;
-  nextUpdate?: string;
-  nextDue?: string;
-  mustStaple?: boolean;
-  /** The responder URL that answered. */
-  responder?: string;
-}
-
-export interface RunReport {
-  startedAt: string;
-  finishedAt: string;
-  dryRun: boolean;
-  counts: Record<Action, number>;
-  /** Certificates whose responder says revoked (staple published, withheld, or stored earlier). */
-  revoked: number;
-  /** The least validity left over all staples seen, in hours (undefined when there are none). */
-  leastValidityHours: number | undefined;
-  results: ReportRow[];
-  /** Certificates not started because the run had to stop (deadline); the next run takes them. */
-  notReached: string[];
-}
-
-/** Per-certificate memory across runs: failures for backoff, max-age, and the last verdict's times. */
-export interface StateEntry {
-  certTag?: string;
-  stapleTag?: string;
-  failures: number;
-  lastFailureAt?: string;
-  lastError?: string;
-  maxAgeUntil?: string;
-  thisUpdate?: string;
-  nextUpdate?: string;
-  responderNotAfter?: string;
-  certStatus?: CertStatus;
-  nextDue?: string;
-  /** The last reported action and reason, replayed by quiet runs. */
-  action?: Action;
-  reason?: string;
-  mustStaple?: boolean;
-  /**
-   * Fingerprint of the settings a fetch depends on (`<run settings>.<OCSP URLs>`, see
-   * settingsFingerprint): when it changes, earlier failures no longer count for the backoff.
-   */
-  settings?: string;
-  /** The responder URL that answered last. */
-  responder?: string;
-}
-export type RunState = Map<string, StateEntry>;
-
-/**
- * Told of each certificate's new state entry as soon as it is decided, so a run killed midway
- * (the Lambda's timeout) loses nothing already decided. The S3 state object saves the whole map
- * now and then (PeriodicStateSave); a per-certificate store writes the one item. Awaited by the
- * run; a rejection fails the run as a whole, so a sink handles what it can retry itself.
- */
-export interface StateSink {
-  recorded(key: string, entry: StateEntry): void | Promise<void>;
-}
-
 /** nextDue of a certificate that will not be due until its file changes. */
 const NEVER = '9999-12-31T00:00:00.000Z';
-
-export type { Transport } from './ocsp-query.js';
 
 export interface RunDeps {
   source: CertificateSource;
@@ -239,7 +160,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   const results = rows.filter((r): r is ReportRow => r !== undefined);
   // Queued certificates may be left in any order: report them sorted, as the listing is.
   notReached.sort((a, b) => a.localeCompare(b));
-  return summarise(startedAt, deps.clock(), options.dryRun === true, results, notReached);
+  return reportOf(startedAt, deps.clock(), options.dryRun === true, results, notReached);
 }
 
 // --- the run's context and one certificate's job --------------------------------------------------
@@ -720,7 +641,8 @@ async function listCertificates(
   return objects.sort((a, b) => a.key.localeCompare(b.key));
 }
 
-function summarise(
+/** The run report: its rows, with the counts and figures made from them in one pass. */
+function reportOf(
   startedAt: Date,
   finishedAt: Date,
   dryRun: boolean,

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { formatRunReport } from '../../lambda/core/explain.js';
+import { formatRunReport } from '../../lambda/report/explain.js';
 import { createBatchHandler, type BatchSummary } from '../../lambda/aws/batch-handler.js';
 import { createHandler } from '../../lambda/aws/handler.js';
 import { stateTableDefinition } from '../../lambda/adapters/dynamo-state.js';

@@ -1,4 +1,10 @@
-import { formatSummary, HEALTH_ORDER, type Health, type StatusReport, type StatusRow } from './status.js';
+import {
+  formatSummary,
+  HEALTH_ORDER,
+  type Health,
+  type StatusReport,
+  type StatusRow,
+} from '../core/status.js';
 
 /**
  * The status as one self-contained HTML page: inline CSS and a few lines of inline JS, nothing
@@ -21,10 +27,10 @@ export const HEALTH_COLOURS: Record<Health, string> = {
 };
 
 /** Rows beyond this are summarised, not listed: a page for 10^5 certificates would not load. */
-export const MAX_PAGE_ROWS = 2_000;
+const MAX_PAGE_ROWS = 2_000;
 
 /** The sortable columns: name, the row attribute holding its sort key, numeric or text. */
-export const SORT_COLUMNS = {
+const SORT_COLUMNS = {
   certificate: { label: 'Certificate', numeric: false },
   health: { label: 'Health', numeric: true },
   status: { label: 'Status', numeric: false },
