@@ -851,8 +851,10 @@ describe.concurrent('inspect', () => {
     const json = await cli(['inspect', garbage, '--json']);
     expect(json.code).toBe(1);
     const e = JSON.parse(json.stdout) as Explanation;
-    expect(e).toMatchObject({ valid: false, code: 'parse', responseStatus: 'unparseable', responses: [] });
-    expect(e.errors[0]).toContain('not an OCSP response');
+    expect(e).toMatchObject({ valid: false, code: 'not-der', responseStatus: 'unparseable', responses: [] });
+    expect(e.errors[0]).toBe(
+      `parse ${garbage}: not an OCSP response: not DER: OCSPResponse at byte 0 is not a DER element: length at byte 1 (101) runs past the end of its enclosing element (16 bytes left)`,
+    );
   });
 
   it('a staple one byte from a valid one (RSASSA-PSS with NULL parameters): a JSON verdict, exit 1', async ({

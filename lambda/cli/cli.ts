@@ -16,13 +16,11 @@ import { DEFAULT_HTTP, responderPolicyOf, type HttpOptions } from '../adapters/h
 import { privateRespondersAllowed } from '../adapters/ssrf-guard.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
-import { derProblem } from '../core/der.js';
 import { errorMessage } from '../core/errors.js';
 import { explainStaple, formatExplanation, formatRunReport } from '../report/explain.js';
 import { jsonPieces } from '../report/json-pieces.js';
-import { parseOcspResponse } from '../core/ocsp-response.js';
 import { printableLines } from '../core/printable.js';
-import { invalidVerdict, validateResponse } from '../core/validate.js';
+import { judgeStaple } from '../core/validate.js';
 import { resolveIssuer } from '../renew/issuer.js';
 import { MAX_OCSP_URLS, queryResponders } from '../renew/ocsp-query.js';
 import type { CertificateSource, NamingOptions, StapleStore, RunReport } from '../renew/ports.js';
@@ -792,10 +790,9 @@ async function inspect(file: string, values: FlagValues, io: CliIo): Promise<num
   } catch (err) {
     throw new Error(`read ${file}: ${errorMessage(err)}`);
   }
-  let parsed;
-  try {
-    parsed = parseOcspResponse(der);
-  } catch (err) {
+  // Judged as renew judges a staple: the same function, the same checks.
+  const { parsed, verdict, parseError } = judgeStaple(der, { cert, issuer, now });
+  if (!parsed) {
     // A certificate given where the staple goes: say so, and how to call it.
     const isCertificate = (() => {
       try {
@@ -804,17 +801,15 @@ async function inspect(file: string, values: FlagValues, io: CliIo): Promise<num
         return false;
       }
     })();
-    // Where the DER breaks, in the user's terms; else the parser's reason (the DER is sound).
     const message = isCertificate
       ? `parse ${file}: this is a certificate, not an OCSP response; give a staple (and this file ` +
         `as --cert): ocsp-renewer inspect <staple> --cert ${file}`
-      : `parse ${file}: not an OCSP response: ${derProblem(der) ?? errorMessage(err)}`;
-    const unparsed = explainStaple(undefined, invalidVerdict('unparseable', [message]));
+      : `parse ${file}: not an OCSP response: ${parseError}`;
+    const unparsed = explainStaple(undefined, { ...verdict, errors: [message] });
     if (values.json) io.out(JSON.stringify(unparsed, null, 2));
     else io.err(message);
     return EXIT.failed;
   }
-  const verdict = validateResponse(parsed, { cert, issuer, now });
   const explanation = explainStaple(parsed, verdict);
   // Without an issuer nothing could check the signature: say that, not "NOT valid".
   const checked = issuer !== undefined;

@@ -2,16 +2,9 @@ import type { Certificate } from '../core/certificate.js';
 import type { HashName } from '../core/der.js';
 import { DeadlineError, errorMessage } from '../core/errors.js';
 import { buildOcspRequest, certIdFor, newNonce } from '../core/ocsp-request.js';
-import { parseOcspResponse, type ParsedResponse } from '../core/ocsp-response.js';
-import { KnownSignatures } from '../core/signature.js';
+import type { ParsedResponse } from '../core/ocsp-response.js';
 import type { Transport } from './ports.js';
-import {
-  invalidVerdict,
-  responseSignatureCalls,
-  validateResponse,
-  type ValidationCache,
-  type Verdict,
-} from '../core/validate.js';
+import { invalidVerdict, judgeStapleAhead, type ValidationCache, type Verdict } from '../core/validate.js';
 
 /**
  * Thrown when the run had to stop before this certificate's first request was sent (it waited
@@ -30,7 +23,7 @@ export interface Attempt {
   der?: Buffer;
   maxAgeSec?: number;
   /** Present when the answer parsed as an OCSP response. */
-  parsed?: ParsedResponse;
+  parsed?: ParsedResponse | undefined;
   verdict: Verdict;
 }
 
@@ -86,30 +79,17 @@ export async function queryResponders(
         if (first && options.shouldStop?.()) throw new NotStarted(`${url}: the run stopped first`);
         return transport(url, request, limits);
       });
-      attempt = {
-        url,
-        stage: 'validate',
-        der: response.der,
-        maxAgeSec: response.maxAgeSec,
-        verdict: invalidVerdict('unparseable', []),
-      };
-      try {
-        attempt.parsed = parseOcspResponse(response.der);
-        // The signature verifications run in the thread pool; the checks below use their answers.
-        const signatures = await KnownSignatures.verify(responseSignatureCalls(attempt.parsed, issuer));
-        attempt.verdict = validateResponse(attempt.parsed, {
-          cert: leaf,
-          issuer,
-          now: options.now(),
-          skewMs: options.skewMs,
-          nonce,
-          hash: options.hash,
-          cache: options.cache,
-          signatures,
-        });
-      } catch (err) {
-        attempt.verdict.errors.push(`does not parse: ${errorMessage(err)}`);
-      }
+      // Parsed and validated as every staple is; the signature verifications run in the thread pool.
+      const { parsed, verdict } = await judgeStapleAhead(response.der, {
+        cert: leaf,
+        issuer,
+        now: options.now(),
+        skewMs: options.skewMs,
+        nonce,
+        hash: options.hash,
+        cache: options.cache,
+      });
+      attempt = { url, stage: 'validate', der: response.der, maxAgeSec: response.maxAgeSec, parsed, verdict };
     } catch (err) {
       if (err instanceof NotStarted) throw err;
       if (err instanceof DeadlineError) {

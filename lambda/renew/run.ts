@@ -5,7 +5,6 @@ import type { HashName } from '../core/der.js';
 import { DeadlineError, errorMessage, RenewError, type Stage } from '../core/errors.js';
 import { resolveIssuer } from './issuer.js';
 import { describeAttempts, NotStarted, queryResponders } from './ocsp-query.js';
-import { parseOcspResponse } from '../core/ocsp-response.js';
 import {
   DEFAULT_NAMING,
   refusedKeys,
@@ -34,7 +33,7 @@ import {
 } from '../core/refresh-policy.js';
 import { shouldReplace, type OnRevoked, type ReplaceDecision } from '../core/replace.js';
 import { storeStaple } from './store-staple.js';
-import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from '../core/validate.js';
+import { judgeStaple, ValidationCache, type ValidationInput, type Verdict } from '../core/validate.js';
 import { plural } from '../core/plural.js';
 
 /** nextDue of a certificate that will not be due until its file changes. */
@@ -861,12 +860,8 @@ async function step<T>(stage: Stage, key: string, what: string, fn: () => Promis
 }
 
 /** Parses and validates; a staple that does not parse is simply an invalid verdict. */
-function verdictOf(der: Buffer, input: Parameters<typeof validateResponse>[1]): Verdict {
-  try {
-    return validateResponse(parseOcspResponse(der), input);
-  } catch (err) {
-    return invalidVerdict('unparseable', [`does not parse: ${errorMessage(err)}`]);
-  }
+function verdictOf(der: Buffer, input: ValidationInput): Verdict {
+  return judgeStaple(der, input).verdict;
 }
 
 // --- staple facts: one shape, from a verdict or the state, to the row or the state ---------------

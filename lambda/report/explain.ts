@@ -12,6 +12,8 @@ export interface StapleExplanation {
   responderId: { type: 'byName'; name: string } | { type: 'byKey'; keyHash: string } | null;
   responses: Array<{
     serialNumber: string;
+    /** The CertID's hash (`sha1`, `sha256`, …, or its OID): one SingleResponse per hash a client may ask with. */
+    hashAlgorithm: string;
     certStatus: string;
     thisUpdate: string;
     nextUpdate: string | null;
@@ -39,6 +41,7 @@ export function explainStaple(parsed: ParsedResponse | undefined, verdict: Verdi
         : { type: 'byName', name: rid.name },
     responses: (basic?.responses ?? []).map((r) => ({
       serialNumber: serialHex(r.certId.serial),
+      hashAlgorithm: r.certId.hash ?? r.certId.hashOid,
       certStatus: r.certStatus,
       thisUpdate: r.thisUpdate.toISOString(),
       nextUpdate: r.nextUpdate?.toISOString() ?? null,
@@ -68,7 +71,7 @@ export function formatExplanation(e: StapleExplanation): string {
   );
   for (const r of e.responses) {
     lines.push(
-      `response:        serial ${r.serialNumber} ${r.certStatus.toUpperCase()}` +
+      `response:        serial ${r.serialNumber} (${r.hashAlgorithm}) ${r.certStatus.toUpperCase()}` +
         (r.revocationTime
           ? ` since ${r.revocationTime}${r.revocationReason ? ` (${r.revocationReason})` : ''}`
           : '') +
