@@ -67,6 +67,23 @@ export interface DynamoStateOptions {
   shards?: number;
   /** Conditional writes in flight at once (default 16). */
   concurrency?: number;
+  /** Waits between BatchGetItem retries of UnprocessedKeys (tests pass one that does not wait). */
+  sleep?: (ms: number) => Promise<void>;
+  /** A number in [0, 1) for the retry jitter (default Math.random). */
+  random?: () => number;
+}
+
+/**
+ * BatchGetItem answers part of a request when the table is throttled or a partition is busy
+ * (UnprocessedKeys); AWS asks callers to retry those with exponential backoff, not at once. The
+ * wait before retry n (1, 2, …) is "full jitter": random in [0, min(cap, base × 2^(n−1))).
+ */
+export const UNPROCESSED_RETRY = { baseMs: 50, capMs: 5_000, maxRetries: 10 } as const;
+
+export function unprocessedRetryDelay(retry: number, random: () => number): number {
+  return Math.floor(
+    random() * Math.min(UNPROCESSED_RETRY.capMs, UNPROCESSED_RETRY.baseMs * 2 ** (retry - 1)),
+  );
 }
 
 /** How often a write is merged and tried again before giving up. */
@@ -88,6 +105,8 @@ export class DynamoStateStore implements CertStateStore {
   private readonly loaded = new Map<string, Loaded>();
   private readonly shards: number;
   private readonly concurrency: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
 
   constructor(
     private readonly ddb: DynamoDBClient,
@@ -97,6 +116,8 @@ export class DynamoStateStore implements CertStateStore {
     this.description = `dynamodb table ${table}`;
     this.shards = options.shards ?? STATE_TABLE.defaultShards;
     this.concurrency = options.concurrency ?? 16;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.random = options.random ?? Math.random;
   }
 
   async load(keys: Iterable<string>): Promise<RunState> {
@@ -109,7 +130,14 @@ export class DynamoStateStore implements CertStateStore {
           ConsistentRead: true,
         },
       };
-      while (Object.keys(request).length > 0) {
+      for (let retry = 0; Object.keys(request).length > 0; retry++) {
+        if (retry > UNPROCESSED_RETRY.maxRetries) {
+          const left = request[this.table]?.Keys.length ?? 0;
+          throw new Error(
+            `${this.description}: ${left} item(s) still unprocessed after ${UNPROCESSED_RETRY.maxRetries} retries (throttled); the next run reads them again`,
+          );
+        }
+        if (retry > 0) await this.sleep(unprocessedRetryDelay(retry, this.random));
         const res = await this.ddb.send(new BatchGetItemCommand({ RequestItems: request }));
         for (const item of res.Responses?.[this.table] ?? []) this.remember(item, out);
         request = (res.UnprocessedKeys ?? {}) as typeof request;
