@@ -281,6 +281,25 @@ describe('the fleet worker on SQS upload batches', () => {
     expect(response.batchItemFailures).toEqual([]);
     expect((await p.staple('back.ocsp'))?.toString()).toBe('kept');
   });
+  it('should report an upload the deadline left as a batch item failure, and renew it on redelivery', async () => {
+    const p = await place(['late.pem', 'later.pem']);
+    const event = sqsEvent([
+      s3Notification('ObjectCreated:Put', `${p.certs}late.pem`),
+      s3Notification('ObjectCreated:Put', `${p.certs}later.pem`),
+    ]);
+    // Less than the reserve and one HTTP timeout left: no certificate may start.
+    const late = { getRemainingTimeInMillis: () => 6_000, awsRequestId: 'late-run' };
+    const first = (await p.handler(event, late)) as SQSBatchResponse;
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: 'm0' }, { itemIdentifier: 'm1' }]);
+    expect(await p.staple('late.ocsp')).toBeUndefined();
+
+    // SQS delivers the failed records again, to an invocation with time.
+    const again = { getRemainingTimeInMillis: () => 300_000, awsRequestId: 'again' };
+    const second = (await p.handler(event, again)) as SQSBatchResponse;
+    expect(second.batchItemFailures).toEqual([]);
+    expect((await p.staple('late.ocsp'))?.length).toBeGreaterThan(100);
+    expect(await p.stateItem('later.pem')).toMatchObject({ action: { S: 'renewed' } });
+  });
 });
 
 describe('the fleet worker on {"mode":"due"}', () => {

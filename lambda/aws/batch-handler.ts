@@ -71,6 +71,14 @@ export interface BatchSummary {
 
 const MAX_FAILURES_LISTED = 20;
 
+/** An upload record whose certificates the run's deadline left: reported to SQS as a failure. */
+export class NotReachedError extends Error {
+  constructor(messageId: string, keys: string[]) {
+    super(`message ${messageId}: the run's deadline came before ${keys.join(', ')}; SQS delivers it again`);
+    this.name = 'NotReachedError';
+  }
+}
+
 /**
  * The fleet worker (infra/fleet.ts): renews a given batch of certificate keys without listing the
  * whole prefix, with the per-certificate state in DynamoDB when STATE_TABLE is set.
@@ -164,10 +172,15 @@ export function createBatchHandler(deps: BatchHandlerDeps = {}) {
       const response = await processPartialResponse(
         event,
         async (record: SQSRecord) => {
-          summaries.push(await handleUpload(record, config, s3, renewAndKeep, staples, dynamodb, table));
+          const summary = await handleUpload(record, config, s3, renewAndKeep, staples, dynamodb, table);
+          summaries.push(summary);
+          // Nothing was written for a key the deadline left, and the due index has no item for a
+          // new certificate: the record fails, so SQS delivers it again (the keys renewed meanwhile
+          // are fresh then, and cost one read each).
+          if (summary.notReached.length > 0) throw new NotReachedError(record.messageId, summary.notReached);
         },
         processor,
-        { context: context as Context | undefined, processInParallel: false },
+        { context: context as Context | undefined, processInParallel: false, throwOnFullBatchFailure: false },
       );
       const summary = merge(summaries);
       log(
