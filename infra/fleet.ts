@@ -15,29 +15,34 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { EventType, type Bucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
-import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import {
   Choice,
   Condition,
   DefinitionBody,
   DistributedMap,
+  Fail,
   ItemBatcher,
+  JitterType,
   JsonPath,
   LogLevel,
+  OutputType,
   Pass,
+  Result,
   ResultWriterV2,
   S3JsonItemReader,
   type IItemReader,
   S3ObjectsItemReader,
   StateMachine,
   TaskInput,
+  Transformation,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct, type IConstruct } from 'constructs';
 import { STATE_TABLE } from '../lambda/adapters/dynamo-state.js';
 import { INLINE_MAX_KEYS_DEFAULT } from '../lambda/aws/due-run-limit.js';
 import { RenewerFunction, type StapleLayout } from './renewer-function.js';
+import { UploadQueueDestination } from './upload-queue-destination.js';
 
 /** Fleet-scale settings (issue 10); every one has a default. */
 export interface FleetSettings {
@@ -78,7 +83,31 @@ export interface RenewerFleetProps extends FleetSettings {
   readonly removalPolicy: 'retain' | 'destroy';
   /** ON_REVOKED and METRICS_SERVICE, as the renewer has them. */
   readonly environment: Record<string, string>;
+  /** Where the reconcile schedule's undeliverable starts go (the stack's dead-letter queue). */
+  readonly deadLetterQueue: IQueue;
 }
+
+/** Under the reports prefix: the map runs' result files (`<prefix>map-runs/<map run id>/…`). */
+export const MAP_RESULTS_FOLDER = 'map-runs/';
+/** Under the reports prefix: the due runs' manifests for the map. */
+export const MANIFESTS_FOLDER = 'manifests/';
+/** Map results are kept as long as run reports; a manifest a week (its map run is long over). */
+export const MAP_RESULT_DAYS = 30;
+export const MANIFEST_DAYS = 7;
+
+/**
+ * The transient errors of a Lambda invocation that Step Functions reports, retried with backoff
+ * and full jitter: AWS's "Handle Lambda service exceptions" list plus the throttle
+ * (`Lambda.TooManyRequestsException`, an account's or function's concurrency used up), which
+ * would otherwise fail a child and drop its keys for that run.
+ */
+export const LAMBDA_TRANSIENT_ERRORS = [
+  'Lambda.ClientExecutionTimeoutException',
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+] as const;
 
 export const FLEET_DEFAULTS = {
   keysPerBatch: 250,
@@ -191,7 +220,7 @@ export class RenewerFleet extends Construct {
     });
     for (const event of [EventType.OBJECT_CREATED, EventType.OBJECT_REMOVED]) {
       for (const suffix of props.certificateSuffixes) {
-        bucket.addEventNotification(event, new SqsDestination(this.uploadQueue), {
+        bucket.addEventNotification(event, new UploadQueueDestination(this.uploadQueue), {
           prefix: layout.certsPrefix,
           suffix,
         });
@@ -213,13 +242,23 @@ export class RenewerFleet extends Construct {
       retention: RetentionDays.THREE_MONTHS,
       removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
-    const defaults = new Pass(this, 'Defaults', {
-      comment: 'force defaults to false',
-      parameters: {
-        'input.$': 'States.JsonMerge(States.StringToJson(\'{"force":false}\'), $, false)',
-      },
-      outputPath: '$.input',
+    // force defaults to false with Choice and Pass states, no intrinsic function (whose literal
+    // arguments reserve braces). The input is {"force"} or {"manifest","force"}: nothing else is
+    // kept.
+    const forceDefault = new Pass(this, 'ForceDefault', {
+      comment: 'no force in the input: false',
+      result: Result.fromObject({ force: false }),
     });
+    const manifestForceDefault = new Pass(this, 'ManifestForceDefault', {
+      comment: 'a manifest without force: not forced',
+      parameters: { force: false, 'manifest.$': '$.manifest' },
+    });
+    const badInput = new Fail(this, 'BadInput', {
+      error: 'InvalidInput',
+      cause: 'force must be true or false',
+    });
+    const resultsPrefix = `${s.reportsPrefix}${MAP_RESULTS_FOLDER}`;
+    const manifestsPrefix = `${s.reportsPrefix}${MANIFESTS_FOLDER}`;
     // Each child's share of the per-host limit, so the children together stay within it.
     const perHostShare = Math.max(1, Math.floor(s.perHostLimit / s.maxConcurrency));
     /** A Distributed Map whose children each invoke the worker with a batch of keys. */
@@ -240,7 +279,15 @@ export class RenewerFleet extends Construct {
         }),
         // The batch summary only: the result files stay small.
         resultSelector: { 'summary.$': '$.Payload' },
-        retryOnServiceExceptions: true,
+        retryOnServiceExceptions: false,
+      });
+      child.addRetry({
+        errors: [...LAMBDA_TRANSIENT_ERRORS],
+        interval: Duration.seconds(2),
+        backoffRate: 2,
+        maxAttempts: 8,
+        maxDelay: Duration.minutes(2),
+        jitterStrategy: JitterType.FULL,
       });
       const map = new DistributedMap(this, id, {
         comment,
@@ -251,7 +298,12 @@ export class RenewerFleet extends Construct {
         }),
         maxConcurrency: s.maxConcurrency,
         toleratedFailurePercentage: s.toleratedFailurePercentage,
-        resultWriterV2: new ResultWriterV2({ bucket, prefix: s.reportsPrefix }),
+        // The children's outputs only (COMPACT), not their inputs: 250 keys each would dwarf them.
+        resultWriterV2: new ResultWriterV2({
+          bucket,
+          prefix: resultsPrefix,
+          writerConfig: { outputType: OutputType.JSON, transformation: Transformation.COMPACT },
+        }),
         resultPath: '$.map',
       });
       map.itemProcessor(child);
@@ -285,6 +337,12 @@ export class RenewerFleet extends Construct {
     })
       .when(Condition.isPresent('$.manifest'), dueMap.next(summary))
       .otherwise(map.next(summary));
+    const defaults = new Choice(this, 'Defaults', { comment: 'force defaults to false' })
+      // A Choice rule over a missing field is a runtime error: IsPresent first.
+      .when(Condition.and(Condition.isPresent('$.force'), Condition.isBoolean('$.force')), source)
+      .when(Condition.isPresent('$.force'), badInput)
+      .when(Condition.isPresent('$.manifest'), manifestForceDefault.next(source))
+      .otherwise(forceDefault.next(source));
     // Named, so the worker (whose function the definition names) can be given its ARN without a
     // dependency cycle.
     const stateMachineName = `${Names.uniqueResourceName(this, { maxLength: 60, separator: '-' })}-RenewAll`;
@@ -292,28 +350,54 @@ export class RenewerFleet extends Construct {
       stateMachineName,
       comment:
         'ocsp-renewer: renew every certificate (input {"force": true|false}) or a due manifest ({"manifest": key})',
-      definitionBody: DefinitionBody.fromChainable(defaults.next(source)),
+      definitionBody: DefinitionBody.fromChainable(defaults),
       tracingEnabled: true,
       logs: { destination: logGroup, level: LogLevel.ALL, includeExecutionData: false },
     });
-    // ResultWriterV2 grants PutObject on the whole bucket; the state machine writes reports only.
+    // ResultWriter: AWS's documented policy ("IAM policies for using Distributed Map states"),
+    // on the results prefix. The results are written by multipart upload, hence the read and the
+    // multipart actions. CDK's ResultWriterV2 and S3JsonItemReader grant these on the whole
+    // bucket; the two denies below keep the state machine to its results and manifests.
     this.stateMachine.addToRolePolicy(
       new PolicyStatement({
-        sid: 'WriteReportsOnly',
-        effect: Effect.DENY,
-        actions: ['s3:PutObject'],
-        notResources: [bucket.arnForObjects(`${s.reportsPrefix}*`)],
+        sid: 'WriteMapResults',
+        actions: ['s3:PutObject', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+        resources: [bucket.arnForObjects(`${resultsPrefix}*`)],
       }),
     );
-    // S3JsonItemReader grants GetObject on the whole bucket; the state machine reads manifests only.
     this.stateMachine.addToRolePolicy(
       new PolicyStatement({
-        sid: 'ReadManifestsOnly',
+        sid: 'WriteMapResultsOnly',
+        effect: Effect.DENY,
+        actions: ['s3:PutObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+        notResources: [bucket.arnForObjects(`${resultsPrefix}*`)],
+      }),
+    );
+    this.stateMachine.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ReadManifestsAndMapResultsOnly',
         effect: Effect.DENY,
         actions: ['s3:GetObject'],
-        notResources: [bucket.arnForObjects(`${s.reportsPrefix}manifests/*`)],
+        notResources: [
+          bucket.arnForObjects(`${manifestsPrefix}*`),
+          bucket.arnForObjects(`${resultsPrefix}*`),
+        ],
       }),
     );
+    // Map results (every child's summary) and manifests are for reading soon after a run; on a
+    // versioned bucket they would otherwise stay for ever.
+    bucket.addLifecycleRule({
+      id: 'expire-map-results',
+      prefix: resultsPrefix,
+      expiration: Duration.days(MAP_RESULT_DAYS),
+      noncurrentVersionExpiration: Duration.days(1),
+    });
+    bucket.addLifecycleRule({
+      id: 'expire-due-manifests',
+      prefix: manifestsPrefix,
+      expiration: Duration.days(MANIFEST_DAYS),
+      noncurrentVersionExpiration: Duration.days(1),
+    });
 
     // The due run: manifests and run reports under reports/, and the state machine for big sets.
     const stateMachineArn = Stack.of(this).formatArn({
@@ -350,6 +434,10 @@ export class RenewerFleet extends Construct {
     }
     const machinePolicy = this.stateMachine.role.node.tryFindChild('DefaultPolicy')!;
     const workerArn = `<${logicalIdOf(this.worker.node.defaultChild as CfnResource)}.Arn>`;
+    acknowledge(machinePolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${resultsPrefix}*]`, [
+      `A map run writes its result files under ${resultsPrefix}<map run id>/ (AWS's documented`,
+      'ResultWriter actions); the wildcard is an object-key prefix in this bucket only.',
+    ]);
     acknowledge(machinePolicy, `AwsSolutions-IAM5[Resource::${workerArn}:*]`, [
       'CDK’s LambdaInvoke also names the worker’s versions and aliases (<arn>:*); one function only.',
     ]);
@@ -375,8 +463,9 @@ export class RenewerFleet extends Construct {
     }
     const bucketObjects = `arn:<AWS::Partition>:s3:::<${logicalIdOf(bucket.node.defaultChild as CfnResource)}>/*`;
     acknowledge(machinePolicy, `AwsSolutions-IAM5[Resource::${bucketObjects}]`, [
-      `The map run writes its result files under ${s.reportsPrefix}: CDK's ResultWriterV2 grants`,
-      'PutObject on the bucket’s objects, and the WriteReportsOnly statement denies it elsewhere.',
+      `The map run writes its result files under ${resultsPrefix}: CDK's ResultWriterV2 and`,
+      'S3JsonItemReader grant on the bucket’s objects; the WriteMapResultsOnly and',
+      'ReadManifestsAndMapResultsOnly statements deny everything outside the results and manifests.',
     ]);
 
     if (s.reconcileSchedule) {
@@ -402,6 +491,7 @@ export class RenewerFleet extends Construct {
           role,
           input: ScheduleTargetInput.fromObject({ force: false }),
           retryAttempts: 2,
+          deadLetterQueue: props.deadLetterQueue,
         }),
       });
     }

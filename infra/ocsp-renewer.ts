@@ -16,6 +16,7 @@ import {
   Dashboard,
   GraphWidget,
   LogQueryWidget,
+  MathExpression,
   Metric,
   Stats,
   TextWidget,
@@ -246,6 +247,7 @@ export class OcspRenewer extends Construct {
         certificateSuffixes: CERTIFICATE_SUFFIXES,
         removalPolicy: p.removalPolicy,
         environment: { ON_REVOKED: p.onRevoked, METRICS_SERVICE: metricsService },
+        deadLetterQueue: this.deadLetterQueue,
       });
       // The schedule invokes the worker asynchronously: as the renewer, retried, then dead-lettered.
       this.fleet.worker.configureAsyncInvoke({
@@ -361,6 +363,34 @@ export class OcspRenewer extends Construct {
         missing: TreatMissingData.NOT_BREACHING,
         description:
           'A fleet worker invocation failed as a whole (a due run, an upload batch or a map batch); see its log.',
+      });
+      this.addAlarm('UploadDeadLetters', {
+        metric: this.fleet.uploadDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+          statistic: Stats.MAXIMUM,
+        }),
+        threshold: 1,
+        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        missing: TreatMissingData.NOT_BREACHING,
+        description:
+          'An upload notification failed three times and was dead-lettered: its certificate waits for the reconcile; read the upload dead-letter queue.',
+      });
+      const machine = this.fleet.stateMachine;
+      this.addAlarm('MapRunsFailed', {
+        metric: new MathExpression({
+          expression: 'FILL(failed, 0) + FILL(timedOut, 0)',
+          usingMetrics: {
+            failed: machine.metricFailed({ period: Duration.minutes(5), statistic: Stats.SUM }),
+            timedOut: machine.metricTimedOut({ period: Duration.minutes(5), statistic: Stats.SUM }),
+          },
+          period: Duration.minutes(5),
+          label: 'failed or timed-out executions',
+        }),
+        threshold: 1,
+        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        missing: TreatMissingData.NOT_BREACHING,
+        description:
+          'A state machine execution (force, reconcile or a large due run) failed or timed out; see its execution history and the map run.',
       });
     }
     this.addAlarm('DeadLetters', {

@@ -36,17 +36,7 @@ import { countDynamoRequests, startDynalite, type DynamoServer } from './helpers
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
 import { countRequests, startS3Server, type S3Server } from './helpers/s3-server.js';
-
-// aws-local-stepfunctions 3 targets Node 22 and uses Promise.withResolvers; Node 20 lacks it.
-(Promise as { withResolvers?: unknown }).withResolvers ??= function withResolvers<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-};
+import './helpers/promise-with-resolvers.js';
 
 const HOUR = 3_600_000;
 const T0 = new Date(Math.floor(Date.now() / 1000) * 1000);
