@@ -18,7 +18,7 @@ import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { SQSEvent } from 'aws-lambda';
 import pLimit from 'p-limit';
 import { STATE_TABLE, stateItem, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
-import { createBatchHandler, type BatchSummary } from '../lambda/aws/batch-handler.js';
+import { createHandler as createBatchHandler, type RunSummary } from '../lambda/aws/handler.js';
 import { countDynamoRequests, startDynalite } from '../test/helpers/dynalite.js';
 import { buildOcspResponse, loadSigner, startFakeResponder } from '../test/helpers/fake-responder.js';
 import { makeTestPki } from '../test/helpers/pki.js';
@@ -163,7 +163,7 @@ try {
     dynamodb: ddbClient,
     clock: () => at(14), // past every staple's refresh point: the 5 due ones renew
     log: () => undefined,
-  })({ mode: 'due' })) as BatchSummary;
+  })({ mode: 'due' })) as RunSummary;
   const dueSeconds = Number(process.hrtime.bigint() - dueStarted) / 1e9;
   console.log(`\n2) due run over ${TABLE_ITEMS} state items, ${DUE} due`);
   console.log(`   due / renewed          ${summary.due} / ${summary.counts.renewed}`);

@@ -77,12 +77,12 @@ export interface FleetSettings {
 }
 
 export interface RenewerFleetProps extends FleetSettings {
+  /** The renewer function: the upload queue's consumer, the map's children, the due run. */
+  readonly renewer: RenewerFunction;
   readonly bucket: Bucket;
   readonly layout: StapleLayout;
   readonly certificateSuffixes: readonly string[];
   readonly removalPolicy: 'retain' | 'destroy';
-  /** ON_REVOKED and METRICS_SERVICE, as the renewer has them. */
-  readonly environment: Record<string, string>;
   /** Where the reconcile schedule's undeliverable starts go (the stack's dead-letter queue). */
   readonly deadLetterQueue: IQueue;
 }
@@ -165,23 +165,11 @@ export class RenewerFleet extends Construct {
       projectionType: ProjectionType.ALL,
     });
 
-    this.worker = new RenewerFunction(this, 'Worker', {
-      entryPoint: 'batch',
-      description: 'ocsp-renewer fleet worker: renews batches of certificates (uploads, map runs)',
-      timeout: Duration.minutes(5),
-      reservedConcurrentExecutions: undefined,
-      logGroupRemovalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
-    });
-    this.worker.bindStaples(bucket, layout);
-    for (const [name, value] of Object.entries(props.environment)) this.worker.addEnvironment(name, value);
+    // The one renewer function (infra/ocsp-renewer.ts) consumes uploads, runs map children and
+    // the due run; no reserved concurrency (the map's MaxConcurrency and the queue's batching
+    // bound it). It may delete staples (a removed certificate retires its staple), nothing more.
+    this.worker = props.renewer;
     this.worker.addEnvironment('STATE_TABLE', this.table.tableName);
-    this.worker.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'RetireStaples',
-        actions: ['s3:DeleteObject'],
-        resources: [bucket.arnForObjects(`${layout.staplesPrefix}*`)],
-      }),
-    );
     this.worker.addToRolePolicy(
       new PolicyStatement({
         sid: 'CertificateState',

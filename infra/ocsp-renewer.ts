@@ -1,4 +1,5 @@
 import {
+  Annotations,
   ArnFormat,
   Duration,
   RemovalPolicy,
@@ -26,8 +27,7 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { AccessKey, ManagedPolicy, PolicyStatement, Role, ServicePrincipal, User } from 'aws-cdk-lib/aws-iam';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
-import { BlockPublicAccess, Bucket, BucketEncryption, EventType, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
-import { LambdaDestination } from 'aws-cdk-lib/aws-s3-notifications';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -47,7 +47,10 @@ export interface OcspRenewerProps {
   readonly certsPrefix?: string;
   /** Where staples are written. @default 'staples/' */
   readonly staplesPrefix?: string;
-  /** Where the run state (`state.json`) lives. @default 'state/' */
+  /**
+   * Where the old design kept its run state (`state.json`): the first run reads it once, to seed
+   * the state table with its failure counts and next due times. @default 'state/'
+   */
   readonly statePrefix?: string;
   /** An EventBridge Scheduler `rate(…)` or daily `cron(…)` expression. @default 'rate(15 minutes)' */
   readonly schedule?: string;
@@ -65,14 +68,18 @@ export interface OcspRenewerProps {
   readonly removalPolicy?: 'retain' | 'destroy';
   /** Alarm when the least validity left over all staples falls below this. @default 24 */
   readonly validityAlarmHours?: number;
-  /** Reserved concurrency; 0 reserves none. @default 1 */
+  /**
+   * Reserved concurrency; 0 reserves none. Conditional writes (staples, state items) make
+   * overlapping invocations safe, so none is needed; set one to keep the renewer from taking the
+   * account's unreserved concurrency (docs/aws.md). @default 0
+   */
   readonly reservedConcurrency?: number;
   /**
-   * Fleet-scale building blocks (infra/fleet.ts): per-certificate state table, upload queue with
-   * a batch worker, Distributed Map state machine. Uploads then go to the queue instead of the
-   * renewer function. @default - none (the renewer alone)
+   * The Distributed Map, upload queue and reconcile settings (infra/fleet.ts). The state table,
+   * upload queue and state machine are always deployed: `fleet` is no longer a switch (`true` or
+   * `{}` is accepted for a release, with a warning). @default - FLEET_DEFAULTS
    */
-  readonly fleet?: FleetSettings;
+  readonly fleet?: FleetSettings | boolean;
 }
 
 /** The defaults, one place: cdk.json's context carries the same values. */
@@ -86,7 +93,7 @@ export const OCSP_RENEWER_DEFAULTS = {
   hostAccess: 'policy',
   removalPolicy: 'retain',
   validityAlarmHours: 24,
-  reservedConcurrency: 1,
+  reservedConcurrency: 0,
 } as const satisfies OcspRenewerProps;
 
 /** The certificate suffixes the handler reads (CERT_EXTENSIONS' default); one notification each. */
@@ -131,8 +138,8 @@ export class OcspRenewer extends Construct {
   readonly pullScriptSettings: string;
   /** Prints a presigned URL of the status page (AWS CLI v2). */
   readonly statusPageCommand: string;
-  /** With `fleet`: the state table, upload queue, worker and state machine. */
-  readonly fleet?: RenewerFleet;
+  /** The state table, upload queue and state machine. */
+  readonly fleet: RenewerFleet;
 
   constructor(scope: Construct, id: string, props: OcspRenewerProps = {}) {
     super(scope, id);
@@ -184,6 +191,12 @@ export class OcspRenewer extends Construct {
       'operator. Enable CloudTrail S3 data events on this bucket if an access trail is required.',
     ]);
 
+    if (props.fleet !== undefined) {
+      Annotations.of(this).addWarningV2(
+        'ocsp-renewer:fleet-ignored',
+        'fleet is no longer a switch: the state table, upload queue and state machine are always deployed. Remove -c fleet=… / the fleet prop (its settings, when given as an object, still apply).',
+      );
+    }
     this.function = new RenewerFunction(this, 'Function', {
       reservedConcurrentExecutions: p.reservedConcurrency > 0 ? p.reservedConcurrency : undefined,
       logGroupRemovalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
@@ -195,7 +208,13 @@ export class OcspRenewer extends Construct {
     // production, say) never share, or silence, each other's alarms.
     const metricsService = `ocsp-renewer/${stack.stackName}/${this.node.id}`;
     this.function.addEnvironment('METRICS_SERVICE', metricsService);
-    if (p.secretsPrefix) this.function.bindSecrets(p.secretsPrefix);
+    if (p.secretsPrefix) {
+      this.function.bindSecrets(p.secretsPrefix);
+      Annotations.of(this).addWarningV2(
+        'ocsp-renewer:secrets-not-read',
+        'secretsPrefix: the deployed renewer reads certificates from S3 only for now (the CLI still reads secretsmanager:// locations); the grant is kept for the release that reads them again.',
+      );
+    }
     this.function.bindStatusPage(this.bucket, STATUS_PAGE_KEY);
     const bucketArn = `<${logicalIdOf(this.bucket.node.defaultChild as CfnResource)}.Arn>`;
     const renewerPolicy = this.function.role!.node.tryFindChild('DefaultPolicy')!;
@@ -230,42 +249,31 @@ export class OcspRenewer extends Construct {
       'invocations. A dead-letter queue of its own would only move the problem; its depth alarms.',
     ]);
 
-    // A run fails only as a whole (bad configuration, S3 unreachable); retries then recover it.
-    // Throttles — the reserved concurrency of 1 while another run is in progress — wait in the
-    // async queue, up to maxEventAge, and do not count as retries.
+    // A run fails only as a whole (bad configuration, S3 or DynamoDB unreachable); retries then
+    // recover it. Throttles wait in the async queue, up to maxEventAge, and are no retries.
     this.function.configureAsyncInvoke({
       retryAttempts: 2,
-      maxEventAge: Duration.hours(6),
+      maxEventAge: Duration.hours(1),
       onFailure: new SqsDestination(this.deadLetterQueue),
     });
 
-    if (p.fleet) {
-      this.fleet = new RenewerFleet(this, 'Fleet', {
-        ...p.fleet,
-        bucket: this.bucket,
-        layout,
-        certificateSuffixes: CERTIFICATE_SUFFIXES,
-        removalPolicy: p.removalPolicy,
-        environment: { ON_REVOKED: p.onRevoked, METRICS_SERVICE: metricsService },
-        deadLetterQueue: this.deadLetterQueue,
-      });
-      // The schedule invokes the worker asynchronously: as the renewer, retried, then dead-lettered.
-      this.fleet.worker.configureAsyncInvoke({
-        retryAttempts: 2,
-        maxEventAge: Duration.hours(1),
-        onFailure: new SqsDestination(this.deadLetterQueue),
-      });
-    }
+    this.fleet = new RenewerFleet(this, 'Fleet', {
+      ...(typeof p.fleet === 'object' ? p.fleet : {}),
+      renewer: this.function,
+      bucket: this.bucket,
+      layout,
+      certificateSuffixes: CERTIFICATE_SUFFIXES,
+      removalPolicy: p.removalPolicy,
+      deadLetterQueue: this.deadLetterQueue,
+    });
 
     // The schedule's own role (not CDK's stack-wide one), trusted only by this account's default
-    // schedule group; LambdaInvoke grants it InvokeFunction and SendMessage to the queue. With
-    // `fleet`, the schedule runs the due path: the worker reads the due index and renews only
-    // what is due (inline, or through the state machine when there is much), so a scheduled
-    // run's cost follows what is due, not the number of certificates.
+    // schedule group; LambdaInvoke grants it InvokeFunction and SendMessage to the queue. The
+    // schedule runs the due path: the function reads the due index and renews only what is due
+    // (inline, or through the state machine when there is much), so a scheduled run's cost
+    // follows what is due, not the number of certificates.
     const scheduleRole = new Role(this, 'ScheduleRole', {
-      description: p.fleet
-        ? 'ocsp-renewer: the schedule invokes the fleet worker (due run)'
-        : 'ocsp-renewer: the schedule invokes the renewer function',
+      description: 'ocsp-renewer: the schedule invokes the renewer function (due run)',
       assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
         conditions: {
           StringEquals: {
@@ -282,17 +290,16 @@ export class OcspRenewer extends Construct {
     this.schedule = new Schedule(this, 'Schedule', {
       description: 'ocsp-renewer: renew the staples that are due',
       schedule: ScheduleExpression.expression(p.schedule, TimeZone.of(p.timeZone)),
-      target: new LambdaInvoke(this.fleet?.worker ?? this.function, {
+      target: new LambdaInvoke(this.function, {
         role: scheduleRole,
-        input: ScheduleTargetInput.fromObject(this.fleet ? { mode: 'due' } : { mode: 'scheduled' }),
+        input: ScheduleTargetInput.fromObject({ mode: 'due' }),
         retryAttempts: 2,
         maxEventAge: Duration.hours(1),
         deadLetterQueue: this.deadLetterQueue,
       }),
     });
 
-    const scheduled = this.fleet?.worker ?? this.function;
-    const functionArn = `<${logicalIdOf(scheduled.node.defaultChild as CfnResource)}.Arn>`;
+    const functionArn = `<${logicalIdOf(this.function.node.defaultChild as CfnResource)}.Arn>`;
     acknowledge(
       scheduleRole.node.findChild('DefaultPolicy'),
       `AwsSolutions-IAM5[Resource::${functionArn}:*]`,
@@ -302,14 +309,7 @@ export class OcspRenewer extends Construct {
       ],
     );
 
-    // A new or replaced certificate gets its staple now, not at the next run (with `fleet`, the
-    // upload queue's worker does that).
-    for (const suffix of p.fleet ? [] : CERTIFICATE_SUFFIXES) {
-      this.bucket.addEventNotification(EventType.OBJECT_CREATED, new LambdaDestination(this.function), {
-        prefix: p.certsPrefix,
-        suffix,
-      });
-    }
+    // A new or replaced certificate gets its staple now, through the upload queue (infra/fleet.ts).
     acknowledgeBucketNotificationsHandler(stack);
 
     this.alarmTopic = new Topic(this, 'AlarmTopic', {
@@ -354,16 +354,7 @@ export class OcspRenewer extends Construct {
       missing: TreatMissingData.NOT_BREACHING,
       description: 'A renewer run failed as a whole (configuration, S3 or Secrets Manager); see its log.',
     });
-    if (this.fleet) {
-      // With `fleet` the schedule, uploads and map runs invoke the worker.
-      this.addAlarm('WorkerErrors', {
-        metric: this.fleet.worker.metricErrors({ period: Duration.minutes(5), statistic: Stats.SUM }),
-        threshold: 1,
-        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        missing: TreatMissingData.NOT_BREACHING,
-        description:
-          'A fleet worker invocation failed as a whole (a due run, an upload batch or a map batch); see its log.',
-      });
+    {
       this.addAlarm('UploadDeadLetters', {
         metric: this.fleet.uploadDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
           period: Duration.minutes(5),
@@ -497,15 +488,9 @@ export class OcspRenewer extends Construct {
       ]);
     }
 
-    // With `fleet`, every certificate goes through the Distributed Map; `aws lambda invoke` with
+    // Every certificate goes through the Distributed Map; `aws lambda invoke` with
     // {"mode":"force"} still works on the renewer function (FunctionName output).
-    this.forceAllCommand =
-      this.fleet?.forceAllCommand ??
-      [
-        `aws lambda invoke --function-name ${this.function.functionName}`,
-        '--invocation-type Event --cli-binary-format raw-in-base64-out',
-        `--payload '{"mode":"force"}' /dev/stdout`,
-      ].join(' ');
+    this.forceAllCommand = this.fleet.forceAllCommand;
     this.statusPageCommand = `aws s3 presign s3://${this.bucket.bucketName}/${STATUS_PAGE_KEY} --expires-in 3600`;
     this.dashboard = this.makeDashboard(metric, p.validityAlarmHours, intervalMinutes);
     this.pullScriptSettings = `OCSP_BUCKET=${this.bucket.bucketName} OCSP_PREFIX=${p.staplesPrefix} AWS_REGION=${stack.region}`;
@@ -577,10 +562,7 @@ export class OcspRenewer extends Construct {
     dashboard.addWidgets(
       new LogQueryWidget({
         title: 'Last failing certificates',
-        // With `fleet`, the worker runs the schedule: its failures are in its own log group.
-        logGroupNames: [this.function, ...(this.fleet ? [this.fleet.worker] : [])].map(
-          (f) => f.logGroup.logGroupName,
-        ),
+        logGroupNames: [this.function].map((f) => f.logGroup.logGroupName),
         queryLines: [
           'fields @timestamp, certificate, stage, reason',
           'filter msg = "certificate failed"',

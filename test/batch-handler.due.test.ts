@@ -14,7 +14,7 @@ import { PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stateItem, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
-import { createBatchHandler, type BatchSummary } from '../lambda/aws/batch-handler.js';
+import { createHandler as createBatchHandler, type RunSummary } from '../lambda/aws/handler.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
@@ -167,7 +167,7 @@ describe('the fleet worker on {"mode":"due"}, scheduled', () => {
     const p = await place(['a.pem', 'b.pem'], ['later.pem']);
     const before = sfnFake.requests.length;
 
-    const summary = (await p.handler({ mode: 'due' })) as BatchSummary;
+    const summary = (await p.handler({ mode: 'due' })) as RunSummary;
 
     expect(summary).toMatchObject({ due: 2, counts: { renewed: 2, failed: 0 } });
     expect(summary.manifest).toBeUndefined();
@@ -200,7 +200,7 @@ describe('the fleet worker on {"mode":"due"}, scheduled', () => {
     const p = await place(due, ['later.pem']);
     const before = sfnFake.requests.length;
 
-    const summary = (await p.handler({ mode: 'due' })) as BatchSummary;
+    const summary = (await p.handler({ mode: 'due' })) as RunSummary;
 
     expect(summary).toMatchObject({ due: 4, counts: { renewed: 0 } });
     const manifests = await p.list(`${p.reports}manifests/`);

@@ -23,7 +23,12 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATE_TABLE, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
-import { createBatchHandler, parseBatchRequest, type BatchSummary } from '../lambda/aws/batch-handler.js';
+import {
+  createHandler as createBatchHandler,
+  type BatchSummary,
+  type RunSummary,
+} from '../lambda/aws/handler.js';
+import { parseMapBatch } from '../lambda/aws/map-batch.js';
 import { EventError } from '../lambda/aws/event.js';
 import { OcspRenewerStack } from '../infra/stack.js';
 import {
@@ -158,11 +163,9 @@ const s3Notification = (eventName: string, key: string) => ({
   ],
 });
 
-describe('parseBatchRequest', () => {
-  it.each<[string, unknown, string]>([
-    ['an array', [], 'event must be a JSON object'],
+describe('parseMapBatch', () => {
+  it.each<[string, Record<string, unknown>, string]>([
     ['an unknown field', { mode: 'batch', keys: [], prefix: 'x' }, 'unsupported event field(s): prefix'],
-    ['another mode', { mode: 'force' }, 'unsupported mode "force" (batch or due)'],
     ['keys that are not strings', { mode: 'batch', keys: [1] }, 'keys must be an array of certificate keys'],
     [
       'a force that is not a boolean',
@@ -174,7 +177,6 @@ describe('parseBatchRequest', () => {
       { mode: 'batch', keys: ['a.pem'], etags: [] },
       'etags must be an array of strings, one per key',
     ],
-    ['a due run with keys', { mode: 'due', keys: ['a.pem'] }, '{"mode":"due"} takes no other field'],
     [
       'a per-host limit that is not a whole number',
       { mode: 'batch', keys: ['a.pem'], perHostConcurrency: 0.5 },
@@ -183,7 +185,7 @@ describe('parseBatchRequest', () => {
   ])('should refuse %s with a clear error', (_name, event, message) => {
     let thrown: unknown;
     try {
-      parseBatchRequest(event, 'certs/');
+      parseMapBatch(event, 'certs/');
     } catch (err) {
       thrown = err;
     }
@@ -192,12 +194,12 @@ describe('parseBatchRequest', () => {
   });
 
   it('should take the share of the per-host limit the map passes', () => {
-    const request = parseBatchRequest({ mode: 'batch', keys: ['a.pem'], perHostConcurrency: 1 }, 'certs/');
+    const request = parseMapBatch({ mode: 'batch', keys: ['a.pem'], perHostConcurrency: 1 }, 'certs/');
     expect(request).toMatchObject({ mode: 'batch', perHostConcurrency: 1 });
   });
 
   it('should strip the certs prefix, drop duplicates and pair ETags with keys', () => {
-    const request = parseBatchRequest(
+    const request = parseMapBatch(
       { mode: 'batch', keys: ['certs/a.pem', 'b.pem'], etags: ['"1"', '"2"'], force: true },
       'certs/',
     );
@@ -212,11 +214,26 @@ describe('parseBatchRequest', () => {
     });
   });
 
-  it('should refuse a due run without a state table, naming the variable', async () => {
+  it('should refuse any run without a state table, naming the variable', async () => {
     const handler = createBatchHandler({ env: { BUCKET }, s3: client, log: () => undefined });
     await expect(handler({ mode: 'due' })).rejects.toThrow(
-      '{"mode":"due"} needs the state table (STATE_TABLE)',
+      'STATE_TABLE is not set (the per-certificate state table)',
     );
+  });
+
+  it.each<[string, unknown, string]>([
+    ['an array', [], 'event must be a JSON object'],
+    ['another mode', { mode: 'sweep' }, 'unsupported mode "sweep" (scheduled or force)'],
+    ['a due run with keys', { mode: 'due', keys: ['a.pem'] }, '{"mode":"due"} takes no other field'],
+  ])('should refuse %s at the handler with a clear error, doing nothing', async (_name, event, message) => {
+    const handler = createBatchHandler({
+      env: { BUCKET, STATE_TABLE: 'none' },
+      s3: client,
+      dynamodb: ddb,
+      log: () => undefined,
+    });
+    await expect(handler(event)).rejects.toThrow(EventError);
+    await expect(handler(event)).rejects.toThrow(message);
   });
 });
 
@@ -326,7 +343,7 @@ describe('the fleet worker on {"mode":"due"}', () => {
         }),
       };
     });
-    const summary = (await worker({ mode: 'batch', keys, force: true })) as BatchSummary;
+    const summary = (await worker({ mode: 'batch', keys, force: true })) as RunSummary;
     expect(summary.counts.renewed).toBe(2);
     expect(seenDuringSecond).toHaveLength(1);
     expect(seenDuringSecond[0]).toMatchObject({ [STATE_TABLE.partitionKey]: { S: 's1.pem' } });
@@ -337,6 +354,8 @@ describe('the fleet worker on {"mode":"due"}', () => {
     const keys = ['d1.pem', 'd2.pem', 'd3.pem'];
     const p = await place(keys);
     await p.handler({ mode: 'batch', keys, force: true }); // stapled at T0, valid until T0 + 23 h
+    // The first due run over a table seeds it (due-run.test.ts); the ones measured below follow.
+    expect(await p.handler({ mode: 'due' })).toMatchObject({ due: 0, seeded: 0 });
 
     const counted = { s3: proxy.client(), ddb: dynamo.client() };
     const s3Requests = countRequests(counted.s3);
@@ -354,11 +373,12 @@ describe('the fleet worker on {"mode":"due"}', () => {
         dynamodb: counted.ddb,
         clock: () => now,
         log: () => undefined,
-      })({ mode: 'due' }) as Promise<BatchSummary>;
+      })({ mode: 'due' }) as Promise<RunSummary>;
 
     fake.clearRequests();
     expect(await due(at(1))).toMatchObject({ due: 0, counts: { renewed: 0 } });
-    expect(ddbRequests.byCommand).toEqual({ QueryCommand: STATE_TABLE.defaultShards });
+    // One Query per shard, and one GetItem: the table's seeded marker.
+    expect(ddbRequests.byCommand).toEqual({ QueryCommand: STATE_TABLE.defaultShards, GetItemCommand: 1 });
     expect(s3Requests.total).toBe(0);
     expect(fake.requests).toHaveLength(0);
 
@@ -373,7 +393,11 @@ describe('the fleet worker on {"mode":"due"}', () => {
     // certificate (its bundle holds the issuer), read the staple, write the staple, write the
     // state item. No withheld-marker delete: a certificate with a stored staple that the state
     // does not call withheld has no marker.
-    expect(ddbRequests.byCommand).toEqual({ QueryCommand: STATE_TABLE.defaultShards, PutItemCommand: 3 });
+    expect(ddbRequests.byCommand).toEqual({
+      QueryCommand: STATE_TABLE.defaultShards,
+      GetItemCommand: 1,
+      PutItemCommand: 3,
+    });
     expect(s3Requests.byCommand).toEqual({ GetObjectCommand: 3 * 2, PutObjectCommand: 3 + 1 });
     counted.s3.destroy();
     counted.ddb.destroy();
@@ -441,7 +465,7 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
           },
         },
       });
-      outputs.push((await execution.result) as unknown as { summary: BatchSummary });
+      outputs.push((await execution.result) as unknown as { summary: RunSummary });
     }
 
     expect(invocations).toHaveLength(batches.length);
@@ -533,7 +557,7 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
           },
         },
       });
-      renewed += ((await execution.result) as unknown as { summary: BatchSummary }).summary.counts.renewed;
+      renewed += ((await execution.result) as unknown as { summary: RunSummary }).summary.counts.renewed;
     }
     expect(invocations[0]).toEqual({
       mode: 'batch',

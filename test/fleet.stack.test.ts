@@ -189,13 +189,18 @@ describe('OcspRenewerStack with fleet', () => {
     ).toThrow('fleet reconcileSchedule must be rate(…) or cron(…), got "daily"');
   });
 
-  it('should keep the default stack as it was: no table, uploads invoke the function', () => {
+  it('should deploy the same design without the fleet prop: one function, the table, the queue, the map', () => {
     const plain = synth(false).template;
-    plain.resourceCountIs('AWS::DynamoDB::Table', 0);
-    plain.resourceCountIs('AWS::StepFunctions::StateMachine', 0);
-    const notifications = Object.values(plain.findResources('Custom::S3BucketNotifications'))[0]!;
-    const config = (notifications.Properties as Json).NotificationConfiguration as Json;
-    expect(config.LambdaFunctionConfigurations).toHaveLength(3);
+    plain.resourceCountIs('AWS::DynamoDB::Table', 1);
+    plain.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+    plain.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    const renewers = Object.values(plain.findResources('AWS::Lambda::Function')).filter(
+      (r) => (r.Properties as Json).Runtime === 'nodejs24.x',
+    );
+    expect(renewers).toHaveLength(1);
+    expect(Object.keys(plain.toJSON().Resources as Json).sort()).toEqual(
+      Object.keys(template.toJSON().Resources as Json).sort(),
+    );
   });
 
   it('should synthesize a state machine definition that asl-validator accepts', () => {
@@ -286,7 +291,7 @@ describe('OcspRenewerStack with fleet', () => {
     const name = (machine.Properties as Json).StateMachineName as string;
     expect(name).toMatch(/^[A-Za-z0-9-]+-RenewAll$/);
     const [workerId, worker] = Object.entries(template.findResources('AWS::Lambda::Function')).find(([, r]) =>
-      String((r.Properties as Json).Description).includes('fleet worker'),
+      String((r.Properties as Json).Description).includes('renews OCSP staples'),
     )!;
     const schedules = Object.values(template.findResources('AWS::Scheduler::Schedule')).map(
       (r) => (r.Properties as { Target: { Arn: unknown; Input: string } }).Target,
@@ -294,7 +299,6 @@ describe('OcspRenewerStack with fleet', () => {
     expect(schedules).toContainEqual(
       expect.objectContaining({ Arn: { 'Fn::GetAtt': [workerId, 'Arn'] }, Input: '{"mode":"due"}' }),
     );
-    expect(schedules.filter((t) => JSON.stringify(t.Arn).includes('RenewerFunction'))).toEqual([]);
     expect(schedules).toContainEqual(expect.objectContaining({ Arn: { Ref: machineId } }));
 
     const env = ((worker.Properties as Json).Environment as { Variables: Record<string, unknown> }).Variables;
@@ -353,7 +357,7 @@ describe('OcspRenewerStack with fleet', () => {
 
   it('should grant the worker DynamoDB item access on the table and its due index only', () => {
     const worker = Object.entries(template.findResources('AWS::Lambda::Function')).find(([, r]) =>
-      String((r.Properties as Json).Description).includes('fleet worker'),
+      String((r.Properties as Json).Description).includes('renews OCSP staples'),
     )!;
     const roleId = (((worker[1].Properties as Json).Role as Json)['Fn::GetAtt'] as string[])[0]!;
     const ddb = statementsOf(template, roleId).find((s) => s.Sid === 'CertificateState')!;
@@ -554,14 +558,14 @@ describe('the fleet stack against AWS documented semantics (issue 21 review)', (
   });
 });
 
-describe('the fleet worker bundle', () => {
-  it('should bundle batch-handler.ts into one ES module that loads and exports handler', async () => {
+describe('the renewer bundle', () => {
+  it('should bundle handler.ts into one ES module that loads and exports handler', async () => {
     const outdir = await mkdtemp(join(tmpdir(), 'ocsp-renewer-fleet-cdk-'));
     try {
       const app = new App({ outdir, context: CDK_JSON.context });
       const stack = new OcspRenewerStack(app, 'OcspRenewer', { fleet: {} });
       const worker = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function')).find(
-        (r) => String((r.Properties as Json).Description).includes('fleet worker'),
+        (r) => String((r.Properties as Json).Description).includes('renews OCSP staples'),
       )!;
       const key = ((worker.Properties as Json).Code as { S3Key: string }).S3Key.replace(/\.zip$/, '');
       const bundlePath = join(outdir, `asset.${key}`, 'index.mjs');

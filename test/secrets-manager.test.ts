@@ -1,28 +1,19 @@
 /**
  * The Secrets Manager certificate source, against a loopback fake that speaks the Secrets Manager
  * JSON protocol (POST / with `X-Amz-Target: secretsmanager.<Operation>`, awsJson1_1 bodies), so the
- * real SDK client does the (de)serialisation. Then the handler over it, with s3rver and a real
- * `openssl ocsp` responder.
+ * real SDK client does the (de)serialisation. (The deployed renewer reads S3 only since issue 21;
+ * the CLI reads secretsmanager:// locations through this source.)
  */
-import { execFile } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { SecretsManagerCertificateSource } from '../lambda/adapters/secrets-manager.js';
-import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
-import type { RunReport } from '../lambda/renew/run.js';
-import { createHandler } from '../lambda/aws/handler.js';
-import { readRunReport } from '../lambda/aws/run-summary.js';
-import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
-import { startS3Server, type S3Server } from './helpers/s3-server.js';
 
 // --- the fake -----------------------------------------------------------------------------------
 
@@ -297,169 +288,5 @@ describe('SecretsManagerCertificateSource', () => {
     const src = await source([]);
     await expect(src.read('nope')).rejects.toThrow(/can't find the specified secret/);
     expect(fake!.calls.at(-1)).toEqual({ op: 'GetSecretValue', body: { SecretId: 'tls/nope' } });
-  });
-});
-
-// --- the handler over Secrets Manager ------------------------------------------------------------
-
-describe('handler with SECRETS_PREFIX', () => {
-  let responder: OpensslResponder;
-  let s3: S3Server;
-  let admin: S3Client;
-  let fake: FakeSecretsManager;
-  let secrets: SecretsManagerClient;
-  const bucket = 'secrets-staples';
-  const logs: string[] = [];
-
-  const stored: FakeSecret[] = [];
-  const rotate = (name: string) => {
-    const secret = stored.find((s) => s.Name === name)!;
-    secret.LastChangedDate = (secret.LastChangedDate ?? T0) + 3600;
-  };
-
-  beforeAll(async () => {
-    stored.push(
-      { Name: 'tls/good.test', SecretString: await pem(pki.leaves.good.bundle), LastChangedDate: T0 },
-      {
-        Name: 'tls/a/ec.test',
-        SecretString: JSON.stringify({
-          certificate: await pem(pki.leaves.ec.cert),
-          chain: await pem(pki.intermediate.cert),
-          private_key: ecKeyPem,
-        }),
-        LastChangedDate: T0,
-      },
-      {
-        Name: 'tls/broken.test',
-        SecretString: JSON.stringify({ private_key: goodKeyPem }),
-        LastChangedDate: T0,
-      },
-      { Name: 'other/ignored.test', SecretString: await pem(pki.leaves.good.bundle), LastChangedDate: T0 },
-    );
-    [responder, s3, fake] = await Promise.all([
-      startDelegatedResponder(pki),
-      startS3Server({ buckets: [bucket] }),
-      startFakeSecretsManager(stored),
-    ]);
-    admin = s3.client();
-    secrets = clientFor(fake);
-  });
-
-  afterAll(async () => {
-    admin?.destroy();
-    secrets?.destroy();
-    await Promise.all([responder?.stop(), s3?.stop(), fake?.close()]);
-  });
-
-  const invoke = async (event: unknown): Promise<RunReport> => {
-    const s3Client = s3.client();
-    try {
-      const handler = createHandler({
-        env: {
-          BUCKET: bucket,
-          CERTS_PREFIX: 'certs/',
-          STAPLES_PREFIX: 'staples/',
-          SECRETS_PREFIX: 'tls/',
-          OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
-          ...s3.env,
-        },
-        s3: s3Client,
-        secrets,
-        transport: httpTransport({ ...DEFAULT_HTTP, timeoutMs: 5_000, allowPrivate: true }),
-        clock: () => new Date(),
-        log: (line) => logs.push(line),
-      });
-      const summary = await handler(event);
-      return await readRunReport(admin, summary.report!);
-    } finally {
-      s3Client.destroy();
-    }
-  };
-
-  const getBytes = async (key: string) => {
-    const res = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return Buffer.from(await res.Body!.transformToByteArray());
-  };
-  const allKeys = async () =>
-    ((await admin.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? [])
-      .map((o) => o.Key!)
-      .sort();
-
-  const opensslVerify = async (der: Buffer, leafCert: string): Promise<string> => {
-    const file = join(work, `staple-${Math.random().toString(36).slice(2)}.der`);
-    await writeFile(file, der);
-    return new Promise((resolve) => {
-      execFile(
-        'openssl',
-        ['ocsp', '-respin', file, '-issuer', pki.intermediate.cert, '-CAfile', pki.chain, '-cert', leafCert],
-        { timeout: 15_000 },
-        (_err, stdout, stderr) => resolve(`${stdout}\n${stderr}`),
-      );
-    });
-  };
-
-  let first: RunReport;
-
-  it('should write staples named after the secrets, minus the prefix, that openssl verifies', async () => {
-    first = await invoke({ mode: 'scheduled' });
-    expect(first.results.map((r) => [r.key, r.action]).sort()).toEqual([
-      ['a/ec.test', 'renewed'],
-      ['broken.test', 'failed'],
-      ['good.test', 'renewed'],
-    ]);
-    expect(await allKeys()).toEqual([
-      expect.stringMatching(/^reports\/runs\/[^/]+\.json$/),
-      'staples/a/ec.test.ocsp',
-      'staples/good.test.ocsp',
-      'state/state.json',
-    ]);
-    for (const [key, leaf] of [
-      ['staples/good.test.ocsp', pki.leaves.good.cert],
-      ['staples/a/ec.test.ocsp', pki.leaves.ec.cert],
-    ] as const) {
-      const out = await opensslVerify(await getBytes(key), leaf);
-      expect(out, key).toContain('Response verify OK');
-      expect(out, key).toMatch(/: good/);
-    }
-  });
-
-  it('should fail a secret without a certificate at the source stage with a clear reason', () => {
-    const broken = first.results.find((r) => r.key === 'broken.test')!;
-    expect(broken).toMatchObject({ action: 'failed', stage: 'source' });
-    expect(broken.reason).toMatch(
-      /^source broken\.test: cannot read: SecretString JSON has no certificate field/,
-    );
-  });
-
-  it('should never let a private key out: not in the report, the logs or any S3 object', async () => {
-    const keys = [goodKey, ecKey];
-    for (const key of keys) {
-      expectNoKey(JSON.stringify(first), key, 'the run report');
-      expectNoKey(logs.join('\n'), key, 'the logs');
-      for (const objectKey of await allKeys()) expectNoKey(await getBytes(objectKey), key, objectKey);
-    }
-    // Not vacuous: the logs name the failing secret, and the run report object (one of the S3
-    // objects above) every secret that held a key.
-    expect(logs.join('\n')).toContain('broken.test');
-    const report = (await allKeys()).find((k) => k.startsWith('reports/runs/'))!;
-    expect((await getBytes(report)).toString('utf8')).toContain('a/ec.test');
-  });
-
-  it('should not read any secret on a quiet run', async () => {
-    const reads = fake.count('GetSecretValue');
-    const quiet = await invoke({});
-    expect(quiet.counts).toMatchObject({ renewed: 0, fresh: 2, failed: 1 });
-    expect(fake.count('GetSecretValue')).toBe(reads);
-  });
-
-  it('should read a rotated secret again (new LastChangedDate) and still write no key material', async () => {
-    const reads = fake.count('GetSecretValue');
-    rotate('tls/good.test');
-    const next = await invoke({});
-    // Re-read and re-validated against the stored staple, which is still fresh: no OCSP request.
-    expect(next.counts).toMatchObject({ renewed: 0, fresh: 2, failed: 1 });
-    expect(fake.calls.slice(-1)).toEqual([{ op: 'GetSecretValue', body: { SecretId: 'tls/good.test' } }]);
-    expect(fake.count('GetSecretValue')).toBe(reads + 1);
-    for (const objectKey of await allKeys()) expectNoKey(await getBytes(objectKey), goodKey, objectKey);
   });
 });

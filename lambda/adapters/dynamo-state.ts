@@ -30,6 +30,11 @@ export const STATE_TABLE = {
   defaultShards: 8,
 } as const;
 
+/** A marker item's key: `#` starts no certificate key (keys are relative paths ending in a suffix). */
+function markerKey(name: string): string {
+  return `#${name}`;
+}
+
 /** A next due time this late means "not until the certificate changes": kept out of the index. */
 const NEVER_FROM = Date.parse('9999-01-01T00:00:00.000Z');
 
@@ -187,6 +192,30 @@ export class DynamoStateStore implements CertStateStore {
       if (!state.has(key)) jobs.push(limit(() => this.delete(key, was.version)));
     }
     return (await Promise.all(jobs)).filter(Boolean).length;
+  }
+
+  /**
+   * Whether the table holds the marker item `name` (a key no certificate can have: it starts with
+   * `#`). The due run marks the table seeded this way (aws/due-run.ts).
+   */
+  async hasMarker(name: string): Promise<boolean> {
+    const res = await this.ddb.send(
+      new GetItemCommand({
+        TableName: this.table,
+        Key: { [STATE_TABLE.partitionKey]: { S: markerKey(name) } },
+        ConsistentRead: true,
+      }),
+    );
+    return res.Item !== undefined;
+  }
+
+  async putMarker(name: string, at: Date): Promise<void> {
+    await this.ddb.send(
+      new PutItemCommand({
+        TableName: this.table,
+        Item: { [STATE_TABLE.partitionKey]: { S: markerKey(name) }, at: { S: at.toISOString() } },
+      }),
+    );
   }
 
   async remove(key: string): Promise<void> {
