@@ -1,5 +1,5 @@
 /**
- * The fleet worker (lambda/aws/batch-handler.ts) against real peers: s3rver behind the
+ * The renewer's handler (lambda/aws/handler.ts: uploads, map batches, due runs) against real peers: s3rver behind the
  * precondition proxy (so every staple write is a conditional PUT the proxy records), dynalite for
  * the per-certificate state, and a fake OCSP responder on loopback.
  *
