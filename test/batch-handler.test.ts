@@ -489,6 +489,56 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
       });
     }
   }, 300_000);
+
+  it("should retry a child that Lambda throttles, with the definition's own Retry, and renew its keys once", async () => {
+    const keys = ['t0.pem', 't1.pem'];
+    const p = await place(keys);
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new OcspRenewerStack(app, 'Throttle', { certsPrefix: p.certs });
+    const machine = Object.values(
+      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
+    )[0]!;
+    const definition = JSON.parse(
+      render((machine.Properties as Record<string, unknown>).DefinitionString),
+    ) as {
+      States: Record<string, { ItemProcessor: Record<string, unknown> }>;
+    };
+    const { ProcessorConfig: _config, ...childDefinition } = definition.States.RenewAll!.ItemProcessor;
+    const child = new StateMachine(childDefinition as never, { validationOptions: { checkArn: false } });
+    // One batch as the ItemReader (ListObjectsV2) and ItemBatcher give it.
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: p.certs }));
+    const items = (listed.Contents ?? []).map((o) => ({ Key: o.Key!, Etag: o.ETag, Size: o.Size }));
+    let attempts = 0;
+    const acceptedBefore = proxy.accepted.length;
+    const execution = child.run(
+      { Items: items, BatchInput: { force: true } } as never,
+      {
+        overrides: {
+          taskResourceLocalHandlers: {
+            RenewBatch: async (input) => {
+              // What Step Functions reports when Lambda refuses the invocation (429): twice.
+              if (++attempts <= 2) {
+                const throttled = new Error('Rate Exceeded.');
+                throttled.name = 'Lambda.TooManyRequestsException';
+                throw throttled;
+              }
+              return {
+                StatusCode: 200,
+                Payload: (await p.handler((input as { Payload: unknown }).Payload)) as never,
+              };
+            },
+          },
+          // The definition's backoff and jitter are asserted in fleet.stack.test.ts; here, no wait.
+          retryIntervalOverrides: { RenewBatch: 0 },
+        },
+      },
+    );
+    const output = (await execution.result) as unknown as { summary: RunSummary };
+    expect(attempts).toBe(3);
+    expect(output.summary.counts.renewed).toBe(2);
+    const written = proxy.accepted.slice(acceptedBefore).filter((k) => k.startsWith(p.staples));
+    expect(written.sort()).toEqual(keys.map((k) => `${p.staples}${k.replace('.pem', '.ocsp')}`));
+  }, 120_000);
 });
 
 describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepfunctions', () => {
