@@ -31,6 +31,7 @@ import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
 import { childOutput, handlerRun } from './children.js';
 import { asLambdaStartsIt, buildDeployedHandlerRun } from './handler-bundle.js';
 import { uploadFleet } from './upload-fleet.js';
+import { startStateTables, type StateTables } from './state-table.js';
 import { serveFleet, type ResponderProcess } from './instant-responder.js';
 
 const argv = process.argv.slice(2);
@@ -49,7 +50,9 @@ const BUCKET = 'ocsp-renewer-bench';
 const dir = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-handler-memory-'));
 let responder: ResponderProcess | undefined;
 let s3: S3Server | undefined;
+let tables: StateTables | undefined;
 try {
+  tables = await startStateTables();
   const served = await serveFleet(dir, n, { certs: false });
   responder = served.responder;
   s3 = await startS3Server({ buckets: [BUCKET] });
@@ -64,6 +67,7 @@ try {
     ...s3.env,
     BUCKET,
     OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+    INLINE_MAX_KEYS: String(n + 1),
   };
   if (bundle || lambda) {
     const deployed = await buildDeployedHandlerRun(dir);
@@ -91,6 +95,7 @@ try {
   for (let i = 1; i <= runs; i++) {
     const result = await handlerRun(`run ${i}`, command, childArgs, n, {
       ...env,
+      ...(await tables.table(`run-${i}`)),
       STAPLES_PREFIX: `run-${i}/staples/`,
       STATE_PREFIX: `run-${i}/state/`,
       REPORTS_PREFIX: `run-${i}/reports/`,
@@ -114,6 +119,7 @@ try {
   console.log(`\npeak RSS over ${runs} runs: median ${peaks[peaks.length >> 1]!.toFixed(0)} MB`);
 } finally {
   await s3?.stop();
+  await tables?.stop();
   await responder?.stop();
   rmSync(dir, { recursive: true, force: true });
 }

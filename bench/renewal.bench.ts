@@ -35,6 +35,7 @@ import {
   launcherNodeOptions,
 } from './handler-bundle.js';
 import { uploadFleet } from './upload-fleet.js';
+import { startStateTables } from './state-table.js';
 import { serveFleet, type ResponderProcess } from './instant-responder.js';
 
 const argv = process.argv.slice(2);
@@ -396,6 +397,7 @@ const HANDLER_N_CAP = 10_000;
     const bucket = 'ocsp-renewer-bench';
     s3 = await startS3Server({ buckets: [bucket] });
     await uploadFleet(s3, bucket, fleet, handlerN);
+    const tables = await startStateTables();
     // The handler as deployed (the esbuild bundle, no tsx), started as Lambda starts it for the
     // stack's 1024 MB: through the exec wrapper, then (for comparison) without it. Each run has
     // its own staples, state and reports prefixes, so each forced run starts with none.
@@ -409,13 +411,15 @@ const HANDLER_N_CAP = 10_000;
         ...start.env,
         BUCKET: bucket,
         OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+        INLINE_MAX_KEYS: String(handlerN + 1),
+        ...(await tables.table(name)),
         STAPLES_PREFIX: `${name}/staples/`,
         STATE_PREFIX: `${name}/state/`,
         REPORTS_PREFIX: `${name}/reports/`,
       });
     };
     const unwrapped = await startHandler('no-wrapper', false);
-    const lambda = await startHandler('wrapper', true);
+    const lambda = await startHandler('wrapper', true).finally(() => tables.stop());
     const capped = handlerN < bigN ? `, capped from ${bigN}` : '';
     rows.push({
       name: `forced renewal, Lambda handler over S3, N = ${handlerN}${capped}, as deployed (bundle, runtime flags for 1024 MB, exec wrapper; s3rver's latency included; responder in another process)`,
