@@ -1,13 +1,4 @@
-import {
-  ArnFormat,
-  Duration,
-  Names,
-  RemovalPolicy,
-  Stack,
-  TimeZone,
-  Validations,
-  type CfnResource,
-} from 'aws-cdk-lib';
+import { ArnFormat, Duration, Names, RemovalPolicy, Stack, TimeZone, type CfnResource } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -38,10 +29,11 @@ import {
   Transformation,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
-import { Construct, type IConstruct } from 'constructs';
+import { Construct } from 'constructs';
 import { STATE_TABLE } from '../lambda/adapters/dynamo-state.js';
 import { INLINE_MAX_KEYS_DEFAULT } from '../lambda/aws/due-run-limit.js';
 import { RenewerFunction, type StapleLayout } from './renewer-function.js';
+import { acknowledge, definedOnly, logicalIdOf } from './cdk-helpers.js';
 import { UploadQueueDestination } from './upload-queue-destination.js';
 
 /** Fleet-scale settings (issue 10); every one has a default. */
@@ -516,16 +508,4 @@ function checkSettings(s: ResolvedSettings): void {
   if (!/^[^/].*\/$/.test(s.reportsPrefix)) {
     throw new Error(`fleet reportsPrefix must be a key prefix ending in "/", got "${s.reportsPrefix}"`);
   }
-}
-
-function definedOnly<T extends object>(props: T): Partial<T> {
-  return Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function logicalIdOf(resource: CfnResource): string {
-  return Stack.of(resource).resolve(resource.logicalId) as string;
-}
-
-function acknowledge(scope: IConstruct, id: string, reason: string[]): void {
-  Validations.of(scope).acknowledge({ id, reason: reason.join(' ') });
 }

@@ -6,7 +6,6 @@ import {
   SecretValue,
   Stack,
   TimeZone,
-  Validations,
   type CfnResource,
 } from 'aws-cdk-lib';
 import {
@@ -34,7 +33,8 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
-import { Construct, type IConstruct } from 'constructs';
+import { Construct } from 'constructs';
+import { acknowledge, definedOnly, logicalIdOf } from './cdk-helpers.js';
 import { RenewerFleet, type FleetSettings } from './fleet.js';
 import { RenewerFunction } from './renewer-function.js';
 import { scheduleIntervalMinutes } from './schedule-interval.js';
@@ -143,7 +143,7 @@ export class OcspRenewer extends Construct {
 
   constructor(scope: Construct, id: string, props: OcspRenewerProps = {}) {
     super(scope, id);
-    const p: ResolvedProps = { ...OCSP_RENEWER_DEFAULTS, ...definedOnly(props) };
+    const p: ResolvedProps = { ...OCSP_RENEWER_DEFAULTS, ...definedOnly(props, true) };
     checkProps(p);
     const intervalMinutes = scheduleIntervalMinutes(p.schedule);
     if (intervalMinutes > 24 * 60) {
@@ -644,20 +644,6 @@ function checkProps(p: ResolvedProps): void {
   if (p.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+$/.test(p.alarmEmail)) {
     throw new Error(`alarmEmail is not an address: ${p.alarmEmail}`);
   }
-}
-
-function definedOnly<T extends object>(props: T): Partial<T> {
-  return Object.fromEntries(
-    Object.entries(props).filter(([, v]) => v !== undefined && v !== ''),
-  ) as Partial<T>;
-}
-
-function logicalIdOf(resource: CfnResource): string {
-  return Stack.of(resource).resolve(resource.logicalId) as string;
-}
-
-function acknowledge(scope: IConstruct, id: string, reason: string[]): void {
-  Validations.of(scope).acknowledge({ id, reason: reason.join(' ') });
 }
 
 /** The stack-wide Lambda that S3 notifications are configured through (aws-s3-notifications). */
