@@ -152,7 +152,59 @@ export class OcspRenewer extends Construct {
     const destroy = p.removalPolicy === 'destroy';
     const stack = Stack.of(this);
 
-    this.bucket = new Bucket(this, 'Bucket', {
+    this.bucket = this.makeBucket(p, destroy);
+    if (props.fleet !== undefined) {
+      Annotations.of(this).addWarningV2(
+        'ocsp-renewer:fleet-ignored',
+        'fleet is no longer a switch: the state table, upload queue and state machine are always deployed. Remove -c fleet=… / the fleet prop (its settings, when given as an object, still apply).',
+      );
+    }
+    // One metrics dimension per deployment, so two renewers in one account (staging and
+    // production, say) never share, or silence, each other's alarms.
+    const metricsService = `ocsp-renewer/${stack.stackName}/${this.node.id}`;
+    this.function = this.makeFunction(p, destroy, this.bucket, metricsService);
+    this.deadLetterQueue = this.makeDeadLetterQueue();
+    // A run fails only as a whole (bad configuration, S3 or DynamoDB unreachable); retries then
+    // recover it. Throttles wait in the async queue, up to maxEventAge, and are no retries.
+    this.function.configureAsyncInvoke({
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(1),
+      onFailure: new SqsDestination(this.deadLetterQueue),
+    });
+
+    this.fleet = new RenewerFleet(this, 'Fleet', {
+      ...(typeof p.fleet === 'object' ? p.fleet : {}),
+      renewer: this.function,
+      bucket: this.bucket,
+      layout: layoutOf(p),
+      certificateSuffixes: CERTIFICATE_SUFFIXES,
+      removalPolicy: p.removalPolicy,
+      deadLetterQueue: this.deadLetterQueue,
+    });
+
+    this.schedule = this.makeSchedule(p);
+    // A new or replaced certificate gets its staple now, through the upload queue (infra/fleet.ts).
+    acknowledgeBucketNotificationsHandler(stack);
+
+    this.alarmTopic = this.makeAlarmTopic(p);
+    const metric = this.addAlarms(p, intervalMinutes, metricsService);
+    ({
+      hostPolicy: this.hostPolicy,
+      hostUser: this.hostUser,
+      hostUserSecret: this.hostUserSecret,
+    } = this.makeHostAccess(p));
+
+    // Every certificate goes through the Distributed Map; `aws lambda invoke` with
+    // {"mode":"force"} still works on the renewer function (FunctionName output).
+    this.forceAllCommand = this.fleet.forceAllCommand;
+    this.statusPageCommand = `aws s3 presign s3://${this.bucket.bucketName}/${STATUS_PAGE_KEY} --expires-in 3600`;
+    this.dashboard = this.makeDashboard(metric, p.validityAlarmHours, intervalMinutes);
+    this.pullScriptSettings = `OCSP_BUCKET=${this.bucket.bucketName} OCSP_PREFIX=${p.staplesPrefix} AWS_REGION=${stack.region}`;
+  }
+
+  /** The private bucket: certificates, staples, reports (retained unless `removalPolicy` destroy). */
+  private makeBucket(p: ResolvedProps, destroy: boolean): Bucket {
+    const bucket = new Bucket(this, 'Bucket', {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       minimumTLSVersion: 1.2,
@@ -185,39 +237,38 @@ export class OcspRenewer extends Construct {
       removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
       autoDeleteObjects: destroy,
     });
-    acknowledge(this.bucket, 'AwsSolutions-S1', [
+    acknowledge(bucket, 'AwsSolutions-S1', [
       'Server access logs would need a second bucket for a bucket that holds public certificates and',
       'OCSP responses; every write is the renewer (logged in its run report) or an upload by the',
       'operator. Enable CloudTrail S3 data events on this bucket if an access trail is required.',
     ]);
+    return bucket;
+  }
 
-    if (props.fleet !== undefined) {
-      Annotations.of(this).addWarningV2(
-        'ocsp-renewer:fleet-ignored',
-        'fleet is no longer a switch: the state table, upload queue and state machine are always deployed. Remove -c fleet=… / the fleet prop (its settings, when given as an object, still apply).',
-      );
-    }
-    this.function = new RenewerFunction(this, 'Function', {
+  /** The one renewer function, bound to the bucket, with its cdk-nag acknowledgements. */
+  private makeFunction(
+    p: ResolvedProps,
+    destroy: boolean,
+    bucket: Bucket,
+    metricsService: string,
+  ): RenewerFunction {
+    const fn = new RenewerFunction(this, 'Function', {
       reservedConcurrentExecutions: p.reservedConcurrency > 0 ? p.reservedConcurrency : undefined,
       logGroupRemovalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
-    const layout = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
-    this.function.bindStaples(this.bucket, layout);
-    this.function.addEnvironment('ON_REVOKED', p.onRevoked);
-    // One metrics dimension per deployment, so two renewers in one account (staging and
-    // production, say) never share, or silence, each other's alarms.
-    const metricsService = `ocsp-renewer/${stack.stackName}/${this.node.id}`;
-    this.function.addEnvironment('METRICS_SERVICE', metricsService);
+    fn.bindStaples(bucket, layoutOf(p));
+    fn.addEnvironment('ON_REVOKED', p.onRevoked);
+    fn.addEnvironment('METRICS_SERVICE', metricsService);
     if (p.secretsPrefix) {
-      this.function.bindSecrets(p.secretsPrefix);
+      fn.bindSecrets(p.secretsPrefix);
       Annotations.of(this).addWarningV2(
         'ocsp-renewer:secrets-not-read',
         'secretsPrefix: the deployed renewer reads certificates from S3 only for now (the CLI still reads secretsmanager:// locations); the grant is kept for the release that reads them again.',
       );
     }
-    this.function.bindStatusPage(this.bucket, STATUS_PAGE_KEY);
-    const bucketArn = `<${logicalIdOf(this.bucket.node.defaultChild as CfnResource)}.Arn>`;
-    const renewerPolicy = this.function.role!.node.tryFindChild('DefaultPolicy')!;
+    fn.bindStatusPage(bucket, STATUS_PAGE_KEY);
+    const bucketArn = `<${logicalIdOf(bucket.node.defaultChild as CfnResource)}.Arn>`;
+    const renewerPolicy = fn.role!.node.tryFindChild('DefaultPolicy')!;
     const reportsPrefix = STATUS_PAGE_KEY.slice(0, STATUS_PAGE_KEY.lastIndexOf('/') + 1);
     for (const prefix of [p.certsPrefix, p.staplesPrefix, p.statePrefix, reportsPrefix]) {
       acknowledge(renewerPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`, [
@@ -238,35 +289,26 @@ export class OcspRenewer extends Construct {
         'that action, and secret values stay limited to the prefix.',
       ]);
     }
+    return fn;
+  }
 
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+  /** The dead-letter queue of the schedules and of asynchronous invocations. */
+  private makeDeadLetterQueue(): Queue {
+    const queue = new Queue(this, 'DeadLetterQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    acknowledge(this.deadLetterQueue, 'AwsSolutions-SQS3', [
+    acknowledge(queue, 'AwsSolutions-SQS3', [
       'This queue is the dead-letter queue: of the schedule and of the function’s asynchronous',
       'invocations. A dead-letter queue of its own would only move the problem; its depth alarms.',
     ]);
+    return queue;
+  }
 
-    // A run fails only as a whole (bad configuration, S3 or DynamoDB unreachable); retries then
-    // recover it. Throttles wait in the async queue, up to maxEventAge, and are no retries.
-    this.function.configureAsyncInvoke({
-      retryAttempts: 2,
-      maxEventAge: Duration.hours(1),
-      onFailure: new SqsDestination(this.deadLetterQueue),
-    });
-
-    this.fleet = new RenewerFleet(this, 'Fleet', {
-      ...(typeof p.fleet === 'object' ? p.fleet : {}),
-      renewer: this.function,
-      bucket: this.bucket,
-      layout,
-      certificateSuffixes: CERTIFICATE_SUFFIXES,
-      removalPolicy: p.removalPolicy,
-      deadLetterQueue: this.deadLetterQueue,
-    });
-
+  /** The due run's schedule, with a role of its own. */
+  private makeSchedule(p: ResolvedProps): Schedule {
+    const stack = Stack.of(this);
     // The schedule's own role (not CDK's stack-wide one), trusted only by this account's default
     // schedule group; LambdaInvoke grants it InvokeFunction and SendMessage to the queue. The
     // schedule runs the due path: the function reads the due index and renews only what is due
@@ -287,7 +329,7 @@ export class OcspRenewer extends Construct {
         },
       }),
     });
-    this.schedule = new Schedule(this, 'Schedule', {
+    const schedule = new Schedule(this, 'Schedule', {
       description: 'ocsp-renewer: renew the staples that are due',
       schedule: ScheduleExpression.expression(p.schedule, TimeZone.of(p.timeZone)),
       target: new LambdaInvoke(this.function, {
@@ -308,21 +350,23 @@ export class OcspRenewer extends Construct {
         'covers qualifiers of this one function only.',
       ],
     );
+    return schedule;
+  }
 
-    // A new or replaced certificate gets its staple now, through the upload queue (infra/fleet.ts).
-    acknowledgeBucketNotificationsHandler(stack);
-
-    this.alarmTopic = new Topic(this, 'AlarmTopic', {
+  /** The alarm topic (TLS only), CloudWatch allowed by name, `alarmEmail` subscribed. */
+  private makeAlarmTopic(p: ResolvedProps): Topic {
+    const stack = Stack.of(this);
+    const topic = new Topic(this, 'AlarmTopic', {
       displayName: 'ocsp-renewer alarms',
       enforceSSL: true,
     });
     // The topic policy replaces SNS's default one, so CloudWatch is allowed by name.
-    this.alarmTopic.addToResourcePolicy(
+    topic.addToResourcePolicy(
       new PolicyStatement({
         sid: 'CloudWatchAlarmsPublish',
         principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['sns:Publish'],
-        resources: [this.alarmTopic.topicArn],
+        resources: [topic.topicArn],
         conditions: {
           ArnLike: {
             'aws:SourceArn': stack.formatArn({
@@ -336,8 +380,12 @@ export class OcspRenewer extends Construct {
         },
       }),
     );
-    if (p.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(p.alarmEmail));
+    if (p.alarmEmail) topic.addSubscription(new EmailSubscription(p.alarmEmail));
+    return topic;
+  }
 
+  /** The ten alarms (each on the topic); returns the renewer's metric maker for the dashboard. */
+  private addAlarms(p: ResolvedProps, intervalMinutes: number, metricsService: string): MetricOf {
     const hour = Duration.hours(1);
     const metric = (metricName: string, statistic: string, period: Duration) =>
       new Metric({
@@ -448,9 +496,21 @@ export class OcspRenewer extends Construct {
       missing: TreatMissingData.BREACHING,
       description: `No renewer run reported in ${noRunMinutes} minutes (schedule ${p.schedule}).`,
     });
+    return metric;
+  }
 
+  /** What hosts read staples with (`hostAccess`): a managed policy, optionally a user and its key. */
+  private makeHostAccess(p: ResolvedProps): {
+    hostPolicy?: ManagedPolicy;
+    hostUser?: User;
+    hostUserSecret?: Secret;
+  } {
+    const bucketArn = `<${logicalIdOf(this.bucket.node.defaultChild as CfnResource)}.Arn>`;
+    let hostPolicy: ManagedPolicy | undefined;
+    let hostUser: User | undefined;
+    let hostUserSecret: Secret | undefined;
     if (p.hostAccess !== 'none') {
-      this.hostPolicy = new ManagedPolicy(this, 'HostPolicy', {
+      hostPolicy = new ManagedPolicy(this, 'HostPolicy', {
         description: `ocsp-renewer: read the staples under ${p.staplesPrefix} (for the hosts that serve them)`,
         statements: [
           new PolicyStatement({
@@ -466,34 +526,28 @@ export class OcspRenewer extends Construct {
           }),
         ],
       });
-      acknowledge(this.hostPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${p.staplesPrefix}*]`, [
+      acknowledge(hostPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${p.staplesPrefix}*]`, [
         `A host reads every staple under ${p.staplesPrefix} (one per certificate); read-only, this`,
         'bucket only.',
       ]);
     }
     if (p.hostAccess === 'policy-and-user') {
-      this.hostUser = new User(this, 'HostUser', { managedPolicies: [this.hostPolicy!] });
-      const key = new AccessKey(this, 'HostUserAccessKey', { user: this.hostUser });
-      this.hostUserSecret = new Secret(this, 'HostUserKey', {
+      hostUser = new User(this, 'HostUser', { managedPolicies: [hostPolicy!] });
+      const key = new AccessKey(this, 'HostUserAccessKey', { user: hostUser });
+      hostUserSecret = new Secret(this, 'HostUserKey', {
         description: 'ocsp-renewer: access key of the host user (reads staples only)',
         secretObjectValue: {
           accessKeyId: SecretValue.unsafePlainText(key.accessKeyId),
           secretAccessKey: key.secretAccessKey,
         },
       });
-      acknowledge(this.hostUserSecret, 'AwsSolutions-SMG4', [
+      acknowledge(hostUserSecret, 'AwsSolutions-SMG4', [
         'The secret holds an IAM access key created by CloudFormation; rotating it means a new key',
         '(redeploy), not a Secrets Manager rotation Lambda. The key can only read staples, which are',
         'public OCSP responses.',
       ]);
     }
-
-    // Every certificate goes through the Distributed Map; `aws lambda invoke` with
-    // {"mode":"force"} still works on the renewer function (FunctionName output).
-    this.forceAllCommand = this.fleet.forceAllCommand;
-    this.statusPageCommand = `aws s3 presign s3://${this.bucket.bucketName}/${STATUS_PAGE_KEY} --expires-in 3600`;
-    this.dashboard = this.makeDashboard(metric, p.validityAlarmHours, intervalMinutes);
-    this.pullScriptSettings = `OCSP_BUCKET=${this.bucket.bucketName} OCSP_PREFIX=${p.staplesPrefix} AWS_REGION=${stack.region}`;
+    return { hostPolicy, hostUser, hostUserSecret };
   }
 
   /**
@@ -604,6 +658,13 @@ export class OcspRenewer extends Construct {
 /** One point per run, as far as CloudWatch periods allow (5 minutes at the least, an hour at most). */
 function perRunPeriod(intervalMinutes: number): Duration {
   return Duration.minutes(Math.max(5, Math.min(intervalMinutes, 60)));
+}
+
+/** Makes one of the renewer's EMF metrics (namespace OcspRenewer, its Service dimension). */
+type MetricOf = (metricName: string, statistic: string, period: Duration) => Metric;
+
+function layoutOf(p: ResolvedProps) {
+  return { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
 }
 
 type ResolvedProps = Required<Omit<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix' | 'fleet'>> &
