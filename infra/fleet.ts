@@ -144,23 +144,47 @@ export class RenewerFleet extends Construct {
     const destroy = props.removalPolicy === 'destroy';
     const { bucket, layout } = props;
 
-    this.table = new Table(this, 'StateTable', {
+    this.table = this.makeTable(destroy);
+    // The one renewer function (infra/ocsp-renewer.ts) consumes uploads, runs map children and
+    // the due run; no reserved concurrency (the map's MaxConcurrency and the queue's batching
+    // bound it). It may delete staples (a removed certificate retires its staple), nothing more.
+    this.worker = props.renewer;
+    this.bindRenewer(bucket, layout);
+    ({ queue: this.uploadQueue, deadLetterQueue: this.uploadDeadLetterQueue } = this.makeUploadQueues(
+      s,
+      props,
+    ));
+    const { stateMachine, stateMachineName } = this.makeStateMachine(s, props, destroy);
+    this.stateMachine = stateMachine;
+    this.bindDueRun(s, bucket, stateMachineName);
+    this.acknowledgeStateMachine(s, bucket);
+    this.reconcileSchedule = this.makeReconcileSchedule(s, props.deadLetterQueue);
+
+    this.forceAllCommand = [
+      `aws stepfunctions start-execution --state-machine-arn ${this.stateMachine.stateMachineArn}`,
+      `--input '{"force":true}'`,
+    ].join(' ');
+  }
+
+  /** One item per certificate and the sparse, sharded due index (adapters/dynamo-state.ts). */
+  private makeTable(destroy: boolean): Table {
+    const table = new Table(this, 'StateTable', {
       partitionKey: { name: STATE_TABLE.partitionKey, type: AttributeType.STRING },
       billingMode: BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
-    this.table.addGlobalSecondaryIndex({
+    table.addGlobalSecondaryIndex({
       indexName: STATE_TABLE.dueIndex,
       partitionKey: { name: STATE_TABLE.dueShard, type: AttributeType.NUMBER },
       sortKey: { name: STATE_TABLE.nextDue, type: AttributeType.STRING },
       projectionType: ProjectionType.ALL,
     });
+    return table;
+  }
 
-    // The one renewer function (infra/ocsp-renewer.ts) consumes uploads, runs map children and
-    // the due run; no reserved concurrency (the map's MaxConcurrency and the queue's batching
-    // bound it). It may delete staples (a removed certificate retires its staple), nothing more.
-    this.worker = props.renewer;
+  /** The renewer's table access and the acknowledgements of its object-prefix grants. */
+  private bindRenewer(bucket: Bucket, layout: StapleLayout): void {
     this.worker.addEnvironment('STATE_TABLE', this.table.tableName);
     this.worker.addToRolePolicy(
       new PolicyStatement({
@@ -183,31 +207,38 @@ export class RenewerFleet extends Construct {
         'is an object-key prefix in this bucket only. Delete is granted on staples only.',
       ]);
     }
+  }
 
+  /** S3 notifications → the upload queue → the renewer in batches (partial batch responses). */
+  private makeUploadQueues(
+    s: ResolvedSettings,
+    props: RenewerFleetProps,
+  ): { queue: Queue; deadLetterQueue: Queue } {
+    const { bucket, layout } = props;
     // Uploads: S3 → queue → worker, batched; a failed record is retried alone, then dead-lettered.
-    this.uploadDeadLetterQueue = new Queue(this, 'UploadDeadLetterQueue', {
+    const deadLetterQueue = new Queue(this, 'UploadDeadLetterQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    this.uploadQueue = new Queue(this, 'UploadQueue', {
+    const queue = new Queue(this, 'UploadQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       // AWS's advice for event source mappings: six times the function timeout.
       visibilityTimeout: Duration.minutes(30),
       retentionPeriod: Duration.days(4),
-      deadLetterQueue: { queue: this.uploadDeadLetterQueue, maxReceiveCount: 3 },
+      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: 3 },
     });
     for (const event of [EventType.OBJECT_CREATED, EventType.OBJECT_REMOVED]) {
       for (const suffix of props.certificateSuffixes) {
-        bucket.addEventNotification(event, new UploadQueueDestination(this.uploadQueue), {
+        bucket.addEventNotification(event, new UploadQueueDestination(queue), {
           prefix: layout.certsPrefix,
           suffix,
         });
       }
     }
     this.worker.addEventSource(
-      new SqsEventSource(this.uploadQueue, {
+      new SqsEventSource(queue, {
         batchSize: s.uploadBatchSize,
         maxBatchingWindow: s.uploadBatchWindow,
         reportBatchItemFailures: true,
@@ -216,7 +247,16 @@ export class RenewerFleet extends Construct {
         maxConcurrency: 2,
       }),
     );
+    return { queue, deadLetterQueue };
+  }
 
+  /** The state machine: Defaults, Source, the two Distributed Maps, Summarise; its S3 policy. */
+  private makeStateMachine(
+    s: ResolvedSettings,
+    props: RenewerFleetProps,
+    destroy: boolean,
+  ): { stateMachine: StateMachine; stateMachineName: string } {
+    const { bucket, layout } = props;
     // Full runs: list the certificates, batch the keys, one worker invocation per batch.
     const logGroup = new LogGroup(this, 'StateMachineLogs', {
       retention: RetentionDays.THREE_MONTHS,
@@ -326,7 +366,7 @@ export class RenewerFleet extends Construct {
     // Named, so the worker (whose function the definition names) can be given its ARN without a
     // dependency cycle.
     const stateMachineName = `${Names.uniqueResourceName(this, { maxLength: 60, separator: '-' })}-RenewAll`;
-    this.stateMachine = new StateMachine(this, 'RenewAllStateMachine', {
+    const stateMachine = new StateMachine(this, 'RenewAllStateMachine', {
       stateMachineName,
       comment:
         'ocsp-renewer: renew every certificate (input {"force": true|false}) or a due manifest ({"manifest": key})',
@@ -338,14 +378,14 @@ export class RenewerFleet extends Construct {
     // on the results prefix. The results are written by multipart upload, hence the read and the
     // multipart actions. CDK's ResultWriterV2 and S3JsonItemReader grant these on the whole
     // bucket; the two denies below keep the state machine to its results and manifests.
-    this.stateMachine.addToRolePolicy(
+    stateMachine.addToRolePolicy(
       new PolicyStatement({
         sid: 'WriteMapResults',
         actions: ['s3:PutObject', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
         resources: [bucket.arnForObjects(`${resultsPrefix}*`)],
       }),
     );
-    this.stateMachine.addToRolePolicy(
+    stateMachine.addToRolePolicy(
       new PolicyStatement({
         sid: 'WriteMapResultsOnly',
         effect: Effect.DENY,
@@ -353,7 +393,7 @@ export class RenewerFleet extends Construct {
         notResources: [bucket.arnForObjects(`${resultsPrefix}*`)],
       }),
     );
-    this.stateMachine.addToRolePolicy(
+    stateMachine.addToRolePolicy(
       new PolicyStatement({
         sid: 'ReadManifestsAndMapResultsOnly',
         effect: Effect.DENY,
@@ -378,7 +418,13 @@ export class RenewerFleet extends Construct {
       expiration: Duration.days(MANIFEST_DAYS),
       noncurrentVersionExpiration: Duration.days(1),
     });
+    return { stateMachine, stateMachineName };
+  }
 
+  /** What the due run needs: where manifests and reports go, and this state machine to start. */
+  private bindDueRun(s: ResolvedSettings, bucket: Bucket, stateMachineName: string): void {
+    const bucketArn = `<${logicalIdOf(bucket.node.defaultChild as CfnResource)}.Arn>`;
+    const workerPolicy = this.worker.role!.node.tryFindChild('DefaultPolicy')!;
     // The due run: manifests and run reports under reports/, and the state machine for big sets.
     const stateMachineArn = Stack.of(this).formatArn({
       service: 'states',
@@ -412,6 +458,12 @@ export class RenewerFleet extends Construct {
         'read or delete); the wildcard is an object-key prefix in this bucket only.',
       ]);
     }
+  }
+
+  /** The state machine's cdk-nag acknowledgements, each with its reason. */
+  private acknowledgeStateMachine(s: ResolvedSettings, bucket: Bucket): void {
+    const resultsPrefix = `${s.reportsPrefix}${MAP_RESULTS_FOLDER}`;
+    const bucketArn = `<${logicalIdOf(bucket.node.defaultChild as CfnResource)}.Arn>`;
     const machinePolicy = this.stateMachine.role.node.tryFindChild('DefaultPolicy')!;
     const workerArn = `<${logicalIdOf(this.worker.node.defaultChild as CfnResource)}.Arn>`;
     acknowledge(machinePolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${resultsPrefix}*]`, [
@@ -447,7 +499,10 @@ export class RenewerFleet extends Construct {
       'S3JsonItemReader grant on the bucket’s objects; the WriteMapResultsOnly and',
       'ReadManifestsAndMapResultsOnly statements deny everything outside the results and manifests.',
     ]);
+  }
 
+  /** The daily reconcile: the state machine unforced over every certificate, dead-lettered. */
+  private makeReconcileSchedule(s: ResolvedSettings, deadLetterQueue: IQueue): Schedule | undefined {
     if (s.reconcileSchedule) {
       const role = new Role(this, 'ReconcileScheduleRole', {
         description: 'ocsp-renewer: the reconcile schedule starts the renew-all state machine',
@@ -464,22 +519,18 @@ export class RenewerFleet extends Construct {
           },
         }),
       });
-      this.reconcileSchedule = new Schedule(this, 'ReconcileSchedule', {
+      return new Schedule(this, 'ReconcileSchedule', {
         description: 'ocsp-renewer: renew what is due over every certificate (catches missed events)',
         schedule: ScheduleExpression.expression(s.reconcileSchedule, TimeZone.ETC_UTC),
         target: new StepFunctionsStartExecution(this.stateMachine, {
           role,
           input: ScheduleTargetInput.fromObject({ force: false }),
           retryAttempts: 2,
-          deadLetterQueue: props.deadLetterQueue,
+          deadLetterQueue,
         }),
       });
     }
-
-    this.forceAllCommand = [
-      `aws stepfunctions start-execution --state-machine-arn ${this.stateMachine.stateMachineArn}`,
-      `--input '{"force":true}'`,
-    ].join(' ');
+    return undefined;
   }
 }
 
