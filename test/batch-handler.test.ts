@@ -510,29 +510,26 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
     const items = (listed.Contents ?? []).map((o) => ({ Key: o.Key!, Etag: o.ETag, Size: o.Size }));
     let attempts = 0;
     const acceptedBefore = proxy.accepted.length;
-    const execution = child.run(
-      { Items: items, BatchInput: { force: true } } as never,
-      {
-        overrides: {
-          taskResourceLocalHandlers: {
-            RenewBatch: async (input) => {
-              // What Step Functions reports when Lambda refuses the invocation (429): twice.
-              if (++attempts <= 2) {
-                const throttled = new Error('Rate Exceeded.');
-                throttled.name = 'Lambda.TooManyRequestsException';
-                throw throttled;
-              }
-              return {
-                StatusCode: 200,
-                Payload: (await p.handler((input as { Payload: unknown }).Payload)) as never,
-              };
-            },
+    const execution = child.run({ Items: items, BatchInput: { force: true } } as never, {
+      overrides: {
+        taskResourceLocalHandlers: {
+          RenewBatch: async (input) => {
+            // What Step Functions reports when Lambda refuses the invocation (429): twice.
+            if (++attempts <= 2) {
+              const throttled = new Error('Rate Exceeded.');
+              throttled.name = 'Lambda.TooManyRequestsException';
+              throw throttled;
+            }
+            return {
+              StatusCode: 200,
+              Payload: (await p.handler((input as { Payload: unknown }).Payload)) as never,
+            };
           },
-          // The definition's backoff and jitter are asserted in fleet.stack.test.ts; here, no wait.
-          retryIntervalOverrides: { RenewBatch: 0 },
         },
+        // The definition's backoff and jitter are asserted in fleet.stack.test.ts; here, no wait.
+        retryIntervalOverrides: { RenewBatch: 0 },
       },
-    );
+    });
     const output = (await execution.result) as unknown as { summary: RunSummary };
     expect(attempts).toBe(3);
     expect(output.summary.counts.renewed).toBe(2);
