@@ -1,6 +1,6 @@
 /**
  * The benchmarks' child processes, each measured on its own: running one to its end, and the two
- * children whose memory the benches report, bench/forced-cli-run.ts (a forced CLI run) and
+ * children whose runs the bench times, bench/forced-cli-run.ts (a forced CLI run) and
  * bench/handler-run.ts (the Lambda handler, forced then scheduled), with their results checked.
  */
 import { spawn } from 'node:child_process';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Runs `command <args>` in the repository to its end: its stdout, or an error naming `what` with its stderr. */
-export async function childOutput(
+async function childOutput(
   what: string,
   command: string,
   args: string[],
@@ -43,8 +43,6 @@ export interface ForcedCliResult {
   seconds: number;
   counts: Record<string, number>;
   mainThreadCpuS?: number;
-  maxRssMB: number;
-  peakMB: Record<string, number>;
 }
 
 /**
@@ -74,15 +72,12 @@ export interface HandlerInvocation {
   counts: Record<string, number>;
   /** A scheduled run: how many certificates the due index returned. */
   due?: number;
-  maxRssMB: number;
-  peakMB: Record<string, number>;
 }
 
-/** What bench/handler-run.ts prints: the forced and the scheduled invocation, and its peak RSS over both. */
+/** What bench/handler-run.ts prints: the forced and the scheduled invocation. */
 export interface HandlerRunResult {
   forced: HandlerInvocation;
   quiet: HandlerInvocation;
-  maxRssMB: number;
 }
 
 /**

@@ -20,10 +20,11 @@ import pLimit from 'p-limit';
 import { STATE_TABLE, stateItem, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { createHandler as createBatchHandler, type RunSummary } from '../lambda/aws/handler.js';
 import { SEEDED_MARKER } from '../lambda/aws/due-run.js';
-import { countDynamoRequests, startDynalite } from '../test/helpers/dynalite.js';
+import { countRequests } from '../test/helpers/count-requests.js';
+import { startDynalite } from '../test/helpers/dynalite.js';
 import { buildOcspResponse, loadSigner, startFakeResponder } from '../test/helpers/fake-responder.js';
 import { makeTestPki } from '../test/helpers/pki.js';
-import { countRequests, startS3Server } from '../test/helpers/s3-server.js';
+import { startS3Server } from '../test/helpers/s3-server.js';
 
 const BUCKET = 'bench';
 const UPLOADS = 1_000;
@@ -72,7 +73,7 @@ try {
   const s3Client = s3.client();
   const ddbClient = dynamo.client();
   const s3Count = countRequests(s3Client);
-  const ddbCount = countDynamoRequests(ddbClient);
+  const ddbCount = countRequests(ddbClient);
   const env = {
     BUCKET,
     CERTS_PREFIX: 'certs/',

@@ -1,21 +1,19 @@
 /**
  * Child process of `npm run bench`: one forced `ocsp-renewer renew` (the CLI's main(), in this
- * process) over a directory of certificates, so the parent can read this process's own peak RSS.
+ * process) over a directory of certificates, so the parent can read this process's own CPU time.
  * The responder the certificates name lives in another process (bench/instant-responder-process.ts,
- * started by the parent): nothing here but the CLI. Prints one JSON line: seconds, counts, the main
- * thread's CPU seconds (Linux), maxRssMB, and the peaks of what memory is made of (sample-memory.ts).
+ * started by the parent): nothing here but the CLI. Prints one JSON line: seconds, counts and the
+ * main thread's CPU seconds (Linux).
  *
  * Usage: tsx bench/forced-cli-run.ts <certs dir> <staples dir> <state file>
  */
 import { readFileSync } from 'node:fs';
 import { main } from '../lambda/cli/cli.js';
-import { peakRssMB, sampleMemory } from './sample-memory.js';
 
 const [certs, staples, state] = process.argv.slice(2) as [string, string, string];
 // The report's head only (its counts come before its rows): a real run writes the rest to stdout
 // and keeps none of it, so the bench keeps none either, and parses nothing big after the run.
 let head = '';
-const stop = sampleMemory();
 const start = process.hrtime.bigint();
 const code = await main(
   [
@@ -33,8 +31,6 @@ const code = await main(
   { out: (t) => (head = head.length < 4096 ? head + t.slice(0, 4096) : head), err: () => {} },
 );
 const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-const peakMB = stop();
-const maxRssMB = peakRssMB();
 
 /**
  * CPU seconds of this process's main thread (the event loop) so far, from Linux's
@@ -56,7 +52,5 @@ console.log(
     seconds,
     mainThreadCpuS: mainThreadCpuSeconds(),
     counts,
-    maxRssMB,
-    peakMB,
   }),
 );

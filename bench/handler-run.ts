@@ -1,5 +1,5 @@
 /**
- * Child process of `npm run bench` and `npm run bench:handler-memory`: the Lambda handler
+ * Child process of `npm run bench`: the Lambda handler
  * (lambda/aws/handler.ts's `handler`, as the Lambda runtime imports it) invoked twice in this one
  * process, as a warm Lambda container would be: a forced run over the `leaf-` prefix (in the
  * function: INLINE_MAX_KEYS is set above N; `{"mode":"force"}` alone would start the state
@@ -8,30 +8,23 @@
  * variables of a local S3 and DynamoDB, OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS); the handler's own
  * log lines go to stdout as in Lambda.
  * With HANDLER_MODULE (a file: URL) it imports that module instead, such as the esbuild bundle the
- * stack deploys. Prints one last line `BENCH <json>`: each invocation's seconds, counts, this
- * process's peak RSS so far and its memory sampled every 10 ms during the invocation (`peakMB`:
- * the highest rss, heapUsed, heapTotal, external, arrayBuffers and the V8 young and old
- * generations' sizes, each on its own), and its peak RSS over both.
+ * stack deploys. Prints one last line `BENCH <json>`: each invocation's seconds and counts.
  *
  * Usage: tsx bench/handler-run.ts (no arguments; everything comes from the environment)
  */
-import { peakRssMB, sampleMemory } from './sample-memory.js';
-
 type Handler = (typeof import('../lambda/aws/handler.js'))['handler'];
 const { handler } = (await import(process.env.HANDLER_MODULE ?? '../lambda/aws/handler.js')) as {
   handler: Handler;
 };
 
 async function invoke(event: unknown) {
-  const stop = sampleMemory();
   const start = process.hrtime.bigint();
   const summary = await handler(event);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const peakMB = stop();
-  return { seconds, counts: summary.counts, due: summary.due, maxRssMB: peakRssMB(), peakMB };
+  return { seconds, counts: summary.counts, due: summary.due };
 }
 
 const forced = await invoke({ mode: 'force', prefix: 'leaf-' });
 await invoke({});
 const quiet = await invoke({});
-console.log(`BENCH ${JSON.stringify({ forced, quiet, maxRssMB: peakRssMB() })}`);
+console.log(`BENCH ${JSON.stringify({ forced, quiet })}`);

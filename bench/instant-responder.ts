@@ -64,11 +64,7 @@ const READY_TIMEOUT_MS = 60_000;
  * once it has printed its `listening <port>` line (it prints it from the listen callback); throws
  * after 60 s or if it exits first. It exits by itself when the caller's end of its stdin closes.
  */
-export async function spawnInstantResponder(
-  responsesDir: string,
-  port = 0,
-  delayMs = 0,
-): Promise<ResponderProcess> {
+async function spawnInstantResponder(responsesDir: string, port = 0, delayMs = 0): Promise<ResponderProcess> {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'instant-responder-process.ts');
   const child = spawn(
     process.execPath,
@@ -106,22 +102,21 @@ export async function spawnInstantResponder(
 /**
  * A synthetic fleet of `n` leaves (bench/fleet.ts) whose OCSP URL is an instant responder process
  * on a free loopback port: each response as `<dir>/responses/<serial hex>.der`, which that process
- * serves, and (unless `certs` is false) each leaf's bundle as `<dir>/certs/leaf-<i>.pem`. The set-up
- * of the CLI and handler rows of `npm run bench`, and of bench:cli-memory and bench:handler-memory.
+ * serves, and each leaf's bundle as `<dir>/certs/leaf-<i>.pem`. The set-up of the CLI and handler
+ * rows of `npm run bench`.
  */
 export async function serveFleet(
   dir: string,
   n: number,
-  { certs = true }: { certs?: boolean } = {},
 ): Promise<{ fleet: Fleet; certsDir: string; responder: ResponderProcess }> {
   const certsDir = path.join(dir, 'certs');
   const responsesDir = path.join(dir, 'responses');
   mkdirSync(responsesDir);
-  if (certs) mkdirSync(certsDir);
+  mkdirSync(certsDir);
   const port = await freePort();
   const fleet = makeFleet(n, `http://127.0.0.1:${port}/`, new Date(), 3);
   fleet.leaves.forEach((leaf, i) => {
-    if (certs) writeFileSync(path.join(certsDir, `leaf-${i}.pem`), leaf.bundle);
+    writeFileSync(path.join(certsDir, `leaf-${i}.pem`), leaf.bundle);
     writeFileSync(path.join(responsesDir, `${leaf.serialHex}.der`), fleet.responses[i]!);
   });
   return { fleet, certsDir, responder: await spawnInstantResponder(responsesDir, port) };

@@ -21,19 +21,15 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { clearCertificateCache, parseCertificates } from '../lambda/core/certificate.js';
 import { parseOcspResponse } from '../lambda/core/ocsp-response.js';
-import type { CertificateSource, StapleStore } from '../lambda/renew/ports.js';
-import { run, type RunState } from '../lambda/renew/run.js';
+import { pickIssuer } from '../lambda/renew/issuer.js';
+import type { CertificateSource, StapleStore, RunState } from '../lambda/renew/ports.js';
+import { run } from '../lambda/renew/run.js';
 import { validateResponse, ValidationCache } from '../lambda/core/validate.js';
 import { main } from '../lambda/cli/cli.js';
 import { startS3Server, type S3Server } from '../test/helpers/s3-server.js';
-import { forcedCliRun, handlerRun } from './children.js';
+import { childJson, forcedCliRun, handlerRun } from './children.js';
 import { makeFleet } from './fleet.js';
-import {
-  asLambdaStartsIt,
-  buildDeployedHandlerRun,
-  buildHandlerBundle,
-  launcherNodeOptions,
-} from './handler-bundle.js';
+import { asLambdaStartsIt, buildDeployedHandlerRun, buildHandlerBundle } from './handler-bundle.js';
 import { uploadFleet } from './upload-fleet.js';
 import { startStateTables } from './state-table.js';
 import { serveFleet, type ResponderProcess } from './instant-responder.js';
@@ -84,7 +80,7 @@ async function measureAsync(name: string, count: number, fn: () => Promise<void>
   rows.push({ name, value: count / seconds, unit: '/s', target });
 }
 
-measure('parse OCSP response (pkijs/asn1js, once per response)', 2000, () => {
+measure('parse OCSP response (strict DER, once per response)', 2000, () => {
   parseOcspResponse(responseDer);
 });
 const parsed = parseOcspResponse(responseDer);
@@ -220,12 +216,17 @@ const fleetNow = new Date();
 
 // Parse + validate, cold, per core: 3 000 distinct responses (one per leaf) under one responder
 // certificate, each parsed and validated once with a fresh ValidationCache, on this one thread.
-// The leaves are parsed before the clock starts; the responder certificate inside every response
-// has the same bytes (as in a real fleet), so a cache of certificates by content may answer it.
+// The leaves are parsed, and their issuer found (pickIssuer: the leaf's signature verified, which
+// validateResponse then needs not verify again), before the clock starts, as a renewal does; the
+// responder certificate inside every response has the same bytes (as in a real fleet), so a cache
+// of certificates by content may answer it.
 {
   const fleet = makeFleet(3000, 'http://127.0.0.1:9/', fleetNow, 1);
   const [fleetIssuer] = parseCertificates(Buffer.from(fleet.issuerPem));
   const leaves = fleet.leaves.map((l) => parseCertificates(l.der)[0]!);
+  for (const leaf of leaves) {
+    if ((await pickIssuer(leaf, [fleetIssuer!])) !== fleetIssuer) throw new Error('fleet issuer not found');
+  }
   const once = (i: number) => {
     const verdict = validateResponse(parseOcspResponse(fleet.responses[i]!), {
       cert: leaves[i]!,
@@ -297,30 +298,46 @@ const fleetNow = new Date();
   );
 }
 
+// Retained memory per certificate: what a process keeps for each certificate once a run is over
+// (its report row and its RunState entry), as old-generation bytes after a full GC, per
+// certificate, at N = bigN. A child started with --expose-gc (bench/retained-memory.ts: a forced
+// run() over N distinct leaves with in-memory ports that keep nothing; see there for the method).
+{
+  const retained = await childJson<{ perCertificate: number }>(
+    'retained memory',
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', path.join(root, 'bench', 'retained-memory.ts'), String(bigN)],
+    process.env,
+  );
+  rows.push({
+    name: `retained memory per certificate, N = ${bigN} (old generation after a full GC, the run's report and state held, per certificate)`,
+    value: retained.perCertificate,
+    unit: 'B',
+    target: atMost(2048),
+  });
+}
+
 // The CLI and the Lambda handler at N = bigN (`--n`, default 1 000; issue 11's goals are for
 // 10 000): one synthetic fleet of bigN leaf bundles, their OCSP URL an instant loopback HTTP
 // responder in a process of its own (bench/instant-responder-process.ts: it holds the N pre-signed
 // responses and answers each request with a map lookup), so none of its CPU or memory counts
 // against the process measured, nor does it compete for that process's thread.
-//  1. Forced CLI run, wall time and peak RSS: a child process (bench/forced-cli-run.ts) runs the
-//     CLI's main() with --force over a temp directory of the bundles (its own staples directory and
-//     state file), then reports its wall time (around main()) and its own peak RSS (VmHWM).
-//     Twice: under a bare node, then with NODE_OPTIONS as the `ocsp-renewer` command's launcher
-//     sets it (lambda/cli/bin.ts: a 16 MB cap on V8's semi-spaces); the targets are the second's.
-//  2. Quiet CLI run, wall time: main() in this process, the state file and staples the second
-//     forced run wrote, nothing due; timed from the call to its return (listing, reading, deciding,
-//     saving the state).
+//  1. Forced CLI run, wall time: a child process (bench/forced-cli-run.ts) runs the CLI's main()
+//     with --force over a temp directory of the bundles (its own staples directory and state
+//     file), then reports its wall time (around main()) and its main thread's CPU time.
+//  2. Quiet CLI run, wall time: main() in this process, the state file and staples the forced run
+//     wrote, nothing due; timed from the call to its return (listing, reading, deciding, saving
+//     the state).
 //  3. The Lambda handler over S3, N = min(bigN, HANDLER_N_CAP): s3rver in its own process
 //     (test/helpers/s3-server.ts), the bundles uploaded under certs/ before the clock starts; a child
 //     process (bench/handler-run.ts, compiled to plain JS) imports the handler as deployed (the
 //     esbuild bundle of infra/renewer-function.ts's options) with the Lambda's environment and
 //     invokes it with {"mode":"force"}, then with a scheduled event (nothing due), as one warm
 //     container would. The child is started as Lambda starts it for the stack's 1024 MB: the Node.js
-//     runtime's flags (test/helpers/lambda-runtime.ts), NODE_OPTIONS=--enable-source-maps, through
-//     the exec wrapper (lambda/aws/exec-wrapper.sh); once more without the wrapper, for comparison.
-//     Rows: the forced invocation's rate, the scheduled one's wall time, the child's peak RSS over
-//     both. s3rver's own latency (a Node process writing each object to disk) is in those times, so
-//     they bound the handler's own cost from above.
+//     runtime's flags (test/helpers/lambda-runtime.ts) and NODE_OPTIONS=--enable-source-maps.
+//     Rows: the forced invocation's rate, the scheduled one's wall time. s3rver's own latency (a
+//     Node process writing each object to disk) is in those times, so they bound the handler's own
+//     cost from above.
 const HANDLER_N_CAP = 10_000;
 {
   const dir = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-bench-'));
@@ -330,24 +347,9 @@ const HANDLER_N_CAP = 10_000;
     const served = await serveFleet(dir, bigN);
     responder = served.responder;
     const { fleet, certsDir } = served;
-    // Twice, each with its own staples directory and state file: first under a bare node (what
-    // the CLI did before its launcher set a young-generation cap), then with NODE_OPTIONS as the
-    // `ocsp-renewer` command's launcher sets it (lambda/cli/bin.ts), which the targets are for.
-    const forcedRun = async (name: string, env: NodeJS.ProcessEnv) => {
-      const dirs = {
-        certs: certsDir,
-        staples: path.join(dir, `staples-${name}`),
-        state: path.join(dir, `state-${name}.json`),
-      };
-      mkdirSync(dirs.staples);
-      return { result: await forcedCliRun(`forced CLI run (${name})`, dirs, bigN, env), ...dirs };
-    };
-    const bare = (await forcedRun('bare', process.env)).result;
-    const shipped = await forcedRun('launcher', {
-      ...process.env,
-      NODE_OPTIONS: launcherNodeOptions(process.env.NODE_OPTIONS),
-    });
-    const forced = shipped.result;
+    const dirs = { certs: certsDir, staples: path.join(dir, 'staples'), state: path.join(dir, 'state.json') };
+    mkdirSync(dirs.staples);
+    const forced = await forcedCliRun('forced CLI run', dirs, bigN, process.env);
     rows.push({
       name: `forced renewal, CLI over a directory, N = ${bigN}, instant loopback HTTP responder in another process`,
       value: bigN / forced.seconds,
@@ -361,27 +363,13 @@ const HANDLER_N_CAP = 10_000;
         unit: 's',
       });
     }
-    rows.push({
-      name: `peak RSS, forced CLI run, N = ${bigN} (the CLI's process alone, node flags as the ocsp-renewer command sets them; responder in another process; ${parts(forced.peakMB)})`,
-      value: forced.maxRssMB,
-      unit: 'MB',
-      target: atMost(256),
-    });
-    rows.push({
-      name: `  the same forced CLI run under a bare node (no launcher flag): rate ${(bigN / bare.seconds).toFixed(0)}/s, main thread ${bare.mainThreadCpuS?.toFixed(2) ?? '?'} s; ${parts(bare.peakMB)}; peak RSS`,
-      value: bare.maxRssMB,
-      unit: 'MB',
-    });
 
     let output = '';
     const start = process.hrtime.bigint();
-    await main(
-      ['renew', '--certs', certsDir, '--staples', shipped.staples, '--state', shipped.state, '--json'],
-      {
-        out: (t) => (output += t),
-        err: () => {},
-      },
-    );
+    await main(['renew', '--certs', certsDir, '--staples', dirs.staples, '--state', dirs.state, '--json'], {
+      out: (t) => (output += t),
+      err: () => {},
+    });
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     const quiet = JSON.parse(output) as { counts: Record<string, number> };
     if (quiet.counts.fresh !== bigN) throw new Error(`quiet CLI run: ${JSON.stringify(quiet.counts)}`);
@@ -399,30 +387,22 @@ const HANDLER_N_CAP = 10_000;
     await uploadFleet(s3, bucket, fleet, handlerN);
     const tables = await startStateTables();
     // The handler as deployed (the esbuild bundle, no tsx), started as Lambda starts it for the
-    // stack's 1024 MB: through the exec wrapper, then (for comparison) without it. Each run has
-    // its own staples, state and reports prefixes, so each forced run starts with none.
+    // stack's 1024 MB.
     const deployed = await buildDeployedHandlerRun(dir);
-    const startHandler = async (name: string, wrapper: boolean) => {
-      const start = asLambdaStartsIt(process.execPath, deployed.runFile, { wrapper });
-      return handlerRun(`handler run (${name})`, start.command, start.args, handlerN, {
-        ...process.env,
-        ...s3!.env,
-        ...deployed.env,
-        ...start.env,
-        BUCKET: bucket,
-        OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
-        INLINE_MAX_KEYS: String(handlerN + 1),
-        ...(await tables.table(name)),
-        STAPLES_PREFIX: `${name}/staples/`,
-        STATE_PREFIX: `${name}/state/`,
-        REPORTS_PREFIX: `${name}/reports/`,
-      });
-    };
-    const unwrapped = await startHandler('no-wrapper', false);
-    const lambda = await startHandler('wrapper', true).finally(() => tables.stop());
+    const started = asLambdaStartsIt(process.execPath, deployed.runFile);
+    const lambda = await handlerRun('handler run', started.command, started.args, handlerN, {
+      ...process.env,
+      ...s3.env,
+      ...deployed.env,
+      ...started.env,
+      BUCKET: bucket,
+      OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+      INLINE_MAX_KEYS: String(handlerN + 1),
+      ...(await tables.table('handler')),
+    }).finally(() => tables.stop());
     const capped = handlerN < bigN ? `, capped from ${bigN}` : '';
     rows.push({
-      name: `forced renewal, Lambda handler over S3, N = ${handlerN}${capped}, as deployed (bundle, runtime flags for 1024 MB, exec wrapper; s3rver's latency included; responder in another process)`,
+      name: `forced renewal, Lambda handler over S3, N = ${handlerN}${capped}, as deployed (bundle, runtime flags for 1024 MB; s3rver's latency included; responder in another process)`,
       value: handlerN / lambda.forced.seconds,
       unit: '/s',
     });
@@ -431,27 +411,11 @@ const HANDLER_N_CAP = 10_000;
       value: lambda.quiet.seconds,
       unit: 's',
     });
-    rows.push({
-      name: `peak RSS, Lambda handler, N = ${handlerN}${capped} (the handler's process, both invocations; ${lambda.forced.maxRssMB.toFixed(0)} MB by the end of the forced one; forced ${parts(lambda.forced.peakMB)}; scheduled ${parts(lambda.quiet.peakMB)})`,
-      value: lambda.maxRssMB,
-      unit: 'MB',
-      target: atMost(256),
-    });
-    rows.push({
-      name: `  the same handler runs without the exec wrapper (the runtime's own young-generation cap): forced ${(handlerN / unwrapped.forced.seconds).toFixed(0)}/s, quiet ${unwrapped.quiet.seconds.toFixed(2)} s; forced ${parts(unwrapped.forced.peakMB)}; peak RSS`,
-      value: unwrapped.maxRssMB,
-      unit: 'MB',
-    });
   } finally {
     await s3?.stop();
     await responder?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** A child's memory peaks (bench/sample-memory.ts), short: V8's young and old generations, external memory. */
-function parts(peakMB: Record<string, number>): string {
-  return `peaks: young ${peakMB.newSpace?.toFixed(0)}, old ${peakMB.oldSpace?.toFixed(0)}, external ${peakMB.external?.toFixed(0)} MB`;
 }
 
 // Lambda bundle: esbuild lambda/aws/handler.ts with the options of infra/renewer-function.ts

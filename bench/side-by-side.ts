@@ -10,8 +10,7 @@
  *           from an empty staples directory and no state;
  *   quiet:  the same command without --force right after (nothing due);
  * wall time from spawn to exit, peak RSS from `/usr/bin/time -v` (else from the child's own
- * VmHWM through an --import hook), with NODE_OPTIONS as that checkout's `ocsp-renewer` command's
- * launcher sets it (lambda/cli/bin.ts; none before it had one). With --compare, the same scenario runs
+ * VmHWM through an --import hook), both under the caller's NODE_OPTIONS. With --compare, the same scenario runs
  * with that ref (a `git archive` of it in a temp dir, node_modules symlinked to this checkout's),
  * interleaved (this, ref, this, ref, …) so both see the same machine load; each figure is the
  * median of --runs runs.
@@ -34,7 +33,6 @@ import { parseArgs } from 'node:util';
 import { SETTINGS } from '../lambda/renew/settings.js';
 import { freePort, makeTestPki } from '../test/helpers/pki.js';
 import { makeLeavesUnder } from './fleet.js';
-import { launcherNodeOptions } from './handler-bundle.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -237,12 +235,7 @@ async function runCli(dir: string, args: string[], expect: 'renewed' | 'fresh', 
   const start = process.hrtime.bigint();
   const child = spawn(command, commandArgs, {
     cwd: dir,
-    // NODE_OPTIONS as that checkout's `ocsp-renewer` command would set them (its bin.ts launcher).
-    env: {
-      ...process.env,
-      NODE_OPTIONS: launcherNodeOptions(process.env.NODE_OPTIONS, dir),
-      OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
-    },
+    env: { ...process.env, OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

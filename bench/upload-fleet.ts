@@ -1,7 +1,6 @@
 /**
  * Uploads a synthetic fleet's leaf bundles to S3 (s3rver in the benchmarks), 16 requests at a
- * time, as `certs/leaf-<i>.pem`: the set-up of the handler rows (renewal.bench.ts) and of
- * `npm run bench:handler-memory`.
+ * time, as `certs/leaf-<i>.pem`: the set-up of the handler rows (renewal.bench.ts).
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Server } from '../test/helpers/s3-server.js';

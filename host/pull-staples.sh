@@ -70,10 +70,19 @@ Exit codes: 0 ok (revoked, withheld and orphaned staples included: they are logg
 USAGE
 }
 
+# printable TEXT: TEXT on one line with every control character (a newline, an escape, a C1 control
+# in UTF-8) shown as ?, as ls -q does: no name or message from S3 sends an escape sequence to a
+# terminal or syslog.
+C1_UTF8=$(printf '\302[\200-\237]')
+printable() {
+  printf '%s' "$1" | tr '\n' '?' | LC_ALL=C sed "s/[[:cntrl:]]/?/g; s/$C1_UTF8/?/g"
+}
+
 log() {
-  printf '%s: %s\n' "$PROG" "$*" >&2
+  line=$(printable "$*")
+  printf '%s: %s\n' "$PROG" "$line" >&2
   if [ "$SYSLOG" = 1 ] && command -v logger >/dev/null 2>&1; then
-    logger -t "$PROG" -- "$*" || :
+    logger -t "$PROG" -- "$line" || :
   fi
 }
 
@@ -295,16 +304,56 @@ check_candidate() {
   return 0
 }
 
+# --- names: keys from S3 are hostile until checked ---------------------------------------------
+# find(1) prints one path a line, so a name with a newline would read as several names, one of
+# them ../something. Names with a control character are therefore never listed as staples or
+# markers (CNTRL prunes them and what lies below them); refuse_unlisted names them, shown with ?.
+CNTRL='*[[:cntrl:]]*'
+NL='
+'
+
+# refuse_unlisted: logs each downloaded file whose path holds a control character; counts them as
+# rejected (nothing of theirs is installed or removed).
+refuse_unlisted() {
+  # NUL-separated, so a name with newlines is one name; then one a line, shown printable.
+  bad=$(cd "$STAGING" && LC_ALL=C find . -type f -path "$CNTRL" -exec printf '%s\000' {} + |
+    tr '\n\000' '?\n' | sed 's|^\./||')
+  while IFS= read -r b; do
+    [ -n "$b" ] || continue
+    log "refuse $b: the name holds a control character (newline, escape…); nothing installed or removed for it"
+    rejected=$((rejected + 1))
+  done <<BAD
+$bad
+BAD
+}
+
+# safe_name REL KIND: REL is a plain relative path (no leading /, no . or .. component) that names
+# a regular file in staging (KIND: staple or marker); else logs why and returns 1.
+safe_name() {
+  case /$1/ in
+    //* | */./* | */../*)
+      log "refuse $1: not a plain relative name (leading /, . or .. component); nothing installed or removed for it"
+      return 1
+      ;;
+  esac
+  if [ ! -f "$STAGING/$1" ] || [ -L "$STAGING/$1" ]; then
+    log "refuse $1: no such $2 in the download; nothing installed or removed for it"
+    return 1
+  fi
+}
+
 # --- install -----------------------------------------------------------------------------------
-# install_candidate SRC DEST_FILE: atomic rename in the destination's directory, mode and owner kept.
+# install_candidate SRC DEST_FILE: atomic rename in the destination's directory, mode and owner kept
+# (never a setuid, setgid or sticky bit; a symlink is replaced by a new 0644 file, its target untouched).
 install_candidate() {
   src=$1
   target=$2
   dir=$(dirname "$target")
   (umask 022 && mkdir -p "$dir") || return 1
   tmp="$dir/.$(basename "$target").tmp.$$"
-  if [ -e "$target" ]; then
+  if [ -f "$target" ] && [ ! -L "$target" ]; then
     cp -p "$target" "$tmp" || return 1 # copies mode and, as root, owner
+    chmod ug-s,a-t "$tmp" || { rm -f "$tmp"; return 1; }
     cat "$src" >"$tmp" || { rm -f "$tmp"; return 1; }
   else
     (umask 022 && cat "$src" >"$tmp") || { rm -f "$tmp"; return 1; }
@@ -347,7 +396,7 @@ withhold() {
       log "withheld $rel: $2; the installed staple is removed"
       changed=$((changed + 1))
       removed=$((removed + 1))
-      removed_list="$removed_list $rel"
+      removed_list="$removed_list$rel$NL"
     else
       log "cannot remove withheld $rel from $DEST"
       rejected=$((rejected + 1))
@@ -383,10 +432,17 @@ installed_list=""
 removed_list=""
 for l in revoked withheld orphaned older; do new_list "$l"; done
 
+refuse_unlisted
+
 # Withheld by the renewer: a <staple>.withheld marker (short text: why) instead of the staple.
-markers=$(cd "$STAGING" && find . -type f -name "*$EXTENSION.withheld" | sed 's|^\./||' | sort)
+markers=$(cd "$STAGING" && LC_ALL=C find . -name "$CNTRL" -prune -o -type f -name "*$EXTENSION.withheld" -print |
+  sed 's|^\./||' | sort)
 while IFS= read -r marker; do
   [ -n "$marker" ] || continue
+  if ! safe_name "$marker" marker; then
+    rejected=$((rejected + 1))
+    continue
+  fi
   why=$(head -n 1 "$STAGING/$marker" | tr -d '\r' | cut -c1-200)
   withhold "${marker%.withheld}" "the renewer withholds it${why:+ ($why)}"
 done <<MARKERS
@@ -394,10 +450,16 @@ $markers
 MARKERS
 
 # Candidates: every staple in staging that differs from the installed one.
-list=$(cd "$STAGING" && find . -type f -name "*$EXTENSION" | sed 's|^\./||' | sort)
-# One name a line (names may hold spaces); the here-document keeps the loop in this shell.
+list=$(cd "$STAGING" && LC_ALL=C find . -name "$CNTRL" -prune -o -type f -name "*$EXTENSION" -print |
+  sed 's|^\./||' | sort)
+# One name a line (names may hold spaces, never a newline); the here-document keeps the loop in
+# this shell.
 while IFS= read -r rel; do
   [ -n "$rel" ] || continue
+  if ! safe_name "$rel" staple; then
+    rejected=$((rejected + 1))
+    continue
+  fi
   in_list "$STATE/withheld.new" "$rel" && continue # a marker wins over a staple
   candidate="$STAGING/$rel"
   target="$DEST/$rel"
@@ -435,7 +497,7 @@ while IFS= read -r rel; do
   if install_candidate "$candidate" "$target"; then
     log "installed $rel"
     changed=$((changed + 1))
-    installed_list="$installed_list $rel"
+    installed_list="$installed_list$rel$NL"
     if [ "$VERDICT" = revoked ]; then
       add_to revoked "$rel"
       in_list "$STATE/revoked" "$rel" ||
@@ -452,7 +514,8 @@ LIST
 
 # Orphans: installed staples that S3 no longer has (a retired certificate). The file stays, since
 # a server configuration may still name it (nginx refuses to start without it); said once.
-installed=$(cd "$DEST" && find . -name '.*' ! -name . -prune -o -type f -name "*$EXTENSION" -print | sed 's|^\./||' | sort)
+installed=$(cd "$DEST" && LC_ALL=C find . \( -name '.*' ! -name . \) -prune -o -name "$CNTRL" -prune -o \
+  -type f -name "*$EXTENSION" -print | sed 's|^\./||' | sort)
 while IFS= read -r rel; do
   [ -n "$rel" ] || continue
   [ ! -f "$STAGING/$rel" ] || continue
@@ -474,28 +537,32 @@ if [ -n "$RELOAD" ] && { [ "$changed" -gt 0 ] || [ -f "$PENDING" ]; }; then
     [ "$changed" -gt 0 ] || log "retrying the reload that failed before"
     # Only what is still true: a staple installed then is named only while its file exists, a
     # removed one only while it is gone (a reload command may read every file it is given).
-    set -f
     merged=""
-    for f in $(printf '%s %s\n' "$pending_installed" "$installed_list" | tr ' ' '\n' | sort -u); do
-      [ ! -f "$DEST/$f" ] || merged="$merged $f"
-    done
+    while IFS= read -r f; do
+      if [ -n "$f" ] && [ -f "$DEST/$f" ]; then merged="$merged$f$NL"; fi
+    done <<PENDING_INSTALLED
+$(printf '%s\n%s\n' "$pending_installed" "$installed_list" | sort -u)
+PENDING_INSTALLED
     installed_list=$merged
     merged=""
-    for f in $(printf '%s %s\n' "$pending_removed" "$removed_list" | tr ' ' '\n' | sort -u); do
-      [ -e "$DEST/$f" ] || merged="$merged $f"
-    done
+    while IFS= read -r f; do
+      if [ -n "$f" ] && [ ! -e "$DEST/$f" ]; then merged="$merged$f$NL"; fi
+    done <<PENDING_REMOVED
+$(printf '%s\n%s\n' "$pending_removed" "$removed_list" | sort -u)
+PENDING_REMOVED
     removed_list=$merged
-    set +f
   fi
-  OCSP_INSTALLED=$(printf '%s' "$installed_list" | sed 's/^ *//; s/ *$//')
-  OCSP_REMOVED=$(printf '%s' "$removed_list" | sed 's/^ *//; s/ *$//')
+  # One name a line (no name holds a newline: see refuse_unlisted), without a trailing newline.
+  OCSP_INSTALLED=$(printf '%s' "$installed_list")
+  OCSP_REMOVED=$(printf '%s' "$removed_list")
   OCSP_DEST=$DEST
   export OCSP_INSTALLED OCSP_REMOVED OCSP_DEST
   if [ "$DRY_RUN" = 1 ]; then
     log "would retry the reload that failed before: $RELOAD"
   else
-    # Remembered first: a run killed during the reload retries it too.
-    if ! printf 'installed=%s\nremoved=%s\n' "$OCSP_INSTALLED" "$OCSP_REMOVED" >"$PENDING.tmp" ||
+    # Remembered first, one name a line: a run killed during the reload retries it too.
+    if ! { printf '%s' "$installed_list" | sed 's/^/installed=/' &&
+      printf '%s' "$removed_list" | sed 's/^/removed=/'; } >"$PENDING.tmp" ||
       ! mv -f "$PENDING.tmp" "$PENDING"; then
       die 5 "cannot write $PENDING"
     fi

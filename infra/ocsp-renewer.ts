@@ -102,7 +102,7 @@ export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
 /** The namespace and dimension of the handler's EMF metrics (lambda/aws/run-output.ts `emfMetrics`, renewer and fleet worker). */
 const METRICS_NAMESPACE = 'OcspRenewer';
 
-/** Where the function writes its HTML status page (lambda/core/status-page.ts). */
+/** Where the function writes its HTML status page (lambda/report/status-page.ts). */
 export const STATUS_PAGE_KEY = 'reports/status.html';
 
 /** Each run's full report is `reports/runs/<startedAt>-<id>.json`, kept this many days. */

@@ -11,11 +11,6 @@ import type { Construct } from 'constructs';
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/aws/handler.ts', import.meta.url));
 const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
-/**
- * The exec wrapper (lambda/aws/exec-wrapper.sh): copied beside index.mjs, executable, and named by
- * AWS_LAMBDA_EXEC_WRAPPER. It adds `--max-semi-space-size=16` after the runtime's own flags.
- */
-export const EXEC_WRAPPER = { source: 'lambda/aws/exec-wrapper.sh', deployed: '/var/task/exec-wrapper.sh' };
 /** The function's memory unless the caller sets `memorySize` (the bench uses it too). */
 export const DEFAULT_MEMORY_MB = 1024;
 /** The function's NODE_OPTIONS unless the caller's `environment` sets its own. */
@@ -57,10 +52,6 @@ export interface RenewerFunctionProps extends Omit<
  *   bundled (`bundleAwsSDK`) so the SDK that runs is the one in package-lock.json that the tests
  *   ran against, not whichever the runtime ships;
  * - `NODE_OPTIONS=--enable-source-maps` so stack traces name the TypeScript sources;
- * - an exec wrapper (`AWS_LAMBDA_EXEC_WRAPPER`, lambda/aws/exec-wrapper.sh shipped as
- *   /var/task/exec-wrapper.sh) that adds `--max-semi-space-size=16` after the runtime's flags: the
- *   runtime sizes V8's young generation from `memorySize` (128 MB at 1024 MB), and a run's peak RSS
- *   would follow that cap rather than the work (README, Performance);
  * - `memorySize` 1024 MB: parsing and validation are CPU-bound (~4 000–5 000 certificates/s per
  *   core cold, `npm run bench`) and Lambda allots CPU in proportion to memory;
  * - `timeout` 5 minutes: a due run of up to INLINE_MAX_KEYS (2 000) certificates, an upload batch
@@ -97,7 +88,6 @@ export class RenewerFunction extends NodejsFunction {
       role,
       environment: {
         NODE_OPTIONS: DEFAULT_NODE_OPTIONS,
-        AWS_LAMBDA_EXEC_WRAPPER: EXEC_WRAPPER.deployed,
         ...props.environment,
       },
       entry: HANDLER_ENTRY,
@@ -115,16 +105,6 @@ export class RenewerFunction extends NodejsFunction {
         minify: true,
         sourceMap: true,
         bundleAwsSDK: true,
-        commandHooks: {
-          beforeBundling: () => [],
-          beforeInstall: () => [],
-          // Runs locally (no Docker): the wrapper beside index.mjs, mode 0755 (the asset's zip keeps
-          // file modes, and Lambda runs the wrapper as a program).
-          afterBundling: (inputDir, outputDir) => {
-            const target = `${outputDir}/${EXEC_WRAPPER.deployed.split('/').pop()!}`;
-            return [`cp "${inputDir}/${EXEC_WRAPPER.source}" "${target}"`, `chmod 755 "${target}"`];
-          },
-        },
       },
     });
     logGroup.grantWrite(role);

@@ -19,11 +19,11 @@ import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { HOUR } from './helpers/time.js';
 
 const BUCKET = 'due';
 const MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all';
 const SERVICE = 'ocsp-renewer/Test/Renewer';
-const HOUR = 3_600_000;
 
 interface SfnRequest {
   target: string | undefined;

@@ -18,7 +18,6 @@ import { readFile } from 'node:fs/promises';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,16 +36,17 @@ import {
   startFakeResponder,
   type FakeResponder,
 } from './helpers/fake-responder.js';
-import { countDynamoRequests, startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { cdkApps } from './helpers/cdk-app.js';
+import { countRequests } from './helpers/count-requests.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
-import { countRequests, startS3Server, type S3Server } from './helpers/s3-server.js';
+import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { at, T0 } from './helpers/time.js';
 import './helpers/promise-with-resolvers.js';
 
-const HOUR = 3_600_000;
-const T0 = new Date(Math.floor(Date.now() / 1000) * 1000);
-const at = (hours: number) => new Date(T0.getTime() + hours * HOUR);
 const BUCKET = 'fleet';
+const newApp = cdkApps();
 
 let fake: FakeResponder;
 let pki: TestPki;
@@ -359,7 +359,7 @@ describe('the fleet worker on {"mode":"due"}', () => {
 
     const counted = { s3: proxy.client(), ddb: dynamo.client() };
     const s3Requests = countRequests(counted.s3);
-    const ddbRequests = countDynamoRequests(counted.ddb);
+    const ddbRequests = countRequests(counted.ddb);
     const due = (now: Date) =>
       createBatchHandler({
         env: {
@@ -409,11 +409,9 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
     const keys = Array.from({ length: 10 }, (_, i) => `c${String(i).padStart(2, '0')}.pem`);
     const p = await place([...keys, 'c00.issuer.pem', 'README.txt']);
 
-    const app = new App({
-      context: {
-        'aws:cdk:bundling-stacks': [],
-        '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
-      },
+    const app = newApp({
+      'aws:cdk:bundling-stacks': [],
+      '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
     const stack = new OcspRenewerStack(app, 'Local', { fleet: { keysPerBatch: 4 }, certsPrefix: p.certs });
     const machine = Object.values(
@@ -493,7 +491,7 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
   it("should retry a child that Lambda throttles, with the definition's own Retry, and renew its keys once", async () => {
     const keys = ['t0.pem', 't1.pem'];
     const p = await place(keys);
-    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const app = newApp({ 'aws:cdk:bundling-stacks': [] });
     const stack = new OcspRenewerStack(app, 'Throttle', { certsPrefix: p.certs });
     const machine = Object.values(
       Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
@@ -542,11 +540,9 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
   it("should renew the keys of a due manifest, read and batched as the definition's ItemReader and ItemBatcher say", async () => {
     const keys = ['m0.pem', 'm1.pem', 'm2.pem'];
     const p = await place(keys);
-    const app = new App({
-      context: {
-        'aws:cdk:bundling-stacks': [],
-        '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
-      },
+    const app = newApp({
+      'aws:cdk:bundling-stacks': [],
+      '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
     const stack = new OcspRenewerStack(app, 'LocalDue', { fleet: { keysPerBatch: 2 }, certsPrefix: p.certs });
     const machine = Object.values(

@@ -10,10 +10,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   Certificate,
+  CertificateParseError,
   clearCertificateCache,
   parseCertificates,
   parseIssuerDownload,
 } from '../lambda/core/certificate.js';
+import { pemBlocks } from '../lambda/core/der.js';
+import { parseOcspResponse, ResponseParseError } from '../lambda/core/ocsp-response.js';
 import { pickIssuer } from '../lambda/renew/issuer.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
@@ -285,4 +288,98 @@ describe('pickIssuer', () => {
     const right = cert('D1_Issuer_ICA.pem');
     expect(await pickIssuer(cert('D1_Cert_EE.pem'), [cert('WSNIC_D1_Issuer_ICA.pem'), right])).toBe(right);
   });
+});
+
+describe('PEM scanning in linear time (issue 20)', () => {
+  /** The quadratic scan it replaced, as the reference on small inputs. */
+  const OLD_PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+  const oldBlocks = (text: string) =>
+    [...text.matchAll(OLD_PEM_BLOCK)].map((m) => ({
+      label: m[1],
+      der: Buffer.from((m[2] ?? '').replace(/[^A-Za-z0-9+/=]/g, ''), 'base64'),
+    }));
+  const pem = read('openssl-ocsp-tests/ND1_Issuer_ICA.pem').toString('latin1');
+  const key = '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n';
+  const small: Array<[string, string]> = [
+    ['a bundle with a key between certificates', pem + key + pem],
+    ['CRLF line ends', crlf(pem + pem)],
+    ['a BEGIN without its END before a whole block', '-----BEGIN CERTIFICATE-----\nAAAA\n' + key + pem],
+    [
+      'an END of another label inside a block',
+      pem.replace('\n-----END', '\n-----END X509 CRL-----\n-----END'),
+    ],
+    ['a block inside another label’s block', '-----BEGIN FOO-----\n' + pem + '-----END FOO-----\n' + pem],
+    ['no PEM at all', 'hello -----BEGIN lower----- -----END lower-----'],
+  ];
+  it.each(small)('finds the blocks the regex found: %s', (_name, text) => {
+    expect(pemBlocks(text)).toEqual(oldBlocks(text));
+  });
+
+  const MiB = 1024 * 1024;
+  // Repeated BEGINs without an END took the regex 27 s at 1 MiB (1.9 s at 256 KiB); linear, each
+  // takes milliseconds. The bound is generous (a loaded machine), far below the quadratic time.
+  const adversarial: Array<[string, string]> = [
+    ['1 MiB of -----BEGIN A-----', '-----BEGIN A-----'.repeat(Math.ceil(MiB / 17)).slice(0, MiB)],
+    [
+      '1 MiB of BEGINs, each with its own label',
+      Array.from({ length: 60_000 }, (_, i) => `-----BEGIN L${i}-----`)
+        .join('')
+        .slice(0, MiB),
+    ],
+    ['1 MiB of dashes', '-'.repeat(MiB)],
+    ['a 1 MiB label with no closing dashes', `-----BEGIN ${'A'.repeat(MiB)}`],
+  ];
+  it.each(adversarial)(
+    'scans %s in linear time (under 3 s; the regex took 27 s), and parseCertificates refuses it cleanly',
+    (_name, text) => {
+      const started = performance.now();
+      expect(pemBlocks(text)).toEqual([]);
+      expect(() => parseCertificates(Buffer.from(text, 'latin1'))).toThrow(
+        /^(no CERTIFICATE block found|not a certificate: DER decoding failed)/,
+      );
+      expect(performance.now() - started).toBeLessThan(3_000);
+    },
+  );
+});
+
+describe('hostile DER: nesting, indefinite and oversized lengths (issue 20, keep)', () => {
+  /** `depth` SEQUENCEs, each holding the next, around a NULL. */
+  const nested = (depth: number): Buffer => {
+    let inner = Buffer.from([0x05, 0x00]);
+    for (let i = 0; i < depth; i++) {
+      const n = inner.length;
+      const length =
+        n < 0x80
+          ? [n]
+          : n < 0x100
+            ? [0x81, n]
+            : n < 0x10000
+              ? [0x82, n >> 8, n & 0xff]
+              : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+      inner = Buffer.concat([Buffer.from([0x30, ...length]), inner]);
+    }
+    return inner;
+  };
+  const cases: Array<[string, Buffer]> = [
+    ['50 000 nested SEQUENCEs', nested(50_000)],
+    ['an indefinite length (BER)', Buffer.from('308005000000', 'hex')],
+    ['a length of 2^31 - 1 bytes in 8 bytes of data', Buffer.from('30847fffffff0500', 'hex')],
+    ['a length in 9 octets', Buffer.from('3089000000000000000205000000', 'hex')],
+  ];
+  it.each(cases)(
+    '%s: refused as no certificate and no OCSP response, with their own errors',
+    (_name, der) => {
+      const started = performance.now();
+      expect(() => parseCertificates(der)).toThrow(CertificateParseError);
+      expect(() => parseOcspResponse(der)).toThrow(ResponseParseError);
+      for (const parse of [() => parseCertificates(der), () => parseOcspResponse(der)]) {
+        try {
+          parse();
+        } catch (err) {
+          expect((err as Error).message).not.toMatch(/Maximum call stack|RangeError|Invalid array length/);
+        }
+      }
+      expect(performance.now() - started).toBeLessThan(3_000);
+    },
+  );
 });

@@ -4,7 +4,7 @@
  * http server for AIA caIssuers downloads. Each case checks a claim the README makes about the CLI.
  */
 import { defaultStateFile } from '../lambda/cli/cli.js';
-import type { StapleExplanation } from '../lambda/core/explain.js';
+import type { StapleExplanation } from '../lambda/report/explain.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import {
@@ -31,6 +31,7 @@ import {
   type OpensslResponder,
 } from './helpers/openssl-responder.js';
 import { makeTestPki, type LeafName, type TestPki } from './helpers/pki.js';
+import { opensslVerify } from './helpers/openssl-verify.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
 // --- helpers ------------------------------------------------------------------------------------------
@@ -162,19 +163,6 @@ interface JsonReport {
     stage?: string;
     certStatus?: string;
   }>;
-}
-
-/** Runs `openssl ocsp -respin` on a staple; returns stdout + stderr whatever the exit code. */
-function opensslVerify(staple: string, cert: string, pki: TestPki): Promise<string> {
-  return new Promise((resolve) => {
-    const child = spawn('openssl', [
-      'ocsp', '-respin', staple, '-issuer', pki.intermediate.cert, '-CAfile', pki.chain, '-cert', cert, '-resp_text',
-    ]); // prettier-ignore
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    child.once('close', () => resolve(out));
-  });
 }
 
 /** The files in a staples directory: staples only, the CLI keeps its state elsewhere. */
@@ -331,7 +319,9 @@ describe('renew: a mixed certificate directory', () => {
       expect(out, leaf).toContain('Response verify OK');
       expect(out, leaf).toMatch(new RegExp(`${leaf}\\.pem: good`));
     }
-    const out = await opensslVerify(path.join(staples, 'revoked.ocsp'), pki.leaves.revoked.cert, pki);
+    const out = await opensslVerify(path.join(staples, 'revoked.ocsp'), pki.leaves.revoked.cert, pki, [
+      '-resp_text', // the revocation reason
+    ]);
     expect(out).toContain('Response verify OK');
     expect(out).toMatch(/revoked\.pem: revoked/);
     expect(out).toContain('keyCompromise');
@@ -422,18 +412,18 @@ describe('renew: outcomes and options', () => {
     }
   });
 
-  it('--force keeps the staple file mode and leaves no temp files', async () => {
+  it('--force writes staples 0644 whatever mode the old one had (never a copied mode) and leaves no temp files', async () => {
     const certs = await cleanCerts();
     const staples = await freshDir('staples');
     expect((await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE])).code).toBe(0);
     const good = path.join(staples, 'good.ocsp');
-    await chmod(good, 0o640);
+    await chmod(good, 0o4750);
     const before = await readFile(good);
     await sleep(1_100);
     const res = await cli(['renew', '--certs', certs, '--staples', staples, PRIVATE, '--force']);
     expect(row(rowsOf(res.stdout), 'good.pem').action).toBe('renewed');
     expect((await readFile(good)).equals(before)).toBe(false); // really rewritten
-    expect((await stat(good)).mode & 0o777).toBe(0o640);
+    expect((await stat(good)).mode & 0o7777).toBe(0o644);
     expect((await stat(path.join(staples, 'revoked.ocsp'))).mode & 0o777).toBe(0o644);
     expect(await tempFiles(staples)).toEqual([]);
   });
@@ -861,8 +851,10 @@ describe.concurrent('inspect', () => {
     const json = await cli(['inspect', garbage, '--json']);
     expect(json.code).toBe(1);
     const e = JSON.parse(json.stdout) as Explanation;
-    expect(e).toMatchObject({ valid: false, code: 'parse', responseStatus: 'unparseable', responses: [] });
-    expect(e.errors[0]).toContain('not an OCSP response');
+    expect(e).toMatchObject({ valid: false, code: 'not-der', responseStatus: 'unparseable', responses: [] });
+    expect(e.errors[0]).toBe(
+      `parse ${garbage}: not an OCSP response: not DER: OCSPResponse at byte 0 is not a DER element: length at byte 1 (101) runs past the end of its enclosing element (16 bytes left)`,
+    );
   });
 
   it('a staple one byte from a valid one (RSASSA-PSS with NULL parameters): a JSON verdict, exit 1', async ({

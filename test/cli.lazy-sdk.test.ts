@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunReport } from '../lambda/renew/run.js';
 import { DEV_BIN, killAll, REPO_ROOT, runToEnd, type ProcessResult } from './helpers/cli-process.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
+import type { RunReport } from '../lambda/renew/ports.js';
 
 const RECORDER = path.join(REPO_ROOT, 'test/helpers/record-modules.mjs');
 const CLI_MODULE = pathToFileURL(path.join(REPO_ROOT, 'lambda/cli/cli.ts')).href;

@@ -192,14 +192,14 @@ describe('renew --reload', () => {
     const script = path.join(dir, 'reload.sh');
     await writeFile(
       script,
-      `#!/bin/sh\nprintf '%s|%s|%s\\n' "$(printf '%s' "$OCSP_CHANGED" | tr '\\n' ',')" "$OCSP_INSTALLED" "$OCSP_DEST" >> '${calls}'\nexit "$(cat '${exitWith}')"\n`,
+      `#!/bin/sh\nprintf '%s|%s|%s\\n' "$(printf '%s' "$OCSP_CHANGED" | tr '\\n' ',')" "$(printf '%s' "$OCSP_INSTALLED" | tr '\\n' ',')" "$OCSP_DEST" >> '${calls}'\nexit "$(cat '${exitWith}')"\n`,
     );
     await chmod(script, 0o755);
     const renew = (...more: string[]) =>
       cli(['renew', '--certs', certs, '--staples', staples, PRIVATE, '--reload', script, ...more]);
     const callLines = async () =>
       existsSync(calls) ? (await readFile(calls, 'utf8')).trim().split('\n') : [];
-    const changed = `${path.join(staples, 'good.ocsp')},${path.join(staples, 'revoked.ocsp')}|good.ocsp revoked.ocsp|${staples}`;
+    const changed = `${path.join(staples, 'good.ocsp')},${path.join(staples, 'revoked.ocsp')}|good.ocsp,revoked.ocsp|${staples}`;
 
     // 1. The reload fails: exit 4, the staples are written, the failure is said.
     await writeFile(exitWith, '3');
@@ -233,6 +233,26 @@ describe('renew --reload', () => {
     ]); // prettier-ignore
     expect(hung.code, hung.stderr).toBe(4);
     expect(hung.stderr).toContain('reload command failed (timed out after 1 s)');
+  });
+});
+
+describe('renew --reload: names reach it only through its environment (issue 20, keep)', () => {
+  it('a certificate named with shell syntax is a value in OCSP_INSTALLED and OCSP_CHANGED, never a command', async () => {
+    const certs = await freshDir('shell-names');
+    const staples = await freshDir('staples');
+    const cwd = await freshDir('cwd');
+    const name = 'a;touch PWNED1;$(touch PWNED2)`touch PWNED3`\'"b';
+    await copyFile(pki.leaves.good.bundle, path.join(certs, `${name}.pem`));
+    const listed = path.join(cwd, 'listed');
+    const reload = `printf '%s\\n' "$OCSP_INSTALLED" "$OCSP_CHANGED" > '${listed}'`;
+    const r = await runToEnd(
+      process.execPath,
+      [DEV_BIN, 'renew', '--certs', certs, '--staples', staples, PRIVATE, '--reload', reload],
+      { env: env(), cwd },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(listed, 'utf8')).toBe(`${name}.ocsp\n${path.join(staples, `${name}.ocsp`)}\n`);
+    expect((await readdir(cwd)).sort()).toEqual(['listed']); // no PWNED file
   });
 });
 

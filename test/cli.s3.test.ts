@@ -3,8 +3,8 @@
  * current node) with `s3://` certificates and staples, pointed at s3rver through the standard
  * AWS_ENDPOINT_URL_S3 and credential variables, and a real `openssl ocsp` responder.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +16,11 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunReport } from '../lambda/renew/run.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { opensslVerify } from './helpers/openssl-verify.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import type { RunReport } from '../lambda/renew/ports.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI_TIMEOUT_MS = 30_000;
@@ -102,18 +103,10 @@ async function stapleKeys(): Promise<Record<string, string>> {
   return Object.fromEntries((res.Contents ?? []).map((o) => [o.Key!, o.ETag!]));
 }
 
-async function opensslVerify(key: string, leafCert: string): Promise<string> {
+/** openssl's own verdict on the staple object at `key`. */
+async function verifyStapleAt(key: string, leafCert: string): Promise<string> {
   const res = await admin.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-  const file = join(work, key.replace(/\//g, '_'));
-  await writeFile(file, await res.Body!.transformToByteArray());
-  return new Promise((resolveRun) => {
-    execFile(
-      'openssl',
-      ['ocsp', '-respin', file, '-issuer', pki.intermediate.cert, '-CAfile', pki.chain, '-cert', leafCert],
-      { timeout: 15_000 },
-      (_err, stdout, stderr) => resolveRun(`${stdout}\n${stderr}`),
-    );
-  });
+  return opensslVerify(await res.Body!.transformToByteArray(), leafCert, pki);
 }
 
 describe('ocsp-renewer renew over s3://', () => {
@@ -132,7 +125,7 @@ describe('ocsp-renewer renew over s3://', () => {
       ['staples/a/revoked.ocsp', pki.leaves.revoked.cert, 'revoked'],
       ['staples/ec.ocsp', pki.leaves.ec.cert, 'good'],
     ] as const) {
-      const out = await opensslVerify(key, leaf);
+      const out = await verifyStapleAt(key, leaf);
       expect(out, key).toContain('Response verify OK');
       expect(out, key).toContain(`: ${status}`);
       const head = await admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));

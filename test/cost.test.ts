@@ -13,13 +13,14 @@ import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { createHandler } from '../lambda/aws/handler.js';
-import { countDynamoRequests, startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { countRequests } from './helpers/count-requests.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
-import { countRequests, startS3Server, type S3Server } from './helpers/s3-server.js';
+import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { HOUR } from './helpers/time.js';
 
 const BUCKET = 'cost';
-const HOUR = 3_600_000;
 /** Certificates per measured scenario: enough to tell the per-certificate part from the constant. */
 const K = 4;
 
@@ -73,7 +74,7 @@ async function place(name: string, n: number) {
   const s3Client = s3.client();
   const ddb: DynamoDBClient = dynamo.client();
   const s3Count = countRequests(s3Client);
-  const ddbCount = countDynamoRequests(ddb);
+  const ddbCount = countRequests(ddb);
   const run = async (event: unknown, at: Date): Promise<Measured> => {
     s3Count.reset();
     ddbCount.reset();

@@ -10,12 +10,14 @@ import {
   childrenOf,
   explicitInner,
   integerBytes,
+  isStrictDer,
   oidString,
   readRoot,
   readTlv,
   smallInteger,
   TAG,
   timeChars,
+  tlvProblem,
 } from '../lambda/core/der-reader.js';
 
 const hex = (h: string) => Buffer.from(h.replace(/\s+/g, ''), 'hex');
@@ -154,5 +156,37 @@ describe('der-reader: values', () => {
     const gt = '180f 3230323430313031303030303030 5a';
     expect(on(gt, (b, t) => timeChars(b, t, TAG.GENERALIZED_TIME))).toBe('20240101000000Z');
     expect(on(gt, (b, t) => timeChars(b, t, TAG.UTC_TIME))).toBeUndefined();
+  });
+});
+
+describe('der-reader: why a header is refused, and whole elements', () => {
+  it("tlvProblem names the byte and the rule, in a person's terms", () => {
+    const why = (h: string) => tlvProblem(hex(h), 0, hex(h).length);
+    expect(why('30')).toBe('the data ends inside the element at byte 0');
+    expect(why('1f01 00')).toMatch(/^the tag at byte 0 has a high tag number/);
+    expect(why('3080 0000')).toBe('length at byte 1 is indefinite (BER, not DER)');
+    expect(why('3081 05 0000000000')).toBe(
+      'length at byte 1 is in long form for a length under 128 (BER, not DER)',
+    );
+    expect(why('3082 0080' + '00'.repeat(128))).toBe(
+      'length at byte 1 has a leading zero octet (BER, not DER)',
+    );
+    expect(why('3085 0100000000')).toBe('length at byte 1 is too long or cut off');
+    expect(why('3005 00')).toBe(
+      'length at byte 1 (5) runs past the end of its enclosing element (1 bytes left)',
+    );
+  });
+
+  it('isStrictDer checks every TLV inside: constructed strings, padded INTEGERs, bad times refused', () => {
+    const strict = (h: string) => isStrictDer(hex(h), readRoot(hex(h))!);
+    expect(strict('300a 0500 020101 0101ff 0400')).toBe(true);
+    expect(strict('300a a003 020101 8003 616263')).toBe(true); // context tags, constructed and not
+    expect(strict('3004 02020001')).toBe(false); // a padded INTEGER
+    expect(strict('3003 010101')).toBe(false); // BOOLEAN 01
+    expect(strict('3004 24020400')).toBe(false); // a constructed OCTET STRING
+    expect(strict('3004 0c020000'.replace('0c02', '2c02'))).toBe(false); // a constructed UTF8String
+    expect(strict('3003 050100')).toBe(false); // NULL with content
+    expect(strict('300f 170d 3234303130313030303030305a')).toBe(true);
+    expect(strict('300f 170d 3234313330313030303030305a')).toBe(false); // month 13
   });
 });

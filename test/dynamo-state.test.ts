@@ -18,9 +18,9 @@ import {
   UNPROCESSED_RETRY,
   unprocessedRetryDelay,
 } from '../lambda/adapters/dynamo-state.js';
-import { mergeCertState } from '../lambda/renew/cert-state.js';
-import type { StateEntry, RunState } from '../lambda/renew/run.js';
-import { countDynamoRequests, startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { countRequests } from './helpers/count-requests.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { mergeCertState, type StateEntry, type RunState } from '../lambda/renew/ports.js';
 
 const T0 = new Date('2026-11-30T12:00:00.000Z');
 const at = (hours: number) => new Date(T0.getTime() + hours * 3_600_000).toISOString();
@@ -104,7 +104,7 @@ describe('DynamoStateStore', () => {
     await seed.save(new Map([['a.pem', { failures: 1, lastFailureAt: at(-5), lastError: 'first' }]]));
 
     const clientB = dynamo.client();
-    const counterB = countDynamoRequests(clientB);
+    const counterB = countRequests(clientB);
     const runA = new DynamoStateStore(client, table);
     const runB = new DynamoStateStore(clientB, table);
     const stateA = await runA.load(['a.pem']);
@@ -211,7 +211,7 @@ describe('DynamoStateStore', () => {
       );
     }
     const counted = dynamo.client();
-    const counter = countDynamoRequests(counted);
+    const counter = countRequests(counted);
     const store = new DynamoStateStore(counted, table);
     const state: RunState = await store.loadDue(new Date(T0));
     expect([...state.keys()].sort()).toEqual([...due].sort());

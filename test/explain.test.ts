@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatRunReport } from '../lambda/core/explain.js';
-import type { ReportRow, RunReport } from '../lambda/renew/run.js';
+import { formatRunReport } from '../lambda/report/explain.js';
+import type { ReportRow, RunReport } from '../lambda/renew/ports.js';
 
 function report(results: ReportRow[], extra: Partial<RunReport> = {}): RunReport {
   const counts = { renewed: 0, fresh: 0, skipped: 0, withheld: 0, failed: 0, due: 0 };

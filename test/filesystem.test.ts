@@ -1,12 +1,15 @@
 /**
  * The filesystem staple store's clean-up of temp files a killed run left behind: only stale files
  * of our own naming go, at any depth; anything else (a look-alike name, a fresh write in flight, a
- * symbolic link, a hidden directory) stays. Reads give every byte with the tag of the file read
- * (on both sides of the 1 MiB line between the synchronous and the thread-pool read), writes keep
- * a staple's mode, and a certificate file over 1 MiB is refused.
+ * symbolic link, a hidden directory) stays. Reads give every byte with the tag of the file read,
+ * writes keep a staple's mode, and every read is bounded (issue 20): a certificate, issuer or
+ * staple over 1 MiB is refused, and so is anything that is not a regular file (/dev/zero, a FIFO)
+ * and a file longer than its size says.
  */
+import { execFileSync } from 'node:child_process';
 import {
   chmod,
+  lstat,
   mkdir,
   mkdtemp,
   readdir,
@@ -20,6 +23,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readBoundedFile } from '../lambda/adapters/bounded-file.js';
 import {
   FsCertificateSource,
   FsStapleStore,
@@ -156,7 +160,7 @@ describe('FsStapleStore tags', () => {
 });
 
 describe('FsStapleStore and FsCertificateSource reads', () => {
-  const sizes = [0, 1, 4096, MAX_CERTIFICATE_FILE_BYTES, MAX_CERTIFICATE_FILE_BYTES + 1];
+  const sizes = [0, 1, 4096, MAX_CERTIFICATE_FILE_BYTES];
 
   it.each(sizes)('should get a staple of %i bytes whole, with the tag the listing gives', async (size) => {
     const bytes = Buffer.alloc(size);
@@ -168,11 +172,58 @@ describe('FsStapleStore and FsCertificateSource reads', () => {
     expect(got?.tag).toBe((await store.list()).get('one.ocsp'));
   });
 
-  it('should give undefined for a missing staple and the error code for a directory', async () => {
+  it('should give undefined for a missing staple, and refuse a directory and a staple over 1 MiB', async () => {
     await mkdir(path.join(dir, 'dir.ocsp'));
+    await writeFile(path.join(dir, 'big.ocsp'), Buffer.alloc(MAX_CERTIFICATE_FILE_BYTES + 1));
     const store = new FsStapleStore(dir);
     await expect(store.get('missing.ocsp')).resolves.toBeUndefined();
-    await expect(store.get('dir.ocsp')).rejects.toMatchObject({ code: 'EISDIR' });
+    await expect(store.get('dir.ocsp')).rejects.toThrow(
+      'a staple file must be a regular file, not a directory',
+    );
+    await expect(store.get('big.ocsp')).rejects.toThrow(
+      '1.0 MiB is too large for a staple file (limit 1 MiB)',
+    );
+  });
+
+  // A staple or <name>.issuer.pem that is a symlink to /dev/zero was read forever (9.7 GB in 30 s);
+  // a FIFO named *.pem hung the open.
+  it('should refuse a staple, a certificate and an issuer sibling that are symlinks to /dev/zero, at once', async () => {
+    await symlink('/dev/zero', path.join(dir, 'zero.ocsp'));
+    await symlink('/dev/zero', path.join(dir, 'zero.pem'));
+    await writeFile(path.join(dir, 'a.pem'), 'not read');
+    await symlink('/dev/zero', path.join(dir, 'a.issuer.pem'));
+    const store = new FsStapleStore(dir);
+    const source = new FsCertificateSource(dir);
+    await expect(store.get('zero.ocsp')).rejects.toThrow(
+      'a staple file must be a regular file, not a character device',
+    );
+    await expect(source.read('zero.pem')).rejects.toThrow(
+      'a certificate file must be a regular file, not a character device',
+    );
+    await expect(source.readIssuerSibling('a.pem')).rejects.toThrow(
+      'an issuer file must be a regular file, not a character device',
+    );
+  });
+
+  it('should refuse a FIFO named like a certificate without hanging on its open', async () => {
+    execFileSync('mkfifo', [path.join(dir, 'fifo.pem')]);
+    await expect(new FsCertificateSource(dir).read('fifo.pem')).rejects.toThrow(
+      'a certificate file must be a regular file, not a FIFO',
+    );
+  });
+
+  it('should stop at the cap whatever the size says: a /proc file (size 0) read to a 64-byte cap', () => {
+    expect(Number(execFileSync('stat', ['-c', '%s', '/proc/self/maps'], { encoding: 'utf8' }))).toBe(0);
+    expect(readBoundedFile('/proc/self/maps', 'a test file').data.length).toBeGreaterThan(64);
+    expect(() => readBoundedFile('/proc/self/maps', 'a test file', 64)).toThrow(
+      'too large for a test file: more than the limit 64 bytes',
+    );
+  });
+
+  it('should read a certificate through a symlink to a regular file (certbot live/ links)', async () => {
+    await writeFile(path.join(outside, 'real.pem'), 'certificate bytes');
+    await symlink(path.join(outside, 'real.pem'), path.join(dir, 'live.pem'));
+    expect((await new FsCertificateSource(dir).read('live.pem')).toString()).toBe('certificate bytes');
   });
 
   it('should read a certificate file of exactly 1 MiB and refuse one a byte larger', async () => {
@@ -188,16 +239,51 @@ describe('FsStapleStore and FsCertificateSource reads', () => {
 });
 
 describe('FsStapleStore conditional writes', () => {
-  it('should keep the mode of the staple it replaces, and give a new staple 0644', async () => {
+  it('should write every staple 0644, new or replacing one of another mode (issue 20: never a copied mode)', async () => {
     const store = new FsStapleStore(dir);
     const first = await store.putIfUnchanged('a/one.ocsp', Buffer.from('one'), undefined, null);
     expect(first.written).toBe(true);
-    expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o777).toBe(0o644);
-    await chmod(path.join(dir, 'a/one.ocsp'), 0o640);
+    expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o7777).toBe(0o644);
+    await chmod(path.join(dir, 'a/one.ocsp'), 0o4750);
     const tag = (await store.get('a/one.ocsp'))!.tag!;
     const second = await store.putIfUnchanged('a/one.ocsp', Buffer.from('two'), undefined, tag);
     expect(second.written).toBe(true);
-    expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o777).toBe(0o640);
+    expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o7777).toBe(0o644);
+  });
+
+  it('should replace a staple that is a symlink to a setuid file with a 0644 file, the target untouched', async () => {
+    const target = path.join(outside, 'setuid-target');
+    await writeFile(target, 'target');
+    await chmod(target, 0o4755);
+    await symlink(target, path.join(dir, 'linked.ocsp'));
+    const store = new FsStapleStore(dir);
+    await store.put('linked.ocsp', Buffer.from('staple'));
+    const info = await lstat(path.join(dir, 'linked.ocsp'));
+    expect(info.isFile()).toBe(true);
+    expect(info.mode & 0o7777).toBe(0o644);
+    expect(await readFile(target, 'utf8')).toBe('target');
+    expect((await stat(target)).mode & 0o7777).toBe(0o4755);
+  });
+
+  it('should refuse to write, read or delete through a symlinked subdirectory (staples/sub -> elsewhere)', async () => {
+    await symlink(outside, path.join(dir, 'sub'));
+    await writeFile(path.join(outside, 'kept.ocsp'), 'theirs');
+    const store = new FsStapleStore(dir);
+    const escape = /^key sub\/[a-z.]+ escapes .*: sub is a link to /;
+    await expect(store.put('sub/victim.ocsp', Buffer.from('x'))).rejects.toThrow(escape);
+    await expect(store.putIfUnchanged('sub/victim.ocsp', Buffer.from('x'), undefined, null)).rejects.toThrow(
+      escape,
+    );
+    await expect(store.putMarker('sub/victim.ocsp.withheld', 'x')).rejects.toThrow(escape);
+    await expect(store.delete('sub/kept.ocsp')).rejects.toThrow(escape);
+    await expect(store.get('sub/kept.ocsp')).rejects.toThrow(escape);
+    await expect(store.put('sub/new/deeper.ocsp', Buffer.from('x'))).rejects.toThrow(/escapes/);
+    expect((await readdir(outside)).sort()).toEqual(['kept.ocsp']);
+    // A staples directory that is itself a link is fine: containment is judged on its real path.
+    const linkedRoot = path.join(outside, 'root-link');
+    await symlink(dir, linkedRoot);
+    await new FsStapleStore(linkedRoot).put('inside.ocsp', Buffer.from('ok'));
+    expect(await readFile(path.join(dir, 'inside.ocsp'), 'utf8')).toBe('ok');
   });
 
   it('should leave a staple another writer created alone when none was expected', async () => {

@@ -19,6 +19,7 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { LAMBDA_TRANSIENT_ERRORS } from '../infra/fleet.js';
 import { OcspRenewerStack } from '../infra/stack.js';
 import './helpers/promise-with-resolvers.js';
+import { cdkApps } from './helpers/cdk-app.js';
 
 const CDK_JSON = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
   context: Record<string, unknown>;
@@ -33,8 +34,10 @@ interface Statement {
   NotResource?: unknown;
 }
 
+const newApp = cdkApps();
+
 function synth(fleet: boolean) {
-  const app = new App({ context: { ...CDK_JSON.context, 'aws:cdk:bundling-stacks': [] } });
+  const app = newApp({ ...CDK_JSON.context, 'aws:cdk:bundling-stacks': [] });
   const stack = new OcspRenewerStack(app, 'OcspRenewer', fleet ? { fleet: {} } : {});
   return { app, stack, template: Template.fromStack(stack) };
 }
@@ -178,12 +181,12 @@ describe('OcspRenewerStack with fleet', () => {
       ScheduleExpression: 'rate(1 day)',
       Target: { Arn: { Ref: machineId }, Input: '{"force":false}', RetryPolicy: { MaximumRetryAttempts: 2 } },
     });
-    const app2 = new App({ context: { ...CDK_JSON.context, 'aws:cdk:bundling-stacks': [] } });
+    const app2 = newApp({ ...CDK_JSON.context, 'aws:cdk:bundling-stacks': [] });
     const none = new OcspRenewerStack(app2, 'NoReconcile', { fleet: { reconcileSchedule: '' } });
     Template.fromStack(none).resourceCountIs('AWS::Scheduler::Schedule', 1); // the renewer's own
     expect(
       () =>
-        new OcspRenewerStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Bad', {
+        new OcspRenewerStack(newApp({ 'aws:cdk:bundling-stacks': [] }), 'Bad', {
           fleet: { reconcileSchedule: 'daily' },
         }),
     ).toThrow('fleet reconcileSchedule must be rate(…) or cron(…), got "daily"');

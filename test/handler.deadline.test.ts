@@ -22,13 +22,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createHandler } from '../lambda/aws/handler.js';
 import { MAX_LOG_LINE_BYTES, writeLogLine } from '../lambda/aws/log-line.js';
 import { readRunReport, SUMMARY_FAILURES, type RunSummary } from '../lambda/aws/run-summary.js';
-import type { StateEntry, RunReport } from '../lambda/renew/run.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { DynamoStateStore, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { StateEntry, RunReport } from '../lambda/renew/ports.js';
 
 /** A responder that never answers: every request stays open until the client gives up. */
 interface HangingResponder {

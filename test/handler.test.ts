@@ -4,7 +4,6 @@
  * delegated signer) and the test PKI, all on loopback. Only the S3 client (to count requests), the
  * transport (to count OCSP requests), the clock and the log are injected.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +19,6 @@ import type { S3Event } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
-import type { ReportRow, RunReport, Transport } from '../lambda/renew/run.js';
 import { EventError } from '../lambda/aws/event.js';
 import { createHandler, emfMetrics } from '../lambda/aws/handler.js';
 import { readRunReport as readReportObject, type RunSummary } from '../lambda/aws/run-summary.js';
@@ -30,13 +28,11 @@ import {
   type OpensslResponder,
 } from './helpers/openssl-responder.js';
 import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
-import { countRequests, startS3Server, type RequestCounter, type S3Server } from './helpers/s3-server.js';
-import {
-  countDynamoRequests,
-  startDynalite,
-  type DynamoRequestCounter,
-  type DynamoServer,
-} from './helpers/dynalite.js';
+import { opensslVerify } from './helpers/openssl-verify.js';
+import { countRequests, type RequestCounter } from './helpers/count-requests.js';
+import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import type { ReportRow, RunReport, Transport } from '../lambda/renew/ports.js';
 import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
@@ -47,7 +43,7 @@ let s3: S3Server;
 /** The per-certificate state: one table per bucket (named as the bucket). */
 let dynamo: DynamoServer;
 let ddb: DynamoDBClient;
-let ddbRequests: DynamoRequestCounter;
+let ddbRequests: RequestCounter;
 /** The state machine executions the handler started (a force of everything). */
 const started: { stateMachineArn?: string; name?: string; input: unknown }[] = [];
 const sfn = {
@@ -87,7 +83,7 @@ beforeAll(async () => {
     startDynalite(),
   ]);
   ddb = dynamo.client();
-  ddbRequests = countDynamoRequests(ddb);
+  ddbRequests = countRequests(ddb);
   responder = await startDelegatedResponder(pki);
   admin = s3.client();
   counted = s3.client();
@@ -302,20 +298,6 @@ const names = (report: RunReport, action?: ReportRow['action']) =>
     .map((r) => r.key)
     .sort();
 
-/** openssl's own verdict on a staple: stdout + stderr, whatever the exit code. */
-async function opensslVerify(der: Buffer, leafCert: string): Promise<string> {
-  const file = join(work, `staple-${Math.random().toString(36).slice(2)}.der`);
-  await writeFile(file, der);
-  return new Promise((resolve) => {
-    execFile(
-      'openssl',
-      ['ocsp', '-respin', file, '-issuer', pki.intermediate.cert, '-CAfile', pki.chain, '-cert', leafCert],
-      { timeout: 15_000 },
-      (_err, stdout, stderr) => resolve(`${stdout}\n${stderr}`),
-    );
-  });
-}
-
 /**
  * openssl ocsp signs deterministically (RSA PKCS#1 v1.5) with second-resolution times, so two
  * fetches within one second give the same bytes ("responder returned the staple already stored").
@@ -419,7 +401,7 @@ describe('handler: scheduled runs over S3', () => {
 
   it('should store staples that openssl verifies and reads the same status from', async () => {
     for (const name of FULL_SET_OCSP) {
-      const out = await opensslVerify(await getBytes(bucket, stapleOf(name)), fullSetLeaf(name));
+      const out = await opensslVerify(await getBytes(bucket, stapleOf(name)), fullSetLeaf(name), pki);
       expect(out, name).toContain('Response verify OK');
       expect(out, name).toMatch(name === 'a/revoked.pem' ? /: revoked/ : /: good/);
     }
@@ -635,7 +617,11 @@ describe('handler: S3 ObjectCreated notifications', () => {
     expect(res.report.results.map((r) => [r.key, r.action])).toEqual([['d/new cert+1.pem', 'renewed']]);
     expect(res.ocsp).toHaveLength(1);
     expect(await listKeys(bucket, 'staples/d/')).toEqual(['staples/d/new cert+1.ocsp']);
-    const out = await opensslVerify(await getBytes(bucket, 'staples/d/new cert+1.ocsp'), pki.leaves.ec.cert);
+    const out = await opensslVerify(
+      await getBytes(bucket, 'staples/d/new cert+1.ocsp'),
+      pki.leaves.ec.cert,
+      pki,
+    );
     expect(out).toContain('Response verify OK');
     expect(JSON.parse(res.logs.find((l) => l.includes('"run report"'))!)).toMatchObject({ mode: 's3-event' });
 
@@ -779,7 +765,7 @@ describe('handler: ON_REVOKED=withhold after a good staple', () => {
     await put(bucket, 'certs/a/revoked.pem', await pem(pki.leaves.revoked.bundle));
     const good = await goodResponseBeforeRevocation(pki, pki.leaves.revoked.cert, work);
     await put(bucket, 'staples/a/revoked.ocsp', good);
-    expect(await opensslVerify(good, pki.leaves.revoked.cert)).toMatch(/: good/);
+    expect(await opensslVerify(good, pki.leaves.revoked.cert, pki)).toMatch(/: good/);
     const withhold = { env: { ON_REVOKED: 'withhold' } };
 
     const res = await invoke(bucket, { mode: 'force', keys: ['a/revoked.pem'] }, withhold);
@@ -808,7 +794,7 @@ describe('handler: ON_REVOKED=withhold after a good staple', () => {
     });
     expect(await listKeys(bucket, 'staples/')).toEqual(['staples/a/revoked.ocsp']);
     expect(
-      await opensslVerify(await getBytes(bucket, 'staples/a/revoked.ocsp'), pki.leaves.revoked.cert),
+      await opensslVerify(await getBytes(bucket, 'staples/a/revoked.ocsp'), pki.leaves.revoked.cert, pki),
     ).toMatch(/: revoked/);
   });
 

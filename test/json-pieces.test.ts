@@ -4,7 +4,7 @@
  * compact, what JSON.stringify(value) gives (the Lambda's report object).
  */
 import { describe, expect, it } from 'vitest';
-import { jsonPieces } from '../lambda/core/json-pieces.js';
+import { jsonPieces } from '../lambda/report/json-pieces.js';
 
 const row = (i: number) => ({
   key: `dir/leaf-${i}.pem`,

@@ -21,7 +21,9 @@ import { buildOcspRequest, certIdFor } from '../lambda/core/ocsp-request.js';
 import {
   isCertificateKey,
   issuerSiblingKeyFor,
+  refusedKeys,
   stapleKeyFor,
+  unsafeKeyReason,
   type NamingOptions,
 } from '../lambda/renew/ports.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
@@ -77,6 +79,57 @@ describe('staple and issuer-sibling names', () => {
       expect(isCertificateKey(sibling, naming)).toBe(false);
     });
   }
+});
+
+describe('certificate keys from outside: unsafe names and staple collisions (issue 20)', () => {
+  const unsafe: Array<[string, RegExp | undefined]> = [
+    ['a/mail.example.com.pem', undefined],
+    ['my site.pem', undefined],
+    ['ünïcode/é.pem', undefined],
+    ['a..b.pem', undefined],
+    ['staples/a\n../private/server.key\nz.pem', /control character/],
+    ['x\n/etc/nginx/nginx.conf\ny.pem', /control character/],
+    ['a\x1b]0;owned\x07.pem', /control character/],
+    ['tab\there.pem', /control character/],
+    ['del\x7f.pem', /control character/],
+    ['c1\u009b31m.pem', /control character/],
+    ['/etc/ssl/a.pem', /starts with \//],
+    ['../outside/x.pem', /\.\. component/],
+    ['a/../../x.pem', /\.\. component/],
+    ['a/./x.pem', /\. or \.\. component/],
+    ['a//x.pem', /empty/],
+  ];
+  it.each(unsafe)('unsafeKeyReason(%j) is %s', (key, reason) => {
+    const got = unsafeKeyReason(key);
+    if (reason) expect(got).toMatch(reason);
+    else expect(got).toBeUndefined();
+  });
+
+  it('refusedKeys: unsafe names refused, a.pem and a.crt (one staple a.ocsp) both refused, the rest kept', () => {
+    const refused = refusedKeys([
+      'a.pem',
+      'a.crt',
+      'b.pem',
+      'dir/a.pem',
+      'x\n../y.pem',
+      'c.pem',
+      'c.issuer.pem',
+    ]);
+    expect([...refused.keys()].sort()).toEqual(['a.crt', 'a.pem', 'x\n../y.pem']);
+    expect(refused.get('a.pem')).toEqual({
+      code: 'staple-collision',
+      reason: 'refused: a.crt has the same staple a.ocsp; neither is renewed until one is renamed',
+    });
+    expect(refused.get('a.crt')?.reason).toContain('a.pem has the same staple a.ocsp');
+    expect(refused.get('x\n../y.pem')?.code).toBe('unsafe-name');
+  });
+
+  it('refusedKeys follows the naming: a.cer and a.crt collide only where both are certificate extensions', () => {
+    expect(refusedKeys(['a.cer', 'a.crt'], CUSTOM).size).toBe(0); // a.der and a.crt.der
+    expect([
+      ...refusedKeys(['a.cer', 'a.crt'], { ...CUSTOM, certExtensions: ['.cer', '.crt'] }).keys(),
+    ]).toEqual(['a.cer', 'a.crt']);
+  });
 });
 
 describe('isForbiddenAddress', () => {

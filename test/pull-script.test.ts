@@ -47,6 +47,8 @@ const BUCKET = 'host-staples';
 const RUN_TIMEOUT_MS = 30_000;
 const TEST_TIMEOUT_MS = 90_000;
 const isRoot = process.getuid?.() === 0;
+/** A reload command's first half: prints `$OCSP_INSTALLED|$OCSP_REMOVED` on one line, each list's names (one a line) joined by commas. */
+const BOTH_LISTS = `printf '%s|%s\\n' "$(printf '%s' "$OCSP_INSTALLED" | tr '\\n' ,)" "$(printf '%s' "$OCSP_REMOVED" | tr '\\n' ,)"`;
 
 /** An `aws` on PATH that is the CLI v1 (e.g. a pip install), with its version line. */
 function findAwsV1(): { path: string; version: string } | undefined {
@@ -172,7 +174,7 @@ describe
           expect(await mode(c.dest)).toBe(0o755);
           expect(await mode(c.file('web'))).toBe(0o755);
           expect(await readdir(c.file('web'))).toEqual(['good.ocsp']); // no temporary file left
-          expect(await c.reloads()).toEqual(['mail/mustStaple.ocsp web/good.ocsp']);
+          expect(await c.reloads()).toEqual(['mail/mustStaple.ocsp,web/good.ocsp']);
           expect(r.stderr).toContain('ocsp-pull: installed web/good.ocsp');
           expect(r.stderr).toContain('ocsp-pull: done: 2 installed, 0 rejected');
         },
@@ -225,6 +227,27 @@ describe
       expect(st.mode & 0o7777).toBe(0o640);
       if (isRoot) expect([st.uid, st.gid]).toEqual([65534, 65534]);
       expect(await readdir(c.file('web'))).toEqual(['good.ocsp']);
+    });
+
+    it('never keeps a setuid bit, and replaces a staple that is a symlink with a 0644 file, its target untouched (issue 20)', async ({
+      expect,
+    }) => {
+      const c = await newCase('keep-mode-not-setuid');
+      await c.preinstall('web/good.ocsp', staples.good, 0o4750);
+      const target = path.join(c.dir, 'link-target');
+      await writeFile(target, 'not a staple');
+      await chmod(target, 0o600);
+      await mkdir(c.file('mail'), { recursive: true });
+      await symlink(target, c.file('mail/linked.ocsp'));
+      await c.put('web/good.ocsp', staples.renewed);
+      await c.put('mail/linked.ocsp', staples.mustStaple);
+      const r = await c.run(['--issuer', pki.intermediate.cert]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await mode(c.file('web/good.ocsp'))).toBe(0o750);
+      expect(await readFile(c.file('mail/linked.ocsp'))).toEqual(staples.mustStaple);
+      expect(await mode(c.file('mail/linked.ocsp'))).toBe(0o644);
+      expect(await readFile(target, 'utf8')).toBe('not a staple');
+      expect(await mode(target)).toBe(0o600);
     });
 
     const rejections: Array<{ name: string; staple: keyof typeof staples; why: RegExp }> = [
@@ -357,7 +380,7 @@ describe
       expect(third.code, third.stderr).toBe(0);
       expect(c.downloads()).toBe(3);
       expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.renewed);
-      expect(await c.reloads()).toEqual(['mail/mustStaple.ocsp web/good.ocsp', 'web/good.ocsp']);
+      expect(await c.reloads()).toEqual(['mail/mustStaple.ocsp,web/good.ocsp', 'web/good.ocsp']);
     });
 
     it('--dry-run downloads and checks, installs nothing and does not reload', async ({ expect }) => {
@@ -595,7 +618,7 @@ describe
       const broken = path.join(c.dir, 'server-is-broken');
       const reloadLog = path.join(c.dir, 'reload-lists.log');
       await writeFile(broken, '');
-      const reload = `test ! -e '${broken}' && printf '%s|%s\\n' "$OCSP_INSTALLED" "$OCSP_REMOVED" >> '${reloadLog}'`;
+      const reload = `test ! -e '${broken}' && ${BOTH_LISTS} >> '${reloadLog}'`;
       const first = await c.run(['--reload', reload]);
       expect(first.code, first.stderr).toBe(4);
 
@@ -676,7 +699,7 @@ describe
     }) => {
       const c = await newCase('revoked-withhold');
       const reloadLog = path.join(c.dir, 'reload-removed.log');
-      const reload = `printf '%s|%s\\n' "$OCSP_INSTALLED" "$OCSP_REMOVED" >> '${reloadLog}'`;
+      const reload = `${BOTH_LISTS} >> '${reloadLog}'`;
       // Before: web/site.ocsp is good, mail/revoked.ocsp installed as revoked by the default.
       await c.put('web/site.ocsp', staples.good);
       await c.put('mail/revoked.ocsp', staples.revoked);
@@ -697,7 +720,7 @@ describe
       expect(r.stderr).toContain('done: 0 installed, 0 rejected, 2 removed');
       expect(r.stderr).not.toContain('orphaned');
       const reloads = (await readFile(reloadLog, 'utf8')).trim().split('\n');
-      expect(reloads).toEqual(['mail/revoked.ocsp web/site.ocsp|', '|mail/revoked.ocsp web/site.ocsp']);
+      expect(reloads).toEqual(['mail/revoked.ocsp,web/site.ocsp|', '|mail/revoked.ocsp,web/site.ocsp']);
 
       const again = await c.run(args);
       expect(again.code, again.stderr).toBe(0);
@@ -712,7 +735,7 @@ describe
       await c.put('mail/a.ocsp', staples.good);
       await c.put('web/b.ocsp', staples.mustStaple);
       const reloadLog = path.join(c.dir, 'reload-removed.log');
-      const reload = `printf '%s|%s\\n' "$OCSP_INSTALLED" "$OCSP_REMOVED" >> '${reloadLog}'`;
+      const reload = `${BOTH_LISTS} >> '${reloadLog}'`;
       const reloads = async () => (await readFile(reloadLog, 'utf8')).trim().split('\n');
       const args = ['--issuer', pki.intermediate.cert, '--reload', reload];
       const first = await c.run(args);
@@ -730,7 +753,7 @@ describe
       expect(existsSync(c.file('mail/a.ocsp'))).toBe(false);
       expect(existsSync(c.staged('mail/a.ocsp.withheld'))).toBe(true);
       expect(await readFile(c.file('web/b.ocsp'))).toEqual(staples.mustStaple);
-      expect(await reloads()).toEqual(['mail/a.ocsp web/b.ocsp|', '|mail/a.ocsp']); // one staple less
+      expect(await reloads()).toEqual(['mail/a.ocsp,web/b.ocsp|', '|mail/a.ocsp']); // one staple less
 
       const third = await c.run(args);
       expect(third.code, third.stderr).toBe(0);
@@ -781,6 +804,55 @@ describe
       );
     }
 
+    // --- hostile names (issue 20, items 1, 10 and 13) -------------------------------------------
+
+    for (const { name, argv, available } of SHELLS) {
+      it.skipIf(!available)(
+        `under ${name}: keys with newlines, escapes or a .. path never reach a file outside --dest; they are refused and named printably; OCSP_INSTALLED is one name a line${available ? '' : ` (skipped: ${name} is not installed)`}`,
+        async ({ expect }) => {
+          const c = await newCase(`hostile-${name.replace(/\W/g, '')}`);
+          // What a split line would name: DEST/../victim.key, and DEST/../outside/x.ocsp written
+          // from DEST/outside/x.ocsp (a real staple, installed before).
+          const victim = path.join(c.dir, 'victim.key');
+          await writeFile(victim, 'private key');
+          await c.preinstall('outside/x.ocsp', staples.good, 0o644);
+          await c.put('outside/x.ocsp', staples.good);
+          await c.put('a\n../victim.key\nz.ocsp.withheld', Buffer.from('revoked\n'));
+          await c.put('b\n../outside/x.ocsp', staples.good);
+          // s3rver lists keys as raw XML, where an escape (0x1b) cannot be: a tab stands for the
+          // control characters in a key, and a marker's text carries the escape sequence.
+          await c.put('web/tab\there.ocsp', staples.good);
+          await c.put('web/gone.ocsp.withheld', Buffer.from('\x1b]0;owned\x07revoked\u009b31m\n'));
+          await c.put('web/good.ocsp', staples.good);
+          await c.put('web/my site.ocsp', staples.mustStaple);
+          const listed = path.join(c.dir, 'listed.log');
+          // The documented way to read the list: one name a line, spaces kept.
+          const reload = `printf '%s\\n' "$OCSP_INSTALLED" | while IFS= read -r f; do test -f "$OCSP_DEST/$f" && printf '[%s]\\n' "$f"; done >> '${listed}'`;
+          const r = await c.run(['--issuer', pki.intermediate.cert, '--reload', reload], { shell: argv });
+          expect(r.code, r.stderr).toBe(1);
+          expect(await readFile(victim, 'utf8')).toBe('private key');
+          expect(existsSync(path.join(c.dir, 'outside'))).toBe(false);
+          expect(r.stderr).toContain(
+            'refuse a?../victim.key?z.ocsp.withheld: the name holds a control character (newline, escape…)',
+          );
+          expect(r.stderr).toContain('refuse b?../outside/x.ocsp: the name holds a control character');
+          expect(r.stderr).toContain('refuse web/tab?here.ocsp: the name holds a control character');
+          expect(r.stderr).toContain(
+            'withheld web/gone.ocsp: the renewer withholds it (?]0;owned?revoked?31m)',
+          );
+          // Nothing but the line ends is a control character: no escape reached the log.
+          expect(
+            [...r.stderr.replace(/\n/g, '')].filter((ch) => ch < ' ' || (ch >= '\x7f' && ch <= '\x9f')),
+          ).toEqual([]);
+          expect(r.stderr).toContain('done: 2 installed, 3 rejected');
+          expect(await readFile(c.file('web/good.ocsp'))).toEqual(staples.good);
+          expect(await readFile(c.file('web/my site.ocsp'))).toEqual(staples.mustStaple);
+          expect((await readdir(c.file('web'))).sort()).toEqual(['good.ocsp', 'my site.ocsp']);
+          expect(await readFile(listed, 'utf8')).toBe('[web/good.ocsp]\n[web/my site.ocsp]\n');
+        },
+      );
+    }
+
     // ---------------------------------------------------------------------------------------------
 
     interface CaseOptions {
@@ -809,8 +881,8 @@ describe
         dir,
         dest,
         file,
-        /** A reload command that appends $OCSP_INSTALLED to the reload log. */
-        reload: `printf '%s\\n' "$OCSP_INSTALLED" >> '${reloadLog}'`,
+        /** A reload command that appends $OCSP_INSTALLED (one name a line) to the reload log, joined by commas. */
+        reload: `{ printf '%s' "$OCSP_INSTALLED" | tr '\\n' ,; echo; } >> '${reloadLog}'`,
         async reloads(): Promise<string[]> {
           const text = await readFile(reloadLog, 'utf8').catch(() => '');
           return text.split('\n').filter(Boolean);

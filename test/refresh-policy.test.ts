@@ -11,10 +11,9 @@ import {
   type StapleFacts,
 } from '../lambda/core/refresh-policy.js';
 import { nextWake } from '../lambda/cli/daemon.js';
-import type { RunReport } from '../lambda/renew/run.js';
+import { HOUR, MINUTE } from './helpers/time.js';
+import type { RunReport } from '../lambda/renew/ports.js';
 
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const T0 = Date.parse('2030-03-01T00:00:00Z');
 const KEY = 'certs/mail.example.com.pem';

@@ -5,8 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { shouldReplace, type OnRevoked } from '../lambda/core/replace.js';
 import type { Verdict } from '../lambda/core/validate.js';
+import { HOUR } from './helpers/time.js';
 
-const HOUR = 3_600_000;
 const T0 = Date.parse('2030-03-01T00:00:00Z');
 
 /** A valid "good" verdict with thisUpdate = producedAt = T0 + `hours`; override what a case needs. */

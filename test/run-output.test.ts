@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getObject } from '../lambda/adapters/s3.js';
 import { publishRun, runReportPieces } from '../lambda/aws/run-output.js';
 import { Certificate, clearCertificateCache, parseCertificates } from '../lambda/core/certificate.js';
-import { ACTIONS, type ReportRow, type RunReport } from '../lambda/renew/run.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
+import { ACTIONS, type ReportRow, type RunReport } from '../lambda/renew/ports.js';
 
 const BUCKET = 'run-output';
 const NOW = new Date('2026-12-01T10:00:00.000Z');

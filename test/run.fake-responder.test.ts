@@ -7,7 +7,7 @@
  * Every case checks the report row (action, stage, reason) and the staple file: absent, or
  * byte-identical to what was there before, unless the run renewed it.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -18,15 +18,7 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { certIdFor } from '../lambda/core/ocsp-request.js';
 import { DEFAULT_POLICY } from '../lambda/core/refresh-policy.js';
-import {
-  run,
-  type ReportRow,
-  type StateEntry,
-  type RunOptions,
-  type RunReport,
-  type RunState,
-  type StateSink,
-} from '../lambda/renew/run.js';
+import { run, type RunOptions } from '../lambda/renew/run.js';
 import {
   buildOcspResponse,
   loadSigner,
@@ -39,11 +31,10 @@ import {
   type ResponseSigner,
 } from './helpers/fake-responder.js';
 import { makeTestPki, openssl, type LeafName, type TestPki } from './helpers/pki.js';
+import { at, T0 } from './helpers/time.js';
+import type { ReportRow, StateEntry, RunReport, RunState, StateSink } from '../lambda/renew/ports.js';
 
-const HOUR = 3_600_000;
 /** The fixed "now" of every run: captured once, whole seconds (OCSP times have no fractions). */
-const T0 = new Date(Math.floor(Date.now() / 1000) * 1000);
-const at = (hours: number) => new Date(T0.getTime() + hours * HOUR);
 
 let fake: FakeResponder;
 let pki: TestPki;
@@ -453,10 +444,11 @@ describe('run() against a fake responder: Cache-Control max-age', () => {
 
 describe('run() against a fake responder: several URLs and certificates', () => {
   let twoUrlsPem: string;
+  let tenUrlsPem: string;
 
-  beforeAll(async () => {
-    // makeTestPki puts one OCSP URL in its leaves; this leaf, issued by the same intermediate, has two.
-    const dir = await mkdtemp(path.join(work, 'two-urls-'));
+  /** A leaf issued by the test PKI's intermediate whose AIA names `urls` (makeTestPki's name one). */
+  async function leafWithUrls(name: string, serial: string, urls: string[]): Promise<string> {
+    const dir = await mkdtemp(path.join(work, `${name}-urls-`));
     const ext = path.join(dir, 'ext.cnf');
     await writeFile(
       ext,
@@ -466,34 +458,51 @@ describe('run() against a fake responder: several URLs and certificates', () => 
         'keyUsage = critical, digitalSignature, keyEncipherment',
         'extendedKeyUsage = serverAuth',
         'authorityKeyIdentifier = keyid:always',
-        'subjectAltName = DNS:two.test',
-        `authorityInfoAccess = OCSP;URI:${fake.url}first, OCSP;URI:${fake.url}second`,
+        `subjectAltName = DNS:${name}.test`,
+        `authorityInfoAccess = ${urls.map((u) => `OCSP;URI:${u}`).join(', ')}`,
         '',
       ].join('\n'),
     );
-    const csr = path.join(dir, 'two.csr');
-    const cert = path.join(dir, 'two.pem');
+    const csr = path.join(dir, `${name}.csr`);
+    const cert = path.join(dir, `${name}.pem`);
     await openssl([
       'req',
       '-new',
       '-key',
       pki.leaves.good.key,
       '-subj',
-      '/O=ocsp-renewer tests/CN=two.test',
+      `/O=ocsp-renewer tests/CN=${name}.test`,
       '-out',
       csr,
     ]);
     await openssl([
       'x509', '-req', '-in', csr,
       '-CA', pki.intermediate.cert, '-CAkey', pki.intermediate.key,
-      '-set_serial', '0x7E57000000000002', '-days', '30', '-sha256',
+      '-set_serial', serial, '-days', '30', '-sha256',
       '-extfile', ext, '-extensions', 'ext', '-out', cert,
     ]); // prettier-ignore
-    twoUrlsPem = (await readFile(cert, 'utf8')) + intermediatePem;
-    expect(parseCertificates(Buffer.from(twoUrlsPem))[0]!.ocspUrls).toEqual([
-      `${fake.url}first`,
-      `${fake.url}second`,
-    ]);
+    const pem = (await readFile(cert, 'utf8')) + intermediatePem;
+    expect(parseCertificates(Buffer.from(pem))[0]!.ocspUrls).toEqual(urls);
+    return pem;
+  }
+
+  beforeAll(async () => {
+    twoUrlsPem = await leafWithUrls('two', '0x7E57000000000002', [`${fake.url}first`, `${fake.url}second`]);
+    tenUrlsPem = await leafWithUrls(
+      'ten',
+      '0x7E57000000000010',
+      Array.from({ length: 10 }, (_, i) => `${fake.url}u${i + 1}`),
+    );
+  });
+
+  it('should try at most 4 of a certificate’s OCSP URLs and report the rest as skipped (issue 20)', async () => {
+    const env = await makeEnv({ 'ten.pem': tenUrlsPem });
+    fake.setHandler(() => ({ status: 404, body: 'no' }));
+    const row = only(await env.run());
+    expect(row).toMatchObject({ action: 'failed', stage: 'fetch' });
+    expect(new Set(fake.requests.map((r) => r.url.split('/')[1]))).toEqual(new Set(['u1', 'u2', 'u3', 'u4']));
+    expect(row.reason).toMatch(/ \| 6 more OCSP URL\(s\) skipped \(at most 4 are tried\)$/);
+    expect(row.reason).not.toContain(`${fake.url}u5`);
   });
 
   it('should renew from the second OCSP URL when the first answers 500', async () => {
@@ -641,6 +650,39 @@ describe('run() against a fake responder: several URLs and certificates', () => 
 });
 
 // --- nonce ----------------------------------------------------------------------------------------
+
+describe('run() refuses certificate names it cannot stand behind (issue 20)', () => {
+  it('should refuse a name with control characters and two certificates with one staple, with failed rows, fetching and writing nothing for them', async () => {
+    const evil = 'x\n..\x1b[2Jevil.pem';
+    const env = await makeEnv({
+      'good.pem': chainOf('good'),
+      [evil]: chainOf('ec'),
+      'twin.pem': chainOf('mustStaple'),
+      'twin.crt': chainOf('revoked'),
+    });
+    fake.setHandler(answer());
+    // A state from before: the refused certificates are forgotten, not replayed.
+    const state: RunState = new Map([
+      ['twin.pem', { failures: 0, action: 'fresh', nextDue: at(48).toISOString() }],
+    ]);
+    const report = await env.run({}, { state });
+    expect(report.results.map((r) => [r.key, r.action, r.stage, r.code])).toEqual([
+      ['good.pem', 'renewed', undefined, undefined],
+      ['twin.crt', 'failed', 'source', 'staple-collision'],
+      ['twin.pem', 'failed', 'source', 'staple-collision'],
+      [evil, 'failed', 'source', 'unsafe-name'],
+    ]);
+    expect(report.results[1]!.reason).toBe(
+      'source twin.crt: refused: twin.pem has the same staple twin.ocsp; neither is renewed until one is renamed',
+    );
+    expect(report.results[3]!.reason).toMatch(/refused: the name holds a control character/);
+    // One request, for good.pem; one staple, good.ocsp.
+    expect(fake.requests).toHaveLength(1);
+    expect(await readdir(env.staples)).toEqual(['good.ocsp']);
+    expect([...state.keys()]).toEqual(['good.pem']);
+    expect(report.counts).toMatchObject({ renewed: 1, failed: 3 });
+  });
+});
 
 describe('run() against a fake responder: nonce', () => {
   it('should send a nonce and accept a response echoing it', async () => {

@@ -11,13 +11,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FsCertificateSource, FsStapleStore } from '../lambda/adapters/filesystem.js';
 import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
-import { explainStaple } from '../lambda/core/explain.js';
+import { explainStaple } from '../lambda/report/explain.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
 import { parseOcspResponse } from '../lambda/core/ocsp-response.js';
-import { run, type RunReport } from '../lambda/renew/run.js';
+import { run } from '../lambda/renew/run.js';
 import { validateResponse } from '../lambda/core/validate.js';
 import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, openssl, type TestPki } from './helpers/pki.js';
+import type { RunReport } from '../lambda/renew/ports.js';
 
 let pki: TestPki;
 let work: string;

@@ -284,6 +284,21 @@ describe('SecretsManagerCertificateSource', () => {
     expectNoKey(bytes, goodKey, 'the bytes read');
   });
 
+  it('should refuse a value over the 1 MiB certificate cap before parsing it (issue 20)', async () => {
+    const bundle = await pem(pki.leaves.good.bundle);
+    const padding = '#'.repeat(1024 * 1024); // text outside PEM blocks is allowed, and was read whole
+    const src = await source([
+      { Name: 'tls/huge', SecretString: bundle + padding },
+      { Name: 'tls/hugebin', SecretBinary: Buffer.concat([Buffer.from(bundle), Buffer.from(padding)]) },
+      { Name: 'tls/fits', SecretString: bundle + '#'.repeat(1024 * 1024 - bundle.length) },
+    ]);
+    await expect(src.read('huge')).rejects.toThrow(
+      /^1\.0 MiB is too large for a certificate secret \(limit 1 MiB\)$/,
+    );
+    await expect(src.read('hugebin')).rejects.toThrow(/too large for a certificate secret \(limit 1 MiB\)/);
+    expect(parseCertificates(await src.read('fits'))).toHaveLength(2);
+  });
+
   it('should surface a missing secret as the service error', async () => {
     const src = await source([]);
     await expect(src.read('nope')).rejects.toThrow(/can't find the specified secret/);

@@ -31,10 +31,10 @@ const isRoot = process.getuid?.() === 0;
 
 /** HAProxy reload commands of README "Hosts", as written there (paths substituted in tests). */
 const HAPROXY_RELOAD_SOCAT =
-  `for f in $OCSP_INSTALLED; do echo "set ssl ocsp-response $(openssl base64 -A -in /etc/ssl/ocsp/haproxy/$f)" ` +
+  `printf "%s\\n" "$OCSP_INSTALLED" | while IFS= read -r f; do [ -n "$f" ] || continue; echo "set ssl ocsp-response $(openssl base64 -A -in "/etc/ssl/ocsp/haproxy/$f")" ` +
   `| socat stdio UNIX-CONNECT:/run/haproxy/admin.sock | grep -q "OCSP Response updated" || exit 1; done`;
 const HAPROXY_RELOAD_NC =
-  `for f in $OCSP_INSTALLED; do echo "set ssl ocsp-response $(openssl base64 -A -in /etc/ssl/ocsp/haproxy/$f)" ` +
+  `printf "%s\\n" "$OCSP_INSTALLED" | while IFS= read -r f; do [ -n "$f" ] || continue; echo "set ssl ocsp-response $(openssl base64 -A -in "/etc/ssl/ocsp/haproxy/$f")" ` +
   `| nc -U /run/haproxy/admin.sock | grep -q "OCSP Response updated" || exit 1; done`;
 
 /** A tool on PATH or in the sbin directories (servers live there; a user's PATH may lack them). */

@@ -3,17 +3,17 @@
  * and the asset must be one self-contained ES module that loads and runs.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { DEFAULT_MEMORY_MB, EXEC_WRAPPER } from '../infra/renewer-function.js';
+import { DEFAULT_MEMORY_MB } from '../infra/renewer-function.js';
 import { OcspRenewerStack } from '../infra/stack.js';
 import { lambdaRuntimeNodeArgs } from './helpers/lambda-runtime.js';
 import { startDelegatedResponder } from './helpers/openssl-responder.js';
@@ -62,18 +62,9 @@ describe('OcspRenewerStack bundling', () => {
     expect(bundle).toContain('run report');
   });
 
-  it('should ship the exec wrapper beside index.mjs, executable, and name it in AWS_LAMBDA_EXEC_WRAPPER', () => {
-    const deployed = join(dirname(bundlePath), basename(EXEC_WRAPPER.deployed));
-    // The asset's zip keeps each file's mode (the CDK CLI zips with the file's stat mode).
-    expect(statSync(deployed).mode & 0o777).toBe(0o755);
-    expect(readFileSync(deployed)).toEqual(
-      readFileSync(fileURLToPath(new URL(`../${EXEC_WRAPPER.source}`, import.meta.url))),
-    );
-    expect(dirname(EXEC_WRAPPER.deployed)).toBe('/var/task'); // where Lambda unpacks the asset
-    expect(environment).toMatchObject({
-      AWS_LAMBDA_EXEC_WRAPPER: EXEC_WRAPPER.deployed,
-      NODE_OPTIONS: '--enable-source-maps',
-    });
+  it('should start node with source maps, through no exec wrapper', () => {
+    expect(environment.NODE_OPTIONS).toBe('--enable-source-maps');
+    expect(environment).not.toHaveProperty('AWS_LAMBDA_EXEC_WRAPPER');
   });
 
   it('should bundle every dependency, pkijs and the AWS SDK included: only node: builtins stay imports', () => {
@@ -118,7 +109,7 @@ describe('OcspRenewerStack bundling', () => {
       const pem = await readFile(pki.leaves.good.bundle);
       await admin.send(new PutObjectCommand({ Bucket: 'bundle', Key: 'certs/web/good.pem', Body: pem }));
       // Started as Lambda starts it: the runtime's node command line for the stack's memory size,
-      // through the exec wrapper the asset ships, the entry script last.
+      // the entry script last.
       const entry = join(outdir, 'runtime-entry.mjs');
       await writeFile(
         entry,
@@ -128,9 +119,8 @@ describe('OcspRenewerStack bundling', () => {
           "console.error(JSON.stringify(report.counts), process.execArgv.join(' '));",
         ].join('\n'),
       );
-      const wrapper = join(dirname(bundlePath), basename(EXEC_WRAPPER.deployed));
       const runtimeArgs = lambdaRuntimeNodeArgs(DEFAULT_MEMORY_MB);
-      const { stderr } = await run(wrapper, [process.execPath, ...runtimeArgs, entry], {
+      const { stderr } = await run(process.execPath, [...runtimeArgs, entry], {
         env: {
           ...process.env,
           ...s3.env,
@@ -147,7 +137,7 @@ describe('OcspRenewerStack bundling', () => {
         .split('\n')
         .pop()!
         .split(/(?<=\}) /);
-      expect(execArgv).toBe([...runtimeArgs, '--max-semi-space-size=16'].join(' '));
+      expect(execArgv).toBe(runtimeArgs.join(' '));
       expect(JSON.parse(counts!)).toMatchObject({ renewed: 1, failed: 0 });
       const staple = await admin.send(
         new GetObjectCommand({ Bucket: 'bundle', Key: 'staples/web/good.ocsp' }),

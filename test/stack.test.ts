@@ -3,35 +3,29 @@
  * context (feature flags and defaults), as `npx cdk synth` would. Each block asserts one promise
  * of the README's "Deploy" section; cdk-nag's AwsSolutions pack must find nothing unacknowledged.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { OCSP_RENEWER_DEFAULTS, OcspRenewer } from '../infra/ocsp-renewer.js';
 import { propsFromContext } from '../infra/props-from-context.js';
 import { scheduleIntervalMinutes } from '../infra/schedule-interval.js';
 import { OcspRenewerStack, type OcspRenewerStackProps } from '../infra/stack.js';
 import { emfMetrics } from '../lambda/aws/run-output.js';
+import { cdkApps } from './helpers/cdk-app.js';
 
 const CDK_JSON = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
   app: string;
   context: Record<string, unknown>;
 };
 
-/** Every App synthesizes into its own directory under this one (else CDK leaves a cdk.out* in tmp). */
-const OUT_ROOT = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-stack-'));
-let apps = 0;
-afterAll(() => rmSync(OUT_ROOT, { recursive: true, force: true }));
+const newApp = cdkApps();
 
 function makeApp(context: Record<string, unknown> = {}): App {
-  return new App({
-    outdir: path.join(OUT_ROOT, `app-${++apps}`),
-    context: { ...CDK_JSON.context, ...context, 'aws:cdk:bundling-stacks': [] },
-  });
+  return newApp({ ...CDK_JSON.context, ...context, 'aws:cdk:bundling-stacks': [] });
 }
 
 function synth(props: OcspRenewerStackProps = {}) {

@@ -17,8 +17,8 @@ import { S3CertificateSource, S3StapleStore } from '../lambda/adapters/s3.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { certIdFor } from '../lambda/core/ocsp-request.js';
-import type { CertificateSource, StapleMeta, StapleStore } from '../lambda/renew/ports.js';
-import { run, type RunReport } from '../lambda/renew/run.js';
+import type { CertificateSource, StapleMeta, StapleStore, RunReport } from '../lambda/renew/ports.js';
+import { run } from '../lambda/renew/run.js';
 import {
   buildOcspResponse,
   loadSigner,
@@ -29,10 +29,8 @@ import {
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { at, T0 } from './helpers/time.js';
 
-const HOUR = 3_600_000;
-const T0 = new Date(Math.floor(Date.now() / 1000) * 1000);
-const at = (hours: number) => new Date(T0.getTime() + hours * HOUR);
 const BUCKET = 'race';
 const META: StapleMeta = {
   thisUpdate: T0,

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fileStateBlob, StateStore } from '../lambda/adapters/state-store.js';
-import type { RunState, StateEntry } from '../lambda/renew/run.js';
+import { buildStatus, entriesFromState, formatStatus } from '../lambda/core/status.js';
+import type { RunState, StateEntry } from '../lambda/renew/ports.js';
+import { renderStatusPage } from '../lambda/report/status-page.js';
 
 const NOW = new Date('2026-11-30T12:00:00Z');
 
@@ -75,5 +77,45 @@ describe('StateStore', () => {
     expect((await store.load()).size).toBe(0);
     expect(events).toMatchObject([{ msg: 'state corrupt; rebuilding' }]);
     expect(await store.save(stateOf(2), NOW)).toBe(true);
+  });
+
+  it('should drop a tampered entry with a warning, keep the good ones, and never crash status or the status page (issue 20)', async () => {
+    const good: StateEntry = {
+      failures: 0,
+      certStatus: 'good',
+      thisUpdate: '2026-11-30T00:00:00.000Z',
+      nextUpdate: '2026-12-07T00:00:00.000Z',
+      nextDue: '2026-12-03T00:00:00.000Z',
+      action: 'renewed',
+      reason: 'renewed',
+      mustStaple: false,
+    };
+    const certs: Record<string, unknown> = {
+      'good.pem': { ...good, extra: { not: 'kept' } },
+      'action-object.pem': { ...good, action: { toString: null } },
+      'error-array.pem': { ...good, failures: 1, lastError: ['a'] },
+      'failures-text.pem': { ...good, failures: '3' },
+      'due-garbage.pem': { ...good, nextDue: 'soon' },
+      'status-weird.pem': { ...good, certStatus: 'fine' },
+      'must-text.pem': { ...good, mustStaple: 'yes' },
+      'null.pem': null,
+    };
+    await writeFile(file, JSON.stringify({ version: 1, savedAt: NOW.toISOString(), certs }));
+    const events: Record<string, unknown>[] = [];
+    const state = await new StateStore(fileStateBlob(file), (e) => events.push(e)).load();
+    expect([...state.keys()]).toEqual(['good.pem']);
+    expect(state.get('good.pem')).toEqual(good); // the unknown field is not kept
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ level: 'warn', msg: 'state entries dropped', state: file });
+    expect(events[0]!.error).toBe(
+      '7 bad entries dropped: action-object.pem: action is not a run action; error-array.pem: lastError is not a string; failures-text.pem: failures is not a count; …',
+    );
+    // What the Lambda's status page and `status` make of it.
+    const report = buildStatus(
+      entriesFromState(state, (k) => k.replace(/\.pem$/, '.ocsp')),
+      NOW,
+    );
+    expect(() => renderStatusPage(report)).not.toThrow();
+    expect(formatStatus(report)).toContain('good.pem');
   });
 });

@@ -8,12 +8,12 @@
  * runs the same code a header click runs; the comparator itself is unit-tested in status.test.ts.
  */
 import { spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HEALTH_COLOURS } from '../lambda/core/status-page.js';
+import { HEALTH_COLOURS } from '../lambda/report/status-page.js';
 import type { StatusReport } from '../lambda/core/status.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { makeStaple } from './helpers/pull-script.js';
@@ -278,6 +278,54 @@ describe('status --html in headless Chromium', () => {
       expect(res.stdout).toContain('<body data-overall="attention"');
       // The timeline: a bar with a now marker for each certificate with a staple window.
       expect(res.stdout.match(/class="mk now" style="left:/g)).toHaveLength(3);
+      expect(res.stdout.match(/class="fill" style="width:/g)).toHaveLength(3);
+    },
+    SLOW_MS,
+  );
+
+  it(
+    'should run under its Content-Security-Policy with no violation: style and script allowed by hash, nothing else',
+    async () => {
+      // Chromium logs console messages, CSP refusals included, with --enable-logging=stderr.
+      const res = await chromium([
+        '--enable-logging=stderr',
+        '--v=0',
+        '--dump-dom',
+        pathToFileURL(page).href,
+      ]);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toContain(
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\';',
+      );
+      expect(res.stderr).not.toMatch(/Content Security Policy/);
+      // The script ran (its hash was accepted): it set each row's colour variable.
+      expect(res.stdout).toMatch(
+        /<tr data-certificate="ec\.pem"[^>]*class="h-failing"[^>]*style="--c: #c62828;"/,
+      );
+
+      // The policy is enforced: the same page with one more inline script and a style attribute.
+      const tampered = path.join(work, 'status page tampered.html');
+      const html = await readFile(page, 'utf8');
+      await writeFile(
+        tampered,
+        html.replace(
+          '</body>',
+          '<p id="x" style="color:red">x</p><script>document.body.dataset.injected="1"</script></body>',
+        ),
+      );
+      const blocked = await chromium([
+        '--enable-logging=stderr',
+        '--v=0',
+        '--dump-dom',
+        pathToFileURL(tampered).href,
+      ]);
+      expect(blocked.stdout).not.toContain('data-injected');
+      expect(blocked.stderr).toMatch(
+        /Applying inline style violates the following Content Security Policy directive/,
+      );
+      expect(blocked.stderr).toMatch(
+        /Executing inline script violates the following Content Security Policy directive/,
+      );
     },
     SLOW_MS,
   );

@@ -1,8 +1,9 @@
 /**
  * The status model, the page's sorting and the progress line: pure functions at fixed instants.
  */
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { formatProgress, formatSeconds } from '../lambda/core/progress.js';
+import { formatProgress, formatSeconds } from '../lambda/report/progress.js';
 import {
   buildStatus,
   formatHours,
@@ -10,9 +11,15 @@ import {
   type StateEntryView,
   type StatusEntry,
 } from '../lambda/core/status.js';
-import { compareKeys, escapeHtml, renderStatusPage, sortKey, sortRows } from '../lambda/core/status-page.js';
+import {
+  compareKeys,
+  escapeHtml,
+  renderStatusPage,
+  sortKey,
+  sortRows,
+} from '../lambda/report/status-page.js';
 import { terminalProgress } from '../lambda/cli/progress.js';
-import type { ReportRow } from '../lambda/renew/run.js';
+import type { ReportRow } from '../lambda/renew/ports.js';
 
 const NOW = new Date('2030-03-01T12:00:00Z');
 const H = 3_600_000;
@@ -181,9 +188,58 @@ describe('status page', () => {
     expect(html).toContain(escapeHtml('<script>alert(1)</script>.pem'));
   });
 
+  it('should escape file names, subjects, URLs and error text in every place they appear (issue 20, keep)', () => {
+    const bad = '"><img src=x onerror=alert(1)><script>alert(2)</script>';
+    const page = renderStatusPage(
+      buildStatus(
+        [
+          // A file name; an error text naming the subject and a SAN; a responder URL; a reason.
+          entry(`${bad}.pem`, {
+            failures: 2,
+            lastError: `fetch x: responder for CN=${bad}, DNS:${bad}: 503`,
+            responder: `http://${bad}/`,
+            thisUpdate: iso(-1),
+            nextUpdate: iso(20),
+            nextDue: iso(-1),
+          }),
+          entry('skipped.pem', { failures: 0, action: 'skipped', reason: `no OCSP URL (${bad})` }),
+          entry('url.pem', fresh({ responder: `http://ocsp.example.net/${bad}` })),
+        ],
+        NOW,
+      ),
+    );
+    expect(page).not.toMatch(/<img|<script>alert/);
+    // Each value is there, escaped (the certificate in its cell and its data attribute).
+    expect(page.split(escapeHtml(`${bad}.pem`)).length - 1).toBeGreaterThanOrEqual(3);
+    expect(page).toContain(escapeHtml(`CN=${bad}, DNS:${bad}`));
+    expect(page).toContain(escapeHtml(`no OCSP URL (${bad})`));
+  });
+
   it('should load nothing from elsewhere', () => {
     const html = renderStatusPage(report);
     expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=|@import|url\(|https?:\/\//);
+  });
+
+  it('should carry a Content-Security-Policy allowing only its own style and script, by hash (issue 20)', () => {
+    const html = renderStatusPage(report);
+    const csp = /<meta http-equiv="Content-Security-Policy" content="([^"]+)">/.exec(html)?.[1];
+    expect(csp).toBeDefined();
+    const hash = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+    const style = /<style>([\s\S]*?)<\/style>/.exec(html)![1]!;
+    const script = /<script>([\s\S]*?)<\/script>/.exec(html)![1]!;
+    expect(csp!.split('; ')).toEqual([
+      "default-src 'none'",
+      `style-src ${hash(style)}`,
+      `script-src ${hash(script)}`,
+      "base-uri 'none'",
+      "form-action 'none'",
+    ]);
+    expect(html).not.toContain('unsafe-inline');
+    // The policy comes before anything it governs, and nothing needs more than it allows.
+    expect(html.indexOf('Content-Security-Policy')).toBeLessThan(html.indexOf('<style>'));
+    expect(html.match(/<script/g)).toHaveLength(1);
+    expect(html.match(/<style/g)).toHaveLength(1);
+    expect(html).not.toMatch(/ style="| on[a-z]+="/);
   });
 
   it('should sort by validity ascending and descending, ties keeping their order', () => {

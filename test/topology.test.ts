@@ -15,7 +15,6 @@
 import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { SQSEvent } from 'aws-lambda';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +24,7 @@ import { OcspRenewerStack } from '../infra/stack.js';
 import { makeFleet, type Fleet } from '../bench/fleet.js';
 import { startInstantResponder } from '../bench/instant-responder.js';
 import { uploadFleet } from '../bench/upload-fleet.js';
+import { cdkApps } from './helpers/cdk-app.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { freePort } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
@@ -38,6 +38,7 @@ const UPLOADS = 'u/certs/';
 const UPLOAD_TABLE = 'topology-uploads';
 const BUCKET = 'topology';
 const TABLE = 'topology-state';
+const newApp = cdkApps();
 
 type Json = Record<string, unknown>;
 
@@ -131,7 +132,7 @@ async function batchesFor(map: DistributedMap, input: Json) {
 
 describe(`a forced renewal of ${N} certificates through the synthesized state machine`, () => {
   it('should complete, every certificate renewed and its staple written exactly once', async () => {
-    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const app = newApp({ 'aws:cdk:bundling-stacks': [] });
     const stack = new OcspRenewerStack(app, 'Topology', {});
     const machine = Object.values(
       Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
@@ -248,7 +249,7 @@ class LocalQueue {
 
 describe(`${U} uploads through the upload queue`, () => {
   it('should renew every upload in a handful of invocations, a batch the deadline left delivered again', async () => {
-    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const app = newApp({ 'aws:cdk:bundling-stacks': [] });
     const template = Template.fromStack(new OcspRenewerStack(app, 'Uploads', {}));
     const mapping = Object.values(template.findResources('AWS::Lambda::EventSourceMapping'))[0]!
       .Properties as Json;

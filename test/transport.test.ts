@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type default as http } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsCertificateSource, FsStapleStore } from '../lambda/adapters/filesystem.js';
@@ -412,6 +413,14 @@ describe('httpTransport: SSRF guard (allowPrivate false)', () => {
     ['IPv4-mapped [::ffff:127.0.0.1]', (port: number) => `http://[::ffff:127.0.0.1]:${port}/`],
     ['0.0.0.0 (reaches loopback on Linux)', (port: number) => `http://0.0.0.0:${port}/`],
     ['decimal 2130706433 (= 127.0.0.1)', (port: number) => `http://2130706433:${port}/`],
+    // Issue 20 (keep): every numeric spelling of loopback the WHATWG URL parser accepts.
+    ['short 127.1', (port: number) => `http://127.1:${port}/`],
+    ['octal 0177.0.0.1', (port: number) => `http://0177.0.0.1:${port}/`],
+    ['hex 0x7f.0.0.1', (port: number) => `http://0x7f.0.0.1:${port}/`],
+    ['hex 0x7f000001', (port: number) => `http://0x7f000001:${port}/`],
+    ['127.255.255.254 (all of 127/8)', (port: number) => `http://127.255.255.254:${port}/`],
+    ['long IPv6 [0:0:0:0:0:0:0:1]', (port: number) => `http://[0:0:0:0:0:0:0:1]:${port}/`],
+    ['IPv4-mapped hex [::ffff:7f00:1]', (port: number) => `http://[::ffff:7f00:1]:${port}/`],
   ])('should refuse %s and send nothing', async (_name, urlFor) => {
     await withFake(
       () => ({ body: BODY }),
@@ -434,6 +443,56 @@ describe('httpTransport: SSRF guard (allowPrivate false)', () => {
   it('should refuse ftp and file even with allowPrivate', async () => {
     await expect(httpTransport(LOOPBACK)('ftp://127.0.0.1/', REQUEST)).rejects.toThrow(/refusing ftp:/);
     await expect(httpTransport(LOOPBACK)('file:///etc/passwd', REQUEST)).rejects.toThrow(/refusing file:/);
+  });
+});
+
+describe('httpTransport: what a responder sends is taken as it is (issue 20, keep)', () => {
+  it('should ask for no compression and never decompress: a gzip body is the bytes sent', async () => {
+    const gz = gzipSync(BODY);
+    await withFake(
+      () => ({ headers: { 'content-encoding': 'gzip' }, body: gz }),
+      async (fake) => {
+        const { der } = await httpTransport(LOOPBACK)(`${fake.url}`, REQUEST);
+        expect(der).toEqual(gz);
+      },
+    );
+    // What the client sent: no Accept-Encoding at all.
+    const seen: http.IncomingHttpHeaders[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers);
+      res.end(BODY);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      await httpTransport(LOOPBACK)(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, REQUEST);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!['accept-encoding']).toBeUndefined();
+  });
+
+  it('should refuse a response whose headers overflow (a 64 KiB header), as an HTTP failure', async () => {
+    const server = createServer();
+    server.on('connection', (socket) => {
+      socket.once('data', () => {
+        socket.write(`HTTP/1.1 200 OK\r\nx-junk: ${'a'.repeat(64 * 1024)}\r\ncontent-length: 2\r\n\r\nok`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const err = await httpTransport(LOOPBACK)(url, REQUEST).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(err).toBeInstanceOf(Error);
+      expect(err!.message).toMatch(/header/i);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CertificateParseError, parseCertificates, type Certificate } from '../lambda/core/certificate.js';
-import { explainStaple } from '../lambda/core/explain.js';
+import { explainStaple } from '../lambda/report/explain.js';
 import { parseOcspResponse, ResponseParseError, type ParsedResponse } from '../lambda/core/ocsp-response.js';
 import { validateResponse, VERDICT_CODES, ValidationCache, type Verdict } from '../lambda/core/validate.js';
 import { mutate, prng } from './helpers/fuzz.js';

@@ -217,6 +217,7 @@ const algorithmCases: AlgorithmCase[] = [
   { name: 'Ed25519 key, an Ed25519 signature under the Ed448 OID: refused', issuer: 'ed25519', alg: () => ({ oid: OID.ed448 }), signing: eddsa, code: 'signature-algorithm' },
   { name: 'Ed448 key, Ed448: valid', issuer: 'ed448', alg: () => ({ oid: OID.ed448 }), signing: eddsa, code: undefined },
   { name: 'RSA key, RSASSA-PSS SHA-256 / MGF1 SHA-256 / salt 32: valid', issuer: 'rsa', alg: () => ({ oid: OID.rsaPss, params: pssParams('sha256', 'sha256', 32) }), signing: pss(32), code: undefined },
+  { name: 'RSA key, RSASSA-PSS without parameters (RFC 4055 §3.1 requires them): refused', issuer: 'rsa', alg: () => ({ oid: OID.rsaPss }), signing: pss(32), code: 'signature-algorithm' },
   { name: 'RSA key, RSASSA-PSS with NULL parameters: refused', issuer: 'rsa', alg: () => ({ oid: OID.rsaPss, params: Buffer.from([5, 0]) }), signing: pss(32), code: 'signature-algorithm' },
   { name: 'RSA key, RSASSA-PSS SHA-256 with MGF1 SHA-1: refused', issuer: 'rsa', alg: () => ({ oid: OID.rsaPss, params: pssParams('sha256', 'sha1', 32) }), signing: pss(32), code: 'signature-algorithm' },
   { name: 'RSA key, RSASSA-PSS naming salt 20 over a salt-32 signature: does not verify', issuer: 'rsa', alg: () => ({ oid: OID.rsaPss, params: pssParams('sha256', 'sha256', 20) }), signing: pss(32), code: 'signature' },
@@ -289,6 +290,19 @@ describe('validateResponse time and nonce checks', () => {
       issuers.rsa.cert,
     );
     expect(verdict.errors).toEqual([]);
+  });
+
+  it('nextUpdate earlier than thisUpdate (both inside the window): next-update-before-this-update', async () => {
+    const verdict = verdictOf(
+      await signed({
+        producedAt: NOW,
+        thisUpdate: new Date(NOW.getTime() + 4 * MINUTE),
+        nextUpdate: new Date(NOW.getTime() + 2 * MINUTE),
+      }),
+      issuers.rsa.cert,
+    );
+    expect(verdict.codes).toEqual(['next-update-before-this-update']);
+    expect(verdict.errors[0]).toMatch(/^nextUpdate .* is earlier than thisUpdate /);
   });
 
   const nonce = Buffer.alloc(16, 0xab);
@@ -404,8 +418,8 @@ describe('times must be DER: GeneralizedTime YYYYMMDDHHMMSSZ, UTCTime YYMMDDHHMM
   });
 });
 
-describe('parseOcspResponse: the BasicOCSPResponse split by its DER headers, and the general path', () => {
-  it('a BasicOCSPResponse in BER (indefinite length, the general path) parses to the same fields as its DER', async () => {
+describe('parseOcspResponse: DER or nothing', () => {
+  it('a BasicOCSPResponse in BER (indefinite length) is refused as not DER, naming the byte', async () => {
     const der = await readFile(
       path.join(import.meta.dirname, 'fixtures', 'ocsp-vectors', 'aws-lc-s2n', 'ocsp_response.der'),
     );
@@ -421,8 +435,12 @@ describe('parseOcspResponse: the BasicOCSPResponse split by its DER headers, and
       Buffer.from([0x0a, 0x01, 0x00]),
       tlv(0xa0, tlv(0x30, oid(BASIC_RESPONSE_OID), tlv(0x04, ber))),
     );
-    const fromDer = parseOcspResponse(der).basic;
-    expect(fromDer?.certs).toHaveLength(1);
-    expect(parseOcspResponse(rebuilt).basic).toEqual(fromDer);
+    expect(parseOcspResponse(der).basic?.certs).toHaveLength(1);
+    expect(() => parseOcspResponse(rebuilt)).toThrow(
+      expect.objectContaining({
+        verdictCode: 'not-der',
+        message: expect.stringMatching(/^not DER: .*length at byte \d+ is indefinite \(BER, not DER\)$/),
+      }),
+    );
   });
 });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import type { HashName } from '../lambda/core/der.js';
-import { explainStaple } from '../lambda/core/explain.js';
+import { explainStaple } from '../lambda/report/explain.js';
 import { parseOcspResponse, type ParsedResponse } from '../lambda/core/ocsp-response.js';
 import {
   DEFAULT_SKEW_MS,

@@ -11,8 +11,7 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import pLimit from 'p-limit';
-import { mergeCertState, type CertStateStore } from '../renew/cert-state.js';
-import type { StateEntry, RunState } from '../renew/run.js';
+import { mergeCertState, type CertStateStore, type StateEntry, type RunState } from '../renew/ports.js';
 
 /**
  * The table's shape, shared by the adapter, the tests and the CDK construct (infra/fleet.ts):
@@ -103,7 +102,7 @@ interface Loaded {
 /**
  * Per-certificate state in DynamoDB. Every write is conditional on the version read (or on the
  * item not existing); on ConditionalCheckFailed the item is read again (consistently) and the two
- * updates are merged (renew/cert-state.ts mergeCertState), so overlapping runs lose nothing.
+ * updates are merged (renew/ports.ts mergeCertState), so overlapping runs lose nothing.
  */
 export class DynamoStateStore implements CertStateStore {
   readonly description: string;

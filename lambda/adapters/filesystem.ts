@@ -6,10 +6,9 @@ import {
   fstatSync,
   fsync,
   linkSync,
+  lstatSync,
+  realpathSync,
   open as openCb,
-  openSync,
-  readFile as readFd,
-  readSync,
   renameSync,
   statSync,
   unlinkSync,
@@ -19,7 +18,13 @@ import type { BigIntStats } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import path from 'node:path';
-import { DEFAULT_NAMING, isCertificateKey, issuerSiblingKeyFor } from '../renew/ports.js';
+import {
+  DEFAULT_NAMING,
+  isCertificateKey,
+  issuerSiblingKeyFor,
+  MAX_CERTIFICATE_BYTES,
+} from '../renew/ports.js';
+import { readBoundedFile, readBoundedFileIfAny } from './bounded-file.js';
 import type {
   CertificateObject,
   CertificateSource,
@@ -29,8 +34,8 @@ import type {
   ConditionalPut,
 } from '../renew/ports.js';
 
-/** Certificate files larger than this are refused before they are read. */
-export const MAX_CERTIFICATE_FILE_BYTES = 1024 * 1024;
+/** Certificate files larger than this are refused (bounded-file.ts; the cap of every source). */
+export const MAX_CERTIFICATE_FILE_BYTES = MAX_CERTIFICATE_BYTES;
 
 /**
  * Certificates in a directory tree; keys are paths relative to it with `/` separators. With
@@ -59,16 +64,9 @@ export class FsCertificateSource implements CertificateSource {
     return [...tags].map(([key, tag]) => ({ key, tag }));
   }
 
-  /** The file's bytes; refused when larger than MAX_CERTIFICATE_FILE_BYTES (checked on the open file). */
+  /** The file's bytes: a regular file of at most MAX_CERTIFICATE_FILE_BYTES (readBoundedFile). */
   async read(key: string): Promise<Buffer> {
-    const { data } = await readWholeFile(this.resolve(key), (size) => {
-      if (size > MAX_CERTIFICATE_FILE_BYTES) {
-        throw new Error(
-          `${(size / 1024 / 1024).toFixed(1)} MiB is too large for a certificate file (limit 1 MiB)`,
-        );
-      }
-    });
-    return data;
+    return readBoundedFile(this.resolve(key), 'a certificate file').data;
   }
 
   readIssuerSibling(key: string): Promise<Buffer | undefined> {
@@ -80,17 +78,19 @@ export class FsCertificateSource implements CertificateSource {
   }
 }
 
-/** Reads `<name>.issuer.pem` beside a certificate file; undefined when there is none. */
-export function readIssuerSiblingFile(
+/** Reads `<name>.issuer.pem` beside a certificate file (bounded); undefined when there is none. */
+export async function readIssuerSiblingFile(
   certFile: string,
   naming: NamingOptions = DEFAULT_NAMING,
 ): Promise<Buffer | undefined> {
-  return readOptional(
-    path.join(path.dirname(certFile), issuerSiblingKeyFor(path.basename(certFile), naming)),
-  );
+  const sibling = path.join(path.dirname(certFile), issuerSiblingKeyFor(path.basename(certFile), naming));
+  return readBoundedFileIfAny(sibling, 'an issuer file')?.data;
 }
 
-/** Staples in a directory; writes are atomic (temp file, fsync, rename) and keep the file mode. */
+/**
+ * Staples in a directory; writes are atomic (temp file, fsync, rename), mode 0644. Every key is
+ * checked on its real path (resolveInside): a symlinked subdirectory cannot take a write out.
+ */
 export class FsStapleStore implements StapleStore {
   readonly description: string;
 
@@ -98,15 +98,13 @@ export class FsStapleStore implements StapleStore {
     this.description = `dir ${dir}`;
   }
 
-  /** The bytes and the tag of one open file, so the tag is that of the bytes read (see fileTag). */
+  /**
+   * The bytes and the tag of one open file, so the tag is that of the bytes read (see fileTag): a
+   * regular file of at most 1 MiB (readBoundedFile; a staple is a few KB).
+   */
   async get(key: string): Promise<StoredStaple | undefined> {
-    try {
-      const { data, info } = await readWholeFile(resolveInside(this.dir, key));
-      return { der: data, tag: fileTag(info) };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
+    const read = readBoundedFileIfAny(resolveInside(this.dir, key), 'a staple file');
+    return read && { der: read.data, tag: fileTag(read.info) };
   }
 
   async put(key: string, der: Buffer): Promise<string | undefined> {
@@ -224,7 +222,7 @@ export const STALE_TEMP_MS = 10 * 60_000;
  * (ns precision, not the ms of `mtimeMs`, so two writes in one millisecond differ), a replacement
  * by rename (ours, an editor's, `cp` to a temp then `mv`) brings another inode, a truncation the size.
  */
-export function fileTag(info: BigIntStats): string {
+function fileTag(info: BigIntStats): string {
   return `${info.ino}-${info.size}-${info.mtimeNs}`;
 }
 
@@ -279,6 +277,15 @@ async function walkTags(
   return out;
 }
 
+/**
+ * The regular files under `dir` (symlinks to them too), relative with `/` separators, skipping
+ * hidden directories and our temp files; a symlinked directory is never entered, so links to `.`
+ * cannot make the walk endless. What `status` and `--issuers` list.
+ */
+export async function filesUnder(dir: string): Promise<string[]> {
+  return [...(await walkTags(dir, (_key, name) => !isTempFileName(name))).keys()];
+}
+
 const TEMP_NAME = /^\..+\.tmp-[0-9a-f]{12}$/;
 
 /** `.<name>.tmp-<12 hex digits>`, the temp file `writeFileAtomic` writes beside `<name>`. */
@@ -299,19 +306,21 @@ export function isTempFileName(name: string): boolean {
  * again and renews it. One directory fsync per staple was a second synchronous disk flush for
  * every certificate of a forced run.
  */
-const STAPLE_WRITE = { syncDirectory: false };
+const STAPLE_WRITE = { syncDirectory: false, mode: 0o644 };
 
 /**
  * Writes `data` to `file` so that readers see the old content or the new, never a torn file: a
  * temp file in the same directory, fsync, rename over the target, fsync the directory (unless
  * `syncDirectory` is false: the rename is then durable at the file system's next commit). The
- * target's mode is kept (0644 for a new file). The temp file is removed on any failure. Returns
- * the written file's stat (its tag, see fileTag).
+ * mode is `mode` when given (staples: 0644, whatever was there), else the permission bits of the
+ * regular file replaced (never a setuid, setgid or sticky bit, never a symlink target's), 0644
+ * for a new file. The temp file is removed on any failure. Returns the written file's stat (its
+ * tag, see fileTag).
  */
 export async function writeFileAtomic(
   file: string,
   data: Buffer,
-  options: { syncDirectory?: boolean } = {},
+  options: { syncDirectory?: boolean; mode?: number } = {},
 ): Promise<BigIntStats> {
   const written = await writeFileGuarded(
     file,
@@ -348,10 +357,14 @@ async function writeFileGuarded(
   file: string,
   data: Buffer,
   install: (temp: string) => boolean,
-  { syncDirectory = true, newFile = false }: { syncDirectory?: boolean; newFile?: boolean } = {},
+  {
+    syncDirectory = true,
+    newFile = false,
+    mode: fixedMode,
+  }: { syncDirectory?: boolean; newFile?: boolean; mode?: number } = {},
 ): Promise<BigIntStats | undefined> {
   const dir = path.dirname(file);
-  const mode = newFile ? 0o644 : modeOf(file);
+  const mode = fixedMode ?? (newFile ? 0o644 : modeOf(file));
   const temp = tempFileFor(file);
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
   let fd: number;
@@ -389,10 +402,14 @@ async function writeFileGuarded(
   return written;
 }
 
-/** The file's permission bits; a new file's (no file there, or none we may stat) is 0644. */
+/**
+ * The permission bits of the regular file there (no setuid, setgid or sticky bit); 0644 for a new
+ * file, a symlink (its target's mode is not ours to copy) or one we may not stat.
+ */
 function modeOf(file: string): number {
   try {
-    return statSync(file).mode & 0o7777;
+    const info = lstatSync(file);
+    return info.isFile() ? info.mode & 0o777 : 0o644;
   } catch {
     return 0o644;
   }
@@ -414,51 +431,6 @@ function closeQuietly(fd: number): void {
   }
 }
 
-/**
- * Files up to this size are read on the event loop by readWholeFile; larger ones (no certificate:
- * they are refused at 1 MiB; a staple never is that large) through the thread pool.
- */
-const SYNC_READ_MAX_BYTES = MAX_CERTIFICATE_FILE_BYTES;
-
-const readFdToEnd = promisify(readFd) as (fd: number) => Promise<Buffer>;
-
-/**
- * A whole file and the fstat of the descriptor it was read from, so that stat (a tag, see fileTag)
- * describes the bytes read whatever renames happen meanwhile; a writer rewriting the file in place
- * during the read changes its mtime after the fstat, so the tag can only be older than the bytes,
- * never newer, and the next run reads the file again. `check` sees the size before anything is
- * read (it throws to refuse the file), and the length read when the file grew in between.
- *
- * Files up to 1 MiB are read synchronously: open, fstat, one read into a buffer of the file's size
- * plus one byte (a read that fills it means the file grew: the rest is read to the end, as
- * readFile does), close. Certificates and staples are a few KB and the listing has just stat'ed
- * them (their inodes are in the kernel's cache): the four calls take ~10 µs on the event loop,
- * where fs/promises' stat + readFile were six thread-pool round trips costing 50 to 100 µs of CPU
- * a file (measured on 5 000 leaf bundles; fs was 17 % of a forced run's profile). The run's time
- * goes to the network, which keeps its concurrency: a read that blocks (a cold disk, a network
- * file system) stalls the loop for that one read of at most 1 MiB, as the listing's stat does.
- */
-async function readWholeFile(
-  file: string,
-  check?: (size: number) => void,
-): Promise<{ data: Buffer; info: BigIntStats }> {
-  const fd = openSync(file, constants.O_RDONLY);
-  try {
-    const info = fstatSync(fd, { bigint: true });
-    const size = Number(info.size);
-    check?.(size);
-    if (size > SYNC_READ_MAX_BYTES) return { data: await readFdToEnd(fd), info };
-    const buffer = Buffer.allocUnsafe(size + 1);
-    const length = readSync(fd, buffer, 0, buffer.length, null);
-    if (length <= size) return { data: buffer.subarray(0, length), info };
-    const data = Buffer.concat([buffer, await readFdToEnd(fd)]);
-    check?.(data.length);
-    return { data, info };
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** A file's content, or undefined when it does not exist; other errors are thrown. */
 export async function readOptional(file: string): Promise<Buffer | undefined> {
   try {
@@ -469,9 +441,38 @@ export async function readOptional(file: string): Promise<Buffer | undefined> {
   }
 }
 
+/**
+ * `key`'s path under `dir`, refused when it leaves `dir`: by its text (`..`), or on its real path,
+ * the nearest existing directory on the way resolved through its symlinks, so `staples/sub ->
+ * /elsewhere` takes no read, write or delete elsewhere. The file itself may be a symlink: a write
+ * replaces the link (rename), never its target.
+ */
 function resolveInside(dir: string, key: string): string {
   const full = path.resolve(dir, key);
   const root = path.resolve(dir);
-  if (full !== root && !full.startsWith(root + path.sep)) throw new Error(`key ${key} escapes ${dir}`);
+  const within = (p: string, r: string) => p === r || p.startsWith(r + path.sep);
+  if (!within(full, root)) throw new Error(`key ${key} escapes ${dir}`);
+  const realRoot = realPathIfAny(root);
+  if (realRoot === undefined) return full; // no directory yet: nothing to follow
+  let parent = path.dirname(full);
+  let real = realPathIfAny(parent);
+  while (real === undefined && parent !== root) {
+    parent = path.dirname(parent);
+    real = realPathIfAny(parent);
+  }
+  if (real !== undefined && !within(real, realRoot)) {
+    throw new Error(`key ${key} escapes ${dir}: ${path.relative(root, parent)} is a link to ${real}`);
+  }
   return full;
+}
+
+/** The path with every symlink resolved, or undefined when it does not exist. */
+function realPathIfAny(p: string): string | undefined {
+  try {
+    return realpathSync.native(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return undefined;
+    throw err;
+  }
 }

@@ -31,13 +31,18 @@ export interface HttpResponse {
   body: Buffer;
 }
 
-export class HttpError extends Error {
-  /** `ECONNRESET` for a connection the peer reset; undefined otherwise. */
-  readonly code: string | undefined;
+/** How an HTTP request failed: timed out, bad URL, not http(s), body over the cap, reset by the peer. */
+export type HttpErrorCode =
+  'TIMEOUT' | 'INVALID_URL' | 'UNSUPPORTED_PROTOCOL' | 'BODY_TOO_LARGE' | 'ECONNRESET';
 
-  constructor(message: string, options?: { code?: string; cause?: unknown }) {
-    super(message, { cause: options?.cause });
-    this.code = options?.code;
+/** One HTTP request failed; `code` says how (`TIMEOUT`, `ECONNRESET`, …). */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  readonly code: HttpErrorCode;
+
+  constructor(message: string, options: { code: HttpErrorCode; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.code = options.code;
   }
 }
 
@@ -98,15 +103,19 @@ export function httpRequest(
   const timeoutError = () =>
     timeoutMs < options.timeoutMs
       ? new DeadlineError(`cut after ${timeoutMs} ms: the run's deadline came`)
-      : new HttpError(`timed out after ${options.timeoutMs} ms`);
+      : new HttpError(`timed out after ${options.timeoutMs} ms`, { code: 'TIMEOUT' });
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return Promise.reject(new HttpError(`invalid URL ${url}`));
+    return Promise.reject(new HttpError(`invalid URL ${url}`, { code: 'INVALID_URL' }));
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    return Promise.reject(new HttpError(`refusing ${parsed.protocol} URL ${url}: only http and https`));
+    return Promise.reject(
+      new HttpError(`refusing ${parsed.protocol} URL ${url}: only http and https`, {
+        code: 'UNSUPPORTED_PROTOCOL',
+      }),
+    );
   }
   if (!options.allowPrivate) {
     try {
@@ -139,7 +148,9 @@ export function httpRequest(
           size += chunk.length;
           if (size > options.maxBytes) {
             // Reject first: when the whole body is already in, destroy() dumps it and 'end' follows.
-            const err = new HttpError(`response body exceeds ${options.maxBytes} bytes`);
+            const err = new HttpError(`response body exceeds ${options.maxBytes} bytes`, {
+              code: 'BODY_TOO_LARGE',
+            });
             clearTimeout(timer);
             reject(err);
             // Without the error: the promise is settled, and a keep-alive socket destroyed with

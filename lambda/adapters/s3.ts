@@ -12,6 +12,8 @@ import {
 import {
   DEFAULT_NAMING,
   isCertificateKey,
+  MAX_CERTIFICATE_BYTES,
+  tooLargeError,
   issuerSiblingKeyFor,
   type CertificateObject,
   type CertificateSource,
@@ -75,14 +77,22 @@ export async function listObjects(
   return out;
 }
 
-/** The object's bytes, or undefined when there is no such key. */
+/**
+ * The object's bytes, or undefined when there is no such key. With `maxBytes`, an object larger
+ * than that is refused from its Content-Length before its body is read (the connection is
+ * dropped), and a body sent without a length stops being read past `maxBytes`.
+ */
 export async function getObject(
   s3: S3Client,
   bucket: string,
   key: string,
+  maxBytes?: number,
 ): Promise<{ body: Buffer; tag: string | undefined } | undefined> {
   try {
     const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    if (maxBytes !== undefined && (res.ContentLength === undefined || res.ContentLength > maxBytes)) {
+      return { body: await readCapped(res.Body, res.ContentLength, maxBytes), tag: res.ETag };
+    }
     // The SDK's array is a fresh one of exactly the body's size: used as it is, not copied again
     // into Node's Buffer pool (one copy less per object, and no pool slab kept by what is kept).
     const bytes = await res.Body?.transformToByteArray();
@@ -94,6 +104,26 @@ export async function getObject(
     }
     throw err;
   }
+}
+
+/** A body over the cap (its length said so) or of unknown length, read up to `maxBytes` at most. */
+async function readCapped(body: unknown, length: number | undefined, maxBytes: number): Promise<Buffer> {
+  const stream = body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+  if (length !== undefined) {
+    stream?.destroy?.();
+    throw tooLargeError(length, 'a certificate object');
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream ?? []) {
+    total += chunk.length;
+    if (total > maxBytes) {
+      stream?.destroy?.();
+      throw tooLargeError(undefined, 'a certificate object');
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
 }
 
 /** The run state as an S3 object (the Lambda's `state/state.json`; a status --state s3://…). */
@@ -132,7 +162,7 @@ export class S3CertificateSource implements CertificateSource {
   }
 
   async read(key: string): Promise<Buffer> {
-    const obj = await getObject(this.s3, this.bucket, this.prefix + key);
+    const obj = await getObject(this.s3, this.bucket, this.prefix + key, MAX_CERTIFICATE_BYTES);
     if (!obj) throw new Error(`no object s3://${this.bucket}/${this.prefix}${key}`);
     return obj.body;
   }
@@ -141,7 +171,7 @@ export class S3CertificateSource implements CertificateSource {
   async readIssuerSibling(key: string): Promise<Buffer | undefined> {
     const sibling = issuerSiblingKeyFor(key, this.naming);
     if (!this.listed.has(sibling)) return undefined;
-    return (await getObject(this.s3, this.bucket, this.prefix + sibling))?.body;
+    return (await getObject(this.s3, this.bucket, this.prefix + sibling, MAX_CERTIFICATE_BYTES))?.body;
   }
 }
 
@@ -170,13 +200,14 @@ export class S3KeyedCertificateSource implements CertificateSource {
   }
 
   async read(key: string): Promise<Buffer> {
-    const obj = await getObject(this.s3, this.bucket, this.prefix + key);
+    const obj = await getObject(this.s3, this.bucket, this.prefix + key, MAX_CERTIFICATE_BYTES);
     if (!obj) throw new Error(`no object s3://${this.bucket}/${this.prefix}${key}`);
     return obj.body;
   }
 
   async readIssuerSibling(key: string): Promise<Buffer | undefined> {
-    return (await getObject(this.s3, this.bucket, this.prefix + issuerSiblingKeyFor(key, this.naming)))?.body;
+    const sibling = this.prefix + issuerSiblingKeyFor(key, this.naming);
+    return (await getObject(this.s3, this.bucket, sibling, MAX_CERTIFICATE_BYTES))?.body;
   }
 
   /** Whether the certificate exists now (a removal event may be older than a new upload). */

@@ -4,7 +4,12 @@ import {
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { looksLikePem, pemBlocks, toPem } from '../core/der.js';
-import type { CertificateObject, CertificateSource } from '../renew/ports.js';
+import {
+  MAX_CERTIFICATE_BYTES,
+  tooLargeError,
+  type CertificateObject,
+  type CertificateSource,
+} from '../renew/ports.js';
 
 /** JSON fields read as the certificate, then as the chain; anything else (keys!) is ignored. */
 const CERT_FIELDS = ['certificate', 'cert', 'certificatePem', 'certificate_pem', 'tls.crt', 'fullchain'];
@@ -62,6 +67,11 @@ export class SecretsManagerCertificateSource implements CertificateSource {
 
   async read(key: string): Promise<Buffer> {
     const res = await this.client.send(new GetSecretValueCommand({ SecretId: this.prefix + key }));
+    // Secrets Manager keeps values to 64 KiB; an endpoint that sends more is held to the cap of
+    // every other certificate source before anything is parsed.
+    const size =
+      res.SecretString !== undefined ? Buffer.byteLength(res.SecretString) : (res.SecretBinary?.length ?? 0);
+    if (size > MAX_CERTIFICATE_BYTES) throw tooLargeError(size, 'a certificate secret');
     if (res.SecretString !== undefined) return certificatesFromSecretString(res.SecretString);
     if (res.SecretBinary) {
       const bytes = Buffer.from(res.SecretBinary);
@@ -72,7 +82,7 @@ export class SecretsManagerCertificateSource implements CertificateSource {
 }
 
 /** The certificates of a SecretString (PEM or JSON), re-encoded as a PEM bundle with nothing else. */
-export function certificatesFromSecretString(text: string): Buffer {
+function certificatesFromSecretString(text: string): Buffer {
   let pem = text;
   const trimmed = text.trim();
   if (trimmed.startsWith('{')) {

@@ -46,6 +46,7 @@ for (const [subnet, bits] of RULES) {
 const WHAT = 'loopback/link-local/metadata/unspecified address';
 
 export class ForbiddenAddressError extends Error {
+  override readonly name = 'ForbiddenAddressError';
   readonly code = 'EFORBIDDENADDRESS';
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { StateEntry, RunState, StateSink } from '../renew/run.js';
 import { readOptional, writeFileAtomic } from './filesystem.js';
+import { ACTIONS, type StateEntry, type RunState, type StateSink } from '../renew/ports.js';
 
 const VERSION = 1;
 
@@ -55,7 +55,22 @@ export class StateStore {
       if (doc.version !== VERSION || typeof doc.certs !== 'object' || doc.certs === null) {
         throw new Error(`unexpected state version ${String(doc.version)}`);
       }
-      const state: RunState = new Map(Object.entries(doc.certs).filter(([, v]) => isStateEntry(v)));
+      const state: RunState = new Map();
+      const dropped: string[] = [];
+      for (const [key, value] of Object.entries(doc.certs)) {
+        const entry = checkedStateEntry(value);
+        if (typeof entry === 'string') dropped.push(`${key}: ${entry}`);
+        else state.set(key, entry);
+      }
+      if (dropped.length) {
+        // A tampered or foreign entry is forgotten (the next run rebuilds it), never trusted.
+        this.log({
+          level: 'warn',
+          msg: 'state entries dropped',
+          state: this.blob.description,
+          error: `${dropped.length} bad entr${dropped.length === 1 ? 'y' : 'ies'} dropped: ${dropped.slice(0, 3).join('; ')}${dropped.length > 3 ? '; …' : ''}`,
+        });
+      }
       this.savedDigest = serialise(state, false).digest;
       return state;
     } catch (err) {
@@ -177,8 +192,56 @@ function serialise(state: RunState, keep = true): { pieces: Buffer[]; digest: st
   return { pieces, digest: hash.digest('hex') };
 }
 
-function isStateEntry(value: unknown): value is StateEntry {
-  return typeof value === 'object' && value !== null && typeof (value as StateEntry).failures === 'number';
+const STRING_FIELDS = ['certTag', 'stapleTag', 'lastError', 'reason', 'settings', 'responder'] as const;
+const TIME_FIELDS = [
+  'lastFailureAt',
+  'maxAgeUntil',
+  'thisUpdate',
+  'nextUpdate',
+  'responderNotAfter',
+  'nextDue',
+] as const;
+const CERT_STATUSES: readonly string[] = ['good', 'revoked', 'unknown'];
+
+/**
+ * A state entry as read from the document, every field checked and nothing else kept; or what is
+ * wrong with it. The state is a cache that anyone who can write the file or object can change: a
+ * field of the wrong type must not reach `run()`, `status` or the status page.
+ */
+function checkedStateEntry(value: unknown): StateEntry | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not an object';
+  const v = value as Record<string, unknown>;
+  const failures = v.failures;
+  if (typeof failures !== 'number' || !Number.isSafeInteger(failures) || failures < 0)
+    return 'failures is not a count';
+  const entry: StateEntry = { failures };
+  for (const field of STRING_FIELDS) {
+    const text = v[field];
+    if (text === undefined) continue;
+    if (typeof text !== 'string') return `${field} is not a string`;
+    entry[field] = text;
+  }
+  for (const field of TIME_FIELDS) {
+    const time = v[field];
+    if (time === undefined) continue;
+    if (typeof time !== 'string' || Number.isNaN(Date.parse(time))) return `${field} is not a time`;
+    entry[field] = time;
+  }
+  if (v.certStatus !== undefined) {
+    if (typeof v.certStatus !== 'string' || !CERT_STATUSES.includes(v.certStatus))
+      return 'certStatus is not good, revoked or unknown';
+    entry.certStatus = v.certStatus as StateEntry['certStatus'];
+  }
+  if (v.action !== undefined) {
+    if (typeof v.action !== 'string' || !(ACTIONS as readonly string[]).includes(v.action))
+      return 'action is not a run action';
+    entry.action = v.action as StateEntry['action'];
+  }
+  if (v.mustStaple !== undefined) {
+    if (typeof v.mustStaple !== 'boolean') return 'mustStaple is not a boolean';
+    entry.mustStaple = v.mustStaple;
+  }
+  return entry;
 }
 
 /** The state as a file (the CLI's, under $XDG_STATE_HOME/ocsp-renewer/ or --state FILE). */

@@ -1,6 +1,6 @@
-import type { Transport } from '../renew/run.js';
 import { DEFAULT_HTTP, httpRequest, type HttpOptions, type RequestLimits } from './http.js';
 import { fetchOcspResponse } from './ocsp-fetch.js';
+import type { Transport } from '../renew/ports.js';
 
 /**
  * The production transport: HTTP(S) with the given timeout, body cap and SSRF guard; each request

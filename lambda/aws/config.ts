@@ -30,7 +30,11 @@ export interface LambdaConfig {
   http: HttpOptions;
 }
 
-export class ConfigError extends Error {}
+/** A Lambda environment variable is missing or not acceptable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'CONFIG';
+}
 
 /**
  * Reads the configuration; a bad value throws naming the variable, with the same wording as the

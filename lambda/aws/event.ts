@@ -10,7 +10,11 @@ export interface RunRequest {
   prefix?: string;
 }
 
-export class EventError extends Error {}
+/** The Lambda was invoked with an event it does not take. */
+export class EventError extends Error {
+  override readonly name = 'EventError';
+  readonly code = 'EVENT';
+}
 
 interface S3EventRecord {
   eventSource?: string;

@@ -1,8 +1,8 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { errorMessage } from '../core/errors.js';
-import { jsonPieces } from '../core/json-pieces.js';
-import { ACTIONS, type RunReport } from '../renew/run.js';
+import { jsonPieces } from '../report/json-pieces.js';
 import { runReportKey, summarise, type RunSummary } from './run-summary.js';
+import { ACTIONS, type RunReport } from '../renew/ports.js';
 
 /** At most this many "certificate failed" lines per run; the run report counts them all. */
 const FAILURE_LINES = 50;

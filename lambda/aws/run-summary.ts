@@ -1,10 +1,20 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { getObject, parseS3Object } from '../adapters/s3.js';
 import type { Stage } from '../core/errors.js';
-import { ACTIONS, type Action, type RunReport } from '../renew/run.js';
+import { ACTIONS, type Action, type ReportRow, type RunReport } from '../renew/ports.js';
 
-/** The failures a summary lists; the run report object holds them all. */
+/** The failures a summary lists (a run's and an upload batch's); the run report holds them all. */
 export const SUMMARY_FAILURES = 20;
+
+/** The first SUMMARY_FAILURES failed rows, in report order. */
+export function firstFailures(results: readonly ReportRow[]): ReportRow[] {
+  const failed: ReportRow[] = [];
+  for (const row of results) {
+    if (failed.length === SUMMARY_FAILURES) break;
+    if (row.action === 'failed') failed.push(row);
+  }
+  return failed;
+}
 /** A listed failure's reason is cut to this many characters (a reason names every URL tried). */
 const REASON_CHARS = 1_000;
 
@@ -49,7 +59,6 @@ export function runReportKey(reportsPrefix: string, startedAt: string, id: strin
 }
 
 export function summarise(report: RunReport, mode: string, location: string | null): RunSummary {
-  const failed = report.results.filter((r) => r.action === 'failed');
   return {
     mode,
     dryRun: report.dryRun,
@@ -59,7 +68,7 @@ export function summarise(report: RunReport, mode: string, location: string | nu
     revoked: report.revoked,
     leastValidityHours: report.leastValidityHours,
     notReached: report.notReached.length,
-    failures: failed.slice(0, SUMMARY_FAILURES).map((r) => ({
+    failures: firstFailures(report.results).map((r) => ({
       key: r.key,
       stage: r.stage,
       reason: r.reason.length > REASON_CHARS ? `${r.reason.slice(0, REASON_CHARS)}…` : r.reason,
@@ -84,7 +93,7 @@ export async function readRunReport(s3: S3Client, location: string): Promise<Run
 export interface BatchSummary {
   counts: RunReport['counts'];
   revoked: number;
-  /** The first 20 failures; `counts.failed` has them all. */
+  /** The first SUMMARY_FAILURES failures; `counts.failed` has them all. */
   failures: { name: string; stage?: string; reason: string }[];
   notReached: string[];
   /** Certificates whose removal retired their staple and state. */
@@ -96,10 +105,11 @@ export function batchSummary(report: RunReport | undefined, retired: string[]): 
   return {
     counts,
     revoked: report?.revoked ?? 0,
-    failures: (report?.results ?? [])
-      .filter((r) => r.action === 'failed')
-      .slice(0, SUMMARY_FAILURES)
-      .map((r) => ({ name: r.key, ...(r.stage ? { stage: r.stage } : {}), reason: r.reason })),
+    failures: firstFailures(report?.results ?? []).map((r) => ({
+      name: r.key,
+      ...(r.stage ? { stage: r.stage } : {}),
+      reason: r.reason,
+    })),
     notReached: report?.notReached ?? [],
     retired,
   };

@@ -1,8 +1,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { S3KeyedCertificateSource } from '../adapters/s3.js';
-import { ISSUER_SIBLING_SUFFIX, isCertificateKey, stapleKeyFor } from '../renew/ports.js';
-import type { RunReport } from '../renew/run.js';
+import { ISSUER_SIBLING_SUFFIX, isCertificateKey, stapleKeyFor, type RunReport } from '../renew/ports.js';
 import { EventError } from './event.js';
 import type { Invocation, LambdaContext } from './invocation.js';
 import { mergeReports, publishRun } from './run-output.js';

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readBoundedFile } from '../adapters/bounded-file.js';
 import {
+  filesUnder,
   FsCertificateSource,
   FsStapleStore,
-  MAX_CERTIFICATE_FILE_BYTES,
   readIssuerSiblingFile,
   writeFileAtomic,
 } from '../adapters/filesystem.js';
@@ -15,16 +16,15 @@ import { DEFAULT_HTTP, responderPolicyOf, type HttpOptions } from '../adapters/h
 import { privateRespondersAllowed } from '../adapters/ssrf-guard.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
-import { derProblem } from '../core/der.js';
 import { errorMessage } from '../core/errors.js';
-import { explainStaple, formatExplanation, formatRunReport } from '../core/explain.js';
-import { jsonPieces } from '../core/json-pieces.js';
-import { parseOcspResponse } from '../core/ocsp-response.js';
-import { invalidVerdict, validateResponse } from '../core/validate.js';
+import { explainStaple, formatExplanation, formatRunReport } from '../report/explain.js';
+import { jsonPieces } from '../report/json-pieces.js';
+import { printableLines } from '../core/printable.js';
+import { judgeStaple } from '../core/validate.js';
 import { resolveIssuer } from '../renew/issuer.js';
-import { queryResponders } from '../renew/ocsp-query.js';
-import { type CertificateSource, type NamingOptions, type StapleStore } from '../renew/ports.js';
-import { cachedDownload, run, type RunDeps, type RunOptions, type RunReport } from '../renew/run.js';
+import { MAX_OCSP_URLS, queryResponders } from '../renew/ocsp-query.js';
+import type { CertificateSource, NamingOptions, StapleStore, RunReport } from '../renew/ports.js';
+import { cachedDownload, run, type RunDeps, type RunOptions } from '../renew/run.js';
 import {
   flagSource,
   readSetting,
@@ -92,9 +92,10 @@ export interface CliIo {
   out: (text: string) => void;
   err: (text: string) => void;
 }
+/** stdout and stderr, every control character but the line feed escaped (core/printable.ts). */
 const STDIO: CliIo = {
-  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+  out: (t) => process.stdout.write(printableLines(t.endsWith('\n') ? t : `${t}\n`)),
+  err: (t) => process.stderr.write(printableLines(t.endsWith('\n') ? t : `${t}\n`)),
 };
 
 // --- flags --------------------------------------------------------------------------------------------
@@ -496,7 +497,8 @@ async function renewUnderLock(job: RenewJob, io: CliIo): Promise<number> {
       reloadCommand,
       {
         OCSP_CHANGED: staples.map((s) => locationOf(staplesAt, s)).join('\n'),
-        OCSP_INSTALLED: staples.join(' '),
+        // One name a line, as the pull script sets it: no staple key holds a newline (run() refuses them).
+        OCSP_INSTALLED: staples.join('\n'),
         OCSP_DEST: staplesAt.includes('://') ? staplesAt : path.resolve(staplesAt),
       },
       reloadTimeoutMs,
@@ -619,9 +621,10 @@ export async function stapleStoreFor(location: string): Promise<StapleStore> {
 
 /** Every certificate in an issuers directory (any depth; .pem .crt .cer .der, bundles too). */
 async function loadIssuerDir(dir: string): Promise<Certificate[]> {
-  const files = (await readdir(dir, { recursive: true }))
-    .filter((f) => /\.(pem|crt|cer|der)$/i.test(f))
-    .sort();
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory())
+    throw new Error(`issuers directory: ${dir} is not a directory`);
+  // filesUnder: regular files only, never into a symlinked directory (links to `.` would loop).
+  const files = (await filesUnder(dir)).filter((f) => /\.(pem|crt|cer|der)$/i.test(f)).sort();
   const certs: Certificate[] = [];
   for (const file of files) {
     const full = path.join(dir, file);
@@ -634,15 +637,9 @@ async function loadIssuerDir(dir: string): Promise<Certificate[]> {
   return certs;
 }
 
-/** Reads a certificate or staple file, refusing one over 1 MiB before reading it. */
-async function readCapped(file: string): Promise<Buffer> {
-  const info = await stat(file);
-  if (info.size > MAX_CERTIFICATE_FILE_BYTES) {
-    throw new Error(
-      `${(info.size / 1024 / 1024).toFixed(1)} MiB is too large for a certificate or staple (limit 1 MiB); is it the right file?`,
-    );
-  }
-  return readFile(file);
+/** Reads a certificate or staple file: a regular file of at most 1 MiB (readBoundedFile). */
+function readCapped(file: string): Promise<Buffer> {
+  return Promise.resolve().then(() => readBoundedFile(file, 'a certificate or staple').data);
 }
 
 /** Reads `<name>.issuer.pem` beside a certificate file, if there is one. */
@@ -682,18 +679,15 @@ async function inspect(file: string, values: FlagValues, io: CliIo): Promise<num
   } catch (err) {
     throw new Error(`read ${file}: ${errorMessage(err)}`);
   }
-  let parsed;
-  try {
-    parsed = parseOcspResponse(der);
-  } catch (err) {
-    // Where the DER breaks, in the user's terms; else the parser's reason (the DER is sound).
-    const message = `parse ${file}: not an OCSP response: ${derProblem(der) ?? errorMessage(err)}`;
-    const unparsed = explainStaple(undefined, invalidVerdict('unparseable', [message]));
+  // Judged as renew judges a staple: the same function, the same checks.
+  const { parsed, verdict, parseError } = judgeStaple(der, { cert, issuer, now });
+  if (!parsed) {
+    const message = `parse ${file}: not an OCSP response: ${parseError}`;
+    const unparsed = explainStaple(undefined, { ...verdict, errors: [message] });
     if (values.json) io.out(JSON.stringify(unparsed, null, 2));
     else io.err(message);
     return EXIT.failed;
   }
-  const verdict = validateResponse(parsed, { cert, issuer, now });
   const explanation = explainStaple(parsed, verdict);
   // Without an issuer nothing could check the signature: say that, not "NOT valid".
   const checked = issuer !== undefined;
@@ -737,7 +731,7 @@ async function fetchOnce(file: string, values: FlagValues, io: CliIo): Promise<n
   }).catch((err: unknown) => {
     throw new Error(`issuer ${file}: ${errorMessage(err)}`);
   });
-  const { valid, attempts } = await queryResponders(leaf, issuer, httpTransport(http), {
+  const { valid, attempts, notTried } = await queryResponders(leaf, issuer, httpTransport(http), {
     hash,
     nonce: values.nonce === true,
     now: () => new Date(),
@@ -753,7 +747,14 @@ async function fetchOnce(file: string, values: FlagValues, io: CliIo): Promise<n
     },
   });
   if (!valid) {
-    io.err(attempts.map((a) => `${a.stage} ${a.url}: ${a.verdict.errors.join('; ')}`).join('\n'));
+    io.err(
+      [
+        ...attempts.map((a) => `${a.stage} ${a.url}: ${a.verdict.errors.join('; ')}`),
+        ...(notTried.length
+          ? [`skipped ${notTried.length} more OCSP URL(s): at most ${MAX_OCSP_URLS} are tried`]
+          : []),
+      ].join('\n'),
+    );
     return EXIT.failed;
   }
   if (out !== undefined) await writeFileAtomic(path.resolve(out), valid.der);

@@ -1,5 +1,6 @@
-import { run, type RunDeps, type RunOptions, type RunReport } from '../renew/run.js';
+import { run, type RunDeps, type RunOptions } from '../renew/run.js';
 import { errorMessage } from '../core/errors.js';
+import type { RunReport } from '../renew/ports.js';
 
 export interface DaemonOptions {
   /** How often to list the certificate source for new or replaced certificates. */

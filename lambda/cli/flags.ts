@@ -27,12 +27,16 @@ export interface Command {
   run(values: FlagValues, positionals: string[]): Promise<number>;
 }
 
-export class UsageError extends Error {}
+/** The command line is wrong (exit 2, with the command's help). */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  readonly code = 'USAGE';
+}
 
 /** A string flag's value, or undefined when absent (or given as a boolean). */
 export const str = (value: FlagValues[string]) => (typeof value === 'string' ? value : undefined);
 
-export const HELP_FLAG: Flag = { name: 'help', type: 'boolean', short: 'h', help: 'this help' };
+const HELP_FLAG: Flag = { name: 'help', type: 'boolean', short: 'h', help: 'this help' };
 
 /** A flag backed by a shared setting (renew/settings.ts): same name, help and default. */
 export function settingFlag(spec: SettingSpec<unknown>): Flag {

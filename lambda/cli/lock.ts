@@ -1,11 +1,12 @@
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
 /** Another live process holds the lock (exit 75, EX_TEMPFAIL, like the pull script). */
 export class LockBusyError extends Error {
   override readonly name = 'LockBusyError';
+  readonly code = 'LOCK_BUSY';
 }
 
 export interface Lock {
@@ -14,9 +15,16 @@ export interface Lock {
 }
 
 /**
+ * How old an empty lock file must be to be taken over: its creator writes its pid microseconds
+ * after creating it, so one still empty after this long was left by a crash in between.
+ */
+export const EMPTY_LOCK_STALE_MS = 5_000;
+
+/**
  * Takes `file` as an exclusive lock (O_EXCL create, holding `pid host`), waiting up to `waitMs`
  * for another holder to let go. A lock whose holder is gone (its pid is not alive on this host) is
- * stale and taken over. The caller releases it; a crash leaves a stale lock the next run takes.
+ * stale and taken over, and so is an empty one older than EMPTY_LOCK_STALE_MS (a crash between
+ * the create and the write). The caller releases it; a crash leaves a stale lock the next run takes.
  */
 export async function acquireLock(file: string, waitMs: number, pollMs = 100): Promise<Lock> {
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -40,18 +48,32 @@ export async function acquireLock(file: string, waitMs: number, pollMs = 100): P
     const held = await readFile(file, 'utf8').catch(() => undefined);
     if (held === undefined) continue; // released between our open and our read
     const [pid, host] = held.trim().split(' ');
+    if (held === '' && (await emptyAndOlderThan(file, EMPTY_LOCK_STALE_MS))) {
+      await unlink(file).catch(() => {});
+      continue;
+    }
     if (held !== '' && host === os.hostname() && !alive(Number(pid))) {
       // Stale: remove it only if it is still the same stale content, then race for it again.
       if ((await readFile(file, 'utf8').catch(() => undefined)) === held) await unlink(file).catch(() => {});
       continue;
     }
     if (Date.now() >= deadline) {
+      const holder =
+        held === ''
+          ? 'an empty lock: its holder has not written its pid yet'
+          : `pid ${pid}${host && host !== os.hostname() ? ` on ${host}` : ''}`;
       throw new LockBusyError(
-        `another ocsp-renewer run holds the lock ${file} (pid ${pid ?? '?'}${host && host !== os.hostname() ? ` on ${host}` : ''}); giving up after ${waitMs / 1000} s`,
+        `another ocsp-renewer run holds the lock ${file} (${holder}); giving up after ${waitMs / 1000} s`,
       );
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** Whether `file` is still empty and was last written more than `ms` ago. */
+async function emptyAndOlderThan(file: string, ms: number): Promise<boolean> {
+  const info = await stat(file).catch(() => undefined);
+  return info !== undefined && info.size === 0 && Date.now() - info.mtimeMs > ms;
 }
 
 function alive(pid: number): boolean {

@@ -1,5 +1,5 @@
-import { formatProgress } from '../core/progress.js';
-import type { ReportRow } from '../renew/run.js';
+import { formatProgress } from '../report/progress.js';
+import type { ReportRow } from '../renew/ports.js';
 
 /** Redraws at most this often: a fast run over 10^5 certificates must not flood the terminal. */
 const REDRAW_MS = 100;

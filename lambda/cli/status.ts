@@ -1,7 +1,8 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { writeFileAtomic } from '../adapters/filesystem.js';
+import { readBoundedFile, readBoundedFileIfAny } from '../adapters/bounded-file.js';
+import { filesUnder, writeFileAtomic } from '../adapters/filesystem.js';
 import { fileStateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
@@ -13,14 +14,20 @@ import {
   type StateEntryView,
   type StatusEntry,
 } from '../core/status.js';
-import { renderStatusPage } from '../core/status-page.js';
-import { isCertificateKey, namingFrom, stapleKeyFor, type NamingOptions } from '../renew/ports.js';
-import type { RunState } from '../renew/run.js';
+import { renderStatusPage } from '../report/status-page.js';
+import {
+  isCertificateKey,
+  namingFrom,
+  refusedKeys,
+  stapleKeyFor,
+  type NamingOptions,
+  type RunState,
+} from '../renew/ports.js';
 import { SETTINGS } from '../renew/settings.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
 
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
-export const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
+const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
 
 export interface StatusIo {
   out: (text: string) => void;
@@ -137,13 +144,15 @@ async function dirEntries(
 ): Promise<StatusEntry[]> {
   const info = await stat(dir).catch(() => undefined);
   if (!info?.isDirectory()) throw new Error(`status: ${dir} is not a directory`);
-  const files = (await readdir(dir, { recursive: true }))
-    .map((f) => f.split(path.sep).join('/'))
-    .filter((f) => !f.split('/').some((part) => part.startsWith('.')));
+  // The renewer's own walk (filesUnder): never into a symlinked directory.
+  const files = (await filesUnder(dir)).filter((f) => !f.split('/').some((part) => part.startsWith('.')));
   const state = await loadState(await stateBlobFor(stateAt), io);
   const certKeys = new Set(files.filter((f) => isCertificateKey(f, naming)));
   const stapleKeys = new Set(files.filter((f) => f.endsWith(naming.stapleExtension)));
   const names = [...new Set([...certKeys, ...state.keys()])];
+  // As run() refuses them: shown failing with the reason, their staple not read (two certificates
+  // sharing one would both show the one staple's status).
+  const refused = refusedKeys(certKeys, naming);
   const entries: StatusEntry[] = [];
   const limit = pLimit(8);
   await Promise.all(
@@ -151,6 +160,11 @@ async function dirEntries(
       limit(async () => {
         const staple = stapleKeyFor(certificate, naming);
         stapleKeys.delete(staple);
+        const refusal = refused.get(certificate);
+        if (refusal) {
+          entries.push({ certificate, staple, refused: refusal.reason });
+          return;
+        }
         const entry: StatusEntry = {
           certificate,
           staple,
@@ -159,7 +173,9 @@ async function dirEntries(
         let leaf: Certificate | undefined;
         if (certKeys.has(certificate)) {
           try {
-            leaf = parseCertificates(await readFile(path.join(dir, certificate)))[0];
+            leaf = parseCertificates(
+              readBoundedFile(path.join(dir, certificate), 'a certificate file').data,
+            )[0];
           } catch {
             /* the renewer reports unparseable certificates; the row still shows its staple */
           }
@@ -184,15 +200,15 @@ async function dirEntries(
   return entries;
 }
 
-async function readStapleFile(file: string, serial?: Buffer) {
-  let der: Buffer;
+/** The staple as read (a regular file of at most 1 MiB), null when there is none. */
+function readStapleFile(file: string, serial?: Buffer) {
+  let read;
   try {
-    der = await readFile(file);
+    read = readBoundedFileIfAny(file, 'a staple file');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     return { error: `cannot read: ${errorMessage(err)}` };
   }
-  return readStaple(der, serial);
+  return read ? readStaple(read.data, serial) : null;
 }
 
 /** S3: the staples under the prefix (read and parsed) and the state object or file. */

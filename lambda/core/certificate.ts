@@ -21,6 +21,7 @@ import {
   contextTag,
   encoding,
   integerBytes,
+  isStrictDer,
   oidString,
   primitive,
   readRoot,
@@ -28,7 +29,7 @@ import {
   timeChars,
   type Tlv,
 } from './der-reader.js';
-import { formatNameDer, NAME_LABELS, stringValueDer } from './der-name.js';
+import { formatNameDer, NAME_LABELS, sameName } from './der-name.js';
 
 const OID = {
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
@@ -52,6 +53,7 @@ const STATUS_REQUEST = 5;
 /** What parseCertificates and the Certificate constructor throw: the bytes are not a certificate. */
 export class CertificateParseError extends Error {
   override readonly name = 'CertificateParseError';
+  readonly code = 'CERTIFICATE_PARSE';
 }
 
 /**
@@ -100,8 +102,8 @@ export class Certificate {
   constructor(der: Uint8Array, sha256?: Buffer) {
     // Kept (the parsed-certificate cache keeps up to 512): a copy that pins no pool slab.
     this.der = ownedCopy(der);
-    // The strict DER reader when it understands every byte; asn1js otherwise (and for every error).
-    const x = certificateFieldsFast(this.der) ?? certificateFieldsSlow(this.der);
+    const x = certificateFields(this.der);
+    if (!x) throw new CertificateParseError(NOT_A_CERTIFICATE);
     this.serial = x.serial;
     this.serialHex = serialHex(this.serial);
     this.subjectDer = x.subjectDer;
@@ -149,12 +151,12 @@ export class Certificate {
   }
 
   /**
-   * Whether this certificate's subject is the name `cert` gives as its issuer: the same bytes, or
-   * the same attributes and values in other string types (RFC 5280 §7.1 compares names, not
-   * encodings). Callers still check a signature, so a loose match can never authorise alone.
+   * Whether this certificate's subject is the name `cert` gives as its issuer, compared as RFC
+   * 5280 §7.1 and OpenSSL's X509_NAME_cmp compare names (sameName), not by their encodings nor
+   * their formatted strings. Callers still check a signature: a name never authorises alone.
    */
   issued(cert: Certificate): boolean {
-    return this.subjectDer.equals(cert.issuerDer) || this.subject.toLowerCase() === cert.issuer.toLowerCase();
+    return sameName(this.subjectDer, cert.issuerDer);
   }
 
   isValidAt(at: Date): boolean {
@@ -188,102 +190,6 @@ export interface CertificateFields {
   criticalExtensions: string[];
   subjectKeyId: Buffer | undefined;
   authorityKeyId: Buffer | undefined;
-}
-
-/**
- * The certificate's fields through asn1js's BER tree: the general path, for any input the strict
- * reader (certificateFieldsFast) does not take, and the one that words every error. Throws
- * CertificateParseError, and nothing else, when the bytes are not an X.509 certificate.
- */
-export function certificateFieldsSlow(der: Buffer): CertificateFields {
-  const x = readCertificate(der);
-  // In the order the errors were always found: the names, the validity, then the extensions.
-  const subject = formatNameBlock(x.subject);
-  const issuer = formatNameBlock(x.issuer);
-  const [notBefore, notAfter] = validity(x.validity);
-  const ocspUrls: string[] = [];
-  const caIssuersUrls: string[] = [];
-  let mustStaple = false;
-  let isCA = false;
-  let extKeyUsage: string[] | undefined;
-  let subjectKeyId: Buffer | undefined;
-  let authorityKeyId: Buffer | undefined;
-  let digitalSignature: boolean | undefined;
-  const criticalExtensions: string[] = [];
-  for (const ext of x.extensions) {
-    if (ext.critical) criticalExtensions.push(ext.oid);
-    // Only the extensions read below are decoded: subjectAltName, SCT lists and policies are
-    // the bulk of a leaf and are never needed here. A value that does not decode is absent.
-    if (!NEEDED_EXTENSIONS.has(ext.oid)) continue;
-    const value = decodeValue(ext.value);
-    switch (ext.oid) {
-      case OID.keyUsage: {
-        // KeyUsage BIT STRING: digitalSignature is bit 0, the first octet's high bit.
-        const bits = value instanceof asn1js.BitString ? value.valueBlock.valueHexView : undefined;
-        digitalSignature = !!bits && bits.length > 0 && (bits[0]! & 0x80) !== 0;
-        break;
-      }
-      case OID.authorityInfoAccess:
-        for (const { method, url } of accessDescriptions(value)) {
-          if (method === OID.ocsp) ocspUrls.push(url);
-          if (method === OID.caIssuers) caIssuersUrls.push(url);
-        }
-        break;
-      case OID.tlsFeature:
-        mustStaple = sequenceOf(value, asn1js.Integer)
-          .map((item) => item.valueBlock.valueDec)
-          .includes(STATUS_REQUEST);
-        break;
-      case OID.basicConstraints: {
-        // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
-        const first = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
-        isCA = first instanceof asn1js.Boolean && first.valueBlock.value;
-        break;
-      }
-      case OID.extKeyUsage:
-        extKeyUsage = sequenceOf(value, asn1js.ObjectIdentifier).map((o) => o.valueBlock.toString());
-        break;
-      case OID.subjectKeyIdentifier:
-        if (value instanceof asn1js.OctetString) subjectKeyId = asBuffer(value.valueBlock.valueHexView);
-        break;
-      case OID.authorityKeyIdentifier: {
-        // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, … }
-        const keyId = value instanceof asn1js.Sequence ? value.valueBlock.value[0] : undefined;
-        if (
-          keyId &&
-          keyId.idBlock.tagClass === 3 &&
-          keyId.idBlock.tagNumber === 0 &&
-          !keyId.idBlock.isConstructed
-        )
-          authorityKeyId = asBuffer((keyId as asn1js.Primitive).valueBlock.valueHexView);
-        break;
-      }
-    }
-  }
-  return {
-    serial: x.serial,
-    // The names exactly as encoded, not re-encoded: CertID hashes these bytes.
-    subjectDer: asBuffer(x.subject.valueBeforeDecodeView),
-    issuerDer: asBuffer(x.issuer.valueBeforeDecodeView),
-    subject,
-    issuer,
-    publicKeyBits: x.publicKeyBits,
-    spkiDer: x.spkiDer,
-    tbsDer: x.tbsDer,
-    signatureAlgorithm: x.signatureAlgorithm,
-    signature: x.signature,
-    notBefore,
-    notAfter,
-    ocspUrls,
-    caIssuersUrls,
-    mustStaple,
-    isCA,
-    extKeyUsage,
-    digitalSignature,
-    criticalExtensions,
-    subjectKeyId,
-    authorityKeyId,
-  };
 }
 
 /** The extensions the constructor reads; any other is never decoded. */
@@ -321,172 +227,10 @@ function decodeCertificate(der: Buffer): { cert: pkijs.Certificate } {
   }
 }
 
-interface RawExtension {
-  oid: string;
-  critical: boolean;
-  /** extnValue's content: the DER of the extension's value. */
-  value: Uint8Array;
-}
-
-/**
- * The fields of an X.509 certificate (RFC 5280 §4.1), read from asn1js's tree directly rather than
- * through pkijs's schema matching (which tries every CHOICE of every GeneralName and was most of a
- * leaf's parse). Every field is checked for its type; a mismatch is "not an X.509 certificate".
- */
-function readCertificate(der: Buffer) {
-  const tree = decodeTree(der);
-  const [tbs, sigAlg, sig] = fieldsOf(tree, 'Certificate', 3);
-  const fields = fieldsOf(tbs, 'tbsCertificate', 6);
-  let i = 0;
-  if (fields[0]!.idBlock.tagClass === 3 && fields[0]!.idBlock.tagNumber === 0) i++; // version [0]
-  const serial = typed(fields[i++], asn1js.Integer, 'serialNumber');
-  typed(fields[i++], asn1js.Sequence, 'signature');
-  const issuer = typed(fields[i++], asn1js.Sequence, 'issuer');
-  const validity = typed(fields[i++], asn1js.Sequence, 'validity');
-  const subject = typed(fields[i++], asn1js.Sequence, 'subject');
-  const spki = typed(fields[i++], asn1js.Sequence, 'subjectPublicKeyInfo');
-  const [, publicKey] = fieldsOf(spki, 'subjectPublicKeyInfo', 2);
-  const extensions: RawExtension[] = [];
-  for (const field of fields.slice(i)) {
-    // issuerUniqueID [1], subjectUniqueID [2]: skipped; extensions [3] EXPLICIT SEQUENCE OF Extension.
-    if (field.idBlock.tagClass !== 3 || field.idBlock.tagNumber !== 3) continue;
-    const [list] = fieldsOf(field, 'extensions', 1);
-    for (const ext of fieldsOf(typed(list, asn1js.Sequence, 'extensions'), 'extensions', 0)) {
-      const parts = fieldsOf(typed(ext, asn1js.Sequence, 'Extension'), 'Extension', 2);
-      const critical =
-        parts.length === 3 ? typed(parts[1], asn1js.Boolean, 'critical').valueBlock.value : false;
-      extensions.push({
-        oid: typed(parts[0], asn1js.ObjectIdentifier, 'extnID').valueBlock.toString(),
-        critical,
-        value: typed(parts[parts.length - 1], asn1js.OctetString, 'extnValue').valueBlock.valueHexView,
-      });
-    }
-  }
-  const alg = fieldsOf(typed(sigAlg, asn1js.Sequence, 'signatureAlgorithm'), 'signatureAlgorithm', 1);
-  return {
-    serial: asBuffer(serial.valueBlock.valueHexView),
-    issuer,
-    subject,
-    validity,
-    publicKeyBits: asBuffer(typed(publicKey, asn1js.BitString, 'subjectPublicKey').valueBlock.valueHexView),
-    spkiDer: asBuffer(spki.valueBeforeDecodeView),
-    tbsDer: asBuffer(tbs!.valueBeforeDecodeView),
-    signatureAlgorithm: {
-      oid: typed(alg[0], asn1js.ObjectIdentifier, 'signatureAlgorithm').valueBlock.toString(),
-      params: alg[1] ? asBuffer(alg[1].valueBeforeDecodeView) : undefined,
-    },
-    signature: asBuffer(typed(sig, asn1js.BitString, 'signatureValue').valueBlock.valueHexView),
-    extensions,
-  };
-}
-
-/** The items of a constructed value (a SEQUENCE, an EXPLICIT tag), at least `min` of them. */
-function fieldsOf(block: asn1js.AsnType | undefined, what: string, min: number): asn1js.AsnType[] {
-  const value = block?.idBlock.isConstructed ? (block as asn1js.Constructed).valueBlock.value : undefined;
-  // A constructed string type (2C … for a UTF8String) has a string here, not a list of blocks.
-  if (!Array.isArray(value) || value.length < min) {
-    throw new CertificateParseError(`not an X.509 certificate (${what} does not match its structure)`);
-  }
-  return value;
-}
-
-function typed<T extends asn1js.AsnType>(
-  block: asn1js.AsnType | undefined,
-  type: new (...args: never[]) => T,
-  what: string,
-): T {
-  if (!(block instanceof type)) {
-    throw new CertificateParseError(`not an X.509 certificate (${what} is not a ${type.name})`);
-  }
-  return block;
-}
-
-/** An extension's value decoded, or undefined when it is not DER. */
-function decodeValue(bytes: Uint8Array): asn1js.AsnType | undefined {
-  try {
-    const asn = asn1js.fromBER(bytes, { parseEmbedded: false });
-    return asn.offset === -1 ? undefined : asn.result;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The items of a SEQUENCE OF `type` (others skipped); none when `value` is no SEQUENCE. */
-function sequenceOf<T extends asn1js.AsnType>(
-  value: asn1js.AsnType | undefined,
-  type: new (...args: never[]) => T,
-): T[] {
-  if (!(value instanceof asn1js.Sequence)) return [];
-  return value.valueBlock.value.filter((item) => item instanceof type) as T[];
-}
-
-/**
- * AuthorityInfoAccess ::= SEQUENCE OF SEQUENCE { accessMethod OID, accessLocation GeneralName }:
- * the uniformResourceIdentifier ([6] IA5String) locations with their method, read from the DER
- * directly (pkijs's GeneralName schema tries every CHOICE, the costliest step of a leaf's parse).
- * Other location forms are skipped; a malformed extension gives no URL.
- */
-function accessDescriptions(value: asn1js.AsnType | undefined): { method: string; url: string }[] {
-  const out: { method: string; url: string }[] = [];
-  for (const desc of sequenceOf(value, asn1js.Sequence)) {
-    const [method, location] = desc.valueBlock.value;
-    if (!(method instanceof asn1js.ObjectIdentifier) || !location) continue;
-    const { tagClass, tagNumber, isConstructed } = location.idBlock;
-    if (tagClass !== 3 || tagNumber !== 6 || isConstructed) continue;
-    const bytes = (location as asn1js.Primitive).valueBlock.valueHexView;
-    out.push({ method: method.valueBlock.toString(), url: String.fromCharCode(...bytes) });
-  }
-  return out;
-}
-
 export interface AlgorithmId {
   oid: string;
   /** DER of the parameters, when present. */
   params: Buffer | undefined;
-}
-
-export function algorithmId(alg: pkijs.AlgorithmIdentifier): AlgorithmId {
-  const params = alg.algorithmParams as asn1js.BaseBlock | undefined;
-  return {
-    oid: alg.algorithmId,
-    params: params && params.toBER ? asBuffer(params.toBER()) : undefined,
-  };
-}
-
-/**
- * notBefore and notAfter read from the encoded characters, in the forms RFC 5280 §4.1.2.5 allows
- * (UTCTime YYMMDDHHMMSSZ, GeneralizedTime YYYYMMDDHHMMSSZ), not asn1js's lenient reading.
- */
-function validity(validitySequence: asn1js.Sequence): [Date, Date] {
-  const times = fieldsOf(validitySequence, 'validity', 2);
-  return (['notBefore', 'notAfter'] as const).map((what, i) => {
-    const block = times[i]!;
-    if (!(block instanceof asn1js.UTCTime) && !(block instanceof asn1js.GeneralizedTime)) {
-      throw new CertificateParseError(`not an X.509 certificate (${what} is not a time)`);
-    }
-    const raw = Buffer.from((block as asn1js.UTCTime).valueBlock.valueHexView).toString('latin1');
-    const date = block instanceof asn1js.GeneralizedTime ? strictGeneralizedTime(raw) : strictUtcTime(raw);
-    if (!date) {
-      throw new CertificateParseError(
-        `${what} ${JSON.stringify(raw.slice(0, 32))} is not a UTC time of the form ${block instanceof asn1js.GeneralizedTime ? 'YYYYMMDDHHMMSSZ' : 'YYMMDDHHMMSSZ'}`,
-      );
-    }
-    return date;
-  }) as [Date, Date];
-}
-
-/** A Name (SEQUENCE OF SET OF AttributeTypeAndValue) from the BER tree, as formatName renders it. */
-function formatNameBlock(name: asn1js.Sequence): string {
-  const parts: string[] = [];
-  for (const rdn of name.valueBlock.value) {
-    for (const atv of fieldsOf(rdn, 'Name', 0)) {
-      const [type, value] = fieldsOf(atv, 'AttributeTypeAndValue', 2);
-      const oid = typed(type, asn1js.ObjectIdentifier, 'AttributeType').valueBlock.toString();
-      const raw = (value as { valueBlock?: { value?: unknown } }).valueBlock?.value;
-      parts.push(`${NAME_LABELS[oid] ?? oid}=${typeof raw === 'string' ? raw : '#'}`);
-    }
-  }
-  return parts.reverse().join(',');
 }
 
 /** A distinguished name as "CN=…,O=…,C=…" (most specific first, like openssl -nameopt RFC2253). */
@@ -502,52 +246,58 @@ export function formatName(name: pkijs.RelativeDistinguishedNames): string {
 }
 
 /**
- * The fast path: the same fields as certificateFieldsSlow, read with the strict DER reader
- * (der-reader.ts) and no tree of objects. It answers only for a certificate it understands to the
- * last byte, in strict DER, and then EXACTLY what certificateFieldsSlow answers for those bytes;
- * anything else (BER, an odd shape, a string type it does not render, a time RFC 5280 refuses)
- * is `undefined`, and the constructor takes the slow path, which also words every error. Never
- * throws. The equivalence is tested on every shared vector, the test PKI, the bench fleet and a
- * fuzz corpus (test/certificate.fast-path.test.ts).
- *
- * Every TLV asn1js would decode is checked here for what asn1js would make of it, so a
- * certificate asn1js refuses (its node limit included) is never taken.
+ * A certificate's fields, read with the strict DER reader (der-reader.ts), the only reader there
+ * is. Canonical DER with exactly RFC 5280's fields, else CertificateParseError: `undefined` inside
+ * means "not DER or not a certificate" and the caller (parseCertificateDer) says where the DER
+ * breaks; a certificate that is DER but breaks a rule RFC 5280 and OpenSSL enforce says which:
+ * an explicit v1 or an unknown version, a signature algorithm in tbsCertificate other than the
+ * outer one (§4.1.1.2), unused bits in the signature, an explicit critical FALSE, an extension
+ * twice (§4.2), a needed extension whose value is not DER, a time not in §4.1.2.5's form.
+ * Buffers are views on `der`. test/certificate.test.ts pins these, and
+ * test/certificate.fields.test.ts holds the fields to a full pkijs parse.
  */
-export function certificateFieldsFast(der: Buffer): CertificateFields | undefined {
-  if (der.length > FAST_MAX_BYTES) return undefined;
+export function certificateFields(der: Buffer): CertificateFields | undefined {
   const walk: Walk = { der, nodes: 1 };
-  const top = kids(walk, readRoot(der, TAG.SEQUENCE));
+  const certificate = readRoot(der, TAG.SEQUENCE);
+  const top = kids(walk, certificate);
   if (top?.length !== 3) return undefined;
   const [tbs, sigAlg, sig] = top as [Tlv, Tlv, Tlv];
   const fields = tbs.tag === TAG.SEQUENCE ? kids(walk, tbs) : undefined;
   if (!fields) return undefined;
   let i = 0;
   if (fields[0]?.tag === contextTag(0, true)) {
-    // version [0] EXPLICIT INTEGER: read past, as the slow path does.
+    // version [0] EXPLICIT Version DEFAULT v1: DER leaves v1 out; v2 is 1, v3 is 2.
     const version = kids(walk, fields[i++]);
-    if (version?.length !== 1 || !integerBytes(der, version[0])) return undefined;
+    const v = version?.length === 1 ? integerBytes(der, version[0]) : undefined;
+    if (!v) return undefined;
+    if (v.length !== 1 || v[0]! < 1 || v[0]! > 2) {
+      throw new CertificateParseError(
+        v.length === 1 && v[0] === 0
+          ? 'not DER: the certificate encodes version v1, which DER leaves out'
+          : `not an X.509 certificate (unknown version ${v.toString('hex')})`,
+      );
+    }
   }
   const serial = integerBytes(der, fields[i++]);
-  if (!serial || !plainAlgorithm(walk, fields[i++])) return undefined;
+  const innerAlg = fields[i++];
+  if (!serial || !plainAlgorithm(walk, innerAlg)) return undefined;
   const issuerName = fields[i++];
   const validityTlv = fields[i++];
   const subjectName = fields[i++];
   const spki = fields[i++];
   if (!issuerName || !subjectName || !validityTlv || !spki) return undefined;
-  // The names' TLVs count against FAST_MAX_NODES like every other.
+  // The names' TLVs count against MAX_NODES like every other.
   const issuer = formatNameDer(der, issuerName, (tlv) => kids(walk, tlv));
   const subject = formatNameDer(der, subjectName, (tlv) => kids(walk, tlv));
   const times = validityTlv.tag === TAG.SEQUENCE ? kids(walk, validityTlv) : undefined;
-  const notBefore = timeFast(der, times?.[0]);
-  const notAfter = timeFast(der, times?.[1]);
-  if (issuer === undefined || subject === undefined || times?.length !== 2 || !notBefore || !notAfter) {
-    return undefined;
-  }
+  if (issuer === undefined || subject === undefined || times?.length !== 2) return undefined;
+  const notBefore = time(der, times[0]!, 'notBefore');
+  const notAfter = time(der, times[1]!, 'notAfter');
   const spkiParts = spki.tag === TAG.SEQUENCE ? kids(walk, spki) : undefined;
   const publicKey = bitString(der, spkiParts?.[1]);
   if (spkiParts?.length !== 2 || !plainAlgorithm(walk, spkiParts[0]) || !publicKey) return undefined;
-  // issuerUniqueID [1] and subjectUniqueID [2] (IMPLICIT BIT STRING, skipped as the slow path
-  // does), then extensions [3]; nothing else, each at most once.
+  // issuerUniqueID [1] and subjectUniqueID [2] (IMPLICIT BIT STRING, skipped), then extensions
+  // [3]; nothing else, each at most once.
   if (fields[i]?.tag === contextTag(1, false)) i++;
   if (fields[i]?.tag === contextTag(2, false)) i++;
   const extensionsTag = fields[i]?.tag === contextTag(3, true) ? fields[i++] : undefined;
@@ -558,7 +308,17 @@ export function certificateFieldsFast(der: Buffer): CertificateFields | undefine
   const params = algParts?.[1];
   const signature = bitString(der, sig);
   if (!algParts || algParts.length > 2 || !algOid || !signature) return undefined;
-  if (params && !plainDer(walk, params, 0)) return undefined;
+  if (params && !isStrictDer(der, params)) return undefined;
+  if (!encoding(der, innerAlg!).equals(encoding(der, sigAlg))) {
+    throw new CertificateParseError(
+      'not an X.509 certificate (the signature algorithm in tbsCertificate differs from the outer one, RFC 5280 §4.1.1.2)',
+    );
+  }
+  if (signature.unused !== 0) {
+    throw new CertificateParseError(
+      `not DER: the certificate's signature has ${signature.unused} unused bits`,
+    );
+  }
 
   const x: CertificateFields = {
     serial,
@@ -583,10 +343,14 @@ export function certificateFieldsFast(der: Buffer): CertificateFields | undefine
     subjectKeyId: undefined,
     authorityKeyId: undefined,
   };
+  // Every TLV strict DER (names' values and parameters included), once the fields have said
+  // what is wrong with them in their own words.
+  if (!isStrictDer(der, certificate!)) return undefined;
   if (!extensionsTag) return x;
   const list = kids(walk, extensionsTag);
   const extensions = list?.length === 1 && list[0]!.tag === TAG.SEQUENCE ? kids(walk, list[0]) : undefined;
   if (!extensions) return undefined;
+  const seen = new Set<string>();
   for (const ext of extensions) {
     const parts = ext.tag === TAG.SEQUENCE ? kids(walk, ext) : undefined;
     if (!parts || parts.length < 2 || parts.length > 3) return undefined;
@@ -594,21 +358,29 @@ export function certificateFieldsFast(der: Buffer): CertificateFields | undefine
     const critical = parts.length === 3 ? booleanValue(der, parts[1]) : false;
     const value = primitive(der, parts[parts.length - 1], TAG.OCTET_STRING);
     if (!oid || critical === undefined || !value) return undefined;
+    if (parts.length === 3 && !critical) {
+      throw new CertificateParseError(
+        `not DER: extension ${oid} has an explicit critical FALSE, the DEFAULT DER leaves out`,
+      );
+    }
+    if (seen.has(oid))
+      throw new CertificateParseError(
+        `not an X.509 certificate (extension ${oid} appears twice, RFC 5280 §4.2)`,
+      );
+    seen.add(oid);
     if (critical) x.criticalExtensions.push(oid);
-    if (NEEDED_EXTENSIONS.has(oid) && !extensionFast(walk, oid, value, x)) return undefined;
+    if (NEEDED_EXTENSIONS.has(oid) && !readExtension(walk, oid, value, x)) {
+      throw new CertificateParseError(`not DER: the value of extension ${oid} is not DER`);
+    }
   }
   return x;
 }
 
-/** Larger DER is left to asn1js (16 MiB is its limit on one value; no certificate comes close). */
-const FAST_MAX_BYTES = 1 << 20;
 /**
- * The most TLVs the fast path reads for one certificate (its tree and its decoded extension
- * values): asn1js refuses a tree past 10 000 nodes, so staying far below keeps both paths agreed.
+ * The most TLVs read for one certificate (its tree and its decoded extension values): a bound on
+ * the work a hostile certificate can cause; real certificates have a few hundred.
  */
-const FAST_MAX_NODES = 2000;
-/** The longest AIA URL the fast path reads: asn1js spreads a string's bytes into one call. */
-const FAST_MAX_STRING = 4096;
+const MAX_NODES = 10_000;
 
 /** The bytes under read and the count of TLVs read so far. */
 interface Walk {
@@ -616,100 +388,74 @@ interface Walk {
   nodes: number;
 }
 
-/** A constructed TLV's children, counted against FAST_MAX_NODES; undefined past it. */
+/** A constructed TLV's children, counted against MAX_NODES; undefined past it. */
 function kids(walk: Walk, tlv: Tlv | undefined): Tlv[] | undefined {
   const out = childrenOf(walk.der, tlv);
   if (!out) return undefined;
   walk.nodes += out.length;
-  return walk.nodes <= FAST_MAX_NODES ? out : undefined;
+  return walk.nodes <= MAX_NODES ? out : undefined;
 }
 
-/** AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }, plain DER. */
+/** AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }, strict DER. */
 function plainAlgorithm(walk: Walk, tlv: Tlv | undefined): boolean {
   const parts = tlv?.tag === TAG.SEQUENCE ? kids(walk, tlv) : undefined;
   if (!parts || parts.length < 1 || parts.length > 2 || !oidString(walk.der, parts[0])) return false;
-  return parts.length === 1 || plainDer(walk, parts[1]!, 0);
+  return parts.length === 1 || isStrictDer(walk.der, parts[1]!);
+}
+
+/** notBefore/notAfter in RFC 5280 §4.1.2.5's forms (UTCTime YYMMDDHHMMSSZ, GeneralizedTime YYYYMMDDHHMMSSZ). */
+function time(der: Buffer, tlv: Tlv, what: string): Date {
+  const utc = tlv.tag === TAG.UTC_TIME;
+  if (!utc && tlv.tag !== TAG.GENERALIZED_TIME) {
+    throw new CertificateParseError(`not an X.509 certificate (${what} is not a time)`);
+  }
+  const chars = timeChars(der, tlv, tlv.tag)!;
+  const date = utc ? strictUtcTime(chars) : strictGeneralizedTime(chars);
+  if (!date) {
+    throw new CertificateParseError(
+      `${what} ${JSON.stringify(chars.slice(0, 32))} is not a UTC time of the form ${utc ? 'YYMMDDHHMMSSZ' : 'YYYYMMDDHHMMSSZ'}`,
+    );
+  }
+  return date;
 }
 
 /**
- * Whether a TLV (and all inside it) is strict DER of types asn1js decodes without error and this
- * file knows how asn1js reads: SEQUENCE, SET, context-specific tags, BOOLEAN, INTEGER, BIT
- * STRING, OCTET STRING, NULL, OID and the latin1 and UTF-8 strings. Anything else (times, BMP and
- * universal strings, other tags) is "not plain": the caller answers undefined.
+ * One needed extension's value into `x` (items of other types skipped, a value of another type
+ * ignored), once the whole value is strict DER; false when it is not.
  */
-function plainDer(walk: Walk, tlv: Tlv, depth: number): boolean {
-  const { der } = walk;
-  const tag = tlv.tag;
-  if (tag === TAG.SEQUENCE || tag === TAG.SET || (tag & 0xe0) === 0xa0) {
-    const children = depth < 8 ? kids(walk, tlv) : undefined;
-    return !!children && children.every((child) => plainDer(walk, child, depth + 1));
-  }
-  if ((tag & 0xe0) === 0x80) return true; // context-specific primitive: kept as bytes
-  switch (tag) {
-    case TAG.BOOLEAN:
-      return booleanValue(der, tlv) !== undefined;
-    case TAG.INTEGER:
-      return integerBytes(der, tlv) !== undefined;
-    case TAG.BIT_STRING:
-      return bitString(der, tlv) !== undefined;
-    case TAG.OCTET_STRING:
-      return true;
-    case TAG.NULL:
-      return tlv.end === tlv.contentStart;
-    case TAG.OID:
-      return oidString(der, tlv) !== undefined;
-    default:
-      return stringValueDer(der, tlv) !== undefined;
-  }
-}
-
-/** notBefore/notAfter by the same strict parsers as the slow path; undefined when refused. */
-function timeFast(der: Buffer, tlv: Tlv | undefined): Date | undefined {
-  if (tlv?.tag === TAG.UTC_TIME) {
-    const chars = timeChars(der, tlv, TAG.UTC_TIME);
-    return chars === undefined ? undefined : strictUtcTime(chars);
-  }
-  const chars = timeChars(der, tlv, TAG.GENERALIZED_TIME);
-  return chars === undefined ? undefined : strictGeneralizedTime(chars);
-}
-
-/**
- * One needed extension's value into `x`, as the slow path reads it (the same lenient rules: items
- * of other types skipped, a value of another type ignored), but only once the whole value is
- * plain DER, so asn1js would have decoded it too. False when it is not: the caller gives up.
- */
-function extensionFast(walk: Walk, oid: string, value: Buffer, x: CertificateFields): boolean {
-  const v: Walk = { der: value, nodes: walk.nodes + 1 };
+function readExtension(walk: Walk, oid: string, value: Buffer, x: CertificateFields): boolean {
   const root = readRoot(value);
-  if (!root || !plainDer(v, root, 0)) return false;
-  walk.nodes = v.nodes;
+  if (!root || !isStrictDer(value, root)) return false;
   const items = root.tag === TAG.SEQUENCE ? childrenOf(value, root)! : [];
   switch (oid) {
     case OID.keyUsage: {
+      // KeyUsage BIT STRING: digitalSignature is bit 0, the first octet's high bit.
       const bits = root.tag === TAG.BIT_STRING ? bitString(value, root)!.bits : undefined;
       x.digitalSignature = !!bits && bits.length > 0 && (bits[0]! & 0x80) !== 0;
       return true;
     }
     case OID.authorityInfoAccess:
+      // AccessDescription ::= SEQUENCE { accessMethod OID, accessLocation GeneralName }: the
+      // uniformResourceIdentifier ([6] IA5String) locations; other forms are skipped.
       for (const desc of items) {
         if (desc.tag !== TAG.SEQUENCE) continue;
         const [method, location] = childrenOf(value, desc)!;
         if (method?.tag !== TAG.OID || location?.tag !== contextTag(6, false)) continue;
-        const url = stringAsLatin1(value, location);
-        if (url === undefined) return false;
+        const url = content(value, location).toString('latin1');
         const methodOid = oidString(value, method)!;
         if (methodOid === OID.ocsp) x.ocspUrls.push(url);
         if (methodOid === OID.caIssuers) x.caIssuersUrls.push(url);
       }
       return true;
     case OID.tlsFeature:
-      // Minimal INTEGERs (plainDer checked): the value 5 is the one octet 05.
+      // Minimal INTEGERs (isStrictDer checked): the value 5 is the one octet 05.
       x.mustStaple = items.some((item) => {
         const n = item.tag === TAG.INTEGER ? content(value, item) : undefined;
         return n?.length === 1 && n[0] === STATUS_REQUEST;
       });
       return true;
     case OID.basicConstraints:
+      // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
       x.isCA = items[0]?.tag === TAG.BOOLEAN && booleanValue(value, items[0]) === true;
       return true;
     case OID.extKeyUsage:
@@ -719,16 +465,12 @@ function extensionFast(walk: Walk, oid: string, value: Buffer, x: CertificateFie
       if (root.tag === TAG.OCTET_STRING) x.subjectKeyId = content(value, root);
       return true;
     case OID.authorityKeyIdentifier:
+      // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, … }
       if (items[0]?.tag === contextTag(0, false)) x.authorityKeyId = content(value, items[0]);
       return true;
     default:
       return false;
   }
-}
-
-/** An [6] IA5String URI's bytes as the slow path renders them (String.fromCharCode). */
-function stringAsLatin1(der: Buffer, tlv: Tlv): string | undefined {
-  return tlv.end - tlv.contentStart > FAST_MAX_STRING ? undefined : content(der, tlv).toString('latin1');
 }
 
 /**
@@ -785,7 +527,7 @@ function parseCertificateDer(der: Uint8Array, sha256?: Buffer): Certificate {
   } catch (err) {
     const problem = derProblem(der);
     if (problem) throw new CertificateParseError(`not a certificate: ${problem}`, { cause: err });
-    if (err instanceof CertificateParseError && !STRUCTURAL.test(err.message)) throw err;
+    if (err instanceof CertificateParseError && err.message !== NOT_A_CERTIFICATE) throw err;
     throw new CertificateParseError(
       'not a certificate: well-formed DER, but not the structure of an X.509 certificate',
       {
@@ -795,7 +537,7 @@ function parseCertificateDer(der: Uint8Array, sha256?: Buffer): Certificate {
   }
 }
 /** The Certificate constructor's messages that say only "this is not a certificate". */
-const STRUCTURAL = /^not DER|^not an X\.509 certificate/;
+const NOT_A_CERTIFICATE = 'not an X.509 certificate (its structure does not match)';
 const parsedCache = new Map<string, Certificate>();
 
 /** Empties the parsed-certificate cache (benchmarks measure cold parsing with it). */

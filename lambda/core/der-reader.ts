@@ -1,18 +1,16 @@
 /**
- * A strict DER reader for the hot path: TLV headers and the few primitive values OCSP responses
- * and certificates need, read straight from the bytes with no tree of objects.
+ * The strict DER reader: TLV headers and the few primitive values OCSP responses and
+ * certificates need, read straight from the bytes with no tree of objects. It is the only reader
+ * of responses and certificates (ocsp-response.ts, certificate.ts): what it refuses is refused.
  *
  * Strict means it accepts only what X.690 §10 (DER) allows and answers `undefined` for anything
  * else, never a guess: single-byte tags (tag numbers below 31), definite lengths in their minimal
  * form (short form below 128, no leading zero octets, at most 4 length octets), children that
  * exactly fill their parent, primitive strings, minimal INTEGERs and OID arcs, BOOLEAN 00/FF.
- *
- * Callers treat `undefined` as "not the plain DER this reader is for" and take the general path
- * (asn1js), so the reader may refuse anything it is unsure of without changing a result. The
- * equivalence of the two paths is tested field for field on every shared vector and on a fuzz
- * corpus (test/ocsp-response.fast-path.test.ts, test/certificate.fast-path.test.ts;
- * the reader itself in test/der-reader.test.ts).
+ * `tlvProblem` says, in a person's terms, why a header was refused (test/der-reader.test.ts).
  */
+
+import { strictGeneralizedTime, strictUtcTime } from './der.js';
 
 /** One TLV: its tag octet and where it, its content and its end lie in the buffer. */
 export interface Tlv {
@@ -44,7 +42,7 @@ export function contextTag(n: number, constructed: boolean): number {
   return 0x80 | (constructed ? 0x20 : 0) | n;
 }
 
-/** The TLV at `offset`, ending within `limit`; undefined unless its header is strict DER. */
+/** The TLV at `offset`, ending within `limit`; undefined unless its header is strict DER (see tlvProblem). */
 export function readTlv(bytes: Uint8Array, offset: number, limit: number): Tlv | undefined {
   if (offset + 2 > limit) return undefined;
   const tag = bytes[offset]!;
@@ -63,6 +61,68 @@ export function readTlv(bytes: Uint8Array, offset: number, limit: number): Tlv |
   const end = contentStart + length;
   return end <= limit ? { tag, start: offset, contentStart, end } : undefined;
 }
+
+/**
+ * Why readTlv(bytes, offset, limit) is undefined: where and what, for an error message ("length at
+ * byte 2 is in long form for a length under 128 (BER, not DER)").
+ */
+export function tlvProblem(bytes: Uint8Array, offset: number, limit: number): string {
+  if (offset + 2 > limit) return `the data ends inside the element at byte ${offset}`;
+  if ((bytes[offset]! & 0x1f) === 0x1f) {
+    return `the tag at byte ${offset} has a high tag number, which no OCSP or X.509 field uses`;
+  }
+  const at = offset + 1;
+  const first = bytes[at]!;
+  let length = first;
+  let contentStart = at + 1;
+  if (first === 0x80) return `length at byte ${at} is indefinite (BER, not DER)`;
+  if (first & 0x80) {
+    const count = first & 0x7f;
+    if (count > 4 || contentStart + count > limit) return `length at byte ${at} is too long or cut off`;
+    if (bytes[contentStart] === 0) return `length at byte ${at} has a leading zero octet (BER, not DER)`;
+    length = 0;
+    for (let i = 0; i < count; i++) length = length * 256 + bytes[contentStart++]!;
+    if (length < 0x80) return `length at byte ${at} is in long form for a length under 128 (BER, not DER)`;
+  }
+  return `length at byte ${at} (${length}) runs past the end of its enclosing element (${Math.max(0, limit - contentStart)} bytes left)`;
+}
+
+/**
+ * Whether a TLV and everything inside it is strict DER: every header (readTlv), constructed
+ * encodings only for SEQUENCE, SET and non-universal tags (DER encodes strings primitive), and
+ * BOOLEAN, INTEGER, ENUMERATED, NULL, OID and BIT STRING values in their DER form, times in RFC
+ * 5280's (`YYMMDDHHMMSSZ`, `YYYYMMDDHHMMSSZ`). Other primitive
+ * values are bytes. For parameters and extension values a field is copied or read from.
+ */
+export function isStrictDer(bytes: Buffer, tlv: Tlv, depth = 0): boolean {
+  if (tlv.tag & 0x20) {
+    if ((tlv.tag & 0xc0) === 0 && tlv.tag !== TAG.SEQUENCE && tlv.tag !== TAG.SET) return false;
+    if (depth >= MAX_DEPTH) return false;
+    const children = childrenOf(bytes, tlv);
+    return !!children && children.every((child) => isStrictDer(bytes, child, depth + 1));
+  }
+  switch (tlv.tag) {
+    case TAG.BOOLEAN:
+      return booleanValue(bytes, tlv) !== undefined;
+    case TAG.INTEGER:
+    case TAG.ENUMERATED:
+      return integerBytes(bytes, tlv, tlv.tag) !== undefined;
+    case TAG.NULL:
+      return tlv.end === tlv.contentStart;
+    case TAG.OID:
+      return oidString(bytes, tlv) !== undefined;
+    case TAG.BIT_STRING:
+      return bitString(bytes, tlv) !== undefined;
+    case TAG.UTC_TIME:
+      return strictUtcTime(timeChars(bytes, tlv, tlv.tag)!) !== undefined;
+    case TAG.GENERALIZED_TIME:
+      return strictGeneralizedTime(timeChars(bytes, tlv, tlv.tag)!) !== undefined;
+    default:
+      return true;
+  }
+}
+/** How deep isStrictDer follows nested values (parameters and extension values are shallow). */
+const MAX_DEPTH = 16;
 
 /** The one TLV that exactly fills `bytes`, with tag `tag` when given. */
 export function readRoot(bytes: Uint8Array, tag?: number): Tlv | undefined {
@@ -122,10 +182,7 @@ export function integerBytes(
   return value;
 }
 
-/**
- * A small non-negative INTEGER or ENUMERATED as a number, up to 3 content octets: asn1js's
- * `valueDec` reads 1–3 octets and calls anything longer 0, so a longer value is left to it.
- */
+/** A small non-negative INTEGER or ENUMERATED as a number, up to 3 content octets. */
 export function smallInteger(
   bytes: Buffer,
   tlv: Tlv | undefined,

@@ -56,18 +56,43 @@ export interface PemBlock {
   der: Buffer;
 }
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+/**
+ * A PEM boundary line's marker: `-----BEGIN <label>-----` or `-----END <label>-----`. Matched in
+ * linear time: a label is a run of [A-Z0-9 ] with no `-`, so no two attempts scan the same label.
+ */
+const PEM_MARKER = /-----(BEGIN|END) ([A-Z0-9 ]+)-----/g;
 
 /**
  * Every PEM block in a text, whatever its label (CRLF and stray whitespace tolerated). Callers pick
  * the labels they want; the others (private keys above all) are dropped here and never copied.
+ *
+ * Linear in the text: one pass finds the markers, a backward pass gives each BEGIN the next END
+ * of its label, then blocks are taken from the first BEGIN that has one, going on after its END
+ * (what the lazy regex `BEGIN (L)…?END \1` found, which was quadratic: every BEGIN without its END
+ * searched to the end of the text — 27 s for 1 MiB of `-----BEGIN A-----`).
  */
 export function pemBlocks(text: string): PemBlock[] {
+  const markers = [...text.matchAll(PEM_MARKER)].map((m) => ({
+    begin: m[1] === 'BEGIN',
+    label: m[2]!,
+    start: m.index,
+    end: m.index + m[0].length,
+  }));
+  const nextEnd = new Array<number>(markers.length).fill(-1);
+  const lastEnd = new Map<string, number>();
+  for (let i = markers.length - 1; i >= 0; i--) {
+    const m = markers[i]!;
+    if (m.begin) nextEnd[i] = lastEnd.get(m.label) ?? -1;
+    else lastEnd.set(m.label, i);
+  }
   const blocks: PemBlock[] = [];
-  for (const match of text.matchAll(PEM_BLOCK)) {
-    const label = match[1] ?? '';
-    const body = (match[2] ?? '').replace(/[^A-Za-z0-9+/=]/g, '');
-    blocks.push({ label, der: Buffer.from(body, 'base64') });
+  for (let i = 0; i < markers.length; i++) {
+    const m = markers[i]!;
+    const j = nextEnd[i]!;
+    if (!m.begin || j < 0) continue;
+    const body = text.slice(m.end, markers[j]!.start).replace(/[^A-Za-z0-9+/=]/g, '');
+    blocks.push({ label: m.label, der: Buffer.from(body, 'base64') });
+    i = j;
   }
   return blocks;
 }
@@ -122,15 +147,18 @@ function utcDate(year: number, mo: string, d: string, h: string, mi: string, s: 
 
 /**
  * Where and why bytes are not one well-formed DER element, in a person's terms, or undefined when
- * the structure is sound (then the content, not the encoding, is wrong). asn1js says only "End of
- * input reached…" with no position; this walks the tag-length-value structure itself.
+ * the encoding is sound (then the content, not the encoding, is wrong): lengths that do not add
+ * up or are not in their shortest form, constructed strings, padded INTEGERs, BOOLEANs other than
+ * 00/FF. It walks the tag-length-value structure of constructed elements (not inside OCTET STRINGs).
  *
  * @example derProblem(Buffer.from('3005020101', 'hex')) // 'DER decoding failed at byte 1: …'
  */
 export function derProblem(bytes: Uint8Array): string | undefined {
   const fail = (at: number, why: string) => `DER decoding failed at byte ${at}: ${why}`;
-  // Universal types that DER always encodes primitive.
-  const PRIMITIVE_ONLY = new Set([1, 2, 5, 6, 9, 10, 13]);
+  // Universal types that DER always encodes primitive (strings and times included, X.690 §10.2).
+  const PRIMITIVE_ONLY = new Set([
+    1, 2, 3, 4, 5, 6, 9, 10, 12, 13, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 30,
+  ]);
   /** Walks the elements in [start, end); returns a problem or undefined. */
   const walk = (start: number, end: number, depth: number): string | undefined => {
     let at = start;
@@ -150,8 +178,10 @@ export function derProblem(bytes: Uint8Array): string | undefined {
       if (first > 0x80) {
         const n = first & 0x7f;
         if (n > 4 || at + n > end) return fail(at - 1, 'the length field is too long or cut off');
+        if (bytes[at] === 0) return fail(at - 1, 'a length with a leading zero octet (BER, not DER)');
         length = 0;
         for (let i = 0; i < n; i++) length = length * 256 + bytes[at++]!;
+        if (length < 0x80) return fail(at - 1 - n, 'a long-form length under 128 (BER, not DER)');
       }
       if (at + length > end) {
         return fail(tagAt, `an element of ${length} bytes runs past the end of the data (${end - at} left)`);
@@ -160,6 +190,16 @@ export function derProblem(bytes: Uint8Array): string | undefined {
       if (constructed && (tag & 0xc0) === 0 && PRIMITIVE_ONLY.has(tag & 0x1f)) {
         return fail(tagAt, 'a constructed encoding where DER requires a primitive one');
       }
+      const value = bytes.subarray(at, at + length);
+      if (tag === 0x02 || tag === 0x0a) {
+        const padded =
+          length > 1 && ((value[0] === 0 && value[1]! < 0x80) || (value[0] === 0xff && value[1]! >= 0x80));
+        if (length === 0 || padded) return fail(tagAt, 'an INTEGER not in its minimal form (BER, not DER)');
+      }
+      if (tag === 0x01 && (length !== 1 || (value[0] !== 0 && value[0] !== 0xff))) {
+        return fail(tagAt, 'a BOOLEAN other than 00 or FF (BER, not DER)');
+      }
+      if (tag === 0x05 && length !== 0) return fail(tagAt, 'a NULL with content');
       if (constructed && depth < 64) {
         const inner = walk(at, at + length, depth + 1);
         if (inner) return inner;

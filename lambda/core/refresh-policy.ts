@@ -74,7 +74,7 @@ export interface StapleFacts {
   certNotAfter?: Date;
 }
 
-export interface FailureFacts {
+interface FailureFacts {
   consecutive: number;
   lastFailureAt: Date;
 }
@@ -172,7 +172,7 @@ export function decideRefresh(input: DueInput): DueDecision {
  * Where the staple stops being of use: nextUpdate, cut short by the delegated responder
  * certificate's notAfter or the certificate's own notAfter, whichever comes first.
  */
-export function usefulEnd(staple: Pick<StapleFacts, 'nextUpdate' | 'responderNotAfter' | 'certNotAfter'>): {
+function usefulEnd(staple: Pick<StapleFacts, 'nextUpdate' | 'responderNotAfter' | 'certNotAfter'>): {
   end: number;
   endedBy: 'nextUpdate' | 'responder' | 'certificate';
 } {
@@ -186,11 +186,7 @@ export function usefulEnd(staple: Pick<StapleFacts, 'nextUpdate' | 'responderNot
 }
 
 /** The start of the lapse guard: the last quarter of the window, at most the last `urgentMs`. */
-export function lapseGuardStart(
-  thisUpdate: number,
-  end: number,
-  policy: RefreshPolicy = DEFAULT_POLICY,
-): number {
+function lapseGuardStart(thisUpdate: number, end: number, policy: RefreshPolicy = DEFAULT_POLICY): number {
   const window = Math.max(end - thisUpdate, 0);
   return Math.floor(end - Math.min(policy.urgentMs, window / 4));
 }

@@ -238,16 +238,16 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * RSASSA-PSS-params (RFC 4055 §3.1): absent means the SHA-1 defaults. The mask generation must be
- * MGF1 with the same hash as the signature (node:crypto verifies only that combination), and the
- * trailer field 1.
+ * RSASSA-PSS-params (RFC 4055 §3.1): required on a signature (absent is refused, as OpenSSL
+ * refuses it). The mask generation must be MGF1 with the same hash as the signature (node:crypto
+ * verifies only that combination), and the trailer field 1.
  */
 function pssParams(params: Buffer | undefined): { hash: string; saltLength: number } | SignatureProblem {
-  if (!params) return { hash: 'sha1', saltLength: 20 };
   const bad = (why: string): SignatureProblem => ({
     code: 'signature-algorithm',
     reason: `RSASSA-PSS parameters ${why}`,
   });
+  if (!params) return bad('are absent (RFC 4055 §3.1 requires them on a signature)');
   let pss: pkijs.RSASSAPSSParams;
   let mgfHash: string | undefined;
   try {

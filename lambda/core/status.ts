@@ -1,5 +1,6 @@
 import { errorMessage } from './errors.js';
 import { parseOcspResponse, type CertStatus } from './ocsp-response.js';
+import { printable } from './printable.js';
 
 /**
  * The status of a fleet of staples at one instant, built from what the renewer remembers (its run
@@ -57,6 +58,8 @@ export interface StatusEntry {
   responder?: string;
   /** Why the renewer leaves it alone (no OCSP URL, expired certificate), when known without state. */
   skippedBecause?: string;
+  /** Why the renewer refuses it by name (unsafe, or sharing its staple with another certificate). */
+  refused?: string;
 }
 
 export interface StatusRow {
@@ -164,6 +167,7 @@ function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: bo
   return { ...base, health, why };
 
   function judge(): [Health, string] {
+    if (e.refused) return ['failing', e.refused];
     const skipped = e.skippedBecause ?? (s?.action === 'skipped' ? s.reason : undefined);
     if (skipped && !reading) return ['skipped', skipped];
     if (reading?.error) return ['failing', `staple unreadable: ${reading.error}`];
@@ -197,7 +201,7 @@ function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: bo
 }
 
 /** Most urgent first: by health, then least validity (none first), then name. */
-export function byUrgency(a: StatusRow, b: StatusRow): number {
+function byUrgency(a: StatusRow, b: StatusRow): number {
   const h = HEALTH_ORDER.indexOf(a.health) - HEALTH_ORDER.indexOf(b.health);
   if (h !== 0) return h;
   const va = a.validityHours ?? -Infinity;
@@ -248,18 +252,21 @@ export function formatStatus(report: StatusReport): string {
     'RESPONDER',
   ];
   const day = (iso: string | undefined) => (iso ? iso.slice(0, 16).replace('T', ' ') : '—');
-  const table = report.rows.map((r) => [
-    r.certificate,
-    r.health,
-    r.certStatus ?? '—',
-    day(r.thisUpdate),
-    day(r.nextUpdate),
-    r.validityLeft,
-    day(r.nextDue),
-    r.lastOutcome ?? '—',
-    r.mustStaple === undefined ? '—' : r.mustStaple ? 'yes' : 'no',
-    r.responderHost ?? '—',
-  ]);
+  // Names, hosts and reasons come from outside: escaped, so none moves the cursor or forges a row.
+  const table = report.rows.map((r) =>
+    [
+      r.certificate,
+      r.health,
+      r.certStatus ?? '—',
+      day(r.thisUpdate),
+      day(r.nextUpdate),
+      r.validityLeft,
+      day(r.nextDue),
+      r.lastOutcome ?? '—',
+      r.mustStaple === undefined ? '—' : r.mustStaple ? 'yes' : 'no',
+      r.responderHost ?? '—',
+    ].map(printable),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
   const line = (cells: string[]) =>
     cells
@@ -270,9 +277,9 @@ export function formatStatus(report: StatusReport): string {
   // Why a row needs attention, under the table: errors are long and would break the columns.
   const notes = report.rows
     .filter((r) => r.health === 'failing' || r.health === 'revoked' || r.health === 'lapsing')
-    .map((r) => `${r.certificate}: ${r.why}`);
+    .map((r) => printable(`${r.certificate}: ${r.why}`));
   if (notes.length) out.push('', ...notes);
-  out.push('', formatSummary(report.summary));
+  out.push('', printable(formatSummary(report.summary)));
   return out.join('\n');
 }
 

@@ -1,18 +1,21 @@
 import type { KeyObject } from 'node:crypto';
 import { Certificate, OCSP_SIGNING_EKU } from './certificate.js';
-import { digest, type HashName } from './der.js';
+import { sameName } from './der-name.js';
+import { digest, serialHex, type HashName } from './der.js';
 import { NONCE_OID } from './ocsp-request.js';
-import type {
-  BasicResponse,
-  CertStatus,
-  ParsedResponse,
-  ResponseStatus,
-  SingleResponseInfo,
+import {
+  parseOcspResponse,
+  ResponseParseError,
+  type BasicResponse,
+  type CertStatus,
+  type ParsedResponse,
+  type ResponseStatus,
+  type SingleResponseInfo,
 } from './ocsp-response.js';
 import {
   checkSignature,
+  KnownSignatures,
   signatureCall,
-  type KnownSignatures,
   type SignatureProblem,
   type VerifyCall,
 } from './signature.js';
@@ -33,21 +36,26 @@ const KNOWN_SINGLE_EXTENSIONS = new Set([
 ]);
 
 /**
- * Extensions of a delegated responder certificate we understand, so they may be critical
- * (RFC 5280 §4.2: a certificate with a critical extension the verifier does not recognise must be
- * refused). Any other critical extension makes the responder certificate unauthorised.
+ * Extensions of a delegated responder certificate that may be critical (RFC 5280 §4.2: a
+ * certificate with a critical extension the verifier does not recognise must be refused): those
+ * we understand that OpenSSL also handles as critical (X509_supported_extension). Any other
+ * critical extension makes the responder certificate unauthorised.
  */
 const KNOWN_RESPONDER_CERT_EXTENSIONS = new Set([
   '2.5.29.15', // keyUsage (digitalSignature required when present)
   '2.5.29.37', // extKeyUsage (id-kp-OCSPSigning required)
   '2.5.29.19', // basicConstraints
-  '2.5.29.14', // subjectKeyIdentifier
-  '2.5.29.35', // authorityKeyIdentifier
   '2.5.29.17', // subjectAltName
   '2.5.29.32', // certificatePolicies
-  '1.3.6.1.5.5.7.1.1', // authorityInfoAccess
   '1.3.6.1.5.5.7.48.1.5', // id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1)
 ]);
+
+/** Extensions RFC 5280 says MUST NOT be critical (§4.2.1.1, §4.2.1.2, §4.2.2.1); OpenSSL refuses them critical. */
+const NEVER_CRITICAL: Record<string, string> = {
+  '2.5.29.14': 'subjectKeyIdentifier',
+  '2.5.29.35': 'authorityKeyIdentifier',
+  '1.3.6.1.5.5.7.1.1': 'authorityInfoAccess',
+};
 
 /**
  * Why a verdict is invalid: one stable code per failure class (README, "What valid means"), plus
@@ -55,12 +63,15 @@ const KNOWN_RESPONDER_CERT_EXTENSIONS = new Set([
  * --json` prints the first as `code`; tests assert them.
  */
 export const VERDICT_CODES = [
-  'parse', // the bytes are not an OCSP response (or not one we can read)
+  'not-der', // the bytes are not canonical DER (BER lengths, padded INTEGERs, unused bits…): clients refuse them
+  'parse', // the bytes are DER but not an OCSP response (a field missing, extra or of the wrong type)
   'fetch', // the response could not be fetched (set by the query, never by validateResponse)
   'unsupported-response-type', // a successful response that is not id-pkix-ocsp-basic
   'issuer-missing', // no issuer certificate given, so nothing can be authorised
-  'issuer-mismatch', // the issuer certificate given is not the one the certificate names
+  'issuer-mismatch', // the issuer certificate given is not the one that named and signed the certificate
   'certid-mismatch', // no SingleResponse is about this certificate
+  'conflicting-responses', // SingleResponses for this certificate (under different hashes) disagree
+  'certid-other-issuer', // a SingleResponse is about a certificate of another issuer (OpenSSL refuses the response)
   'responder-id', // the responderID designates neither the issuer nor a certificate in the response
   'signature', // the signature does not verify, or the signer's key does not decode
   'signature-algorithm', // the algorithm is unsupported, malformed, or not the signer key's kind
@@ -70,6 +81,7 @@ export const VERDICT_CODES = [
   'produced-in-future', // producedAt is in the future (beyond the skew)
   'not-yet-valid', // thisUpdate is in the future (beyond the skew)
   'no-next-update', // no nextUpdate: the response carries no expiry
+  'next-update-before-this-update', // nextUpdate earlier than thisUpdate (OpenSSL refuses it)
   'stale', // nextUpdate has passed
   'critical-extension', // a critical response or single extension we do not understand
   'nonce-mismatch', // the echoed nonce is not the one sent
@@ -139,14 +151,63 @@ export class ValidationCache {
 
 const sharedCache = new ValidationCache();
 
+/** A staple's bytes judged: the parsed response (undefined when it does not parse) and its verdict. */
+export interface Judgement {
+  parsed: ParsedResponse | undefined;
+  verdict: Verdict;
+  /** Why the bytes are not an OCSP response, in the user's terms, when they are not. */
+  parseError?: string;
+}
+
 /**
- * Validates a parsed OCSP response for `cert` as RFC 6960 §3.2 and §4.2.2.2 and RFC 5019 ask:
- * successful status; a basic response; a SingleResponse whose CertID matches ours; a valid
- * signature by the issuer, or by a delegated responder certificate embedded in the response that
- * the issuer signed, that carries id-kp-OCSPSigning and that was valid at producedAt; a
- * responderID that designates the signer; thisUpdate not in the future (beyond the skew);
- * nextUpdate present and in the future; a matching nonce when one was sent and echoed; no
- * critical extension we do not understand.
+ * The one judgement of a staple's bytes that `renew`, `fetch` and `inspect` all make: parsed by
+ * the strict DER parser (parseOcspResponse), then validateResponse. Bytes that do not parse are an
+ * invalid verdict with the parser's code (`not-der` or `parse`), never an exception.
+ */
+export function judgeStaple(der: Uint8Array, input: ValidationInput): Judgement {
+  const parsed = parseStaple(der);
+  return 'verdict' in parsed ? parsed : { parsed, verdict: validateResponse(parsed, input) };
+}
+
+/**
+ * judgeStaple with the response's signature verifications run first in the thread pool
+ * (responseSignatureCalls, KnownSignatures): the same checks and the same verdict.
+ */
+export async function judgeStapleAhead(
+  der: Uint8Array,
+  input: ValidationInput & { issuer: Certificate },
+): Promise<Judgement> {
+  const parsed = parseStaple(der);
+  if ('verdict' in parsed) return parsed;
+  const signatures = await KnownSignatures.verify(responseSignatureCalls(parsed, input.issuer));
+  return { parsed, verdict: validateResponse(parsed, { ...input, signatures }) };
+}
+
+function parseStaple(der: Uint8Array): ParsedResponse | Judgement {
+  try {
+    return parseOcspResponse(der);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const code = err instanceof ResponseParseError ? err.verdictCode : 'parse';
+    return {
+      parsed: undefined,
+      verdict: invalidVerdict('unparseable', [`does not parse: ${message}`], code),
+      parseError: message,
+    };
+  }
+}
+
+/**
+ * Validates a parsed OCSP response for `cert` as RFC 6960 §3.2 and §4.2.2.2 and RFC 5019 ask,
+ * and as OpenSSL-based clients judge (docs/validation.md): successful status; a basic response;
+ * an issuer that names and signed the certificate; a SingleResponse whose CertID matches ours,
+ * every such SingleResponse (one per hash) agreeing and in its window, none about another CA's
+ * certificate; a valid signature by the issuer, or by the first delegated responder certificate
+ * embedded in the response that the responderID designates, which the issuer signed, carries
+ * id-kp-OCSPSigning, has no critical extension RFC 5280 or we refuse and was valid at producedAt
+ * and now; thisUpdate not in the future (beyond the skew); nextUpdate present, in the future and
+ * not before thisUpdate; a matching nonce when one was sent and echoed; no critical extension we
+ * do not understand.
  */
 export function validateResponse(parsed: ParsedResponse, input: ValidationInput): Verdict {
   const verdict = invalidVerdict(parsed.responseStatus, []);
@@ -184,19 +245,34 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
   const skew = input.skewMs ?? DEFAULT_SKEW_MS;
 
   // CertID
-  if (issuer && cert && !issuer.issued(cert)) {
+  if (issuer && cert && (!issuer.issued(cert) || !issuerSigned(cert, issuer))) {
     fail(
       'issuer-mismatch',
-      `issuer certificate (${issuer.subject}) is not named as the certificate's issuer (${cert.issuer})`,
+      issuer.issued(cert)
+        ? `issuer certificate (${issuer.subject}) did not sign the certificate (its key does not verify the certificate's signature)`
+        : `issuer certificate (${issuer.subject}) is not named as the certificate's issuer (${cert.issuer})`,
     );
   }
-  const single = findSingleResponse(basic.responses, cert, issuer, input.hash);
+  const matches = matchingSingleResponses(basic.responses, cert, issuer);
+  const single = (input.hash ? matches.filter((r) => r.certId.hash === input.hash) : matches)[0];
   if (single) {
     verdict.certStatus = single.certStatus;
     verdict.revocationTime = single.revocationTime;
     verdict.revocationReason = single.revocationReason;
     verdict.thisUpdate = single.thisUpdate;
-    verdict.nextUpdate = single.nextUpdate;
+    // The earliest nextUpdate of them: a client whose CertID uses that hash sees it expire then.
+    verdict.nextUpdate = earliest(matches.map((r) => r.nextUpdate)) ?? single.nextUpdate;
+    for (const other of matches) {
+      if (
+        other.certStatus !== single.certStatus ||
+        other.revocationTime?.getTime() !== single.revocationTime?.getTime()
+      ) {
+        fail(
+          'conflicting-responses',
+          `SingleResponses for this certificate disagree: ${describeSingle(single)}, ${describeSingle(other)} (a client sees the one for its own CertID hash)`,
+        );
+      }
+    }
   } else if (issuer) {
     fail(
       'certid-mismatch',
@@ -206,6 +282,19 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
     );
   } else {
     fail('issuer-missing', 'issuer certificate not given: cannot match the CertID');
+  }
+  if (issuer && single) {
+    // Beside ours, a SingleResponse about another CA's certificate: OpenSSL (ocsp_check_issuer)
+    // refuses a response whose SingleResponses are not all about certificates of the signer's
+    // CA. RFC 6960 is silent; we judge as clients do. (With none of ours, certid-mismatch says it.)
+    for (const [i, r] of basic.responses.entries()) {
+      if (!matches.includes(r) && !aboutIssuersCertificate(r, cert, issuer)) {
+        fail(
+          'certid-other-issuer',
+          `SingleResponse ${i + 1} (serial ${serialHex(r.certId.serial)}) is about a certificate of another issuer, which OpenSSL refuses`,
+        );
+      }
+    }
   }
 
   // Signature and signer authorisation
@@ -219,21 +308,29 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
   if (basic.producedAt.getTime() > now.getTime() + skew) {
     fail('produced-in-future', `producedAt ${basic.producedAt.toISOString()} is in the future`);
   }
-  if (single) {
-    if (single.thisUpdate.getTime() > now.getTime() + skew) {
-      fail('not-yet-valid', `thisUpdate ${single.thisUpdate.toISOString()} is in the future`);
+  // Every SingleResponse for the certificate, whichever hash a client's CertID uses.
+  for (const r of single ? matches : []) {
+    const which = matches.length > 1 ? ` (${r.certId.hash} CertID)` : '';
+    if (r.thisUpdate.getTime() > now.getTime() + skew) {
+      fail('not-yet-valid', `thisUpdate ${r.thisUpdate.toISOString()} is in the future${which}`);
     }
-    if (!single.nextUpdate) {
+    if (!r.nextUpdate) {
       fail(
         'no-next-update',
-        'nextUpdate is absent (the response carries no expiry, so it cannot be stapled safely)',
+        `nextUpdate is absent (the response carries no expiry, so it cannot be stapled safely)${which}`,
       );
-    } else if (single.nextUpdate.getTime() <= now.getTime()) {
-      fail('stale', `expired: nextUpdate ${single.nextUpdate.toISOString()} has passed`);
+    } else if (r.nextUpdate.getTime() <= now.getTime()) {
+      fail('stale', `expired: nextUpdate ${r.nextUpdate.toISOString()} has passed${which}`);
     }
-    for (const ext of single.extensions) {
+    if (r.nextUpdate && r.nextUpdate.getTime() < r.thisUpdate.getTime()) {
+      fail(
+        'next-update-before-this-update',
+        `nextUpdate ${r.nextUpdate.toISOString()} is earlier than thisUpdate ${r.thisUpdate.toISOString()}${which}`,
+      );
+    }
+    for (const ext of r.extensions) {
       if (ext.critical && !KNOWN_SINGLE_EXTENSIONS.has(ext.oid)) {
-        fail('critical-extension', `unknown critical singleExtension ${ext.oid}`);
+        fail('critical-extension', `unknown critical singleExtension ${ext.oid}${which}`);
       }
     }
   }
@@ -252,19 +349,24 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
   }
 }
 
-function findSingleResponse(
+/**
+ * Every SingleResponse about the certificate (or, without it, the issuer's certificates), under
+ * any hash we can compute: a client builds its CertID with one hash and reads the SingleResponse
+ * that matches it, so each one is what some client sees.
+ */
+function matchingSingleResponses(
   responses: SingleResponseInfo[],
   cert: Certificate | undefined,
   issuer: Certificate | undefined,
-  hash: HashName | undefined,
-): SingleResponseInfo | undefined {
+): SingleResponseInfo[] {
   if (!issuer) {
     // Without the issuer we can still report on the certificate by serial, never validate.
-    return cert ? responses.find((r) => r.certId.serial.equals(cert.serial)) : responses[0];
+    const bySerial = cert ? responses.find((r) => r.certId.serial.equals(cert.serial)) : responses[0];
+    return bySerial ? [bySerial] : [];
   }
-  return responses.find((r) => {
+  return responses.filter((r) => {
     const alg = r.certId.hash;
-    if (!alg || (hash && alg !== hash)) return false;
+    if (!alg) return false;
     const nameHash = digest(alg, cert ? cert.issuerDer : issuer.subjectDer);
     return (
       r.certId.issuerNameHash.equals(nameHash) &&
@@ -272,6 +374,50 @@ function findSingleResponse(
       (!cert || r.certId.serial.equals(cert.serial))
     );
   });
+}
+
+/** Whether a SingleResponse's CertID names our issuer (its name, as the certificate or the issuer encodes it, and key). */
+function aboutIssuersCertificate(
+  r: SingleResponseInfo,
+  cert: Certificate | undefined,
+  issuer: Certificate,
+): boolean {
+  const alg = r.certId.hash;
+  if (!alg || !r.certId.issuerKeyHash.equals(issuer.keyHash(alg))) return false;
+  return (
+    r.certId.issuerNameHash.equals(digest(alg, issuer.subjectDer)) ||
+    (!!cert && r.certId.issuerNameHash.equals(digest(alg, cert.issuerDer)))
+  );
+}
+
+function describeSingle(r: SingleResponseInfo): string {
+  const since = r.revocationTime ? ` since ${r.revocationTime.toISOString()}` : '';
+  return `${r.certStatus}${since} under ${r.certId.hash}`;
+}
+
+function earliest(dates: Array<Date | undefined>): Date | undefined {
+  return dates.reduce<Date | undefined>((min, d) => (d && (!min || d < min) ? d : min), undefined);
+}
+
+/**
+ * Whether `issuer`'s key verifies `cert`'s signature, memoised per pair for the certificates'
+ * lifetime (pickIssuer records what it verified in the thread pool, so a renewal verifies once).
+ */
+function issuerSigned(cert: Certificate, issuer: Certificate): boolean {
+  let ok = issuerSignatures.get(cert)?.get(issuer.sha256);
+  if (ok === undefined) {
+    ok = !certificateSignatureProblem(cert, issuer);
+    recordIssuerSignature(cert, issuer, ok);
+  }
+  return ok;
+}
+const issuerSignatures = new WeakMap<Certificate, Map<string, boolean>>();
+
+/** Records that `issuer`'s key does (or does not) verify `cert`'s signature, verified elsewhere. */
+export function recordIssuerSignature(cert: Certificate, issuer: Certificate, ok: boolean): void {
+  let known = issuerSignatures.get(cert);
+  if (!known) issuerSignatures.set(cert, (known = new Map()));
+  known.set(issuer.sha256, ok);
 }
 
 function checkSigner(
@@ -286,80 +432,77 @@ function checkSigner(
 ): void {
   const signatureProblem = (c: Certificate) =>
     checkSignature(basic.signatureAlgorithm, publicKeyOf(c), basic.tbsDer, basic.signature, known);
-  const candidates = designatedSigners(basic, issuer);
-  if (candidates === 'issuer') {
+  const responder = designatedSigner(basic, issuer);
+  if (responder === 'issuer') {
     verdict.signature.signer = 'issuer';
     const problem = signatureProblem(issuer);
     verdict.signature.valid = !problem;
     if (problem) fail(problem.code, signatureMessage(problem, 'the issuer key'));
     return;
   }
-  if (candidates.length === 0) {
+  if (!responder) {
     fail('responder-id', 'responderID designates neither the issuer nor a certificate in the response');
     return;
   }
-  // Try every designated certificate; report the problems of the first when none qualifies.
-  let firstProblems: Array<[VerdictCode, string]> | undefined;
-  for (const responder of candidates) {
-    const problems: Array<[VerdictCode, string]> = [];
-    const sigProblem = signatureProblem(responder);
-    if (sigProblem)
-      problems.push([sigProblem.code, signatureMessage(sigProblem, 'the delegated responder key')]);
-    if (!issuer.issued(responder) || !cache.delegatedSignatureOk(responder, issuer)) {
+  const problems: Array<[VerdictCode, string]> = [];
+  const sigProblem = signatureProblem(responder);
+  if (sigProblem)
+    problems.push([sigProblem.code, signatureMessage(sigProblem, 'the delegated responder key')]);
+  if (!issuer.issued(responder) || !cache.delegatedSignatureOk(responder, issuer)) {
+    problems.push([
+      'signer-not-authorised',
+      `delegated responder certificate (${responder.subject}) is not issued by the issuer`,
+    ]);
+  }
+  if (!responder.extKeyUsage?.includes(OCSP_SIGNING_EKU)) {
+    problems.push(['signer-not-authorised', 'delegated responder certificate lacks id-kp-OCSPSigning']);
+  }
+  if (responder.digitalSignature === false) {
+    problems.push([
+      'signer-not-authorised',
+      'delegated responder certificate keyUsage does not allow digitalSignature',
+    ]);
+  }
+  for (const oid of responder.criticalExtensions) {
+    if (NEVER_CRITICAL[oid]) {
       problems.push([
         'signer-not-authorised',
-        `delegated responder certificate (${responder.subject}) is not issued by the issuer`,
+        `delegated responder certificate marks ${NEVER_CRITICAL[oid]} critical, which RFC 5280 forbids`,
       ]);
-    }
-    if (!responder.extKeyUsage?.includes(OCSP_SIGNING_EKU)) {
-      problems.push(['signer-not-authorised', 'delegated responder certificate lacks id-kp-OCSPSigning']);
-    }
-    if (responder.digitalSignature === false) {
+    } else if (!KNOWN_RESPONDER_CERT_EXTENSIONS.has(oid)) {
       problems.push([
         'signer-not-authorised',
-        'delegated responder certificate keyUsage does not allow digitalSignature',
+        `delegated responder certificate has an unknown critical extension ${oid}`,
       ]);
-    }
-    for (const oid of responder.criticalExtensions) {
-      if (!KNOWN_RESPONDER_CERT_EXTENSIONS.has(oid)) {
-        problems.push([
-          'signer-not-authorised',
-          `delegated responder certificate has an unknown critical extension ${oid}`,
-        ]);
-      }
-    }
-    problems.push(...signerTimeProblems(responder, basic.producedAt, now, skew));
-    if (problems.length === 0) {
-      verdict.signature = { valid: true, signer: 'delegated' };
-      verdict.responderCert = responder;
-      return;
-    }
-    if (!firstProblems) {
-      firstProblems = problems;
-      verdict.signature = { valid: !sigProblem, signer: 'unknown' };
     }
   }
-  for (const [code, message] of firstProblems ?? []) fail(code, message);
+  problems.push(...signerTimeProblems(responder, basic.producedAt, now, skew));
+  if (problems.length === 0) {
+    verdict.signature = { valid: true, signer: 'delegated' };
+    verdict.responderCert = responder;
+    return;
+  }
+  verdict.signature = { valid: !sigProblem, signer: 'unknown' };
+  for (const [code, message] of problems) fail(code, message);
 }
 
 /**
- * Who the responderID designates: the issuer, or else the certificates embedded in the response
- * that it names (none: no signer can be authorised). byName: the DER as encoded, or the same
- * attributes and values in another string encoding (PrintableString vs UTF8String), which some
- * responders use; the signature check decides.
+ * Who the responderID designates, found as OpenSSL finds the signer (ocsp_find_signer): the
+ * issuer, else the FIRST certificate embedded in the response that it names, and only that one
+ * (none: no signer can be authorised). A second certificate with the same name or key is never
+ * tried: OpenSSL would not, and would refuse what the first cannot sign. byName compares Names as
+ * RFC 5280 §7.1 and X509_NAME_cmp do (sameName), never as formatted strings.
  */
-function designatedSigners(basic: BasicResponse, issuer: Certificate): 'issuer' | Certificate[] {
+function designatedSigner(basic: BasicResponse, issuer: Certificate): 'issuer' | Certificate | undefined {
   const rid = basic.responderId;
   const designates = (c: Certificate) =>
-    'byKey' in rid
-      ? c.keyHash('sha1').equals(rid.byKey)
-      : c.subjectDer.equals(rid.byName) || c.subject.toLowerCase() === rid.name.toLowerCase();
-  return designates(issuer) ? 'issuer' : basic.certs.filter(designates);
+    'byKey' in rid ? c.keyHash('sha1').equals(rid.byKey) : sameName(c.subjectDer, rid.byName);
+  return designates(issuer) ? 'issuer' : basic.certs.find(designates);
 }
 
 /**
  * The signature verifications validateResponse will make on `parsed` for `issuer`'s certificate:
- * the response's signature under each key it may be signed with (the issuer's, or each designated
+ * the response's signature under the key it must be signed with (the issuer's, or the designated
  * delegated responder's). Run them ahead (KnownSignatures.verify) and pass the answers in
  * ValidationInput.signatures. Empty when there is nothing to verify or the response is too broken
  * to say (validateResponse then finds the problem itself).
@@ -368,8 +511,8 @@ export function responseSignatureCalls(parsed: ParsedResponse, issuer: Certifica
   try {
     const basic = parsed.basic;
     if (parsed.responseStatus !== 'successful' || !basic) return [];
-    const designated = designatedSigners(basic, issuer);
-    const signers = designated === 'issuer' ? [issuer] : designated;
+    const designated = designatedSigner(basic, issuer);
+    const signers = designated === 'issuer' ? [issuer] : designated ? [designated] : [];
     return signers.flatMap((c) => {
       const call = signatureCall(basic.signatureAlgorithm, publicKeyOf(c), basic.tbsDer, basic.signature);
       return 'code' in call ? [] : [call];

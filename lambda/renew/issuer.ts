@@ -1,7 +1,7 @@
 import { parseCertificates, parseIssuerDownload, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
 import { verifySignatureCall } from '../core/signature.js';
-import { certificateSignatureCall } from '../core/validate.js';
+import { certificateSignatureCall, recordIssuerSignature } from '../core/validate.js';
 
 export type IssuerSource = 'bundle' | 'sibling' | 'issuers-dir' | 'aia';
 
@@ -15,7 +15,11 @@ export interface IssuerLookup {
   download?: (url: string) => Promise<Uint8Array>;
 }
 
-export class IssuerNotFoundError extends Error {}
+/** No candidate issuer's key verifies the certificate's signature. */
+export class IssuerNotFoundError extends Error {
+  override readonly name = 'IssuerNotFoundError';
+  readonly code = 'ISSUER_NOT_FOUND';
+}
 
 /**
  * Finds the certificate that issued `leaf`, in order: the same bundle, a sibling
@@ -82,7 +86,9 @@ export async function pickIssuer(
   for (const candidate of ordered) {
     // The leaf's signature under the candidate's key, verified in the thread pool when worth it.
     const call = certificateSignatureCall(leaf, candidate);
-    if (call && (await verifySignatureCall(call))) return candidate;
+    const ok = !!call && (await verifySignatureCall(call));
+    if (call) recordIssuerSignature(leaf, candidate, ok); // validateResponse checks it again
+    if (ok) return candidate;
   }
   return undefined;
 }

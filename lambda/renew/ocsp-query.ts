@@ -2,25 +2,9 @@ import type { Certificate } from '../core/certificate.js';
 import type { HashName } from '../core/der.js';
 import { DeadlineError, errorMessage } from '../core/errors.js';
 import { buildOcspRequest, certIdFor, newNonce } from '../core/ocsp-request.js';
-import { parseOcspResponse, type ParsedResponse } from '../core/ocsp-response.js';
-import { KnownSignatures } from '../core/signature.js';
-import {
-  invalidVerdict,
-  responseSignatureCalls,
-  validateResponse,
-  type ValidationCache,
-  type Verdict,
-} from '../core/validate.js';
-
-/**
- * Sends one DER OCSP request to one responder URL. `limits.timeLeft` (milliseconds before the
- * run's deadline) bounds the request: cut by it, the transport rejects with a DeadlineError.
- */
-export type Transport = (
-  url: string,
-  requestDer: Buffer,
-  limits?: { timeLeft?: () => number },
-) => Promise<{ der: Buffer; maxAgeSec?: number }>;
+import type { ParsedResponse } from '../core/ocsp-response.js';
+import type { Transport } from './ports.js';
+import { invalidVerdict, judgeStapleAhead, type ValidationCache, type Verdict } from '../core/validate.js';
 
 /**
  * Thrown when the run had to stop before this certificate's first request was sent (it waited
@@ -28,6 +12,7 @@ export type Transport = (
  */
 export class NotStarted extends Error {
   override readonly name = 'NotStarted';
+  readonly code = 'NOT_STARTED';
 }
 
 /** One responder URL tried: what came back and what it is worth, or why nothing usable came. */
@@ -38,7 +23,7 @@ export interface Attempt {
   der?: Buffer;
   maxAgeSec?: number;
   /** Present when the answer parsed as an OCSP response. */
-  parsed?: ParsedResponse;
+  parsed?: ParsedResponse | undefined;
   verdict: Verdict;
 }
 
@@ -62,8 +47,15 @@ export interface QueryOptions {
 }
 
 /**
- * Asks the certificate's responders in order (every AIA OCSP URL) until one gives a valid response.
- * Returns that attempt, if any, and every attempt made, so a failure can name each URL's problem.
+ * The most OCSP URLs of one certificate tried in one run. A certificate names as many as its
+ * issuer (or whoever made it) wrote: 300 slow ones cost 50 minutes; real ones name one or two.
+ */
+export const MAX_OCSP_URLS = 4;
+
+/**
+ * Asks the certificate's responders in order (its first MAX_OCSP_URLS AIA OCSP URLs; the rest are
+ * `notTried`) until one gives a valid response. Returns that attempt, if any, and every attempt
+ * made, so a failure can name each URL's problem.
  * The run's deadline ends the query: a request cut by it rejects with a DeadlineError (the
  * attempts so far in its message), and one never sent with NotStarted.
  */
@@ -72,11 +64,12 @@ export async function queryResponders(
   issuer: Certificate,
   transport: Transport,
   options: QueryOptions,
-): Promise<{ valid: (Attempt & { der: Buffer }) | undefined; attempts: Attempt[] }> {
+): Promise<{ valid: (Attempt & { der: Buffer }) | undefined; attempts: Attempt[]; notTried: string[] }> {
   const attempts: Attempt[] = [];
+  const notTried = leaf.ocspUrls.slice(MAX_OCSP_URLS);
   const schedule = options.schedule ?? ((_url, request) => request());
   const limits = options.timeLeft ? { timeLeft: options.timeLeft } : undefined;
-  for (const url of leaf.ocspUrls) {
+  for (const url of leaf.ocspUrls.slice(0, MAX_OCSP_URLS)) {
     const nonce = options.nonce ? newNonce() : undefined;
     const request = buildOcspRequest(certIdFor(leaf, issuer, options.hash), { nonce });
     const first = attempts.length === 0;
@@ -86,30 +79,17 @@ export async function queryResponders(
         if (first && options.shouldStop?.()) throw new NotStarted(`${url}: the run stopped first`);
         return transport(url, request, limits);
       });
-      attempt = {
-        url,
-        stage: 'validate',
-        der: response.der,
-        maxAgeSec: response.maxAgeSec,
-        verdict: invalidVerdict('unparseable', []),
-      };
-      try {
-        attempt.parsed = parseOcspResponse(response.der);
-        // The signature verifications run in the thread pool; the checks below use their answers.
-        const signatures = await KnownSignatures.verify(responseSignatureCalls(attempt.parsed, issuer));
-        attempt.verdict = validateResponse(attempt.parsed, {
-          cert: leaf,
-          issuer,
-          now: options.now(),
-          skewMs: options.skewMs,
-          nonce,
-          hash: options.hash,
-          cache: options.cache,
-          signatures,
-        });
-      } catch (err) {
-        attempt.verdict.errors.push(`does not parse: ${errorMessage(err)}`);
-      }
+      // Parsed and validated as every staple is; the signature verifications run in the thread pool.
+      const { parsed, verdict } = await judgeStapleAhead(response.der, {
+        cert: leaf,
+        issuer,
+        now: options.now(),
+        skewMs: options.skewMs,
+        nonce,
+        hash: options.hash,
+        cache: options.cache,
+      });
+      attempt = { url, stage: 'validate', der: response.der, maxAgeSec: response.maxAgeSec, parsed, verdict };
     } catch (err) {
       if (err instanceof NotStarted) throw err;
       if (err instanceof DeadlineError) {
@@ -120,12 +100,19 @@ export async function queryResponders(
     }
     attempts.push(attempt);
     options.onAttempt?.(attempt);
-    if (attempt.verdict.valid && attempt.der) return { valid: { ...attempt, der: attempt.der }, attempts };
+    if (attempt.verdict.valid && attempt.der)
+      return { valid: { ...attempt, der: attempt.der }, attempts, notTried };
   }
-  return { valid: undefined, attempts };
+  return { valid: undefined, attempts, notTried };
 }
 
-/** `url: problem | url: problem`, for the run report. */
-export function describeAttempts(attempts: Attempt[]): string {
-  return attempts.map((a) => `${a.url}: ${a.verdict.errors.join('; ')}`).join(' | ');
+/**
+ * `url: problem | url: problem`, for the run report, then how many URLs were skipped:
+ * `| 296 more OCSP URLs skipped (at most 4 are tried)`.
+ */
+export function describeAttempts(attempts: Attempt[], notTried: readonly string[] = []): string {
+  const tried = attempts.map((a) => `${a.url}: ${a.verdict.errors.join('; ')}`);
+  if (notTried.length)
+    tried.push(`${notTried.length} more OCSP URL(s) skipped (at most ${MAX_OCSP_URLS} are tried)`);
+  return tried.join(' | ');
 }

@@ -4,17 +4,26 @@ import { parseCertificates, type Certificate } from '../core/certificate.js';
 import type { HashName } from '../core/der.js';
 import { DeadlineError, errorMessage, RenewError, type Stage } from '../core/errors.js';
 import { resolveIssuer } from './issuer.js';
-import { describeAttempts, NotStarted, queryResponders, type Transport } from './ocsp-query.js';
-import { parseOcspResponse, type CertStatus } from '../core/ocsp-response.js';
+import { describeAttempts, NotStarted, queryResponders } from './ocsp-query.js';
 import {
   DEFAULT_NAMING,
+  refusedKeys,
   stapleKeyFor,
   type CertificateObject,
   type CertificateSource,
   type NamingOptions,
+  type RefusedKey,
   type StapleStore,
   type StoredStaple,
   withheldMarkerFor,
+  type Transport,
+  ACTIONS,
+  type Action,
+  type ReportRow,
+  type RunReport,
+  type RunState,
+  type StateEntry,
+  type StateSink,
 } from './ports.js';
 import {
   decideRefresh,
@@ -24,96 +33,10 @@ import {
 } from '../core/refresh-policy.js';
 import { shouldReplace, type OnRevoked, type ReplaceDecision } from '../core/replace.js';
 import { storeStaple } from './store-staple.js';
-import { invalidVerdict, validateResponse, ValidationCache, type Verdict } from '../core/validate.js';
-
-/**
- * What happened to one certificate in a run. `due` appears only in dry runs ("would renew").
- */
-export type Action = 'fresh' | 'renewed' | 'skipped' | 'failed' | 'withheld' | 'due';
-export const ACTIONS: readonly Action[] = ['renewed', 'fresh', 'skipped', 'withheld', 'failed', 'due'];
-
-export interface ReportRow {
-  /** The certificate's key in its source. */
-  key: string;
-  /**
-   * `key` under its first spelling, which the JSON report keeps (set by `summarise`): readers of
-   * reports written before `key` existed still find it. New code reads `key`.
-   */
-  name?: string;
-  /** The staple's key in the staple store. */
-  staple: string;
-  action: Action;
-  reason: string;
-  /** For failures: the stage that failed. */
-  stage?: Stage;
-  /** For failures, where known: a stable code (a verdict code, `older-than-stored`, …). */
-  code?: string;
-  certStatus?: CertStatus;
-  revocationTime?: string;
-  revocationReason?: string;
-  thisUpdate?: string;
-  nextUpdate?: string;
-  nextDue?: string;
-  mustStaple?: boolean;
-  /** The responder URL that answered. */
-  responder?: string;
-}
-
-export interface RunReport {
-  startedAt: string;
-  finishedAt: string;
-  dryRun: boolean;
-  counts: Record<Action, number>;
-  /** Certificates whose responder says revoked (staple published, withheld, or stored earlier). */
-  revoked: number;
-  /** The least validity left over all staples seen, in hours (undefined when there are none). */
-  leastValidityHours: number | undefined;
-  results: ReportRow[];
-  /** Certificates not started because the run had to stop (deadline); the next run takes them. */
-  notReached: string[];
-}
-
-/** Per-certificate memory across runs: failures for backoff, max-age, and the last verdict's times. */
-export interface StateEntry {
-  certTag?: string;
-  stapleTag?: string;
-  failures: number;
-  lastFailureAt?: string;
-  lastError?: string;
-  maxAgeUntil?: string;
-  thisUpdate?: string;
-  nextUpdate?: string;
-  responderNotAfter?: string;
-  certStatus?: CertStatus;
-  nextDue?: string;
-  /** The last reported action and reason, replayed by quiet runs. */
-  action?: Action;
-  reason?: string;
-  mustStaple?: boolean;
-  /**
-   * Fingerprint of the settings a fetch depends on (`<run settings>.<OCSP URLs>`, see
-   * settingsFingerprint): when it changes, earlier failures no longer count for the backoff.
-   */
-  settings?: string;
-  /** The responder URL that answered last. */
-  responder?: string;
-}
-export type RunState = Map<string, StateEntry>;
-
-/**
- * Told of each certificate's new state entry as soon as it is decided, so a run killed midway
- * (the Lambda's timeout) loses nothing already decided. The S3 state object saves the whole map
- * now and then (PeriodicStateSave); a per-certificate store writes the one item. Awaited by the
- * run; a rejection fails the run as a whole, so a sink handles what it can retry itself.
- */
-export interface StateSink {
-  recorded(key: string, entry: StateEntry): void | Promise<void>;
-}
+import { judgeStaple, ValidationCache, type ValidationInput, type Verdict } from '../core/validate.js';
 
 /** nextDue of a certificate that will not be due until its file changes. */
 const NEVER = '9999-12-31T00:00:00.000Z';
-
-export type { Transport } from './ocsp-query.js';
 
 export interface RunDeps {
   source: CertificateSource;
@@ -183,11 +106,13 @@ export interface RunOptions {
 export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunReport> {
   const startedAt = deps.clock();
   const state = deps.state ?? new Map<string, StateEntry>();
-  const objects = await listCertificates(deps.source, state, options.only);
+  const naming = options.naming ?? DEFAULT_NAMING;
+  const { objects, refused } = await listCertificates(deps.source, state, options.only, naming);
   const ctx: RunContext = {
     deps,
     options,
-    naming: options.naming ?? DEFAULT_NAMING,
+    naming,
+    refused,
     policy: options.policy ?? DEFAULT_POLICY,
     cache: new ValidationCache(),
     hostLimit: perHostLimiter(options.perHostConcurrency ?? 4),
@@ -239,7 +164,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   const results = rows.filter((r): r is ReportRow => r !== undefined);
   // Queued certificates may be left in any order: report them sorted, as the listing is.
   notReached.sort((a, b) => a.localeCompare(b));
-  return summarise(startedAt, deps.clock(), options.dryRun === true, results, notReached);
+  return reportOf(startedAt, deps.clock(), options.dryRun === true, results, notReached);
 }
 
 // --- the run's context and one certificate's job --------------------------------------------------
@@ -248,6 +173,8 @@ interface RunContext {
   deps: RunDeps;
   options: RunOptions;
   naming: NamingOptions;
+  /** Listed certificates refused by name (unsafe, or sharing a staple key): one failed row each. */
+  refused: Map<string, RefusedKey>;
   policy: RefreshPolicy;
   cache: ValidationCache;
   hostLimit: (url: string) => ReturnType<typeof pLimit>;
@@ -324,6 +251,8 @@ const NOT_STARTED = Symbol('not started');
  * row says so and the state is left as it was.
  */
 async function renewCertificate(ctx: RunContext, j: Job): Promise<Outcome | typeof NOT_STARTED> {
+  const refusal = ctx.refused.get(j.key);
+  if (refusal) return refusedOutcome(j, refusal);
   const replayed = replay(ctx, j);
   if (replayed) return { row: replayed };
   try {
@@ -512,7 +441,7 @@ async function plan(ctx: RunContext, j: Job): Promise<Outcome | Due> {
 
 /** Ask each OCSP URL in order until one answers validly, and decide whether it may be committed. */
 async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched & Due> {
-  const { valid, attempts } = await queryResponders(due.leaf, due.issuer, ctx.deps.transport, {
+  const { valid, attempts, notTried } = await queryResponders(due.leaf, due.issuer, ctx.deps.transport, {
     hash: ctx.options.hash ?? 'sha1',
     nonce: ctx.options.nonce === true,
     skewMs: ctx.options.skewMs,
@@ -524,7 +453,9 @@ async function fetchResponse(ctx: RunContext, j: Job, due: Due): Promise<Fetched
   });
   if (!valid) {
     const stage: Stage = attempts.some((a) => a.stage === 'validate') ? 'validate' : 'fetch';
-    throw new RenewError(stage, j.key, describeAttempts(attempts), { code: attempts.at(-1)?.verdict.code });
+    throw new RenewError(stage, j.key, describeAttempts(attempts, notTried), {
+      code: attempts.at(-1)?.verdict.code,
+    });
   }
   const decision = shouldReplace(j.storedVerdict, valid.verdict, ctx.options.onRevoked ?? 'publish');
   if (!decision.replace && decision.action === 'failed')
@@ -653,6 +584,24 @@ function failed(ctx: RunContext, j: Job, err: unknown): Outcome {
 }
 
 /**
+ * A certificate refused by its name: a failed row, no state (nothing was tried, so no backoff),
+ * and nothing read or written for it.
+ */
+function refusedOutcome(j: Job, refusal: RefusedKey): Outcome {
+  const failure = new RenewError('source', j.key, refusal.reason, { code: refusal.code });
+  return {
+    row: {
+      key: j.key,
+      staple: j.staple,
+      action: 'failed',
+      stage: failure.stage,
+      code: refusal.code,
+      reason: failure.message,
+    },
+  };
+}
+
+/**
  * A request cut by the run's deadline: a failed row that says so, and no state entry, so the
  * backoff does not grow for a responder that was never given its time. The next run asks again.
  */
@@ -700,27 +649,38 @@ async function clearMarker(
 
 // --- listing and the report -----------------------------------------------------------------------
 
-/** The certificates of this run, sorted; without `only`, the state forgets certificates that are gone. */
+/**
+ * The certificates of this run, sorted, and those refused by name (judged over the whole listing,
+ * before `only`, so a collision with a certificate out of scope counts too); the state forgets
+ * refused certificates and, without `only`, certificates that are gone.
+ */
 async function listCertificates(
   source: CertificateSource,
   state: RunState,
   only: ((key: string) => boolean) | undefined,
-): Promise<CertificateObject[]> {
+  naming: NamingOptions,
+): Promise<{ objects: CertificateObject[]; refused: Map<string, RefusedKey> }> {
   let objects: CertificateObject[];
   try {
     objects = await source.list();
   } catch (err) {
     throw new RenewError('source', source.description, `cannot list: ${errorMessage(err)}`, { cause: err });
   }
+  const refused = refusedKeys(
+    objects.map((o) => o.key),
+    naming,
+  );
+  for (const key of refused.keys()) state.delete(key);
   if (!only) {
     // Forget certificates that are gone, so the state does not grow forever.
     const listed = new Set(objects.map((o) => o.key));
     for (const key of state.keys()) if (!listed.has(key)) state.delete(key);
   } else objects = objects.filter((o) => only(o.key));
-  return objects.sort((a, b) => a.key.localeCompare(b.key));
+  return { objects: objects.sort((a, b) => a.key.localeCompare(b.key)), refused };
 }
 
-function summarise(
+/** The run report: its rows, with the counts and figures made from them in one pass. */
+function reportOf(
   startedAt: Date,
   finishedAt: Date,
   dryRun: boolean,
@@ -797,12 +757,8 @@ async function step<T>(stage: Stage, key: string, what: string, fn: () => Promis
 }
 
 /** Parses and validates; a staple that does not parse is simply an invalid verdict. */
-function verdictOf(der: Buffer, input: Parameters<typeof validateResponse>[1]): Verdict {
-  try {
-    return validateResponse(parseOcspResponse(der), input);
-  } catch (err) {
-    return invalidVerdict('unparseable', [`does not parse: ${errorMessage(err)}`]);
-  }
+function verdictOf(der: Buffer, input: ValidationInput): Verdict {
+  return judgeStaple(der, input).verdict;
 }
 
 // --- staple facts: one shape, from a verdict or the state, to the row or the state ---------------

@@ -11,6 +11,7 @@ import { namingFrom, type NamingOptions } from './ports.js';
  */
 export class SettingError extends Error {
   override readonly name = 'SettingError';
+  readonly code = 'SETTING';
 }
 
 export interface SettingSpec<T> {

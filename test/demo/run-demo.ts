@@ -21,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { formatRunReport } from '../../lambda/core/explain.js';
+import { formatRunReport } from '../../lambda/report/explain.js';
 import { createHandler, type RunSummary } from '../../lambda/aws/handler.js';
 import { stateTableDefinition } from '../../lambda/adapters/dynamo-state.js';
 import { startDynalite } from '../helpers/dynalite.js';

@@ -61,33 +61,3 @@ export async function startDynalite(): Promise<DynamoServer> {
     },
   };
 }
-
-export interface DynamoRequestCounter {
-  total: number;
-  byCommand: Record<string, number>;
-  reset(): void;
-}
-
-let seq = 0;
-
-/** Counts each request on the wire, by command (finalizeRequest step: after retries). */
-export function countDynamoRequests(client: DynamoDBClient): DynamoRequestCounter {
-  const counter: DynamoRequestCounter = {
-    total: 0,
-    byCommand: {},
-    reset() {
-      counter.total = 0;
-      counter.byCommand = {};
-    },
-  };
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const name = context.commandName ?? 'unknown';
-      counter.total++;
-      counter.byCommand[name] = (counter.byCommand[name] ?? 0) + 1;
-      return next(args);
-    },
-    { step: 'finalizeRequest', name: `countDynamoRequests${++seq}` },
-  );
-  return counter;
-}

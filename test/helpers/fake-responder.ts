@@ -267,6 +267,11 @@ export interface BuildOcspResponseOptions {
   nonce?: Buffer;
   /** Further responseExtensions. */
   extensions?: { oid: string; critical?: boolean; value: Buffer }[];
+  /** SingleResponses after the first, each with its own CertID and status (times: the first's). */
+  moreResponses?: Pick<
+    BuildOcspResponseOptions,
+    'certId' | 'certStatus' | 'revocationTime' | 'revocationReason'
+  >[];
 }
 
 const engine = new pkijs.CryptoEngine({
@@ -286,22 +291,29 @@ export async function buildOcspResponse(opts: BuildOcspResponseOptions): Promise
 
   const id = opts.certId ?? (opts.request ? readOcspRequest(opts.request).certId : undefined);
   if (!id) throw new Error('buildOcspResponse: give request or certId');
-  const certID = new pkijs.CertID({
-    hashAlgorithm: new pkijs.AlgorithmIdentifier({
-      algorithmId: HASH_OIDS[id.hash],
-      algorithmParams: new asn1js.Null(),
-    }),
-    issuerNameHash: new asn1js.OctetString({ valueHex: toArrayBuffer(id.issuerNameHash) }),
-    issuerKeyHash: new asn1js.OctetString({ valueHex: toArrayBuffer(id.issuerKeyHash) }),
-    serialNumber: new asn1js.Integer({ valueHex: toArrayBuffer(opts.serial ?? id.serial) }),
-  });
-
-  const single = new pkijs.SingleResponse({
-    certID,
-    certStatus: certStatusBlock(opts),
-    thisUpdate: wholeSeconds(opts.thisUpdate),
-    ...(opts.nextUpdate ? { nextUpdate: wholeSeconds(opts.nextUpdate) } : {}),
-  });
+  const singleFor = (
+    certId: CertId,
+    status: Pick<BuildOcspResponseOptions, 'certStatus' | 'revocationTime' | 'revocationReason'>,
+    serial?: Buffer,
+  ) =>
+    new pkijs.SingleResponse({
+      certID: new pkijs.CertID({
+        hashAlgorithm: new pkijs.AlgorithmIdentifier({
+          algorithmId: HASH_OIDS[certId.hash],
+          algorithmParams: new asn1js.Null(),
+        }),
+        issuerNameHash: new asn1js.OctetString({ valueHex: toArrayBuffer(certId.issuerNameHash) }),
+        issuerKeyHash: new asn1js.OctetString({ valueHex: toArrayBuffer(certId.issuerKeyHash) }),
+        serialNumber: new asn1js.Integer({ valueHex: toArrayBuffer(serial ?? certId.serial) }),
+      }),
+      certStatus: certStatusBlock({ ...status, thisUpdate: opts.thisUpdate }),
+      thisUpdate: wholeSeconds(opts.thisUpdate),
+      ...(opts.nextUpdate ? { nextUpdate: wholeSeconds(opts.nextUpdate) } : {}),
+    });
+  const singles = [
+    singleFor(id, opts, opts.serial),
+    ...(opts.moreResponses ?? []).map((more) => singleFor(more.certId!, more)),
+  ];
 
   const extensions: pkijs.Extension[] = [];
   if (opts.nonce) {
@@ -335,7 +347,7 @@ export async function buildOcspResponse(opts: BuildOcspResponseOptions): Promise
     tbsResponseData: new pkijs.ResponseData({
       responderID,
       producedAt: wholeSeconds(opts.producedAt ?? opts.thisUpdate),
-      responses: [single],
+      responses: singles,
       ...(extensions.length ? { responseExtensions: extensions } : {}),
     }),
     certs: (opts.certs ?? [signerCert]).map(
@@ -355,7 +367,9 @@ export async function buildOcspResponse(opts: BuildOcspResponseOptions): Promise
 }
 
 /** CertStatus ::= CHOICE { good [0] IMPLICIT NULL, revoked [1] IMPLICIT RevokedInfo, unknown [2] IMPLICIT NULL } */
-function certStatusBlock(opts: BuildOcspResponseOptions): asn1js.BaseBlock {
+function certStatusBlock(
+  opts: Pick<BuildOcspResponseOptions, 'certStatus' | 'revocationTime' | 'revocationReason' | 'thisUpdate'>,
+): asn1js.BaseBlock {
   const status = opts.certStatus ?? 'good';
   if (status !== 'revoked') {
     return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: status === 'good' ? 0 : 2 } });

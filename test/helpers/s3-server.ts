@@ -158,38 +158,3 @@ async function waitAnswering(client: S3Client, output: () => string): Promise<vo
     client.destroy();
   }
 }
-
-export interface RequestCounter {
-  /** Requests sent (each HTTP attempt, retries included). */
-  total: number;
-  /** By command name: `{ ListObjectsV2Command: 2, GetObjectCommand: 1 }`. */
-  byCommand: Record<string, number>;
-  reset(): void;
-}
-
-let middlewareSeq = 0;
-
-/**
- * Counts the requests a client sends, by command. The middleware sits in the finalizeRequest step,
- * after the retry middleware, so every attempt that goes on the wire is counted once.
- */
-export function countRequests(client: S3Client): RequestCounter {
-  const counter: RequestCounter = {
-    total: 0,
-    byCommand: {},
-    reset() {
-      counter.total = 0;
-      counter.byCommand = {};
-    },
-  };
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const name = context.commandName ?? 'unknown';
-      counter.total++;
-      counter.byCommand[name] = (counter.byCommand[name] ?? 0) + 1;
-      return next(args);
-    },
-    { step: 'finalizeRequest', name: `countRequests${++middlewareSeq}` },
-  );
-  return counter;
-}

@@ -1,7 +1,8 @@
-import { serialHex, toHex } from './der.js';
-import type { ParsedResponse } from './ocsp-response.js';
-import type { RunReport } from '../renew/run.js';
-import type { Verdict, VerdictCode } from './validate.js';
+import { serialHex, toHex } from '../core/der.js';
+import type { ParsedResponse } from '../core/ocsp-response.js';
+import { printable } from '../core/printable.js';
+import type { Verdict, VerdictCode } from '../core/validate.js';
+import type { RunReport } from '../renew/ports.js';
 
 /** The `inspect --json` shape: what a staple says and what it is worth. */
 export interface StapleExplanation {
@@ -10,6 +11,8 @@ export interface StapleExplanation {
   responderId: { type: 'byName'; name: string } | { type: 'byKey'; keyHash: string } | null;
   responses: Array<{
     serialNumber: string;
+    /** The CertID's hash (`sha1`, `sha256`, …, or its OID): one SingleResponse per hash a client may ask with. */
+    hashAlgorithm: string;
     certStatus: string;
     thisUpdate: string;
     nextUpdate: string | null;
@@ -37,6 +40,7 @@ export function explainStaple(parsed: ParsedResponse | undefined, verdict: Verdi
         : { type: 'byName', name: rid.name },
     responses: (basic?.responses ?? []).map((r) => ({
       serialNumber: serialHex(r.certId.serial),
+      hashAlgorithm: r.certId.hash ?? r.certId.hashOid,
       certStatus: r.certStatus,
       thisUpdate: r.thisUpdate.toISOString(),
       nextUpdate: r.nextUpdate?.toISOString() ?? null,
@@ -66,7 +70,7 @@ export function formatExplanation(e: StapleExplanation): string {
   );
   for (const r of e.responses) {
     lines.push(
-      `response:        serial ${r.serialNumber} ${r.certStatus.toUpperCase()}` +
+      `response:        serial ${r.serialNumber} (${r.hashAlgorithm}) ${r.certStatus.toUpperCase()}` +
         (r.revocationTime
           ? ` since ${r.revocationTime}${r.revocationReason ? ` (${r.revocationReason})` : ''}`
           : '') +
@@ -80,14 +84,17 @@ export function formatExplanation(e: StapleExplanation): string {
 
 /** The run report as a table for people; `--json` prints the report itself. */
 export function formatRunReport(report: RunReport): string {
-  const rows = report.results.map((r) => [
-    r.key,
-    r.action,
-    r.certStatus ?? '-',
-    r.nextUpdate ?? '-',
-    r.nextDue ?? '-',
-    r.stage ? `[${r.stage}] ${r.reason}` : r.reason,
-  ]);
+  // Keys and reasons come from outside: escaped, so no name moves the cursor or forges a row.
+  const rows = report.results.map((r) =>
+    [
+      r.key,
+      r.action,
+      r.certStatus ?? '-',
+      r.nextUpdate ?? '-',
+      r.nextDue ?? '-',
+      r.stage ? `[${r.stage}] ${r.reason}` : r.reason,
+    ].map(printable),
+  );
   const header = ['CERTIFICATE', 'ACTION', 'STATUS', 'NEXT UPDATE', 'NEXT DUE', 'REASON'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) =>
@@ -110,11 +117,12 @@ export function formatRunReport(report: RunReport): string {
   // A must-staple certificate without a fresh staple makes clients refuse the connection.
   const mustStapleFailures = report.results
     .filter((r) => r.mustStaple && r.action === 'failed')
-    .map((r) => r.key);
+    .map((r) => printable(r.key));
   if (mustStapleFailures.length) {
     out.push(`WARNING: must-staple certificate(s) failing renewal: ${mustStapleFailures.join(', ')}`);
   }
-  if (report.notReached.length) out.push(`not reached (next run): ${report.notReached.join(', ')}`);
+  if (report.notReached.length)
+    out.push(`not reached (next run): ${report.notReached.map(printable).join(', ')}`);
   if (report.dryRun) out.push('dry run: nothing was fetched or written');
   return out.join('\n');
 }

@@ -1,11 +1,10 @@
 /**
- * The certificate fast path (certificateFieldsFast, on the strict DER reader) against the asn1js
- * path (certificateFieldsSlow) and a full pkijs parse. On every certificate we have (the shared
- * vectors, their responses' embedded signers, the openssl-built test PKI, the bench fleet) the
- * fast path must answer, with fields deep-equal to the slow path's and, field for field, to what
- * pkijs reads. On a seeded fuzz corpus, whenever the fast path answers the slow path must give
- * the same fields (it may refuse anything). FUZZ_SEED overrides the seed; a failure names its
- * seed, case and mutations.
+ * certificateFields, the one certificate reader (strict DER, der-reader.ts), against a full pkijs
+ * parse. On every certificate we have (the shared vectors, their responses' embedded signers, the
+ * openssl-built test PKI, the bench fleet) it must answer, with fields equal, field for field, to
+ * what pkijs reads. What is not canonical DER or breaks RFC 5280's rules is refused in the user's
+ * terms. On a seeded fuzz corpus, whatever it accepts pkijs reads the same. FUZZ_SEED overrides
+ * the seed; a failure names its seed, case and mutations.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -13,10 +12,8 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Certificate,
   CertificateParseError,
-  certificateFieldsFast,
-  certificateFieldsSlow,
+  certificateFields,
   formatName,
   parseCertificates,
   type CertificateFields,
@@ -153,17 +150,34 @@ function pkijsFields(der: Buffer) {
   };
 }
 
-/** Every field: the fast path answers, equals the slow path, and agrees with pkijs. */
+/** formatName shows a name value that is not a string as `#`; we show its DER in hex after it. */
+const hashOnly = (f: CertificateFields) => ({
+  ...f,
+  subject: f.subject.replace(/=#[0-9a-f]+/g, '=#'),
+  issuer: f.issuer.replace(/=#[0-9a-f]+/g, '=#'),
+});
+
+/** Every field: certificateFields answers, and agrees with pkijs. */
 function expectAllPathsAgree(sample: Sample): CertificateFields {
-  const fast = certificateFieldsFast(sample.der);
-  expect(fast, `${sample.name}: the fast path refused it`).toBeDefined();
-  expect(fast, sample.name).toStrictEqual(certificateFieldsSlow(sample.der));
+  const fields = certificateFields(sample.der);
+  expect(fields, `${sample.name}: refused`).toBeDefined();
   // pkijs's reading of every field, criticalExtensions from its list of every extension (oid, critical).
-  expect(fast, sample.name).toStrictEqual(pkijsFields(sample.der));
-  return fast!;
+  expect(hashOnly(fields!), sample.name).toStrictEqual(pkijsFields(sample.der));
+  return fields!;
 }
 
-describe('certificateFieldsFast on real certificates', () => {
+/** Why parseCertificates refuses `der` (its message), or undefined when it accepts it. */
+function refusal(der: Buffer): string | undefined {
+  try {
+    parseCertificates(der);
+    return undefined;
+  } catch (err) {
+    expect(err).toBeInstanceOf(CertificateParseError);
+    return (err as Error).message;
+  }
+}
+
+describe('certificateFields on real certificates', () => {
   const vectors = vectorCertificates();
 
   it('reads every certificate of the shared vectors (PEM files and responses) as the slow path and pkijs do', () => {
@@ -190,13 +204,13 @@ describe('certificateFieldsFast on real certificates', () => {
 
   it('reads the bench fleet: issuer, delegated responder, leaves', () => {
     for (const sample of fleetCertificates) expectAllPathsAgree(sample);
-    const leaf = certificateFieldsFast(fleet.leaves[0]!.der)!;
+    const leaf = certificateFields(fleet.leaves[0]!.der)!;
     expect(leaf.ocspUrls).toEqual(['http://127.0.0.1:8080/ocsp']);
     expect(leaf.extKeyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
     expect(leaf.criticalExtensions).toEqual(['2.5.29.19', '2.5.29.15']);
-    const responder = certificateFieldsFast(fleet.responderDer)!;
+    const responder = certificateFields(fleet.responderDer)!;
     expect(responder.extKeyUsage).toEqual(['1.3.6.1.5.5.7.3.9']);
-    expect(responder.authorityKeyId).toEqual(certificateFieldsFast(fleet.issuerDer)!.subjectKeyId);
+    expect(responder.authorityKeyId).toEqual(certificateFields(fleet.issuerDer)!.subjectKeyId);
   });
 
   it('reads the openssl-built test PKI: RSA and ECDSA leaves, must-staple, no AIA, CAs, delegated signers', () => {
@@ -234,71 +248,114 @@ const CN = Buffer.from('0603550403', 'hex');
 const nameOf = (value: Buffer) => seq(tlv(0x31, seq(CN, value)));
 const SUBJECT = 5; // version, serial, signature, issuer, validity, subject
 
-describe('certificateFieldsFast refuses what it does not fully understand (the slow path decides)', () => {
-  const cases: { name: string; der: Buffer; slow: string | RegExp | ((c: Certificate) => void) }[] = [
+describe("certificateFields: canonical DER and RFC 5280 or a refusal in the user's terms", () => {
+  const leaf = () => Buffer.from(fleet.leaves[0]!.der);
+  const refused: { name: string; der: () => Buffer; error: RegExp }[] = [
     {
       name: 'a BER length (long form for a short length) on the outer SEQUENCE',
-      der: (() => {
-        const der = fleet.leaves[0]!.der; // 30 82 HH LL …: rewrite as 30 83 00 HH LL
-        return Buffer.concat([Buffer.from([0x30, 0x83, 0x00]), der.subarray(2)]);
-      })(),
-      slow: (c) => expect(c.serial).toEqual(certificateFieldsFast(fleet.leaves[0]!.der)!.serial),
+      // 30 82 HH LL …: rewritten as 30 83 00 HH LL
+      der: () => Buffer.concat([Buffer.from([0x30, 0x83, 0x00]), leaf().subarray(2)]),
+      error:
+        /^not a certificate: DER decoding failed at byte 1: a length with a leading zero octet \(BER, not DER\)$/,
     },
     {
       name: 'a trailing byte after the certificate',
-      der: Buffer.concat([fleet.leaves[0]!.der, Buffer.from([0])]),
-      slow: (c) => expect(c.subject).toBe('CN=leaf-0.bench.test'),
-    },
-    {
-      name: 'a subject in BMPString',
-      der: leafWith(SUBJECT, nameOf(tlv(0x1e, Buffer.from('\u0000h\u0000i', 'latin1')))),
-      slow: (c) => expect(c.subject).toBe('CN=hi'),
+      der: () => Buffer.concat([leaf(), Buffer.from([0])]),
+      error:
+        /^not a certificate: DER decoding failed at byte \d+: 1 bytes of trailing data after the element$/,
     },
     {
       name: 'a subject UTF8String that is not UTF-8',
-      der: leafWith(SUBJECT, nameOf(tlv(0x0c, Buffer.from([0x61, 0xff])))),
-      slow: (c) => expect(c.subject).toMatch(/^CN=a/),
-    },
-    {
-      name: 'a subject value that is no string (INTEGER)',
-      der: leafWith(SUBJECT, nameOf(tlv(0x02, Buffer.from([1])))),
-      slow: (c) => expect(c.subject).toBe('CN=#'),
+      der: () => leafWith(SUBJECT, nameOf(tlv(0x0c, Buffer.from([0x61, 0xff])))),
+      error: /^not a certificate: well-formed DER, but not the structure of an X\.509 certificate$/,
     },
     {
       name: 'a notAfter with fractional seconds',
-      der: leafWith(
-        4,
-        seq(tlv(0x17, Buffer.from('260101000000Z')), tlv(0x18, Buffer.from('20270101000000.5Z'))),
-      ),
-      slow: /notAfter "20270101000000.5Z" is not a UTC time of the form YYYYMMDDHHMMSSZ/,
+      der: () =>
+        leafWith(
+          4,
+          seq(tlv(0x17, Buffer.from('260101000000Z')), tlv(0x18, Buffer.from('20270101000000.5Z'))),
+        ),
+      error: /^notAfter "20270101000000.5Z" is not a UTC time of the form YYYYMMDDHHMMSSZ$/,
     },
     {
       name: 'a validity of three times',
-      der: leafWith(
-        4,
-        seq(...['260101000000Z', '270101000000Z', '280101000000Z'].map((t) => tlv(0x17, Buffer.from(t)))),
-      ),
-      slow: (c) => expect(c.notAfter.toISOString()).toBe('2027-01-01T00:00:00.000Z'),
+      der: () =>
+        leafWith(
+          4,
+          seq(...['260101000000Z', '270101000000Z', '280101000000Z'].map((t) => tlv(0x17, Buffer.from(t)))),
+        ),
+      error: /^not a certificate: well-formed DER, but not the structure/,
     },
     {
       name: 'a serial INTEGER with a needless leading zero',
-      der: leafWith(1, tlv(0x02, Buffer.from([0x00, 0x01]))),
-      slow: (c) => expect(c.serialHex).toBe('01'),
+      der: () => leafWith(1, tlv(0x02, Buffer.from([0x00, 0x01]))),
+      error:
+        /^not a certificate: DER decoding failed at byte \d+: an INTEGER not in its minimal form \(BER, not DER\)$/,
+    },
+    {
+      name: 'an explicit version v1 (DER leaves the DEFAULT out)',
+      der: () => leafWith(0, tlv(0xa0, tlv(0x02, Buffer.from([0])))),
+      error: /^not DER: the certificate encodes version v1, which DER leaves out$/,
+    },
+    {
+      name: 'a tbsCertificate signature algorithm other than the outer one (RFC 5280 §4.1.1.2)',
+      der: () => leafWith(2, seq(hex('06082a8648ce3d040303'))), // ecdsa-with-SHA384 inside, SHA256 outside
+      error: /the signature algorithm in tbsCertificate differs from the outer one/,
+    },
+    {
+      name: 'a signature BIT STRING with unused bits',
+      der: () => {
+        const der = leaf();
+        const [tbs, alg, sig] = childrenOf(der, readRoot(der))!;
+        const bits = der.subarray(sig!.contentStart + 1, sig!.end);
+        bits[bits.length - 1] = 0; // the unused bits must be zero in DER
+        const part = (t: Tlv) => der.subarray(t.start, t.end);
+        return seq(part(tbs!), part(alg!), tlv(0x03, Buffer.concat([Buffer.from([1]), bits])));
+      },
+      error: /^not DER: the certificate's signature has 1 unused bits$/,
+    },
+    {
+      name: 'an explicit critical FALSE',
+      der: () => leafWithExtensions(seq(hex(EXT.keyUsage), hex('010100'), tlv(0x04, hex('03020780')))),
+      error: /^not DER: extension 2\.5\.29\.15 has an explicit critical FALSE/,
+    },
+    {
+      name: 'an extension twice (RFC 5280 §4.2)',
+      der: () =>
+        leafWithExtensions(
+          extension(EXT.keyUsage, hex('03020780')),
+          extension(EXT.keyUsage, hex('03020780')),
+        ),
+      error: /extension 2\.5\.29\.15 appears twice/,
+    },
+    {
+      name: 'a needed extension whose value is BER (a long-form short length)',
+      der: () => leafWithExtensions(extension(EXT.keyUsage, hex('03 81 02 05a0'))),
+      error: /^not DER: the value of extension 2\.5\.29\.15 is not DER$/,
+    },
+    {
+      name: 'a needed extension whose value has a byte after its DER',
+      der: () => leafWithExtensions(extension(EXT.extKeyUsage, Buffer.concat([seq(SERVER_AUTH), hex('00')]))),
+      error: /^not DER: the value of extension 2\.5\.29\.37 is not DER$/,
     },
   ];
-  for (const c of cases) {
-    it(c.name, () => {
-      expect(certificateFieldsFast(c.der)).toBeUndefined();
-      if (typeof c.slow === 'function') {
-        const cert = new Certificate(c.der);
-        c.slow(cert);
-        expect(certificateFieldsSlow(c.der)).toStrictEqual({ ...pick(cert) });
-      } else {
-        expect(() => new Certificate(c.der)).toThrow(CertificateParseError);
-        expect(() => new Certificate(c.der)).toThrow(c.slow);
-      }
+  for (const c of refused) {
+    it(`refuses ${c.name}`, () => {
+      const der = c.der();
+      expect(refusal(der)).toMatch(c.error);
     });
   }
+
+  it('reads names in BMPString, and values that are no string as # and their DER', () => {
+    expect(
+      certificateFields(leafWith(SUBJECT, nameOf(tlv(0x1e, Buffer.from('\u0000h\u0000i', 'latin1')))))!
+        .subject,
+    ).toBe('CN=hi');
+    expect(certificateFields(leafWith(SUBJECT, nameOf(tlv(0x02, Buffer.from([1])))))!.subject).toBe(
+      'CN=#020101',
+    );
+  });
 });
 
 /** A fleet leaf whose extensions are exactly `extensions`. */
@@ -319,7 +376,7 @@ const CA_ISSUERS_METHOD = hex('06082b06010505073002');
 const SERVER_AUTH = hex('06082b06010505070301');
 const uri = (url: string) => tlv(0x86, Buffer.from(url, 'latin1'));
 
-describe('needed extensions in unusual but plain DER: the fast path reads them as the slow path does', () => {
+describe('needed extensions in unusual but canonical DER', () => {
   const cases: { name: string; der: Buffer; want: Partial<CertificateFields> }[] = [
     {
       name: 'a subject with UTF-8 beyond ASCII, a TeletexString byte, a multi-valued RDN and an unlabelled OID',
@@ -350,7 +407,7 @@ describe('needed extensions in unusual but plain DER: the fast path reads them a
       want: { extKeyUsage: [] },
     },
     {
-      name: 'AIA with a directoryName location, a latin1 URI and two AIA extensions (URLs add up)',
+      name: 'AIA with a directoryName location, a latin1 URI and two OCSP URLs',
       der: leafWithExtensions(
         extension(
           EXT.aia,
@@ -358,9 +415,9 @@ describe('needed extensions in unusual but plain DER: the fast path reads them a
             seq(OCSP_METHOD, tlv(0xa4, seq(tlv(0x31, seq(CN, tlv(0x13, Buffer.from('x'))))))),
             seq(OCSP_METHOD, uri('http://ocsp.test/\xe9')),
             seq(CA_ISSUERS_METHOD, uri('http://ca.test/i.der')),
+            seq(OCSP_METHOD, uri('http://second.test/')),
           ),
         ),
-        extension(EXT.aia, seq(seq(OCSP_METHOD, uri('http://second.test/')))),
       ),
       want: {
         ocspUrls: ['http://ocsp.test/\xe9', 'http://second.test/'],
@@ -405,86 +462,52 @@ describe('needed extensions in unusual but plain DER: the fast path reads them a
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const fast = certificateFieldsFast(c.der);
-      expect(fast).toBeDefined();
-      expect(fast).toStrictEqual(certificateFieldsSlow(c.der));
-      expect(fast).toMatchObject(c.want);
+      expect(certificateFields(c.der)).toMatchObject(c.want);
     });
   }
-
-  it('a needed extension whose value has a byte after its DER is refused (asn1js reads the first element)', () => {
-    const der = leafWithExtensions(extension(EXT.extKeyUsage, Buffer.concat([seq(SERVER_AUTH), hex('00')])));
-    expect(certificateFieldsFast(der)).toBeUndefined();
-    expect(new Certificate(der).extKeyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
-  });
-
-  it('a needed extension whose value is BER (a long-form short length) is refused', () => {
-    const der = leafWithExtensions(extension(EXT.keyUsage, hex('03 81 02 05a0')));
-    expect(certificateFieldsFast(der)).toBeUndefined();
-    expect(new Certificate(der).digitalSignature).toBe(true);
-  });
 });
 
-/** The CertificateFields part of a Certificate. */
-function pick(cert: Certificate): CertificateFields {
-  const { serial, subjectDer, issuerDer, subject, issuer, publicKeyBits, spkiDer, tbsDer } = cert;
-  const { signatureAlgorithm, signature, notBefore, notAfter, ocspUrls, caIssuersUrls } = cert;
-  const { mustStaple, isCA, extKeyUsage, digitalSignature, criticalExtensions } = cert;
-  const { subjectKeyId, authorityKeyId } = cert;
-  return {
-    serial,
-    subjectDer,
-    issuerDer,
-    subject,
-    issuer,
-    publicKeyBits,
-    spkiDer,
-    tbsDer,
-    signatureAlgorithm,
-    signature,
-    notBefore,
-    notAfter,
-    ocspUrls,
-    caIssuersUrls,
-    mustStaple,
-    isCA,
-    extKeyUsage,
-    digitalSignature,
-    criticalExtensions,
-    subjectKeyId,
-    authorityKeyId,
-  };
-}
+/** The fields the needed extensions' values give. */
+const EXTENSION_FIELDS: (keyof CertificateFields)[] = [
+  'ocspUrls',
+  'caIssuersUrls',
+  'mustStaple',
+  'digitalSignature',
+  'isCA',
+  'extKeyUsage',
+  'subjectKeyId',
+  'authorityKeyId',
+];
 
 describe(`fuzzed certificates (seed ${SEED})`, () => {
-  it(`${MUTATIONS} mutations: whenever the fast path answers, the slow path gives the same fields`, () => {
+  it(`${MUTATIONS} mutations: whatever certificateFields accepts, pkijs reads the same`, () => {
     const seeds = [...vectorCertificates(), ...fleetCertificates.slice(0, 6), ...pkiCertificates];
     const rand = prng(SEED);
-    const counts = { accepted: 0, refused: 0, slowAlsoRefused: 0 };
+    const counts = { accepted: 0, refused: 0 };
     for (let n = 0; n < MUTATIONS; n++) {
       const seed = seeds[Math.floor(rand() * seeds.length)]!;
       const { bytes, what } = mutate(seed.der, rand);
       const label = `seed ${SEED} case ${n}: ${seed.name}, ${what}`;
-      let fast: CertificateFields | undefined;
-      expect(() => (fast = certificateFieldsFast(bytes)), label).not.toThrow();
-      if (!fast) {
+      let fields: CertificateFields | undefined;
+      try {
+        fields = certificateFields(bytes);
+      } catch (err) {
+        expect(err, label).toBeInstanceOf(CertificateParseError);
+      }
+      if (!fields) {
         counts.refused++;
-        try {
-          certificateFieldsSlow(bytes);
-        } catch (err) {
-          expect(err, label).toBeInstanceOf(CertificateParseError);
-          counts.slowAlsoRefused++;
-        }
+        expect(refusal(bytes), label).toBeDefined();
         continue;
       }
       counts.accepted++;
-      let slow: CertificateFields | undefined;
-      expect(() => (slow = certificateFieldsSlow(bytes)), label).not.toThrow();
-      expect(fast, label).toStrictEqual(slow);
+      // The structure, names, keys, times and signature as pkijs reads them. What the needed
+      // extensions' values say is pinned by the tables above: pkijs reads a mutated value its
+      // own lenient way (a GeneralName it does not know empties the list, say).
+      const want = { ...pkijsFields(bytes) };
+      for (const key of EXTENSION_FIELDS) (want as Record<string, unknown>)[key] = fields[key];
+      expect(hashOnly(fields), label).toStrictEqual(want);
     }
-    expect(counts.accepted).toBeGreaterThan(0);
     expect(counts.refused).toBeGreaterThan(0);
-    expect(counts.slowAlsoRefused).toBeGreaterThan(0);
     // Most mutations break the DER, but a good share land in signatures, keys and strings.
     expect(counts.accepted).toBeGreaterThan(MUTATIONS / 20);
   });

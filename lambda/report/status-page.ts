@@ -1,8 +1,18 @@
-import { formatSummary, HEALTH_ORDER, type Health, type StatusReport, type StatusRow } from './status.js';
+import { createHash } from 'node:crypto';
+import {
+  formatSummary,
+  HEALTH_ORDER,
+  type Health,
+  type StatusReport,
+  type StatusRow,
+} from '../core/status.js';
 
 /**
  * The status as one self-contained HTML page: inline CSS and a few lines of inline JS, nothing
- * fetched, so it works from file:// and from a presigned S3 URL alike. Every value is escaped.
+ * fetched, so it works from file:// and from a presigned S3 URL alike. Every value is escaped, and
+ * a Content-Security-Policy `<meta>` allows nothing but that one style and that one script, by
+ * their SHA-256: no external load, no other inline script, no style attribute (colours are
+ * classes; the script sets the timeline's positions from `data-*` attributes).
  *
  * One row per certificate, failures first, with a validity timeline: the bar is the staple's
  * window (thisUpdate → nextUpdate), filled up to now in the row's health colour, with markers for
@@ -21,10 +31,10 @@ export const HEALTH_COLOURS: Record<Health, string> = {
 };
 
 /** Rows beyond this are summarised, not listed: a page for 10^5 certificates would not load. */
-export const MAX_PAGE_ROWS = 2_000;
+const MAX_PAGE_ROWS = 2_000;
 
 /** The sortable columns: name, the row attribute holding its sort key, numeric or text. */
-export const SORT_COLUMNS = {
+const SORT_COLUMNS = {
   certificate: { label: 'Certificate', numeric: false },
   health: { label: 'Health', numeric: true },
   status: { label: 'Status', numeric: false },
@@ -95,10 +105,7 @@ export function renderStatusPage(report: StatusReport, title = 'ocsp-renewer sta
       ['skipped', s.skipped],
     ] as const
   )
-    .map(
-      ([h, n]) =>
-        `<div class="tile" data-health="${h}" style="border-color:${HEALTH_COLOURS[h]}"><b>${n}</b> ${h}</div>`,
-    )
+    .map(([h, n]) => `<div class="tile h-${h}" data-health="${h}"><b>${n}</b> ${h}</div>`)
     .join('');
   const head = (Object.keys(SORT_COLUMNS) as SortColumn[])
     .map(
@@ -112,6 +119,7 @@ export function renderStatusPage(report: StatusReport, title = 'ocsp-renewer sta
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${CONTENT_SECURITY_POLICY}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
 <style>${CSS}</style>
@@ -147,19 +155,20 @@ function renderRow(r: StatusRow, now: number): string {
   const day = (iso: string | undefined) => (iso ? escapeHtml(iso.slice(0, 16).replace('T', ' ')) : '—');
   const detail =
     r.health === 'healthy' || r.health === 'due' ? '' : `<div class="why">${escapeHtml(r.why)}</div>`;
-  return `<tr data-certificate="${escapeHtml(r.certificate)}" data-health="${r.health}" data-colour="${colour}" ${keys}>
+  return `<tr data-certificate="${escapeHtml(r.certificate)}" data-health="${r.health}" data-colour="${colour}" class="h-${r.health}" ${keys}>
 <td data-label="Certificate"><span class="name">${escapeHtml(r.certificate)}</span>${r.mustStaple ? ' <span class="tag">must-staple</span>' : ''}${detail}</td>
-<td data-label="Health"><span class="badge" style="background:${colour}">${r.health}</span></td>
+<td data-label="Health"><span class="badge">${r.health}</span></td>
 <td data-label="Status">${escapeHtml(r.certStatus ?? '—')}</td>
 <td data-label="Validity left" title="nextUpdate ${day(r.nextUpdate)}">${escapeHtml(r.validityLeft)}</td>
 <td data-label="Next due">${day(r.nextDue)}</td>
 <td data-label="Last outcome">${escapeHtml(r.lastOutcome ?? '—')}${r.lastError && !r.why.includes(r.lastError) ? `<div class="why">${escapeHtml(r.lastError)}</div>` : ''}</td>
 <td data-label="Responder">${escapeHtml(r.responderHost ?? '—')}</td>
-<td data-label="Timeline">${timeline(r, now, colour)}</td>
+<td data-label="Timeline">${timeline(r, now)}</td>
 </tr>`;
 }
 
-function timeline(r: StatusRow, now: number, colour: string): string {
+/** The bar; its positions are `data-width` / `data-left` percentages the page's script applies. */
+function timeline(r: StatusRow, now: number): string {
   if (!r.thisUpdate || !r.nextUpdate) return '<span class="meta">no staple window</span>';
   const from = Date.parse(r.thisUpdate);
   const to = Date.parse(r.nextUpdate);
@@ -168,9 +177,9 @@ function timeline(r: StatusRow, now: number, colour: string): string {
   const due = r.nextDue ? Date.parse(r.nextDue) : undefined;
   const dueMark =
     due !== undefined && due <= to
-      ? `<span class="mk due" style="left:${pct(due)}%" title="next due ${escapeHtml(r.nextDue!)}"></span>`
+      ? `<span data-left="${pct(due)}" class="mk due" title="next due ${escapeHtml(r.nextDue!)}"></span>`
       : '';
-  return `<div class="bar" title="${escapeHtml(r.thisUpdate)} → ${escapeHtml(r.nextUpdate)}"><span class="fill" style="width:${pct(now)}%;background:${colour}"></span><span class="mk now" style="left:${pct(now)}%"></span>${dueMark}</div>`;
+  return `<div class="bar" title="${escapeHtml(r.thisUpdate)} → ${escapeHtml(r.nextUpdate)}"><span data-width="${pct(now)}" class="fill"></span><span data-left="${pct(now)}" class="mk now"></span>${dueMark}</div>`;
 }
 
 const CSS = `
@@ -197,6 +206,10 @@ th[aria-sort=descending]::after{content:" ▼"}
 .mk.now{background:#000}
 .mk.due{background:#1565c0;width:3px}
 .legend .mk{position:relative;height:.8rem;vertical-align:middle;margin-left:.8rem}
+${(Object.keys(HEALTH_COLOURS) as Health[]).map((h) => `.h-${h}{--hc:${HEALTH_COLOURS[h]}}`).join('\n')}
+.tile{border-color:var(--hc)}
+.badge{background:var(--hc)}
+.fill{background:var(--hc)}
 @media (max-width:700px){
  thead{display:none}
  table,tbody,tr,td{display:block;width:auto}
@@ -216,6 +229,8 @@ var compareKeys=${compareKeys.toString()};
 var table=document.getElementById('status');
 var tbody=table.tBodies[0];
 Array.prototype.forEach.call(tbody.rows,function(tr){tr.style.setProperty('--c',tr.getAttribute('data-colour'));});
+Array.prototype.forEach.call(document.querySelectorAll('[data-left]'),function(e){e.style.left=e.getAttribute('data-left')+'%';});
+Array.prototype.forEach.call(document.querySelectorAll('[data-width]'),function(e){e.style.width=e.getAttribute('data-width')+'%';});
 function apply(){
   var m=/sort=(-?)([a-z]+)/.exec(location.hash);
   if(!m)return;
@@ -241,3 +256,17 @@ window.addEventListener('hashchange',apply);
 apply();
 })();
 `;
+
+const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+
+/**
+ * Nothing from anywhere (`default-src 'none'`: no image, font, frame, connection, form target or
+ * base URL) but the page's own `<style>` and `<script>`, allowed by their hashes; no 'unsafe-inline'.
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  `style-src ${sha256(CSS)}`,
+  `script-src ${sha256(SORT_JS)}`,
+  "base-uri 'none'",
+  "form-action 'none'",
+].join('; ');

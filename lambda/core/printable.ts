@@ -1,0 +1,26 @@
+/**
+ * Text from outside (file names, keys, URLs, a responder's words) shown on a terminal: every
+ * control character (C0, DEL, C1) written as a `\u00XX` escape, so no escape sequence reaches the
+ * terminal and no name forges a line. The escape is JSON's own, so JSON passed through
+ * `printableLines` still parses to the same value.
+ */
+
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+// eslint-disable-next-line no-control-regex -- the same, but for the line feed
+const CONTROL_BUT_LINE_FEED = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g;
+
+const escape = (ch: string) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/**
+ * One cell or value: every control character escaped, line feeds too.
+ * @example printable('a\x1b]0;x\x07\n.pem') === 'a\\u001b]0;x\\u0007\\u000a.pem'
+ */
+export function printable(text: string): string {
+  return text.replace(CONTROL, escape);
+}
+
+/** A whole output (lines of a table, JSON): every control character escaped but the line feeds. */
+export function printableLines(text: string): string {
+  return text.replace(CONTROL_BUT_LINE_FEED, escape);
+}
