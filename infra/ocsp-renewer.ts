@@ -259,13 +259,7 @@ export class OcspRenewer extends Construct {
     fn.bindStaples(bucket, layoutOf(p));
     fn.addEnvironment('ON_REVOKED', p.onRevoked);
     fn.addEnvironment('METRICS_SERVICE', metricsService);
-    if (p.secretsPrefix) {
-      fn.bindSecrets(p.secretsPrefix);
-      Annotations.of(this).addWarningV2(
-        'ocsp-renewer:secrets-not-read',
-        'secretsPrefix: the deployed renewer reads certificates from S3 only for now (the CLI still reads secretsmanager:// locations); the grant is kept for the release that reads them again.',
-      );
-    }
+    if (p.secretsPrefix) fn.bindSecrets(p.secretsPrefix);
     fn.bindStatusPage(bucket, STATUS_PAGE_KEY);
     const bucketArn = `<${logicalIdOf(bucket.node.defaultChild as CfnResource)}.Arn>`;
     const renewerPolicy = fn.role!.node.tryFindChild('DefaultPolicy')!;

@@ -1,8 +1,8 @@
 /**
  * The Secrets Manager certificate source, against a loopback fake that speaks the Secrets Manager
  * JSON protocol (POST / with `X-Amz-Target: secretsmanager.<Operation>`, awsJson1_1 bodies), so the
- * real SDK client does the (de)serialisation. (The deployed renewer reads S3 only since issue 21;
- * the CLI reads secretsmanager:// locations through this source.)
+ * real SDK client does the (de)serialisation; then the deployed renewer's handler with
+ * SECRETS_PREFIX over it, with s3rver, dynalite (the state table) and `openssl ocsp`.
  */
 import { createPrivateKey } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -10,10 +10,22 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
+import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { SecretsManagerCertificateSource } from '../lambda/adapters/secrets-manager.js';
+import { httpTransport } from '../lambda/adapters/transport.js';
+import { createHandler } from '../lambda/aws/handler.js';
+import { readRunReport } from '../lambda/aws/run-summary.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
+import type { RunReport } from '../lambda/renew/ports.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { opensslVerify } from './helpers/openssl-verify.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { startS3Server, type S3Server } from './helpers/s3-server.js';
 
 // --- the fake -----------------------------------------------------------------------------------
 
@@ -303,5 +315,202 @@ describe('SecretsManagerCertificateSource', () => {
     const src = await source([]);
     await expect(src.read('nope')).rejects.toThrow(/can't find the specified secret/);
     expect(fake!.calls.at(-1)).toEqual({ op: 'GetSecretValue', body: { SecretId: 'tls/nope' } });
+  });
+});
+
+// --- the deployed renewer over Secrets Manager ----------------------------------------------------
+
+describe('the renewer handler with SECRETS_PREFIX (regression: issue 21 had stopped reading secrets)', () => {
+  let responder: OpensslResponder;
+  let s3: S3Server;
+  let dynamo: DynamoServer;
+  let admin: S3Client;
+  let fake: FakeSecretsManager;
+  let secrets: SecretsManagerClient;
+  const bucket = 'secrets-staples';
+  const table = 'secrets-state';
+  const logs: string[] = [];
+  const started: unknown[] = [];
+  const sfn = {
+    send: async (command: StartExecutionCommand) => {
+      started.push(JSON.parse(command.input.input!));
+      return {
+        executionArn: `arn:aws:states:us-east-1:123456789012:execution:renew-all:${command.input.name}`,
+      };
+    },
+  } as unknown as SFNClient;
+
+  const stored: FakeSecret[] = [];
+  const rotate = (name: string) => {
+    const secret = stored.find((s) => s.Name === name)!;
+    secret.LastChangedDate = (secret.LastChangedDate ?? T0) + 3600;
+  };
+
+  beforeAll(async () => {
+    stored.push(
+      { Name: 'tls/good.test', SecretString: await pem(pki.leaves.good.bundle), LastChangedDate: T0 },
+      {
+        Name: 'tls/a/ec.test',
+        SecretString: JSON.stringify({
+          certificate: await pem(pki.leaves.ec.cert),
+          chain: await pem(pki.intermediate.cert),
+          private_key: ecKeyPem,
+        }),
+        LastChangedDate: T0,
+      },
+      {
+        Name: 'tls/broken.test',
+        SecretString: JSON.stringify({ private_key: goodKeyPem }),
+        LastChangedDate: T0,
+      },
+      { Name: 'other/ignored.test', SecretString: await pem(pki.leaves.good.bundle), LastChangedDate: T0 },
+    );
+    [responder, s3, dynamo, fake] = await Promise.all([
+      startDelegatedResponder(pki),
+      startS3Server({ buckets: [bucket] }),
+      startDynalite(),
+      startFakeSecretsManager(stored),
+    ]);
+    await dynamo.createTable(stateTableDefinition(table));
+    admin = s3.client();
+    secrets = clientFor(fake);
+    // One certificate in S3 beside the secrets: one run renews both kinds.
+    await admin.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: 'certs/plain.pem',
+        Body: await readFile(pki.leaves.good.bundle),
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    admin?.destroy();
+    secrets?.destroy();
+    await Promise.all([responder?.stop(), s3?.stop(), dynamo?.stop(), fake?.close()]);
+  });
+
+  const invoke = async (event: unknown): Promise<RunReport> => {
+    const summary = await summaryOf(event);
+    return readRunReport(admin, summary.report!);
+  };
+
+  const summaryOf = async (event: unknown) => {
+    const s3Client = s3.client();
+    const ddb = dynamo.client();
+    try {
+      const handler = createHandler({
+        env: {
+          BUCKET: bucket,
+          CERTS_PREFIX: 'certs/',
+          STAPLES_PREFIX: 'staples/',
+          SECRETS_PREFIX: 'tls/',
+          STATE_TABLE: table,
+          STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all',
+          OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+          ...s3.env,
+        },
+        s3: s3Client,
+        dynamodb: ddb,
+        secrets,
+        sfn,
+        transport: httpTransport({ ...DEFAULT_HTTP, timeoutMs: 5_000, allowPrivate: true }),
+        clock: () => new Date(),
+        log: (line) => logs.push(line),
+      });
+      return await handler(event);
+    } finally {
+      s3Client.destroy();
+      ddb.destroy();
+    }
+  };
+
+  const getBytes = async (key: string) => {
+    const res = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return Buffer.from(await res.Body!.transformToByteArray());
+  };
+  const allKeys = async () =>
+    ((await admin.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? [])
+      .map((o) => o.Key!)
+      .sort();
+  /** What the renewer wrote (certs/ is the operator's input). */
+  const written = async () => (await allKeys()).filter((k) => !k.startsWith('certs/'));
+  const secretReads = () => fake.calls.filter((c) => c.op === 'GetSecretValue').map((c) => c.body.SecretId);
+
+  let first: RunReport;
+
+  it('should renew the secrets beside the S3 certificates on the first scheduled run, staples openssl verifies', async () => {
+    first = await invoke({});
+    expect(first.results.map((r) => [r.key, r.action]).sort()).toEqual([
+      ['a/ec.test', 'renewed'],
+      ['broken.test', 'failed'],
+      ['good.test', 'renewed'],
+      ['plain.pem', 'renewed'],
+    ]);
+    expect((await allKeys()).filter((k) => k.startsWith('staples/'))).toEqual([
+      'staples/a/ec.test.ocsp',
+      'staples/good.test.ocsp',
+      'staples/plain.ocsp',
+    ]);
+    for (const [key, leaf] of [
+      ['staples/good.test.ocsp', pki.leaves.good.cert],
+      ['staples/a/ec.test.ocsp', pki.leaves.ec.cert],
+    ] as const) {
+      const out = await opensslVerify(await getBytes(key), leaf, pki);
+      expect(out, key).toContain('Response verify OK');
+      expect(out, key).toMatch(/: good/);
+    }
+  });
+
+  it('should fail a secret without a certificate at the source stage with a clear reason', () => {
+    const broken = first.results.find((r) => r.key === 'broken.test')!;
+    expect(broken).toMatchObject({ action: 'failed', stage: 'source' });
+    expect(broken.reason).toMatch(
+      /^source broken\.test: cannot read: SecretString JSON has no certificate field/,
+    );
+  });
+
+  it('should never let a private key out: not in the report, the logs or any S3 object', async () => {
+    for (const key of [goodKey, ecKey]) {
+      expectNoKey(JSON.stringify(first), key, 'the run report');
+      expectNoKey(logs.join('\n'), key, 'the logs');
+      for (const objectKey of await written()) expectNoKey(await getBytes(objectKey), key, objectKey);
+    }
+    expect(logs.join('\n')).toContain('broken.test'); // not vacuous: the logs name the failing secret
+  });
+
+  it('should read no healthy secret on a quiet run (their items say when they are due)', async () => {
+    const before = secretReads().length;
+    const quiet = await summaryOf({});
+    expect(quiet.counts).toMatchObject({ renewed: 0 });
+    expect(secretReads().slice(before)).not.toContain('tls/good.test');
+    expect(secretReads().slice(before)).not.toContain('tls/a/ec.test');
+  });
+
+  it('should read a rotated secret again (new LastChangedDate) on the next scheduled run', async () => {
+    const before = secretReads().length;
+    rotate('tls/good.test');
+    const next = await invoke({});
+    // Re-read and re-validated against the stored staple, which is still fresh: no OCSP request.
+    expect(next.results.find((r) => r.key === 'good.test')).toMatchObject({ action: 'fresh' });
+    expect(secretReads().slice(before)).toContain('tls/good.test');
+    expect(secretReads().slice(before)).not.toContain('tls/a/ec.test');
+    for (const objectKey of await written()) expectNoKey(await getBytes(objectKey), goodKey, objectKey);
+  });
+
+  it('should force a secret by its key, and the secrets beside a force of everything', async () => {
+    const before = secretReads().length;
+    const forcedKey = await invoke({ mode: 'force', keys: ['a/ec.test'] });
+    // Forced: read and fetched again (a response identical to the stored one is kept as fresh).
+    expect(forcedKey.results.map((r) => r.key)).toEqual(['a/ec.test']);
+    expect(forcedKey.counts.failed).toBe(0);
+    expect(secretReads().slice(before)).toEqual(['tls/a/ec.test']);
+    const all = await invoke({ mode: 'force' });
+    expect(started).toEqual([{ force: true }]); // the S3 certificates go through the map
+    expect(all.results.map((r) => [r.key, r.action === 'failed']).sort()).toEqual([
+      ['a/ec.test', false],
+      ['broken.test', true],
+      ['good.test', false],
+    ]);
   });
 });

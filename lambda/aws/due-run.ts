@@ -26,6 +26,10 @@ export const SEEDED_MARKER = 'seeded';
  * renewed now like a due one (a fresh staple is read and kept, and its item written). The marker
  * is written once that is handed off; a run that dies before seeds again (items already there
  * are kept).
+ *
+ * With SECRETS_PREFIX, every run also lists the secrets (no notification says one changed): a
+ * secret without an item, or whose LastChangedDate is not its item's, joins the due set. Secrets
+ * are renewed here, never handed to the state machine (whose children read S3).
  */
 export async function dueRun(inv: Invocation, dryRun: boolean): Promise<RunSummary> {
   const inlineMax = inlineMaxKeys(inv.env);
@@ -40,13 +44,25 @@ export async function dueRun(inv: Invocation, dryRun: boolean): Promise<RunSumma
     objects.push(...more.objects);
     seeded = more.seeded;
   }
+  objects.push(...(await changedSecrets(inv, store, state)));
   const due = objects.length;
   let summary: RunSummary;
   if (objects.length <= inlineMax) {
-    const report = await inv.renew(objects, { force: false, dryRun, loaded: { store, state } });
+    const report = await inv.renew(objects, {
+      force: false,
+      dryRun,
+      loaded: { store, state },
+      withSecrets: true,
+    });
     summary = await publishRun(report, 'due', inv.output, { due, seeded, inline: true });
   } else {
-    summary = await handOff(inv, objects, false, 'due', { due, seeded });
+    const secretKeys = new Set((await inv.secretCertificates()).map((o) => o.key));
+    const secrets = objects.filter((o) => secretKeys.has(o.key));
+    const report = secrets.length
+      ? await inv.renew(secrets, { force: false, dryRun, withSecrets: true })
+      : undefined;
+    const rest = objects.filter((o) => !secretKeys.has(o.key));
+    summary = await handOff(inv, rest, false, 'due', { due, seeded }, report);
   }
   // Certificates the deadline left during seeding have no item yet: seed again next run.
   if (seeding && !dryRun && summary.notReached === 0) await inv.stateStore().putMarker(SEEDED_MARKER, now);
@@ -116,6 +132,25 @@ async function seed(
 }
 
 /**
+ * The secrets (SECRETS_PREFIX) not already due whose item is missing or older than the secret
+ * (its certTag is not the secret's LastChangedDate): their items join the run's state, with the
+ * versions read, and they join the due set.
+ */
+async function changedSecrets(
+  inv: Invocation,
+  store: DynamoStateStore,
+  state: RunState,
+): Promise<CertificateObject[]> {
+  const listed = (await inv.secretCertificates()).filter((o) => !state.has(o.key));
+  if (listed.length === 0) return [];
+  // A store of its own for the look-up: the run's store saves (and deletes) what it loaded.
+  const known = await inv.stateStore().load(listed.map((o) => o.key));
+  const changed = listed.filter((o) => known.get(o.key)?.certTag !== o.tag);
+  for (const [key, entry] of await store.load(changed.map((o) => o.key))) state.set(key, entry);
+  return changed;
+}
+
+/**
  * Hands a set of certificates too large for one invocation to the state machine: a manifest of
  * their object keys under `<reports>manifests/`, and an execution whose map reads it.
  */
@@ -125,6 +160,8 @@ export async function handOff(
   force: boolean,
   kind: string,
   extra: Record<string, unknown> = {},
+  /** What this invocation renewed itself (the secrets), reported beside the hand-off. */
+  inline?: RunReport,
 ): Promise<RunSummary> {
   const { config } = inv;
   const now = inv.clock();
@@ -144,7 +181,7 @@ export async function handOff(
     results: mapResultsLocation(inv),
   };
   // The map's invocations report their own runs; this one reports the hand-off (and the heartbeat).
-  return publishRun(emptyReport(now), kind, inv.output, {
+  return publishRun(inline ?? emptyReport(now), kind, inv.output, {
     keys: objects.length,
     inline: false,
     ...extra,

@@ -17,18 +17,21 @@ import type { RunSummary } from './run-summary.js';
  *   which execution and where its results will be.
  * `dryRun` decides and reports, fetching and writing nothing; it always runs here (a dry run of
  * everything lists the prefix and stops at the deadline, leaving the rest in `notReached`).
+ * Certificates kept in Secrets Manager (SECRETS_PREFIX) are always renewed here: a key that is
+ * no S3 object but a secret, the secrets under `prefix`, and every secret beside the map's run.
  */
 export async function forceRun(request: RunRequest, inv: Invocation): Promise<RunSummary> {
   const { config } = inv;
   const mode = request.mode;
   if (request.keys) {
     const objects = request.keys.map((key) => ({ key }));
+    const secretKeys = new Set((await inv.secretCertificates()).map((o) => o.key));
     const existing = await Promise.all(
-      objects.map(async (o) => ((await probe(inv).exists(o.key)) ? o : undefined)),
+      objects.map(async (o) => ((await probe(inv).exists(o.key)) || secretKeys.has(o.key) ? o : undefined)),
     );
     const report = await inv.renew(
       existing.filter((o): o is CertificateObject => o !== undefined),
-      { force: true, dryRun: request.dryRun },
+      { force: true, dryRun: request.dryRun, withSecrets: true },
     );
     // A forced key that names no certificate is a mistake worth a row, not silence.
     for (const key of request.keys.filter((_, i) => existing[i] === undefined)) {
@@ -50,7 +53,11 @@ export async function forceRun(request: RunRequest, inv: Invocation): Promise<Ru
     const now = inv.clock();
     const execution = await inv.startExecution(executionName('force', now, inv.output.id), { force: true });
     const where = { execution, results: mapResultsLocation(inv) };
-    return publishRun(mergeReports([], now), mode, inv.output, { inline: false, ...where });
+    const secrets = await inv.secretCertificates();
+    const report = secrets.length
+      ? await inv.renew(secrets, { force: true, withSecrets: true })
+      : mergeReports([], now);
+    return publishRun(report, mode, inv.output, { inline: false, ...where });
   }
   const listed = await new S3CertificateSource(
     inv.s3,
@@ -58,11 +65,19 @@ export async function forceRun(request: RunRequest, inv: Invocation): Promise<Ru
     config.certsPrefix,
     config.naming,
   ).list();
-  const objects = listed.filter((o) => o.key.startsWith(request.prefix ?? ''));
+  const inPrefix = (o: CertificateObject) => o.key.startsWith(request.prefix ?? '');
+  const objects = listed.filter(inPrefix);
+  const s3Keys = new Set(listed.map((o) => o.key));
+  const secrets = (await inv.secretCertificates()).filter((o) => inPrefix(o) && !s3Keys.has(o.key));
   if (objects.length > inlineMaxKeys(inv.env) && !request.dryRun) {
-    return handOff(inv, objects, true, 'force');
+    const report = secrets.length ? await inv.renew(secrets, { force: true, withSecrets: true }) : undefined;
+    return handOff(inv, objects, true, 'force', {}, report);
   }
-  const report = await inv.renew(objects, { force: true, dryRun: request.dryRun });
+  const report = await inv.renew([...objects, ...secrets], {
+    force: true,
+    dryRun: request.dryRun,
+    withSecrets: true,
+  });
   return publishRun(report, mode, inv.output, { keys: objects.length });
 }
 

@@ -1,12 +1,15 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
+import { CombinedCertificateSource, keyedSource } from '../adapters/combined-source.js';
 import { DynamoStateStore } from '../adapters/dynamo-state.js';
 import { makeS3Client, S3KeyedCertificateSource, S3StapleStore } from '../adapters/s3.js';
+import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
-import type { CertificateObject, RunReport, RunState, Transport } from '../renew/ports.js';
+import type { CertificateObject, CertificateSource, RunReport, RunState, Transport } from '../renew/ports.js';
 import { cachedDownload, run } from '../renew/run.js';
 import { configFromEnv, ConfigError, type LambdaConfig } from './config.js';
 import { writeLogLine } from './log-line.js';
@@ -20,6 +23,8 @@ export interface HandlerDeps {
   dynamodb?: DynamoDBClient;
   /** Starts the state machine (a force of everything, a large due run or prefix). */
   sfn?: SFNClient;
+  /** Reads certificates kept in Secrets Manager (SECRETS_PREFIX). */
+  secrets?: SecretsManagerClient;
   transport?: Transport;
   clock?: () => Date;
   /** Where log lines go (JSON, one per call); every line passes writeLogLine's size cap first. */
@@ -34,6 +39,7 @@ export interface Clients {
   s3?: S3Client;
   dynamodb?: DynamoDBClient;
   sfn?: SFNClient;
+  secrets?: SecretsManagerClient;
 }
 
 export interface RenewOptions {
@@ -42,6 +48,12 @@ export interface RenewOptions {
   /** The state already loaded, with the store that loaded it (its versions). */
   loaded?: { store: DynamoStateStore; state: RunState };
   perHostConcurrency?: number;
+  /**
+   * Some of these keys may be secrets (SECRETS_PREFIX): each listed secret whose key is no S3
+   * certificate is read from Secrets Manager. Off for map children and upload batches, whose keys
+   * come from S3 listings and events.
+   */
+  withSecrets?: boolean;
 }
 
 /** One invocation's wiring, shared by every event kind. */
@@ -55,6 +67,11 @@ export interface Invocation {
   output: RunOutput;
   /** A new view of the state table (each keeps the versions it read). */
   stateStore(): DynamoStateStore;
+  /**
+   * The certificates kept in Secrets Manager (SECRETS_PREFIX), keys relative to the prefix and
+   * tagged with their LastChangedDate; listed once per invocation, none without the setting.
+   */
+  secretCertificates(): Promise<CertificateObject[]>;
   /** Renews these certificates (keys relative to the certs prefix), state in the table. */
   renew(objects: CertificateObject[], options: RenewOptions): Promise<RunReport>;
   /** Starts the state machine (STATE_MACHINE_ARN) with this input; returns the execution's ARN. */
@@ -82,6 +99,31 @@ export function invocation(
   const timeLeft = timeLeftOf(context);
   const downloadIssuer = cachedDownload(httpIssuerDownload(config.http, { timeLeft }));
   const stateStore = () => new DynamoStateStore(dynamodb, table);
+  const s3Source = (objects: readonly CertificateObject[]) =>
+    new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, objects, config.naming);
+  const secretsSource = config.secretsPrefix
+    ? new SecretsManagerCertificateSource(
+        (clients.secrets ??= deps.secrets ?? new SecretsManagerClient({})),
+        config.secretsPrefix,
+      )
+    : undefined;
+  let secretsListed: Promise<CertificateObject[]> | undefined;
+  const secretCertificates = () => (secretsListed ??= secretsSource?.list() ?? Promise.resolve([]));
+
+  /**
+   * Where each certificate is read: from S3, or from Secrets Manager when the key is a listed
+   * secret and no S3 object (S3 first, as the old design's combined source; only the secret keys
+   * are probed, with one HeadObject each).
+   */
+  async function sourceFor(objects: CertificateObject[], withSecrets: boolean): Promise<CertificateSource> {
+    if (!secretsSource || !withSecrets) return s3Source(objects);
+    const secretKeys = new Set((await secretCertificates()).map((o) => o.key));
+    const inS3 = await Promise.all(objects.map((o) => !secretKeys.has(o.key) || s3Source([]).exists(o.key)));
+    const fromS3 = objects.filter((_, i) => inS3[i]);
+    const fromSecrets = objects.filter((_, i) => !inS3[i]);
+    if (fromSecrets.length === 0) return s3Source(fromS3);
+    return new CombinedCertificateSource([s3Source(fromS3), keyedSource(secretsSource, fromSecrets)]);
+  }
 
   return {
     env,
@@ -100,12 +142,13 @@ export function invocation(
       now: clock,
     },
     stateStore,
+    secretCertificates,
     async renew(objects, options) {
       const store = options.loaded?.store ?? stateStore();
       const state = options.loaded?.state ?? (await store.load(objects.map((o) => o.key)));
       const report = await run(
         {
-          source: new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, objects, config.naming),
+          source: await sourceFor(objects, options.withSecrets === true),
           store: staples,
           transport: deps.transport ?? httpTransport(config.http),
           downloadIssuer,
