@@ -195,6 +195,7 @@ export class RenewerFleet extends Construct {
           'dynamodb:PutItem',
           'dynamodb:DeleteItem',
           'dynamodb:Query',
+          'dynamodb:Scan', // the status page (aws/status-page.ts), at most hourly
         ],
         resources: [this.table.tableArn, `${this.table.tableArn}/index/${STATE_TABLE.dueIndex}`],
       }),

@@ -122,8 +122,8 @@ export class RenewerFunction extends NodejsFunction {
    * `s3:prefix` = the key), and a first run finds no state object.
    */
   /**
-   * Has the renewer write its HTML status page to `key` (STATUS_PAGE_KEY) after every run that
-   * changed something, and each run's full report under the key's folder (REPORTS_PREFIX,
+   * Has the renewer write its HTML status page to `key` (STATUS_PAGE_KEY) after a scheduled run,
+   * at most hourly (aws/status-page.ts), and each run's full report under the key's folder (REPORTS_PREFIX,
    * `reports/runs/…json`), with PutObject on that folder only (`reports/*`): no read, no delete.
    */
   bindStatusPage(bucket: IBucket, key: string): void {

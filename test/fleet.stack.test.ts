@@ -370,6 +370,7 @@ describe('OcspRenewerStack with fleet', () => {
       'dynamodb:GetItem',
       'dynamodb:PutItem',
       'dynamodb:Query',
+      'dynamodb:Scan',
     ]);
     expect(asArray(ddb.Resource).map(literal)[1]).toMatch(/\/index\/due$/);
     expect((worker[1].Properties as Json).ReservedConcurrentExecutions).toBeUndefined();

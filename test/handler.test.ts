@@ -254,6 +254,7 @@ async function invoke(
     context?: { getRemainingTimeInMillis(): number };
     logs?: string[];
     env?: Record<string, string>;
+    clock?: () => Date;
   } = {},
 ): Promise<Invocation> {
   s3Requests.reset();
@@ -266,7 +267,7 @@ async function invoke(
     dynamodb: ddb,
     sfn,
     transport,
-    clock: () => new Date(),
+    clock: opts.clock ?? (() => new Date()),
     log: (line) => logs.push(line),
   });
   const summary = await handler(event, opts.context);
@@ -909,5 +910,21 @@ describe('handler: the alarm metrics', () => {
     expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).not.toContain('Renewed');
     expect(emf).toMatchObject({ Failed: 0, FailingWithoutStaple: 0 });
     expect(await listKeys(dryBucket, 'reports/status.html')).toEqual([]);
+  });
+
+  it('should write reports/status.html from the state table after a scheduled run, at most hourly', async () => {
+    const page = (await getBytes(bucket, 'reports/status.html')).toString('utf8');
+    for (const name of ['dead.pem', ...HEALTHY]) expect(page).toContain(name);
+    expect(page).toContain('ECONNREFUSED'); // the failing certificate's reason is shown
+    // Within the hour: one GetItem for the page's marker, no Scan, the page untouched.
+    const before = (await etags(bucket, 'reports/status.html'))['reports/status.html'];
+    const soon = await invoke(bucket, {}, { env: PAGE });
+    expect(soon.ddb.byCommand.ScanCommand).toBeUndefined();
+    expect((await etags(bucket, 'reports/status.html'))['reports/status.html']).toBe(before);
+    // An hour later: one Scan of the table, and a new page.
+    const later = new Date(Date.now() + 61 * 60_000);
+    const next = await invoke(bucket, {}, { env: PAGE, clock: () => later });
+    expect(next.ddb.byCommand.ScanCommand).toBe(1);
+    expect((await etags(bucket, 'reports/status.html'))['reports/status.html']).not.toBe(before);
   });
 });

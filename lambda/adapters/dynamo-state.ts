@@ -6,6 +6,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  ScanCommand,
   type AttributeValue,
   type CreateTableCommandInput,
   type DynamoDBClient,
@@ -194,10 +195,33 @@ export class DynamoStateStore implements CertStateStore {
   }
 
   /**
+   * Every certificate's item, page by page (eventually consistent Scan, 1 MB a page), handed to
+   * `each` and not kept: memory stays one page whatever the table's size. Marker items are left
+   * out. For views (the status page), never for decisions.
+   */
+  async scan(each: (key: string, entry: StateEntry) => void): Promise<void> {
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const res = await this.ddb.send(new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }));
+      for (const item of res.Items ?? []) {
+        if (item[STATE_TABLE.partitionKey]?.S?.startsWith('#')) continue; // a marker
+        const { key, state } = fromItem(item);
+        each(key, state);
+      }
+      start = res.LastEvaluatedKey;
+    } while (start);
+  }
+
+  /**
    * Whether the table holds the marker item `name` (a key no certificate can have: it starts with
    * `#`). The due run marks the table seeded this way (aws/due-run.ts).
    */
   async hasMarker(name: string): Promise<boolean> {
+    return (await this.markerAt(name)) !== undefined;
+  }
+
+  /** When the marker item `name` was last put; undefined when there is none. */
+  async markerAt(name: string): Promise<Date | undefined> {
     const res = await this.ddb.send(
       new GetItemCommand({
         TableName: this.table,
@@ -205,7 +229,9 @@ export class DynamoStateStore implements CertStateStore {
         ConsistentRead: true,
       }),
     );
-    return res.Item !== undefined;
+    if (!res.Item) return undefined;
+    const at = res.Item.at?.S;
+    return new Date(at ? Date.parse(at) : 0);
   }
 
   async putMarker(name: string, at: Date): Promise<void> {

@@ -8,6 +8,7 @@ import { inlineMaxKeys } from './due-run-limit.js';
 import { executionName, shortId, type Invocation } from './invocation.js';
 import { mergeReports, publishRun } from './run-output.js';
 import type { RunSummary } from './run-summary.js';
+import { writeStatusPage } from './status-page.js';
 
 /** The marker item that says every certificate of the bucket has had an item once. */
 export const SEEDED_MARKER = 'seeded';
@@ -66,6 +67,7 @@ export async function dueRun(inv: Invocation, dryRun: boolean): Promise<RunSumma
   }
   // Certificates the deadline left during seeding have no item yet: seed again next run.
   if (seeding && !dryRun && summary.notReached === 0) await inv.stateStore().putMarker(SEEDED_MARKER, now);
+  if (!dryRun) await writeStatusPage(inv);
   return summary;
 }
 
