@@ -45,7 +45,7 @@ export async function dueRun(inv: Invocation, dryRun: boolean): Promise<RunSumma
     objects.push(...more.objects);
     seeded = more.seeded;
   }
-  objects.push(...(await changedSecrets(inv, store, state)));
+  objects.push(...(await changedSecrets(inv, store, state, objects)));
   const due = objects.length;
   let summary: RunSummary;
   if (objects.length <= inlineMax) {
@@ -136,14 +136,19 @@ async function seed(
 /**
  * The secrets (SECRETS_PREFIX) not already due whose item is missing or older than the secret
  * (its certTag is not the secret's LastChangedDate): their items join the run's state, with the
- * versions read, and they join the due set.
+ * versions read, and they join the due set. Secrets already due get their listed tag, so a
+ * rotated one is recorded as read.
  */
 async function changedSecrets(
   inv: Invocation,
   store: DynamoStateStore,
   state: RunState,
+  due: CertificateObject[],
 ): Promise<CertificateObject[]> {
-  const listed = (await inv.secretCertificates()).filter((o) => !state.has(o.key));
+  const secrets = await inv.secretCertificates();
+  const tags = new Map(secrets.map((o) => [o.key, o.tag]));
+  for (const o of due) if (tags.has(o.key)) o.tag = tags.get(o.key);
+  const listed = secrets.filter((o) => !state.has(o.key));
   if (listed.length === 0) return [];
   // A store of its own for the look-up: the run's store saves (and deletes) what it loaded.
   const known = await inv.stateStore().load(listed.map((o) => o.key));
