@@ -31,6 +31,7 @@ import { childJson, forcedCliRun, handlerRun } from './children.js';
 import { makeFleet } from './fleet.js';
 import { asLambdaStartsIt, buildDeployedHandlerRun, buildHandlerBundle } from './handler-bundle.js';
 import { uploadFleet } from './upload-fleet.js';
+import { startStateTables } from './state-table.js';
 import { serveFleet, type ResponderProcess } from './instant-responder.js';
 
 const argv = process.argv.slice(2);
@@ -384,6 +385,7 @@ const HANDLER_N_CAP = 10_000;
     const bucket = 'ocsp-renewer-bench';
     s3 = await startS3Server({ buckets: [bucket] });
     await uploadFleet(s3, bucket, fleet, handlerN);
+    const tables = await startStateTables();
     // The handler as deployed (the esbuild bundle, no tsx), started as Lambda starts it for the
     // stack's 1024 MB.
     const deployed = await buildDeployedHandlerRun(dir);
@@ -395,7 +397,9 @@ const HANDLER_N_CAP = 10_000;
       ...started.env,
       BUCKET: bucket,
       OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
-    });
+      INLINE_MAX_KEYS: String(handlerN + 1),
+      ...(await tables.table('handler')),
+    }).finally(() => tables.stop());
     const capped = handlerN < bigN ? `, capped from ${bigN}` : '';
     rows.push({
       name: `forced renewal, Lambda handler over S3, N = ${handlerN}${capped}, as deployed (bundle, runtime flags for 1024 MB; s3rver's latency included; responder in another process)`,

@@ -1,13 +1,4 @@
-import {
-  ArnFormat,
-  Duration,
-  Names,
-  RemovalPolicy,
-  Stack,
-  TimeZone,
-  Validations,
-  type CfnResource,
-} from 'aws-cdk-lib';
+import { ArnFormat, Duration, Names, RemovalPolicy, Stack, TimeZone, type CfnResource } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -15,29 +6,35 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { EventType, type Bucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
-import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import {
   Choice,
   Condition,
   DefinitionBody,
   DistributedMap,
+  Fail,
   ItemBatcher,
+  JitterType,
   JsonPath,
   LogLevel,
+  OutputType,
   Pass,
+  Result,
   ResultWriterV2,
   S3JsonItemReader,
   type IItemReader,
   S3ObjectsItemReader,
   StateMachine,
   TaskInput,
+  Transformation,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
-import { Construct, type IConstruct } from 'constructs';
+import { Construct } from 'constructs';
 import { STATE_TABLE } from '../lambda/adapters/dynamo-state.js';
 import { INLINE_MAX_KEYS_DEFAULT } from '../lambda/aws/due-run-limit.js';
 import { RenewerFunction, type StapleLayout } from './renewer-function.js';
+import { acknowledge, definedOnly, logicalIdOf } from './cdk-helpers.js';
+import { UploadQueueDestination } from './upload-queue-destination.js';
 
 /** Fleet-scale settings (issue 10); every one has a default. */
 export interface FleetSettings {
@@ -72,13 +69,37 @@ export interface FleetSettings {
 }
 
 export interface RenewerFleetProps extends FleetSettings {
+  /** The renewer function: the upload queue's consumer, the map's children, the due run. */
+  readonly renewer: RenewerFunction;
   readonly bucket: Bucket;
   readonly layout: StapleLayout;
   readonly certificateSuffixes: readonly string[];
   readonly removalPolicy: 'retain' | 'destroy';
-  /** ON_REVOKED and METRICS_SERVICE, as the renewer has them. */
-  readonly environment: Record<string, string>;
+  /** Where the reconcile schedule's undeliverable starts go (the stack's dead-letter queue). */
+  readonly deadLetterQueue: IQueue;
 }
+
+/** Under the reports prefix: the map runs' result files (`<prefix>map-runs/<map run id>/…`). */
+export const MAP_RESULTS_FOLDER = 'map-runs/';
+/** Under the reports prefix: the due runs' manifests for the map. */
+export const MANIFESTS_FOLDER = 'manifests/';
+/** Map results are kept as long as run reports; a manifest a week (its map run is long over). */
+export const MAP_RESULT_DAYS = 30;
+export const MANIFEST_DAYS = 7;
+
+/**
+ * The transient errors of a Lambda invocation that Step Functions reports, retried with backoff
+ * and full jitter: AWS's "Handle Lambda service exceptions" list plus the throttle
+ * (`Lambda.TooManyRequestsException`, an account's or function's concurrency used up), which
+ * would otherwise fail a child and drop its keys for that run.
+ */
+export const LAMBDA_TRANSIENT_ERRORS = [
+  'Lambda.ClientExecutionTimeoutException',
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+] as const;
 
 export const FLEET_DEFAULTS = {
   keysPerBatch: 250,
@@ -123,36 +144,48 @@ export class RenewerFleet extends Construct {
     const destroy = props.removalPolicy === 'destroy';
     const { bucket, layout } = props;
 
-    this.table = new Table(this, 'StateTable', {
+    this.table = this.makeTable(destroy);
+    // The one renewer function (infra/ocsp-renewer.ts) consumes uploads, runs map children and
+    // the due run; no reserved concurrency (the map's MaxConcurrency and the queue's batching
+    // bound it). It may delete staples (a removed certificate retires its staple), nothing more.
+    this.worker = props.renewer;
+    this.bindRenewer(bucket, layout);
+    ({ queue: this.uploadQueue, deadLetterQueue: this.uploadDeadLetterQueue } = this.makeUploadQueues(
+      s,
+      props,
+    ));
+    const { stateMachine, stateMachineName } = this.makeStateMachine(s, props, destroy);
+    this.stateMachine = stateMachine;
+    this.bindDueRun(s, bucket, stateMachineName);
+    this.acknowledgeStateMachine(s, bucket);
+    this.reconcileSchedule = this.makeReconcileSchedule(s, props.deadLetterQueue);
+
+    this.forceAllCommand = [
+      `aws stepfunctions start-execution --state-machine-arn ${this.stateMachine.stateMachineArn}`,
+      `--input '{"force":true}'`,
+    ].join(' ');
+  }
+
+  /** One item per certificate and the sparse, sharded due index (adapters/dynamo-state.ts). */
+  private makeTable(destroy: boolean): Table {
+    const table = new Table(this, 'StateTable', {
       partitionKey: { name: STATE_TABLE.partitionKey, type: AttributeType.STRING },
       billingMode: BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
-    this.table.addGlobalSecondaryIndex({
+    table.addGlobalSecondaryIndex({
       indexName: STATE_TABLE.dueIndex,
       partitionKey: { name: STATE_TABLE.dueShard, type: AttributeType.NUMBER },
       sortKey: { name: STATE_TABLE.nextDue, type: AttributeType.STRING },
       projectionType: ProjectionType.ALL,
     });
+    return table;
+  }
 
-    this.worker = new RenewerFunction(this, 'Worker', {
-      entryPoint: 'batch',
-      description: 'ocsp-renewer fleet worker: renews batches of certificates (uploads, map runs)',
-      timeout: Duration.minutes(5),
-      reservedConcurrentExecutions: undefined,
-      logGroupRemovalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
-    });
-    this.worker.bindStaples(bucket, layout);
-    for (const [name, value] of Object.entries(props.environment)) this.worker.addEnvironment(name, value);
+  /** The renewer's table access and the acknowledgements of its object-prefix grants. */
+  private bindRenewer(bucket: Bucket, layout: StapleLayout): void {
     this.worker.addEnvironment('STATE_TABLE', this.table.tableName);
-    this.worker.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'RetireStaples',
-        actions: ['s3:DeleteObject'],
-        resources: [bucket.arnForObjects(`${layout.staplesPrefix}*`)],
-      }),
-    );
     this.worker.addToRolePolicy(
       new PolicyStatement({
         sid: 'CertificateState',
@@ -162,6 +195,7 @@ export class RenewerFleet extends Construct {
           'dynamodb:PutItem',
           'dynamodb:DeleteItem',
           'dynamodb:Query',
+          'dynamodb:Scan', // the status page (aws/status-page.ts), at most hourly
         ],
         resources: [this.table.tableArn, `${this.table.tableArn}/index/${STATE_TABLE.dueIndex}`],
       }),
@@ -174,31 +208,38 @@ export class RenewerFleet extends Construct {
         'is an object-key prefix in this bucket only. Delete is granted on staples only.',
       ]);
     }
+  }
 
+  /** S3 notifications → the upload queue → the renewer in batches (partial batch responses). */
+  private makeUploadQueues(
+    s: ResolvedSettings,
+    props: RenewerFleetProps,
+  ): { queue: Queue; deadLetterQueue: Queue } {
+    const { bucket, layout } = props;
     // Uploads: S3 → queue → worker, batched; a failed record is retried alone, then dead-lettered.
-    this.uploadDeadLetterQueue = new Queue(this, 'UploadDeadLetterQueue', {
+    const deadLetterQueue = new Queue(this, 'UploadDeadLetterQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    this.uploadQueue = new Queue(this, 'UploadQueue', {
+    const queue = new Queue(this, 'UploadQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       // AWS's advice for event source mappings: six times the function timeout.
       visibilityTimeout: Duration.minutes(30),
       retentionPeriod: Duration.days(4),
-      deadLetterQueue: { queue: this.uploadDeadLetterQueue, maxReceiveCount: 3 },
+      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: 3 },
     });
     for (const event of [EventType.OBJECT_CREATED, EventType.OBJECT_REMOVED]) {
       for (const suffix of props.certificateSuffixes) {
-        bucket.addEventNotification(event, new SqsDestination(this.uploadQueue), {
+        bucket.addEventNotification(event, new UploadQueueDestination(queue), {
           prefix: layout.certsPrefix,
           suffix,
         });
       }
     }
     this.worker.addEventSource(
-      new SqsEventSource(this.uploadQueue, {
+      new SqsEventSource(queue, {
         batchSize: s.uploadBatchSize,
         maxBatchingWindow: s.uploadBatchWindow,
         reportBatchItemFailures: true,
@@ -207,19 +248,38 @@ export class RenewerFleet extends Construct {
         maxConcurrency: 2,
       }),
     );
+    return { queue, deadLetterQueue };
+  }
 
+  /** The state machine: Defaults, Source, the two Distributed Maps, Summarise; its S3 policy. */
+  private makeStateMachine(
+    s: ResolvedSettings,
+    props: RenewerFleetProps,
+    destroy: boolean,
+  ): { stateMachine: StateMachine; stateMachineName: string } {
+    const { bucket, layout } = props;
     // Full runs: list the certificates, batch the keys, one worker invocation per batch.
     const logGroup = new LogGroup(this, 'StateMachineLogs', {
       retention: RetentionDays.THREE_MONTHS,
       removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
-    const defaults = new Pass(this, 'Defaults', {
-      comment: 'force defaults to false',
-      parameters: {
-        'input.$': 'States.JsonMerge(States.StringToJson(\'{"force":false}\'), $, false)',
-      },
-      outputPath: '$.input',
+    // force defaults to false with Choice and Pass states, no intrinsic function (whose literal
+    // arguments reserve braces). The input is {"force"} or {"manifest","force"}: nothing else is
+    // kept.
+    const forceDefault = new Pass(this, 'ForceDefault', {
+      comment: 'no force in the input: false',
+      result: Result.fromObject({ force: false }),
     });
+    const manifestForceDefault = new Pass(this, 'ManifestForceDefault', {
+      comment: 'a manifest without force: not forced',
+      parameters: { force: false, 'manifest.$': '$.manifest' },
+    });
+    const badInput = new Fail(this, 'BadInput', {
+      error: 'InvalidInput',
+      cause: 'force must be true or false',
+    });
+    const resultsPrefix = `${s.reportsPrefix}${MAP_RESULTS_FOLDER}`;
+    const manifestsPrefix = `${s.reportsPrefix}${MANIFESTS_FOLDER}`;
     // Each child's share of the per-host limit, so the children together stay within it.
     const perHostShare = Math.max(1, Math.floor(s.perHostLimit / s.maxConcurrency));
     /** A Distributed Map whose children each invoke the worker with a batch of keys. */
@@ -240,7 +300,15 @@ export class RenewerFleet extends Construct {
         }),
         // The batch summary only: the result files stay small.
         resultSelector: { 'summary.$': '$.Payload' },
-        retryOnServiceExceptions: true,
+        retryOnServiceExceptions: false,
+      });
+      child.addRetry({
+        errors: [...LAMBDA_TRANSIENT_ERRORS],
+        interval: Duration.seconds(2),
+        backoffRate: 2,
+        maxAttempts: 8,
+        maxDelay: Duration.minutes(2),
+        jitterStrategy: JitterType.FULL,
       });
       const map = new DistributedMap(this, id, {
         comment,
@@ -251,7 +319,12 @@ export class RenewerFleet extends Construct {
         }),
         maxConcurrency: s.maxConcurrency,
         toleratedFailurePercentage: s.toleratedFailurePercentage,
-        resultWriterV2: new ResultWriterV2({ bucket, prefix: s.reportsPrefix }),
+        // The children's outputs only (COMPACT), not their inputs: 250 keys each would dwarf them.
+        resultWriterV2: new ResultWriterV2({
+          bucket,
+          prefix: resultsPrefix,
+          writerConfig: { outputType: OutputType.JSON, transformation: Transformation.COMPACT },
+        }),
         resultPath: '$.map',
       });
       map.itemProcessor(child);
@@ -285,36 +358,74 @@ export class RenewerFleet extends Construct {
     })
       .when(Condition.isPresent('$.manifest'), dueMap.next(summary))
       .otherwise(map.next(summary));
+    const defaults = new Choice(this, 'Defaults', { comment: 'force defaults to false' })
+      // A Choice rule over a missing field is a runtime error: IsPresent first.
+      .when(Condition.and(Condition.isPresent('$.force'), Condition.isBoolean('$.force')), source)
+      .when(Condition.isPresent('$.force'), badInput)
+      .when(Condition.isPresent('$.manifest'), manifestForceDefault.next(source))
+      .otherwise(forceDefault.next(source));
     // Named, so the worker (whose function the definition names) can be given its ARN without a
     // dependency cycle.
     const stateMachineName = `${Names.uniqueResourceName(this, { maxLength: 60, separator: '-' })}-RenewAll`;
-    this.stateMachine = new StateMachine(this, 'RenewAllStateMachine', {
+    const stateMachine = new StateMachine(this, 'RenewAllStateMachine', {
       stateMachineName,
       comment:
         'ocsp-renewer: renew every certificate (input {"force": true|false}) or a due manifest ({"manifest": key})',
-      definitionBody: DefinitionBody.fromChainable(defaults.next(source)),
+      definitionBody: DefinitionBody.fromChainable(defaults),
       tracingEnabled: true,
       logs: { destination: logGroup, level: LogLevel.ALL, includeExecutionData: false },
     });
-    // ResultWriterV2 grants PutObject on the whole bucket; the state machine writes reports only.
-    this.stateMachine.addToRolePolicy(
+    // ResultWriter: AWS's documented policy ("IAM policies for using Distributed Map states"),
+    // on the results prefix. The results are written by multipart upload, hence the read and the
+    // multipart actions. CDK's ResultWriterV2 and S3JsonItemReader grant these on the whole
+    // bucket; the two denies below keep the state machine to its results and manifests.
+    stateMachine.addToRolePolicy(
       new PolicyStatement({
-        sid: 'WriteReportsOnly',
-        effect: Effect.DENY,
-        actions: ['s3:PutObject'],
-        notResources: [bucket.arnForObjects(`${s.reportsPrefix}*`)],
+        sid: 'WriteMapResults',
+        actions: ['s3:PutObject', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+        resources: [bucket.arnForObjects(`${resultsPrefix}*`)],
       }),
     );
-    // S3JsonItemReader grants GetObject on the whole bucket; the state machine reads manifests only.
-    this.stateMachine.addToRolePolicy(
+    stateMachine.addToRolePolicy(
       new PolicyStatement({
-        sid: 'ReadManifestsOnly',
+        sid: 'WriteMapResultsOnly',
+        effect: Effect.DENY,
+        actions: ['s3:PutObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+        notResources: [bucket.arnForObjects(`${resultsPrefix}*`)],
+      }),
+    );
+    stateMachine.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ReadManifestsAndMapResultsOnly',
         effect: Effect.DENY,
         actions: ['s3:GetObject'],
-        notResources: [bucket.arnForObjects(`${s.reportsPrefix}manifests/*`)],
+        notResources: [
+          bucket.arnForObjects(`${manifestsPrefix}*`),
+          bucket.arnForObjects(`${resultsPrefix}*`),
+        ],
       }),
     );
+    // Map results (every child's summary) and manifests are for reading soon after a run; on a
+    // versioned bucket they would otherwise stay for ever.
+    bucket.addLifecycleRule({
+      id: 'expire-map-results',
+      prefix: resultsPrefix,
+      expiration: Duration.days(MAP_RESULT_DAYS),
+      noncurrentVersionExpiration: Duration.days(1),
+    });
+    bucket.addLifecycleRule({
+      id: 'expire-due-manifests',
+      prefix: manifestsPrefix,
+      expiration: Duration.days(MANIFEST_DAYS),
+      noncurrentVersionExpiration: Duration.days(1),
+    });
+    return { stateMachine, stateMachineName };
+  }
 
+  /** What the due run needs: where manifests and reports go, and this state machine to start. */
+  private bindDueRun(s: ResolvedSettings, bucket: Bucket, stateMachineName: string): void {
+    const bucketArn = `<${logicalIdOf(bucket.node.defaultChild as CfnResource)}.Arn>`;
+    const workerPolicy = this.worker.role!.node.tryFindChild('DefaultPolicy')!;
     // The due run: manifests and run reports under reports/, and the state machine for big sets.
     const stateMachineArn = Stack.of(this).formatArn({
       service: 'states',
@@ -348,8 +459,18 @@ export class RenewerFleet extends Construct {
         'read or delete); the wildcard is an object-key prefix in this bucket only.',
       ]);
     }
+  }
+
+  /** The state machine's cdk-nag acknowledgements, each with its reason. */
+  private acknowledgeStateMachine(s: ResolvedSettings, bucket: Bucket): void {
+    const resultsPrefix = `${s.reportsPrefix}${MAP_RESULTS_FOLDER}`;
+    const bucketArn = `<${logicalIdOf(bucket.node.defaultChild as CfnResource)}.Arn>`;
     const machinePolicy = this.stateMachine.role.node.tryFindChild('DefaultPolicy')!;
     const workerArn = `<${logicalIdOf(this.worker.node.defaultChild as CfnResource)}.Arn>`;
+    acknowledge(machinePolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${resultsPrefix}*]`, [
+      `A map run writes its result files under ${resultsPrefix}<map run id>/ (AWS's documented`,
+      'ResultWriter actions); the wildcard is an object-key prefix in this bucket only.',
+    ]);
     acknowledge(machinePolicy, `AwsSolutions-IAM5[Resource::${workerArn}:*]`, [
       'CDK’s LambdaInvoke also names the worker’s versions and aliases (<arn>:*); one function only.',
     ]);
@@ -375,10 +496,14 @@ export class RenewerFleet extends Construct {
     }
     const bucketObjects = `arn:<AWS::Partition>:s3:::<${logicalIdOf(bucket.node.defaultChild as CfnResource)}>/*`;
     acknowledge(machinePolicy, `AwsSolutions-IAM5[Resource::${bucketObjects}]`, [
-      `The map run writes its result files under ${s.reportsPrefix}: CDK's ResultWriterV2 grants`,
-      'PutObject on the bucket’s objects, and the WriteReportsOnly statement denies it elsewhere.',
+      `The map run writes its result files under ${resultsPrefix}: CDK's ResultWriterV2 and`,
+      'S3JsonItemReader grant on the bucket’s objects; the WriteMapResultsOnly and',
+      'ReadManifestsAndMapResultsOnly statements deny everything outside the results and manifests.',
     ]);
+  }
 
+  /** The daily reconcile: the state machine unforced over every certificate, dead-lettered. */
+  private makeReconcileSchedule(s: ResolvedSettings, deadLetterQueue: IQueue): Schedule | undefined {
     if (s.reconcileSchedule) {
       const role = new Role(this, 'ReconcileScheduleRole', {
         description: 'ocsp-renewer: the reconcile schedule starts the renew-all state machine',
@@ -395,21 +520,18 @@ export class RenewerFleet extends Construct {
           },
         }),
       });
-      this.reconcileSchedule = new Schedule(this, 'ReconcileSchedule', {
+      return new Schedule(this, 'ReconcileSchedule', {
         description: 'ocsp-renewer: renew what is due over every certificate (catches missed events)',
         schedule: ScheduleExpression.expression(s.reconcileSchedule, TimeZone.ETC_UTC),
         target: new StepFunctionsStartExecution(this.stateMachine, {
           role,
           input: ScheduleTargetInput.fromObject({ force: false }),
           retryAttempts: 2,
+          deadLetterQueue,
         }),
       });
     }
-
-    this.forceAllCommand = [
-      `aws stepfunctions start-execution --state-machine-arn ${this.stateMachine.stateMachineArn}`,
-      `--input '{"force":true}'`,
-    ].join(' ');
+    return undefined;
   }
 }
 
@@ -438,16 +560,4 @@ function checkSettings(s: ResolvedSettings): void {
   if (!/^[^/].*\/$/.test(s.reportsPrefix)) {
     throw new Error(`fleet reportsPrefix must be a key prefix ending in "/", got "${s.reportsPrefix}"`);
   }
-}
-
-function definedOnly<T extends object>(props: T): Partial<T> {
-  return Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function logicalIdOf(resource: CfnResource): string {
-  return Stack.of(resource).resolve(resource.logicalId) as string;
-}
-
-function acknowledge(scope: IConstruct, id: string, reason: string[]): void {
-  Validations.of(scope).acknowledge({ id, reason: reason.join(' ') });
 }

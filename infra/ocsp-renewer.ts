@@ -1,11 +1,11 @@
 import {
+  Annotations,
   ArnFormat,
   Duration,
   RemovalPolicy,
   SecretValue,
   Stack,
   TimeZone,
-  Validations,
   type CfnResource,
 } from 'aws-cdk-lib';
 import {
@@ -16,6 +16,7 @@ import {
   Dashboard,
   GraphWidget,
   LogQueryWidget,
+  MathExpression,
   Metric,
   Stats,
   TextWidget,
@@ -25,15 +26,15 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { AccessKey, ManagedPolicy, PolicyStatement, Role, ServicePrincipal, User } from 'aws-cdk-lib/aws-iam';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
-import { BlockPublicAccess, Bucket, BucketEncryption, EventType, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
-import { LambdaDestination } from 'aws-cdk-lib/aws-s3-notifications';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
-import { Construct, type IConstruct } from 'constructs';
+import { Construct } from 'constructs';
+import { acknowledge, definedOnly, logicalIdOf } from './cdk-helpers.js';
 import { RenewerFleet, type FleetSettings } from './fleet.js';
 import { RenewerFunction } from './renewer-function.js';
 import { scheduleIntervalMinutes } from './schedule-interval.js';
@@ -46,7 +47,10 @@ export interface OcspRenewerProps {
   readonly certsPrefix?: string;
   /** Where staples are written. @default 'staples/' */
   readonly staplesPrefix?: string;
-  /** Where the run state (`state.json`) lives. @default 'state/' */
+  /**
+   * Where the old design kept its run state (`state.json`): the first run reads it once, to seed
+   * the state table with its failure counts and next due times. @default 'state/'
+   */
   readonly statePrefix?: string;
   /** An EventBridge Scheduler `rate(…)` or daily `cron(…)` expression. @default 'rate(15 minutes)' */
   readonly schedule?: string;
@@ -64,14 +68,18 @@ export interface OcspRenewerProps {
   readonly removalPolicy?: 'retain' | 'destroy';
   /** Alarm when the least validity left over all staples falls below this. @default 24 */
   readonly validityAlarmHours?: number;
-  /** Reserved concurrency; 0 reserves none. @default 1 */
+  /**
+   * Reserved concurrency; 0 reserves none. Conditional writes (staples, state items) make
+   * overlapping invocations safe, so none is needed; set one to keep the renewer from taking the
+   * account's unreserved concurrency (docs/aws.md). @default 0
+   */
   readonly reservedConcurrency?: number;
   /**
-   * Fleet-scale building blocks (infra/fleet.ts): per-certificate state table, upload queue with
-   * a batch worker, Distributed Map state machine. Uploads then go to the queue instead of the
-   * renewer function. @default - none (the renewer alone)
+   * The Distributed Map, upload queue and reconcile settings (infra/fleet.ts). The state table,
+   * upload queue and state machine are always deployed: `fleet` is no longer a switch (`true` or
+   * `{}` is accepted for a release, with a warning). @default - FLEET_DEFAULTS
    */
-  readonly fleet?: FleetSettings;
+  readonly fleet?: FleetSettings | boolean;
 }
 
 /** The defaults, one place: cdk.json's context carries the same values. */
@@ -85,7 +93,7 @@ export const OCSP_RENEWER_DEFAULTS = {
   hostAccess: 'policy',
   removalPolicy: 'retain',
   validityAlarmHours: 24,
-  reservedConcurrency: 1,
+  reservedConcurrency: 0,
 } as const satisfies OcspRenewerProps;
 
 /** The certificate suffixes the handler reads (CERT_EXTENSIONS' default); one notification each. */
@@ -130,12 +138,12 @@ export class OcspRenewer extends Construct {
   readonly pullScriptSettings: string;
   /** Prints a presigned URL of the status page (AWS CLI v2). */
   readonly statusPageCommand: string;
-  /** With `fleet`: the state table, upload queue, worker and state machine. */
-  readonly fleet?: RenewerFleet;
+  /** The state table, upload queue and state machine. */
+  readonly fleet: RenewerFleet;
 
   constructor(scope: Construct, id: string, props: OcspRenewerProps = {}) {
     super(scope, id);
-    const p: ResolvedProps = { ...OCSP_RENEWER_DEFAULTS, ...definedOnly(props) };
+    const p: ResolvedProps = { ...OCSP_RENEWER_DEFAULTS, ...definedOnly(props, true) };
     checkProps(p);
     const intervalMinutes = scheduleIntervalMinutes(p.schedule);
     if (intervalMinutes > 24 * 60) {
@@ -144,7 +152,59 @@ export class OcspRenewer extends Construct {
     const destroy = p.removalPolicy === 'destroy';
     const stack = Stack.of(this);
 
-    this.bucket = new Bucket(this, 'Bucket', {
+    this.bucket = this.makeBucket(p, destroy);
+    if (props.fleet !== undefined) {
+      Annotations.of(this).addWarningV2(
+        'ocsp-renewer:fleet-ignored',
+        'fleet is no longer a switch: the state table, upload queue and state machine are always deployed. Remove -c fleet=… / the fleet prop (its settings, when given as an object, still apply).',
+      );
+    }
+    // One metrics dimension per deployment, so two renewers in one account (staging and
+    // production, say) never share, or silence, each other's alarms.
+    const metricsService = `ocsp-renewer/${stack.stackName}/${this.node.id}`;
+    this.function = this.makeFunction(p, destroy, this.bucket, metricsService);
+    this.deadLetterQueue = this.makeDeadLetterQueue();
+    // A run fails only as a whole (bad configuration, S3 or DynamoDB unreachable); retries then
+    // recover it. Throttles wait in the async queue, up to maxEventAge, and are no retries.
+    this.function.configureAsyncInvoke({
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(1),
+      onFailure: new SqsDestination(this.deadLetterQueue),
+    });
+
+    this.fleet = new RenewerFleet(this, 'Fleet', {
+      ...(typeof p.fleet === 'object' ? p.fleet : {}),
+      renewer: this.function,
+      bucket: this.bucket,
+      layout: layoutOf(p),
+      certificateSuffixes: CERTIFICATE_SUFFIXES,
+      removalPolicy: p.removalPolicy,
+      deadLetterQueue: this.deadLetterQueue,
+    });
+
+    this.schedule = this.makeSchedule(p);
+    // A new or replaced certificate gets its staple now, through the upload queue (infra/fleet.ts).
+    acknowledgeBucketNotificationsHandler(stack);
+
+    this.alarmTopic = this.makeAlarmTopic(p);
+    const metric = this.addAlarms(p, intervalMinutes, metricsService);
+    ({
+      hostPolicy: this.hostPolicy,
+      hostUser: this.hostUser,
+      hostUserSecret: this.hostUserSecret,
+    } = this.makeHostAccess(p));
+
+    // Every certificate goes through the Distributed Map; `aws lambda invoke` with
+    // {"mode":"force"} still works on the renewer function (FunctionName output).
+    this.forceAllCommand = this.fleet.forceAllCommand;
+    this.statusPageCommand = `aws s3 presign s3://${this.bucket.bucketName}/${STATUS_PAGE_KEY} --expires-in 3600`;
+    this.dashboard = this.makeDashboard(metric, p.validityAlarmHours, intervalMinutes);
+    this.pullScriptSettings = `OCSP_BUCKET=${this.bucket.bucketName} OCSP_PREFIX=${p.staplesPrefix} AWS_REGION=${stack.region}`;
+  }
+
+  /** The private bucket: certificates, staples, reports (retained unless `removalPolicy` destroy). */
+  private makeBucket(p: ResolvedProps, destroy: boolean): Bucket {
+    const bucket = new Bucket(this, 'Bucket', {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       minimumTLSVersion: 1.2,
@@ -177,27 +237,32 @@ export class OcspRenewer extends Construct {
       removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
       autoDeleteObjects: destroy,
     });
-    acknowledge(this.bucket, 'AwsSolutions-S1', [
+    acknowledge(bucket, 'AwsSolutions-S1', [
       'Server access logs would need a second bucket for a bucket that holds public certificates and',
       'OCSP responses; every write is the renewer (logged in its run report) or an upload by the',
       'operator. Enable CloudTrail S3 data events on this bucket if an access trail is required.',
     ]);
+    return bucket;
+  }
 
-    this.function = new RenewerFunction(this, 'Function', {
+  /** The one renewer function, bound to the bucket, with its cdk-nag acknowledgements. */
+  private makeFunction(
+    p: ResolvedProps,
+    destroy: boolean,
+    bucket: Bucket,
+    metricsService: string,
+  ): RenewerFunction {
+    const fn = new RenewerFunction(this, 'Function', {
       reservedConcurrentExecutions: p.reservedConcurrency > 0 ? p.reservedConcurrency : undefined,
       logGroupRemovalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
-    const layout = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
-    this.function.bindStaples(this.bucket, layout);
-    this.function.addEnvironment('ON_REVOKED', p.onRevoked);
-    // One metrics dimension per deployment, so two renewers in one account (staging and
-    // production, say) never share, or silence, each other's alarms.
-    const metricsService = `ocsp-renewer/${stack.stackName}/${this.node.id}`;
-    this.function.addEnvironment('METRICS_SERVICE', metricsService);
-    if (p.secretsPrefix) this.function.bindSecrets(p.secretsPrefix);
-    this.function.bindStatusPage(this.bucket, STATUS_PAGE_KEY);
-    const bucketArn = `<${logicalIdOf(this.bucket.node.defaultChild as CfnResource)}.Arn>`;
-    const renewerPolicy = this.function.role!.node.tryFindChild('DefaultPolicy')!;
+    fn.bindStaples(bucket, layoutOf(p));
+    fn.addEnvironment('ON_REVOKED', p.onRevoked);
+    fn.addEnvironment('METRICS_SERVICE', metricsService);
+    if (p.secretsPrefix) fn.bindSecrets(p.secretsPrefix);
+    fn.bindStatusPage(bucket, STATUS_PAGE_KEY);
+    const bucketArn = `<${logicalIdOf(bucket.node.defaultChild as CfnResource)}.Arn>`;
+    const renewerPolicy = fn.role!.node.tryFindChild('DefaultPolicy')!;
     const reportsPrefix = STATUS_PAGE_KEY.slice(0, STATUS_PAGE_KEY.lastIndexOf('/') + 1);
     for (const prefix of [p.certsPrefix, p.staplesPrefix, p.statePrefix, reportsPrefix]) {
       acknowledge(renewerPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`, [
@@ -218,52 +283,33 @@ export class OcspRenewer extends Construct {
         'that action, and secret values stay limited to the prefix.',
       ]);
     }
+    return fn;
+  }
 
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+  /** The dead-letter queue of the schedules and of asynchronous invocations. */
+  private makeDeadLetterQueue(): Queue {
+    const queue = new Queue(this, 'DeadLetterQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    acknowledge(this.deadLetterQueue, 'AwsSolutions-SQS3', [
+    acknowledge(queue, 'AwsSolutions-SQS3', [
       'This queue is the dead-letter queue: of the schedule and of the function’s asynchronous',
       'invocations. A dead-letter queue of its own would only move the problem; its depth alarms.',
     ]);
+    return queue;
+  }
 
-    // A run fails only as a whole (bad configuration, S3 unreachable); retries then recover it.
-    // Throttles — the reserved concurrency of 1 while another run is in progress — wait in the
-    // async queue, up to maxEventAge, and do not count as retries.
-    this.function.configureAsyncInvoke({
-      retryAttempts: 2,
-      maxEventAge: Duration.hours(6),
-      onFailure: new SqsDestination(this.deadLetterQueue),
-    });
-
-    if (p.fleet) {
-      this.fleet = new RenewerFleet(this, 'Fleet', {
-        ...p.fleet,
-        bucket: this.bucket,
-        layout,
-        certificateSuffixes: CERTIFICATE_SUFFIXES,
-        removalPolicy: p.removalPolicy,
-        environment: { ON_REVOKED: p.onRevoked, METRICS_SERVICE: metricsService },
-      });
-      // The schedule invokes the worker asynchronously: as the renewer, retried, then dead-lettered.
-      this.fleet.worker.configureAsyncInvoke({
-        retryAttempts: 2,
-        maxEventAge: Duration.hours(1),
-        onFailure: new SqsDestination(this.deadLetterQueue),
-      });
-    }
-
+  /** The due run's schedule, with a role of its own. */
+  private makeSchedule(p: ResolvedProps): Schedule {
+    const stack = Stack.of(this);
     // The schedule's own role (not CDK's stack-wide one), trusted only by this account's default
-    // schedule group; LambdaInvoke grants it InvokeFunction and SendMessage to the queue. With
-    // `fleet`, the schedule runs the due path: the worker reads the due index and renews only
-    // what is due (inline, or through the state machine when there is much), so a scheduled
-    // run's cost follows what is due, not the number of certificates.
+    // schedule group; LambdaInvoke grants it InvokeFunction and SendMessage to the queue. The
+    // schedule runs the due path: the function reads the due index and renews only what is due
+    // (inline, or through the state machine when there is much), so a scheduled run's cost
+    // follows what is due, not the number of certificates.
     const scheduleRole = new Role(this, 'ScheduleRole', {
-      description: p.fleet
-        ? 'ocsp-renewer: the schedule invokes the fleet worker (due run)'
-        : 'ocsp-renewer: the schedule invokes the renewer function',
+      description: 'ocsp-renewer: the schedule invokes the renewer function (due run)',
       assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
         conditions: {
           StringEquals: {
@@ -277,20 +323,19 @@ export class OcspRenewer extends Construct {
         },
       }),
     });
-    this.schedule = new Schedule(this, 'Schedule', {
+    const schedule = new Schedule(this, 'Schedule', {
       description: 'ocsp-renewer: renew the staples that are due',
       schedule: ScheduleExpression.expression(p.schedule, TimeZone.of(p.timeZone)),
-      target: new LambdaInvoke(this.fleet?.worker ?? this.function, {
+      target: new LambdaInvoke(this.function, {
         role: scheduleRole,
-        input: ScheduleTargetInput.fromObject(this.fleet ? { mode: 'due' } : { mode: 'scheduled' }),
+        input: ScheduleTargetInput.fromObject({ mode: 'due' }),
         retryAttempts: 2,
         maxEventAge: Duration.hours(1),
         deadLetterQueue: this.deadLetterQueue,
       }),
     });
 
-    const scheduled = this.fleet?.worker ?? this.function;
-    const functionArn = `<${logicalIdOf(scheduled.node.defaultChild as CfnResource)}.Arn>`;
+    const functionArn = `<${logicalIdOf(this.function.node.defaultChild as CfnResource)}.Arn>`;
     acknowledge(
       scheduleRole.node.findChild('DefaultPolicy'),
       `AwsSolutions-IAM5[Resource::${functionArn}:*]`,
@@ -299,28 +344,23 @@ export class OcspRenewer extends Construct {
         'covers qualifiers of this one function only.',
       ],
     );
+    return schedule;
+  }
 
-    // A new or replaced certificate gets its staple now, not at the next run (with `fleet`, the
-    // upload queue's worker does that).
-    for (const suffix of p.fleet ? [] : CERTIFICATE_SUFFIXES) {
-      this.bucket.addEventNotification(EventType.OBJECT_CREATED, new LambdaDestination(this.function), {
-        prefix: p.certsPrefix,
-        suffix,
-      });
-    }
-    acknowledgeBucketNotificationsHandler(stack);
-
-    this.alarmTopic = new Topic(this, 'AlarmTopic', {
+  /** The alarm topic (TLS only), CloudWatch allowed by name, `alarmEmail` subscribed. */
+  private makeAlarmTopic(p: ResolvedProps): Topic {
+    const stack = Stack.of(this);
+    const topic = new Topic(this, 'AlarmTopic', {
       displayName: 'ocsp-renewer alarms',
       enforceSSL: true,
     });
     // The topic policy replaces SNS's default one, so CloudWatch is allowed by name.
-    this.alarmTopic.addToResourcePolicy(
+    topic.addToResourcePolicy(
       new PolicyStatement({
         sid: 'CloudWatchAlarmsPublish',
         principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['sns:Publish'],
-        resources: [this.alarmTopic.topicArn],
+        resources: [topic.topicArn],
         conditions: {
           ArnLike: {
             'aws:SourceArn': stack.formatArn({
@@ -334,8 +374,12 @@ export class OcspRenewer extends Construct {
         },
       }),
     );
-    if (p.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(p.alarmEmail));
+    if (p.alarmEmail) topic.addSubscription(new EmailSubscription(p.alarmEmail));
+    return topic;
+  }
 
+  /** The ten alarms (each on the topic); returns the renewer's metric maker for the dashboard. */
+  private addAlarms(p: ResolvedProps, intervalMinutes: number, metricsService: string): MetricOf {
     const hour = Duration.hours(1);
     const metric = (metricName: string, statistic: string, period: Duration) =>
       new Metric({
@@ -352,15 +396,34 @@ export class OcspRenewer extends Construct {
       missing: TreatMissingData.NOT_BREACHING,
       description: 'A renewer run failed as a whole (configuration, S3 or Secrets Manager); see its log.',
     });
-    if (this.fleet) {
-      // With `fleet` the schedule, uploads and map runs invoke the worker.
-      this.addAlarm('WorkerErrors', {
-        metric: this.fleet.worker.metricErrors({ period: Duration.minutes(5), statistic: Stats.SUM }),
+    {
+      this.addAlarm('UploadDeadLetters', {
+        metric: this.fleet.uploadDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+          statistic: Stats.MAXIMUM,
+        }),
         threshold: 1,
         comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         missing: TreatMissingData.NOT_BREACHING,
         description:
-          'A fleet worker invocation failed as a whole (a due run, an upload batch or a map batch); see its log.',
+          'An upload notification failed three times and was dead-lettered: its certificate waits for the reconcile; read the upload dead-letter queue.',
+      });
+      const machine = this.fleet.stateMachine;
+      this.addAlarm('MapRunsFailed', {
+        metric: new MathExpression({
+          expression: 'FILL(failed, 0) + FILL(timedOut, 0)',
+          usingMetrics: {
+            failed: machine.metricFailed({ period: Duration.minutes(5), statistic: Stats.SUM }),
+            timedOut: machine.metricTimedOut({ period: Duration.minutes(5), statistic: Stats.SUM }),
+          },
+          period: Duration.minutes(5),
+          label: 'failed or timed-out executions',
+        }),
+        threshold: 1,
+        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        missing: TreatMissingData.NOT_BREACHING,
+        description:
+          'A state machine execution (force, reconcile or a large due run) failed or timed out; see its execution history and the map run.',
       });
     }
     this.addAlarm('DeadLetters', {
@@ -427,9 +490,21 @@ export class OcspRenewer extends Construct {
       missing: TreatMissingData.BREACHING,
       description: `No renewer run reported in ${noRunMinutes} minutes (schedule ${p.schedule}).`,
     });
+    return metric;
+  }
 
+  /** What hosts read staples with (`hostAccess`): a managed policy, optionally a user and its key. */
+  private makeHostAccess(p: ResolvedProps): {
+    hostPolicy?: ManagedPolicy;
+    hostUser?: User;
+    hostUserSecret?: Secret;
+  } {
+    const bucketArn = `<${logicalIdOf(this.bucket.node.defaultChild as CfnResource)}.Arn>`;
+    let hostPolicy: ManagedPolicy | undefined;
+    let hostUser: User | undefined;
+    let hostUserSecret: Secret | undefined;
     if (p.hostAccess !== 'none') {
-      this.hostPolicy = new ManagedPolicy(this, 'HostPolicy', {
+      hostPolicy = new ManagedPolicy(this, 'HostPolicy', {
         description: `ocsp-renewer: read the staples under ${p.staplesPrefix} (for the hosts that serve them)`,
         statements: [
           new PolicyStatement({
@@ -445,40 +520,28 @@ export class OcspRenewer extends Construct {
           }),
         ],
       });
-      acknowledge(this.hostPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${p.staplesPrefix}*]`, [
+      acknowledge(hostPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${p.staplesPrefix}*]`, [
         `A host reads every staple under ${p.staplesPrefix} (one per certificate); read-only, this`,
         'bucket only.',
       ]);
     }
     if (p.hostAccess === 'policy-and-user') {
-      this.hostUser = new User(this, 'HostUser', { managedPolicies: [this.hostPolicy!] });
-      const key = new AccessKey(this, 'HostUserAccessKey', { user: this.hostUser });
-      this.hostUserSecret = new Secret(this, 'HostUserKey', {
+      hostUser = new User(this, 'HostUser', { managedPolicies: [hostPolicy!] });
+      const key = new AccessKey(this, 'HostUserAccessKey', { user: hostUser });
+      hostUserSecret = new Secret(this, 'HostUserKey', {
         description: 'ocsp-renewer: access key of the host user (reads staples only)',
         secretObjectValue: {
           accessKeyId: SecretValue.unsafePlainText(key.accessKeyId),
           secretAccessKey: key.secretAccessKey,
         },
       });
-      acknowledge(this.hostUserSecret, 'AwsSolutions-SMG4', [
+      acknowledge(hostUserSecret, 'AwsSolutions-SMG4', [
         'The secret holds an IAM access key created by CloudFormation; rotating it means a new key',
         '(redeploy), not a Secrets Manager rotation Lambda. The key can only read staples, which are',
         'public OCSP responses.',
       ]);
     }
-
-    // With `fleet`, every certificate goes through the Distributed Map; `aws lambda invoke` with
-    // {"mode":"force"} still works on the renewer function (FunctionName output).
-    this.forceAllCommand =
-      this.fleet?.forceAllCommand ??
-      [
-        `aws lambda invoke --function-name ${this.function.functionName}`,
-        '--invocation-type Event --cli-binary-format raw-in-base64-out',
-        `--payload '{"mode":"force"}' /dev/stdout`,
-      ].join(' ');
-    this.statusPageCommand = `aws s3 presign s3://${this.bucket.bucketName}/${STATUS_PAGE_KEY} --expires-in 3600`;
-    this.dashboard = this.makeDashboard(metric, p.validityAlarmHours, intervalMinutes);
-    this.pullScriptSettings = `OCSP_BUCKET=${this.bucket.bucketName} OCSP_PREFIX=${p.staplesPrefix} AWS_REGION=${stack.region}`;
+    return { hostPolicy, hostUser, hostUserSecret };
   }
 
   /**
@@ -547,10 +610,7 @@ export class OcspRenewer extends Construct {
     dashboard.addWidgets(
       new LogQueryWidget({
         title: 'Last failing certificates',
-        // With `fleet`, the worker runs the schedule: its failures are in its own log group.
-        logGroupNames: [this.function, ...(this.fleet ? [this.fleet.worker] : [])].map(
-          (f) => f.logGroup.logGroupName,
-        ),
+        logGroupNames: [this.function].map((f) => f.logGroup.logGroupName),
         queryLines: [
           'fields @timestamp, certificate, stage, reason',
           'filter msg = "certificate failed"',
@@ -594,6 +654,13 @@ function perRunPeriod(intervalMinutes: number): Duration {
   return Duration.minutes(Math.max(5, Math.min(intervalMinutes, 60)));
 }
 
+/** Makes one of the renewer's EMF metrics (namespace OcspRenewer, its Service dimension). */
+type MetricOf = (metricName: string, statistic: string, period: Duration) => Metric;
+
+function layoutOf(p: ResolvedProps) {
+  return { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
+}
+
 type ResolvedProps = Required<Omit<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix' | 'fleet'>> &
   Pick<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix' | 'fleet'>;
 
@@ -632,20 +699,6 @@ function checkProps(p: ResolvedProps): void {
   if (p.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+$/.test(p.alarmEmail)) {
     throw new Error(`alarmEmail is not an address: ${p.alarmEmail}`);
   }
-}
-
-function definedOnly<T extends object>(props: T): Partial<T> {
-  return Object.fromEntries(
-    Object.entries(props).filter(([, v]) => v !== undefined && v !== ''),
-  ) as Partial<T>;
-}
-
-function logicalIdOf(resource: CfnResource): string {
-  return Stack.of(resource).resolve(resource.logicalId) as string;
-}
-
-function acknowledge(scope: IConstruct, id: string, reason: string[]): void {
-  Validations.of(scope).acknowledge({ id, reason: reason.join(' ') });
 }
 
 /** The stack-wide Lambda that S3 notifications are configured through (aws-s3-notifications). */

@@ -23,7 +23,7 @@ export function propsFromContext(node: Node): OcspRenewerProps {
     if (!Number.isFinite(n)) throw new Error(`context ${key} must be a number, got ${raw}`);
     return n;
   };
-  /** `true`/`false` (cdk.json) or "true"/"false" (`-c`): `fleet=true` turns the fleet path on. */
+  /** `true`/`false` (cdk.json) or "true"/"false" (`-c`). */
   const bool = (key: string): boolean | undefined => {
     const value: unknown = node.tryGetContext(key);
     if (value === undefined || value === null || value === '') return undefined;
@@ -44,7 +44,7 @@ export function propsFromContext(node: Node): OcspRenewerProps {
     removalPolicy: str('removalPolicy') as OcspRenewerProps['removalPolicy'],
     validityAlarmHours: num('validityAlarmHours'),
     reservedConcurrency: num('reservedConcurrency'),
-    // The fleet's own settings keep their defaults (infra/fleet.ts FLEET_DEFAULTS).
-    fleet: bool('fleet') ? {} : undefined,
+    // No longer a switch (the design is always deployed): accepted, and warned about, for a release.
+    fleet: bool('fleet'),
   };
 }

@@ -10,8 +10,6 @@ import type { Construct } from 'constructs';
 /** Resolved from this file, not from the working directory, so any caller finds the handler. */
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/aws/handler.ts', import.meta.url));
-/** The fleet worker's entry point: SQS upload batches and Distributed Map batches. */
-const BATCH_HANDLER_ENTRY = fileURLToPath(new URL('../lambda/aws/batch-handler.ts', import.meta.url));
 const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
 /** The function's memory unless the caller sets `memorySize` (the bench uses it too). */
 export const DEFAULT_MEMORY_MB = 1024;
@@ -41,12 +39,6 @@ export interface RenewerFunctionProps extends Omit<
    * @default RemovalPolicy.RETAIN
    */
   readonly logGroupRemovalPolicy?: RemovalPolicy;
-  /**
-   * Which entry point of lambda/aws/ the function runs: the renewer (`handler.ts`) or the fleet
-   * worker (`batch-handler.ts`, see infra/fleet.ts).
-   * @default 'renewer'
-   */
-  readonly entryPoint?: 'renewer' | 'batch';
 }
 
 /**
@@ -62,9 +54,10 @@ export interface RenewerFunctionProps extends Omit<
  * - `NODE_OPTIONS=--enable-source-maps` so stack traces name the TypeScript sources;
  * - `memorySize` 1024 MB: parsing and validation are CPU-bound (~4 000–5 000 certificates/s per
  *   core cold, `npm run bench`) and Lambda allots CPU in proportion to memory;
- * - `timeout` 10 minutes: room for a forced run over 10 000 certificates plus slow responders; the
- *   handler stops taking certificates before the deadline anyway and the next run finishes them;
- * - `reservedConcurrentExecutions` 1: runs never overlap (pass `undefined` to reserve nothing);
+ * - `timeout` 5 minutes: a due run of up to INLINE_MAX_KEYS (2 000) certificates, an upload batch
+ *   or a map child's 250 keys, with room for slow responders; the handler stops taking
+ *   certificates before the deadline anyway (the upload queue's visibility is 6 × this);
+ * - no reserved concurrency: conditional writes make overlapping invocations safe;
  * - a log group of its own, kept 3 months (`RetentionDays.THREE_MONTHS`), passed as `logGroup`
  *   (no LogRetention custom resource), with `loggingFormat` JSON;
  * - a role of its own that may write to that log group and nothing else, until `bindStaples()` and
@@ -74,7 +67,7 @@ export interface RenewerFunctionProps extends Omit<
  */
 export class RenewerFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: RenewerFunctionProps = {}) {
-    const { logGroupRemovalPolicy, entryPoint, ...rest } = props;
+    const { logGroupRemovalPolicy, ...rest } = props;
     const logGroup = new LogGroup(scope, `${id}Logs`, {
       retention: RetentionDays.THREE_MONTHS,
       removalPolicy: logGroupRemovalPolicy ?? RemovalPolicy.RETAIN,
@@ -88,8 +81,7 @@ export class RenewerFunction extends NodejsFunction {
     super(scope, id, {
       description: 'ocsp-renewer: renews OCSP staples for the certificates in S3',
       memorySize: DEFAULT_MEMORY_MB,
-      timeout: Duration.minutes(10),
-      reservedConcurrentExecutions: 1,
+      timeout: Duration.minutes(5),
       loggingFormat: LoggingFormat.JSON,
       ...rest,
       logGroup,
@@ -98,7 +90,7 @@ export class RenewerFunction extends NodejsFunction {
         NODE_OPTIONS: DEFAULT_NODE_OPTIONS,
         ...props.environment,
       },
-      entry: entryPoint === 'batch' ? BATCH_HANDLER_ENTRY : HANDLER_ENTRY,
+      entry: HANDLER_ENTRY,
       handler: 'handler',
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
@@ -120,7 +112,7 @@ export class RenewerFunction extends NodejsFunction {
 
   /**
    * Points the renewer at a bucket (BUCKET, CERTS_PREFIX, STAPLES_PREFIX, STATE_PREFIX) and grants
-   * it exactly that: read certificates; read and write staples and the state; list the certificate
+   * it exactly that: read certificates; read and write staples; read the old state object (seeding); list the certificate
    * and staple prefixes; delete under the staples prefix only (a revoked certificate's staple, with
    * ON_REVOKED=withhold, and its `.withheld` marker once a new staple is written). Never a delete
    * of a certificate or of the state.
@@ -130,8 +122,8 @@ export class RenewerFunction extends NodejsFunction {
    * `s3:prefix` = the key), and a first run finds no state object.
    */
   /**
-   * Has the renewer write its HTML status page to `key` (STATUS_PAGE_KEY) after every run that
-   * changed something, and each run's full report under the key's folder (REPORTS_PREFIX,
+   * Has the renewer write its HTML status page to `key` (STATUS_PAGE_KEY) after a scheduled run,
+   * at most hourly (aws/status-page.ts), and each run's full report under the key's folder (REPORTS_PREFIX,
    * `reports/runs/…json`), with PutObject on that folder only (`reports/*`): no read, no delete.
    */
   bindStatusPage(bucket: IBucket, key: string): void {
@@ -162,9 +154,17 @@ export class RenewerFunction extends NodejsFunction {
     );
     this.addToRolePolicy(
       new PolicyStatement({
-        sid: 'ReadWriteStaplesAndState',
+        sid: 'ReadWriteStaples',
         actions: ['s3:GetObject', 's3:PutObject'],
-        resources: [bucket.arnForObjects(`${staplesPrefix}*`), bucket.arnForObjects(`${statePrefix}*`)],
+        resources: [bucket.arnForObjects(`${staplesPrefix}*`)],
+      }),
+    );
+    // The old design's state object, read once by the first due run to seed the state table.
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ReadOldState',
+        actions: ['s3:GetObject'],
+        resources: [bucket.arnForObjects(`${statePrefix}*`)],
       }),
     );
     this.addToRolePolicy(

@@ -21,7 +21,8 @@ export class OcspRenewerStack extends Stack {
     });
     new CfnOutput(this, 'FunctionName', { value: renewer.function.functionName });
     new CfnOutput(this, 'ForceAllCommand', {
-      description: 'Renews every certificate now (asynchronously; the run report is in the log group).',
+      description:
+        "Renews every certificate now through the state machine's Distributed Map: the map's results go under reports/map-runs/, each batch's run report under reports/runs/. aws lambda invoke --function-name <FunctionName> --payload '{\"mode\":\"force\"}' does the same and answers with the execution and where its results go.",
       value: renewer.forceAllCommand,
     });
     if (renewer.hostPolicy) {

@@ -1,5 +1,5 @@
 /**
- * The fleet worker's scheduled path, `{"mode":"due"}` (lambda/aws/batch-handler.ts), against real
+ * The renewer's scheduled path, `{"mode":"due"}` (lambda/aws/due-run.ts), against real
  * peers: dynalite for the state table and its due index, s3rver for certificates, staples and
  * reports, `openssl ocsp` answering for the test CA. A due set that fits INLINE_MAX_KEYS is
  * renewed in the invocation; a larger one becomes a manifest object and a StartExecution request,
@@ -13,8 +13,8 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import { PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stateItem, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
-import { createBatchHandler, type BatchSummary } from '../lambda/aws/batch-handler.js';
+import { DynamoStateStore, stateItem, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
+import { createHandler as createBatchHandler, type RunSummary } from '../lambda/aws/handler.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
@@ -167,7 +167,7 @@ describe('the fleet worker on {"mode":"due"}, scheduled', () => {
     const p = await place(['a.pem', 'b.pem'], ['later.pem']);
     const before = sfnFake.requests.length;
 
-    const summary = (await p.handler({ mode: 'due' })) as BatchSummary;
+    const summary = (await p.handler({ mode: 'due' })) as RunSummary;
 
     expect(summary).toMatchObject({ due: 2, counts: { renewed: 2, failed: 0 } });
     expect(summary.manifest).toBeUndefined();
@@ -200,7 +200,7 @@ describe('the fleet worker on {"mode":"due"}, scheduled', () => {
     const p = await place(due, ['later.pem']);
     const before = sfnFake.requests.length;
 
-    const summary = (await p.handler({ mode: 'due' })) as BatchSummary;
+    const summary = (await p.handler({ mode: 'due' })) as RunSummary;
 
     expect(summary).toMatchObject({ due: 4, counts: { renewed: 0 } });
     const manifests = await p.list(`${p.reports}manifests/`);
@@ -242,5 +242,152 @@ describe('the fleet worker on {"mode":"due"}, scheduled', () => {
     await expect(handler({ mode: 'due' })).rejects.toThrow(
       'INLINE_MAX_KEYS must be a whole number ≥ 0, got "many"',
     );
+  });
+});
+
+describe('the first due run over a bucket of the old design (issue 21: no staple lapses)', () => {
+  it('should give every certificate an item, keep the old failure counts and next due times, and renew the due ones', async () => {
+    const n = ++tests;
+    const table = `seed-state-${n}`;
+    await dynamo.createTable(stateTableDefinition(table));
+    const p = { certs: `s${n}/certs/`, staples: `s${n}/staples/`, state: `s${n}/state/` };
+    const env = {
+      BUCKET,
+      CERTS_PREFIX: p.certs,
+      STAPLES_PREFIX: p.staples,
+      STATE_PREFIX: p.state,
+      REPORTS_PREFIX: `s${n}/reports/`,
+      STATE_TABLE: table,
+      STATE_MACHINE_ARN: MACHINE,
+      OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+    };
+    // The old design's bucket: four certificates; fresh staples for kept.pem and stapled.pem (as
+    // the old renewer left them); its state/state.json knows kept.pem (not due, two failures
+    // counted) and due.pem (due an hour ago); new.pem and stapled.pem were uploaded after its last
+    // save. No item in the table.
+    const keys = ['due.pem', 'kept.pem', 'new.pem', 'stapled.pem'];
+    for (const key of keys) {
+      await client.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: p.certs + key, Body: Buffer.from(chainPem) }),
+      );
+    }
+    const scratch = `seed-scratch-${n}`;
+    await dynamo.createTable(stateTableDefinition(scratch));
+    const old = createBatchHandler({
+      env: { ...env, STATE_TABLE: scratch },
+      s3: client,
+      dynamodb: ddb,
+      log: () => undefined,
+    });
+    expect(await old({ mode: 'force', keys: ['kept.pem', 'stapled.pem'] })).toMatchObject({
+      counts: { renewed: 2 },
+    });
+    const now = Date.now();
+    const keptDue = new Date(now + 6 * HOUR).toISOString();
+    await client.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: `${p.state}state.json`,
+        Body: Buffer.from(
+          JSON.stringify({
+            version: 1,
+            savedAt: new Date(now - HOUR).toISOString(),
+            certs: {
+              'kept.pem': {
+                failures: 2,
+                lastError: 'fetch kept.pem: responder answered HTTP 503',
+                nextDue: keptDue,
+              },
+              'due.pem': { failures: 0, nextDue: new Date(now - HOUR).toISOString() },
+            },
+          }),
+        ),
+      }),
+    );
+    const stapleTag = async (key: string) =>
+      (await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: p.staples + key }))).Contents?.[0]
+        ?.ETag;
+    const keptStaple = await stapleTag('kept.ocsp');
+
+    // One scheduled run after the deploy.
+    const logs: Record<string, unknown>[] = [];
+    const handler = createBatchHandler({
+      env,
+      s3: client,
+      dynamodb: ddb,
+      sfn,
+      log: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
+    });
+    const summary = (await handler({ mode: 'due' })) as RunSummary;
+
+    // Every certificate has its item.
+    const items = new DynamoStateStore(ddb, table);
+    const state = await items.load(keys);
+    expect([...state.keys()].sort()).toEqual(keys);
+    // kept.pem: the old entry, its failures and next due time kept; not due, so not fetched.
+    expect(state.get('kept.pem')).toMatchObject({ failures: 2, nextDue: keptDue });
+    expect(await stapleTag('kept.ocsp')).toBe(keptStaple);
+    // due.pem (due by the old state) and new.pem (never seen): renewed now.
+    expect(state.get('due.pem')).toMatchObject({ failures: 0, action: 'renewed' });
+    expect(state.get('new.pem')).toMatchObject({ failures: 0, action: 'renewed' });
+    // stapled.pem: never in the old state, its staple still fresh: read, kept, and remembered.
+    expect(state.get('stapled.pem')).toMatchObject({ action: 'fresh' });
+    expect(summary).toMatchObject({ mode: 'due', due: 3, seeded: 4, counts: { renewed: 2, fresh: 1 } });
+    expect(logs.find((l) => l.msg === 'state table seeded')).toMatchObject({
+      listed: 4,
+      imported: 2,
+      renewNow: 3,
+      oldState: `s3://${BUCKET}/${p.state}state.json`,
+    });
+
+    // The next run reads the due index only: the table is marked seeded.
+    const next = (await handler({ mode: 'due' })) as RunSummary;
+    expect(next).toMatchObject({ due: 0, seeded: 0 });
+    expect(logs.filter((l) => l.msg === 'state table seeded')).toHaveLength(1);
+  });
+
+  it('should hand a seeding set larger than INLINE_MAX_KEYS to the state machine as one manifest', async () => {
+    const n = ++tests;
+    const table = `seed-state-${n}`;
+    await dynamo.createTable(stateTableDefinition(table));
+    const certs = `s${n}/certs/`;
+    const keys = ['1.pem', '2.pem', '3.pem', '4.pem', '5.pem'];
+    for (const key of keys) {
+      await client.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: certs + key, Body: Buffer.from(chainPem) }),
+      );
+    }
+    const before = sfnFake.requests.length;
+    const summary = (await createBatchHandler({
+      env: {
+        BUCKET,
+        CERTS_PREFIX: certs,
+        STAPLES_PREFIX: `s${n}/staples/`,
+        REPORTS_PREFIX: `s${n}/reports/`,
+        STATE_TABLE: table,
+        STATE_MACHINE_ARN: MACHINE,
+        INLINE_MAX_KEYS: '3',
+      },
+      s3: client,
+      dynamodb: ddb,
+      sfn,
+      log: () => undefined,
+    })({ mode: 'due' })) as RunSummary;
+    expect(summary).toMatchObject({
+      due: 5,
+      seeded: 5,
+      inline: false,
+      manifest: expect.stringContaining('/manifests/'),
+    });
+    const started = sfnFake.requests.slice(before);
+    expect(started).toHaveLength(1);
+    const input = JSON.parse(started[0]!.body.input as string) as { manifest: string; force: boolean };
+    expect(input.force).toBe(false);
+    const manifest = JSON.parse(
+      await (
+        await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: input.manifest }))
+      ).Body!.transformToString(),
+    ) as string[];
+    expect(manifest.sort()).toEqual(keys.map((k) => certs + k));
   });
 });

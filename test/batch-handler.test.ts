@@ -1,5 +1,5 @@
 /**
- * The fleet worker (lambda/aws/batch-handler.ts) against real peers: s3rver behind the
+ * The renewer's handler (lambda/aws/handler.ts: uploads, map batches, due runs) against real peers: s3rver behind the
  * precondition proxy (so every staple write is a conditional PUT the proxy records), dynalite for
  * the per-certificate state, and a fake OCSP responder on loopback.
  *
@@ -22,7 +22,12 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATE_TABLE, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
-import { createBatchHandler, parseBatchRequest, type BatchSummary } from '../lambda/aws/batch-handler.js';
+import {
+  createHandler as createBatchHandler,
+  type BatchSummary,
+  type RunSummary,
+} from '../lambda/aws/handler.js';
+import { parseMapBatch } from '../lambda/aws/map-batch.js';
 import { EventError } from '../lambda/aws/event.js';
 import { OcspRenewerStack } from '../infra/stack.js';
 import {
@@ -38,17 +43,7 @@ import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { at, T0 } from './helpers/time.js';
-
-// aws-local-stepfunctions 3 targets Node 22 and uses Promise.withResolvers; Node 20 lacks it.
-(Promise as { withResolvers?: unknown }).withResolvers ??= function withResolvers<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-};
+import './helpers/promise-with-resolvers.js';
 
 const BUCKET = 'fleet';
 const newApp = cdkApps();
@@ -168,11 +163,9 @@ const s3Notification = (eventName: string, key: string) => ({
   ],
 });
 
-describe('parseBatchRequest', () => {
-  it.each<[string, unknown, string]>([
-    ['an array', [], 'event must be a JSON object'],
+describe('parseMapBatch', () => {
+  it.each<[string, Record<string, unknown>, string]>([
     ['an unknown field', { mode: 'batch', keys: [], prefix: 'x' }, 'unsupported event field(s): prefix'],
-    ['another mode', { mode: 'force' }, 'unsupported mode "force" (batch or due)'],
     ['keys that are not strings', { mode: 'batch', keys: [1] }, 'keys must be an array of certificate keys'],
     [
       'a force that is not a boolean',
@@ -184,7 +177,6 @@ describe('parseBatchRequest', () => {
       { mode: 'batch', keys: ['a.pem'], etags: [] },
       'etags must be an array of strings, one per key',
     ],
-    ['a due run with keys', { mode: 'due', keys: ['a.pem'] }, '{"mode":"due"} takes no other field'],
     [
       'a per-host limit that is not a whole number',
       { mode: 'batch', keys: ['a.pem'], perHostConcurrency: 0.5 },
@@ -193,7 +185,7 @@ describe('parseBatchRequest', () => {
   ])('should refuse %s with a clear error', (_name, event, message) => {
     let thrown: unknown;
     try {
-      parseBatchRequest(event, 'certs/');
+      parseMapBatch(event, 'certs/');
     } catch (err) {
       thrown = err;
     }
@@ -202,12 +194,12 @@ describe('parseBatchRequest', () => {
   });
 
   it('should take the share of the per-host limit the map passes', () => {
-    const request = parseBatchRequest({ mode: 'batch', keys: ['a.pem'], perHostConcurrency: 1 }, 'certs/');
+    const request = parseMapBatch({ mode: 'batch', keys: ['a.pem'], perHostConcurrency: 1 }, 'certs/');
     expect(request).toMatchObject({ mode: 'batch', perHostConcurrency: 1 });
   });
 
   it('should strip the certs prefix, drop duplicates and pair ETags with keys', () => {
-    const request = parseBatchRequest(
+    const request = parseMapBatch(
       { mode: 'batch', keys: ['certs/a.pem', 'b.pem'], etags: ['"1"', '"2"'], force: true },
       'certs/',
     );
@@ -222,11 +214,26 @@ describe('parseBatchRequest', () => {
     });
   });
 
-  it('should refuse a due run without a state table, naming the variable', async () => {
+  it('should refuse any run without a state table, naming the variable', async () => {
     const handler = createBatchHandler({ env: { BUCKET }, s3: client, log: () => undefined });
     await expect(handler({ mode: 'due' })).rejects.toThrow(
-      '{"mode":"due"} needs the state table (STATE_TABLE)',
+      'STATE_TABLE is not set (the per-certificate state table)',
     );
+  });
+
+  it.each<[string, unknown, string]>([
+    ['an array', [], 'event must be a JSON object'],
+    ['another mode', { mode: 'sweep' }, 'unsupported mode "sweep" (scheduled or force)'],
+    ['a due run with keys', { mode: 'due', keys: ['a.pem'] }, '{"mode":"due"} takes no other field'],
+  ])('should refuse %s at the handler with a clear error, doing nothing', async (_name, event, message) => {
+    const handler = createBatchHandler({
+      env: { BUCKET, STATE_TABLE: 'none' },
+      s3: client,
+      dynamodb: ddb,
+      log: () => undefined,
+    });
+    await expect(handler(event)).rejects.toThrow(EventError);
+    await expect(handler(event)).rejects.toThrow(message);
   });
 });
 
@@ -281,6 +288,25 @@ describe('the fleet worker on SQS upload batches', () => {
     expect(response.batchItemFailures).toEqual([]);
     expect((await p.staple('back.ocsp'))?.toString()).toBe('kept');
   });
+  it('should report an upload the deadline left as a batch item failure, and renew it on redelivery', async () => {
+    const p = await place(['late.pem', 'later.pem']);
+    const event = sqsEvent([
+      s3Notification('ObjectCreated:Put', `${p.certs}late.pem`),
+      s3Notification('ObjectCreated:Put', `${p.certs}later.pem`),
+    ]);
+    // Less than the reserve and one HTTP timeout left: no certificate may start.
+    const late = { getRemainingTimeInMillis: () => 6_000, awsRequestId: 'late-run' };
+    const first = (await p.handler(event, late)) as SQSBatchResponse;
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: 'm0' }, { itemIdentifier: 'm1' }]);
+    expect(await p.staple('late.ocsp')).toBeUndefined();
+
+    // SQS delivers the failed records again, to an invocation with time.
+    const again = { getRemainingTimeInMillis: () => 300_000, awsRequestId: 'again' };
+    const second = (await p.handler(event, again)) as SQSBatchResponse;
+    expect(second.batchItemFailures).toEqual([]);
+    expect((await p.staple('late.ocsp'))?.length).toBeGreaterThan(100);
+    expect(await p.stateItem('later.pem')).toMatchObject({ action: { S: 'renewed' } });
+  });
 });
 
 describe('the fleet worker on {"mode":"due"}', () => {
@@ -317,7 +343,7 @@ describe('the fleet worker on {"mode":"due"}', () => {
         }),
       };
     });
-    const summary = (await worker({ mode: 'batch', keys, force: true })) as BatchSummary;
+    const summary = (await worker({ mode: 'batch', keys, force: true })) as RunSummary;
     expect(summary.counts.renewed).toBe(2);
     expect(seenDuringSecond).toHaveLength(1);
     expect(seenDuringSecond[0]).toMatchObject({ [STATE_TABLE.partitionKey]: { S: 's1.pem' } });
@@ -328,6 +354,8 @@ describe('the fleet worker on {"mode":"due"}', () => {
     const keys = ['d1.pem', 'd2.pem', 'd3.pem'];
     const p = await place(keys);
     await p.handler({ mode: 'batch', keys, force: true }); // stapled at T0, valid until T0 + 23 h
+    // The first due run over a table seeds it (due-run.test.ts); the ones measured below follow.
+    expect(await p.handler({ mode: 'due' })).toMatchObject({ due: 0, seeded: 0 });
 
     const counted = { s3: proxy.client(), ddb: dynamo.client() };
     const s3Requests = countRequests(counted.s3);
@@ -345,11 +373,12 @@ describe('the fleet worker on {"mode":"due"}', () => {
         dynamodb: counted.ddb,
         clock: () => now,
         log: () => undefined,
-      })({ mode: 'due' }) as Promise<BatchSummary>;
+      })({ mode: 'due' }) as Promise<RunSummary>;
 
     fake.clearRequests();
     expect(await due(at(1))).toMatchObject({ due: 0, counts: { renewed: 0 } });
-    expect(ddbRequests.byCommand).toEqual({ QueryCommand: STATE_TABLE.defaultShards });
+    // One Query per shard, and one GetItem: the table's seeded marker.
+    expect(ddbRequests.byCommand).toEqual({ QueryCommand: STATE_TABLE.defaultShards, GetItemCommand: 1 });
     expect(s3Requests.total).toBe(0);
     expect(fake.requests).toHaveLength(0);
 
@@ -364,7 +393,11 @@ describe('the fleet worker on {"mode":"due"}', () => {
     // certificate (its bundle holds the issuer), read the staple, write the staple, write the
     // state item. No withheld-marker delete: a certificate with a stored staple that the state
     // does not call withheld has no marker.
-    expect(ddbRequests.byCommand).toEqual({ QueryCommand: STATE_TABLE.defaultShards, PutItemCommand: 3 });
+    expect(ddbRequests.byCommand).toEqual({
+      QueryCommand: STATE_TABLE.defaultShards,
+      GetItemCommand: 1,
+      PutItemCommand: 3,
+    });
     expect(s3Requests.byCommand).toEqual({ GetObjectCommand: 3 * 2, PutObjectCommand: 3 + 1 });
     counted.s3.destroy();
     counted.ddb.destroy();
@@ -430,7 +463,7 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
           },
         },
       });
-      outputs.push((await execution.result) as unknown as { summary: BatchSummary });
+      outputs.push((await execution.result) as unknown as { summary: RunSummary });
     }
 
     expect(invocations).toHaveLength(batches.length);
@@ -454,6 +487,53 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
       });
     }
   }, 300_000);
+
+  it("should retry a child that Lambda throttles, with the definition's own Retry, and renew its keys once", async () => {
+    const keys = ['t0.pem', 't1.pem'];
+    const p = await place(keys);
+    const app = newApp({ 'aws:cdk:bundling-stacks': [] });
+    const stack = new OcspRenewerStack(app, 'Throttle', { certsPrefix: p.certs });
+    const machine = Object.values(
+      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
+    )[0]!;
+    const definition = JSON.parse(
+      render((machine.Properties as Record<string, unknown>).DefinitionString),
+    ) as {
+      States: Record<string, { ItemProcessor: Record<string, unknown> }>;
+    };
+    const { ProcessorConfig: _config, ...childDefinition } = definition.States.RenewAll!.ItemProcessor;
+    const child = new StateMachine(childDefinition as never, { validationOptions: { checkArn: false } });
+    // One batch as the ItemReader (ListObjectsV2) and ItemBatcher give it.
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: p.certs }));
+    const items = (listed.Contents ?? []).map((o) => ({ Key: o.Key!, Etag: o.ETag, Size: o.Size }));
+    let attempts = 0;
+    const acceptedBefore = proxy.accepted.length;
+    const execution = child.run({ Items: items, BatchInput: { force: true } } as never, {
+      overrides: {
+        taskResourceLocalHandlers: {
+          RenewBatch: async (input) => {
+            // What Step Functions reports when Lambda refuses the invocation (429): twice.
+            if (++attempts <= 2) {
+              const throttled = new Error('Rate Exceeded.');
+              throttled.name = 'Lambda.TooManyRequestsException';
+              throw throttled;
+            }
+            return {
+              StatusCode: 200,
+              Payload: (await p.handler((input as { Payload: unknown }).Payload)) as never,
+            };
+          },
+        },
+        // The definition's backoff and jitter are asserted in fleet.stack.test.ts; here, no wait.
+        retryIntervalOverrides: { RenewBatch: 0 },
+      },
+    });
+    const output = (await execution.result) as unknown as { summary: RunSummary };
+    expect(attempts).toBe(3);
+    expect(output.summary.counts.renewed).toBe(2);
+    const written = proxy.accepted.slice(acceptedBefore).filter((k) => k.startsWith(p.staples));
+    expect(written.sort()).toEqual(keys.map((k) => `${p.staples}${k.replace('.pem', '.ocsp')}`));
+  }, 120_000);
 });
 
 describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepfunctions', () => {
@@ -520,7 +600,7 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
           },
         },
       });
-      renewed += ((await execution.result) as unknown as { summary: BatchSummary }).summary.counts.renewed;
+      renewed += ((await execution.result) as unknown as { summary: RunSummary }).summary.counts.renewed;
     }
     expect(invocations[0]).toEqual({
       mode: 'batch',

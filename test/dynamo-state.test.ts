@@ -2,7 +2,12 @@
  * Per-certificate state in DynamoDB (lambda/adapters/dynamo-state.ts) against dynalite on
  * loopback: conditional writes with merge on conflict, the sparse sharded due index, retiring.
  */
-import { BatchWriteItemCommand, GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  GetItemCommand,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   dueShardOf,
@@ -10,6 +15,8 @@ import {
   STATE_TABLE,
   stateItem,
   stateTableDefinition,
+  UNPROCESSED_RETRY,
+  unprocessedRetryDelay,
 } from '../lambda/adapters/dynamo-state.js';
 import { countRequests } from './helpers/count-requests.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
@@ -225,5 +232,68 @@ describe('DynamoStateStore', () => {
     const counts = new Array<number>(8).fill(0);
     for (let i = 0; i < 8_000; i++) counts[dueShardOf(`host-${i}.example.pem`, 8)]!++;
     for (const n of counts) expect(n).toBeGreaterThan(850);
+  });
+});
+
+describe('DynamoStateStore.load under throttling (UnprocessedKeys)', () => {
+  /** The real client, except that BatchGetItem answers only `answered` keys for `partial` calls. */
+  function throttled(partial: number, answered = 1) {
+    const calls: number[] = [];
+    const send = async (command: unknown) => {
+      if (command instanceof BatchGetItemCommand) {
+        const request = command.input.RequestItems!;
+        const [table, { Keys = [], ...rest }] = Object.entries(request)[0]!;
+        calls.push(Keys.length);
+        if (calls.length <= partial && Keys.length > answered) {
+          const res =
+            answered > 0
+              ? await client.send(
+                  new BatchGetItemCommand({
+                    RequestItems: { [table]: { ...rest, Keys: Keys.slice(0, answered) } },
+                  }),
+                )
+              : {};
+          return { ...res, UnprocessedKeys: { [table]: { ...rest, Keys: Keys.slice(answered) } } };
+        }
+      }
+      return client.send(command as BatchGetItemCommand);
+    };
+    return { ddb: { send } as unknown as DynamoDBClient, calls };
+  }
+
+  it('should retry UnprocessedKeys with exponential backoff and full jitter, and read every item', async () => {
+    const table = await newTable();
+    const keys = ['a.pem', 'b.pem', 'c.pem', 'd.pem'];
+    const writer = new DynamoStateStore(client, table);
+    for (const key of keys) await writer.write(key, { failures: 2, nextDue: at(1) });
+
+    const { ddb, calls } = throttled(3);
+    const waits: number[] = [];
+    const store = new DynamoStateStore(ddb, table, {
+      sleep: async (ms) => void waits.push(ms),
+      random: () => 0.999,
+    });
+    const state = await store.load(keys);
+
+    expect([...state.keys()].sort()).toEqual(keys);
+    expect(state.get('c.pem')).toMatchObject({ failures: 2 });
+    // 4 keys, one answered per throttled call: 4, 3, 2 asked, then the last one in full.
+    expect(calls).toEqual([4, 3, 2, 1]);
+    // No wait before the first request; then ceilings of 50, 100, 200 ms (× random 0.999).
+    expect(waits).toEqual([49, 99, 199]);
+  });
+
+  it('should wait no longer than the cap however many retries, and give up naming the table', async () => {
+    expect(unprocessedRetryDelay(30, () => 0.5)).toBe(UNPROCESSED_RETRY.capMs / 2);
+    const table = await newTable();
+    const keys = ['x.pem', 'y.pem'];
+    const { ddb } = throttled(Number.POSITIVE_INFINITY, 0);
+    const waits: number[] = [];
+    const store = new DynamoStateStore(ddb, table, { sleep: async (ms) => void waits.push(ms) });
+    await expect(store.load(keys)).rejects.toThrow(
+      `dynamodb table ${table}: 2 item(s) still unprocessed after ${UNPROCESSED_RETRY.maxRetries} retries (throttled); the next run reads them again`,
+    );
+    expect(waits).toHaveLength(UNPROCESSED_RETRY.maxRetries);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(UNPROCESSED_RETRY.capMs);
   });
 });

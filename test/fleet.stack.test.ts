@@ -15,7 +15,10 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_TABLE, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { LAMBDA_TRANSIENT_ERRORS } from '../infra/fleet.js';
 import { OcspRenewerStack } from '../infra/stack.js';
+import './helpers/promise-with-resolvers.js';
 import { cdkApps } from './helpers/cdk-app.js';
 
 const CDK_JSON = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
@@ -68,6 +71,54 @@ function statementsOf(template: Template, roleId: string): Statement[] {
     if (props.Roles.some((r) => r.Ref === roleId)) out.push(...props.PolicyDocument.Statement);
   }
   return out;
+}
+
+/** The bucket's ARN as render() writes it, whichever way the template names it. */
+const BUCKET_ARN = 'arn:aws:s3:::<bucket>';
+
+/** Like literal(), with the renewer bucket's Ref and Arn both rendered as BUCKET_ARN's parts. */
+function render(value: unknown): string {
+  const v = value as Json;
+  if (typeof v === 'object' && v && String(v.Ref ?? '').startsWith('RenewerBucket')) return '<bucket>';
+  const getAtt = typeof v === 'object' && v ? (v['Fn::GetAtt'] as string[] | undefined) : undefined;
+  if (getAtt?.[0]?.startsWith('RenewerBucket') && getAtt[1] === 'Arn') return BUCKET_ARN;
+  if (typeof v === 'object' && v && v['Fn::Join']) {
+    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
+    return parts.map(render).join(sep);
+  }
+  return literal(value);
+}
+
+const glob = (pattern: string) =>
+  new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
+
+/**
+ * IAM's answer for one action on one resource from a role's statements: an explicit deny wins,
+ * then an allow; else implicitly denied. (Conditions are not evaluated: none of these has any.)
+ */
+function decide(statements: Statement[], action: string, resource: string): 'allow' | 'deny' | 'implicit' {
+  const matches = (st: Statement) => {
+    if (!asArray(st.Action).some((a) => glob(a).test(action))) return false;
+    if (st.NotResource !== undefined)
+      return !asArray(st.NotResource)
+        .map(render)
+        .some((r) => glob(r).test(resource));
+    return asArray(st.Resource)
+      .map(render)
+      .some((r) => glob(r).test(resource));
+  };
+  if (statements.some((st) => st.Effect === 'Deny' && matches(st))) return 'deny';
+  return statements.some((st) => st.Effect === 'Allow' && matches(st)) ? 'allow' : 'implicit';
+}
+
+function machineRoleId(template: Template): string {
+  const machine = Object.values(template.findResources('AWS::StepFunctions::StateMachine'))[0]!;
+  return (((machine.Properties as Json).RoleArn as Json)['Fn::GetAtt'] as string[])[0]!;
 }
 
 describe('OcspRenewerStack with fleet', () => {
@@ -141,13 +192,18 @@ describe('OcspRenewerStack with fleet', () => {
     ).toThrow('fleet reconcileSchedule must be rate(…) or cron(…), got "daily"');
   });
 
-  it('should keep the default stack as it was: no table, uploads invoke the function', () => {
+  it('should deploy the same design without the fleet prop: one function, the table, the queue, the map', () => {
     const plain = synth(false).template;
-    plain.resourceCountIs('AWS::DynamoDB::Table', 0);
-    plain.resourceCountIs('AWS::StepFunctions::StateMachine', 0);
-    const notifications = Object.values(plain.findResources('Custom::S3BucketNotifications'))[0]!;
-    const config = (notifications.Properties as Json).NotificationConfiguration as Json;
-    expect(config.LambdaFunctionConfigurations).toHaveLength(3);
+    plain.resourceCountIs('AWS::DynamoDB::Table', 1);
+    plain.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+    plain.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    const renewers = Object.values(plain.findResources('AWS::Lambda::Function')).filter(
+      (r) => (r.Properties as Json).Runtime === 'nodejs24.x',
+    );
+    expect(renewers).toHaveLength(1);
+    expect(Object.keys(plain.toJSON().Resources as Json).sort()).toEqual(
+      Object.keys(template.toJSON().Resources as Json).sort(),
+    );
   });
 
   it('should synthesize a state machine definition that asl-validator accepts', () => {
@@ -163,7 +219,6 @@ describe('OcspRenewerStack with fleet', () => {
   it('should list the certificates prefix, batch 250 keys, run 4 children, tolerate 5 %, write results to reports/', () => {
     const states = definition.States as Record<string, Json>;
     expect(definition.StartAt).toBe('Defaults');
-    expect(states.Defaults!.Next).toBe('Source');
     expect(states.Source).toMatchObject({
       Type: 'Choice',
       Choices: [{ Variable: '$.manifest', IsPresent: true, Next: 'RenewDue' }],
@@ -176,7 +231,11 @@ describe('OcspRenewerStack with fleet', () => {
       ToleratedFailurePercentage: 5,
       ItemReader: { Resource: 'arn:aws:states:::s3:listObjectsV2', Parameters: { Prefix: 'certs/' } },
       ItemBatcher: { MaxItemsPerBatch: 250, BatchInput: { 'force.$': '$.force' } },
-      ResultWriter: { Resource: 'arn:aws:states:::s3:putObject', Parameters: { Prefix: 'reports/' } },
+      ResultWriter: {
+        Resource: 'arn:aws:states:::s3:putObject',
+        Parameters: { Prefix: 'reports/map-runs/' },
+        WriterConfig: { OutputType: 'JSON', Transformation: 'COMPACT' },
+      },
       ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED' } },
     });
     const child = (states.RenewAll!.ItemProcessor as { States: Record<string, Json> }).States.RenewBatch!;
@@ -210,7 +269,7 @@ describe('OcspRenewerStack with fleet', () => {
         Parameters: { 'Key.$': '$.manifest' },
       },
       ItemBatcher: { MaxItemsPerBatch: 250, BatchInput: { 'force.$': '$.force' } },
-      ResultWriter: { Parameters: { Prefix: 'reports/' } },
+      ResultWriter: { Parameters: { Prefix: 'reports/map-runs/' } },
       ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED' } },
     });
     const child = (states.RenewDue!.ItemProcessor as { States: Record<string, Json> }).States.RenewDueBatch!;
@@ -235,7 +294,7 @@ describe('OcspRenewerStack with fleet', () => {
     const name = (machine.Properties as Json).StateMachineName as string;
     expect(name).toMatch(/^[A-Za-z0-9-]+-RenewAll$/);
     const [workerId, worker] = Object.entries(template.findResources('AWS::Lambda::Function')).find(([, r]) =>
-      String((r.Properties as Json).Description).includes('fleet worker'),
+      String((r.Properties as Json).Description).includes('renews OCSP staples'),
     )!;
     const schedules = Object.values(template.findResources('AWS::Scheduler::Schedule')).map(
       (r) => (r.Properties as { Target: { Arn: unknown; Input: string } }).Target,
@@ -243,7 +302,6 @@ describe('OcspRenewerStack with fleet', () => {
     expect(schedules).toContainEqual(
       expect.objectContaining({ Arn: { 'Fn::GetAtt': [workerId, 'Arn'] }, Input: '{"mode":"due"}' }),
     );
-    expect(schedules.filter((t) => JSON.stringify(t.Arn).includes('RenewerFunction'))).toEqual([]);
     expect(schedules).toContainEqual(expect.objectContaining({ Arn: { Ref: machineId } }));
 
     const env = ((worker.Properties as Json).Environment as { Variables: Record<string, unknown> }).Variables;
@@ -265,11 +323,14 @@ describe('OcspRenewerStack with fleet', () => {
       expect.stringMatching(/\/reports\/manifests\/\*$/),
       expect.stringMatching(/\/reports\/runs\/\*$/),
     ]);
-    // The state machine reads manifests and nothing else of the bucket.
+    // The state machine reads manifests (and its own results) and nothing else of the bucket.
     const machineRole = ((machine.Properties as Json).RoleArn as Json)['Fn::GetAtt'] as string[];
-    const deny = statementsOf(template, machineRole[0]!).find((st) => st.Sid === 'ReadManifestsOnly');
-    expect(deny).toMatchObject({ Effect: 'Deny', Action: 's3:GetObject' });
-    expect(asArray(deny!.NotResource).map(literal)[0]).toMatch(/\/reports\/manifests\/\*$/);
+    const machineStatements = statementsOf(template, machineRole[0]!);
+    expect(decide(machineStatements, 's3:GetObject', `${BUCKET_ARN}/reports/manifests/2026-x.json`)).toBe(
+      'allow',
+    );
+    expect(decide(machineStatements, 's3:GetObject', `${BUCKET_ARN}/certs/a.pem`)).toBe('deny');
+    expect(decide(machineStatements, 's3:GetObject', `${BUCKET_ARN}/reports/runs/x.json`)).toBe('deny');
   });
 
   it('should let no role delete certificates or the state: deletes are on staples only', () => {
@@ -290,19 +351,16 @@ describe('OcspRenewerStack with fleet', () => {
     for (const resource of deletes) expect(resource).toMatch(/^<RenewerBucket[0-9A-F]+\.Arn>\/staples\/\*$/);
   });
 
-  it('should deny the state machine writes outside reports/', () => {
-    const roleId = (
-      (Object.values(template.findResources('AWS::StepFunctions::StateMachine'))[0]!.Properties as Json)
-        .RoleArn as Json
-    )['Fn::GetAtt'] as string[];
-    const deny = statementsOf(template, roleId[0]!).find((s) => s.Sid === 'WriteReportsOnly');
-    expect(deny).toMatchObject({ Effect: 'Deny', Action: 's3:PutObject' });
-    expect(asArray(deny!.NotResource).map(literal)[0]).toMatch(/\/reports\/\*$/);
+  it('should deny the state machine writes outside its results prefix', () => {
+    const statements = statementsOf(template, machineRoleId(template));
+    for (const key of ['staples/a.ocsp', 'certs/a.pem', 'reports/status.html', 'reports/runs/x.json']) {
+      expect(decide(statements, 's3:PutObject', `${BUCKET_ARN}/${key}`), key).toBe('deny');
+    }
   });
 
   it('should grant the worker DynamoDB item access on the table and its due index only', () => {
     const worker = Object.entries(template.findResources('AWS::Lambda::Function')).find(([, r]) =>
-      String((r.Properties as Json).Description).includes('fleet worker'),
+      String((r.Properties as Json).Description).includes('renews OCSP staples'),
     )!;
     const roleId = (((worker[1].Properties as Json).Role as Json)['Fn::GetAtt'] as string[])[0]!;
     const ddb = statementsOf(template, roleId).find((s) => s.Sid === 'CertificateState')!;
@@ -312,6 +370,7 @@ describe('OcspRenewerStack with fleet', () => {
       'dynamodb:GetItem',
       'dynamodb:PutItem',
       'dynamodb:Query',
+      'dynamodb:Scan',
     ]);
     expect(asArray(ddb.Resource).map(literal)[1]).toMatch(/\/index\/due$/);
     expect((worker[1].Properties as Json).ReservedConcurrentExecutions).toBeUndefined();
@@ -352,14 +411,165 @@ describe('OcspRenewerStack with fleet', () => {
   });
 });
 
-describe('the fleet worker bundle', () => {
-  it('should bundle batch-handler.ts into one ES module that loads and exports handler', async () => {
+describe('the fleet stack against AWS documented semantics (issue 21 review)', () => {
+  let template: Template;
+  let definition: Json;
+  beforeAll(() => {
+    ({ template } = synth(true));
+    const machine = Object.values(template.findResources('AWS::StepFunctions::StateMachine'))[0]!;
+    definition = JSON.parse(literal((machine.Properties as Json).DefinitionString)) as Json;
+  });
+
+  it("should let the map's ResultWriter use every action of AWS's documented policy on its results", () => {
+    const statements = statementsOf(template, machineRoleId(template));
+    // AWS: "IAM policies for using Distributed Map states", writing results to S3.
+    const documented = [
+      's3:PutObject',
+      's3:GetObject',
+      's3:ListMultipartUploadParts',
+      's3:AbortMultipartUpload',
+    ];
+    const results = statements.find((st) => st.Sid === 'WriteMapResults')!;
+    expect(results).toMatchObject({ Effect: 'Allow' });
+    expect(asArray(results.Action).sort()).toEqual([...documented].sort());
+    expect(asArray(results.Resource).map(render)).toEqual([`${BUCKET_ARN}/reports/map-runs/*`]);
+    // An explicit deny wins over any allow: none may cover a result object.
+    const key = `${BUCKET_ARN}/reports/map-runs/0c1d-map-run/SUCCEEDED_0.json`;
+    for (const action of documented) expect(decide(statements, action, key), action).toBe('allow');
+  });
+
+  it('should retry map children on Lambda throttling and transient errors, with backoff and full jitter', () => {
+    const states = definition.States as Record<string, Json>;
+    for (const [map, task] of [
+      ['RenewAll', 'RenewBatch'],
+      ['RenewDue', 'RenewDueBatch'],
+    ] as const) {
+      const child = (states[map]!.ItemProcessor as { States: Record<string, Json> }).States[task]!;
+      const retry = child.Retry as Json[];
+      expect(retry).toHaveLength(1);
+      expect(retry[0]!.ErrorEquals).toEqual(expect.arrayContaining([...LAMBDA_TRANSIENT_ERRORS]));
+      expect(retry[0]!.ErrorEquals).toContain('Lambda.TooManyRequestsException');
+      expect(retry[0]).toMatchObject({
+        JitterStrategy: 'FULL',
+        BackoffRate: 2,
+        MaxAttempts: 8,
+        MaxDelaySeconds: 120,
+      });
+    }
+  });
+
+  it('should put no reserved character inside an intrinsic function', () => {
+    const intrinsics: string[] = [];
+    const walk = (v: unknown, key = ''): void => {
+      if (typeof v === 'string' && key.endsWith('.$') && v.startsWith('States.')) intrinsics.push(v);
+      else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, k);
+    };
+    walk(definition);
+    // AWS reserves ' { } \ in intrinsic arguments; this definition needs no intrinsic at all.
+    expect(intrinsics).toEqual([]);
+  });
+
+  it('should default force to false with a Choice and a Pass, keep a boolean, and refuse anything else', async () => {
+    // The parent's head as synthesized, its two maps replaced by Succeed (aws-local-stepfunctions
+    // runs no ItemReader): what reaches a map is the state the map would get.
+    const States = {
+      ...(definition.States as Record<string, Json>),
+      RenewAll: { Type: 'Succeed' },
+      RenewDue: { Type: 'Succeed' },
+    };
+    delete (States as Record<string, unknown>).Summarise;
+    const head = new StateMachine({ StartAt: definition.StartAt as string, States } as never);
+    const run = async (input: Json) => {
+      const execution = head.run(input as never);
+      return execution.result;
+    };
+    expect(await run({})).toEqual({ force: false });
+    expect(await run({ force: true })).toEqual({ force: true });
+    expect(await run({ manifest: 'reports/manifests/m.json' })).toEqual({
+      manifest: 'reports/manifests/m.json',
+      force: false,
+    });
+    await expect(run({ force: 'yes' })).rejects.toMatchObject({
+      name: 'ExecutionError',
+      cause: { name: 'InvalidInput', message: 'force must be true or false' },
+    });
+  });
+
+  it('should let S3 send to the upload queue only for this bucket and this account', () => {
+    const policies = Object.values(template.findResources('AWS::SQS::QueuePolicy'));
+    const fromS3 = policies
+      .flatMap((p) => (p.Properties as { PolicyDocument: { Statement: Json[] } }).PolicyDocument.Statement)
+      .filter((st) => JSON.stringify(st.Principal).includes('s3.amazonaws.com'));
+    expect(fromS3).toHaveLength(1);
+    expect(fromS3[0]).toMatchObject({
+      Effect: 'Allow',
+      Condition: {
+        ArnLike: { 'aws:SourceArn': { 'Fn::GetAtt': [expect.stringMatching(/^RenewerBucket/), 'Arn'] } },
+        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+      },
+    });
+  });
+
+  it('should alarm on dead-lettered uploads and on failed executions, and dead-letter the reconcile', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => a.Properties as Json,
+    );
+    const topic = Object.keys(template.findResources('AWS::SNS::Topic'))[0]!;
+    const uploadDlq = Object.entries(template.findResources('AWS::SQS::Queue')).find(([id]) =>
+      id.includes('UploadDeadLetterQueue'),
+    )![0];
+    const onUploadDlq = alarms.find((a) => JSON.stringify(a.Dimensions ?? []).includes(uploadDlq))!;
+    expect(onUploadDlq).toMatchObject({
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Threshold: 1,
+      AlarmActions: [{ Ref: topic }],
+    });
+    const machineId = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'))[0]!;
+    const onExecutions = alarms.find((a) => JSON.stringify(a.Metrics ?? []).includes('ExecutionsFailed'))!;
+    expect(JSON.stringify(onExecutions.Metrics)).toContain('ExecutionsTimedOut');
+    expect(JSON.stringify(onExecutions.Metrics)).toContain(machineId);
+    expect(onExecutions).toMatchObject({ Threshold: 1, AlarmActions: [{ Ref: topic }] });
+
+    const reconcile = Object.values(template.findResources('AWS::Scheduler::Schedule'))
+      .map((r) => (r.Properties as { Target: Json }).Target)
+      .find((t) => JSON.stringify(t.Arn).includes(machineId))!;
+    expect(reconcile.DeadLetterConfig).toEqual({
+      Arn: { 'Fn::GetAtt': [expect.stringMatching(/DeadLetterQueue/), 'Arn'] },
+    });
+  });
+
+  it('should expire map results and due manifests, whose objects would otherwise stay for ever', () => {
+    const bucket = Object.entries(template.findResources('AWS::S3::Bucket')).find(([id]) =>
+      id.startsWith('RenewerBucket'),
+    )![1];
+    const rules = ((bucket.Properties as Json).LifecycleConfiguration as { Rules: Json[] }).Rules;
+    expect(rules).toContainEqual(
+      expect.objectContaining({
+        Prefix: 'reports/map-runs/',
+        Status: 'Enabled',
+        ExpirationInDays: 30,
+        NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+      }),
+    );
+    expect(rules).toContainEqual(
+      expect.objectContaining({ Prefix: 'reports/manifests/', Status: 'Enabled', ExpirationInDays: 7 }),
+    );
+    // The map writes only there.
+    const states = definition.States as Record<string, Json>;
+    for (const map of ['RenewAll', 'RenewDue']) {
+      expect((states[map]!.ResultWriter as { Parameters: Json }).Parameters.Prefix).toBe('reports/map-runs/');
+    }
+  });
+});
+
+describe('the renewer bundle', () => {
+  it('should bundle handler.ts into one ES module that loads and exports handler', async () => {
     const outdir = await mkdtemp(join(tmpdir(), 'ocsp-renewer-fleet-cdk-'));
     try {
       const app = new App({ outdir, context: CDK_JSON.context });
       const stack = new OcspRenewerStack(app, 'OcspRenewer', { fleet: {} });
       const worker = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function')).find(
-        (r) => String((r.Properties as Json).Description).includes('fleet worker'),
+        (r) => String((r.Properties as Json).Description).includes('renews OCSP staples'),
       )!;
       const key = ((worker.Properties as Json).Code as { S3Key: string }).S3Key.replace(/\.zip$/, '');
       const bundlePath = join(outdir, `asset.${key}`, 'index.mjs');

@@ -4,8 +4,8 @@
  * every request open) for the slow ones.
  *
  * - The Lambda deadline: requests are cut at the time left, a certificate queued behind the slow
- *   host is not started, and the state saved while a request still hangs already holds every
- *   certificate decided (a run the Lambda kills loses nothing).
+ *   host is not started, and the state items written while a request still hangs already hold
+ *   every certificate decided (a run the Lambda kills loses nothing).
  * - The run report: thousands of failing rows go to the report object, never to a log line.
  */
 import http from 'node:http';
@@ -14,7 +14,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CreateBucketCommand,
-  GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
@@ -26,6 +25,9 @@ import { readRunReport, SUMMARY_FAILURES, type RunSummary } from '../lambda/aws/
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { DynamoStateStore, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
+import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { StateEntry, RunReport } from '../lambda/renew/ports.js';
 
 /** A responder that never answers: every request stays open until the client gives up. */
@@ -58,25 +60,30 @@ async function startHangingResponder(): Promise<HangingResponder> {
 
 let pki: TestPki;
 let s3: S3Server;
+let dynamo: DynamoServer;
+let ddb: DynamoDBClient;
 let admin: S3Client;
 let responder: OpensslResponder;
 let hanging: HangingResponder;
 let work: string;
 
 beforeAll(async () => {
-  [pki, s3, hanging, work] = await Promise.all([
+  [pki, s3, hanging, work, dynamo] = await Promise.all([
     makeTestPki(),
     startS3Server({ buckets: [] }),
     startHangingResponder(),
     mkdtemp(join(tmpdir(), 'ocsp-renewer-deadline-')),
+    startDynalite(),
   ]);
+  ddb = dynamo.client();
   responder = await startDelegatedResponder(pki);
   admin = s3.client();
 }, 120_000);
 
 afterAll(async () => {
   admin?.destroy();
-  await Promise.all([responder?.stop(), s3?.stop(), hanging?.stop()]);
+  ddb?.destroy();
+  await Promise.all([responder?.stop(), s3?.stop(), hanging?.stop(), dynamo?.stop()]);
   await pki?.cleanup();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -85,6 +92,7 @@ let bucketSeq = 0;
 async function newBucket(): Promise<string> {
   const bucket = `deadline-${++bucketSeq}`;
   await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+  await dynamo.createTable(stateTableDefinition(bucket));
   return bucket;
 }
 
@@ -97,19 +105,10 @@ async function put(bucket: string, key: string, body: string | Buffer): Promise<
  * object in place, so a read racing a write may see part of it: that also reads as undefined.
  */
 async function stateOf(bucket: string): Promise<Record<string, StateEntry> | undefined> {
-  let text: string;
-  try {
-    const res = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: 'state/state.json' }));
-    text = Buffer.from(await res.Body!.transformToByteArray()).toString('utf8');
-  } catch (err) {
-    if ((err as { name?: string }).name === 'NoSuchKey') return undefined;
-    throw err;
-  }
-  try {
-    return (JSON.parse(text) as { certs: Record<string, StateEntry> }).certs;
-  } catch {
-    return undefined;
-  }
+  const res = await ddb.send(new ScanCommand({ TableName: bucket, ConsistentRead: true }));
+  const keys = (res.Items ?? []).map((item) => item.certKey!.S!).filter((k) => !k.startsWith('#'));
+  if (keys.length === 0) return undefined;
+  return Object.fromEntries(await new DynamoStateStore(ddb, bucket).load(keys));
 }
 
 /** Re-signs the good leaf's CSR with the given AIA OCSP URLs (leaf + intermediate, PEM). */
@@ -151,7 +150,13 @@ async function uploadHealthySet(bucket: string): Promise<void> {
 }
 
 function envFor(bucket: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { BUCKET: bucket, OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1', ...s3.env, ...extra };
+  return {
+    BUCKET: bucket,
+    STATE_TABLE: bucket,
+    OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+    ...s3.env,
+    ...extra,
+  };
 }
 
 const parsed = (logs: string[]) => logs.map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -192,9 +197,9 @@ describe('handler: the Lambda deadline with a responder that never answers', () 
         HTTP_TIMEOUT_SECONDS: String(T),
         CONCURRENCY: '5',
         PER_HOST_CONCURRENCY: '1',
-        STATE_SAVE_SECONDS: '0',
       }),
       s3: admin,
+      dynamodb: ddb,
       log: (line) => logs.push(line),
     });
     let settled = false;
@@ -203,7 +208,7 @@ describe('handler: the Lambda deadline with a responder that never answers', () 
       { getRemainingTimeInMillis: () => deadline - Date.now(), awsRequestId: 'deadline-test-1' },
     ).finally(() => (settled = true));
 
-    // "Killed": read the state object while the handler still awaits a hung request.
+    // "Killed": read the state items while the handler still awaits a hung request.
     for (let i = 0; i < 200 && !settled; i++) {
       const certs = await stateOf(bucket);
       if (certs && HEALTHY.every((k) => certs[k])) {
@@ -219,7 +224,7 @@ describe('handler: the Lambda deadline with a responder that never answers', () 
   }, 120_000);
 
   it('should have saved every decided certificate while a request still hung', () => {
-    expect(midRun, 'the state object never held the healthy certificates during the run').toBeDefined();
+    expect(midRun, 'the state table never held the healthy certificates during the run').toBeDefined();
     expect(settledWhenRead).toBe(false);
     expect(openWhenRead).toBe(1);
     for (const key of HEALTHY) expect(midRun![key]).toMatchObject({ failures: 0, action: 'renewed' });
@@ -282,7 +287,7 @@ describe('handler: a run with thousands of failing certificates', () => {
       return true;
     });
     try {
-      summary = await createHandler({ env: envFor(bucket), s3: admin })({ mode: 'scheduled' });
+      summary = await createHandler({ env: envFor(bucket), s3: admin, dynamodb: ddb })({ mode: 'scheduled' });
     } finally {
       spy.mockRestore();
     }
@@ -324,7 +329,7 @@ describe('handler: the run report object cannot be written', () => {
     const logs: string[] = [];
     // A key segment longer than any file name: s3rver cannot store it.
     const env = envFor(bucket, { REPORTS_PREFIX: `${'x'.repeat(300)}/` });
-    const summary = await createHandler({ env, s3: admin, log: (l) => logs.push(l) })({});
+    const summary = await createHandler({ env, s3: admin, dynamodb: ddb, log: (l) => logs.push(l) })({});
     expect(summary.report).toBeNull();
     expect(summary.counts).toMatchObject({ renewed: 1, failed: 0 });
     expect(parsed(logs).find((l) => l.msg === 'cannot write the run report')).toMatchObject({
@@ -337,8 +342,8 @@ describe('handler: the run report object cannot be written', () => {
     expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual([
       'certs/a/good.pem',
       'staples/a/good.ocsp',
-      'state/state.json',
     ]);
+    expect(await stateOf(bucket)).toMatchObject({ 'a/good.pem': { failures: 0 } });
   });
 });
 

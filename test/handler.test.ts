@@ -1,5 +1,6 @@
 /**
- * The Lambda handler end to end: a real S3 API (s3rver), a real OCSP responder (`openssl ocsp`,
+ * The Lambda handler end to end: a real S3 API (s3rver), DynamoDB (dynalite, one state table per
+ * bucket), a real OCSP responder (`openssl ocsp`,
  * delegated signer) and the test PKI, all on loopback. Only the S3 client (to count requests), the
  * transport (to count OCSP requests), the clock and the log are injected.
  */
@@ -8,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CreateBucketCommand,
-  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -31,11 +31,29 @@ import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { opensslVerify } from './helpers/openssl-verify.js';
 import { countRequests, type RequestCounter } from './helpers/count-requests.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import type { ReportRow, RunReport, Transport } from '../lambda/renew/ports.js';
+import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
+import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 
 let pki: TestPki;
 let responder: OpensslResponder;
 let s3: S3Server;
+/** The per-certificate state: one table per bucket (named as the bucket). */
+let dynamo: DynamoServer;
+let ddb: DynamoDBClient;
+let ddbRequests: RequestCounter;
+/** The state machine executions the handler started (a force of everything). */
+const started: { stateMachineArn?: string; name?: string; input: unknown }[] = [];
+const sfn = {
+  send: async (command: StartExecutionCommand) => {
+    started.push({ ...command.input, input: JSON.parse(command.input.input!) as unknown });
+    return {
+      executionArn: `arn:aws:states:us-east-1:123456789012:execution:renew-all:${command.input.name}`,
+    };
+  },
+} as unknown as SFNClient;
 /** Setup and inspection: not counted. */
 let admin: S3Client;
 /** The handler's client: counted. */
@@ -58,11 +76,14 @@ const transport: Transport = async (url, der, limits) => {
 };
 
 beforeAll(async () => {
-  [pki, s3, work] = await Promise.all([
+  [pki, s3, work, dynamo] = await Promise.all([
     makeTestPki(),
     startS3Server({ buckets: [] }),
     mkdtemp(join(tmpdir(), 'ocsp-renewer-handler-')),
+    startDynalite(),
   ]);
+  ddb = dynamo.client();
+  ddbRequests = countRequests(ddb);
   responder = await startDelegatedResponder(pki);
   admin = s3.client();
   counted = s3.client();
@@ -73,7 +94,8 @@ beforeAll(async () => {
 afterAll(async () => {
   admin?.destroy();
   counted?.destroy();
-  await Promise.all([responder?.stop(), s3?.stop()]);
+  ddb?.destroy();
+  await Promise.all([responder?.stop(), s3?.stop(), dynamo?.stop()]);
   await pki?.cleanup();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -112,6 +134,7 @@ let bucketSeq = 0;
 async function newBucket(): Promise<string> {
   const bucket = `handler-${++bucketSeq}`;
   await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+  await dynamo.createTable(stateTableDefinition(bucket));
   return bucket;
 }
 
@@ -134,8 +157,17 @@ async function etags(bucket: string, prefix: string): Promise<Record<string, str
   return Object.fromEntries((res.Contents ?? []).map((o) => [o.Key!, o.ETag!]));
 }
 
-async function remove(bucket: string, key: string): Promise<void> {
-  await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+/** The state table's items (the table is named as the bucket), by certificate key. */
+async function stateItems(bucket: string): Promise<Record<string, Record<string, unknown>>> {
+  const res = await ddb.send(new ScanCommand({ TableName: bucket, ConsistentRead: true }));
+  return Object.fromEntries(
+    (res.Items ?? [])
+      .filter((item) => !item.certKey!.S!.startsWith('#'))
+      .map((item) => [
+        item.certKey!.S!,
+        Object.fromEntries(Object.entries(item).map(([k, v]) => [k, v.S ?? (v.N ? Number(v.N) : v.BOOL)])),
+      ]),
+  );
 }
 
 const pem = (path: string) => readFile(path, 'utf8');
@@ -196,6 +228,7 @@ interface Invocation {
   report: RunReport;
   logs: string[];
   s3: { total: number; byCommand: Record<string, number> };
+  ddb: { total: number; byCommand: Record<string, number> };
   /** OCSP requests sent, by URL. */
   ocsp: string[];
 }
@@ -206,6 +239,8 @@ function handlerEnv(bucket: string, extra: Record<string, string> = {}): NodeJS.
     CERTS_PREFIX: 'certs/',
     STAPLES_PREFIX: 'staples/',
     OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+    STATE_TABLE: bucket,
+    STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all',
     ...s3.env,
     ...extra,
   };
@@ -219,16 +254,20 @@ async function invoke(
     context?: { getRemainingTimeInMillis(): number };
     logs?: string[];
     env?: Record<string, string>;
+    clock?: () => Date;
   } = {},
 ): Promise<Invocation> {
   s3Requests.reset();
+  ddbRequests.reset();
   ocspRequests.length = 0;
   const logs = opts.logs ?? [];
   const handler = createHandler({
     env: handlerEnv(bucket, opts.env),
     s3: counted,
+    dynamodb: ddb,
+    sfn,
     transport,
-    clock: () => new Date(),
+    clock: opts.clock ?? (() => new Date()),
     log: (line) => logs.push(line),
   });
   const summary = await handler(event, opts.context);
@@ -237,6 +276,7 @@ async function invoke(
     report: await readRunReport(summary),
     logs,
     s3: { total: s3Requests.total, byCommand: { ...s3Requests.byCommand } },
+    ddb: { total: ddbRequests.total, byCommand: { ...ddbRequests.byCommand } },
     ocsp: [...ocspRequests],
   };
 }
@@ -338,7 +378,8 @@ describe('handler: scheduled runs over S3', () => {
 
   it('should write one staple per renewed certificate, named after its key under staples/', async () => {
     expect(await listKeys(bucket, 'staples/')).toEqual(FULL_SET_OCSP.map(stapleOf).sort());
-    expect(await listKeys(bucket, 'state/')).toEqual(['state/state.json']);
+    // The state is in the table: no state object is written any more.
+    expect(await listKeys(bucket, 'state/')).toEqual([]);
   });
 
   it('should store each staple with its content type and validity metadata', async () => {
@@ -367,17 +408,13 @@ describe('handler: scheduled runs over S3', () => {
     }
   });
 
-  it('should save the state object with one entry per certificate and no key material', async () => {
-    const doc = JSON.parse((await getBytes(bucket, 'state/state.json')).toString('utf8')) as {
-      version: number;
-      certs: Record<string, { failures: number; nextDue?: string; stapleTag?: string }>;
-    };
-    expect(doc.version).toBe(1);
-    // Skipped and failed certificates too: a quiet run replays their outcome without reading them.
-    expect(Object.keys(doc.certs).sort()).toEqual(names(first.report));
-    expect(doc.certs['a/good.pem']).toMatchObject({ failures: 0, certStatus: 'good' });
-    expect(doc.certs['corrupt.pem']).toMatchObject({ failures: 1 });
-    expect(JSON.stringify(doc)).not.toContain('PRIVATE KEY');
+  it('should keep one state item per certificate and no key material', async () => {
+    const items = await stateItems(bucket);
+    // Skipped and failed certificates too: the first run seeded every certificate of the bucket.
+    expect(Object.keys(items).sort()).toEqual(names(first.report));
+    expect(items['a/good.pem']).toMatchObject({ failures: 0, certStatus: 'good' });
+    expect(items['corrupt.pem']).toMatchObject({ failures: 1 });
+    expect(JSON.stringify(items)).not.toContain('PRIVATE KEY');
   });
 
   it('should log one run report line and one EMF metrics line with the right values', () => {
@@ -386,7 +423,7 @@ describe('handler: scheduled runs over S3', () => {
     expect(reports).toHaveLength(1);
     expect(reports[0]).toMatchObject({
       level: 'warn',
-      mode: 'scheduled',
+      mode: 'due',
       counts: first.report.counts,
       revoked: 1,
       notReached: 0,
@@ -427,40 +464,32 @@ describe('handler: scheduled runs over S3', () => {
     expect(metrics.LeastValidityHours).toBeLessThanOrEqual(24);
   });
 
-  it('should make no OCSP request and only a few S3 requests on the next run', async () => {
+  it('should make no OCSP and no S3 request on the next run: the due index says nothing is due', async () => {
     const quiet = await invoke(bucket, { mode: 'scheduled' });
     expect(quiet.ocsp).toEqual([]);
-    expect(quiet.report.counts).toMatchObject({ renewed: 0, fresh: 5, failed: 2, skipped: 2 });
-    // Outcomes are replayed from the state, not recomputed.
-    expect(row(quiet.report, 'corrupt.pem').reason).toMatch(
-      /^backing off after 1 failure: parse corrupt\.pem/,
-    );
-    expect(row(quiet.report, 'noocsp.pem').reason).toBe('no OCSP URL in the certificate');
-    expect(row(quiet.report, 'expired.pem').reason).toMatch(/^certificate expired /);
-    expect(row(quiet.report, 'a/revoked.pem')).toMatchObject({ action: 'fresh', certStatus: 'revoked' });
-    expect(quiet.report.revoked).toBe(1);
-    expect(row(quiet.report, 'b/must-staple.pem').mustStaple).toBe(true);
-    expect(row(quiet.report, 'a/good.pem').mustStaple).toBe(false);
-    // ListObjectsV2 certs/ + ListObjectsV2 staples/ + GetObject state, and nothing else: no
-    // certificate or staple is read (skipped and failing ones included), and since nothing
-    // changed nothing is written, not even the state: only the run report.
-    expect(quiet.s3.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1, PutObjectCommand: 1 });
-    expect(quiet.s3.total).toBe(4);
+    expect(quiet.summary).toMatchObject({ due: 0, seeded: 0, report: null });
+    expect(quiet.report.counts).toMatchObject({ renewed: 0, fresh: 0, failed: 0, skipped: 0 });
+    // One Query per shard of the due index and the seeded marker; nothing of S3, not even a run
+    // report (nothing was in scope).
+    expect(quiet.s3.total).toBe(0);
+    expect(quiet.ddb.byCommand).toEqual({ QueryCommand: 8, GetItemCommand: 1 });
+    // What the state keeps: the failure's backoff, the revoked status.
+    const items = await stateItems(bucket);
+    expect(items['corrupt.pem']).toMatchObject({ failures: 1, action: 'failed' });
+    expect(items['a/revoked.pem']).toMatchObject({ certStatus: 'revoked' });
   });
 
   it('should treat an empty event like a scheduled one', async () => {
     const quiet = await invoke(bucket, {});
     expect(quiet.ocsp).toEqual([]);
-    expect(quiet.report.counts).toMatchObject({ renewed: 0, fresh: 5, failed: 2, skipped: 2 });
-    expect(quiet.s3.byCommand.PutObjectCommand).toBe(1); // the run report;
-    expect(JSON.parse(quiet.logs.find((l) => l.includes('"run report"'))!)).toMatchObject({
-      mode: 'scheduled',
-    });
+    expect(quiet.summary).toMatchObject({ mode: 'due', due: 0 });
+    expect(quiet.ddb.byCommand).toEqual({ QueryCommand: 8, GetItemCommand: 1 });
+    expect(JSON.parse(quiet.logs.find((l) => l.includes('"run report"'))!)).toMatchObject({ mode: 'due' });
   });
 });
 
-describe('handler: a quiet run costs the same S3 requests for 5 or 25 certificates', () => {
-  it('should list twice and read the state once, whatever N', async () => {
+describe('handler: a quiet run costs the same requests for 5 or 25 certificates', () => {
+  it('should read the due index and nothing of S3, whatever N', async () => {
     const quietRun = async (n: number) => {
       const bucket = await newBucket();
       const bundle = await pem(pki.leaves.good.bundle);
@@ -473,14 +502,14 @@ describe('handler: a quiet run costs the same S3 requests for 5 or 25 certificat
       expect(first.report.counts.renewed).toBe(n);
       expect(first.ocsp).toHaveLength(n);
       const quiet = await invoke(bucket, { mode: 'scheduled' });
-      expect(quiet.report.counts.fresh).toBe(n);
+      expect(quiet.summary.due).toBe(0);
       expect(quiet.ocsp).toEqual([]);
-      return quiet.s3;
+      return { s3: quiet.s3, ddb: quiet.ddb };
     };
     const five = await quietRun(5);
     const twentyFive = await quietRun(25);
-    expect(five.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1, PutObjectCommand: 1 });
-    expect(five.total).toBe(4);
+    expect(five.s3.total).toBe(0);
+    expect(five.ddb.byCommand).toEqual({ QueryCommand: 8, GetItemCommand: 1 });
     expect(twentyFive).toEqual(five);
   });
 });
@@ -494,17 +523,41 @@ describe('handler: forced runs', () => {
     await invoke(bucket, { mode: 'scheduled' });
   });
 
-  it('should renew every certificate with an OCSP URL on {mode:"force"}', async () => {
+  it('should hand {mode:"force"} to the state machine, whatever N, and say where the results go', async () => {
+    started.length = 0;
+    const forced = await invoke(bucket, { mode: 'force' });
+    expect(forced.ocsp).toEqual([]);
+    expect(started).toEqual([
+      {
+        stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all',
+        name: expect.stringMatching(/^force-[0-9A-Za-z-]+$/),
+        input: { force: true },
+      },
+    ]);
+    expect(forced.summary).toMatchObject({
+      mode: 'force',
+      execution: expect.stringContaining(':execution:renew-all:force-'),
+      results: `s3://${bucket}/reports/map-runs/`,
+    });
+    // The same with the whole certificates prefix.
+    await invoke(bucket, { mode: 'force', prefix: 'certs/' });
+    expect(started).toHaveLength(2);
+  });
+
+  it('should renew every listed certificate with an OCSP URL on {mode:"force",keys}', async () => {
     await nextSecond();
     const before = await etags(bucket, 'staples/');
-    const forced = await invoke(bucket, { mode: 'force' });
+    const forced = await invoke(bucket, {
+      mode: 'force',
+      keys: [...FULL_SET_OCSP_CAPABLE, 'noocsp.pem', 'expired.pem', 'corrupt.pem'],
+    });
     expect(forced.ocsp).toHaveLength(FULL_SET_OCSP_CAPABLE.length);
     expect(names(forced.report, 'renewed')).toEqual([...FULL_SET_OCSP].sort());
     for (const name of FULL_SET_OCSP) expect(row(forced.report, name).reason).not.toBe('fresh');
     const after = await etags(bucket, 'staples/');
     for (const name of FULL_SET_OCSP) expect(after[stapleOf(name)], name).not.toBe(before[stapleOf(name)]);
-    // 5 staples, the state, the run report.
-    expect(forced.s3.byCommand.PutObjectCommand).toBe(7);
+    // 5 staples and the run report; the state is in the table.
+    expect(forced.s3.byCommand.PutObjectCommand).toBe(6);
   });
 
   it.each([
@@ -515,7 +568,7 @@ describe('handler: forced runs', () => {
     const forced = await invoke(bucket, { mode: 'force', keys: [key] });
     expect(forced.ocsp).toHaveLength(1);
     expect(forced.report.results.map((r) => [r.key, r.action])).toEqual([['a/good.pem', 'renewed']]);
-    expect(forced.s3.byCommand.PutObjectCommand).toBe(3); // the staple, the state, the run report
+    expect(forced.s3.byCommand.PutObjectCommand).toBe(2); // the staple, the run report
   });
 
   it('should report a forced key that names no certificate as failed at the source stage', async () => {
@@ -539,10 +592,10 @@ describe('handler: forced runs', () => {
     expect(names(forced.report, 'renewed')).toEqual(['a/good.pem', 'a/revoked.pem']);
   });
 
-  it('should leave certificates outside the forced scope in the state', async () => {
+  it('should leave certificates outside the forced scope to the schedule', async () => {
     const quiet = await invoke(bucket, {});
     expect(quiet.ocsp).toEqual([]);
-    expect(quiet.report.counts.fresh).toBe(5);
+    expect(quiet.summary.due).toBe(0);
   });
 });
 
@@ -576,7 +629,8 @@ describe('handler: S3 ObjectCreated notifications', () => {
     // The next scheduled run knows it already.
     const quiet = await invoke(bucket, {});
     expect(quiet.ocsp).toEqual([]);
-    expect(quiet.report.counts.fresh).toBe(HEALTHY.length + 1);
+    expect(quiet.summary.due).toBe(0);
+    expect(Object.keys(await stateItems(bucket))).toContain('d/new cert+1.pem');
   });
 
   it('should ignore other S3 events (a removed certificate) and notifications for another bucket', async () => {
@@ -652,73 +706,6 @@ describe('handler: dry runs and invalid events', () => {
   });
 });
 
-describe('handler: the state object is a cache', () => {
-  let bucket: string;
-
-  beforeAll(async () => {
-    bucket = await newBucket();
-    await uploadHealthySet(bucket);
-    const first = await invoke(bucket, {});
-    expect(first.report.counts.renewed).toBe(HEALTHY.length);
-  });
-
-  it('should rebuild a deleted state from the staples without an OCSP request', async () => {
-    const staples = await etags(bucket, 'staples/');
-    await remove(bucket, 'state/state.json');
-    const res = await invoke(bucket, {});
-    expect(res.ocsp).toEqual([]);
-    expect(res.report.counts).toMatchObject({ fresh: HEALTHY.length, renewed: 0, failed: 0 });
-    // Every certificate and staple is read once, then the state alone is written.
-    expect(res.s3.byCommand).toEqual({
-      ListObjectsV2Command: 2,
-      GetObjectCommand: 1 + 2 * HEALTHY.length,
-      PutObjectCommand: 2, // the state, the run report
-    });
-    expect(await etags(bucket, 'staples/')).toEqual(staples);
-    expect(await listKeys(bucket, 'state/')).toEqual(['state/state.json']);
-    // ... and the run after that is quiet again.
-    const quiet = await invoke(bucket, {});
-    expect(quiet.s3.byCommand).toEqual({ ListObjectsV2Command: 2, GetObjectCommand: 1, PutObjectCommand: 1 });
-  });
-
-  it('should rebuild a state that is not JSON, and say so in the log', async () => {
-    await put(bucket, 'state/state.json', 'not json');
-    const res = await invoke(bucket, {});
-    expect(res.ocsp).toEqual([]);
-    expect(res.report.counts.fresh).toBe(HEALTHY.length);
-    expect(res.s3.byCommand.PutObjectCommand).toBe(2); // the state, the run report
-    const warning = res.logs
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((l) => l.msg === 'state corrupt; rebuilding');
-    expect(warning).toMatchObject({ level: 'warn' });
-    expect(JSON.stringify(warning)).toContain('state/state.json'); // names the object
-    const doc = JSON.parse((await getBytes(bucket, 'state/state.json')).toString('utf8')) as {
-      certs: object;
-    };
-    expect(Object.keys(doc.certs).sort()).toEqual([...HEALTHY].sort());
-  });
-
-  it('should notice a staple deleted behind its back and renew that one only', async () => {
-    await remove(bucket, 'staples/a/good.ocsp');
-    const res = await invoke(bucket, {});
-    expect(res.ocsp).toHaveLength(1);
-    expect(names(res.report, 'renewed')).toEqual(['a/good.pem']);
-    expect(row(res.report, 'a/good.pem').reason).toBe('renewed');
-    expect(res.report.counts.fresh).toBe(HEALTHY.length - 1);
-    expect(res.s3.byCommand.PutObjectCommand).toBe(3); // the staple, the state, the run report
-    expect(await listKeys(bucket, 'staples/')).toEqual(HEALTHY.map(stapleOf).sort());
-  });
-
-  it('should notice a staple overwritten behind its back and replace it when invalid', async () => {
-    await put(bucket, 'staples/b/ec.ocsp', 'garbage');
-    const res = await invoke(bucket, {});
-    expect(res.ocsp).toHaveLength(1);
-    expect(names(res.report, 'renewed')).toEqual(['b/ec.crt']);
-    const out = await opensslVerify(await getBytes(bucket, 'staples/b/ec.ocsp'), pki.leaves.ec.cert, pki);
-    expect(out).toContain('Response verify OK');
-  });
-});
-
 describe('handler: the Lambda deadline', () => {
   it('should stop taking certificates when the remaining time drops below the reserve, and finish next run', async () => {
     const bucket = await newBucket();
@@ -739,10 +726,12 @@ describe('handler: the Lambda deadline', () => {
     expect(emf).toMatchObject({ NotReached: HEALTHY.length - K, Renewed: K });
     expect(await listKeys(bucket, 'staples/')).toEqual(HEALTHY.slice(0, K).map(stapleOf).sort());
 
+    // The first run over the table seeds it; the certificates it did not reach have no item yet,
+    // so the next run seeds again (the table is marked seeded only once nothing was left).
     const rest = await invoke(bucket, {}, { context: { getRemainingTimeInMillis: () => 600_000 } });
     expect(rest.report.notReached).toEqual([]);
     expect(names(rest.report, 'renewed')).toEqual(HEALTHY.slice(K));
-    expect(names(rest.report, 'fresh')).toEqual(HEALTHY.slice(0, K));
+    expect(Object.keys(await stateItems(bucket)).sort()).toEqual([...HEALTHY].sort());
     expect(rest.ocsp).toHaveLength(HEALTHY.length - K);
     expect(await listKeys(bucket, 'staples/')).toEqual(HEALTHY.map(stapleOf).sort());
   });
@@ -756,7 +745,12 @@ describe('handler: configuration from the injected env', () => {
       await put(bucket, 'certs/good.pem', await pem(pki.leaves.good.bundle));
       const logs: string[] = [];
       // No transport injected: the handler builds its own from the configuration.
-      const handler = createHandler({ env: handlerEnv(bucket), s3: counted, log: (l) => logs.push(l) });
+      const handler = createHandler({
+        env: handlerEnv(bucket),
+        s3: counted,
+        dynamodb: ddb,
+        log: (l) => logs.push(l),
+      });
       const report = await handler({});
       expect(row(await readRunReport(report), 'good.pem')).toMatchObject({ action: 'renewed' });
     } finally {
@@ -775,7 +769,7 @@ describe('handler: ON_REVOKED=withhold after a good staple', () => {
     expect(await opensslVerify(good, pki.leaves.revoked.cert, pki)).toMatch(/: good/);
     const withhold = { env: { ON_REVOKED: 'withhold' } };
 
-    const res = await invoke(bucket, { mode: 'force' }, withhold);
+    const res = await invoke(bucket, { mode: 'force', keys: ['a/revoked.pem'] }, withhold);
     expect(row(res.report, 'a/revoked.pem')).toMatchObject({ action: 'withheld', certStatus: 'revoked' });
     expect(res.report.counts).toMatchObject({ withheld: 1, failed: 0 });
     expect(res.s3.byCommand.DeleteObjectCommand).toBe(1);
@@ -784,14 +778,17 @@ describe('handler: ON_REVOKED=withhold after a good staple', () => {
       /^withheld: certificate revoked \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z\)\n$/,
     );
 
-    // A scheduled run replays it from the state: no OCSP request, no write, still withheld.
+    // A scheduled run: not due, so no OCSP request, no write; the item still says withheld.
     const quiet = await invoke(bucket, {}, withhold);
-    expect(row(quiet.report, 'a/revoked.pem')).toMatchObject({ action: 'withheld', certStatus: 'revoked' });
     expect(quiet.ocsp).toEqual([]);
-    expect(quiet.s3.byCommand.PutObjectCommand).toBe(1); // the run report;
+    expect(quiet.s3.byCommand.PutObjectCommand ?? 0).toBe(0);
+    expect((await stateItems(bucket))['a/revoked.pem']).toMatchObject({
+      action: 'withheld',
+      certStatus: 'revoked',
+    });
 
     // Published (the default): the revoked staple is written and the marker goes.
-    const published = await invoke(bucket, { mode: 'force' });
+    const published = await invoke(bucket, { mode: 'force', keys: ['a/revoked.pem'] });
     expect(row(published.report, 'a/revoked.pem')).toMatchObject({
       action: 'renewed',
       certStatus: 'revoked',
@@ -802,10 +799,13 @@ describe('handler: ON_REVOKED=withhold after a good staple', () => {
     ).toMatch(/: revoked/);
   });
 
-  it('should not spend a delete request on a marker the listing shows is absent', async () => {
+  it('should not spend a delete request on a marker the state shows is absent', async () => {
     const bucket = await newBucket();
     await put(bucket, 'certs/a/good.pem', await pem(pki.leaves.good.bundle));
-    const res = await invoke(bucket, { mode: 'force' });
+    // A certificate seen for the first time: its marker, if any, is removed (one DeleteObject).
+    await invoke(bucket, { mode: 'force', keys: ['a/good.pem'] });
+    await nextSecond();
+    const res = await invoke(bucket, { mode: 'force', keys: ['a/good.pem'] });
     expect(row(res.report, 'a/good.pem').action).toBe('renewed');
     expect(res.s3.byCommand.DeleteObjectCommand ?? 0).toBe(0);
   });
@@ -837,27 +837,27 @@ describe('handler: one failing responder fails its certificates only', () => {
     await responder.stop();
     try {
       await nextSecond();
-      const res = await invoke(bucket, { mode: 'force' });
+      const res = await invoke(bucket, { mode: 'force', keys: [...HEALTHY, 'dead.pem'] });
       expect(res.report.counts).toMatchObject({ failed: HEALTHY.length + 1, renewed: 0 });
       for (const name of HEALTHY) {
         expect(row(res.report, name)).toMatchObject({ action: 'failed', stage: 'fetch' });
         // The row still describes the staple that is being served.
         expect(row(res.report, name).nextUpdate).toBeDefined();
       }
-      expect(res.s3.byCommand.PutObjectCommand).toBe(2); // the state (failure counts) and the run report, no staple
+      expect(res.s3.byCommand.PutObjectCommand).toBe(1); // the run report, no staple (failure counts: the table)
       const after = await Promise.all(HEALTHY.map((n) => getBytes(bucket, stapleOf(n))));
       after.forEach((bytes, i) => expect(bytes.equals(before[i]!), HEALTHY[i]).toBe(true));
       expect(await etags(bucket, 'staples/')).toEqual(tags);
 
-      // The next scheduled run: valid staples that are not due are fresh (the failure noted), not
-      // failed; only dead.pem, which has no staple, is still failing. Nothing is fetched.
+      // The next scheduled run: valid staples that are not due stay as they are (the failure
+      // noted in their items); nothing is fetched.
       const next = await invoke(bucket, {});
-      for (const name of HEALTHY) {
-        expect(row(next.report, name)).toMatchObject({ action: 'fresh' });
-        expect(row(next.report, name).reason).toMatch(/^fresh \(last attempt failed: fetch /);
-      }
-      expect(next.report.counts).toMatchObject({ fresh: HEALTHY.length, failed: 1 });
       expect(next.ocsp).toEqual([]);
+      const items = await stateItems(bucket);
+      for (const name of HEALTHY) {
+        expect(items[name], name).toMatchObject({ failures: 1, lastError: expect.stringMatching(/^fetch /) });
+      }
+      expect(await etags(bucket, 'staples/')).toEqual(tags);
     } finally {
       responder = await startDelegatedResponder(pki);
     }
@@ -871,7 +871,7 @@ const emfOf = (logs: string[]): EmfLine => {
   return lines[0] as EmfLine;
 };
 
-describe('handler: the status page and the alarm metrics', () => {
+describe('handler: the alarm metrics', () => {
   const PAGE = { STATUS_PAGE_KEY: 'reports/status.html' };
   let bucket: string;
   let first: Invocation;
@@ -881,28 +881,6 @@ describe('handler: the status page and the alarm metrics', () => {
     await uploadHealthySet(bucket);
     await put(bucket, 'certs/dead.pem', deadLeafBundle);
     first = await invoke(bucket, {}, { env: PAGE });
-  });
-
-  it('should write the status page after a run that changed something, failures first', async () => {
-    expect(first.s3.byCommand.PutObjectCommand).toBe(HEALTHY.length + 3); // staples, state, page, run report
-    const head = await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: 'reports/status.html' }));
-    expect(head.ContentType).toBe('text/html; charset=utf-8');
-    const html = (await getBytes(bucket, 'reports/status.html')).toString('utf8');
-    const rows = [...html.matchAll(/<tr data-certificate="([^"]+)" data-health="([^"]+)"/g)].map((m) => [
-      m[1],
-      m[2],
-    ]);
-    expect(rows.slice(0, 2)).toEqual([
-      ['dead.pem', 'failing'],
-      ['a/revoked.pem', 'revoked'],
-    ]);
-    expect(rows.slice(2).sort()).toEqual(
-      HEALTHY.filter((n) => n !== 'a/revoked.pem')
-        .sort()
-        .map((n) => [n, 'healthy']),
-    );
-    expect(html).toContain(`ocsp-renewer status: s3://${bucket}`);
-    expect(html).toMatch(/ECONNREFUSED/);
   });
 
   it('should count a failing certificate that has no staple in FailingWithoutStaple', () => {
@@ -923,15 +901,6 @@ describe('handler: the status page and the alarm metrics', () => {
     ]);
   });
 
-  it('should leave the page alone after a quiet run', async () => {
-    const before = await etags(bucket, 'reports/status.html');
-    const quiet = await invoke(bucket, {}, { env: PAGE });
-    expect(quiet.s3.byCommand.PutObjectCommand).toBe(1); // the run report;
-    expect(await etags(bucket, 'reports/status.html')).toEqual(before);
-    // Still failing and still without a staple: the alarm stays in alarm.
-    expect(emfOf(quiet.logs)).toMatchObject({ FailingWithoutStaple: 1, Renewed: 0 });
-  });
-
   it('should not emit the heartbeat metric (Renewed) or write a page on a dry run', async () => {
     const dryBucket = await newBucket();
     await uploadHealthySet(dryBucket);
@@ -941,5 +910,21 @@ describe('handler: the status page and the alarm metrics', () => {
     expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).not.toContain('Renewed');
     expect(emf).toMatchObject({ Failed: 0, FailingWithoutStaple: 0 });
     expect(await listKeys(dryBucket, 'reports/status.html')).toEqual([]);
+  });
+
+  it('should write reports/status.html from the state table after a scheduled run, at most hourly', async () => {
+    const page = (await getBytes(bucket, 'reports/status.html')).toString('utf8');
+    for (const name of ['dead.pem', ...HEALTHY]) expect(page).toContain(name);
+    expect(page).toContain('ECONNREFUSED'); // the failing certificate's reason is shown
+    // Within the hour: one GetItem for the page's marker, no Scan, the page untouched.
+    const before = (await etags(bucket, 'reports/status.html'))['reports/status.html'];
+    const soon = await invoke(bucket, {}, { env: PAGE });
+    expect(soon.ddb.byCommand.ScanCommand).toBeUndefined();
+    expect((await etags(bucket, 'reports/status.html'))['reports/status.html']).toBe(before);
+    // An hour later: one Scan of the table, and a new page.
+    const later = new Date(Date.now() + 61 * 60_000);
+    const next = await invoke(bucket, {}, { env: PAGE, clock: () => later });
+    expect(next.ddb.byCommand.ScanCommand).toBe(1);
+    expect((await etags(bucket, 'reports/status.html'))['reports/status.html']).not.toBe(before);
   });
 });

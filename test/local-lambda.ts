@@ -2,11 +2,13 @@
  * `npm run local-lambda -- --certs <dir> [--event <json>] [--out <dir>]`: the Lambda handler, run
  * on this machine against a local S3 (s3rver on loopback), no AWS account needed.
  *
- * Starts s3rver with an empty bucket, uploads every file under --certs to certs/<path>, calls the
- * handler once with the event (default {"mode":"scheduled"}), prints the full run report (the
+ * Starts s3rver with an empty bucket and dynalite with an empty state table, uploads every file
+ * under --certs to certs/<path>, calls the handler once with the event (default
+ * {"mode":"scheduled"}: the first run seeds the table, so every certificate is decided), prints
+ * the full run report (the
  * object the handler's summary names in reports/runs/) as JSON on
  * stdout (the handler's log lines go to stderr), copies the staples the run stored under staples/
- * into --out when given, and stops s3rver. The handler reads its settings from this environment as
+ * into --out when given, and stops both. The handler reads its settings from this environment as
  * it would in Lambda (REFRESH_AT, ON_REVOKED, CERTID_HASH, ...; BUCKET is set here); a responder on
  * loopback needs OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS=1. Exit 0 when no certificate failed.
  */
@@ -17,6 +19,8 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-s
 import { createHandler } from '../lambda/aws/handler.js';
 import { readRunReport } from '../lambda/aws/run-summary.js';
 import { startS3Server } from './helpers/s3-server.js';
+import { startDynalite } from './helpers/dynalite.js';
+import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 
 const BUCKET = 'ocsp-local';
 
@@ -43,7 +47,9 @@ async function main(): Promise<number> {
     process.stderr.write(`local-lambda: --event is not JSON: ${values.event}\n`);
     return 2;
   }
-  const s3 = await startS3Server({ buckets: [BUCKET] });
+  const [s3, dynamo] = await Promise.all([startS3Server({ buckets: [BUCKET] }), startDynalite()]);
+  await dynamo.createTable(stateTableDefinition(BUCKET));
+  const ddb = dynamo.client();
   try {
     const client = s3.client();
     const files = (await readdir(values.certs, { recursive: true, withFileTypes: true }))
@@ -61,8 +67,9 @@ async function main(): Promise<number> {
       process.stderr.write(`local-lambda: uploaded s3://${BUCKET}/${key}\n`);
     }
     const handler = createHandler({
-      env: { ...process.env, ...s3.env, BUCKET },
+      env: { ...process.env, ...s3.env, BUCKET, STATE_TABLE: BUCKET },
       s3: client,
+      dynamodb: ddb,
       log: (line) => process.stderr.write(`${line}\n`),
     });
     const summary = await handler(event as Parameters<typeof handler>[0]);
@@ -82,7 +89,8 @@ async function main(): Promise<number> {
     }
     return report.counts.failed > 0 ? 1 : 0;
   } finally {
-    await s3.stop();
+    ddb.destroy();
+    await Promise.all([s3.stop(), dynamo.stop()]);
   }
 }
 

@@ -1,28 +1,31 @@
 /**
  * The Secrets Manager certificate source, against a loopback fake that speaks the Secrets Manager
  * JSON protocol (POST / with `X-Amz-Target: secretsmanager.<Operation>`, awsJson1_1 bodies), so the
- * real SDK client does the (de)serialisation. Then the handler over it, with s3rver and a real
- * `openssl ocsp` responder.
+ * real SDK client does the (de)serialisation; then the deployed renewer's handler with
+ * SECRETS_PREFIX over it, with s3rver, dynalite (the state table) and `openssl ocsp`.
  */
-import { execFile } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
+import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { SecretsManagerCertificateSource } from '../lambda/adapters/secrets-manager.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
-import { parseCertificates } from '../lambda/core/certificate.js';
 import { createHandler } from '../lambda/aws/handler.js';
 import { readRunReport } from '../lambda/aws/run-summary.js';
+import { parseCertificates } from '../lambda/core/certificate.js';
+import type { RunReport } from '../lambda/renew/ports.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { opensslVerify } from './helpers/openssl-verify.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
-import type { RunReport } from '../lambda/renew/ports.js';
 
 // --- the fake -----------------------------------------------------------------------------------
 
@@ -315,16 +318,27 @@ describe('SecretsManagerCertificateSource', () => {
   });
 });
 
-// --- the handler over Secrets Manager ------------------------------------------------------------
+// --- the deployed renewer over Secrets Manager ----------------------------------------------------
 
-describe('handler with SECRETS_PREFIX', () => {
+describe('the renewer handler with SECRETS_PREFIX (regression: issue 21 had stopped reading secrets)', () => {
   let responder: OpensslResponder;
   let s3: S3Server;
+  let dynamo: DynamoServer;
   let admin: S3Client;
   let fake: FakeSecretsManager;
   let secrets: SecretsManagerClient;
   const bucket = 'secrets-staples';
+  const table = 'secrets-state';
   const logs: string[] = [];
+  const started: unknown[] = [];
+  const sfn = {
+    send: async (command: StartExecutionCommand) => {
+      started.push(JSON.parse(command.input.input!));
+      return {
+        executionArn: `arn:aws:states:us-east-1:123456789012:execution:renew-all:${command.input.name}`,
+      };
+    },
+  } as unknown as SFNClient;
 
   const stored: FakeSecret[] = [];
   const rotate = (name: string) => {
@@ -351,23 +365,39 @@ describe('handler with SECRETS_PREFIX', () => {
       },
       { Name: 'other/ignored.test', SecretString: await pem(pki.leaves.good.bundle), LastChangedDate: T0 },
     );
-    [responder, s3, fake] = await Promise.all([
+    [responder, s3, dynamo, fake] = await Promise.all([
       startDelegatedResponder(pki),
       startS3Server({ buckets: [bucket] }),
+      startDynalite(),
       startFakeSecretsManager(stored),
     ]);
+    await dynamo.createTable(stateTableDefinition(table));
     admin = s3.client();
     secrets = clientFor(fake);
+    // One certificate in S3 beside the secrets: one run renews both kinds.
+    await admin.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: 'certs/plain.pem',
+        Body: await readFile(pki.leaves.good.bundle),
+      }),
+    );
   });
 
   afterAll(async () => {
     admin?.destroy();
     secrets?.destroy();
-    await Promise.all([responder?.stop(), s3?.stop(), fake?.close()]);
+    await Promise.all([responder?.stop(), s3?.stop(), dynamo?.stop(), fake?.close()]);
   });
 
   const invoke = async (event: unknown): Promise<RunReport> => {
+    const summary = await summaryOf(event);
+    return readRunReport(admin, summary.report!);
+  };
+
+  const summaryOf = async (event: unknown) => {
     const s3Client = s3.client();
+    const ddb = dynamo.client();
     try {
       const handler = createHandler({
         env: {
@@ -375,19 +405,23 @@ describe('handler with SECRETS_PREFIX', () => {
           CERTS_PREFIX: 'certs/',
           STAPLES_PREFIX: 'staples/',
           SECRETS_PREFIX: 'tls/',
+          STATE_TABLE: table,
+          STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all',
           OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
           ...s3.env,
         },
         s3: s3Client,
+        dynamodb: ddb,
         secrets,
+        sfn,
         transport: httpTransport({ ...DEFAULT_HTTP, timeoutMs: 5_000, allowPrivate: true }),
         clock: () => new Date(),
         log: (line) => logs.push(line),
       });
-      const summary = await handler(event);
-      return await readRunReport(admin, summary.report!);
+      return await handler(event);
     } finally {
       s3Client.destroy();
+      ddb.destroy();
     }
   };
 
@@ -399,40 +433,30 @@ describe('handler with SECRETS_PREFIX', () => {
     ((await admin.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? [])
       .map((o) => o.Key!)
       .sort();
-
-  const opensslVerify = async (der: Buffer, leafCert: string): Promise<string> => {
-    const file = join(work, `staple-${Math.random().toString(36).slice(2)}.der`);
-    await writeFile(file, der);
-    return new Promise((resolve) => {
-      execFile(
-        'openssl',
-        ['ocsp', '-respin', file, '-issuer', pki.intermediate.cert, '-CAfile', pki.chain, '-cert', leafCert],
-        { timeout: 15_000 },
-        (_err, stdout, stderr) => resolve(`${stdout}\n${stderr}`),
-      );
-    });
-  };
+  /** What the renewer wrote (certs/ is the operator's input). */
+  const written = async () => (await allKeys()).filter((k) => !k.startsWith('certs/'));
+  const secretReads = () => fake.calls.filter((c) => c.op === 'GetSecretValue').map((c) => c.body.SecretId);
 
   let first: RunReport;
 
-  it('should write staples named after the secrets, minus the prefix, that openssl verifies', async () => {
-    first = await invoke({ mode: 'scheduled' });
+  it('should renew the secrets beside the S3 certificates on the first scheduled run, staples openssl verifies', async () => {
+    first = await invoke({});
     expect(first.results.map((r) => [r.key, r.action]).sort()).toEqual([
       ['a/ec.test', 'renewed'],
       ['broken.test', 'failed'],
       ['good.test', 'renewed'],
+      ['plain.pem', 'renewed'],
     ]);
-    expect(await allKeys()).toEqual([
-      expect.stringMatching(/^reports\/runs\/[^/]+\.json$/),
+    expect((await allKeys()).filter((k) => k.startsWith('staples/'))).toEqual([
       'staples/a/ec.test.ocsp',
       'staples/good.test.ocsp',
-      'state/state.json',
+      'staples/plain.ocsp',
     ]);
     for (const [key, leaf] of [
       ['staples/good.test.ocsp', pki.leaves.good.cert],
       ['staples/a/ec.test.ocsp', pki.leaves.ec.cert],
     ] as const) {
-      const out = await opensslVerify(await getBytes(key), leaf);
+      const out = await opensslVerify(await getBytes(key), leaf, pki);
       expect(out, key).toContain('Response verify OK');
       expect(out, key).toMatch(/: good/);
     }
@@ -447,34 +471,46 @@ describe('handler with SECRETS_PREFIX', () => {
   });
 
   it('should never let a private key out: not in the report, the logs or any S3 object', async () => {
-    const keys = [goodKey, ecKey];
-    for (const key of keys) {
+    for (const key of [goodKey, ecKey]) {
       expectNoKey(JSON.stringify(first), key, 'the run report');
       expectNoKey(logs.join('\n'), key, 'the logs');
-      for (const objectKey of await allKeys()) expectNoKey(await getBytes(objectKey), key, objectKey);
+      for (const objectKey of await written()) expectNoKey(await getBytes(objectKey), key, objectKey);
     }
-    // Not vacuous: the logs name the failing secret, and the run report object (one of the S3
-    // objects above) every secret that held a key.
-    expect(logs.join('\n')).toContain('broken.test');
-    const report = (await allKeys()).find((k) => k.startsWith('reports/runs/'))!;
-    expect((await getBytes(report)).toString('utf8')).toContain('a/ec.test');
+    expect(logs.join('\n')).toContain('broken.test'); // not vacuous: the logs name the failing secret
   });
 
-  it('should not read any secret on a quiet run', async () => {
-    const reads = fake.count('GetSecretValue');
-    const quiet = await invoke({});
-    expect(quiet.counts).toMatchObject({ renewed: 0, fresh: 2, failed: 1 });
-    expect(fake.count('GetSecretValue')).toBe(reads);
+  it('should read no healthy secret on a quiet run (their items say when they are due)', async () => {
+    const before = secretReads().length;
+    const quiet = await summaryOf({});
+    expect(quiet.counts).toMatchObject({ renewed: 0 });
+    expect(secretReads().slice(before)).not.toContain('tls/good.test');
+    expect(secretReads().slice(before)).not.toContain('tls/a/ec.test');
   });
 
-  it('should read a rotated secret again (new LastChangedDate) and still write no key material', async () => {
-    const reads = fake.count('GetSecretValue');
+  it('should read a rotated secret again (new LastChangedDate) on the next scheduled run', async () => {
+    const before = secretReads().length;
     rotate('tls/good.test');
     const next = await invoke({});
     // Re-read and re-validated against the stored staple, which is still fresh: no OCSP request.
-    expect(next.counts).toMatchObject({ renewed: 0, fresh: 2, failed: 1 });
-    expect(fake.calls.slice(-1)).toEqual([{ op: 'GetSecretValue', body: { SecretId: 'tls/good.test' } }]);
-    expect(fake.count('GetSecretValue')).toBe(reads + 1);
-    for (const objectKey of await allKeys()) expectNoKey(await getBytes(objectKey), goodKey, objectKey);
+    expect(next.results.find((r) => r.key === 'good.test')).toMatchObject({ action: 'fresh' });
+    expect(secretReads().slice(before)).toContain('tls/good.test');
+    expect(secretReads().slice(before)).not.toContain('tls/a/ec.test');
+    for (const objectKey of await written()) expectNoKey(await getBytes(objectKey), goodKey, objectKey);
+  });
+
+  it('should force a secret by its key, and the secrets beside a force of everything', async () => {
+    const before = secretReads().length;
+    const forcedKey = await invoke({ mode: 'force', keys: ['a/ec.test'] });
+    // Forced: read and fetched again (a response identical to the stored one is kept as fresh).
+    expect(forcedKey.results.map((r) => r.key)).toEqual(['a/ec.test']);
+    expect(forcedKey.counts.failed).toBe(0);
+    expect(secretReads().slice(before)).toEqual(['tls/a/ec.test']);
+    const all = await invoke({ mode: 'force' });
+    expect(started).toEqual([{ force: true }]); // the S3 certificates go through the map
+    expect(all.results.map((r) => [r.key, r.action === 'failed']).sort()).toEqual([
+      ['a/ec.test', false],
+      ['broken.test', true],
+      ['good.test', false],
+    ]);
   });
 });

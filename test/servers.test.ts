@@ -20,6 +20,8 @@ import { startDelegatedResponder, type OpensslResponder } from './helpers/openss
 import { freePort, makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { AWS_V2, makeStaple, producedAt, repoRoot, runPull } from './helpers/pull-script.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { sClient, sServerArgs } from './helpers/processes.js';
 import { DEV_BIN, runToEnd } from './helpers/cli-process.js';
 
@@ -70,6 +72,8 @@ let pki: TestPki;
 let responder: OpensslResponder;
 let s3: S3Server;
 let admin: S3Client;
+/** The renewer's state table (dynalite). */
+let dynamo: DynamoServer;
 /** The staples directory every server here reads (as /etc/ssl/ocsp on a host). */
 let dest: string;
 let staple: string;
@@ -86,7 +90,12 @@ describe.skipIf(!tools.aws)(
     beforeAll(async () => {
       work = await mkdtemp(path.join(tmpdir(), 'ocsp-servers-'));
       await chmod(work, 0o755); // Exim reads as its own user
-      [pki, s3] = await Promise.all([makeTestPki(), startS3Server({ buckets: [BUCKET] })]);
+      [pki, s3, dynamo] = await Promise.all([
+        makeTestPki(),
+        startS3Server({ buckets: [BUCKET] }),
+        startDynalite(),
+      ]);
+      await dynamo.createTable(stateTableDefinition(BUCKET));
       responder = await startDelegatedResponder(pki);
       admin = s3.client();
       await admin.send(
@@ -107,6 +116,7 @@ describe.skipIf(!tools.aws)(
     afterAll(async () => {
       await stopServers();
       admin?.destroy();
+      await dynamo?.stop();
       await responder?.stop();
       await s3?.stop();
       await pki?.cleanup();
@@ -607,12 +617,17 @@ async function renew(mode: 'scheduled' | 'force'): Promise<void> {
   while (Math.floor(Date.now() / 1000) <= Math.floor(lastRenewal / 1000)) {
     await new Promise((r) => setTimeout(r, 50));
   }
+  const ddb = dynamo.client();
   const handler = createHandler({
-    env: { ...s3.env, BUCKET, OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1' },
+    env: { ...s3.env, BUCKET, STATE_TABLE: BUCKET, OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1' },
     s3: admin,
+    dynamodb: ddb,
     log: () => undefined,
   });
-  const report = await handler({ mode });
+  // A force of the one certificate runs inline (a force of everything would start the map).
+  const report = await handler(mode === 'force' ? { mode, keys: ['web/good.pem'] } : { mode }).finally(() =>
+    ddb.destroy(),
+  );
   lastRenewal = Date.now();
   expect(report.counts.renewed).toBe(1);
 }

@@ -19,6 +19,8 @@ import { lambdaRuntimeNodeArgs } from './helpers/lambda-runtime.js';
 import { startDelegatedResponder } from './helpers/openssl-responder.js';
 import { makeTestPki } from './helpers/pki.js';
 import { startS3Server } from './helpers/s3-server.js';
+import { startDynalite } from './helpers/dynalite.js';
+import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 
 const run = promisify(execFile);
 const CDK_JSON = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
@@ -95,7 +97,12 @@ describe('OcspRenewerStack bundling', () => {
 
   it('should renew for real from the bundle: a scheduled run over S3 writes staples openssl verifies', async () => {
     // The artefact Lambda runs, not the sources: pkijs, asn1js and the SDK as esbuild bundled them.
-    const [pki, s3] = await Promise.all([makeTestPki(), startS3Server({ buckets: ['bundle'] })]);
+    const [pki, s3, dynamo] = await Promise.all([
+      makeTestPki(),
+      startS3Server({ buckets: ['bundle'] }),
+      startDynalite(),
+    ]);
+    await dynamo.createTable(stateTableDefinition('bundle-state'));
     const responder = await startDelegatedResponder(pki);
     try {
       const admin = s3.client();
@@ -119,6 +126,9 @@ describe('OcspRenewerStack bundling', () => {
           ...s3.env,
           NODE_OPTIONS: environment.NODE_OPTIONS,
           BUCKET: 'bundle',
+          STATE_TABLE: 'bundle-state',
+          // The SDK's own service-specific endpoint variable: the bundled client finds dynalite.
+          AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
           OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
         },
       });
@@ -141,7 +151,7 @@ describe('OcspRenewerStack bundling', () => {
       expect(verify).toContain('Response verify OK');
       expect(stdout).toMatch(/good\.pem: good/);
     } finally {
-      await Promise.all([responder.stop(), s3.stop()]);
+      await Promise.all([responder.stop(), s3.stop(), dynamo.stop()]);
       await pki.cleanup();
     }
   }, 60_000);

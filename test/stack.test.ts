@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { App, Stack } from 'aws-cdk-lib';
-import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -49,6 +49,16 @@ function only(template: Template, type: string, props?: Json): { id: string; res
   const ids = Object.keys(found);
   expect(ids, `${type} resources`).toHaveLength(1);
   return { id: ids[0]!, resource: found[ids[0]!] as Json };
+}
+
+/** The one resource of a type whose logical id starts with `prefix`. */
+function byId(template: Template, type: string, prefix: string): { id: string; resource: Json } {
+  const found = Object.entries(template.findResources(type)).filter(([id]) => id.startsWith(prefix));
+  expect(
+    found.map(([id]) => id),
+    `${type} ${prefix}*`,
+  ).toHaveLength(1);
+  return { id: found[0]![0], resource: found[0]![1] as Json };
 }
 
 /** A CloudFormation string value with its tokens written as ${Ref:X} / ${X.Attr}. */
@@ -108,7 +118,7 @@ describe('OcspRenewerStack with the defaults', () => {
     ({ app, stack, template } = synth());
     bucketId = only(template, 'AWS::S3::Bucket').id;
     functionId = only(template, 'AWS::Lambda::Function', { Runtime: 'nodejs24.x' }).id;
-    queueId = only(template, 'AWS::SQS::Queue').id;
+    queueId = byId(template, 'AWS::SQS::Queue', 'RenewerDeadLetterQueue').id;
     topicId = only(template, 'AWS::SNS::Topic').id;
   });
 
@@ -171,14 +181,14 @@ describe('OcspRenewerStack with the defaults', () => {
   });
 
   it('should pin the function to nodejs24.x on arm64 with its memory, timeout, concurrency, logging and env', () => {
-    const logGroupId = only(template, 'AWS::Logs::LogGroup').id;
+    const logGroupId = byId(template, 'AWS::Logs::LogGroup', 'RenewerFunctionLogs').id;
     template.hasResourceProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
       Handler: 'index.handler',
       MemorySize: 1024,
-      Timeout: 600,
-      ReservedConcurrentExecutions: 1,
+      Timeout: 300,
+      ReservedConcurrentExecutions: Match.absent(),
       LoggingConfig: { LogFormat: 'JSON', LogGroup: { Ref: logGroupId } },
       Environment: {
         Variables: {
@@ -197,14 +207,14 @@ describe('OcspRenewerStack with the defaults', () => {
   });
 
   it('should keep the function logs 3 months, and keep the log group', () => {
-    const logGroup = only(template, 'AWS::Logs::LogGroup').resource;
+    const logGroup = byId(template, 'AWS::Logs::LogGroup', 'RenewerFunctionLogs').resource;
     expect((logGroup.Properties as Json).RetentionInDays).toBe(90);
     expect(logGroup.DeletionPolicy).toBe('Retain');
     // The log group is passed in: no LogRetention custom resource.
     template.resourceCountIs('Custom::LogRetention', 0);
   });
 
-  it('should run the function every 15 minutes with {"mode":"scheduled"}, retries and a dead-letter queue', () => {
+  it('should run the function every 15 minutes with {"mode":"due"}, retries and a dead-letter queue', () => {
     const input = new Capture();
     const role = new Capture();
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
@@ -220,7 +230,7 @@ describe('OcspRenewerStack with the defaults', () => {
         RoleArn: { 'Fn::GetAtt': [role, 'Arn'] },
       },
     });
-    expect(JSON.parse(input.asString())).toEqual({ mode: 'scheduled' });
+    expect(JSON.parse(input.asString())).toEqual({ mode: 'due' });
     const scheduleRole = template.toJSON().Resources[role.asString()] as { Properties: Json };
     expect(scheduleRole.Properties.AssumeRolePolicyDocument).toMatchObject({
       Statement: [
@@ -247,42 +257,39 @@ describe('OcspRenewerStack with the defaults', () => {
     });
   });
 
-  it('should retry failed asynchronous runs twice within 6 hours, then send them to the dead-letter queue', () => {
+  it('should retry failed asynchronous runs twice within an hour, then send them to the dead-letter queue', () => {
     template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       FunctionName: { Ref: functionId },
       Qualifier: '$LATEST',
       MaximumRetryAttempts: 2,
-      MaximumEventAgeInSeconds: 6 * 3600,
+      MaximumEventAgeInSeconds: 3600,
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
     });
   });
 
-  it('should invoke the function for every certificate created under certs/, one filter per suffix', () => {
+  it('should send every certificate created or removed under certs/ to the upload queue, one filter per suffix', () => {
     const configs = new Capture();
     template.hasResourceProperties('Custom::S3BucketNotifications', {
       BucketName: { Ref: bucketId },
-      NotificationConfiguration: { LambdaFunctionConfigurations: configs },
+      NotificationConfiguration: { QueueConfigurations: configs },
     });
+    const uploadQueue = byId(template, 'AWS::SQS::Queue', 'RenewerFleetUploadQueue').id;
     const filters = (configs.asArray() as Json[]).map((c) => {
-      expect(c.Events).toEqual(['s3:ObjectCreated:*']);
-      expect(c.LambdaFunctionArn).toEqual({ 'Fn::GetAtt': [functionId, 'Arn'] });
+      expect(c.QueueArn).toEqual({ 'Fn::GetAtt': [uploadQueue, 'Arn'] });
       const rules = ((c.Filter as Json).Key as { FilterRules: { Name: string; Value: string }[] })
         .FilterRules;
-      return Object.fromEntries(rules.map((r) => [r.Name, r.Value]));
+      return { event: (c.Events as string[])[0], ...Object.fromEntries(rules.map((r) => [r.Name, r.Value])) };
     });
-    expect(filters).toEqual(
-      expect.arrayContaining([
-        { prefix: 'certs/', suffix: '.pem' },
-        { prefix: 'certs/', suffix: '.crt' },
-        { prefix: 'certs/', suffix: '.cert' },
-      ]),
-    );
-    expect(filters).toHaveLength(3);
-    template.hasResourceProperties('AWS::Lambda::Permission', {
-      FunctionName: { 'Fn::GetAtt': [functionId, 'Arn'] },
-      Principal: 's3.amazonaws.com',
-      SourceArn: { 'Fn::GetAtt': [bucketId, 'Arn'] },
-      SourceAccount: { Ref: 'AWS::AccountId' },
+    for (const event of ['s3:ObjectCreated:*', 's3:ObjectRemoved:*']) {
+      for (const suffix of ['.pem', '.crt', '.cert']) {
+        expect(filters).toContainEqual({ event, prefix: 'certs/', suffix });
+      }
+    }
+    expect(filters).toHaveLength(6);
+    template.resourceCountIs('AWS::Lambda::Permission', 0); // nothing invokes the function but its mapping
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: functionId },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
   });
 
@@ -304,11 +311,17 @@ describe('OcspRenewerStack with the defaults', () => {
         .filter((s) => asArray(s.Action).includes(action))
         .flatMap((s) => asArray(s.Resource).map(render));
     const bucketArn = `\${${bucketId}.Arn}`;
+    // The old state object is read (seeding the state table), never written.
     expect(granted('s3:GetObject').sort()).toEqual(
       [`${bucketArn}/certs/*`, `${bucketArn}/staples/*`, `${bucketArn}/state/*`].sort(),
     );
     expect(granted('s3:PutObject').sort()).toEqual(
-      [`${bucketArn}/staples/*`, `${bucketArn}/state/*`, `${bucketArn}/reports/*`].sort(),
+      [
+        `${bucketArn}/staples/*`,
+        `${bucketArn}/reports/*`,
+        `${bucketArn}/reports/runs/*`,
+        `${bucketArn}/reports/manifests/*`,
+      ].sort(),
     );
     // The status page and the run reports: written, never read back, under reports/ only.
     expect(granted('s3:GetObject')).not.toContain(`${bucketArn}/reports/*`);
@@ -347,8 +360,8 @@ describe('OcspRenewerStack with the defaults', () => {
     template.resourceCountIs('AWS::SecretsManager::Secret', 0);
   });
 
-  it('should raise eight alarms, each notifying the topic', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 8);
+  it('should raise ten alarms, each notifying the topic', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 10);
     const alarm = (metricName: string, expected: Json) =>
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: metricName,
@@ -430,7 +443,7 @@ describe('OcspRenewerStack with the defaults', () => {
       Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
       Statistic: 'Maximum',
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      Threshold: 480_000,
+      Threshold: 240_000,
       TreatMissingData: 'notBreaching',
     });
   });
@@ -466,12 +479,12 @@ describe('OcspRenewerStack with the defaults', () => {
     const duration = widget('Run duration (ms) against the timeout');
     expect(names(duration)).toEqual(['Duration']);
     expect(duration.annotations!.horizontal).toEqual([
-      expect.objectContaining({ value: 600_000, label: 'timeout 10 minutes' }),
-      expect.objectContaining({ value: 480_000, label: 'alarm at 80 %' }),
+      expect.objectContaining({ value: 300_000, label: 'timeout 5 minutes' }),
+      expect.objectContaining({ value: 240_000, label: 'alarm at 80 %' }),
     ]);
     const alarms = widget('Alarms');
     expect(body.widgets.find((w) => w.properties.title === 'Alarms')!.type).toBe('alarm');
-    expect(alarms.alarms).toHaveLength(8);
+    expect(alarms.alarms).toHaveLength(10);
     const failures = widget('Last failing certificates');
     expect(body.widgets.find((w) => w.properties.title === 'Last failing certificates')!.type).toBe('log');
     expect(failures.query).toContain('filter msg = "certificate failed"');
@@ -503,10 +516,14 @@ describe('OcspRenewerStack with the defaults', () => {
     const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
     expect(outputs.BucketName!.Value).toEqual({ Ref: bucketId });
     expect(outputs.FunctionName!.Value).toEqual({ Ref: functionId });
+    const machineId = only(template, 'AWS::StepFunctions::StateMachine').id;
     expect(render(outputs.ForceAllCommand!.Value)).toBe(
-      `aws lambda invoke --function-name \${Ref:${functionId}} --invocation-type Event ` +
-        `--cli-binary-format raw-in-base64-out --payload '{"mode":"force"}' /dev/stdout`,
+      `aws stepfunctions start-execution --state-machine-arn \${Ref:${machineId}} --input '{"force":true}'`,
     );
+    const description = (template.toJSON().Outputs as Record<string, { Description: string }>)
+      .ForceAllCommand!.Description;
+    expect(description).toContain('reports/map-runs/');
+    expect(description).toContain(`'{"mode":"force"}'`);
     expect(outputs.HostPolicyArn!.Value).toEqual({ Ref: only(template, 'AWS::IAM::ManagedPolicy').id });
     expect(render(outputs.PullScriptSettings!.Value)).toBe(
       `OCSP_BUCKET=\${Ref:${bucketId}} OCSP_PREFIX=staples/ AWS_REGION=\${Ref:AWS::Region}`,
@@ -571,6 +588,10 @@ describe('OcspRenewerStack options', () => {
     const wildcard = statements.filter((s) => asArray(s.Resource).includes('*'));
     expect(wildcard).toHaveLength(1);
     expect(wildcard[0]!.Action).toBe('secretsmanager:ListSecrets');
+    // The renewer reads them (test/secrets-manager.test.ts): no "grant kept, not read" warning.
+    expect(JSON.stringify(Annotations.fromStack(stack).findWarning('*', Match.anyValue()))).not.toContain(
+      'secrets',
+    );
     expect(nagViolations(app, stack)).toEqual({ success: true, violations: [] });
     expect(staleAcknowledgements(app, stack)).toEqual([]);
   });
@@ -600,7 +621,9 @@ describe('OcspRenewerStack options', () => {
   it('should delete the bucket, its objects and the logs with removalPolicy destroy', () => {
     const { app, stack, template } = synth({ removalPolicy: 'destroy' });
     expect(only(template, 'AWS::S3::Bucket').resource.DeletionPolicy).toBe('Delete');
-    expect(only(template, 'AWS::Logs::LogGroup').resource.DeletionPolicy).toBe('Delete');
+    for (const id of ['RenewerFunctionLogs', 'RenewerFleetStateMachineLogs']) {
+      expect(byId(template, 'AWS::Logs::LogGroup', id).resource.DeletionPolicy).toBe('Delete');
+    }
     template.resourceCountIs('Custom::S3AutoDeleteObjects', 1);
     expect(nagViolations(app, stack)).toEqual({ success: true, violations: [] });
   });
@@ -699,7 +722,7 @@ describe('OcspRenewer embedded in another stack', () => {
     const stack = new Stack(app, 'Platform');
     new OcspRenewer(stack, 'Staples', { secretsPrefix: 'tls/', hostAccess: 'policy-and-user' });
     const template = Template.fromStack(stack);
-    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    template.resourceCountIs('AWS::Scheduler::Schedule', 2); // the due run and the reconcile
     expect(template.toJSON().Outputs).toBeUndefined();
     expect(nagViolations(app, stack)).toEqual({ success: true, violations: [] });
   });
@@ -708,11 +731,11 @@ describe('OcspRenewer embedded in another stack', () => {
 describe('propsFromContext', () => {
   it('should carry the construct defaults in cdk.json, with the optional props empty', () => {
     expect(CDK_JSON.app).toBe('npx tsx infra/app.ts');
-    const { alarmEmail, secretsPrefix, fleet, ...defaults } = Object.fromEntries(
+    const { alarmEmail, secretsPrefix, ...defaults } = Object.fromEntries(
       Object.entries(CDK_JSON.context).filter(([key]) => !key.includes(':')),
     );
     expect(defaults).toEqual(OCSP_RENEWER_DEFAULTS);
-    expect({ alarmEmail, secretsPrefix, fleet }).toEqual({ alarmEmail: '', secretsPrefix: '', fleet: false });
+    expect({ alarmEmail, secretsPrefix }).toEqual({ alarmEmail: '', secretsPrefix: '' });
     expect(propsFromContext(makeApp().node)).toEqual({
       ...OCSP_RENEWER_DEFAULTS,
       alarmEmail: undefined,
@@ -741,18 +764,27 @@ describe('propsFromContext', () => {
     );
   });
 
-  it('should turn the fleet path on with -c fleet=true, and only with true', () => {
-    expect(propsFromContext(makeApp({ fleet: 'true' }).node).fleet).toEqual({});
-    expect(propsFromContext(makeApp({ fleet: true }).node).fleet).toEqual({});
-    expect(propsFromContext(makeApp({ fleet: 'false' }).node).fleet).toBeUndefined();
+  it('should accept -c fleet=true|false for a release, deploy the same stack, and warn that it is ignored', () => {
+    expect(propsFromContext(makeApp({ fleet: 'true' }).node).fleet).toBe(true);
+    expect(propsFromContext(makeApp({ fleet: 'false' }).node).fleet).toBe(false);
     expect(() => propsFromContext(makeApp({ fleet: 'yes' }).node)).toThrow(
       'context fleet must be true or false, got "yes"',
     );
-    // As infra/app.ts builds it: the context alone gives the fleet stack.
-    const app = makeApp({ fleet: 'true' });
-    const template = Template.fromStack(new OcspRenewerStack(app, 'OcspRenewer', propsFromContext(app.node)));
-    template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
-    template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    const shapes = ['true', 'false', undefined].map((fleet) => {
+      const app = makeApp(fleet === undefined ? {} : { fleet });
+      const stack = new OcspRenewerStack(app, 'OcspRenewer', propsFromContext(app.node));
+      const template = Template.fromStack(stack);
+      template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+      template.resourceCountIs('AWS::DynamoDB::Table', 1);
+      const warnings = Annotations.fromStack(stack).findWarning(
+        '*',
+        Match.stringLikeRegexp('fleet is no longer a switch'),
+      );
+      expect(warnings.length, `fleet=${fleet}`).toBe(fleet === undefined ? 0 : 1);
+      return Object.keys(template.toJSON().Resources as Json).sort();
+    });
+    expect(shapes[0]).toEqual(shapes[2]);
+    expect(shapes[1]).toEqual(shapes[2]);
   });
 });
 
@@ -771,7 +803,7 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
             .Properties as Json
         ).Environment as { Variables: Record<string, unknown> }
       ).Variables.METRICS_SERVICE;
-    const workerService = serviceOf('fleet worker');
+    const workerService = serviceOf('renews OCSP staples');
     expect(workerService).toBe('ocsp-renewer/OcspRenewer/Renewer');
     const emitted = Object.keys(
       emfMetrics(
@@ -802,20 +834,13 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
       expect(a.Dimensions).toEqual([{ Name: 'Service', Value: workerService }]);
       expect(emitted).toContain(a.MetricName);
     }
-    // A worker invocation that fails as a whole alarms too.
-    const workerId = Object.keys(template.findResources('AWS::Lambda::Function')).find((id) =>
-      id.includes('FleetWorker'),
-    );
+    // An invocation that fails as a whole (any event kind: one function) alarms too.
+    const functionId = only(template, 'AWS::Lambda::Function', { Runtime: 'nodejs24.x' }).id;
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/Lambda',
       MetricName: 'Errors',
-      Dimensions: [{ Name: 'FunctionName', Value: { Ref: workerId } }],
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
     });
-    // The dashboard's "last failing certificates" reads the worker's log group too.
-    const dashboard = only(template, 'AWS::CloudWatch::Dashboard').resource.Properties as Json;
-    expect(render(dashboard.DashboardBody)).toMatch(
-      /SOURCE '\$\{Ref:RenewerFunctionLogs[0-9A-F]+\}' \| SOURCE '\$\{Ref:RenewerFleetWorkerLogs[0-9A-F]+\}'/,
-    );
   });
 
   it('should output the state machine start-execution command as ForceAllCommand (AWS CLI v2)', () => {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { formatProgress, formatSeconds } from '../lambda/report/progress.js';
 import {
   buildStatus,
+  StatusBuilder,
   formatHours,
   formatStatus,
   type StateEntryView,
@@ -226,6 +227,34 @@ describe('buildStatus', () => {
     expect(text.trimEnd().split('\n').at(-1)).toBe(
       '2 healthy, 1 due, 2 failing, 1 revoked, 1 lapsing, 1 skipped; least validity -2h 0m (h-lapsed.pem)',
     );
+  });
+});
+
+describe('StatusBuilder', () => {
+  it('should count every entry but keep only the most urgent rows when bounded', () => {
+    const builder = new StatusBuilder(NOW, { warn: 24, keep: 3 });
+    // Each entry added twice over: the bound is applied while adding, not only at the end.
+    for (const e of [...FLEET, ...FLEET.map((e) => ({ ...e, certificate: `z-${e.certificate}` }))])
+      builder.add(e);
+    const bounded = builder.report();
+    const full = buildStatus(FLEET, NOW, 24);
+    expect(bounded.summary).toEqual({
+      ...full.summary,
+      total: 16,
+      healthy: 2,
+      due: 2,
+      failing: 6,
+      revoked: 2,
+      lapsing: 2,
+      skipped: 2,
+      attention: 10,
+    });
+    expect(bounded.rows.map((r) => r.certificate)).toEqual([
+      'e-first-staple-failing.pem',
+      'z-e-first-staple-failing.pem',
+      'h-lapsed.pem',
+    ]);
+    expect(renderStatusPage(bounded)).toContain('13 more certificate(s), least urgent, not listed');
   });
 });
 

@@ -37,3 +37,19 @@ export class CombinedCertificateSource implements CertificateSource {
     return source;
   }
 }
+
+/**
+ * These certificates of `source`, and only these: a keyed view for a run over a set chosen
+ * elsewhere (the due index, a forced key list), as S3KeyedCertificateSource is for S3.
+ */
+export function keyedSource(
+  source: CertificateSource,
+  objects: readonly CertificateObject[],
+): CertificateSource {
+  return {
+    description: source.description,
+    list: () => Promise.resolve([...objects]),
+    read: (key) => source.read(key),
+    ...(source.readIssuerSibling ? { readIssuerSibling: source.readIssuerSibling.bind(source) } : {}),
+  };
+}

@@ -6,6 +6,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  ScanCommand,
   type AttributeValue,
   type CreateTableCommandInput,
   type DynamoDBClient,
@@ -28,6 +29,11 @@ export const STATE_TABLE = {
   /** Enough spread for 10⁶ items; every due query costs one Query per shard. */
   defaultShards: 8,
 } as const;
+
+/** A marker item's key: `#` starts no certificate key (keys are relative paths ending in a suffix). */
+function markerKey(name: string): string {
+  return `#${name}`;
+}
 
 /** A next due time this late means "not until the certificate changes": kept out of the index. */
 const NEVER_FROM = Date.parse('9999-01-01T00:00:00.000Z');
@@ -66,6 +72,23 @@ export interface DynamoStateOptions {
   shards?: number;
   /** Conditional writes in flight at once (default 16). */
   concurrency?: number;
+  /** Waits between BatchGetItem retries of UnprocessedKeys (tests pass one that does not wait). */
+  sleep?: (ms: number) => Promise<void>;
+  /** A number in [0, 1) for the retry jitter (default Math.random). */
+  random?: () => number;
+}
+
+/**
+ * BatchGetItem answers part of a request when the table is throttled or a partition is busy
+ * (UnprocessedKeys); AWS asks callers to retry those with exponential backoff, not at once. The
+ * wait before retry n (1, 2, …) is "full jitter": random in [0, min(cap, base × 2^(n−1))).
+ */
+export const UNPROCESSED_RETRY = { baseMs: 50, capMs: 5_000, maxRetries: 10 } as const;
+
+export function unprocessedRetryDelay(retry: number, random: () => number): number {
+  return Math.floor(
+    random() * Math.min(UNPROCESSED_RETRY.capMs, UNPROCESSED_RETRY.baseMs * 2 ** (retry - 1)),
+  );
 }
 
 /** How often a write is merged and tried again before giving up. */
@@ -87,6 +110,8 @@ export class DynamoStateStore implements CertStateStore {
   private readonly loaded = new Map<string, Loaded>();
   private readonly shards: number;
   private readonly concurrency: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
 
   constructor(
     private readonly ddb: DynamoDBClient,
@@ -96,6 +121,8 @@ export class DynamoStateStore implements CertStateStore {
     this.description = `dynamodb table ${table}`;
     this.shards = options.shards ?? STATE_TABLE.defaultShards;
     this.concurrency = options.concurrency ?? 16;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.random = options.random ?? Math.random;
   }
 
   async load(keys: Iterable<string>): Promise<RunState> {
@@ -108,7 +135,14 @@ export class DynamoStateStore implements CertStateStore {
           ConsistentRead: true,
         },
       };
-      while (Object.keys(request).length > 0) {
+      for (let retry = 0; Object.keys(request).length > 0; retry++) {
+        if (retry > UNPROCESSED_RETRY.maxRetries) {
+          const left = request[this.table]?.Keys.length ?? 0;
+          throw new Error(
+            `${this.description}: ${left} item(s) still unprocessed after ${UNPROCESSED_RETRY.maxRetries} retries (throttled); the next run reads them again`,
+          );
+        }
+        if (retry > 0) await this.sleep(unprocessedRetryDelay(retry, this.random));
         const res = await this.ddb.send(new BatchGetItemCommand({ RequestItems: request }));
         for (const item of res.Responses?.[this.table] ?? []) this.remember(item, out);
         request = (res.UnprocessedKeys ?? {}) as typeof request;
@@ -158,6 +192,55 @@ export class DynamoStateStore implements CertStateStore {
       if (!state.has(key)) jobs.push(limit(() => this.delete(key, was.version)));
     }
     return (await Promise.all(jobs)).filter(Boolean).length;
+  }
+
+  /**
+   * Every certificate's item, page by page (eventually consistent Scan, 1 MB a page), handed to
+   * `each` and not kept: memory stays one page whatever the table's size. Marker items are left
+   * out. For views (the status page), never for decisions.
+   */
+  async scan(each: (key: string, entry: StateEntry) => void): Promise<void> {
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const res = await this.ddb.send(new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }));
+      for (const item of res.Items ?? []) {
+        if (item[STATE_TABLE.partitionKey]?.S?.startsWith('#')) continue; // a marker
+        const { key, state } = fromItem(item);
+        each(key, state);
+      }
+      start = res.LastEvaluatedKey;
+    } while (start);
+  }
+
+  /**
+   * Whether the table holds the marker item `name` (a key no certificate can have: it starts with
+   * `#`). The due run marks the table seeded this way (aws/due-run.ts).
+   */
+  async hasMarker(name: string): Promise<boolean> {
+    return (await this.markerAt(name)) !== undefined;
+  }
+
+  /** When the marker item `name` was last put; undefined when there is none. */
+  async markerAt(name: string): Promise<Date | undefined> {
+    const res = await this.ddb.send(
+      new GetItemCommand({
+        TableName: this.table,
+        Key: { [STATE_TABLE.partitionKey]: { S: markerKey(name) } },
+        ConsistentRead: true,
+      }),
+    );
+    if (!res.Item) return undefined;
+    const at = res.Item.at?.S;
+    return new Date(at ? Date.parse(at) : 0);
+  }
+
+  async putMarker(name: string, at: Date): Promise<void> {
+    await this.ddb.send(
+      new PutItemCommand({
+        TableName: this.table,
+        Item: { [STATE_TABLE.partitionKey]: { S: markerKey(name) }, at: { S: at.toISOString() } },
+      }),
+    );
   }
 
   async remove(key: string): Promise<void> {

@@ -24,7 +24,7 @@ export interface RunOutput {
  * What every run ends with, the renewer's and the fleet worker's alike: the full run report
  * object under `reports/runs/` (none when nothing was in scope), the compact summary as the
  * `"msg":"run report"` line (with `extra` fields), one "certificate failed" line per failure (a
- * bounded number), and the EMF metrics line the alarms read. Returns the summary.
+ * bounded number), and the EMF metrics line the alarms read. Returns the summary (with `extra`).
  */
 export async function publishRun(
   report: RunReport,
@@ -42,8 +42,10 @@ export async function publishRun(
         report,
         out.log,
       );
-  const summary = summarise(report, mode, location);
-  out.log(JSON.stringify({ ...logLine(summary), ...extra }));
+  // The extra fields (a due run's counts, an execution…) are part of the summary: what is
+  // logged is what is returned.
+  const summary: RunSummary = { ...summarise(report, mode, location), ...extra };
+  out.log(JSON.stringify(logLine(summary)));
   // One line per failing certificate (the dashboard's "last failures" query), a bounded number.
   for (const r of report.results.filter((x) => x.action === 'failed').slice(0, FAILURE_LINES)) {
     out.log(

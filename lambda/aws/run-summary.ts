@@ -1,9 +1,9 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { getObject, parseS3Object } from '../adapters/s3.js';
 import type { Stage } from '../core/errors.js';
-import type { Action, ReportRow, RunReport } from '../renew/ports.js';
+import { ACTIONS, type Action, type ReportRow, type RunReport } from '../renew/ports.js';
 
-/** The failures a summary lists (the renewer's and the fleet worker's); the run report holds them all. */
+/** The failures a summary lists (a run's and an upload batch's); the run report holds them all. */
 export const SUMMARY_FAILURES = 20;
 
 /** The first SUMMARY_FAILURES failed rows, in report order. */
@@ -40,6 +40,14 @@ export interface RunSummary {
    * nothing in scope writes none; one that could not be written is logged as a warning).
    */
   report: string | null;
+  /** A due run: how many certificates were due (seeded ones included). */
+  due?: number;
+  /** The first due run over a table: certificates that got their first item. */
+  seeded?: number;
+  /** A run handed to the state machine: its manifest (if any), execution and result files. */
+  manifest?: string;
+  execution?: string;
+  results?: string;
 }
 
 /**
@@ -76,4 +84,46 @@ export async function readRunReport(s3: S3Client, location: string): Promise<Run
   const object = await getObject(s3, at.bucket, at.key);
   if (!object) throw new Error(`run report ${location} not found`);
   return JSON.parse(object.body.toString('utf8')) as RunReport;
+}
+
+/**
+ * What an upload batch logs beside its run summary (`"msg":"upload batch"`): counts, the first
+ * failures, the keys not reached and the certificates retired, never every row.
+ */
+export interface BatchSummary {
+  counts: RunReport['counts'];
+  revoked: number;
+  /** The first SUMMARY_FAILURES failures; `counts.failed` has them all. */
+  failures: { name: string; stage?: string; reason: string }[];
+  notReached: string[];
+  /** Certificates whose removal retired their staple and state. */
+  retired: string[];
+}
+
+export function batchSummary(report: RunReport | undefined, retired: string[]): BatchSummary {
+  const counts = report?.counts ?? (Object.fromEntries(ACTIONS.map((a) => [a, 0])) as RunReport['counts']);
+  return {
+    counts,
+    revoked: report?.revoked ?? 0,
+    failures: firstFailures(report?.results ?? []).map((r) => ({
+      name: r.key,
+      ...(r.stage ? { stage: r.stage } : {}),
+      reason: r.reason,
+    })),
+    notReached: report?.notReached ?? [],
+    retired,
+  };
+}
+
+export function mergeBatchSummaries(summaries: BatchSummary[]): BatchSummary {
+  const out = batchSummary(undefined, []);
+  for (const s of summaries) {
+    for (const [action, n] of Object.entries(s.counts)) out.counts[action as keyof typeof out.counts] += n;
+    out.revoked += s.revoked;
+    out.failures.push(...s.failures);
+    out.notReached.push(...s.notReached);
+    out.retired.push(...s.retired);
+  }
+  out.failures.splice(SUMMARY_FAILURES);
+  return out;
 }

@@ -115,30 +115,76 @@ export interface StatusReport {
 const HOUR_MS = 3_600_000;
 
 export function buildStatus(entries: readonly StatusEntry[], now: Date, warn?: number): StatusReport {
-  const warnHours = warn ?? DEFAULT_WARN_HOURS;
-  const rows = entries.map((e) => statusRow(e, now, warnHours, warn === undefined));
-  rows.sort(byUrgency);
-  const count = (h: Health) => rows.filter((r) => r.health === h).length;
-  const withValidity = rows.filter((r) => r.validityHours !== undefined && r.health !== 'skipped');
-  const least = withValidity.reduce<StatusRow | undefined>(
-    (min, r) => (min === undefined || r.validityHours! < min.validityHours! ? r : min),
-    undefined,
-  );
-  const summary: StatusSummary = {
-    total: rows.length,
-    healthy: count('healthy'),
-    due: count('due'),
-    failing: count('failing'),
-    revoked: count('revoked'),
-    lapsing: count('lapsing'),
-    skipped: count('skipped'),
-    ...(least
-      ? { leastValidityHours: round2(least.validityHours!), leastValidityCertificate: least.certificate }
-      : {}),
-    attention: 0,
-  };
-  summary.attention = summary.failing + summary.revoked + summary.lapsing;
-  return { generatedAt: now.toISOString(), warnHours, warnCappedByWindow: warn === undefined, summary, rows };
+  const builder = new StatusBuilder(now, { warn });
+  for (const entry of entries) builder.add(entry);
+  return builder.report();
+}
+
+/**
+ * buildStatus one entry at a time: the summary counts every entry, the rows keep only the `keep`
+ * most urgent (all by default). With a bound, memory stays O(keep) whatever the number of
+ * certificates, as the Lambda's page over a state table of 10^6 items needs.
+ */
+export class StatusBuilder {
+  private rows: StatusRow[] = [];
+  private readonly counts = new Map<Health, number>(HEALTH_ORDER.map((h) => [h, 0]));
+  private total = 0;
+  private least: StatusRow | undefined;
+  private readonly warnHours: number;
+  private readonly warn: number | undefined;
+  private readonly keep: number;
+
+  constructor(
+    private readonly now: Date,
+    options: { warn?: number; keep?: number } = {},
+  ) {
+    this.warn = options.warn;
+    this.warnHours = options.warn ?? DEFAULT_WARN_HOURS;
+    this.keep = options.keep ?? Infinity;
+  }
+
+  add(entry: StatusEntry): void {
+    const row = statusRow(entry, this.now, this.warnHours, this.warn === undefined);
+    this.total++;
+    this.counts.set(row.health, this.counts.get(row.health)! + 1);
+    if (
+      row.validityHours !== undefined &&
+      row.health !== 'skipped' &&
+      (this.least === undefined || row.validityHours < this.least.validityHours!)
+    ) {
+      this.least = row;
+    }
+    this.rows.push(row);
+    // Sorting once per `keep` rows added keeps the work O(n log keep) and the memory O(keep).
+    if (this.rows.length >= 2 * this.keep) this.rows = this.rows.sort(byUrgency).slice(0, this.keep);
+  }
+
+  report(): StatusReport {
+    const rows = this.rows.sort(byUrgency).slice(0, this.keep);
+    const count = (h: Health) => this.counts.get(h)!;
+    const least = this.least;
+    const summary: StatusSummary = {
+      total: this.total,
+      healthy: count('healthy'),
+      due: count('due'),
+      failing: count('failing'),
+      revoked: count('revoked'),
+      lapsing: count('lapsing'),
+      skipped: count('skipped'),
+      ...(least
+        ? { leastValidityHours: round2(least.validityHours!), leastValidityCertificate: least.certificate }
+        : {}),
+      attention: 0,
+    };
+    summary.attention = summary.failing + summary.revoked + summary.lapsing;
+    return {
+      generatedAt: this.now.toISOString(),
+      warnHours: this.warnHours,
+      warnCappedByWindow: this.warn === undefined,
+      summary,
+      rows,
+    };
+  }
 }
 
 function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: boolean): StatusRow {

@@ -32,7 +32,7 @@ export const HEALTH_COLOURS: Record<Health, string> = {
 };
 
 /** Rows beyond this are summarised, not listed: a page for 10^5 certificates would not load. */
-const MAX_PAGE_ROWS = 2_000;
+export const MAX_PAGE_ROWS = 2_000;
 
 /** The sortable columns: name, the row attribute holding its sort key, numeric or text. */
 const SORT_COLUMNS = {
@@ -94,7 +94,8 @@ export function compareKeys(a: string | number, b: string | number, descending: 
 export function renderStatusPage(report: StatusReport, title = 'ocsp-renewer status'): string {
   const now = Date.parse(report.generatedAt);
   const shown = report.rows.slice(0, MAX_PAGE_ROWS);
-  const hidden = report.rows.length - shown.length;
+  // A report built with a row bound (StatusBuilder's keep) counts more certificates than rows.
+  const hidden = Math.max(report.rows.length, report.summary.total) - shown.length;
   const s = report.summary;
   const tiles = (
     [

@@ -2,15 +2,17 @@
  * `npm run demo`: the whole product on loopback, no AWS account, in well under a minute.
  *
  * A demo PKI (root → intermediate → leaves, a delegated OCSP signer) is made with openssl; an
- * `openssl ocsp` responder and a local S3 server (s3rver) start on loopback; the certificates are
- * uploaded; the Lambda handler runs a scheduled renewal; the host pull script installs the staples
- * with the aws CLI and checks them with openssl; `openssl s_server` staples one; and
+ * `openssl ocsp` responder, a local S3 server (s3rver) and a local DynamoDB (dynalite) start on
+ * loopback; the certificates are uploaded; the Lambda handler runs a scheduled run (the first one
+ * seeds the state table, so every certificate is decided); the host pull script installs the
+ * staples with the aws CLI and checks them with openssl; `openssl s_server` staples one; and
  * `openssl s_client -status` shows that a client receives a successful, good OCSP response.
- * Then the fleet path (`-c fleet=true`) in-process: the same uploads as SQS-shaped S3 events to
- * the fleet worker over s3rver and dynalite, and two `{"mode":"due"}` runs (now: nothing due;
- * 20 hours later: the due ones renewed inline).
+ * Then the upload queue's path in-process: the same uploads as SQS-shaped S3 events to the
+ * handler, and two `{"mode":"due"}` runs (now: nothing due; 20 hours later: the due ones renewed
+ * inline).
  * Everything is torn down at the end, and the exit code says whether it all worked.
  */
+import type { SQSEvent } from 'aws-lambda';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -20,8 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { formatRunReport } from '../../lambda/report/explain.js';
-import { createBatchHandler, type BatchSummary } from '../../lambda/aws/batch-handler.js';
-import { createHandler } from '../../lambda/aws/handler.js';
+import { createHandler, type RunSummary } from '../../lambda/aws/handler.js';
 import { stateTableDefinition } from '../../lambda/adapters/dynamo-state.js';
 import { startDynalite } from '../helpers/dynalite.js';
 import { readRunReport } from '../../lambda/aws/run-summary.js';
@@ -63,12 +64,17 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
     cleanups.push(() => pki.cleanup());
     say(`root → intermediate → leaves good, revoked, noOcsp, mustStaple; delegated OCSP signer (${pki.dir})`);
 
-    step('starting an openssl OCSP responder and a local S3 server on loopback');
+    step('starting an openssl OCSP responder, a local S3 server and a local DynamoDB on loopback');
     const responder = await startDelegatedResponder(pki);
     cleanups.push(() => responder.stop());
     const s3 = await startS3Server({ buckets: [BUCKET] });
     cleanups.push(() => s3.stop());
-    say(`OCSP responder ${responder.url}, S3 ${s3.endpoint}`);
+    const dynamo = await startDynalite();
+    cleanups.push(() => dynamo.stop());
+    await dynamo.createTable(stateTableDefinition('ocsp-demo'));
+    const ddb = dynamo.client();
+    cleanups.push(async () => ddb.destroy());
+    say(`OCSP responder ${responder.url}, S3 ${s3.endpoint}, DynamoDB ${dynamo.endpoint}`);
 
     step('uploading certificates to s3://ocsp-demo/certs/');
     const client = s3.client();
@@ -83,14 +89,15 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       say(`  ${key}`);
     }
 
-    step('running the Lambda handler: {"mode":"scheduled"}');
+    step('running the Lambda handler: {"mode":"scheduled"} (the first run seeds the state table)');
     const env = {
       ...process.env,
       ...s3.env,
       BUCKET,
+      STATE_TABLE: 'ocsp-demo',
       OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1', // the demo responder is on loopback
     };
-    const handler = createHandler({ env, s3: client, log: () => undefined });
+    const handler = createHandler({ env, s3: client, dynamodb: ddb, log: () => undefined });
     const summary = await handler({ mode: 'scheduled' });
     // The handler returns a summary; the full run report is an object in the bucket.
     say(`run report: ${summary.report}`);
@@ -155,12 +162,8 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       `client: OCSP Response Status: ${responseStatus}; Cert Status: ${certStatus}; TLS verify ${verified ? 'ok' : 'FAILED'}`,
     );
 
-    step('the fleet path (-c fleet=true): uploads through the queue, then scheduled due runs');
-    const dynamo = await startDynalite();
-    cleanups.push(() => dynamo.stop());
+    step('uploads through the queue, then scheduled due runs (another prefix, its own table)');
     await dynamo.createTable(stateTableDefinition('ocsp-demo-state'));
-    const ddb = dynamo.client();
-    cleanups.push(async () => ddb.destroy());
     for (const [key, file] of uploads) {
       await client.send(
         new PutObjectCommand({ Bucket: BUCKET, Key: `fleet/${key}`, Body: await readFile(file) }),
@@ -174,7 +177,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       STATE_TABLE: 'ocsp-demo-state',
     };
     const worker = (clock: () => Date) =>
-      createBatchHandler({ env: fleetEnv, s3: client, dynamodb: ddb, clock, log: () => undefined });
+      createHandler({ env: fleetEnv, s3: client, dynamodb: ddb, clock, log: () => undefined });
     // What the upload queue hands the worker: S3 notifications, one per SQS record.
     const records = uploads.map(([key], i) => ({
       messageId: `m${i}`,
@@ -195,12 +198,12 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       awsRegion: 'demo',
     }));
     const uploadLog: string[] = [];
-    const uploadResponse = (await createBatchHandler({
+    const uploadResponse = (await createHandler({
       env: fleetEnv,
       s3: client,
       dynamodb: ddb,
       log: (line) => uploadLog.push(line),
-    })({ Records: records })) as { batchItemFailures: unknown[] };
+    })({ Records: records } as SQSEvent)) as { batchItemFailures: unknown[] };
     const uploadLine = uploadLog
       .map((l) => JSON.parse(l) as { msg?: string; counts?: { renewed: number } })
       .find((l) => l.msg === 'run report');
@@ -209,13 +212,13 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       `upload batch of ${records.length} SQS records: ${uploadRenewed} renewed, ${uploadResponse.batchItemFailures.length} records failed`,
     );
     const now = new Date();
-    const dueNow = (await worker(() => now)({ mode: 'due' })) as BatchSummary;
+    const dueNow = (await worker(() => now)({ mode: 'due' })) as RunSummary;
     say(`{"mode":"due"} now: ${dueNow.due} due (the due index: 8 queries, no listing, no OCSP request)`);
     // OCSP times have one-second resolution: a response from the same second as the staple is
     // no newer, and is not a renewal. Wait for the next second.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     const later = new Date(now.getTime() + 20 * 3_600_000);
-    const dueLater = (await worker(() => later)({ mode: 'due' })) as BatchSummary;
+    const dueLater = (await worker(() => later)({ mode: 'due' })) as RunSummary;
     say(
       `{"mode":"due"} 20 h later: ${dueLater.due} due, ${dueLater.counts.renewed} renewed inline (up to INLINE_MAX_KEYS; more would start the state machine)`,
     );
@@ -244,7 +247,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
         `Lambda run: ${report.counts.renewed} renewed, ${report.counts.skipped} skipped (no OCSP URL), ${report.revoked} revoked`,
         `pull script installed: ${installed.join(', ') || 'nothing'} (the revoked staple was kept out)`,
         `TLS client received a stapled OCSP response: ${responseStatus}, ${certStatus}`,
-        `fleet path: ${fleet.uploadRenewed} renewed from uploads; due runs: ${fleet.dueNow} due now, ${fleet.dueRenewed} of ${fleet.dueLater} renewed 20 h later`,
+        `queue and due runs: ${fleet.uploadRenewed} renewed from uploads; due runs: ${fleet.dueNow} due now, ${fleet.dueRenewed} of ${fleet.dueLater} renewed 20 h later`,
         `${ok ? 'DEMO OK' : 'DEMO FAILED'} in ${seconds.toFixed(1)} s`,
       ].join('\n'),
     );

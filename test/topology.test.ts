@@ -1,0 +1,334 @@
+/**
+ * The deployed shape on loopback: a forced renewal of every certificate (ForceAllCommand's
+ * `{"force":true}`) through the synthesized state machine — parent and children — run by
+ * aws-local-stepfunctions, its Lambda tasks bound to the real handler, over s3rver (behind the
+ * precondition proxy, so every staple write is a conditional PUT it records) and dynalite, with
+ * bench/fleet.ts's distinct leaves answered by an in-process instant responder.
+ *
+ * aws-local-stepfunctions has no ItemReader, ItemBatcher or ResultWriter: those three fields of
+ * the two Distributed Maps are done here from the definition's own values (the listing of its
+ * ItemReader prefix, its MaxItemsPerBatch and BatchInput) and the map becomes an inline Map over
+ * the batches with the definition's MaxConcurrency, ItemProcessor and Retry unchanged; Summarise
+ * (which reads the ResultWriter's details) ends the run. Everything else is the synthesized
+ * definition: the Defaults Choice and Pass, the Source Choice, the child Task with its Retry.
+ */
+import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { SQSEvent } from 'aws-lambda';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { Template } from 'aws-cdk-lib/assertions';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoStateStore, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
+import { createHandler, type RunSummary } from '../lambda/aws/handler.js';
+import { OcspRenewerStack } from '../infra/stack.js';
+import { makeFleet, type Fleet } from '../bench/fleet.js';
+import { startInstantResponder } from '../bench/instant-responder.js';
+import { uploadFleet } from '../bench/upload-fleet.js';
+import { cdkApps } from './helpers/cdk-app.js';
+import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import { freePort } from './helpers/pki.js';
+import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
+import { startS3Server, type S3Server } from './helpers/s3-server.js';
+import './helpers/promise-with-resolvers.js';
+
+const N = Number(process.env.TOPOLOGY_CERTIFICATES ?? 5_000);
+/** Uploads through the queue, under their own prefix and table. */
+const U = Number(process.env.TOPOLOGY_UPLOADS ?? 1_000);
+const UPLOADS = 'u/certs/';
+const UPLOAD_TABLE = 'topology-uploads';
+const BUCKET = 'topology';
+const TABLE = 'topology-state';
+const newApp = cdkApps();
+
+type Json = Record<string, unknown>;
+
+let s3: S3Server;
+let proxy: PreconditionProxy;
+let client: S3Client;
+let dynamo: DynamoServer;
+let ddb: DynamoDBClient;
+let fleet: Fleet;
+let uploads: Fleet;
+let responder: Awaited<ReturnType<typeof startInstantResponder>>;
+
+beforeAll(async () => {
+  const port = await freePort();
+  fleet = makeFleet(N, `http://127.0.0.1:${port}/`, new Date(), 21);
+  uploads = makeFleet(U, `http://127.0.0.1:${port}/`, new Date(), 22);
+  [s3, dynamo, responder] = await Promise.all([
+    startS3Server({ buckets: [BUCKET] }),
+    startDynalite(),
+    startInstantResponder((der) => fleet.responseFor(der) ?? uploads.responseFor(der), port),
+  ]);
+  proxy = await startPreconditionProxy(s3);
+  client = proxy.client();
+  ddb = dynamo.client();
+  await dynamo.createTable(stateTableDefinition(TABLE));
+  await dynamo.createTable(stateTableDefinition(UPLOAD_TABLE));
+  await uploadFleet(s3, BUCKET, fleet, N);
+}, 600_000);
+
+afterAll(async () => {
+  client?.destroy();
+  ddb?.destroy();
+  await new Promise<void>((r) => (responder ? responder.server.close(() => r()) : r()));
+  await Promise.all([proxy?.stop(), dynamo?.stop()]);
+  await s3?.stop();
+});
+
+/** A CloudFormation value with its tokens as plausible literals (the bucket's Ref is BUCKET). */
+function render(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const v = value as Json;
+  if (v.Ref === 'AWS::Partition') return 'aws';
+  if (v.Ref === 'AWS::Region') return 'us-east-1';
+  if (v.Ref === 'AWS::AccountId') return '123456789012';
+  if (typeof v.Ref === 'string' && v.Ref.startsWith('RenewerBucket')) return BUCKET;
+  if (v.Ref) return String(v.Ref).toLowerCase();
+  if (v['Fn::GetAtt'])
+    return `arn:aws:lambda:us-east-1:123456789012:function:${(v['Fn::GetAtt'] as string[])[0]}`;
+  if (v['Fn::Join']) {
+    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
+    return parts.map(render).join(sep);
+  }
+  throw new Error(`cannot render ${JSON.stringify(value)}`);
+}
+
+interface DistributedMap {
+  ItemReader: { Resource: string; Parameters: { Bucket: string; Prefix: string } };
+  ItemBatcher: { MaxItemsPerBatch: number; BatchInput: Record<string, string> };
+  ResultWriter?: unknown;
+  ItemProcessor: { ProcessorConfig?: unknown; StartAt: string; States: Record<string, Json> };
+  [field: string]: unknown;
+}
+
+/** The ItemReader (ListObjectsV2, every page) and ItemBatcher of a map, as Step Functions does them. */
+async function batchesFor(map: DistributedMap, input: Json) {
+  const items: { Key: string; Etag?: string; Size?: number }[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({
+        Bucket: map.ItemReader.Parameters.Bucket,
+        Prefix: map.ItemReader.Parameters.Prefix,
+        ContinuationToken: token,
+      }),
+    );
+    items.push(...(page.Contents ?? []).map((o) => ({ Key: o.Key!, Etag: o.ETag, Size: o.Size })));
+    token = page.NextContinuationToken;
+  } while (token);
+  const batchInput = Object.fromEntries(
+    Object.entries(map.ItemBatcher.BatchInput).map(([k, path]) => [
+      k.replace(/\.\$$/, ''),
+      input[path.slice(2)],
+    ]),
+  );
+  const batches = [];
+  for (let i = 0; i < items.length; i += map.ItemBatcher.MaxItemsPerBatch) {
+    batches.push({ Items: items.slice(i, i + map.ItemBatcher.MaxItemsPerBatch), BatchInput: batchInput });
+  }
+  return batches;
+}
+
+describe(`a forced renewal of ${N} certificates through the synthesized state machine`, () => {
+  it('should complete, every certificate renewed and its staple written exactly once', async () => {
+    const app = newApp({ 'aws:cdk:bundling-stacks': [] });
+    const stack = new OcspRenewerStack(app, 'Topology', {});
+    const machine = Object.values(
+      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
+    )[0]!;
+    const definition = JSON.parse(render((machine.Properties as Json).DefinitionString)) as {
+      StartAt: string;
+      States: Record<string, Json>;
+    };
+    const input = { force: true };
+    const renewAll = definition.States.RenewAll as unknown as DistributedMap;
+    expect(renewAll.ItemReader).toMatchObject({
+      Resource: 'arn:aws:states:::s3:listObjectsV2',
+      Parameters: { Bucket: BUCKET, Prefix: 'certs/' },
+    });
+    const batches = await batchesFor(renewAll, input);
+    expect(batches).toHaveLength(Math.ceil(N / renewAll.ItemBatcher.MaxItemsPerBatch));
+
+    const {
+      ItemReader: _r,
+      ItemBatcher: _b,
+      ResultWriter: _w,
+      ToleratedFailurePercentage: _t,
+      ...rest
+    } = renewAll;
+    const { ProcessorConfig: _p, ...processor } = renewAll.ItemProcessor;
+    const local = {
+      StartAt: definition.StartAt,
+      States: {
+        ...definition.States,
+        RenewAll: { ...rest, ItemsPath: '$.batches', ItemProcessor: processor, Next: 'Summarise' },
+        Summarise: { Type: 'Succeed' },
+      },
+    };
+    const handler = createHandler({
+      env: {
+        BUCKET,
+        STATE_TABLE: TABLE,
+        OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+      },
+      s3: client,
+      dynamodb: ddb,
+      log: () => undefined,
+    });
+    let invocations = 0;
+    const acceptedBefore = proxy.accepted.length;
+    const started = Date.now();
+    const execution = new StateMachine(local as never, { validationOptions: { checkArn: false } }).run(
+      { ...input, batches } as never,
+      {
+        overrides: {
+          taskResourceLocalHandlers: {
+            RenewBatch: async (taskInput) => {
+              invocations++;
+              return {
+                StatusCode: 200,
+                Payload: (await handler((taskInput as { Payload: unknown }).Payload)) as never,
+              };
+            },
+          },
+        },
+      },
+    );
+    const output = (await execution.result) as unknown as { map: { summary: RunSummary }[] };
+    const seconds = (Date.now() - started) / 1000;
+    console.log(`${N} certificates through the map: ${invocations} children in ${seconds.toFixed(1)} s`);
+
+    expect(invocations).toBe(batches.length);
+    const renewed = output.map.reduce((n, child) => n + child.summary.counts.renewed, 0);
+    expect(renewed).toBe(N);
+    expect(
+      output.map.every((child) => child.summary.counts.failed === 0 && child.summary.notReached === 0),
+    ).toBe(true);
+    // Every staple written once: one accepted conditional PUT per certificate, no second.
+    const written = proxy.accepted.slice(acceptedBefore).filter((k) => k.startsWith('staples/'));
+    expect(written).toHaveLength(N);
+    expect(new Set(written).size).toBe(N);
+    // And every certificate has its item.
+    const state = await new DynamoStateStore(ddb, TABLE).load(fleet.leaves.map((_, i) => `leaf-${i}.pem`));
+    expect(state.size).toBe(N);
+  }, 900_000);
+});
+
+/**
+ * SQS as the event source mapping sees it, in-process: messages stay in the queue until the
+ * function's response says they succeeded; a reported failure becomes visible again (its
+ * visibility timeout, here at once) and is delivered again, until maxReceiveCount sends it to the
+ * dead-letter queue. The mapping polls batches of up to BatchSize.
+ */
+class LocalQueue {
+  private next = 0;
+  readonly messages: { id: string; body: string; receives: number }[] = [];
+  readonly deadLetters: string[] = [];
+  constructor(private readonly maxReceiveCount: number) {}
+  send(body: string): void {
+    this.messages.push({ id: `m${this.next++}`, body, receives: 0 });
+  }
+  receive(max: number) {
+    const batch = this.messages.slice(0, max);
+    for (const m of batch) m.receives++;
+    return batch;
+  }
+  settle(batch: { id: string }[], failed: Set<string>): void {
+    for (const m of batch) {
+      const i = this.messages.findIndex((x) => x.id === m.id);
+      const message = this.messages[i]!;
+      if (!failed.has(m.id)) this.messages.splice(i, 1);
+      else if (message.receives >= this.maxReceiveCount) {
+        this.deadLetters.push(message.id);
+        this.messages.splice(i, 1);
+      }
+    }
+  }
+}
+
+describe(`${U} uploads through the upload queue`, () => {
+  it('should renew every upload in a handful of invocations, a batch the deadline left delivered again', async () => {
+    const app = newApp({ 'aws:cdk:bundling-stacks': [] });
+    const template = Template.fromStack(new OcspRenewerStack(app, 'Uploads', {}));
+    const mapping = Object.values(template.findResources('AWS::Lambda::EventSourceMapping'))[0]!
+      .Properties as Json;
+    const uploadQueue = Object.entries(template.findResources('AWS::SQS::Queue')).find(([id]) =>
+      id.startsWith('RenewerFleetUploadQueue'),
+    )![1].Properties as { RedrivePolicy: { maxReceiveCount: number } };
+    expect(mapping).toMatchObject({ BatchSize: 100, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    const queue = new LocalQueue(uploadQueue.RedrivePolicy.maxReceiveCount);
+
+    // Uploads, and the notification S3 sends for each (s3rver sends none): one message each.
+    let next = 0;
+    const put = async () => {
+      for (let i = next++; i < U; i = next++) {
+        const key = `${UPLOADS}leaf-${i}.pem`;
+        await client.send(
+          new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from(uploads.leaves[i]!.bundle) }),
+        );
+        queue.send(
+          JSON.stringify({
+            Records: [
+              {
+                eventSource: 'aws:s3',
+                eventName: 'ObjectCreated:Put',
+                s3: { bucket: { name: BUCKET }, object: { key } },
+              },
+            ],
+          }),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, put));
+
+    const handler = createHandler({
+      env: {
+        BUCKET,
+        CERTS_PREFIX: UPLOADS,
+        STAPLES_PREFIX: 'u/staples/',
+        STATE_TABLE: UPLOAD_TABLE,
+        OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+      },
+      s3: client,
+      dynamodb: ddb,
+      log: () => undefined,
+    });
+    const acceptedBefore = proxy.accepted.length;
+    let invocations = 0;
+    while (queue.messages.length > 0) {
+      const batch = queue.receive(mapping.BatchSize as number);
+      // The first invocation is one whose deadline has all but come: nothing may start.
+      const time = invocations === 0 ? 6_000 : 300_000;
+      invocations++;
+      const response = await handler(
+        {
+          Records: batch.map((m) => ({
+            messageId: m.id,
+            receiptHandle: m.id,
+            body: m.body,
+            attributes: { ApproximateReceiveCount: String(m.receives) },
+            messageAttributes: {},
+            md5OfBody: '',
+            eventSource: 'aws:sqs',
+            eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:uploads',
+            awsRegion: 'us-east-1',
+          })),
+        } as unknown as SQSEvent,
+        { getRemainingTimeInMillis: () => time, awsRequestId: `upload-${invocations}` },
+      );
+      if (invocations === 1) expect(response.batchItemFailures).toHaveLength(batch.length);
+      queue.settle(batch, new Set(response.batchItemFailures.map((f) => f.itemIdentifier)));
+    }
+    // 1 000 uploads, batches of 100: ten invocations, and one more for the batch delivered again.
+    expect(invocations).toBe(Math.ceil(U / 100) + 1);
+    expect(queue.deadLetters).toEqual([]);
+    const written = proxy.accepted.slice(acceptedBefore).filter((k) => k.startsWith('u/staples/'));
+    expect(new Set(written).size).toBe(U);
+    expect(written).toHaveLength(U);
+    const state = await new DynamoStateStore(ddb, UPLOAD_TABLE).load(
+      uploads.leaves.map((_, i) => `leaf-${i}.pem`),
+    );
+    expect(state.size).toBe(U);
+  }, 900_000);
+});
