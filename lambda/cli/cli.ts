@@ -24,7 +24,8 @@ import { judgeStaple } from '../core/validate.js';
 import { resolveIssuer } from '../renew/issuer.js';
 import { MAX_OCSP_URLS, queryResponders } from '../renew/ocsp-query.js';
 import type { CertificateSource, NamingOptions, StapleStore, RunReport } from '../renew/ports.js';
-import { cachedDownload, run, type RunDeps, type RunOptions } from '../renew/run.js';
+import { cachedDownload } from '../renew/cached-download.js';
+import { run, type RunDeps, type RunOptions } from '../renew/run.js';
 import {
   flagSource,
   readSetting,
