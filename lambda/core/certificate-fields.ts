@@ -101,19 +101,7 @@ export function certificateFields(der: Buffer): CertificateFields | undefined {
   const fields = tbs.tag === TAG.SEQUENCE ? kids(walk, tbs) : undefined;
   if (!fields) return undefined;
   let i = 0;
-  if (fields[0]?.tag === contextTag(0, true)) {
-    // version [0] EXPLICIT Version DEFAULT v1: DER leaves v1 out; v2 is 1, v3 is 2.
-    const version = kids(walk, fields[i++]);
-    const v = version?.length === 1 ? integerBytes(der, version[0]) : undefined;
-    if (!v) return undefined;
-    if (v.length !== 1 || v[0]! < 1 || v[0]! > 2) {
-      throw new CertificateParseError(
-        v.length === 1 && v[0] === 0
-          ? 'not DER: the certificate encodes version v1, which DER leaves out'
-          : `not an X.509 certificate (unknown version ${v.toString('hex')})`,
-      );
-    }
-  }
+  if (fields[0]?.tag === contextTag(0, true) && !checkVersion(walk, fields[i++])) return undefined;
   const serial = integerBytes(der, fields[i++]);
   const innerAlg = fields[i++];
   if (!serial || !plainAlgorithm(walk, innerAlg)) return undefined;
@@ -183,17 +171,45 @@ export function certificateFields(der: Buffer): CertificateFields | undefined {
   // what is wrong with them in their own words.
   if (!isStrictDer(der, certificate!)) return undefined;
   if (!extensionsTag) return x;
+  if (!readExtensions(walk, extensionsTag, x)) return undefined;
+  return x;
+}
+
+/**
+ * version [0] EXPLICIT Version DEFAULT v1: DER leaves v1 out; v2 is 1, v3 is 2. False when it
+ * does not decode; CertificateParseError for v1 spelled out or an unknown version.
+ */
+function checkVersion(walk: Walk, tlv: Tlv | undefined): boolean {
+  const version = kids(walk, tlv);
+  const v = version?.length === 1 ? integerBytes(walk.der, version[0]) : undefined;
+  if (!v) return false;
+  if (v.length !== 1 || v[0]! < 1 || v[0]! > 2) {
+    throw new CertificateParseError(
+      v.length === 1 && v[0] === 0
+        ? 'not DER: the certificate encodes version v1, which DER leaves out'
+        : `not an X.509 certificate (unknown version ${v.toString('hex')})`,
+    );
+  }
+  return true;
+}
+
+/**
+ * The extensions [3] into `x`: false when they do not decode; CertificateParseError for an explicit
+ * critical FALSE, an extension twice (RFC 5280 §4.2), or a needed extension whose value is not DER.
+ */
+function readExtensions(walk: Walk, extensionsTag: Tlv, x: CertificateFields): boolean {
+  const { der } = walk;
   const list = kids(walk, extensionsTag);
   const extensions = list?.length === 1 && list[0]!.tag === TAG.SEQUENCE ? kids(walk, list[0]) : undefined;
-  if (!extensions) return undefined;
+  if (!extensions) return false;
   const seen = new Set<string>();
   for (const ext of extensions) {
     const parts = ext.tag === TAG.SEQUENCE ? kids(walk, ext) : undefined;
-    if (!parts || parts.length < 2 || parts.length > 3) return undefined;
+    if (!parts || parts.length < 2 || parts.length > 3) return false;
     const oid = oidString(der, parts[0]);
     const critical = parts.length === 3 ? booleanValue(der, parts[1]) : false;
     const value = primitive(der, parts[parts.length - 1], TAG.OCTET_STRING);
-    if (!oid || critical === undefined || !value) return undefined;
+    if (!oid || critical === undefined || !value) return false;
     if (parts.length === 3 && !critical) {
       throw new CertificateParseError(
         `not DER: extension ${oid} has an explicit critical FALSE, the DEFAULT DER leaves out`,
@@ -209,7 +225,7 @@ export function certificateFields(der: Buffer): CertificateFields | undefined {
       throw new CertificateParseError(`not DER: the value of extension ${oid} is not DER`);
     }
   }
-  return x;
+  return true;
 }
 
 /**
