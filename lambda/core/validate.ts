@@ -152,7 +152,7 @@ export class ValidationCache {
 const sharedCache = new ValidationCache();
 
 /** A staple's bytes judged: the parsed response (undefined when it does not parse) and its verdict. */
-export interface Judgement {
+interface Judgement {
   parsed: ParsedResponse | undefined;
   verdict: Verdict;
   /** Why the bytes are not an OCSP response, in the user's terms, when they are not. */

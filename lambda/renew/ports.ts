@@ -150,7 +150,7 @@ export function stapleKeyFor(certKey: string, naming: NamingOptions = DEFAULT_NA
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Whether `text` holds a control character (see CONTROL_CHARACTER). */
-export function hasControlCharacter(text: string): boolean {
+function hasControlCharacter(text: string): boolean {
   return CONTROL_CHARACTER.test(text);
 }
 
