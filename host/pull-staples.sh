@@ -403,6 +403,13 @@ withhold() {
   fi
 }
 
+# staged GLOB: the files in staging whose name matches GLOB, one relative path a line, sorted (names
+# with a control character are never listed: see refuse_unlisted). Run in $(…): it changes directory.
+staged() {
+  cd "$STAGING" && LC_ALL=C find . -name "$CNTRL" -prune -o -type f -name "$1" -print |
+    sed 's|^\./||' | sort
+}
+
 # --- main: the run, one step per function -----------------------------------------------------
 
 # download: mirror the staples into staging (aws s3 sync); exit 3 when that fails.
@@ -426,8 +433,7 @@ download() {
 # withhold_marked: withheld by the renewer, a <staple>.withheld marker (short text: why) instead of
 # the staple.
 withhold_marked() {
-  markers=$(cd "$STAGING" && LC_ALL=C find . -name "$CNTRL" -prune -o -type f -name "*$EXTENSION.withheld" -print |
-    sed 's|^\./||' | sort)
+  markers=$(staged "*$EXTENSION.withheld")
   while IFS= read -r marker; do
     [ -n "$marker" ] || continue
     if ! safe_name "$marker" marker; then
@@ -443,8 +449,7 @@ MARKERS
 
 # install_candidates: check and install each staple in staging that differs from the installed one.
 install_candidates() {
-  list=$(cd "$STAGING" && LC_ALL=C find . -name "$CNTRL" -prune -o -type f -name "*$EXTENSION" -print |
-    sed 's|^\./||' | sort)
+  list=$(staged "*$EXTENSION")
   # One name a line (names may hold spaces, never a newline); the here-document keeps the loop in
   # this shell.
   while IFS= read -r rel; do

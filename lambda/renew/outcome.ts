@@ -110,12 +110,7 @@ export function failed(ctx: RunContext, j: Job, err: unknown): Outcome {
   });
   return {
     row: {
-      key: j.key,
-      staple: j.staple,
-      action: 'failed',
-      stage: failure.stage,
-      ...(failure.code ? { code: failure.code } : {}),
-      reason: failure.message,
+      ...failedRow(j, failure),
       ...rowFacts(j.storedFacts),
       nextDue: next.nextDue.toISOString(),
       mustStaple: j.mustStaple,
@@ -135,14 +130,7 @@ export function failed(ctx: RunContext, j: Job, err: unknown): Outcome {
 export function refusedOutcome(j: Job, refusal: RefusedKey): Outcome {
   const failure = new RenewError('source', j.key, refusal.reason, { code: refusal.code });
   return {
-    row: {
-      key: j.key,
-      staple: j.staple,
-      action: 'failed',
-      stage: failure.stage,
-      code: refusal.code,
-      reason: failure.message,
-    },
+    row: failedRow(j, failure),
   };
 }
 
@@ -154,14 +142,22 @@ export function cutByDeadline(ctx: RunContext, j: Job, err: DeadlineError): Outc
   const reason = `run deadline: ${err.message}; the next run asks again`;
   return {
     row: {
-      key: j.key,
-      staple: j.staple,
-      action: 'failed',
-      stage: err.stage,
-      reason: new RenewError(err.stage, j.key, reason).message,
+      ...failedRow(j, new RenewError(err.stage, j.key, reason)),
       ...rowFacts(j.storedFacts),
       mustStaple: j.mustStaple,
     },
+  };
+}
+
+/** A failed row's first fields: the certificate, the failure's stage, code and message. */
+function failedRow(j: Job, failure: RenewError): ReportRow {
+  return {
+    key: j.key,
+    staple: j.staple,
+    action: 'failed',
+    stage: failure.stage,
+    ...(failure.code ? { code: failure.code } : {}),
+    reason: failure.message,
   };
 }
 
