@@ -131,9 +131,27 @@ function decide(ctx: RunContext, j: Job, found: Due): Outcome | Due {
     stapleTag: storedStaple?.tag,
     ...stateFacts(j.storedFacts),
   };
-  const nextDue = decision.nextDue.toISOString();
   if (withholdNow && storedStaple && j.storedVerdict) return withholdStored(ctx, j, found, storedStaple);
-  if (!decision.due && stillWithheld && !decision.backingOff) {
+  if (!decision.due) return notDue(j, decision, keep, Boolean(stillWithheld));
+  if (options.dryRun) {
+    const reason = `would renew: ${decision.reason}`;
+    return {
+      row: { key, staple, action: 'due', reason, ...rowFacts(j.storedFacts), mustStaple: j.mustStaple },
+    };
+  }
+  return found;
+}
+
+/** Not due: a withheld certificate stays withheld; else fresh, or failed while backing off. */
+function notDue(
+  j: Job,
+  decision: ReturnType<typeof decideRefresh>,
+  keep: StateEntry,
+  stillWithheld: boolean,
+): Outcome {
+  const { key, staple, prev } = j;
+  const nextDue = decision.nextDue.toISOString();
+  if (stillWithheld && !decision.backingOff) {
     const reason = prev.reason ?? 'certificate is REVOKED; staple withheld';
     return {
       row: {
@@ -148,24 +166,15 @@ function decide(ctx: RunContext, j: Job, found: Due): Outcome | Due {
       state: keep,
     };
   }
-  if (!decision.due) {
-    // Still failing, only waiting out the backoff: say so, with the last error.
-    const action = decision.backingOff ? 'failed' : 'fresh';
-    const reason = decision.backingOff
-      ? `${decision.reason}: ${prev.lastError ?? 'earlier failure'}`
-      : noteFailure(decision.reason, prev);
-    return {
-      row: { key, staple, action, reason, ...rowFacts(j.storedFacts), nextDue, mustStaple: j.mustStaple },
-      state: keep,
-    };
-  }
-  if (options.dryRun) {
-    const reason = `would renew: ${decision.reason}`;
-    return {
-      row: { key, staple, action: 'due', reason, ...rowFacts(j.storedFacts), mustStaple: j.mustStaple },
-    };
-  }
-  return found;
+  // Still failing, only waiting out the backoff: say so, with the last error.
+  const action = decision.backingOff ? 'failed' : 'fresh';
+  const reason = decision.backingOff
+    ? `${decision.reason}: ${prev.lastError ?? 'earlier failure'}`
+    : noteFailure(decision.reason, prev);
+  return {
+    row: { key, staple, action, reason, ...rowFacts(j.storedFacts), nextDue, mustStaple: j.mustStaple },
+    state: keep,
+  };
 }
 
 /** `--on-revoked withhold` and a stored revoked staple: nothing to fetch, it is withheld now. */
