@@ -20,7 +20,7 @@ export const HEALTH_ORDER: readonly Health[] = ['failing', 'revoked', 'lapsing',
 export const DEFAULT_WARN_HOURS = 24;
 
 /**
- * The part of a state entry (renew/run.ts's `StateEntry`) that status reads: what the renewer
+ * The part of a state entry (renew/ports.ts's `StateEntry`) that status reads: what the renewer
  * remembers of one certificate. Core cannot import renew/, hence this view.
  */
 export interface StateEntryView {
