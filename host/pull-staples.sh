@@ -10,10 +10,7 @@
 # staple gone from S3) is said once: the state directory remembers it. POSIX sh: dash, bash,
 # busybox ash.
 #
-# Exit codes: 0 ok (also when a revoked staple was installed or withheld, or a staple is orphaned);
-# 1 some candidate rejected (old staple kept) or could not be installed/removed; 2 usage error;
-# 3 download failed; 4 reload failed (retried on the next run); 5 destination not writable;
-# 75 another run holds the lock.
+# Exit codes: in usage() below (--help), the one place they are stated.
 set -eu
 
 PROG=ocsp-pull
@@ -406,183 +403,215 @@ withhold() {
   fi
 }
 
-# --- main --------------------------------------------------------------------------------------
-take_lock
-mkdir -p "$STAGING" "$STATE" || die 5 "cannot create $STAGING and $STATE"
+# staged GLOB: the files in staging whose name matches GLOB, one relative path a line, sorted (names
+# with a control character are never listed: see refuse_unlisted). Run in $(…): it changes directory.
+staged() {
+  cd "$STAGING" && LC_ALL=C find . -name "$CNTRL" -prune -o -type f -name "$1" -print |
+    sed 's|^\./||' | sort
+}
 
-# --exact-timestamps: without it, sync S3 -> local skips a same-sized object that is newer in S3,
-# and a renewed staple is nearly always the same size as the one before. The staging copies carry
-# the objects' LastModified as mtime, so unchanged staples still match and are not downloaded.
-# --delete: staging mirrors S3, so a staple deleted there is forgotten here (not checked forever).
-set -- s3 sync "s3://$BUCKET/$PREFIX" "$STAGING" --exclude '*' --include "*$EXTENSION" \
-  --include "*$EXTENSION.withheld" --exact-timestamps --delete --only-show-errors
-[ -z "$REGION" ] || set -- "$@" --region "$REGION"
-[ -z "$PROFILE" ] || set -- "$@" --profile "$PROFILE"
-[ -z "$ENDPOINT" ] || set -- "$@" --endpoint-url "$ENDPOINT"
-if sync_out=$(bounded "$AWS" "$@" 2>&1); then :; else
-  code=$?
-  [ "$code" -ne 124 ] || die 3 "download from s3://$BUCKET/$PREFIX timed out after ${TIMEOUT}s"
-  die 3 "download from s3://$BUCKET/$PREFIX failed: $(printf '%s' "$sync_out" | tr '\n' ' ' | cut -c1-300)"
-fi
+# --- main: the run, one step per function -----------------------------------------------------
 
-changed=0
-removed=0
-rejected=0
-installed_list=""
-removed_list=""
-for l in revoked withheld orphaned older; do new_list "$l"; done
-
-refuse_unlisted
-
-# Withheld by the renewer: a <staple>.withheld marker (short text: why) instead of the staple.
-markers=$(cd "$STAGING" && LC_ALL=C find . -name "$CNTRL" -prune -o -type f -name "*$EXTENSION.withheld" -print |
-  sed 's|^\./||' | sort)
-while IFS= read -r marker; do
-  [ -n "$marker" ] || continue
-  if ! safe_name "$marker" marker; then
-    rejected=$((rejected + 1))
-    continue
+# download: mirror the staples into staging (aws s3 sync); exit 3 when that fails.
+download() {
+  # --exact-timestamps: without it, sync S3 -> local skips a same-sized object that is newer in S3,
+  # and a renewed staple is nearly always the same size as the one before. The staging copies carry
+  # the objects' LastModified as mtime, so unchanged staples still match and are not downloaded.
+  # --delete: staging mirrors S3, so a staple deleted there is forgotten here (not checked forever).
+  set -- s3 sync "s3://$BUCKET/$PREFIX" "$STAGING" --exclude '*' --include "*$EXTENSION" \
+    --include "*$EXTENSION.withheld" --exact-timestamps --delete --only-show-errors
+  [ -z "$REGION" ] || set -- "$@" --region "$REGION"
+  [ -z "$PROFILE" ] || set -- "$@" --profile "$PROFILE"
+  [ -z "$ENDPOINT" ] || set -- "$@" --endpoint-url "$ENDPOINT"
+  if sync_out=$(bounded "$AWS" "$@" 2>&1); then :; else
+    code=$?
+    [ "$code" -ne 124 ] || die 3 "download from s3://$BUCKET/$PREFIX timed out after ${TIMEOUT}s"
+    die 3 "download from s3://$BUCKET/$PREFIX failed: $(printf '%s' "$sync_out" | tr '\n' ' ' | cut -c1-300)"
   fi
-  why=$(head -n 1 "$STAGING/$marker" | tr -d '\r' | cut -c1-200)
-  withhold "${marker%.withheld}" "the renewer withholds it${why:+ ($why)}"
-done <<MARKERS
+}
+
+# withhold_marked: withheld by the renewer, a <staple>.withheld marker (short text: why) instead of
+# the staple.
+withhold_marked() {
+  markers=$(staged "*$EXTENSION.withheld")
+  while IFS= read -r marker; do
+    [ -n "$marker" ] || continue
+    if ! safe_name "$marker" marker; then
+      rejected=$((rejected + 1))
+      continue
+    fi
+    why=$(head -n 1 "$STAGING/$marker" | tr -d '\r' | cut -c1-200)
+    withhold "${marker%.withheld}" "the renewer withholds it${why:+ ($why)}"
+  done <<MARKERS
 $markers
 MARKERS
+}
 
-# Candidates: every staple in staging that differs from the installed one.
-list=$(cd "$STAGING" && LC_ALL=C find . -name "$CNTRL" -prune -o -type f -name "*$EXTENSION" -print |
-  sed 's|^\./||' | sort)
-# One name a line (names may hold spaces, never a newline); the here-document keeps the loop in
-# this shell.
-while IFS= read -r rel; do
-  [ -n "$rel" ] || continue
-  if ! safe_name "$rel" staple; then
-    rejected=$((rejected + 1))
-    continue
-  fi
-  in_list "$STATE/withheld.new" "$rel" && continue # a marker wins over a staple
-  candidate="$STAGING/$rel"
-  target="$DEST/$rel"
-  if [ -f "$target" ] && cmp -s "$candidate" "$target"; then
-    if in_list "$STATE/revoked" "$rel"; then
-      if [ "$ON_REVOKED" = withhold ]; then
-        withhold "$rel" "certificate REVOKED (--on-revoked withhold)"
-      else
-        add_to revoked "$rel"
+# install_candidates: check and install each staple in staging that differs from the installed one.
+install_candidates() {
+  list=$(staged "*$EXTENSION")
+  # One name a line (names may hold spaces, never a newline); the here-document keeps the loop in
+  # this shell.
+  while IFS= read -r rel; do
+    [ -n "$rel" ] || continue
+    if ! safe_name "$rel" staple; then
+      rejected=$((rejected + 1))
+      continue
+    fi
+    in_list "$STATE/withheld.new" "$rel" && continue # a marker wins over a staple
+    candidate="$STAGING/$rel"
+    target="$DEST/$rel"
+    if [ -f "$target" ] && cmp -s "$candidate" "$target"; then
+      if in_list "$STATE/revoked" "$rel"; then
+        if [ "$ON_REVOKED" = withhold ]; then
+          withhold "$rel" "certificate REVOKED (--on-revoked withhold)"
+        else
+          add_to revoked "$rel"
+        fi
       fi
+      continue
     fi
-    continue
-  fi
-  if ! check_candidate "$candidate" "$rel"; then
-    rejected=$((rejected + 1))
-    continue
-  fi
-  if [ "$VERDICT" = revoked ] && [ "$ON_REVOKED" = withhold ]; then
-    withhold "$rel" "certificate REVOKED (--on-revoked withhold)"
-    continue
-  fi
-  if [ -f "$target" ] && is_older "$candidate" "$target"; then
-    # Never downgrade: the installed staple is newer. Said once per candidate.
-    sum=$(cksum <"$candidate")
-    add_to older "$sum $rel"
-    in_list "$STATE/older" "$sum $rel" ||
-      log "keep $rel: the staple in S3 is older than the installed one (thisUpdate, producedAt)"
-    ! in_list "$STATE/revoked" "$rel" || add_to revoked "$rel"
-    continue
-  fi
-  if [ "$DRY_RUN" = 1 ]; then
-    log "would install $rel${VERDICT:+ ($VERDICT)}"
-    continue
-  fi
-  if install_candidate "$candidate" "$target"; then
-    log "installed $rel"
-    changed=$((changed + 1))
-    installed_list="$installed_list$rel$NL"
-    if [ "$VERDICT" = revoked ]; then
-      add_to revoked "$rel"
-      in_list "$STATE/revoked" "$rel" ||
-        log "warning $rel: certificate REVOKED; its valid revoked staple is installed so clients learn it (--on-revoked withhold keeps it out)"
+    if ! check_candidate "$candidate" "$rel"; then
+      rejected=$((rejected + 1))
+      continue
     fi
-  else
-    log "cannot install $rel into $DEST (old staple kept)"
-    rejected=$((rejected + 1))
-    ! in_list "$STATE/revoked" "$rel" || add_to revoked "$rel"
-  fi
-done <<LIST
+    if [ "$VERDICT" = revoked ] && [ "$ON_REVOKED" = withhold ]; then
+      withhold "$rel" "certificate REVOKED (--on-revoked withhold)"
+      continue
+    fi
+    if [ -f "$target" ] && is_older "$candidate" "$target"; then
+      # Never downgrade: the installed staple is newer. Said once per candidate.
+      sum=$(cksum <"$candidate")
+      add_to older "$sum $rel"
+      in_list "$STATE/older" "$sum $rel" ||
+        log "keep $rel: the staple in S3 is older than the installed one (thisUpdate, producedAt)"
+      ! in_list "$STATE/revoked" "$rel" || add_to revoked "$rel"
+      continue
+    fi
+    if [ "$DRY_RUN" = 1 ]; then
+      log "would install $rel${VERDICT:+ ($VERDICT)}"
+      continue
+    fi
+    if install_candidate "$candidate" "$target"; then
+      log "installed $rel"
+      changed=$((changed + 1))
+      installed_list="$installed_list$rel$NL"
+      if [ "$VERDICT" = revoked ]; then
+        add_to revoked "$rel"
+        in_list "$STATE/revoked" "$rel" ||
+          log "warning $rel: certificate REVOKED; its valid revoked staple is installed so clients learn it (--on-revoked withhold keeps it out)"
+      fi
+    else
+      log "cannot install $rel into $DEST (old staple kept)"
+      rejected=$((rejected + 1))
+      ! in_list "$STATE/revoked" "$rel" || add_to revoked "$rel"
+    fi
+  done <<LIST
 $list
 LIST
+}
 
-# Orphans: installed staples that S3 no longer has (a retired certificate). The file stays, since
-# a server configuration may still name it (nginx refuses to start without it); said once.
-installed=$(cd "$DEST" && LC_ALL=C find . \( -name '.*' ! -name . \) -prune -o -name "$CNTRL" -prune -o \
-  -type f -name "*$EXTENSION" -print | sed 's|^\./||' | sort)
-while IFS= read -r rel; do
-  [ -n "$rel" ] || continue
-  [ ! -f "$STAGING/$rel" ] || continue
-  in_list "$STATE/withheld.new" "$rel" && continue
-  add_to orphaned "$rel"
-  in_list "$STATE/orphaned" "$rel" ||
-    log "orphaned $rel: gone from S3 (retired?), no longer renewed; the file is kept: remove it from the server configuration, then delete $DEST/$rel"
-done <<INSTALLED
+# note_orphans: installed staples that S3 no longer has, said once.
+note_orphans() {
+  # Orphans: installed staples that S3 no longer has (a retired certificate). The file stays, since
+  # a server configuration may still name it (nginx refuses to start without it); said once.
+  installed=$(cd "$DEST" && LC_ALL=C find . \( -name '.*' ! -name . \) -prune -o -name "$CNTRL" -prune -o \
+    -type f -name "*$EXTENSION" -print | sed 's|^\./||' | sort)
+  while IFS= read -r rel; do
+    [ -n "$rel" ] || continue
+    [ ! -f "$STAGING/$rel" ] || continue
+    in_list "$STATE/withheld.new" "$rel" && continue
+    add_to orphaned "$rel"
+    in_list "$STATE/orphaned" "$rel" ||
+      log "orphaned $rel: gone from S3 (retired?), no longer renewed; the file is kept: remove it from the server configuration, then delete $DEST/$rel"
+  done <<INSTALLED
 $installed
 INSTALLED
-commit_lists
+}
 
-# A reload that failed is retried on every run until it succeeds, even when nothing new arrived.
-PENDING="$STATE/reload-pending"
-if [ -n "$RELOAD" ] && { [ "$changed" -gt 0 ] || [ -f "$PENDING" ]; }; then
-  if [ -f "$PENDING" ]; then
-    pending_installed=$(sed -n 's/^installed=//p' "$PENDING")
-    pending_removed=$(sed -n 's/^removed=//p' "$PENDING")
-    [ "$changed" -gt 0 ] || log "retrying the reload that failed before"
-    # Only what is still true: a staple installed then is named only while its file exists, a
-    # removed one only while it is gone (a reload command may read every file it is given).
-    merged=""
-    while IFS= read -r f; do
-      if [ -n "$f" ] && [ -f "$DEST/$f" ]; then merged="$merged$f$NL"; fi
-    done <<PENDING_INSTALLED
+# reload_if_changed: run the reload command after a change, or retry one that failed; exit 4 when it fails.
+reload_if_changed() {
+  # A reload that failed is retried on every run until it succeeds, even when nothing new arrived.
+  PENDING="$STATE/reload-pending"
+  if [ -n "$RELOAD" ] && { [ "$changed" -gt 0 ] || [ -f "$PENDING" ]; }; then
+    if [ -f "$PENDING" ]; then
+      pending_installed=$(sed -n 's/^installed=//p' "$PENDING")
+      pending_removed=$(sed -n 's/^removed=//p' "$PENDING")
+      [ "$changed" -gt 0 ] || log "retrying the reload that failed before"
+      # Only what is still true: a staple installed then is named only while its file exists, a
+      # removed one only while it is gone (a reload command may read every file it is given).
+      merged=""
+      while IFS= read -r f; do
+        if [ -n "$f" ] && [ -f "$DEST/$f" ]; then merged="$merged$f$NL"; fi
+      done <<PENDING_INSTALLED
 $(printf '%s\n%s\n' "$pending_installed" "$installed_list" | sort -u)
 PENDING_INSTALLED
-    installed_list=$merged
-    merged=""
-    while IFS= read -r f; do
-      if [ -n "$f" ] && [ ! -e "$DEST/$f" ]; then merged="$merged$f$NL"; fi
-    done <<PENDING_REMOVED
+      installed_list=$merged
+      merged=""
+      while IFS= read -r f; do
+        if [ -n "$f" ] && [ ! -e "$DEST/$f" ]; then merged="$merged$f$NL"; fi
+      done <<PENDING_REMOVED
 $(printf '%s\n%s\n' "$pending_removed" "$removed_list" | sort -u)
 PENDING_REMOVED
-    removed_list=$merged
-  fi
-  # One name a line (no name holds a newline: see refuse_unlisted), without a trailing newline.
-  OCSP_INSTALLED=$(printf '%s' "$installed_list")
-  OCSP_REMOVED=$(printf '%s' "$removed_list")
-  OCSP_DEST=$DEST
-  export OCSP_INSTALLED OCSP_REMOVED OCSP_DEST
-  if [ "$DRY_RUN" = 1 ]; then
-    log "would retry the reload that failed before: $RELOAD"
-  else
-    # Remembered first, one name a line: a run killed during the reload retries it too.
-    if ! { printf '%s' "$installed_list" | sed 's/^/installed=/' &&
-      printf '%s' "$removed_list" | sed 's/^/removed=/'; } >"$PENDING.tmp" ||
-      ! mv -f "$PENDING.tmp" "$PENDING"; then
-      die 5 "cannot write $PENDING"
+      removed_list=$merged
     fi
-    log "reloading: $RELOAD"
-    # 9>&-: a daemon the command (re)starts must not inherit the lock and hold it forever.
-    if bounded sh -c "$RELOAD" 9>&-; then
-      rm -f "$PENDING"
+    # One name a line (no name holds a newline: see refuse_unlisted), without a trailing newline.
+    OCSP_INSTALLED=$(printf '%s' "$installed_list")
+    OCSP_REMOVED=$(printf '%s' "$removed_list")
+    OCSP_DEST=$DEST
+    export OCSP_INSTALLED OCSP_REMOVED OCSP_DEST
+    if [ "$DRY_RUN" = 1 ]; then
+      log "would retry the reload that failed before: $RELOAD"
     else
-      code=$?
-      [ "$code" -ne 124 ] || die 4 "reload command timed out after ${TIMEOUT}s: $RELOAD (retried on the next run)"
-      die 4 "reload command failed: $RELOAD (retried on the next run)"
+      # Remembered first, one name a line: a run killed during the reload retries it too.
+      if ! { printf '%s' "$installed_list" | sed 's/^/installed=/' &&
+        printf '%s' "$removed_list" | sed 's/^/removed=/'; } >"$PENDING.tmp" ||
+        ! mv -f "$PENDING.tmp" "$PENDING"; then
+        die 5 "cannot write $PENDING"
+      fi
+      log "reloading: $RELOAD"
+      # 9>&-: a daemon the command (re)starts must not inherit the lock and hold it forever.
+      if bounded sh -c "$RELOAD" 9>&-; then
+        rm -f "$PENDING"
+      else
+        code=$?
+        [ "$code" -ne 124 ] || die 4 "reload command timed out after ${TIMEOUT}s: $RELOAD (retried on the next run)"
+        die 4 "reload command failed: $RELOAD (retried on the next run)"
+      fi
     fi
+  elif [ -z "$RELOAD" ]; then
+    rm -f "$STATE/reload-pending"
   fi
-elif [ -z "$RELOAD" ]; then
-  rm -f "$STATE/reload-pending"
-fi
-# Quiet when nothing happened, so cron mails only news; --verbose says so anyway.
-if [ "$changed" -gt 0 ] || [ "$rejected" -gt 0 ] || [ "$VERBOSE" = 1 ]; then
-  [ "$removed" -eq 0 ] || removed_note=", $removed removed"
-  log "done: $((changed - removed)) installed, $rejected rejected${removed_note:-}"
-fi
-[ "$rejected" -eq 0 ] || exit 1
-exit 0
+}
+
+# say_done: the summary line.
+say_done() {
+  # Quiet when nothing happened, so cron mails only news; --verbose says so anyway.
+  if [ "$changed" -gt 0 ] || [ "$rejected" -gt 0 ] || [ "$VERBOSE" = 1 ]; then
+    [ "$removed" -eq 0 ] || removed_note=", $removed removed"
+    log "done: $((changed - removed)) installed, $rejected rejected${removed_note:-}"
+  fi
+}
+
+main() {
+  take_lock
+  mkdir -p "$STAGING" "$STATE" || die 5 "cannot create $STAGING and $STATE"
+  download
+  changed=0
+  removed=0
+  rejected=0
+  installed_list=""
+  removed_list=""
+  for l in revoked withheld orphaned older; do new_list "$l"; done
+  refuse_unlisted
+  withhold_marked
+  install_candidates
+  note_orphans
+  commit_lists
+  reload_if_changed
+  say_done
+  [ "$rejected" -eq 0 ] || exit 1
+  exit 0
+}
+
+main

@@ -11,13 +11,8 @@ import path from 'node:path';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CertificateParseError,
-  certificateFields,
-  formatName,
-  parseCertificates,
-  type CertificateFields,
-} from '../lambda/core/certificate.js';
+import { CertificateParseError, formatName, parseCertificates } from '../lambda/core/certificate.js';
+import { certificateFields, type CertificateFields } from '../lambda/core/certificate-fields.js';
 import { pemBlocks, toArrayBuffer } from '../lambda/core/der.js';
 import { childrenOf, readRoot, type Tlv } from '../lambda/core/der-reader.js';
 import { makeFleet } from '../bench/fleet.js';

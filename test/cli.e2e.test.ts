@@ -3,7 +3,7 @@
  * against a real test PKI, a real `openssl ocsp` responder (delegated signer) and a small loopback
  * http server for AIA caIssuers downloads. Each case checks a claim the README makes about the CLI.
  */
-import { defaultStateFile } from '../lambda/cli/cli.js';
+import { defaultStateFile } from '../lambda/cli/locations.js';
 import type { StapleExplanation } from '../lambda/report/explain.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';

@@ -20,7 +20,8 @@ import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv } from '../lambda/aws/config.js';
-import { lockFileFor, main } from '../lambda/cli/cli.js';
+import { main } from '../lambda/cli/cli.js';
+import { lockFileFor } from '../lambda/cli/locations.js';
 import {
   DEV_BIN,
   REPO_ROOT,

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultStateFile, main } from '../lambda/cli/cli.js';
+import { main } from '../lambda/cli/cli.js';
+import { defaultStateFile } from '../lambda/cli/locations.js';
 import {
   startDelegatedResponder,
   startOpensslResponder,

@@ -67,7 +67,7 @@ export function dueShardOf(key: string, shards: number): number {
   return createHash('sha256').update(key).digest().readUInt32BE(0) % shards;
 }
 
-export interface DynamoStateOptions {
+interface DynamoStateOptions {
   /** Partitions of the due index (default 8); must match what the items were written with. */
   shards?: number;
   /** Conditional writes in flight at once (default 16). */

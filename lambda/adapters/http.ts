@@ -32,8 +32,7 @@ export interface HttpResponse {
 }
 
 /** How an HTTP request failed: timed out, bad URL, not http(s), body over the cap, reset by the peer. */
-export type HttpErrorCode =
-  'TIMEOUT' | 'INVALID_URL' | 'UNSUPPORTED_PROTOCOL' | 'BODY_TOO_LARGE' | 'ECONNRESET';
+type HttpErrorCode = 'TIMEOUT' | 'INVALID_URL' | 'UNSUPPORTED_PROTOCOL' | 'BODY_TOO_LARGE' | 'ECONNRESET';
 
 /** One HTTP request failed; `code` says how (`TIMEOUT`, `ECONNRESET`, …). */
 export class HttpError extends Error {

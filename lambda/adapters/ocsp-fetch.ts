@@ -9,7 +9,7 @@ import {
 /** RFC 5019 §5: GET only when the whole URL fits in 255 bytes. */
 const MAX_GET_URL = 255;
 
-export interface FetchedResponse {
+interface FetchedResponse {
   der: Buffer;
   url: string;
   method: 'GET' | 'POST';

@@ -2,7 +2,7 @@ import { run, type RunDeps, type RunOptions } from '../renew/run.js';
 import { errorMessage } from '../core/errors.js';
 import type { RunReport } from '../renew/ports.js';
 
-export interface DaemonOptions {
+interface DaemonOptions {
   /** How often to list the certificate source for new or replaced certificates. */
   watchIntervalMs: number;
   /** Longest sleep between two checks, whatever the timers say. */

@@ -54,7 +54,7 @@ export function settingFlag(spec: SettingSpec<unknown>): Flag {
  * The flag meant by a mistyped one: the closest name within two edits (or one it begins), if any.
  * @example closestFlag('certz', ['certs', 'staples']) === 'certs'
  */
-export function closestFlag(typed: string, names: readonly string[]): string | undefined {
+function closestFlag(typed: string, names: readonly string[]): string | undefined {
   let best: { name: string; distance: number } | undefined;
   for (const name of names) {
     const distance = name.startsWith(typed) || typed.startsWith(name) ? 1 : editDistance(typed, name);

@@ -9,7 +9,7 @@ export class LockBusyError extends Error {
   readonly code = 'LOCK_BUSY';
 }
 
-export interface Lock {
+interface Lock {
   readonly file: string;
   release(): Promise<void>;
 }

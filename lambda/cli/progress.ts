@@ -4,7 +4,7 @@ import type { ReportRow } from '../renew/ports.js';
 /** Redraws at most this often: a fast run over 10^5 certificates must not flood the terminal. */
 const REDRAW_MS = 100;
 
-export interface ProgressLine {
+interface ProgressLine {
   onResult: (result: ReportRow, done: number, total: number) => void;
   /** Erases the line, so the report that follows starts on a clean line. */
   finish: () => void;

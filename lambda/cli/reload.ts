@@ -4,7 +4,7 @@ import { writeFileAtomic } from '../adapters/filesystem.js';
 import { errorMessage } from '../core/errors.js';
 
 /** Staples changed since the reload command last succeeded: a failed reload is retried. */
-export interface PendingReload {
+interface PendingReload {
   /** Staple keys, relative to the staples location. */
   staples: string[];
   since: string;
@@ -36,7 +36,7 @@ export class PendingReloadFile {
   }
 }
 
-export interface ReloadResult {
+interface ReloadResult {
   ok: boolean;
   /** Why it failed: exit code, signal or timeout. */
   reason?: string;

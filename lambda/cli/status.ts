@@ -30,7 +30,7 @@ import { settingFlag, str, UsageError, type Command, type FlagValues } from './f
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
 const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
 
-export interface StatusIo {
+interface StatusIo {
   out: (text: string) => void;
   err: (text: string) => void;
 }
@@ -39,7 +39,7 @@ export interface StatusIo {
  * The JSON formats' reference as installed: docs/ sits two levels above this file in the package
  * (dist/cli/) and in a clone (lambda/cli/), and the package ships it.
  */
-export const JSON_FORMATS_DOC = fileURLToPath(new URL('../../docs/json-formats.md', import.meta.url));
+const JSON_FORMATS_DOC = fileURLToPath(new URL('../../docs/json-formats.md', import.meta.url));
 
 /**
  * `ocsp-renewer status`: reads the staples (and, in a directory, the certificates beside them) and

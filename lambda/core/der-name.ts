@@ -106,7 +106,7 @@ function isStringTag(tag: number): boolean {
  * A string TLV's text (UTF8String as UTF-8, BMPString as UTF-16, UniversalString as UTF-32, the
  * others one octet per character), or undefined for another type or a value that does not decode.
  */
-export function stringValueDer(bytes: Buffer, tlv: Tlv): string | undefined {
+function stringValueDer(bytes: Buffer, tlv: Tlv): string | undefined {
   const value = bytes.subarray(tlv.contentStart, tlv.end);
   if (LATIN1_STRING_TAGS.has(tlv.tag)) return value.toString('latin1');
   try {
@@ -134,7 +134,7 @@ export function stringValueDer(bytes: Buffer, tlv: Tlv): string | undefined {
  * white space removed, inner runs of it made one space, ASCII letters lower-cased; any other
  * value as its tag and bytes; the attributes of one RDN as a set. Undefined when not a Name.
  */
-export function canonicalName(bytes: Buffer, nameTlv: Tlv): string | undefined {
+function canonicalName(bytes: Buffer, nameTlv: Tlv): string | undefined {
   const attributes = attributesOf(bytes, nameTlv, (tlv) => childrenOf(bytes, tlv));
   if (!attributes) return undefined;
   const rdns: string[][] = [];

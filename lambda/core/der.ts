@@ -51,7 +51,7 @@ export function digest(hash: HashName, data: Uint8Array): Buffer {
   return createHash(hash).update(data).digest();
 }
 
-export interface PemBlock {
+interface PemBlock {
   label: string;
   der: Buffer;
 }

@@ -49,3 +49,31 @@ export class DeadlineError extends Error {
     this.stage = options?.stage ?? 'fetch';
   }
 }
+
+/** What parseCertificates and the Certificate constructor throw: the bytes are not a certificate. */
+export class CertificateParseError extends Error {
+  override readonly name = 'CertificateParseError';
+  readonly code = 'CERTIFICATE_PARSE';
+}
+
+/**
+ * Why bytes are not an OCSP response: `not-der` when the encoding is not canonical DER (BER
+ * lengths, a padded INTEGER, a BOOLEAN other than 00/FF, unused bits in a signature, a time not in
+ * RFC 5280's form), `parse` when the DER does not have OCSP's structure (a missing, extra or
+ * mistyped field). The message says which field and at which byte.
+ */
+export type ResponseParseCode = 'not-der' | 'parse';
+
+/** The one error parseOcspResponse throws: the bytes are not a well-formed OCSP response. */
+export class ResponseParseError extends Error {
+  override readonly name = 'ResponseParseError';
+  readonly code = 'RESPONSE_PARSE';
+  constructor(
+    message: string,
+    /** The verdict code a response that does not parse gets: `not-der` or `parse`. */
+    readonly verdictCode: ResponseParseCode = 'parse',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

@@ -28,7 +28,7 @@ export function certIdFor(cert: Certificate, issuer: Certificate, hash: HashName
   };
 }
 
-export interface OcspRequestOptions {
+interface OcspRequestOptions {
   /** Nonce bytes to send (RFC 8954 says 1–32 octets); off by default, as most CAs pre-sign. */
   nonce?: Buffer;
 }

@@ -1,9 +1,5 @@
-import {
-  certificateFromDer,
-  CertificateParseError,
-  type AlgorithmId,
-  type Certificate,
-} from './certificate.js';
+import { certificateFromDer, CertificateParseError, type Certificate } from './certificate.js';
+import type { AlgorithmId } from './certificate-fields.js';
 import { formatNameDer } from './der-name.js';
 import {
   bitString,
@@ -20,7 +16,21 @@ import {
   tlvProblem,
   type Tlv,
 } from './der-reader.js';
-import { hashNameForOid, strictGeneralizedTime, type HashName } from './der.js';
+import { hashNameForOid, strictGeneralizedTime } from './der.js';
+
+import { ResponseParseError } from './errors.js';
+import type {
+  BasicResponse,
+  CertStatus,
+  ExtensionInfo,
+  ParsedResponse,
+  ResponderId,
+  ResponseStatus,
+  SingleResponseInfo,
+} from './ocsp-response-types.js';
+
+export type * from './ocsp-response-types.js';
+export { ResponseParseError, type ResponseParseCode } from './errors.js';
 
 export const BASIC_RESPONSE_OID = '1.3.6.1.5.5.7.48.1.1';
 
@@ -33,14 +43,6 @@ const STATUS_NAMES: Record<number, ResponseStatus> = {
   5: 'sigRequired',
   6: 'unauthorized',
 };
-export type ResponseStatus =
-  | 'successful'
-  | 'malformedRequest'
-  | 'internalError'
-  | 'tryLater'
-  | 'sigRequired'
-  | 'unauthorized'
-  | `UNKNOWN(${number})`;
 
 /** CRLReason names (RFC 5280 §5.3.1); 7 is not used. */
 const REASON_NAMES: Record<number, string> = {
@@ -55,77 +57,6 @@ const REASON_NAMES: Record<number, string> = {
   9: 'privilegeWithdrawn',
   10: 'aACompromise',
 };
-
-export type CertStatus = 'good' | 'revoked' | 'unknown';
-
-export interface ExtensionInfo {
-  oid: string;
-  critical: boolean;
-  /** The extnValue OCTET STRING's payload. */
-  value: Buffer;
-}
-
-export interface SingleResponseInfo {
-  certId: {
-    hashOid: string;
-    hash: HashName | undefined;
-    issuerNameHash: Buffer;
-    issuerKeyHash: Buffer;
-    serial: Buffer;
-  };
-  certStatus: CertStatus;
-  revocationTime: Date | undefined;
-  revocationReason: string | undefined;
-  thisUpdate: Date;
-  nextUpdate: Date | undefined;
-  extensions: ExtensionInfo[];
-}
-
-export type ResponderId = { byName: Buffer; name: string } | { byKey: Buffer };
-
-export interface BasicResponse {
-  tbsDer: Buffer;
-  responderId: ResponderId;
-  producedAt: Date;
-  responses: SingleResponseInfo[];
-  extensions: ExtensionInfo[];
-  signatureAlgorithm: AlgorithmId;
-  signature: Buffer;
-  /** Certificates embedded in the response (a delegated responder's certificate, usually). */
-  certs: Certificate[];
-}
-
-/** An OCSPResponse parsed once; validation and reporting read this, never the DER again. */
-export interface ParsedResponse {
-  der: Buffer;
-  responseStatus: ResponseStatus;
-  /** The responseType OID, when responseBytes is present. */
-  responseType: string | undefined;
-  /** Present for a successful id-pkix-ocsp-basic response. */
-  basic: BasicResponse | undefined;
-}
-
-/**
- * Why bytes are not an OCSP response: `not-der` when the encoding is not canonical DER (BER
- * lengths, a padded INTEGER, a BOOLEAN other than 00/FF, unused bits in a signature, a time not in
- * RFC 5280's form), `parse` when the DER does not have OCSP's structure (a missing, extra or
- * mistyped field). The message says which field and at which byte.
- */
-export type ResponseParseCode = 'not-der' | 'parse';
-
-/** The one error parseOcspResponse throws: the bytes are not a well-formed OCSP response. */
-export class ResponseParseError extends Error {
-  override readonly name = 'ResponseParseError';
-  readonly code = 'RESPONSE_PARSE';
-  constructor(
-    message: string,
-    /** The verdict code a response that does not parse gets: `not-der` or `parse`. */
-    readonly verdictCode: ResponseParseCode = 'parse',
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
 
 /**
  * Parses a DER OCSPResponse with the strict DER reader (der-reader.ts), the only reader there is:

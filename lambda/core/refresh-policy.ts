@@ -90,7 +90,7 @@ export interface DueInput {
   policy?: RefreshPolicy;
 }
 
-export interface DueDecision {
+interface DueDecision {
   /** The refresh point (or max-age, or the lapse guard) has come: renew now, backoff allowing. */
   due: boolean;
   /** Why, in words for the run report. */

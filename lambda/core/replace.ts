@@ -3,7 +3,7 @@ import type { Verdict } from './validate.js';
 export type OnRevoked = 'publish' | 'withhold';
 
 /** Why a fetched response is refused though it validated (the run report row's `code`). */
-export type ReplaceRefusal = 'cert-status-unknown' | 'older-than-stored';
+type ReplaceRefusal = 'cert-status-unknown' | 'older-than-stored';
 
 export type ReplaceDecision =
   | { replace: true; reason: string }

@@ -1,7 +1,7 @@
 import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import type { AlgorithmId } from './certificate.js';
+import type { AlgorithmId } from './certificate-fields.js';
 import { asBuffer, hashNameForOid, toArrayBuffer } from './der.js';
 
 /**

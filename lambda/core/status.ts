@@ -20,7 +20,7 @@ export const HEALTH_ORDER: readonly Health[] = ['failing', 'revoked', 'lapsing',
 export const DEFAULT_WARN_HOURS = 24;
 
 /**
- * The part of a state entry (renew/run.ts's `StateEntry`) that status reads: what the renewer
+ * The part of a state entry (renew/ports.ts's `StateEntry`) that status reads: what the renewer
  * remembers of one certificate. Core cannot import renew/, hence this view.
  */
 export interface StateEntryView {
@@ -38,7 +38,7 @@ export interface StateEntryView {
 }
 
 /** What reading the staple itself showed (the directory case). */
-export interface StapleReading {
+interface StapleReading {
   thisUpdate?: string;
   nextUpdate?: string;
   certStatus?: CertStatus;
@@ -88,7 +88,7 @@ export interface StatusRow {
   responderHost?: string;
 }
 
-export interface StatusSummary {
+interface StatusSummary {
   total: number;
   healthy: number;
   due: number;
@@ -357,7 +357,7 @@ export function formatStatus(report: StatusReport): string {
 }
 
 /** A row that makes a monitoring check fail: failing, revoked or lapsing. */
-export function needsAttention(r: StatusRow): boolean {
+function needsAttention(r: StatusRow): boolean {
   return r.health === 'failing' || r.health === 'revoked' || r.health === 'lapsing';
 }
 

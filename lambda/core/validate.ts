@@ -152,7 +152,7 @@ export class ValidationCache {
 const sharedCache = new ValidationCache();
 
 /** A staple's bytes judged: the parsed response (undefined when it does not parse) and its verdict. */
-export interface Judgement {
+interface Judgement {
   parsed: ParsedResponse | undefined;
   verdict: Verdict;
   /** Why the bytes are not an OCSP response, in the user's terms, when they are not. */
@@ -241,10 +241,30 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
     return;
   }
   verdict.producedAt = basic.producedAt;
-  const { issuer, cert, now } = input;
+  const { issuer, now } = input;
   const skew = input.skewMs ?? DEFAULT_SKEW_MS;
 
-  // CertID
+  const { single, matches } = checkCertId(basic, input, verdict, fail);
+
+  // Signature and signer authorisation
+  if (!issuer) {
+    fail('issuer-missing', 'issuer certificate not given: cannot authorise the signer');
+  } else {
+    checkSigner(basic, issuer, now, skew, input.cache ?? sharedCache, input.signatures, verdict, fail);
+  }
+
+  checkTimes(basic, single ? matches : [], now, skew, fail);
+  checkExtensions(basic, input, fail);
+}
+
+/** The CertID: the issuer against the certificate, the SingleResponse for it, and the others. */
+function checkCertId(
+  basic: BasicResponse,
+  input: ValidationInput,
+  verdict: Verdict,
+  fail: Fail,
+): { single: SingleResponseInfo | undefined; matches: SingleResponseInfo[] } {
+  const { issuer, cert } = input;
   if (issuer && cert && (!issuer.issued(cert) || !issuerSigned(cert, issuer))) {
     fail(
       'issuer-mismatch',
@@ -297,19 +317,21 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
     }
   }
 
-  // Signature and signer authorisation
-  if (!issuer) {
-    fail('issuer-missing', 'issuer certificate not given: cannot authorise the signer');
-  } else {
-    checkSigner(basic, issuer, now, skew, input.cache ?? sharedCache, input.signatures, verdict, fail);
-  }
+  return { single, matches };
+}
 
-  // Time
+/** Time: producedAt, and every SingleResponse for the certificate, whichever hash a client's CertID uses. */
+function checkTimes(
+  basic: BasicResponse,
+  matches: SingleResponseInfo[],
+  now: Date,
+  skew: number,
+  fail: Fail,
+): void {
   if (basic.producedAt.getTime() > now.getTime() + skew) {
     fail('produced-in-future', `producedAt ${basic.producedAt.toISOString()} is in the future`);
   }
-  // Every SingleResponse for the certificate, whichever hash a client's CertID uses.
-  for (const r of single ? matches : []) {
+  for (const r of matches) {
     const which = matches.length > 1 ? ` (${r.certId.hash} CertID)` : '';
     if (r.thisUpdate.getTime() > now.getTime() + skew) {
       fail('not-yet-valid', `thisUpdate ${r.thisUpdate.toISOString()} is in the future${which}`);
@@ -334,8 +356,10 @@ function check(parsed: ParsedResponse, input: ValidationInput, verdict: Verdict,
       }
     }
   }
+}
 
-  // Response extensions
+/** Response extensions: no unknown critical one; the nonce echoed when one was sent. */
+function checkExtensions(basic: BasicResponse, input: ValidationInput, fail: Fail): void {
   for (const ext of basic.extensions) {
     if (ext.critical && !KNOWN_RESPONSE_EXTENSIONS.has(ext.oid)) {
       fail('critical-extension', `unknown critical responseExtension ${ext.oid}`);

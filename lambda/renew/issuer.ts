@@ -3,10 +3,10 @@ import { errorMessage } from '../core/errors.js';
 import { verifySignatureCall } from '../core/signature.js';
 import { certificateSignatureCall, recordIssuerSignature } from '../core/validate.js';
 
-export type IssuerSource = 'bundle' | 'sibling' | 'issuers-dir' | 'directory' | 'aia';
+type IssuerSource = 'bundle' | 'sibling' | 'issuers-dir' | 'directory' | 'aia';
 
 /** Where else to look for an issuer; each is optional. */
-export interface IssuerLookup {
+interface IssuerLookup {
   /** The `<name>.issuer.pem` beside the certificate, if there is one. */
   sibling?: () => Promise<Uint8Array | undefined>;
   /** Certificates from an issuers directory. */

@@ -16,7 +16,7 @@ export class NotStarted extends Error {
 }
 
 /** One responder URL tried: what came back and what it is worth, or why nothing usable came. */
-export interface Attempt {
+interface Attempt {
   url: string;
   /** `fetch` when nothing came back; `validate` when the answer is not a valid response. */
   stage: 'fetch' | 'validate';
@@ -27,7 +27,7 @@ export interface Attempt {
   verdict: Verdict;
 }
 
-export interface QueryOptions {
+interface QueryOptions {
   hash: HashName;
   nonce: boolean;
   skewMs?: number;

@@ -150,7 +150,7 @@ export function stapleKeyFor(certKey: string, naming: NamingOptions = DEFAULT_NA
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Whether `text` holds a control character (see CONTROL_CHARACTER). */
-export function hasControlCharacter(text: string): boolean {
+function hasControlCharacter(text: string): boolean {
   return CONTROL_CHARACTER.test(text);
 }
 
@@ -299,7 +299,7 @@ export interface StateEntry {
   responder?: string;
   /**
    * Digest of the refresh policy and the revoked-handling setting that `nextDue` was decided
-   * under (see run.ts RunContext.policyDigest): when either changes, the state is not replayed,
+   * under (see job.ts RunContext.policyDigest): when either changes, the state is not replayed,
    * so the due time is decided again from the stored staple and the new setting applies at once.
    */
   policy?: string;

@@ -33,7 +33,7 @@ const positiveInteger = (raw: string) => {
 };
 
 /** Each shared setting's value type. */
-export interface SettingValues {
+interface SettingValues {
   hash: HashName;
   onRevoked: OnRevoked;
   refreshAt: number;
@@ -43,7 +43,7 @@ export interface SettingValues {
   certExtensions: string;
   stapleExtension: string;
 }
-export type SettingName = keyof SettingValues;
+type SettingName = keyof SettingValues;
 
 export const SETTINGS: { readonly [N in SettingName]: SettingSpec<SettingValues[N]> } = {
   hash: {

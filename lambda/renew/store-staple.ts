@@ -3,7 +3,7 @@ import type { StapleMeta, StapleStore, StoredStaple } from './ports.js';
 /** How many times a write is decided again before giving up (each time someone else wrote). */
 export const MAX_WRITE_ATTEMPTS = 5;
 
-export type StoreOutcome =
+type StoreOutcome =
   | { written: true; tag: string | undefined }
   /** Another writer stored a staple that is at least as good: it stays, ours is dropped. */
   | { written: false; current: StoredStaple | undefined };

@@ -2,7 +2,7 @@
  * The one-line progress of a long run, for a terminal: `renew 1200/10000 · 3 failed · 85/s · ETA 1m 43s`.
  * Pure: the caller keeps the counts and the clock.
  */
-export interface ProgressCounts {
+interface ProgressCounts {
   done: number;
   total: number;
   failed: number;

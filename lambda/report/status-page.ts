@@ -44,7 +44,7 @@ const SORT_COLUMNS = {
   outcome: { label: 'Last outcome', numeric: false },
   responder: { label: 'Responder', numeric: false },
 } as const;
-export type SortColumn = keyof typeof SORT_COLUMNS;
+type SortColumn = keyof typeof SORT_COLUMNS;
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -267,7 +267,7 @@ const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'u
  * Nothing from anywhere (`default-src 'none'`: no image, font, frame, connection, form target or
  * base URL) but the page's own `<style>` and `<script>`, allowed by their hashes; no 'unsafe-inline'.
  */
-export const CONTENT_SECURITY_POLICY = [
+const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
   `style-src ${sha256(CSS)}`,
   `script-src ${sha256(SORT_JS)}`,
