@@ -15,7 +15,7 @@ import {
   parseCertificates,
   parseIssuerDownload,
 } from '../lambda/core/certificate.js';
-import { pemBlocks } from '../lambda/core/der.js';
+import { derElement, pemBlocks } from '../lambda/core/der.js';
 import { parseOcspResponse, ResponseParseError } from '../lambda/core/ocsp-response.js';
 import { pickIssuer } from '../lambda/renew/issuer.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
@@ -345,19 +345,8 @@ describe('PEM scanning in linear time (issue 20)', () => {
 describe('hostile DER: nesting, indefinite and oversized lengths (issue 20, keep)', () => {
   /** `depth` SEQUENCEs, each holding the next, around a NULL. */
   const nested = (depth: number): Buffer => {
-    let inner = Buffer.from([0x05, 0x00]);
-    for (let i = 0; i < depth; i++) {
-      const n = inner.length;
-      const length =
-        n < 0x80
-          ? [n]
-          : n < 0x100
-            ? [0x81, n]
-            : n < 0x10000
-              ? [0x82, n >> 8, n & 0xff]
-              : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
-      inner = Buffer.concat([Buffer.from([0x30, ...length]), inner]);
-    }
+    let inner: Buffer = Buffer.from([0x05, 0x00]);
+    for (let i = 0; i < depth; i++) inner = derElement(0x30, inner);
     return inner;
   };
   const cases: Array<[string, Buffer]> = [

@@ -23,7 +23,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { childrenOf, readRoot, type Tlv } from '../lambda/core/der-reader.js';
-import { digest, HASH_OIDS, type HashName } from '../lambda/core/der.js';
+import { derElement, digest, HASH_OIDS, type HashName } from '../lambda/core/der.js';
 import { NONCE_OID } from '../lambda/core/ocsp-request.js';
 import { judgeStaple, type VerdictCode } from '../lambda/core/validate.js';
 import { mutate, prng } from './helpers/fuzz.js';
@@ -35,19 +35,8 @@ const MUTANTS = 5000;
 
 // --- a small DER writer ---------------------------------------------------------------------------
 
-const len = (n: number) =>
-  n < 0x80
-    ? [n]
-    : n < 0x100
-      ? [0x81, n]
-      : n < 0x10000
-        ? [0x82, n >> 8, n & 0xff]
-        : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
-const tlv = (tag: number, ...parts: Buffer[]) => {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([tag, ...len(body.length)]), body]);
-};
-const seq = (...parts: Buffer[]) => tlv(0x30, ...parts);
+const tlv = derElement;
+const seq = (...parts: Uint8Array[]) => tlv(0x30, ...parts);
 const hex = (h: string) => Buffer.from(h.replace(/\s+/g, ''), 'hex');
 function oid(dotted: string): Buffer {
   const [a, b, ...rest] = dotted.split('.').map(Number) as [number, number, ...number[]];
@@ -225,7 +214,7 @@ interface Build {
   outer?: (response: Buffer) => Buffer;
 }
 
-function single(b: Build, status = hex('8000'), hash: HashName = 'sha1'): Buffer {
+function single(b: Build, status: Uint8Array = hex('8000'), hash: HashName = 'sha1'): Buffer {
   const thisUpdate = b.thisUpdate ?? new Date(now.getTime() - 60_000);
   const next = b.nextUpdate === undefined ? new Date(now.getTime() + 86_400_000) : b.nextUpdate;
   return seq(

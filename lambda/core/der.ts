@@ -212,3 +212,18 @@ export function derProblem(bytes: Uint8Array): string | undefined {
   };
   return walk(0, bytes.length, 0);
 }
+
+/** One DER element: tag, definite length (short or long form, up to 16 MiB), content. */
+export function derElement(tag: number, ...content: Uint8Array[]): Buffer {
+  const body = Buffer.concat(content);
+  const n = body.length;
+  const length =
+    n < 0x80
+      ? [n]
+      : n < 0x100
+        ? [0x81, n]
+        : n < 0x10000
+          ? [0x82, n >> 8, n & 0xff]
+          : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+  return Buffer.concat([Buffer.from([tag, ...length]), body]);
+}

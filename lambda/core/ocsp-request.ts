@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import type { Certificate } from './certificate.js';
-import { asBuffer, digest, HASH_OIDS, type HashName } from './der.js';
+import { asBuffer, derElement, digest, HASH_OIDS, type HashName } from './der.js';
 
 export const NONCE_OID = '1.3.6.1.5.5.7.48.1.2';
 
@@ -42,33 +42,26 @@ interface OcspRequestOptions {
  *     { reqCert CertID }, requestExtensions [2] EXPLICIT Extensions OPTIONAL } }
  */
 export function buildOcspRequest(id: CertId, options: OcspRequestOptions = {}): Buffer {
-  const certId = der(
+  const certId = derElement(
     0x30,
-    der(0x30, oidDer(HASH_OIDS[id.hash]), Buffer.from([0x05, 0x00])),
-    der(0x04, id.issuerNameHash),
-    der(0x04, id.issuerKeyHash),
-    der(0x02, id.serial),
+    derElement(0x30, oidDer(HASH_OIDS[id.hash]), Buffer.from([0x05, 0x00])),
+    derElement(0x04, id.issuerNameHash),
+    derElement(0x04, id.issuerKeyHash),
+    derElement(0x02, id.serial),
   );
-  const requestList = der(0x30, der(0x30, certId));
+  const requestList = derElement(0x30, derElement(0x30, certId));
   const extensions = options.nonce
-    ? [der(0xa2, der(0x30, der(0x30, oidDer(NONCE_OID), der(0x04, der(0x04, options.nonce)))))]
+    ? [
+        derElement(
+          0xa2,
+          derElement(
+            0x30,
+            derElement(0x30, oidDer(NONCE_OID), derElement(0x04, derElement(0x04, options.nonce))),
+          ),
+        ),
+      ]
     : [];
-  return der(0x30, der(0x30, requestList, ...extensions));
-}
-
-/** One DER element: tag, definite length, content. */
-function der(tag: number, ...content: Buffer[]): Buffer {
-  const body = Buffer.concat(content);
-  const n = body.length;
-  const length =
-    n < 0x80
-      ? [n]
-      : n < 0x100
-        ? [0x81, n]
-        : n < 0x10000
-          ? [0x82, n >> 8, n & 0xff]
-          : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
-  return Buffer.concat([Buffer.from([tag, ...length]), body]);
+  return derElement(0x30, derElement(0x30, requestList, ...extensions));
 }
 
 /** The DER of the few OBJECT IDENTIFIERs a request carries, encoded once by asn1js. */
