@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { shouldReplace, type OnRevoked } from '../lambda/core/replace.js';
-import type { Verdict } from '../lambda/core/validate.js';
+import type { Verdict } from '../lambda/core/verdict.js';
 import { HOUR } from './helpers/time.js';
 
 const T0 = Date.parse('2030-03-01T00:00:00Z');

@@ -18,11 +18,8 @@ import {
   worthThreadPool,
   type VerifyCall,
 } from '../lambda/core/signature.js';
-import {
-  certificateSignatureCall,
-  responseSignatureCalls,
-  validateResponse,
-} from '../lambda/core/validate.js';
+import { certificateSignatureCall, responseSignatureCalls } from '../lambda/core/responder.js';
+import { validateResponse } from '../lambda/core/validate.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
 interface Manifest {

@@ -25,7 +25,8 @@ import { parseCertificates, type Certificate } from '../lambda/core/certificate.
 import { childrenOf, readRoot, type Tlv } from '../lambda/core/der-reader.js';
 import { derElement, digest, HASH_OIDS, type HashName } from '../lambda/core/der.js';
 import { NONCE_OID } from '../lambda/core/ocsp-request.js';
-import { judgeStaple, type VerdictCode } from '../lambda/core/validate.js';
+import { judgeStaple } from '../lambda/core/validate.js';
+import { type VerdictCode } from '../lambda/core/verdict.js';
 import { mutate, prng } from './helpers/fuzz.js';
 import { openssl } from './helpers/pki.js';
 

@@ -12,7 +12,9 @@ import { describe, expect, it } from 'vitest';
 import { CertificateParseError, parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { explainStaple } from '../lambda/report/explain.js';
 import { parseOcspResponse, ResponseParseError, type ParsedResponse } from '../lambda/core/ocsp-response.js';
-import { validateResponse, VERDICT_CODES, ValidationCache, type Verdict } from '../lambda/core/validate.js';
+import { ValidationCache } from '../lambda/core/responder.js';
+import { validateResponse } from '../lambda/core/validate.js';
+import { VERDICT_CODES, type Verdict } from '../lambda/core/verdict.js';
 import { mutate, prng } from './helpers/fuzz.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 

@@ -16,7 +16,8 @@ import { Certificate, CertificateParseError, parseCertificates } from '../lambda
 import { asBuffer, digest, HASH_OIDS } from '../lambda/core/der.js';
 import { NONCE_OID, type CertId } from '../lambda/core/ocsp-request.js';
 import { BASIC_RESPONSE_OID, parseOcspResponse, ResponseParseError } from '../lambda/core/ocsp-response.js';
-import { validateResponse, type VerdictCode } from '../lambda/core/validate.js';
+import { validateResponse } from '../lambda/core/validate.js';
+import { type VerdictCode } from '../lambda/core/verdict.js';
 import { buildOcspResponse, unrelatedRsaKey } from './helpers/fake-responder.js';
 import { openssl } from './helpers/pki.js';
 

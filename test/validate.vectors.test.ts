@@ -12,12 +12,8 @@ import { parseCertificates, type Certificate } from '../lambda/core/certificate.
 import type { HashName } from '../lambda/core/der.js';
 import { explainStaple } from '../lambda/report/explain.js';
 import { parseOcspResponse, type ParsedResponse } from '../lambda/core/ocsp-response.js';
-import {
-  DEFAULT_SKEW_MS,
-  validateResponse,
-  type Verdict,
-  type VerdictCode,
-} from '../lambda/core/validate.js';
+import { DEFAULT_SKEW_MS, validateResponse } from '../lambda/core/validate.js';
+import { type Verdict, type VerdictCode } from '../lambda/core/verdict.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 
 // --- the vectors ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import { parseCertificates } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
-import { judgeStaple, type Verdict } from '../core/validate.js';
+import { judgeStaple } from '../core/validate.js';
+import { type Verdict } from '../core/verdict.js';
 import { resolveIssuer } from '../renew/issuer.js';
 import { explainStaple, formatExplanation } from '../report/explain.js';
 import { loadCerts, readCapped, siblingReader } from './cert-files.js';

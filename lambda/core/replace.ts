@@ -1,4 +1,4 @@
-import type { Verdict } from './validate.js';
+import type { Verdict } from './verdict.js';
 
 export type OnRevoked = 'publish' | 'withhold';
 

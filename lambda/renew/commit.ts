@@ -1,7 +1,7 @@
 import { errorMessage, RenewError } from '../core/errors.js';
 import { decideRefresh } from '../core/refresh-policy.js';
 import { shouldReplace } from '../core/replace.js';
-import type { Verdict } from '../core/validate.js';
+import type { Verdict } from '../core/verdict.js';
 import { step, verdictOf, type Due, type Fetched, type Job, type RunContext } from './job.js';
 import type { Outcome } from './outcome.js';
 import { type Action, type StateEntry, withheldMarkerFor } from './ports.js';

@@ -1,7 +1,7 @@
 import { parseCertificates, parseIssuerDownload, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
 import { verifySignatureCall } from '../core/signature.js';
-import { certificateSignatureCall, recordIssuerSignature } from '../core/validate.js';
+import { certificateSignatureCall, recordIssuerSignature } from '../core/responder.js';
 
 type IssuerSource = 'bundle' | 'sibling' | 'issuers-dir' | 'directory' | 'aia';
 

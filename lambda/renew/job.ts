@@ -4,7 +4,9 @@ import type { Certificate } from '../core/certificate.js';
 import { DeadlineError, errorMessage, RenewError, type Stage } from '../core/errors.js';
 import type { RefreshPolicy, StapleFacts } from '../core/refresh-policy.js';
 import type { ReplaceDecision } from '../core/replace.js';
-import { judgeStaple, type ValidationCache, type ValidationInput, type Verdict } from '../core/validate.js';
+import { type ValidationCache } from '../core/responder.js';
+import { judgeStaple, type ValidationInput } from '../core/validate.js';
+import { type Verdict } from '../core/verdict.js';
 import {
   stapleKeyFor,
   type CertificateObject,

@@ -4,7 +4,9 @@ import { DeadlineError, errorMessage } from '../core/errors.js';
 import { buildOcspRequest, certIdFor, newNonce } from '../core/ocsp-request.js';
 import type { ParsedResponse } from '../core/ocsp-response.js';
 import type { Transport } from './ports.js';
-import { invalidVerdict, judgeStapleAhead, type ValidationCache, type Verdict } from '../core/validate.js';
+import { type ValidationCache } from '../core/responder.js';
+import { judgeStapleAhead } from '../core/validate.js';
+import { invalidVerdict, type Verdict } from '../core/verdict.js';
 
 /**
  * Thrown when the run had to stop before this certificate's first request was sent (it waited

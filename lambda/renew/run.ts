@@ -3,7 +3,7 @@ import type { HashName } from '../core/der.js';
 import { DeadlineError, errorMessage, RenewError } from '../core/errors.js';
 import { DEFAULT_POLICY, type RefreshPolicy } from '../core/refresh-policy.js';
 import type { OnRevoked } from '../core/replace.js';
-import { ValidationCache } from '../core/validate.js';
+import { ValidationCache } from '../core/responder.js';
 import { commit } from './commit.js';
 import { fetchResponse } from './fetch-response.js';
 import { perHostLimiter } from './host-limiter.js';

@@ -1,5 +1,5 @@
 import type { StapleFacts } from '../core/refresh-policy.js';
-import type { Verdict } from '../core/validate.js';
+import type { Verdict } from '../core/verdict.js';
 import type { ReportRow, StateEntry } from './ports.js';
 
 /** Staple facts: one shape, from a verdict or the state, to the row or the state. */

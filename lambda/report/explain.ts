@@ -1,7 +1,7 @@
 import { serialHex, toHex } from '../core/der.js';
 import type { ParsedResponse } from '../core/ocsp-response.js';
 import { printable } from '../core/printable.js';
-import type { Verdict, VerdictCode } from '../core/validate.js';
+import type { Verdict, VerdictCode } from '../core/verdict.js';
 import type { RunReport } from '../renew/ports.js';
 import { plural } from '../core/plural.js';
 
