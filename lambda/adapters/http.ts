@@ -90,7 +90,7 @@ function agentFor(protocol: string, options: HttpOptions): http.Agent {
  */
 export function httpRequest(
   url: string,
-  init: { method: 'GET' | 'POST'; body?: Buffer; headers?: Record<string, string> },
+  init: HttpRequestInit,
   options: HttpOptions,
   limits: RequestLimits = {},
 ): Promise<HttpResponse> {
@@ -105,24 +105,49 @@ export function httpRequest(
       : new HttpError(`timed out after ${options.timeoutMs} ms`, { code: 'TIMEOUT' });
   let parsed: URL;
   try {
+    parsed = allowedUrl(url, options);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return send(parsed, init, options, { timeoutMs, timeoutError });
+}
+
+interface HttpRequestInit {
+  method: 'GET' | 'POST';
+  body?: Buffer;
+  headers?: Record<string, string>;
+}
+
+/**
+ * The URL to request: it parses, it is http or https, and unless `allowPrivate` its host passes
+ * the SSRF guard. Throws HttpError (INVALID_URL, UNSUPPORTED_PROTOCOL) or the guard's error.
+ */
+function allowedUrl(url: string, options: HttpOptions): URL {
+  let parsed: URL;
+  try {
     parsed = new URL(url);
   } catch {
-    return Promise.reject(new HttpError(`invalid URL ${url}`, { code: 'INVALID_URL' }));
+    throw new HttpError(`invalid URL ${url}`, { code: 'INVALID_URL' });
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    return Promise.reject(
-      new HttpError(`refusing ${parsed.protocol} URL ${url}: only http and https`, {
-        code: 'UNSUPPORTED_PROTOCOL',
-      }),
-    );
+    throw new HttpError(`refusing ${parsed.protocol} URL ${url}: only http and https`, {
+      code: 'UNSUPPORTED_PROTOCOL',
+    });
   }
-  if (!options.allowPrivate) {
-    try {
-      assertHostAllowed(parsed.hostname);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
+  if (!options.allowPrivate) assertHostAllowed(parsed.hostname);
+  return parsed;
+}
+
+/**
+ * Sends the request and reads the body up to `maxBytes`; every way out (response, error, body
+ * over the cap, timeout) clears the timer, and the first one settles.
+ */
+function send(
+  parsed: URL,
+  init: HttpRequestInit,
+  options: HttpOptions,
+  timeout: { timeoutMs: number; timeoutError: () => Error },
+): Promise<HttpResponse> {
   const client = parsed.protocol === 'https:' ? https : http;
   return new Promise<HttpResponse>((resolve, reject) => {
     let during = 'before the response';
@@ -167,7 +192,7 @@ export function httpRequest(
       },
     );
     // Every way out clears it, or it keeps the process alive for up to timeoutMs.
-    const timer = setTimeout(() => req.destroy(timeoutError()), timeoutMs);
+    const timer = setTimeout(() => req.destroy(timeout.timeoutError()), timeout.timeoutMs);
     req.on('error', fail);
     req.end(init.body);
   });

@@ -40,71 +40,101 @@ export function nextWake(report: RunReport, now: number, maxSleepMs: number, min
  */
 export async function runDaemon(deps: RunDeps, options: RunOptions, daemon: DaemonOptions): Promise<void> {
   const maxSleep = daemon.maxSleepMs ?? 3_600_000;
-  let stopping = false;
-  let forceNext = options.force === true;
-  let wake: (() => void) | undefined;
-  const wakeUp = () => wake?.();
-  const handlers: Array<[NodeJS.Signals, () => void]> = [
-    ['SIGUSR1', () => (daemon.log('SIGUSR1: checking now'), wakeUp())],
-    ['SIGHUP', () => (daemon.log('SIGHUP: checking now'), wakeUp())],
-    ['SIGUSR2', () => (daemon.log('SIGUSR2: forcing all'), (forceNext = true), wakeUp())],
-    ['SIGTERM', () => (daemon.log('SIGTERM: stopping'), (stopping = true), wakeUp())],
-    ['SIGINT', () => (daemon.log('SIGINT: stopping'), (stopping = true), wakeUp())],
-  ];
-  if (daemon.handleSignals !== false) for (const [sig, fn] of handlers) process.on(sig, fn);
-  const onAbort = () => ((stopping = true), wakeUp());
-  daemon.signal?.addEventListener('abort', onAbort);
-
-  let listing = '';
-  const snapshot = async () =>
-    (await deps.source.list())
-      .map((o) => `${o.key}\0${o.tag ?? ''}`)
-      .sort()
-      .join('\n');
+  const state: DaemonState = {
+    stopping: false,
+    forceNext: options.force === true,
+    wake: undefined,
+    listing: '',
+  };
+  const unlisten = listenForSignals(daemon, state);
   try {
-    while (!stopping) {
+    while (!state.stopping) {
       try {
-        listing = await snapshot();
+        state.listing = await listingSnapshot(deps);
         // Take the force flag before the run: a SIGUSR2 during the run asks for another one.
-        const force = forceNext;
-        forceNext = false;
+        const force = state.forceNext;
+        state.forceNext = false;
         const report = await run(deps, { ...options, force }).catch((err: unknown) => {
-          forceNext ||= force;
+          state.forceNext ||= force;
           throw err;
         });
         await daemon.onReport(report);
         const until = nextWake(report, deps.clock().getTime(), maxSleep, daemon.minSleepMs ?? MIN_SLEEP_MS);
         daemon.log(`next check ${new Date(until).toISOString()}`);
-        await sleepUntil(until);
+        await sleepUntil(until, state, deps, daemon);
       } catch (err) {
         daemon.log(`run failed: ${errorMessage(err)}; retrying in ${daemon.watchIntervalMs} ms`);
-        await sleepUntil(deps.clock().getTime() + daemon.watchIntervalMs);
+        await sleepUntil(deps.clock().getTime() + daemon.watchIntervalMs, state, deps, daemon);
       }
     }
   } finally {
+    unlisten();
+  }
+}
+
+/** What the loop, its sleep and the signal handlers share. */
+interface DaemonState {
+  stopping: boolean;
+  forceNext: boolean;
+  /** Ends the current sleep early, while one is under way. */
+  wake: (() => void) | undefined;
+  /** The certificate listing as last seen, to notice a change while asleep. */
+  listing: string;
+}
+
+/**
+ * Installs the signal handlers (unless `handleSignals` is false) and the abort listener; returns
+ * what removes them.
+ */
+function listenForSignals(daemon: DaemonOptions, state: DaemonState): () => void {
+  const wakeUp = () => state.wake?.();
+  const handlers: Array<[NodeJS.Signals, () => void]> = [
+    ['SIGUSR1', () => (daemon.log('SIGUSR1: checking now'), wakeUp())],
+    ['SIGHUP', () => (daemon.log('SIGHUP: checking now'), wakeUp())],
+    ['SIGUSR2', () => (daemon.log('SIGUSR2: forcing all'), (state.forceNext = true), wakeUp())],
+    ['SIGTERM', () => (daemon.log('SIGTERM: stopping'), (state.stopping = true), wakeUp())],
+    ['SIGINT', () => (daemon.log('SIGINT: stopping'), (state.stopping = true), wakeUp())],
+  ];
+  if (daemon.handleSignals !== false) for (const [sig, fn] of handlers) process.on(sig, fn);
+  const onAbort = () => ((state.stopping = true), wakeUp());
+  daemon.signal?.addEventListener('abort', onAbort);
+  return () => {
     if (daemon.handleSignals !== false) for (const [sig, fn] of handlers) process.off(sig, fn);
     daemon.signal?.removeEventListener('abort', onAbort);
-  }
+  };
+}
 
-  /** Sleeps until `until`, a signal, or a change in the certificate listing. */
-  async function sleepUntil(until: number): Promise<void> {
-    while (!stopping && !forceNext) {
-      const left = until - deps.clock().getTime();
-      if (left <= 0) return;
-      const woken = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), Math.min(left, daemon.watchIntervalMs));
-        wake = () => {
-          clearTimeout(timer);
-          resolve(true);
-        };
-      });
-      wake = undefined;
-      if (woken || stopping) return;
-      const current = await snapshot().catch(() => listing);
-      if (current !== listing) {
-        daemon.log('certificate listing changed: checking now');
-        return;
-      }
+/** The certificate listing as one string (keys and tags), to compare two listings. */
+async function listingSnapshot(deps: RunDeps): Promise<string> {
+  return (await deps.source.list())
+    .map((o) => `${o.key}\0${o.tag ?? ''}`)
+    .sort()
+    .join('\n');
+}
+
+/** Sleeps until `until`, a signal, or a change in the certificate listing. */
+async function sleepUntil(
+  until: number,
+  state: DaemonState,
+  deps: RunDeps,
+  daemon: DaemonOptions,
+): Promise<void> {
+  while (!state.stopping && !state.forceNext) {
+    const left = until - deps.clock().getTime();
+    if (left <= 0) return;
+    const woken = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), Math.min(left, daemon.watchIntervalMs));
+      state.wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+    state.wake = undefined;
+    if (woken || state.stopping) return;
+    const current = await listingSnapshot(deps).catch(() => state.listing);
+    if (current !== state.listing) {
+      daemon.log('certificate listing changed: checking now');
+      return;
     }
   }
 }

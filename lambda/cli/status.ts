@@ -178,24 +178,8 @@ async function dirEntries(
           staple,
           state: state.get(certificate) as StateEntryView | undefined,
         };
-        let leaf: Certificate | undefined;
-        if (certKeys.has(certificate)) {
-          try {
-            leaf = parseCertificates(
-              readBoundedFile(path.join(dir, certificate), 'a certificate file').data,
-            )[0];
-          } catch {
-            /* the renewer reports unparseable certificates; the row still shows its staple */
-          }
-        }
-        if (leaf) {
-          entry.mustStaple = leaf.mustStaple;
-          if (leaf.ocspUrls[0]) entry.responder = leaf.ocspUrls[0];
-          else entry.skippedBecause = 'no OCSP URL in the certificate';
-          if (leaf.notAfter.getTime() < now.getTime() && !entry.skippedBecause) {
-            entry.skippedBecause = `certificate expired ${leaf.notAfter.toISOString()}`;
-          }
-        }
+        const leaf = certKeys.has(certificate) ? readLeaf(dir, certificate) : undefined;
+        if (leaf) describeLeaf(entry, leaf, now);
         entry.reading = await readStapleFile(path.join(dir, staple), leaf?.serial);
         entries.push(entry);
       }),
@@ -206,6 +190,26 @@ async function dirEntries(
     entries.push({ certificate: staple, staple, reading: await readStapleFile(path.join(dir, staple)) });
   }
   return entries;
+}
+
+/** A certificate file's leaf, or undefined when it does not parse. */
+function readLeaf(dir: string, certificate: string): Certificate | undefined {
+  try {
+    return parseCertificates(readBoundedFile(path.join(dir, certificate), 'a certificate file').data)[0];
+  } catch {
+    /* the renewer reports unparseable certificates; the row still shows its staple */
+    return undefined;
+  }
+}
+
+/** What the leaf says of its row: must-staple, the responder, or why the renewer skips it. */
+function describeLeaf(entry: StatusEntry, leaf: Certificate, now: Date): void {
+  entry.mustStaple = leaf.mustStaple;
+  if (leaf.ocspUrls[0]) entry.responder = leaf.ocspUrls[0];
+  else entry.skippedBecause = 'no OCSP URL in the certificate';
+  if (leaf.notAfter.getTime() < now.getTime() && !entry.skippedBecause) {
+    entry.skippedBecause = `certificate expired ${leaf.notAfter.toISOString()}`;
+  }
 }
 
 /** The staple as read (a regular file of at most 1 MiB), null when there is none. */

@@ -98,6 +98,66 @@ export function certificateFields(der: Buffer): CertificateFields | undefined {
   const top = kids(walk, certificate);
   if (top?.length !== 3) return undefined;
   const [tbs, sigAlg, sig] = top as [Tlv, Tlv, Tlv];
+  const t = readTbsCertificate(walk, tbs);
+  if (!t) return undefined;
+  const outer = readOuterSignature(walk, sigAlg, sig, t.innerAlg);
+  if (!outer) return undefined;
+
+  const x: CertificateFields = {
+    serial: t.serial,
+    subjectDer: encoding(der, t.subjectName),
+    issuerDer: encoding(der, t.issuerName),
+    subject: t.subject,
+    issuer: t.issuer,
+    publicKeyBits: t.publicKeyBits,
+    spkiDer: encoding(der, t.spki),
+    tbsDer: encoding(der, tbs),
+    signatureAlgorithm: outer.signatureAlgorithm,
+    signature: outer.signature,
+    notBefore: t.notBefore,
+    notAfter: t.notAfter,
+    ocspUrls: [],
+    caIssuersUrls: [],
+    mustStaple: false,
+    isCA: false,
+    extKeyUsage: undefined,
+    digitalSignature: undefined,
+    criticalExtensions: [],
+    subjectKeyId: undefined,
+    authorityKeyId: undefined,
+  };
+  // Every TLV strict DER (names' values and parameters included), once the fields have said
+  // what is wrong with them in their own words.
+  if (!isStrictDer(der, certificate!)) return undefined;
+  if (!t.extensionsTag) return x;
+  if (!readExtensions(walk, t.extensionsTag, x)) return undefined;
+  return x;
+}
+
+/** What readTbsCertificate reads from tbsCertificate, the extensions left undecoded. */
+interface TbsCertificate {
+  serial: Buffer;
+  /** The signature AlgorithmIdentifier inside tbsCertificate, compared with the outer one. */
+  innerAlg: Tlv;
+  issuerName: Tlv;
+  subjectName: Tlv;
+  issuer: string;
+  subject: string;
+  notBefore: Date;
+  notAfter: Date;
+  spki: Tlv;
+  publicKeyBits: Buffer;
+  extensionsTag: Tlv | undefined;
+}
+
+/**
+ * TBSCertificate ::= SEQUENCE { version [0] EXPLICIT DEFAULT v1, serialNumber, signature,
+ * issuer, validity, subject, subjectPublicKeyInfo, issuerUniqueID [1] IMPLICIT OPTIONAL,
+ * subjectUniqueID [2] IMPLICIT OPTIONAL, extensions [3] EXPLICIT OPTIONAL }: undefined when it
+ * does not decode; CertificateParseError from checkVersion and time.
+ */
+function readTbsCertificate(walk: Walk, tbs: Tlv): TbsCertificate | undefined {
+  const { der } = walk;
   const fields = tbs.tag === TAG.SEQUENCE ? kids(walk, tbs) : undefined;
   if (!fields) return undefined;
   let i = 0;
@@ -126,14 +186,40 @@ export function certificateFields(der: Buffer): CertificateFields | undefined {
   if (fields[i]?.tag === contextTag(2, false)) i++;
   const extensionsTag = fields[i]?.tag === contextTag(3, true) ? fields[i++] : undefined;
   if (i !== fields.length) return undefined;
+  return {
+    serial,
+    innerAlg: innerAlg!,
+    issuerName,
+    subjectName,
+    issuer,
+    subject,
+    notBefore,
+    notAfter,
+    spki,
+    publicKeyBits: publicKey.bits,
+    extensionsTag,
+  };
+}
 
+/**
+ * The outer signatureAlgorithm and signatureValue: undefined when they do not decode;
+ * CertificateParseError when the algorithm differs from tbsCertificate's (RFC 5280 §4.1.1.2) or
+ * the signature has unused bits.
+ */
+function readOuterSignature(
+  walk: Walk,
+  sigAlg: Tlv,
+  sig: Tlv,
+  innerAlg: Tlv,
+): { signatureAlgorithm: AlgorithmId; signature: Buffer } | undefined {
+  const { der } = walk;
   const algParts = sigAlg.tag === TAG.SEQUENCE ? kids(walk, sigAlg) : undefined;
   const algOid = oidString(der, algParts?.[0]);
   const params = algParts?.[1];
   const signature = bitString(der, sig);
   if (!algParts || algParts.length > 2 || !algOid || !signature) return undefined;
   if (params && !isStrictDer(der, params)) return undefined;
-  if (!encoding(der, innerAlg!).equals(encoding(der, sigAlg))) {
+  if (!encoding(der, innerAlg).equals(encoding(der, sigAlg))) {
     throw new CertificateParseError(
       'not an X.509 certificate (the signature algorithm in tbsCertificate differs from the outer one, RFC 5280 §4.1.1.2)',
     );
@@ -143,36 +229,8 @@ export function certificateFields(der: Buffer): CertificateFields | undefined {
       `not DER: the certificate's signature has ${signature.unused} unused bits`,
     );
   }
-
-  const x: CertificateFields = {
-    serial,
-    subjectDer: encoding(der, subjectName),
-    issuerDer: encoding(der, issuerName),
-    subject,
-    issuer,
-    publicKeyBits: publicKey.bits,
-    spkiDer: encoding(der, spki),
-    tbsDer: encoding(der, tbs),
-    signatureAlgorithm: { oid: algOid, params: params ? encoding(der, params) : undefined },
-    signature: signature.bits,
-    notBefore,
-    notAfter,
-    ocspUrls: [],
-    caIssuersUrls: [],
-    mustStaple: false,
-    isCA: false,
-    extKeyUsage: undefined,
-    digitalSignature: undefined,
-    criticalExtensions: [],
-    subjectKeyId: undefined,
-    authorityKeyId: undefined,
-  };
-  // Every TLV strict DER (names' values and parameters included), once the fields have said
-  // what is wrong with them in their own words.
-  if (!isStrictDer(der, certificate!)) return undefined;
-  if (!extensionsTag) return x;
-  if (!readExtensions(walk, extensionsTag, x)) return undefined;
-  return x;
+  const signatureAlgorithm = { oid: algOid, params: params ? encoding(der, params) : undefined };
+  return { signatureAlgorithm, signature: signature.bits };
 }
 
 /**

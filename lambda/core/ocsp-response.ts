@@ -21,7 +21,6 @@ import { hashNameForOid, strictGeneralizedTime } from './der.js';
 import { ResponseParseError } from './errors.js';
 import type {
   BasicResponse,
-  CertStatus,
   ExtensionInfo,
   ParsedResponse,
   ResponderId,
@@ -322,9 +321,8 @@ function readResponderId(bytes: Buffer, tlv: Tlv | undefined): ResponderId {
 
 /**
  * SingleResponse ::= SEQUENCE { certID, certStatus, thisUpdate, nextUpdate [0] EXPLICIT OPTIONAL,
- * singleExtensions [1] EXPLICIT OPTIONAL }; CertID ::= SEQUENCE { hashAlgorithm, issuerNameHash,
- * issuerKeyHash, serialNumber }; certStatus good [0] IMPLICIT NULL | revoked [1] IMPLICIT
- * RevokedInfo | unknown [2] IMPLICIT NULL.
+ * singleExtensions [1] EXPLICIT OPTIONAL }; its fields are read in order, so the first bad one
+ * is the one reported.
  */
 function readSingle(bytes: Buffer, tlv: Tlv, what: string): SingleResponseInfo {
   const [certIdTlv, status, thisUpdateTlv, ...rest] = sequence(bytes, tlv, what, 3, 5) as [
@@ -333,7 +331,16 @@ function readSingle(bytes: Buffer, tlv: Tlv, what: string): SingleResponseInfo {
     Tlv,
     ...Tlv[],
   ];
-  const certId = sequence(bytes, certIdTlv, `${what} certID`, 4, 4);
+  const certId = readCertId(bytes, certIdTlv, what);
+  const revocation = readCertStatus(bytes, status, what);
+  const thisUpdate = time(bytes, thisUpdateTlv, `${what} thisUpdate`);
+  const { nextUpdate, extensions } = readSingleOptionals(bytes, rest, what);
+  return { certId, ...revocation, thisUpdate, nextUpdate, extensions };
+}
+
+/** CertID ::= SEQUENCE { hashAlgorithm, issuerNameHash, issuerKeyHash, serialNumber }. */
+function readCertId(bytes: Buffer, tlv: Tlv, what: string): SingleResponseInfo['certId'] {
+  const certId = sequence(bytes, tlv, `${what} certID`, 4, 4);
   const hash = algorithm(bytes, certId[0]!, `${what} certID hashAlgorithm`);
   const issuerNameHash = readOctets(bytes, typed(certId[1], TAG.OCTET_STRING, `${what} issuerNameHash`));
   const issuerKeyHash = readOctets(bytes, typed(certId[2], TAG.OCTET_STRING, `${what} issuerKeyHash`));
@@ -345,39 +352,54 @@ function readSingle(bytes: Buffer, tlv: Tlv, what: string): SingleResponseInfo {
     readInteger,
     'a minimal DER INTEGER',
   );
+  return { hashOid: hash.oid, hash: hashNameForOid(hash.oid), issuerNameHash, issuerKeyHash, serial };
+}
 
-  let certStatus: CertStatus;
-  let revocationTime: Date | undefined;
-  let revocationReason: string | undefined;
-  const empty = status.end === status.contentStart;
+/**
+ * certStatus: good [0] IMPLICIT NULL | revoked [1] IMPLICIT RevokedInfo | unknown [2] IMPLICIT
+ * NULL; RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, revocationReason [0] EXPLICIT
+ * CRLReason OPTIONAL }.
+ */
+function readCertStatus(
+  bytes: Buffer,
+  status: Tlv,
+  what: string,
+): Pick<SingleResponseInfo, 'certStatus' | 'revocationTime' | 'revocationReason'> {
   if (status.tag === contextTag(0, false) || status.tag === contextTag(2, false)) {
-    if (!empty) notDer(`${what} certStatus`, status.start, 'is a NULL with content');
-    certStatus = status.tag === contextTag(0, false) ? 'good' : 'unknown';
-  } else if (status.tag === contextTag(1, true)) {
-    // RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, revocationReason [0] EXPLICIT CRLReason OPTIONAL }
-    const info = children(bytes, status, `${what} revokedInfo`);
-    if (info.length < 1 || info.length > 2)
-      structure(`${what} revokedInfo at byte ${status.start} has ${info.length} fields, not 1 or 2`);
-    certStatus = 'revoked';
-    revocationTime = time(bytes, info[0], `${what} revocationTime`);
-    if (info[1]) {
-      const code = value(
-        bytes,
-        explicit(bytes, info[1], 0, `${what} revocationReason`),
-        TAG.ENUMERATED,
-        `${what} revocationReason`,
-        readEnumerated,
-        'a small DER ENUMERATED',
-      );
-      revocationReason = REASON_NAMES[code] ?? `reason(${code})`;
-    }
-  } else {
+    if (status.end !== status.contentStart)
+      notDer(`${what} certStatus`, status.start, 'is a NULL with content');
+    const certStatus = status.tag === contextTag(0, false) ? 'good' : 'unknown';
+    return { certStatus, revocationTime: undefined, revocationReason: undefined };
+  }
+  if (status.tag !== contextTag(1, true))
     structure(
       `${what} certStatus at byte ${status.start} is not good [0], revoked [1] or unknown [2] in their DER form (tag 0x${status.tag.toString(16)})`,
     );
+  const info = children(bytes, status, `${what} revokedInfo`);
+  if (info.length < 1 || info.length > 2)
+    structure(`${what} revokedInfo at byte ${status.start} has ${info.length} fields, not 1 or 2`);
+  const revocationTime = time(bytes, info[0], `${what} revocationTime`);
+  let revocationReason: string | undefined;
+  if (info[1]) {
+    const code = value(
+      bytes,
+      explicit(bytes, info[1], 0, `${what} revocationReason`),
+      TAG.ENUMERATED,
+      `${what} revocationReason`,
+      readEnumerated,
+      'a small DER ENUMERATED',
+    );
+    revocationReason = REASON_NAMES[code] ?? `reason(${code})`;
   }
-  const thisUpdate = time(bytes, thisUpdateTlv, `${what} thisUpdate`);
+  return { certStatus: 'revoked', revocationTime, revocationReason };
+}
 
+/** The fields after thisUpdate: nextUpdate [0] EXPLICIT OPTIONAL, singleExtensions [1] EXPLICIT OPTIONAL. */
+function readSingleOptionals(
+  bytes: Buffer,
+  rest: Tlv[],
+  what: string,
+): Pick<SingleResponseInfo, 'nextUpdate' | 'extensions'> {
   let nextUpdate: Date | undefined;
   let extensions: ExtensionInfo[] = [];
   let r = 0;
@@ -390,21 +412,7 @@ function readSingle(bytes: Buffer, tlv: Tlv, what: string): SingleResponseInfo {
       `${what} singleExtensions`,
     );
   if (r !== rest.length) structure(`${what} has an unexpected element at byte ${rest[r]!.start}`);
-  return {
-    certId: {
-      hashOid: hash.oid,
-      hash: hashNameForOid(hash.oid),
-      issuerNameHash,
-      issuerKeyHash,
-      serial,
-    },
-    certStatus,
-    revocationTime,
-    revocationReason,
-    thisUpdate,
-    nextUpdate,
-    extensions,
-  };
+  return { nextUpdate, extensions };
 }
 
 /**

@@ -189,17 +189,44 @@ export class StatusBuilder {
 
 function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: boolean): StatusRow {
   const s = e.state;
+  const times = stapleTimes(e, now);
+  const failures = s?.failures ?? 0;
+  const fields = rowFields(e, times, failures);
+  // Attempts are failing: failures counted, or the last outcome a failure (a deadline cut, say).
+  const attemptsFail = failures > 0 || s?.action === 'failed';
+  const failure = attemptsFail ? failureText(s, failures, now) : undefined;
+  const [health, why] = judgeHealth(e, times, failure, { now, warnHours, capByWindow });
+  const note = failure && health !== 'failing' && health !== 'skipped' ? failure : undefined;
+  return { ...fields, health, why, ...(note ? { note } : {}) };
+}
+
+/** A staple's status and times as a status row shows them, with the hours left at `now`. */
+interface StapleTimes {
+  thisUpdate: string | undefined;
+  nextUpdate: string | undefined;
+  certStatus: CertStatus | undefined;
+  validityHours: number | undefined;
+}
+
+/** The staple as read wins over the remembered times: it is what the server sends. */
+function stapleTimes(e: StatusEntry, now: Date): StapleTimes {
+  const s = e.state;
   const reading = e.reading ?? undefined;
-  // The staple as read wins over the remembered times: it is what the server sends.
   const thisUpdate = reading?.thisUpdate ?? (e.reading === null ? undefined : s?.thisUpdate);
   const nextUpdate = reading?.nextUpdate ?? (e.reading === null ? undefined : s?.nextUpdate);
   const certStatus = reading?.certStatus ?? (e.reading === null ? undefined : s?.certStatus);
   const validityHours =
     nextUpdate !== undefined ? (Date.parse(nextUpdate) - now.getTime()) / HOUR_MS : undefined;
-  const failures = s?.failures ?? 0;
+  return { thisUpdate, nextUpdate, certStatus, validityHours };
+}
+
+/** A status row's fields before its health: what the staple says and what the renewer remembers. */
+function rowFields(e: StatusEntry, times: StapleTimes, failures: number): Omit<StatusRow, 'health' | 'why'> {
+  const s = e.state;
+  const { thisUpdate, nextUpdate, certStatus, validityHours } = times;
   const lastError = s?.lastError;
   const responder = e.responder ?? s?.responder;
-  const base = {
+  return {
     certificate: e.certificate,
     staple: e.staple,
     ...(certStatus ? { certStatus } : {}),
@@ -215,60 +242,63 @@ function statusRow(e: StatusEntry, now: Date, warnHours: number, capByWindow: bo
     ...((e.mustStaple ?? s?.mustStaple) !== undefined ? { mustStaple: e.mustStaple ?? s?.mustStaple } : {}),
     ...(responder ? { responderHost: hostOf(responder) } : {}),
   };
-  // Attempts are failing: failures counted, or the last outcome a failure (a deadline cut, say).
-  const attemptsFail = failures > 0 || s?.action === 'failed';
-  const failure = attemptsFail ? failureText() : undefined;
-  const [health, why] = judge();
-  const note = failure && health !== 'failing' && health !== 'skipped' ? failure : undefined;
-  return { ...base, health, why, ...(note ? { note } : {}) };
+}
 
-  /** `last attempt failed 2h 0m ago: <error>` (`… failed 3 times …` after several). */
-  function failureText(): string {
-    const when = s?.lastFailureAt ? Date.parse(s.lastFailureAt) : NaN;
-    const ago = Number.isNaN(when) ? '' : ` ${formatHours((now.getTime() - when) / HOUR_MS)} ago`;
-    const times = failures > 1 ? ` (${failures} attempts in a row)` : '';
-    const error = lastError ?? (s?.action === 'failed' ? s.reason : undefined) ?? 'see the run report';
-    return `last attempt failed${ago}${times}: ${error}`;
-  }
+/** `last attempt failed 2h 0m ago: <error>` (`… failed 3 times …` after several). */
+function failureText(s: StateEntryView | undefined, failures: number, now: Date): string {
+  const when = s?.lastFailureAt ? Date.parse(s.lastFailureAt) : NaN;
+  const ago = Number.isNaN(when) ? '' : ` ${formatHours((now.getTime() - when) / HOUR_MS)} ago`;
+  const times = failures > 1 ? ` (${failures} attempts in a row)` : '';
+  const error = s?.lastError ?? (s?.action === 'failed' ? s.reason : undefined) ?? 'see the run report';
+  return `last attempt failed${ago}${times}: ${error}`;
+}
 
-  /**
-   * Health comes from the staple a server sends: missing, unreadable or lapsed is failing; lapsing
-   * within the warning window is failing only while attempts to renew it fail. A failed attempt
-   * behind a staple with margin is a note, not a failure. Revoked is revoked, whatever else holds.
-   */
-  function judge(): [Health, string] {
-    if (e.refused) return ['failing', e.refused];
-    const skipped = e.skippedBecause ?? (s?.action === 'skipped' ? s.reason : undefined);
-    if (skipped && !reading) return ['skipped', skipped];
-    if (reading?.error) return ['failing', `staple unreadable: ${reading.error}`];
-    if (certStatus === 'revoked' || certStatus === 'unknown' || s?.action === 'withheld') {
-      return [
-        'revoked',
-        s?.action === 'withheld' ? `withheld: ${s.reason ?? certStatus}` : `responder says ${certStatus}`,
-      ];
-    }
-    if (!nextUpdate) {
-      const what = thisUpdate ? 'staple has no nextUpdate' : 'no staple';
-      return ['failing', failure ? `${what}; ${failure}` : what];
-    }
-    if (validityHours! <= 0) {
-      const lapsed = `staple lapsed ${formatHours(-validityHours!)} ago`;
-      return ['failing', failure ? `${lapsed}; ${failure}` : lapsed];
-    }
-    const windowHours = thisUpdate ? (Date.parse(nextUpdate) - Date.parse(thisUpdate)) / HOUR_MS : Infinity;
-    const threshold = capByWindow ? Math.min(warnHours, windowHours / 4) : warnHours;
-    if (validityHours! < threshold) {
-      const lapsing = `less than ${formatHours(threshold)} of validity left`;
-      return failure ? ['failing', `${lapsing}; ${failure}`] : ['lapsing', lapsing];
-    }
-    if (s?.nextDue && Date.parse(s.nextDue) <= now.getTime()) return ['due', 'renewal due'];
-    if (!s?.nextDue && thisUpdate && nextUpdate) {
-      // No state: due once half the window has passed (the default policy's refresh point).
-      const half = (Date.parse(thisUpdate) + Date.parse(nextUpdate)) / 2;
-      if (half <= now.getTime()) return ['due', 'past half of its validity window'];
-    }
-    return ['healthy', 'fresh'];
+/**
+ * Health comes from the staple a server sends: missing, unreadable or lapsed is failing; lapsing
+ * within the warning window is failing only while attempts to renew it fail. A failed attempt
+ * behind a staple with margin is a note, not a failure. Revoked is revoked, whatever else holds.
+ */
+function judgeHealth(
+  e: StatusEntry,
+  times: StapleTimes,
+  failure: string | undefined,
+  policy: { now: Date; warnHours: number; capByWindow: boolean },
+): [Health, string] {
+  const s = e.state;
+  const reading = e.reading ?? undefined;
+  const { thisUpdate, nextUpdate, certStatus, validityHours } = times;
+  const { now, warnHours, capByWindow } = policy;
+  if (e.refused) return ['failing', e.refused];
+  const skipped = e.skippedBecause ?? (s?.action === 'skipped' ? s.reason : undefined);
+  if (skipped && !reading) return ['skipped', skipped];
+  if (reading?.error) return ['failing', `staple unreadable: ${reading.error}`];
+  if (certStatus === 'revoked' || certStatus === 'unknown' || s?.action === 'withheld') {
+    return [
+      'revoked',
+      s?.action === 'withheld' ? `withheld: ${s.reason ?? certStatus}` : `responder says ${certStatus}`,
+    ];
   }
+  if (!nextUpdate) {
+    const what = thisUpdate ? 'staple has no nextUpdate' : 'no staple';
+    return ['failing', failure ? `${what}; ${failure}` : what];
+  }
+  if (validityHours! <= 0) {
+    const lapsed = `staple lapsed ${formatHours(-validityHours!)} ago`;
+    return ['failing', failure ? `${lapsed}; ${failure}` : lapsed];
+  }
+  const windowHours = thisUpdate ? (Date.parse(nextUpdate) - Date.parse(thisUpdate)) / HOUR_MS : Infinity;
+  const threshold = capByWindow ? Math.min(warnHours, windowHours / 4) : warnHours;
+  if (validityHours! < threshold) {
+    const lapsing = `less than ${formatHours(threshold)} of validity left`;
+    return failure ? ['failing', `${lapsing}; ${failure}`] : ['lapsing', lapsing];
+  }
+  if (s?.nextDue && Date.parse(s.nextDue) <= now.getTime()) return ['due', 'renewal due'];
+  if (!s?.nextDue && thisUpdate && nextUpdate) {
+    // No state: due once half the window has passed (the default policy's refresh point).
+    const half = (Date.parse(thisUpdate) + Date.parse(nextUpdate)) / 2;
+    if (half <= now.getTime()) return ['due', 'past half of its validity window'];
+  }
+  return ['healthy', 'fresh'];
 }
 
 /** Most urgent first: by health, then least validity (none first), then name. */
