@@ -6,10 +6,10 @@
  */
 import type { Certificate } from './certificate.js';
 import { digest, serialHex, type HashName } from './der.js';
+import { ResponseParseError } from './errors.js';
 import { NONCE_OID } from './ocsp-request.js';
 import {
   parseOcspResponse,
-  ResponseParseError,
   type BasicResponse,
   type ParsedResponse,
   type SingleResponseInfo,
