@@ -10,13 +10,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   Certificate,
-  CertificateParseError,
   clearCertificateCache,
   parseCertificates,
   parseIssuerDownload,
 } from '../lambda/core/certificate.js';
 import { derElement, pemBlocks } from '../lambda/core/der.js';
-import { parseOcspResponse, ResponseParseError } from '../lambda/core/ocsp-response.js';
+import { CertificateParseError, ResponseParseError } from '../lambda/core/errors.js';
+import { parseOcspResponse } from '../lambda/core/ocsp-response.js';
 import { pickIssuer } from '../lambda/renew/issuer.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 

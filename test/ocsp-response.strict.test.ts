@@ -17,12 +17,8 @@ import { formatName } from '../lambda/core/certificate.js';
 import { formatNameDer, sameName } from '../lambda/core/der-name.js';
 import { readRoot } from '../lambda/core/der-reader.js';
 import { toArrayBuffer } from '../lambda/core/der.js';
-import {
-  parseOcspResponse,
-  ResponseParseError,
-  type ExtensionInfo,
-  type ParsedResponse,
-} from '../lambda/core/ocsp-response.js';
+import { ResponseParseError } from '../lambda/core/errors.js';
+import { parseOcspResponse, type ExtensionInfo, type ParsedResponse } from '../lambda/core/ocsp-response.js';
 import { mutate, prng } from './helpers/fuzz.js';
 import { makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 import { VECTORS_DIR } from './helpers/vectors.js';

@@ -9,9 +9,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CertificateParseError, parseCertificates, type Certificate } from '../lambda/core/certificate.js';
+import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { explainStaple } from '../lambda/report/explain.js';
-import { parseOcspResponse, ResponseParseError, type ParsedResponse } from '../lambda/core/ocsp-response.js';
+import { CertificateParseError, ResponseParseError } from '../lambda/core/errors.js';
+import { parseOcspResponse, type ParsedResponse } from '../lambda/core/ocsp-response.js';
 import { ValidationCache } from '../lambda/core/responder.js';
 import { validateResponse } from '../lambda/core/validate.js';
 import { VERDICT_CODES, type Verdict } from '../lambda/core/verdict.js';

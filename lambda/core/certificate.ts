@@ -15,8 +15,6 @@ import { NAME_LABELS, sameName } from './der-name.js';
 import { CertificateParseError } from './errors.js';
 import { certificateFields, type AlgorithmId } from './certificate-fields.js';
 
-export { CertificateParseError };
-
 /** id-kp-OCSPSigning: a delegated responder certificate must carry it (RFC 6960 §4.2.2.2). */
 export const OCSP_SIGNING_EKU = '1.3.6.1.5.5.7.3.9';
 

@@ -1,4 +1,4 @@
-import { certificateFromDer, CertificateParseError, type Certificate } from './certificate.js';
+import { certificateFromDer, type Certificate } from './certificate.js';
 import type { AlgorithmId } from './certificate-fields.js';
 import { formatNameDer } from './der-name.js';
 import {
@@ -17,8 +17,7 @@ import {
   type Tlv,
 } from './der-reader.js';
 import { hashNameForOid, strictGeneralizedTime } from './der.js';
-
-import { ResponseParseError } from './errors.js';
+import { CertificateParseError, ResponseParseError } from './errors.js';
 import type {
   BasicResponse,
   ExtensionInfo,
@@ -29,7 +28,6 @@ import type {
 } from './ocsp-response-types.js';
 
 export type * from './ocsp-response-types.js';
-export { ResponseParseError, type ResponseParseCode } from './errors.js';
 
 export const BASIC_RESPONSE_OID = '1.3.6.1.5.5.7.48.1.1';
 

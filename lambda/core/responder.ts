@@ -150,10 +150,7 @@ export function checkSigner(
  * tried: OpenSSL would not, and would refuse what the first cannot sign. byName compares Names as
  * RFC 5280 §7.1 and X509_NAME_cmp do (sameName), never as formatted strings.
  */
-export function designatedSigner(
-  basic: BasicResponse,
-  issuer: Certificate,
-): 'issuer' | Certificate | undefined {
+function designatedSigner(basic: BasicResponse, issuer: Certificate): 'issuer' | Certificate | undefined {
   const rid = basic.responderId;
   const designates = (c: Certificate) =>
     'byKey' in rid ? c.keyHash('sha1').equals(rid.byKey) : sameName(c.subjectDer, rid.byName);

@@ -6,10 +6,10 @@
  */
 import type { Certificate } from './certificate.js';
 import { digest, serialHex, type HashName } from './der.js';
+import { errorMessage, ResponseParseError } from './errors.js';
 import { NONCE_OID } from './ocsp-request.js';
 import {
   parseOcspResponse,
-  ResponseParseError,
   type BasicResponse,
   type ParsedResponse,
   type SingleResponseInfo,
@@ -91,7 +91,7 @@ function parseStaple(der: Uint8Array): ParsedResponse | Judgement {
   try {
     return parseOcspResponse(der);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     const code = err instanceof ResponseParseError ? err.verdictCode : 'parse';
     return {
       parsed: undefined,

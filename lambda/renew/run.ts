@@ -238,6 +238,3 @@ async function listStaples(store: StapleStore): Promise<Map<string, string>> {
     });
   }
 }
-
-// For lambda/aws, which imports it from here (the CLI imports ./cached-download.js).
-export { cachedDownload } from './cached-download.js';
