@@ -5,29 +5,20 @@
  * what it names. The command runs in-process (`main`) against an `openssl ocsp` responder.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../lambda/cli/cli.js';
 import { excludedBy } from '../lambda/cli/exclude.js';
-import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
-import { makeTestPki, openssl, type TestPki } from './helpers/pki.js';
+import { runMain, startInProcessCli, type InProcessCli } from './helpers/in-process-cli.js';
+import { openssl, type TestPki } from './helpers/pki.js';
 
+let fixture: InProcessCli | undefined;
 let pki: TestPki;
-let responder: OpensslResponder;
 let work: string;
 let live: string;
-const savedEnv = { ...process.env };
 
-async function renew(...args: string[]) {
-  let out = '';
-  let err = '';
-  const code = await main(['renew', ...args, '--allow-private-responders'], {
-    out: (t) => void (out += t.endsWith('\n') ? t : `${t}\n`),
-    err: (t) => void (err += t.endsWith('\n') ? t : `${t}\n`),
-  });
-  return { code, out, err };
+function renew(...args: string[]) {
+  return runMain(['renew', ...args, '--allow-private-responders']);
 }
 
 /** /etc/letsencrypt as certbot leaves it, for one certificate (`example.test`). */
@@ -53,20 +44,12 @@ async function letsencrypt(root: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  pki = await makeTestPki();
-  responder = await startDelegatedResponder(pki);
-  work = await mkdtemp(path.join(tmpdir(), 'ocsp-renewer-certbot-'));
-  process.env.XDG_STATE_HOME = path.join(work, 'state');
-  delete process.env.OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS;
+  fixture = await startInProcessCli('ocsp-renewer-certbot-');
+  ({ pki, work } = fixture);
   live = await letsencrypt(path.join(work, 'letsencrypt'));
 }, 120_000);
 
-afterAll(async () => {
-  process.env = savedEnv;
-  await responder?.stop();
-  await pki?.cleanup();
-  if (work) await rm(work, { recursive: true, force: true });
-});
+afterAll(() => fixture?.stop());
 
 describe('renew over a certbot live directory', () => {
   it('staples cert.pem (issuer from chain.pem) and fullchain.pem; the key and the chain are skipped, not failed', async () => {

@@ -3,28 +3,19 @@
  * said once, counts in the right number, no placeholder dates, one duration format and times that
  * carry their zone. The command runs in-process (`main`) against an `openssl ocsp` responder.
  */
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../lambda/cli/cli.js';
 import type { StatusReport } from '../lambda/core/status.js';
-import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
-import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { runMain, startInProcessCli, type InProcessCli } from './helpers/in-process-cli.js';
+import type { TestPki } from './helpers/pki.js';
 
+let fixture: InProcessCli | undefined;
 let pki: TestPki;
-let responder: OpensslResponder;
 let work: string;
-const savedEnv = { ...process.env };
 
-async function cli(...args: string[]) {
-  let out = '';
-  let err = '';
-  const code = await main(args, {
-    out: (t) => void (out += t.endsWith('\n') ? t : `${t}\n`),
-    err: (t) => void (err += t.endsWith('\n') ? t : `${t}\n`),
-  });
-  return { code, out, err };
+function cli(...args: string[]) {
+  return runMain(args);
 }
 
 /** A directory holding the named leaves' bundles, renewed once. */
@@ -37,19 +28,11 @@ async function renewed(...leaves: Array<keyof TestPki['leaves']>): Promise<strin
 }
 
 beforeAll(async () => {
-  pki = await makeTestPki();
-  responder = await startDelegatedResponder(pki);
-  work = await mkdtemp(path.join(tmpdir(), 'ocsp-renewer-messages-'));
-  process.env.XDG_STATE_HOME = path.join(work, 'state');
-  delete process.env.OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS;
+  fixture = await startInProcessCli('ocsp-renewer-messages-');
+  ({ pki, work } = fixture);
 }, 120_000);
 
-afterAll(async () => {
-  process.env = savedEnv;
-  await responder?.stop();
-  await pki?.cleanup();
-  if (work) await rm(work, { recursive: true, force: true });
-});
+afterAll(() => fixture?.stop());
 
 describe('usage errors name the fix', () => {
   it.for([

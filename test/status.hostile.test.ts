@@ -5,7 +5,7 @@
  * offline by `openssl ocsp`.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,5 +139,30 @@ describe('status and --issuers: symlinked directories (issue 20)', () => {
     expect(report.rows.map((r) => [r.certificate, r.staple, r.certStatus])).toEqual([
       ['good.pem', 'good.ocsp', 'good'],
     ]);
+  });
+});
+
+describe('status: a tampered state (names from outside)', () => {
+  it('never reads a staple outside the directory for a state key with ..', async () => {
+    const dir = await freshDir('state-escape');
+    const outside = await freshDir('state-escape-outside');
+    await copyFile(pki.leaves.good.bundle, path.join(dir, 'good.pem'));
+    await makeStaple(pki, pki.leaves.good.cert, path.join(dir, 'good.ocsp'));
+    await makeStaple(pki, pki.leaves.good.cert, path.join(outside, 'evil.ocsp'));
+    const stateFile = path.join(work, `state-escape-${path.basename(dir)}.json`);
+    // A state holding one well-formed entry, under a key that climbs out of `dir`.
+    await main(['renew', '--certs', dir, '--state', stateFile, '--json'], { out: () => {}, err: () => {} });
+    const doc = JSON.parse(await readFile(stateFile, 'utf8')) as { certs: Record<string, unknown> };
+    const entry = doc.certs['good.pem'];
+    expect(entry).toBeDefined();
+    const hostile = `../${path.basename(outside)}/evil.pem`;
+    doc.certs = { [hostile]: entry };
+    await writeFile(stateFile, JSON.stringify(doc));
+
+    const report = await statusJson(dir, '--state', stateFile);
+    const row = report.rows.find((r) => r.certificate === hostile);
+    expect(row).toBeDefined();
+    expect(row!.health).toBe('failing');
+    expect(row!.why).toMatch(/escapes/);
   });
 });

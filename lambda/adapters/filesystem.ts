@@ -447,7 +447,7 @@ export async function readOptional(file: string): Promise<Buffer | undefined> {
  * /elsewhere` takes no read, write or delete elsewhere. The file itself may be a symlink: a write
  * replaces the link (rename), never its target.
  */
-function resolveInside(dir: string, key: string): string {
+export function resolveInside(dir: string, key: string): string {
   const full = path.resolve(dir, key);
   const root = path.resolve(dir);
   const within = (p: string, r: string) => p === r || p.startsWith(r + path.sep);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pLimit from 'p-limit';
 import { readBoundedFile, readBoundedFileIfAny } from '../adapters/bounded-file.js';
-import { filesUnder, writeFileAtomic } from '../adapters/filesystem.js';
+import { filesUnder, resolveInside, writeFileAtomic } from '../adapters/filesystem.js';
 import { fileStateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
@@ -180,14 +180,14 @@ async function dirEntries(
         };
         const leaf = certKeys.has(certificate) ? readLeaf(dir, certificate) : undefined;
         if (leaf) describeLeaf(entry, leaf, now);
-        entry.reading = await readStapleFile(path.join(dir, staple), leaf?.serial);
+        entry.reading = await readStapleFile(dir, staple, leaf?.serial);
         entries.push(entry);
       }),
     ),
   );
   // Staples whose certificate is elsewhere (--staples apart from --certs) and not in the state.
   for (const staple of stapleKeys) {
-    entries.push({ certificate: staple, staple, reading: await readStapleFile(path.join(dir, staple)) });
+    entries.push({ certificate: staple, staple, reading: await readStapleFile(dir, staple) });
   }
   return entries;
 }
@@ -212,11 +212,14 @@ function describeLeaf(entry: StatusEntry, leaf: Certificate, now: Date): void {
   }
 }
 
-/** The staple as read (a regular file of at most 1 MiB), null when there is none. */
-function readStapleFile(file: string, serial?: Buffer) {
+/**
+ * The staple `key` under `dir` as read (a regular file of at most 1 MiB), null when there is none.
+ * A key from the state file is checked like the renewer's own (resolveInside): none leaves `dir`.
+ */
+function readStapleFile(dir: string, key: string, serial?: Buffer) {
   let read;
   try {
-    read = readBoundedFileIfAny(file, 'a staple file');
+    read = readBoundedFileIfAny(resolveInside(dir, key), 'a staple file');
   } catch (err) {
     return { error: `cannot read: ${errorMessage(err)}` };
   }
