@@ -3,7 +3,7 @@ import { decideRefresh } from '../core/refresh-policy.js';
 import { resolveIssuer } from './issuer.js';
 import { digest, step, verdictOf, type Due, type Fetched, type Job, type RunContext } from './job.js';
 import { failuresOf, noteFailure, type Outcome } from './outcome.js';
-import type { StateEntry, StoredStaple } from './ports.js';
+import type { CertificateObject, StateEntry, StoredStaple } from './ports.js';
 import { dateOf, factsFromState, factsOf, rowFacts, stateFacts } from './staple-facts.js';
 
 /**
@@ -207,11 +207,10 @@ function withholdStored(ctx: RunContext, j: Job, found: Due, storedStaple: Store
  * there has no issuer in its own bundle or beside it. Files that do not parse offer nothing.
  */
 function issuersBeside(ctx: RunContext, key: string): Promise<Certificate[]> {
-  const dirOf = (k: string) => k.slice(0, k.lastIndexOf('/') + 1);
-  const dir = dirOf(key);
+  const dir = directoryOf(key);
   let found = ctx.directoryIssuers.get(dir);
   if (!found) {
-    const keys = ctx.objects.map((o) => o.key).filter((k) => dirOf(k) === dir);
+    const keys = keysByDirectory(ctx.objects).get(dir) ?? [];
     found = (async () => {
       const out: Certificate[] = [];
       for (const k of keys) {
@@ -227,3 +226,25 @@ function issuersBeside(ctx: RunContext, key: string): Promise<Certificate[]> {
   }
   return found;
 }
+
+const directoryOf = (key: string): string => key.slice(0, key.lastIndexOf('/') + 1);
+
+/**
+ * The listing's keys grouped by directory, built once per run on first need: a fleet with many
+ * directories must not scan the whole listing once per directory.
+ */
+function keysByDirectory(objects: readonly CertificateObject[]): Map<string, string[]> {
+  let index = directoryIndexes.get(objects);
+  if (!index) {
+    index = new Map();
+    for (const { key } of objects) {
+      const dir = directoryOf(key);
+      const keys = index.get(dir);
+      if (keys) keys.push(key);
+      else index.set(dir, [key]);
+    }
+    directoryIndexes.set(objects, index);
+  }
+  return index;
+}
+const directoryIndexes = new WeakMap<readonly CertificateObject[], Map<string, string[]>>();
