@@ -44,6 +44,13 @@ staples() {
   else
     printf '%s\n' "${OCSP_INSTALLED:-}" | while IFS= read -r name; do
       [ -n "$name" ] || continue
+      # Names are relative to OCSP_DEST (the pull script refuses others): never leave it.
+      case /$name/ in
+        //* | */../* | */./*)
+          echo "$me: refuse $name: not a plain name under OCSP_DEST" >&2
+          continue
+          ;;
+      esac
       printf '%s/%s\n' "${OCSP_DEST:?OCSP_DEST is not set}" "$name"
     done
   fi
