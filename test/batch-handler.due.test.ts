@@ -239,9 +239,11 @@ describe('the fleet worker on {"mode":"due"}, scheduled', () => {
       dynamodb: ddb,
       log: () => undefined,
     });
-    await expect(handler({ mode: 'due' })).rejects.toThrow(
-      'INLINE_MAX_KEYS must be a whole number ≥ 0, got "many"',
-    );
+    await expect(handler({ mode: 'due' })).rejects.toMatchObject({
+      name: 'ConfigError',
+      code: 'CONFIG',
+      message: 'INLINE_MAX_KEYS must be a whole number ≥ 0, got "many"',
+    });
   });
 });
 
