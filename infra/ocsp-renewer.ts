@@ -99,7 +99,7 @@ export const OCSP_RENEWER_DEFAULTS = {
 /** The certificate suffixes the handler reads (CERT_EXTENSIONS' default); one notification each. */
 export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
 
-/** The namespace and dimension of the handler's EMF metrics (lambda/aws/run-output.ts `emfMetrics`, renewer and fleet worker). */
+/** The namespace and dimension of the handler's EMF metrics (lambda/aws/run-output.ts `emfMetrics`). */
 const METRICS_NAMESPACE = 'OcspRenewer';
 
 /** Where the function writes its HTML status page (lambda/report/status-page.ts). */
@@ -268,8 +268,8 @@ export class OcspRenewer extends Construct {
       acknowledge(renewerPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`, [
         `The renewer works on every object under ${prefix} (one object per certificate, named by`,
         'the operator); the wildcard is an object-key prefix in this bucket only, with GetObject',
-        '(and PutObject for staples, state and the status page; DeleteObject for staples only, to withhold a revoked',
-        "certificate's staple), never a delete of a certificate or of the state.",
+        '(and PutObject for staples and the status page; DeleteObject for staples only, to withhold a revoked',
+        "certificate's staple), never a write or delete of a certificate or of the old state object.",
       ]);
     }
     if (p.secretsPrefix) {
