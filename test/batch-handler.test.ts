@@ -19,6 +19,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { Template } from 'aws-cdk-lib/assertions';
+import type { Stack } from 'aws-cdk-lib';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATE_TABLE, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
@@ -414,12 +415,7 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
     const stack = new OcspRenewerStack(app, 'Local', { fleet: { keysPerBatch: 4 }, certsPrefix: p.certs });
-    const machine = Object.values(
-      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
-    )[0]!;
-    const definition = JSON.parse(
-      render((machine.Properties as Record<string, unknown>).DefinitionString),
-    ) as {
+    const definition = machineDefinition(stack) as {
       States: Record<string, Record<string, unknown>>;
     };
     const map = definition.States.RenewAll! as {
@@ -493,12 +489,7 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
     const p = await place(keys);
     const app = newApp({ 'aws:cdk:bundling-stacks': [] });
     const stack = new OcspRenewerStack(app, 'Throttle', { certsPrefix: p.certs });
-    const machine = Object.values(
-      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
-    )[0]!;
-    const definition = JSON.parse(
-      render((machine.Properties as Record<string, unknown>).DefinitionString),
-    ) as {
+    const definition = machineDefinition(stack) as {
       States: Record<string, { ItemProcessor: Record<string, unknown> }>;
     };
     const { ProcessorConfig: _config, ...childDefinition } = definition.States.RenewAll!.ItemProcessor;
@@ -545,12 +536,7 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
     const stack = new OcspRenewerStack(app, 'LocalDue', { fleet: { keysPerBatch: 2 }, certsPrefix: p.certs });
-    const machine = Object.values(
-      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
-    )[0]!;
-    const definition = JSON.parse(
-      render((machine.Properties as Record<string, unknown>).DefinitionString),
-    ) as { States: Record<string, Record<string, unknown>> };
+    const definition = machineDefinition(stack) as { States: Record<string, Record<string, unknown>> };
     const map = definition.States.RenewDue! as {
       ItemReader: { ReaderConfig: { InputType: string }; Parameters: Record<string, string> };
       ItemBatcher: { MaxItemsPerBatch: number };
@@ -613,6 +599,14 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
       expect((await p.staple(key.replace('.pem', '.ocsp')))?.length).toBeGreaterThan(100);
   }, 300_000);
 });
+
+/** The stack's state machine definition, its tokens rendered as plausible literals. */
+function machineDefinition(stack: Stack): unknown {
+  const machine = Object.values(
+    Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
+  )[0]!;
+  return JSON.parse(render((machine.Properties as Record<string, unknown>).DefinitionString));
+}
 
 /** A CloudFormation value with tokens replaced by plausible literals (for a local run). */
 function render(value: unknown): string {
