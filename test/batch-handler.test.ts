@@ -37,7 +37,7 @@ import {
   startFakeResponder,
   type FakeResponder,
 } from './helpers/fake-responder.js';
-import { cdkApps } from './helpers/cdk-app.js';
+import { cdkApps, renderCfnValue } from './helpers/cdk-app.js';
 import { countRequests } from './helpers/count-requests.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
@@ -605,20 +605,5 @@ function machineDefinition(stack: Stack): unknown {
   const machine = Object.values(
     Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
   )[0]!;
-  return JSON.parse(render((machine.Properties as Record<string, unknown>).DefinitionString));
-}
-
-/** A CloudFormation value with tokens replaced by plausible literals (for a local run). */
-function render(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const v = value as Record<string, unknown>;
-  if (v.Ref === 'AWS::Partition') return 'aws';
-  if (v.Ref) return String(v.Ref).toLowerCase();
-  if (v['Fn::GetAtt'])
-    return `arn:aws:lambda:us-east-1:123456789012:function:${(v['Fn::GetAtt'] as string[])[0]}`;
-  if (v['Fn::Join']) {
-    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
-    return parts.map(render).join(sep);
-  }
-  throw new Error(`cannot render ${JSON.stringify(value)}`);
+  return JSON.parse(renderCfnValue((machine.Properties as Record<string, unknown>).DefinitionString));
 }
