@@ -122,9 +122,9 @@ export const FLEET_DEFAULTS = {
  * - a Step Functions state machine whose Distributed Map lists the certificates prefix, batches
  *   the keys and invokes the worker with `{"mode":"batch","keys":[…],"force":bool}` per batch,
  *   writes the results under `reports/`, and ends in a summary;
- * - the worker: the renewer's code behind lambda/aws/batch-handler.ts, with no reserved
- *   concurrency (the map's MaxConcurrency and the queue's batching bound it), allowed to delete
- *   staples (a removed certificate retires its staple) and nothing else more than the renewer.
+ * - the worker: the renewer function itself (lambda/aws/handler.ts), given the table, the queue
+ *   and the state machine here; the map's MaxConcurrency and the queue's batching bound its
+ *   fan-out.
  */
 export class RenewerFleet extends Construct {
   readonly table: Table;

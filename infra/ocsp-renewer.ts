@@ -32,7 +32,7 @@ import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { acknowledge, definedOnly, logicalIdOf } from './cdk-helpers.js';
 import { RenewerFleet, type FleetSettings } from './fleet.js';
@@ -99,7 +99,7 @@ export const OCSP_RENEWER_DEFAULTS = {
 /** The certificate suffixes the handler reads (CERT_EXTENSIONS' default); one notification each. */
 export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
 
-/** The namespace and dimension of the handler's EMF metrics (lambda/aws/run-output.ts `emfMetrics`, renewer and fleet worker). */
+/** The namespace and dimension of the handler's EMF metrics (lambda/aws/run-output.ts `emfMetrics`). */
 const METRICS_NAMESPACE = 'OcspRenewer';
 
 /** Where the function writes its HTML status page (lambda/report/status-page.ts). */
@@ -268,8 +268,8 @@ export class OcspRenewer extends Construct {
       acknowledge(renewerPolicy, `AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`, [
         `The renewer works on every object under ${prefix} (one object per certificate, named by`,
         'the operator); the wildcard is an object-key prefix in this bucket only, with GetObject',
-        '(and PutObject for staples, state and the status page; DeleteObject for staples only, to withhold a revoked',
-        "certificate's staple), never a delete of a certificate or of the state.",
+        '(and PutObject for staples and the status page; DeleteObject for staples only, to withhold a revoked',
+        "certificate's staple), never a write or delete of a certificate or of the old state object.",
       ]);
     }
     if (p.secretsPrefix) {
@@ -397,17 +397,11 @@ export class OcspRenewer extends Construct {
       description: 'A renewer run failed as a whole (configuration, S3 or Secrets Manager); see its log.',
     });
     {
-      this.addAlarm('UploadDeadLetters', {
-        metric: this.fleet.uploadDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
-          period: Duration.minutes(5),
-          statistic: Stats.MAXIMUM,
-        }),
-        threshold: 1,
-        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        missing: TreatMissingData.NOT_BREACHING,
-        description:
-          'An upload notification failed three times and was dead-lettered: its certificate waits for the reconcile; read the upload dead-letter queue.',
-      });
+      this.addDeadLetterAlarm(
+        'UploadDeadLetters',
+        this.fleet.uploadDeadLetterQueue,
+        'An upload notification failed three times and was dead-lettered: its certificate waits for the reconcile; read the upload dead-letter queue.',
+      );
       const machine = this.fleet.stateMachine;
       this.addAlarm('MapRunsFailed', {
         metric: new MathExpression({
@@ -426,17 +420,11 @@ export class OcspRenewer extends Construct {
           'A state machine execution (force, reconcile or a large due run) failed or timed out; see its execution history and the map run.',
       });
     }
-    this.addAlarm('DeadLetters', {
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        period: Duration.minutes(5),
-        statistic: Stats.MAXIMUM,
-      }),
-      threshold: 1,
-      comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      missing: TreatMissingData.NOT_BREACHING,
-      description:
-        'A scheduled or asynchronous run was dropped after its retries; read the dead-letter queue.',
-    });
+    this.addDeadLetterAlarm(
+      'DeadLetters',
+      this.deadLetterQueue,
+      'A scheduled or asynchronous run was dropped after its retries; read the dead-letter queue.',
+    );
     this.addAlarm('LeastValidity', {
       metric: metric('LeastValidityHours', Stats.MINIMUM, hour),
       threshold: p.validityAlarmHours,
@@ -621,6 +609,20 @@ export class OcspRenewer extends Construct {
       }),
     );
     return dashboard;
+  }
+
+  /** An alarm that fires as soon as a message is waiting in a dead-letter queue. */
+  private addDeadLetterAlarm(id: string, queue: IQueue, description: string): void {
+    this.addAlarm(id, {
+      metric: queue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(5),
+        statistic: Stats.MAXIMUM,
+      }),
+      threshold: 1,
+      comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      missing: TreatMissingData.NOT_BREACHING,
+      description,
+    });
   }
 
   private addAlarm(

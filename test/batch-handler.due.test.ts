@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoStateStore, stateItem, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { createHandler as createBatchHandler, type RunSummary } from '../lambda/aws/handler.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
-import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { startCaSignedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { HOUR } from './helpers/time.js';
@@ -77,14 +77,7 @@ let tests = 0;
 beforeAll(async () => {
   pki = await makeTestPki();
   [responder, s3, dynamo, sfnFake] = await Promise.all([
-    startOpensslResponder({
-      index: pki.index,
-      ca: pki.intermediate.cert,
-      rsigner: pki.intermediate.cert,
-      rkey: pki.intermediate.key,
-      port: pki.ocspPort,
-      ndays: 1,
-    }),
+    startCaSignedResponder(pki, 1),
     startS3Server({ buckets: [BUCKET] }),
     startDynalite(),
     startFakeStepFunctions(),
@@ -239,9 +232,11 @@ describe('the fleet worker on {"mode":"due"}, scheduled', () => {
       dynamodb: ddb,
       log: () => undefined,
     });
-    await expect(handler({ mode: 'due' })).rejects.toThrow(
-      'INLINE_MAX_KEYS must be a whole number ≥ 0, got "many"',
-    );
+    await expect(handler({ mode: 'due' })).rejects.toMatchObject({
+      name: 'ConfigError',
+      code: 'CONFIG',
+      message: 'INLINE_MAX_KEYS must be a whole number ≥ 0, got "many"',
+    });
   });
 });
 

@@ -19,6 +19,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { Template } from 'aws-cdk-lib/assertions';
+import type { Stack } from 'aws-cdk-lib';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATE_TABLE, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
@@ -36,7 +37,7 @@ import {
   startFakeResponder,
   type FakeResponder,
 } from './helpers/fake-responder.js';
-import { cdkApps } from './helpers/cdk-app.js';
+import { cdkApps, renderCfnValue } from './helpers/cdk-app.js';
 import { countRequests } from './helpers/count-requests.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
@@ -414,12 +415,7 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
     const stack = new OcspRenewerStack(app, 'Local', { fleet: { keysPerBatch: 4 }, certsPrefix: p.certs });
-    const machine = Object.values(
-      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
-    )[0]!;
-    const definition = JSON.parse(
-      render((machine.Properties as Record<string, unknown>).DefinitionString),
-    ) as {
+    const definition = machineDefinition(stack) as {
       States: Record<string, Record<string, unknown>>;
     };
     const map = definition.States.RenewAll! as {
@@ -493,12 +489,7 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
     const p = await place(keys);
     const app = newApp({ 'aws:cdk:bundling-stacks': [] });
     const stack = new OcspRenewerStack(app, 'Throttle', { certsPrefix: p.certs });
-    const machine = Object.values(
-      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
-    )[0]!;
-    const definition = JSON.parse(
-      render((machine.Properties as Record<string, unknown>).DefinitionString),
-    ) as {
+    const definition = machineDefinition(stack) as {
       States: Record<string, { ItemProcessor: Record<string, unknown> }>;
     };
     const { ProcessorConfig: _config, ...childDefinition } = definition.States.RenewAll!.ItemProcessor;
@@ -545,12 +536,7 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
     const stack = new OcspRenewerStack(app, 'LocalDue', { fleet: { keysPerBatch: 2 }, certsPrefix: p.certs });
-    const machine = Object.values(
-      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
-    )[0]!;
-    const definition = JSON.parse(
-      render((machine.Properties as Record<string, unknown>).DefinitionString),
-    ) as { States: Record<string, Record<string, unknown>> };
+    const definition = machineDefinition(stack) as { States: Record<string, Record<string, unknown>> };
     const map = definition.States.RenewDue! as {
       ItemReader: { ReaderConfig: { InputType: string }; Parameters: Record<string, string> };
       ItemBatcher: { MaxItemsPerBatch: number };
@@ -614,17 +600,10 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
   }, 300_000);
 });
 
-/** A CloudFormation value with tokens replaced by plausible literals (for a local run). */
-function render(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const v = value as Record<string, unknown>;
-  if (v.Ref === 'AWS::Partition') return 'aws';
-  if (v.Ref) return String(v.Ref).toLowerCase();
-  if (v['Fn::GetAtt'])
-    return `arn:aws:lambda:us-east-1:123456789012:function:${(v['Fn::GetAtt'] as string[])[0]}`;
-  if (v['Fn::Join']) {
-    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
-    return parts.map(render).join(sep);
-  }
-  throw new Error(`cannot render ${JSON.stringify(value)}`);
+/** The stack's state machine definition, its tokens rendered as plausible literals. */
+function machineDefinition(stack: Stack): unknown {
+  const machine = Object.values(
+    Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
+  )[0]!;
+  return JSON.parse(renderCfnValue((machine.Properties as Record<string, unknown>).DefinitionString));
 }

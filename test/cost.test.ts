@@ -15,7 +15,7 @@ import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { createHandler } from '../lambda/aws/handler.js';
 import { countRequests } from './helpers/count-requests.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
-import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
+import { startCaSignedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { HOUR } from './helpers/time.js';
@@ -34,14 +34,7 @@ let chainPem: string;
 beforeAll(async () => {
   pki = await makeTestPki();
   [responder, s3, dynamo] = await Promise.all([
-    startOpensslResponder({
-      index: pki.index,
-      ca: pki.intermediate.cert,
-      rsigner: pki.intermediate.cert,
-      rkey: pki.intermediate.key,
-      port: pki.ocspPort,
-      ndays: 1,
-    }),
+    startCaSignedResponder(pki, 1),
     startS3Server({ buckets: [BUCKET] }),
     startDynalite(),
   ]);

@@ -24,7 +24,7 @@ import { OcspRenewerStack } from '../infra/stack.js';
 import { makeFleet, type Fleet } from '../bench/fleet.js';
 import { startInstantResponder } from '../bench/instant-responder.js';
 import { uploadFleet } from '../bench/upload-fleet.js';
-import { cdkApps } from './helpers/cdk-app.js';
+import { cdkApps, renderCfnValue } from './helpers/cdk-app.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { freePort } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
@@ -76,24 +76,6 @@ afterAll(async () => {
   await s3?.stop();
 });
 
-/** A CloudFormation value with its tokens as plausible literals (the bucket's Ref is BUCKET). */
-function render(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const v = value as Json;
-  if (v.Ref === 'AWS::Partition') return 'aws';
-  if (v.Ref === 'AWS::Region') return 'us-east-1';
-  if (v.Ref === 'AWS::AccountId') return '123456789012';
-  if (typeof v.Ref === 'string' && v.Ref.startsWith('RenewerBucket')) return BUCKET;
-  if (v.Ref) return String(v.Ref).toLowerCase();
-  if (v['Fn::GetAtt'])
-    return `arn:aws:lambda:us-east-1:123456789012:function:${(v['Fn::GetAtt'] as string[])[0]}`;
-  if (v['Fn::Join']) {
-    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
-    return parts.map(render).join(sep);
-  }
-  throw new Error(`cannot render ${JSON.stringify(value)}`);
-}
-
 interface DistributedMap {
   ItemReader: { Resource: string; Parameters: { Bucket: string; Prefix: string } };
   ItemBatcher: { MaxItemsPerBatch: number; BatchInput: Record<string, string> };
@@ -137,7 +119,7 @@ describe(`a forced renewal of ${N} certificates through the synthesized state ma
     const machine = Object.values(
       Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
     )[0]!;
-    const definition = JSON.parse(render((machine.Properties as Json).DefinitionString)) as {
+    const definition = JSON.parse(renderCfnValue((machine.Properties as Json).DefinitionString, BUCKET)) as {
       StartAt: string;
       States: Record<string, Json>;
     };

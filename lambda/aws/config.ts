@@ -19,8 +19,6 @@ export interface LambdaConfig {
   statusPageKey: string | undefined;
   /** Each run's full report goes under `<reportsPrefix>runs/`. */
   reportsPrefix: string;
-  /** During a run the state object is saved at most this often (and at its end). */
-  stateSaveMs: number;
   naming: NamingOptions;
   policy: RefreshPolicy;
   onRevoked: OnRevoked;
@@ -44,7 +42,7 @@ export class ConfigError extends Error {
  * CERTID_HASH (sha1), SECRETS_PREFIX (unset: no Secrets Manager), CONCURRENCY (8),
  * PER_HOST_CONCURRENCY (4), HTTP_TIMEOUT_SECONDS (10), OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS,
  * STATUS_PAGE_KEY (unset: no status page; the stack sets reports/status.html), REPORTS_PREFIX
- * (reports/: run reports go under its runs/), STATE_SAVE_SECONDS (30).
+ * (reports/: run reports go under its runs/).
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfig {
   const bucket = env.BUCKET;
@@ -58,11 +56,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfi
     if (err instanceof SettingError) throw new ConfigError(err.message);
     throw err;
   }
-  const stateSave = str('STATE_SAVE_SECONDS', '30');
-  const stateSaveSeconds = Number(stateSave);
-  if (!(Number.isFinite(stateSaveSeconds) && stateSaveSeconds >= 0)) {
-    throw new ConfigError(`STATE_SAVE_SECONDS must be a number of seconds ≥ 0, got "${stateSave}"`);
-  }
   return {
     bucket,
     certsPrefix: normalisePrefix(str('CERTS_PREFIX', 'certs/')),
@@ -71,7 +64,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaConfi
     secretsPrefix: env.SECRETS_PREFIX || undefined,
     statusPageKey: env.STATUS_PAGE_KEY || undefined,
     reportsPrefix: normalisePrefix(str('REPORTS_PREFIX', 'reports/')),
-    stateSaveMs: stateSaveSeconds * 1000,
     naming: settings.naming,
     policy: settings.policy,
     onRevoked: settings.onRevoked,

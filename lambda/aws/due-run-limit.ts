@@ -1,4 +1,4 @@
-import { EventError } from './event.js';
+import { ConfigError } from './config.js';
 
 /**
  * How many due certificates one scheduled due run renews itself (INLINE_MAX_KEYS); more are
@@ -13,7 +13,7 @@ export function inlineMaxKeys(env: NodeJS.ProcessEnv): number {
   if (raw === undefined || raw === '') return INLINE_MAX_KEYS_DEFAULT;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) {
-    throw new EventError(`INLINE_MAX_KEYS must be a whole number ≥ 0, got "${raw}"`);
+    throw new ConfigError(`INLINE_MAX_KEYS must be a whole number ≥ 0, got "${raw}"`);
   }
   return n;
 }

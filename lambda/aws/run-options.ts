@@ -19,7 +19,7 @@ export function timeLeftOf(
 }
 
 /**
- * The run options both Lambda entry points (the renewer and the fleet worker) take from their
+ * The run options every run of the Lambda (lambda/aws/handler.ts) takes from its
  * configuration and the invocation's deadline; each adds what its event decides (force, scope).
  */
 export function runOptionsFrom(config: LambdaConfig, timeLeft: (() => number) | undefined): RunOptions {

@@ -21,7 +21,7 @@ export interface RunOutput {
 }
 
 /**
- * What every run ends with, the renewer's and the fleet worker's alike: the full run report
+ * What every run ends with, whatever its mode: the full run report
  * object under `reports/runs/` (none when nothing was in scope), the compact summary as the
  * `"msg":"run report"` line (with `extra` fields), one "certificate failed" line per failure (a
  * bounded number), and the EMF metrics line the alarms read. Returns the summary (with `extra`).

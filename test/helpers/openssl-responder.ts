@@ -182,6 +182,24 @@ export function startDelegatedResponder(pki: {
 }
 
 /**
+ * `openssl ocsp` for a test PKI signing with the intermediate itself (CA-signed responses) on its
+ * OCSP port, each response valid for `ndays` (so it carries a nextUpdate).
+ */
+export function startCaSignedResponder(
+  pki: { index: string; intermediate: { cert: string; key: string }; ocspPort: number | undefined },
+  ndays: number,
+): Promise<OpensslResponder> {
+  return startOpensslResponder({
+    index: pki.index,
+    ca: pki.intermediate.cert,
+    rsigner: pki.intermediate.cert,
+    rkey: pki.intermediate.key,
+    port: pki.ocspPort,
+    ndays,
+  });
+}
+
+/**
  * What `openssl ocsp` (delegated signer) answered for `leafCert` before the CA revoked it: the
  * request is answered offline (`-reqin`/`-respout`) from a copy of the index in which every
  * revoked entry is still valid. Returns the DER response: a "good" staple for a revoked
