@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readOptional, writeFileAtomic } from './filesystem.js';
-import { ACTIONS, type StateEntry, type RunState, type StateSink } from '../renew/ports.js';
+import { ACTIONS, type StateEntry, type RunState } from '../renew/ports.js';
 
 const VERSION = 1;
 
@@ -97,65 +97,6 @@ export class StateStore {
     return true;
   }
 }
-
-/**
- * The run's StateSink over one state document (the Lambda's S3 object): the whole map is saved
- * while the run goes on, at most once every `intervalMs` after a certificate is decided (one
- * PutObject of the whole document each time, never one per certificate), and by flush() at the
- * end. A run the Lambda kills at its timeout keeps what the last save held, so its backoff and
- * max-age are not lost. A failed save is logged, never fails the run; the next save writes it all.
- */
-export class PeriodicStateSave implements StateSink {
-  private lastSaveAt: number;
-  private saving: Promise<void> | undefined;
-  private dirty = false;
-  private wrote = false;
-
-  constructor(
-    private readonly store: StateStore,
-    private readonly state: RunState,
-    private readonly clock: () => Date,
-    private readonly intervalMs: number,
-    private readonly log: (event: Record<string, unknown>) => void = () => undefined,
-  ) {
-    this.lastSaveAt = clock().getTime();
-  }
-
-  recorded(): void {
-    this.dirty = true;
-    this.saveIfDue();
-  }
-
-  /** Waits for a save in flight, then saves what is left; returns whether the run wrote the state. */
-  async flush(): Promise<boolean> {
-    while (this.saving) await this.saving;
-    const wrote = await this.store.save(this.state, this.clock());
-    return wrote || this.wrote;
-  }
-
-  private saveIfDue(): void {
-    const now = this.clock();
-    if (this.saving || !this.dirty || now.getTime() - this.lastSaveAt < this.intervalMs) return;
-    this.dirty = false;
-    this.lastSaveAt = now.getTime();
-    this.saving = this.store
-      .save(this.state, now)
-      .then(
-        (wrote) => {
-          this.wrote ||= wrote;
-        },
-        (err: unknown) => {
-          this.dirty = true;
-          this.log({ level: 'warn', msg: 'cannot save the state during the run', error: String(err) });
-        },
-      )
-      .finally(() => {
-        this.saving = undefined;
-        this.saveIfDue();
-      });
-  }
-}
-
 /** Size of the pieces `serialise` gives. */
 const PIECE_CHARS = 64 * 1024;
 

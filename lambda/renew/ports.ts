@@ -308,9 +308,8 @@ export type RunState = Map<string, StateEntry>;
 
 /**
  * Told of each certificate's new state entry as soon as it is decided, so a run killed midway
- * (the Lambda's timeout) loses nothing already decided. The S3 state object saves the whole map
- * now and then (PeriodicStateSave); a per-certificate store writes the one item. Awaited by the
- * run; a rejection fails the run as a whole, so a sink handles what it can retry itself.
+ * (the Lambda's timeout) loses nothing already decided: the state table writes the one item.
+ * Awaited by the run; a rejection fails the run as a whole, so a sink handles what it can retry itself.
  */
 export interface StateSink {
   recorded(key: string, entry: StateEntry): void | Promise<void>;
