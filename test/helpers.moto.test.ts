@@ -1,7 +1,8 @@
 /**
  * The moto_server helper, and the S3 and SQS behaviour the tests rely on it for: conditional PUTs
  * answered as S3 answers them (s3rver ignores them) and S3 event notifications sent to a queue.
- * Skipped, saying so, where moto_server is not installed.
+ * Skipped, saying so, where moto_server is not installed. And .ci/run's check for it, which
+ * reports it and never fails CI without it.
  */
 import {
   CreateBucketCommand,
@@ -16,8 +17,14 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from './helpers/cli-process.js';
 import { isMotoAvailable, startMoto, type MotoServer } from './helpers/moto.js';
+import { onPath } from './helpers/shells.js';
 
 const BUCKET = 'moto-smoke';
 
@@ -103,5 +110,37 @@ describe.runIf(isMotoAvailable())('test helpers: startMoto', () => {
     // URL-encoded, + for a space (moto also encodes the slash, which S3 leaves as it is).
     const key = (bodies[1] as { Records: { s3: { object: { key: string } } }[] }).Records[0]!.s3.object.key;
     expect(decodeURIComponent(key.replace(/\+/g, ' '))).toBe('certs/a b.pem');
+  });
+});
+
+describe('.ci/run: moto_server', () => {
+  /** The script's moto_server block (from its comment to its `fi`), run by bash with `PATH`. */
+  const runCheck = (PATH: string) => {
+    const script = readFileSync(path.join(REPO_ROOT, '.ci/run'), 'utf8');
+    const block = /^# moto_server[^]*?^fi$/m.exec(script);
+    expect(block, '.ci/run has no moto_server block').not.toBeNull();
+    return spawnSync(onPath('bash')!, ['-euo', 'pipefail', '-c', block![0]], {
+      env: { PATH },
+      encoding: 'utf8',
+    });
+  };
+
+  it('should say that moto_server is missing and what falls back, and go on', () => {
+    const empty = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-no-moto-'));
+    try {
+      const result = runCheck(empty);
+      expect(result.status).toBe(0);
+      expect(result.stdout).toMatch(
+        /^moto_server: not on PATH: the topology test's upload path falls back to s3rver/,
+      );
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(isMotoAvailable())('should name moto_server and its version where it is installed', () => {
+    const result = runCheck(process.env.PATH!);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^moto_server: \/\S+ \(moto (\d+\.\d+\.\d+|version unknown)\)$/m);
   });
 });
