@@ -270,7 +270,10 @@ function uploadShape() {
   const [queueId, queue] = Object.entries(template.findResources('AWS::SQS::Queue')).find(([id]) =>
     id.startsWith('RenewerFleetUploadQueue'),
   )!;
-  const uploadQueue = queue.Properties as { RedrivePolicy: { maxReceiveCount: number } };
+  const uploadQueue = queue.Properties as {
+    VisibilityTimeout: number;
+    RedrivePolicy: { maxReceiveCount: number };
+  };
   expect(mapping).toMatchObject({ BatchSize: 100, FunctionResponseTypes: ['ReportBatchItemFailures'] });
   const bucket = only('AWS::S3::Bucket').properties as {
     VersioningConfiguration: { Status: BucketVersioningStatus };
@@ -392,21 +395,23 @@ describe(`${U} uploads through the upload queue`, () => {
     /** The stack's bucket, with the stack's prefixes (certs/, staples/), as its filters expect. */
     const MOTO_BUCKET = 'topology-uploads';
     /**
-     * The test queue's visibility timeout. The stack's is 1 800 s (six times the function's
-     * timeout, as AWS advises for a Lambda event source), so a record reported failed would come
-     * back after half an hour. It must still outlast gathering a batch and the invocation, or a
-     * record would come back while its batch is in flight: on moto, gathering 100 records from a
-     * queue of 1 000 takes ten ReceiveMessage calls of 1–2 s each (see BATCHING_WINDOW_MS), and
-     * renewing them some seconds more. 90 s leaves room on a loaded machine.
+     * The test queue's visibility timeout (the stack's, if shorter). The stack's is 1 800 s (six
+     * times the function's timeout, as AWS advises for a Lambda event source), so a record
+     * reported failed would come back after half an hour. It must still outlast gathering a batch
+     * and the invocation, or a record would come back while its batch is in flight: on moto,
+     * gathering 100 records from a queue of 1 000 takes ten ReceiveMessage calls of 1–2 s each
+     * (see BATCHING_WINDOW_MS), and renewing them some seconds more. 90 s leaves room on a loaded
+     * machine.
      */
     const VISIBILITY_TIMEOUT_SECONDS = 90;
     /**
-     * The mapping's batching window here. The stack's MaximumBatchingWindowInSeconds (60) would hold
-     * each batch short of BatchSize (S3's test event, the removal) for a minute; here it is 2 s, and
-     * it counts only the time spent waiting on an empty queue: moto takes 1–2 s to answer one
-     * ReceiveMessage on a queue of 1 000 messages (it scans them all, several times, per call),
-     * where SQS answers in milliseconds, so a window of wall time would close batches because moto
-     * is slow, not because the queue ran dry.
+     * The mapping's batching window here (the stack's, if shorter). The stack's
+     * MaximumBatchingWindowInSeconds (60) would hold each batch short of BatchSize (S3's test
+     * event, the removal) for a minute; here it is 2 s, and it counts only the time spent waiting
+     * on an empty queue: moto takes 1–2 s to answer one ReceiveMessage on a queue of 1 000
+     * messages (it scans them all, several times, per call), where SQS answers in milliseconds, so
+     * a window of wall time would close batches because moto is slow, not because the queue ran
+     * dry.
      */
     const BATCHING_WINDOW_MS = 2_000;
 
@@ -432,7 +437,7 @@ describe(`${U} uploads through the upload queue`, () => {
       );
       deadLetters = await createQueue(sqs, 'uploads-dlq', {});
       const queue = await createQueue(sqs, 'uploads', {
-        VisibilityTimeout: String(VISIBILITY_TIMEOUT_SECONDS),
+        VisibilityTimeout: String(Math.min(shape.uploadQueue.VisibilityTimeout, VISIBILITY_TIMEOUT_SECONDS)),
         RedrivePolicy: JSON.stringify({
           deadLetterTargetArn: deadLetters.arn,
           maxReceiveCount: shape.uploadQueue.RedrivePolicy.maxReceiveCount,
@@ -452,7 +457,12 @@ describe(`${U} uploads through the upload queue`, () => {
           NotificationConfiguration: { QueueConfigurations },
         }),
       );
-      mapping = new EventSourceMapping(sqs, queue, shape.mapping.BatchSize, BATCHING_WINDOW_MS);
+      mapping = new EventSourceMapping(
+        sqs,
+        queue,
+        shape.mapping.BatchSize,
+        Math.min(shape.mapping.MaximumBatchingWindowInSeconds * 1000, BATCHING_WINDOW_MS),
+      );
       handler = uploadHandler(s3, { BUCKET: MOTO_BUCKET });
     }, 300_000);
 
@@ -462,12 +472,18 @@ describe(`${U} uploads through the upload queue`, () => {
       await moto?.stop();
     });
 
-    it('should pass S3\'s test event (sent when the notifications are set) through as "nothing to do"', async () => {
+    /** Delivers what the queue holds to the handler (a whole deadline each time); the bodies. */
+    const deliverAll = async () => {
       const bodies: string[] = [];
       await mapping.drain(async (event) => {
         bodies.push(...event.Records.map((r) => r.body));
         return (await handler(event, lambdaContext(0))) as SQSBatchResponse;
       });
+      return bodies;
+    };
+
+    it('should pass S3\'s test event (sent when the notifications are set) through as "nothing to do"', async () => {
+      const bodies = await deliverAll();
       expect(bodies).toHaveLength(1);
       expect(JSON.parse(bodies[0]!)).toMatchObject({ Event: 's3:TestEvent', Bucket: MOTO_BUCKET });
       expect(mapping.deleted).toBe(1);
@@ -535,11 +551,7 @@ describe(`${U} uploads through the upload queue`, () => {
       await s3.send(
         new DeleteObjectCommand({ Bucket: MOTO_BUCKET, Key: key, VersionId: version!.VersionId }),
       );
-      const bodies: string[] = [];
-      await mapping.drain(async (event) => {
-        bodies.push(...event.Records.map((r) => r.body));
-        return (await handler(event, lambdaContext(0))) as SQSBatchResponse;
-      });
+      const bodies = await deliverAll();
       expect(bodies.map((b) => JSON.parse(b) as Json)).toMatchObject([
         { Records: [{ eventName: 'ObjectRemoved:Delete', s3: { bucket: { name: MOTO_BUCKET } } }] },
       ]);
