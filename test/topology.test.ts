@@ -407,13 +407,13 @@ describe(`${U} uploads through the upload queue`, () => {
     /**
      * The mapping's batching window here (the stack's, if shorter). The stack's
      * MaximumBatchingWindowInSeconds (60) would hold each batch short of BatchSize (S3's test
-     * event, the removal) for a minute; here it is 2 s, and it counts only the time spent waiting
-     * on an empty queue: moto takes 1–2 s to answer one ReceiveMessage on a queue of 1 000
-     * messages (it scans them all, several times, per call), where SQS answers in milliseconds, so
-     * a window of wall time would close batches because moto is slow, not because the queue ran
-     * dry.
+     * event, the removal) for a minute; here a batch closes once the queue has given nothing for
+     * 5 s. Not wall time from the batch's start: moto takes 1–2 s to answer one ReceiveMessage on
+     * a queue of 1 000 messages (it scans them all, several times, per call), where SQS answers in
+     * milliseconds, so records received in one batch come back spread out as slowly, and a wall
+     * time window would close batches because moto is slow, not because the queue ran dry.
      */
-    const BATCHING_WINDOW_MS = 2_000;
+    const BATCHING_WINDOW_MS = 5_000;
 
     let moto: MotoServer;
     let s3: S3Client;
@@ -616,7 +616,7 @@ async function listVersions(s3: S3Client, bucket: string, prefix: string) {
 /**
  * The upload queue's Lambda event source mapping, over moto's queue, as AWS documents it: it
  * gathers up to BatchSize records with ReceiveMessage (10 a call) until the batch is full or the
- * batching window has passed, invokes the function with the messages as received (message id,
+ * queue has given nothing for the batching window, invokes the function with the messages as received (message id,
  * receipt handle, body as S3 wrote it, attributes with ApproximateReceiveCount), deletes the
  * records the response does not name in batchItemFailures (ReportBatchItemFailures) and leaves
  * those to come back after the visibility timeout — or, past maxReceiveCount receives, to go to
@@ -662,7 +662,7 @@ class EventSourceMapping {
     }
   }
 
-  /** One batch: empty when nothing became visible within a long poll. */
+  /** One batch: full, or what came before the queue gave nothing for the window; empty if nothing came. */
   private async gather(): Promise<Message[]> {
     const started = Date.now();
     const batch: Message[] = [];
@@ -678,7 +678,7 @@ class EventSourceMapping {
         }),
       );
       if (Messages.length === 0 && batch.length === 0) break;
-      if (Messages.length === 0) waited += Date.now() - asked;
+      waited = Messages.length === 0 ? waited + Date.now() - asked : 0;
       batch.push(...Messages);
     }
     if (batch.length > 0) this.slowestGatherMs = Math.max(this.slowestGatherMs, Date.now() - started);
