@@ -7,7 +7,8 @@
  *
  * aws-local-stepfunctions has no ItemReader, ItemBatcher or ResultWriter: the Distributed Maps
  * are emulated from the definition's own values by test/helpers/local-state-machine.ts (its
- * comment says how); the child Task and its Retry run as synthesized.
+ * comment says how); the child Task and its Retry run as synthesized. Some children are
+ * throttled (`Lambda.TooManyRequestsException`) on their first attempt and retried by that Retry.
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { SQSEvent } from 'aws-lambda';
@@ -23,6 +24,7 @@ import { uploadFleet } from '../bench/upload-fleet.js';
 import { cdkApps } from './helpers/cdk-app.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import {
+  LambdaServiceError,
   runLocally,
   synthesizedStateMachine,
   type DistributedMap,
@@ -79,12 +81,14 @@ afterAll(async () => {
 });
 
 describe(`a forced renewal of ${N} certificates through the synthesized state machine`, () => {
+  /** Step Functions' answer when the function's (or the account's) concurrency is used up. */
+  const throttle = () => new LambdaServiceError('Lambda.TooManyRequestsException', 'Rate Exceeded.');
   let definition: StateMachineDefinition;
   beforeAll(() => {
     definition = synthesizedStateMachine(BUCKET);
   }, 120_000);
 
-  it('should complete, every certificate renewed and its staple written exactly once', async () => {
+  it('should complete, a throttled child retried, every certificate renewed and its staple written exactly once', async () => {
     const renewAll = definition.States.RenewAll as unknown as DistributedMap;
     expect(renewAll.ItemReader).toMatchObject({
       Resource: 'arn:aws:states:::s3:listObjectsV2',
@@ -104,9 +108,20 @@ describe(`a forced renewal of ${N} certificates through the synthesized state ma
       dynamodb: ddb,
       log: () => undefined,
     });
-    let invocations = 0;
-    const invoke = (payload: unknown) => {
-      invocations++;
+    // Every third child (by first invocation) is throttled on its first attempt, as Lambda
+    // answers when concurrency is used up; the child Task's Retry lists the throttle. runLocally
+    // sets aws-local-stepfunctions' retryIntervalOverrides to 0 ms, so the test does not sleep the
+    // Retry's real backoff (2 s doubling, full jitter).
+    const attempts = new Map<string, number>();
+    const throttled = new Set<string>();
+    const invoke = async (payload: unknown) => {
+      const child = (payload as { keys: string[] }).keys[0]!;
+      const attempt = (attempts.get(child) ?? 0) + 1;
+      attempts.set(child, attempt);
+      if (attempt === 1 && attempts.size % 3 === 1) {
+        throttled.add(child);
+        throw throttle();
+      }
       return handler(payload);
     };
     const acceptedBefore = proxy.accepted.length;
@@ -116,11 +131,15 @@ describe(`a forced renewal of ${N} certificates through the synthesized state ma
       children: { summary: RunSummary }[];
     };
     const seconds = (Date.now() - started) / 1000;
-    console.log(`${N} certificates through the map: ${children} children in ${seconds.toFixed(1)} s`);
+    console.log(
+      `${N} certificates through the map: ${children} children (${throttled.size} throttled once) in ${seconds.toFixed(1)} s`,
+    );
 
     expect(output.force).toBe(true);
     expect(output.children).toHaveLength(children);
-    expect(invocations).toBe(children);
+    expect(attempts.size).toBe(children);
+    expect(throttled.size).toBe(Math.ceil(children / 3));
+    for (const [child, n] of attempts) expect(n, child).toBe(throttled.has(child) ? 2 : 1);
     const renewed = output.children.reduce((n, child) => n + child.summary.counts.renewed, 0);
     const failures = output.children.flatMap((child) => child.summary.failures);
     expect(renewed, `not renewed: ${JSON.stringify(failures)}`).toBe(N);
@@ -135,6 +154,32 @@ describe(`a forced renewal of ${N} certificates through the synthesized state ma
     const state = await new DynamoStateStore(ddb, TABLE).load(fleet.leaves.map((_, i) => `leaf-${i}.pem`));
     expect(state.size).toBe(N);
   }, 900_000);
+
+  it('should fail the child with the throttle once the Retry is removed: the Retry is what saves it', async () => {
+    const noRetry = structuredClone(definition);
+    const renewAll = noRetry.States.RenewAll as unknown as DistributedMap;
+    expect(renewAll.ItemProcessor.States.RenewBatch!.Retry).toBeDefined();
+    delete renewAll.ItemProcessor.States.RenewBatch!.Retry;
+    // One child of one certificate (the ItemReader's own MaxItems): cheap.
+    renewAll.ItemReader.ReaderConfig = { MaxItems: 1 };
+    let invocations = 0;
+    const run = runLocally(
+      noRetry,
+      { force: true },
+      {
+        s3: client,
+        invoke: async () => {
+          invocations++;
+          throw throttle();
+        },
+      },
+    );
+    await expect(run).rejects.toMatchObject({
+      name: 'ExecutionError',
+      cause: { name: 'Lambda.TooManyRequestsException' },
+    });
+    expect(invocations).toBe(1);
+  }, 120_000);
 });
 
 /**

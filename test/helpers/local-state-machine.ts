@@ -70,12 +70,24 @@ export function synthesizedStateMachine(bucket: string): StateMachineDefinition 
   }
 }
 
+/**
+ * An error as Step Functions reports a Lambda service exception (`Lambda.TooManyRequestsException`
+ * for a throttle): aws-local-stepfunctions matches a local task's thrown error by its `name`
+ * against the Retry's and Catch's ErrorEquals.
+ */
+export class LambdaServiceError extends Error {
+  constructor(name: `Lambda.${string}`, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
 export interface LocalRunOptions {
   /** The client the ItemReaders list through (the bucket's Ref is rendered as its name). */
   s3: S3Client;
   /**
    * The function every `arn:aws:states:::lambda:invoke` task invokes: the task's Payload in, the
-   * function's response out.
+   * function's response out. A throw fails the task with the error's name (LambdaServiceError).
    */
   invoke: (payload: unknown) => Promise<unknown>;
   /**
