@@ -15,14 +15,18 @@
  * Task with its Retry.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { OcspRenewerStack } from '../../infra/stack.js';
 import { renderCfnValue } from './cdk-app.js';
+import './promise-with-resolvers.js'; // aws-local-stepfunctions on Node 20
 
 type Json = Record<string, unknown>;
 
@@ -52,14 +56,20 @@ export interface Batch {
 
 /**
  * The state machine of OcspRenewerStack with default settings, synthesized without bundling
- * (context `aws:cdk:bundling-stacks: []`) into a temporary directory that is removed before this
- * returns (no cdk.out* is left), its tokens rendered (renderCfnValue: the bucket's Ref is
- * `bucket`).
+ * (context `aws:cdk:bundling-stacks: []`) or CloudFormation validation into a temporary
+ * directory that is removed before this returns (no cdk.out* is left), its tokens rendered
+ * (renderCfnValue: the bucket's Ref is `bucket`).
  */
 export function synthesizedStateMachine(bucket: string): StateMachineDefinition {
   const outdir = mkdtempSync(path.join(tmpdir(), 'ocsp-renewer-cdk-local-'));
   try {
-    const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
+    // Only the definition is read: CDK's CloudFormation validation (a WebAssembly engine, most of
+    // a first synthesis's time) is left to the stack's own tests.
+    const app = new App({
+      outdir,
+      context: { 'aws:cdk:bundling-stacks': [] },
+      builtinCloudFormationValidation: false,
+    });
     const machines = Template.fromStack(new OcspRenewerStack(app, 'Local', {})).findResources(
       'AWS::StepFunctions::StateMachine',
     );
@@ -125,6 +135,61 @@ export async function runLocally(
     overrides: { taskResourceLocalHandlers: handlers as never, retryIntervalOverrides: retries },
   });
   return (await execution.result) as Json;
+}
+
+export interface LocalStepFunctions {
+  /** An SDK client of this endpoint: the handler's `sfn`. */
+  client: SFNClient;
+  /** Each execution started, in order: its name, its input and its output (runLocally's). */
+  executions: { name: string; input: Json; output: Promise<Json> }[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Step Functions' StartExecution on loopback, for the handler's own SDK call (a force of
+ * everything, a large due run): each execution runs this definition with runLocally and these
+ * options, and the answer is Step Functions' (`executionArn`, `startDate`) at once, as the
+ * service answers before the run ends. Any other action is refused.
+ */
+export async function startLocalStepFunctions(
+  definition: StateMachineDefinition,
+  options: LocalRunOptions,
+): Promise<LocalStepFunctions> {
+  const executions: LocalStepFunctions['executions'] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/x-amz-json-1.0');
+      if (req.headers['x-amz-target'] !== 'AWSStepFunctions.StartExecution') {
+        res.statusCode = 400;
+        res.end(JSON.stringify({ __type: 'UnknownOperationException' }));
+        return;
+      }
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, string>;
+      const input = JSON.parse(body.input ?? '{}') as Json;
+      const output = runLocally(definition, input, options);
+      output.catch(() => undefined); // whoever reads `executions` sees the failure
+      executions.push({ name: body.name!, input, output });
+      const arn = `${body.stateMachineArn!.replace(':stateMachine:', ':execution:')}:${body.name}`;
+      res.end(JSON.stringify({ executionArn: arn, startDate: Date.now() / 1000 }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = new SFNClient({
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  return {
+    client,
+    executions,
+    stop: async () => {
+      client.destroy();
+      await Promise.allSettled(executions.map((e) => e.output));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** The ItemReader (ListObjectsV2, every page, MaxItems) and ItemBatcher, as Step Functions does them. */
