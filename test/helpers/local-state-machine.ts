@@ -147,9 +147,10 @@ export interface LocalStepFunctions {
 
 /**
  * Step Functions' StartExecution on loopback, for the handler's own SDK call (a force of
- * everything, a large due run): each execution runs this definition with runLocally and these
- * options, and the answer is Step Functions' (`executionArn`, `startDate`) at once, as the
- * service answers before the run ends. Any other action is refused.
+ * everything; a due run's manifest is not read here, so such an execution fails): each execution
+ * runs this definition with runLocally and these options, and the answer is Step Functions'
+ * (`executionArn`, `startDate`) at once, as the service answers before the run ends. Any other
+ * action is refused.
  */
 export async function startLocalStepFunctions(
   definition: StateMachineDefinition,
