@@ -1,5 +1,5 @@
 import type { Node } from 'constructs';
-import type { HostAccess, OcspRenewerProps } from './ocsp-renewer.js';
+import type { HostAccess, OcspRenewerProps } from './renewer-props.js';
 
 /**
  * The renewer's props from the app's context: cdk.json's `context` (the defaults) overridden by

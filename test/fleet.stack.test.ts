@@ -16,7 +16,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_TABLE, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { LAMBDA_TRANSIENT_ERRORS } from '../infra/fleet.js';
+import { LAMBDA_TRANSIENT_ERRORS } from '../infra/state-machine.js';
 import { OcspRenewerStack } from '../infra/stack.js';
 import './helpers/promise-with-resolvers.js';
 import { cdkApps } from './helpers/cdk-app.js';

@@ -1,0 +1,205 @@
+import { Duration } from 'aws-cdk-lib';
+import { INLINE_MAX_KEYS_DEFAULT } from '../lambda/aws/due-run-limit.js';
+import { definedOnly } from './cdk-helpers.js';
+import type { StapleLayout } from './renewer-function.js';
+import { scheduleIntervalMinutes } from './schedule-interval.js';
+
+export type HostAccess = 'policy' | 'policy-and-user' | 'none';
+
+/** The Distributed Map, upload queue and reconcile settings; every one has a default. */
+export interface FleetSettings {
+  /** Certificate keys per Distributed Map child (one renewer invocation). @default 250 */
+  readonly keysPerBatch?: number;
+  /**
+   * Children running at once. Each child gets an equal share of the per-host limit
+   * (`perHostLimit` ÷ this, at least 1), so one responder host sees at most `perHostLimit`
+   * requests in flight from a map run (or this many, when it is larger). @default 4
+   */
+  readonly maxConcurrency?: number;
+  /** Requests in flight to one responder host from a whole map run. @default 4 */
+  readonly perHostLimit?: number;
+  /** Failed children tolerated before the map run fails, in percent. @default 5 */
+  readonly toleratedFailurePercentage?: number;
+  /** Where the map run writes its results (the child outputs). @default 'reports/' */
+  readonly reportsPrefix?: string;
+  /** Upload events per renewer invocation, and how long SQS gathers them. @default 100, 60 s */
+  readonly uploadBatchSize?: number;
+  readonly uploadBatchWindow?: Duration;
+  /**
+   * When the state machine runs unforced over every certificate, catching what events missed
+   * (a staple deleted by hand, a lost notification); '' for never. @default 'rate(1 day)'
+   */
+  readonly reconcileSchedule?: string;
+  /**
+   * A scheduled due run renews up to this many due certificates in the renewer function itself;
+   * more go to the state machine as a manifest (`<reportsPrefix>manifests/…json`). The
+   * function's 5-minute timeout renews a few thousand at its concurrency. @default 2000
+   */
+  readonly inlineMaxKeys?: number;
+}
+
+/** The renewer's settings; the same names are the context keys of cdk.json (`-c name=value`). */
+export interface OcspRenewerProps {
+  /** Where certificates are uploaded. @default 'certs/' */
+  readonly certsPrefix?: string;
+  /** Where staples are written. @default 'staples/' */
+  readonly staplesPrefix?: string;
+  /**
+   * Where the old design kept its run state (`state.json`): the first run reads it once, to seed
+   * the state table with its failure counts and next due times. @default 'state/'
+   */
+  readonly statePrefix?: string;
+  /** An EventBridge Scheduler `rate(…)` or daily `cron(…)` expression. @default 'rate(15 minutes)' */
+  readonly schedule?: string;
+  /** The IANA time zone of a `cron(…)` schedule. @default 'UTC' */
+  readonly timeZone?: string;
+  /** What to do with a `revoked` response. @default 'publish' */
+  readonly onRevoked?: 'publish' | 'withhold';
+  /** An address subscribed to the alarm topic. @default - none (subscribe later) */
+  readonly alarmEmail?: string;
+  /** Also read certificates from the secrets whose name starts with this. @default - none */
+  readonly secretsPrefix?: string;
+  /** A managed policy that reads the staples, optionally with an IAM user and key. @default 'policy' */
+  readonly hostAccess?: HostAccess;
+  /** `destroy` also empties the bucket on `cdk destroy`. @default 'retain' */
+  readonly removalPolicy?: 'retain' | 'destroy';
+  /** Alarm when the least validity left over all staples falls below this. @default 24 */
+  readonly validityAlarmHours?: number;
+  /**
+   * Reserved concurrency; 0 reserves none. Conditional writes (staples, state items) make
+   * overlapping invocations safe, so none is needed; set one to keep the renewer from taking the
+   * account's unreserved concurrency (docs/aws.md). @default 0
+   */
+  readonly reservedConcurrency?: number;
+  /**
+   * The Distributed Map, upload queue and reconcile settings. The state table, upload queue and
+   * state machine are always deployed: `fleet` is no longer a switch (`true` or `{}` is accepted
+   * for a release, with a warning). @default - FLEET_DEFAULTS
+   */
+  readonly fleet?: FleetSettings | boolean;
+}
+
+/** The defaults, one place: cdk.json's context carries the same values. */
+export const OCSP_RENEWER_DEFAULTS = {
+  certsPrefix: 'certs/',
+  staplesPrefix: 'staples/',
+  statePrefix: 'state/',
+  schedule: 'rate(15 minutes)',
+  timeZone: 'UTC',
+  onRevoked: 'publish',
+  hostAccess: 'policy',
+  removalPolicy: 'retain',
+  validityAlarmHours: 24,
+  reservedConcurrency: 0,
+} as const satisfies OcspRenewerProps;
+
+export const FLEET_DEFAULTS = {
+  keysPerBatch: 250,
+  maxConcurrency: 4,
+  perHostLimit: 4,
+  toleratedFailurePercentage: 5,
+  reportsPrefix: 'reports/',
+  uploadBatchSize: 100,
+  uploadBatchWindow: Duration.seconds(60),
+  reconcileSchedule: 'rate(1 day)',
+  inlineMaxKeys: INLINE_MAX_KEYS_DEFAULT,
+} as const;
+
+/** The certificate suffixes the handler reads (CERT_EXTENSIONS' default); one notification each. */
+export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
+
+/** Where the function writes its HTML status page (lambda/report/status-page.ts). */
+export const STATUS_PAGE_KEY = 'reports/status.html';
+/** Each run's full report is `reports/runs/<startedAt>-<id>.json`, kept this many days. */
+export const RUN_REPORT_DAYS = 30;
+/** Under the reports prefix: the map runs' result files (`<prefix>map-runs/<map run id>/…`). */
+export const MAP_RESULTS_FOLDER = 'map-runs/';
+/** Under the reports prefix: the due runs' manifests for the map. */
+export const MANIFESTS_FOLDER = 'manifests/';
+/** Map results are kept as long as run reports; a manifest a week (its map run is long over). */
+export const MAP_RESULT_DAYS = 30;
+export const MANIFEST_DAYS = 7;
+
+/** Every setting with its default applied, checked. */
+export type ResolvedProps = Required<Omit<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix' | 'fleet'>> &
+  Pick<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix' | 'fleet'> &
+  Required<FleetSettings> & {
+    /** The longest gap between two scheduled runs, in minutes (schedule-interval.ts). */
+    readonly intervalMinutes: number;
+    readonly layout: StapleLayout;
+  };
+
+/** The props with their defaults; each bad setting throws naming its prop (and context key). */
+export function resolveProps(props: OcspRenewerProps): ResolvedProps {
+  const p = { ...OCSP_RENEWER_DEFAULTS, ...definedOnly(props, true) };
+  checkProps(p);
+  const intervalMinutes = scheduleIntervalMinutes(p.schedule);
+  if (intervalMinutes > 24 * 60) {
+    throw new Error(`schedule ${p.schedule}: the renewer must run at least once a day`);
+  }
+  const s = { ...FLEET_DEFAULTS, ...definedOnly(typeof p.fleet === 'object' ? p.fleet : {}) };
+  checkSettings(s);
+  const layout = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
+  return { ...s, ...p, intervalMinutes, layout };
+}
+
+function checkProps(p: Omit<ResolvedProps, keyof FleetSettings | 'intervalMinutes' | 'layout'>): void {
+  const prefixes = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
+  for (const [name, prefix] of Object.entries(prefixes)) {
+    if (!/^[^/].*\/$/.test(prefix))
+      throw new Error(`${name} must be a key prefix ending in "/", got "${prefix}"`);
+  }
+  for (const [a, pa] of Object.entries(prefixes)) {
+    for (const [b, pb] of Object.entries(prefixes)) {
+      if (a !== b && pb.startsWith(pa)) throw new Error(`${b} (${pb}) must not be inside ${a} (${pa})`);
+    }
+  }
+  if (!['publish', 'withhold'].includes(p.onRevoked)) {
+    throw new Error(`onRevoked must be publish or withhold, got ${p.onRevoked}`);
+  }
+  if (!['policy', 'policy-and-user', 'none'].includes(p.hostAccess)) {
+    throw new Error(`hostAccess must be policy, policy-and-user or none, got ${p.hostAccess}`);
+  }
+  if (!['retain', 'destroy'].includes(p.removalPolicy)) {
+    throw new Error(`removalPolicy must be retain or destroy, got ${p.removalPolicy}`);
+  }
+  if (!(Number.isFinite(p.validityAlarmHours) && p.validityAlarmHours > 0)) {
+    throw new Error(`validityAlarmHours must be a positive number, got ${p.validityAlarmHours}`);
+  }
+  if (!(Number.isInteger(p.reservedConcurrency) && p.reservedConcurrency >= 0)) {
+    throw new Error(`reservedConcurrency must be a whole number ≥ 0, got ${p.reservedConcurrency}`);
+  }
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: p.timeZone });
+  } catch {
+    throw new Error(`timeZone must be an IANA time zone such as Europe/Berlin, got ${p.timeZone}`);
+  }
+  if (p.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+$/.test(p.alarmEmail)) {
+    throw new Error(`alarmEmail is not an address: ${p.alarmEmail}`);
+  }
+}
+
+function checkSettings(s: Required<FleetSettings>): void {
+  const whole = (name: string, v: number, min: number, max: number) => {
+    if (!(Number.isInteger(v) && v >= min && v <= max)) {
+      throw new Error(`fleet ${name} must be a whole number from ${min} to ${max}, got ${v}`);
+    }
+  };
+  whole('keysPerBatch', s.keysPerBatch, 1, 1000);
+  whole('maxConcurrency', s.maxConcurrency, 1, 10_000);
+  whole('perHostLimit', s.perHostLimit, 1, 1_000);
+  whole('uploadBatchSize', s.uploadBatchSize, 1, 10_000);
+  whole('inlineMaxKeys', s.inlineMaxKeys, 0, 1_000_000);
+  if (!(s.toleratedFailurePercentage >= 0 && s.toleratedFailurePercentage <= 100)) {
+    throw new Error(`fleet toleratedFailurePercentage must be 0–100, got ${s.toleratedFailurePercentage}`);
+  }
+  if (s.uploadBatchWindow.toSeconds() > 60) {
+    throw new Error('fleet uploadBatchWindow must be at most 60 seconds');
+  }
+  if (s.reconcileSchedule && !/^(rate|cron)\(.+\)$/.test(s.reconcileSchedule)) {
+    throw new Error(`fleet reconcileSchedule must be rate(…) or cron(…), got "${s.reconcileSchedule}"`);
+  }
+  if (!/^[^/].*\/$/.test(s.reportsPrefix)) {
+    throw new Error(`fleet reportsPrefix must be a key prefix ending in "/", got "${s.reportsPrefix}"`);
+  }
+}
