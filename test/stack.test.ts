@@ -794,7 +794,7 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
     template = synth({ fleet: {} }).template;
   });
 
-  it("should give the alarms the worker's metrics dimension, and alarm on metrics the worker emits", () => {
+  it("should give the alarms the renewer function's metrics dimension, and alarm on metrics it emits", () => {
     const functions = Object.entries(template.findResources('AWS::Lambda::Function'));
     const serviceOf = (match: string) =>
       (
@@ -803,8 +803,8 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
             .Properties as Json
         ).Environment as { Variables: Record<string, unknown> }
       ).Variables.METRICS_SERVICE;
-    const workerService = serviceOf('renews OCSP staples');
-    expect(workerService).toBe('ocsp-renewer/OcspRenewer/Renewer');
+    const renewerService = serviceOf('renews OCSP staples');
+    expect(renewerService).toBe('ocsp-renewer/OcspRenewer/Renewer');
     const emitted = Object.keys(
       emfMetrics(
         {
@@ -831,7 +831,7 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
       'Revoked',
     ]);
     for (const a of alarms) {
-      expect(a.Dimensions).toEqual([{ Name: 'Service', Value: workerService }]);
+      expect(a.Dimensions).toEqual([{ Name: 'Service', Value: renewerService }]);
       expect(emitted).toContain(a.MetricName);
     }
     // An invocation that fails as a whole (any event kind: one function) alarms too.
