@@ -22,9 +22,11 @@ import { RenewerStorage } from './storage.js';
 import { UploadQueue } from './upload-queue.js';
 
 export {
+  MAP_AND_QUEUE_DEFAULTS,
   OCSP_RENEWER_DEFAULTS,
   type FleetSettings,
   type HostAccess,
+  type MapAndQueueSettings,
   type OcspRenewerProps,
 } from './renewer-props.js';
 
@@ -68,10 +70,11 @@ export class OcspRenewer extends Construct {
     super(scope, id);
     const p = resolveProps(props);
     const stack = Stack.of(this);
-    if (props.fleet !== undefined) {
+    if (typeof props.fleet === 'boolean') {
+      // The deprecated switch only: its object form still carries settings, which apply.
       Annotations.of(this).addWarningV2(
         'ocsp-renewer:fleet-ignored',
-        'fleet is no longer a switch: the state table, upload queue and state machine are always deployed. Remove -c fleet=… / the fleet prop (its settings, when given as an object, still apply).',
+        'fleet is no longer a switch: the state table, upload queue and state machine are always deployed. Remove -c fleet=… / the fleet prop.',
       );
     }
     ({ bucket: this.bucket, table: this.table } = new RenewerStorage(this, 'Storage', p));

@@ -44,6 +44,7 @@ export function propsFromContext(node: Node): OcspRenewerProps {
     removalPolicy: str('removalPolicy') as OcspRenewerProps['removalPolicy'],
     validityAlarmHours: num('validityAlarmHours'),
     reservedConcurrency: num('reservedConcurrency'),
+    reconcileSchedule: str('reconcileSchedule'),
     // No longer a switch (the design is always deployed): accepted, and warned about, for a release.
     fleet: bool('fleet'),
   };

@@ -6,8 +6,11 @@ import { scheduleIntervalMinutes } from './schedule-interval.js';
 
 export type HostAccess = 'policy' | 'policy-and-user' | 'none';
 
-/** The Distributed Map, upload queue and reconcile settings; every one has a default. */
-export interface FleetSettings {
+/**
+ * The Distributed Map, upload queue and reports settings: props of OcspRenewer (no context keys),
+ * each with a default (MAP_AND_QUEUE_DEFAULTS).
+ */
+export interface MapAndQueueSettings {
   /** Certificate keys per Distributed Map child (one renewer invocation). @default 250 */
   readonly keysPerBatch?: number;
   /**
@@ -20,16 +23,14 @@ export interface FleetSettings {
   readonly perHostLimit?: number;
   /** Failed children tolerated before the map run fails, in percent. @default 5 */
   readonly toleratedFailurePercentage?: number;
-  /** Where the map run writes its results (the child outputs). @default 'reports/' */
+  /**
+   * Where run reports (`runs/`, expired after RUN_REPORT_DAYS), due manifests (`manifests/`), the
+   * map runs' results (`map-runs/`) and the status page (`status.html`) go. @default 'reports/'
+   */
   readonly reportsPrefix?: string;
   /** Upload events per renewer invocation, and how long SQS gathers them. @default 100, 60 s */
   readonly uploadBatchSize?: number;
   readonly uploadBatchWindow?: Duration;
-  /**
-   * When the state machine runs unforced over every certificate, catching what events missed
-   * (a staple deleted by hand, a lost notification); '' for never. @default 'rate(1 day)'
-   */
-  readonly reconcileSchedule?: string;
   /**
    * A scheduled due run renews up to this many due certificates in the renewer function itself;
    * more go to the state machine as a manifest (`<reportsPrefix>manifests/…json`). The
@@ -38,8 +39,17 @@ export interface FleetSettings {
   readonly inlineMaxKeys?: number;
 }
 
+/**
+ * The settings the `fleet` prop's object used to carry, before they became props of their own.
+ * @deprecated Set them as props of OcspRenewer (`keysPerBatch`, `reconcileSchedule`, …).
+ */
+export interface FleetSettings extends MapAndQueueSettings {
+  /** '' for never (`'none'` as a prop). */
+  readonly reconcileSchedule?: string;
+}
+
 /** The renewer's settings; the same names are the context keys of cdk.json (`-c name=value`). */
-export interface OcspRenewerProps {
+export interface OcspRenewerProps extends MapAndQueueSettings {
   /** Where certificates are uploaded. @default 'certs/' */
   readonly certsPrefix?: string;
   /** Where staples are written. @default 'staples/' */
@@ -72,9 +82,16 @@ export interface OcspRenewerProps {
    */
   readonly reservedConcurrency?: number;
   /**
-   * The Distributed Map, upload queue and reconcile settings. The state table, upload queue and
-   * state machine are always deployed: `fleet` is no longer a switch (`true` or `{}` is accepted
-   * for a release, with a warning). @default - FLEET_DEFAULTS
+   * When the state machine runs unforced over every certificate, catching what events missed (a
+   * staple deleted by hand, a lost notification): an EventBridge Scheduler `rate(…)` or
+   * `cron(…)` in UTC, or `none` for never. @default 'rate(1 day)'
+   */
+  readonly reconcileSchedule?: string;
+  /**
+   * No longer a switch: the state table, upload queue and state machine are always deployed.
+   * `true` or `false` is accepted for a release and ignored, with a warning. An object's settings
+   * still apply for that release (the props of the same names win).
+   * @deprecated Remove it; set the map and queue settings as props of their own.
    */
   readonly fleet?: FleetSettings | boolean;
 }
@@ -91,9 +108,11 @@ export const OCSP_RENEWER_DEFAULTS = {
   removalPolicy: 'retain',
   validityAlarmHours: 24,
   reservedConcurrency: 0,
+  reconcileSchedule: 'rate(1 day)',
 } as const satisfies OcspRenewerProps;
 
-export const FLEET_DEFAULTS = {
+/** The defaults of the settings that are props only (no context key). */
+export const MAP_AND_QUEUE_DEFAULTS = {
   keysPerBatch: 250,
   maxConcurrency: 4,
   perHostLimit: 4,
@@ -101,9 +120,11 @@ export const FLEET_DEFAULTS = {
   reportsPrefix: 'reports/',
   uploadBatchSize: 100,
   uploadBatchWindow: Duration.seconds(60),
-  reconcileSchedule: 'rate(1 day)',
   inlineMaxKeys: INLINE_MAX_KEYS_DEFAULT,
-} as const;
+} as const satisfies MapAndQueueSettings;
+
+/** The `reconcileSchedule` that means no reconcile schedule. */
+export const NO_RECONCILE = 'none';
 
 /** The certificate suffixes the handler reads (CERT_EXTENSIONS' default); one notification each. */
 export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
@@ -122,28 +143,39 @@ export const MANIFEST_DAYS = 7;
 
 /** Every setting with its default applied, checked. */
 export type ResolvedProps = Required<Omit<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix' | 'fleet'>> &
-  Pick<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix' | 'fleet'> &
-  Required<FleetSettings> & {
+  Pick<OcspRenewerProps, 'alarmEmail' | 'secretsPrefix' | 'fleet'> & {
     /** The longest gap between two scheduled runs, in minutes (schedule-interval.ts). */
     readonly intervalMinutes: number;
     readonly layout: StapleLayout;
   };
 
-/** The props with their defaults; each bad setting throws naming its prop (and context key). */
+/**
+ * The props with their defaults; each bad setting throws naming its prop (and context key). The
+ * deprecated `fleet` object's settings apply under the props of the same names.
+ */
 export function resolveProps(props: OcspRenewerProps): ResolvedProps {
-  const p = { ...OCSP_RENEWER_DEFAULTS, ...definedOnly(props, true) };
+  const p = {
+    ...MAP_AND_QUEUE_DEFAULTS,
+    ...OCSP_RENEWER_DEFAULTS,
+    ...(typeof props.fleet === 'object' ? fromFleetSettings(props.fleet) : {}),
+    ...definedOnly(props, true),
+  };
   checkProps(p);
   const intervalMinutes = scheduleIntervalMinutes(p.schedule);
   if (intervalMinutes > 24 * 60) {
     throw new Error(`schedule ${p.schedule}: the renewer must run at least once a day`);
   }
-  const s = { ...FLEET_DEFAULTS, ...definedOnly(typeof p.fleet === 'object' ? p.fleet : {}) };
-  checkSettings(s);
   const layout = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
-  return { ...s, ...p, intervalMinutes, layout };
+  return { ...p, intervalMinutes, layout };
 }
 
-function checkProps(p: Omit<ResolvedProps, keyof FleetSettings | 'intervalMinutes' | 'layout'>): void {
+/** The deprecated `fleet` object's settings as props: its '' reconcileSchedule meant never. */
+function fromFleetSettings(fleet: FleetSettings): Partial<OcspRenewerProps> {
+  const settings = definedOnly(fleet);
+  return settings.reconcileSchedule === '' ? { ...settings, reconcileSchedule: NO_RECONCILE } : settings;
+}
+
+function checkProps(p: Omit<ResolvedProps, 'intervalMinutes' | 'layout'>): void {
   const prefixes = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
   for (const [name, prefix] of Object.entries(prefixes)) {
     if (!/^[^/].*\/$/.test(prefix))
@@ -177,12 +209,18 @@ function checkProps(p: Omit<ResolvedProps, keyof FleetSettings | 'intervalMinute
   if (p.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+$/.test(p.alarmEmail)) {
     throw new Error(`alarmEmail is not an address: ${p.alarmEmail}`);
   }
+  if (p.reconcileSchedule !== NO_RECONCILE && !/^(rate|cron)\(.+\)$/.test(p.reconcileSchedule)) {
+    throw new Error(
+      `reconcileSchedule must be rate(…), cron(…) or ${NO_RECONCILE}, got "${p.reconcileSchedule}"`,
+    );
+  }
+  checkMapAndQueue(p);
 }
 
-function checkSettings(s: Required<FleetSettings>): void {
+function checkMapAndQueue(s: Required<MapAndQueueSettings>): void {
   const whole = (name: string, v: number, min: number, max: number) => {
     if (!(Number.isInteger(v) && v >= min && v <= max)) {
-      throw new Error(`fleet ${name} must be a whole number from ${min} to ${max}, got ${v}`);
+      throw new Error(`${name} must be a whole number from ${min} to ${max}, got ${v}`);
     }
   };
   whole('keysPerBatch', s.keysPerBatch, 1, 1000);
@@ -191,15 +229,12 @@ function checkSettings(s: Required<FleetSettings>): void {
   whole('uploadBatchSize', s.uploadBatchSize, 1, 10_000);
   whole('inlineMaxKeys', s.inlineMaxKeys, 0, 1_000_000);
   if (!(s.toleratedFailurePercentage >= 0 && s.toleratedFailurePercentage <= 100)) {
-    throw new Error(`fleet toleratedFailurePercentage must be 0–100, got ${s.toleratedFailurePercentage}`);
+    throw new Error(`toleratedFailurePercentage must be 0–100, got ${s.toleratedFailurePercentage}`);
   }
   if (s.uploadBatchWindow.toSeconds() > 60) {
-    throw new Error('fleet uploadBatchWindow must be at most 60 seconds');
-  }
-  if (s.reconcileSchedule && !/^(rate|cron)\(.+\)$/.test(s.reconcileSchedule)) {
-    throw new Error(`fleet reconcileSchedule must be rate(…) or cron(…), got "${s.reconcileSchedule}"`);
+    throw new Error('uploadBatchWindow must be at most 60 seconds');
   }
   if (!/^[^/].*\/$/.test(s.reportsPrefix)) {
-    throw new Error(`fleet reportsPrefix must be a key prefix ending in "/", got "${s.reportsPrefix}"`);
+    throw new Error(`reportsPrefix must be a key prefix ending in "/", got "${s.reportsPrefix}"`);
   }
 }

@@ -7,7 +7,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { acknowledge, deployedScope, nagArn, schedulerRole } from './cdk-helpers.js';
 import type { RenewerFunction } from './renewer-function.js';
-import type { ResolvedProps } from './renewer-props.js';
+import { NO_RECONCILE, type ResolvedProps } from './renewer-props.js';
 
 export interface RenewerSchedulesProps {
   readonly renewer: RenewerFunction;
@@ -52,7 +52,7 @@ export function runsDeadLetterQueue(scope: Construct, renewer: RenewerFunction):
 export class RenewerSchedules extends Construct {
   readonly deadLetterQueue: Queue;
   readonly schedule: Schedule;
-  /** Starts the state machine unforced (`reconcileSchedule`); none when that is ''. */
+  /** Starts the state machine unforced (`reconcileSchedule`); none when that is `none`. */
   readonly reconcileSchedule?: Schedule;
 
   constructor(scope: Construct, id: string, props: RenewerSchedulesProps) {
@@ -60,7 +60,9 @@ export class RenewerSchedules extends Construct {
     const { renewer, settings: p } = props;
     this.deadLetterQueue = props.deadLetterQueue;
     this.schedule = this.dueRunSchedule(renewer, p);
-    if (p.reconcileSchedule) this.reconcileSchedule = this.reconcile(props.stateMachine, p.reconcileSchedule);
+    if (p.reconcileSchedule !== NO_RECONCILE) {
+      this.reconcileSchedule = this.reconcile(props.stateMachine, p.reconcileSchedule);
+    }
   }
 
   /**

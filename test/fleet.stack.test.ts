@@ -189,7 +189,7 @@ describe('OcspRenewerStack with fleet', () => {
         new OcspRenewerStack(newApp({ 'aws:cdk:bundling-stacks': [] }), 'Bad', {
           fleet: { reconcileSchedule: 'daily' },
         }),
-    ).toThrow('fleet reconcileSchedule must be rate(…) or cron(…), got "daily"');
+    ).toThrow('reconcileSchedule must be rate(…), cron(…) or none, got "daily"');
   });
 
   it('should deploy the same design without the fleet prop: one function, the table, the queue, the map', () => {
