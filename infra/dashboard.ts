@@ -19,6 +19,7 @@ export interface RenewerDashboardProps {
   /** The renewer's metrics (its Service dimension). */
   readonly metric: MetricOf;
   readonly alarms: IAlarm[];
+  readonly statusPageKey: string;
   readonly validityAlarmHours: number;
   /** The longest gap between two scheduled runs: one graph point per run. */
   readonly intervalMinutes: number;
@@ -42,8 +43,7 @@ export class RenewerDashboard extends Construct {
     }));
     dashboard.addWidgets(
       new TextWidget({
-        markdown:
-          '## ocsp-renewer\nThe status page: `aws s3 presign` the `reports/status.html` object (stack output StatusPageCommand). Alarms go to the alarm topic.',
+        markdown: `## ocsp-renewer\nThe status page: \`aws s3 presign\` the \`${props.statusPageKey}\` object (stack output StatusPageCommand). Alarms go to the alarm topic.`,
         width: 24,
         height: 2,
       }),

@@ -15,7 +15,7 @@ import { removalPolicyOf, renewerMetrics } from './cdk-helpers.js';
 import { RenewerDashboard } from './dashboard.js';
 import { HostStapleAccess } from './host-access.js';
 import { RenewerFunction } from './renewer-function.js';
-import { resolveProps, STATUS_PAGE_KEY, type OcspRenewerProps, type ResolvedProps } from './renewer-props.js';
+import { resolveProps, type OcspRenewerProps, type ResolvedProps } from './renewer-props.js';
 import { RenewerSchedules, runsDeadLetterQueue } from './schedules.js';
 import { RenewAllStateMachine } from './state-machine.js';
 import { RenewerStorage } from './storage.js';
@@ -65,11 +65,16 @@ export class OcspRenewer extends Construct {
   readonly pullScriptSettings: string;
   /** Prints a presigned URL of the status page (AWS CLI v2). */
   readonly statusPageCommand: string;
+  /** Where run reports, manifests, map results and the status page go (`reportsPrefix`). */
+  readonly reportsPrefix: string;
+  /** The status page's key: `<reportsPrefix>status.html`. */
+  readonly statusPageKey: string;
 
   constructor(scope: Construct, id: string, props: OcspRenewerProps = {}) {
     super(scope, id);
     const p = resolveProps(props);
     const stack = Stack.of(this);
+    ({ reportsPrefix: this.reportsPrefix, statusPageKey: this.statusPageKey } = p);
     if (typeof props.fleet === 'boolean') {
       // The deprecated switch only: its object form still carries settings, which apply.
       Annotations.of(this).addWarningV2(
@@ -121,11 +126,12 @@ export class OcspRenewer extends Construct {
       hostUserSecret: this.hostUserSecret,
     } = new HostStapleAccess(this, 'HostAccess', { bucket: this.bucket, ...p }));
     this.forceAllCommand = renewAll.forceAllCommand;
-    this.statusPageCommand = `aws s3 presign s3://${this.bucket.bucketName}/${STATUS_PAGE_KEY} --expires-in 3600`;
+    this.statusPageCommand = `aws s3 presign s3://${this.bucket.bucketName}/${p.statusPageKey} --expires-in 3600`;
     ({ dashboard: this.dashboard } = new RenewerDashboard(this, 'Overview', {
       renewer,
       metric,
       alarms: this.alarms,
+      statusPageKey: p.statusPageKey,
       validityAlarmHours: p.validityAlarmHours,
       intervalMinutes: p.intervalMinutes,
     }));
@@ -142,7 +148,7 @@ export class OcspRenewer extends Construct {
     renewer.addEnvironment('ON_REVOKED', p.onRevoked);
     renewer.addEnvironment('METRICS_SERVICE', metricsService);
     if (p.secretsPrefix) renewer.bindSecrets(p.secretsPrefix);
-    renewer.bindStatusPage(this.bucket, STATUS_PAGE_KEY);
+    renewer.bindStatusPage(this.bucket, p.statusPageKey);
     return renewer;
   }
 }

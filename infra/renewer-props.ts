@@ -129,9 +129,11 @@ export const NO_RECONCILE = 'none';
 /** The certificate suffixes the handler reads (CERT_EXTENSIONS' default); one notification each. */
 export const CERTIFICATE_SUFFIXES = ['.pem', '.crt', '.cert'] as const;
 
-/** Where the function writes its HTML status page (lambda/report/status-page.ts). */
-export const STATUS_PAGE_KEY = 'reports/status.html';
-/** Each run's full report is `reports/runs/<startedAt>-<id>.json`, kept this many days. */
+/** Under the reports prefix: the HTML status page (lambda/report/status-page.ts). */
+export const STATUS_PAGE_FILE = 'status.html';
+/** Under the reports prefix: each run's full report, `runs/<startedAt>-<id>.json`. */
+export const RUN_REPORTS_FOLDER = 'runs/';
+/** Each run's full report is kept this many days. */
 export const RUN_REPORT_DAYS = 30;
 /** Under the reports prefix: the map runs' result files (`<prefix>map-runs/<map run id>/…`). */
 export const MAP_RESULTS_FOLDER = 'map-runs/';
@@ -147,6 +149,8 @@ export type ResolvedProps = Required<Omit<OcspRenewerProps, 'alarmEmail' | 'secr
     /** The longest gap between two scheduled runs, in minutes (schedule-interval.ts). */
     readonly intervalMinutes: number;
     readonly layout: StapleLayout;
+    /** Where the status page goes: `<reportsPrefix>status.html`. */
+    readonly statusPageKey: string;
   };
 
 /**
@@ -166,7 +170,7 @@ export function resolveProps(props: OcspRenewerProps): ResolvedProps {
     throw new Error(`schedule ${p.schedule}: the renewer must run at least once a day`);
   }
   const layout = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
-  return { ...p, intervalMinutes, layout };
+  return { ...p, intervalMinutes, layout, statusPageKey: `${p.reportsPrefix}${STATUS_PAGE_FILE}` };
 }
 
 /** The deprecated `fleet` object's settings as props: its '' reconcileSchedule meant never. */
@@ -175,7 +179,7 @@ function fromFleetSettings(fleet: FleetSettings): Partial<OcspRenewerProps> {
   return settings.reconcileSchedule === '' ? { ...settings, reconcileSchedule: NO_RECONCILE } : settings;
 }
 
-function checkProps(p: Omit<ResolvedProps, 'intervalMinutes' | 'layout'>): void {
+function checkProps(p: Omit<ResolvedProps, 'intervalMinutes' | 'layout' | 'statusPageKey'>): void {
   const prefixes = { certsPrefix: p.certsPrefix, staplesPrefix: p.staplesPrefix, statePrefix: p.statePrefix };
   for (const [name, prefix] of Object.entries(prefixes)) {
     if (!/^[^/].*\/$/.test(prefix))

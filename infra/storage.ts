@@ -10,7 +10,7 @@ import {
   MAP_RESULT_DAYS,
   MAP_RESULTS_FOLDER,
   RUN_REPORT_DAYS,
-  STATUS_PAGE_KEY,
+  RUN_REPORTS_FOLDER,
   type ResolvedProps,
 } from './renewer-props.js';
 
@@ -27,7 +27,6 @@ export class RenewerStorage extends Construct {
   constructor(scope: Construct, id: string, p: ResolvedProps) {
     super(scope, id);
     const destroy = p.removalPolicy === 'destroy';
-    const reportsFolder = STATUS_PAGE_KEY.slice(0, STATUS_PAGE_KEY.lastIndexOf('/') + 1);
     this.bucket = new Bucket(deployedScope(this), 'Bucket', {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
@@ -46,7 +45,7 @@ export class RenewerStorage extends Construct {
         {
           // One report object per run (~300 B a certificate): kept a month, and gone a day later.
           id: 'expire-run-reports',
-          prefix: `${reportsFolder}runs/`,
+          prefix: `${p.reportsPrefix}${RUN_REPORTS_FOLDER}`,
           expiration: Duration.days(RUN_REPORT_DAYS),
           noncurrentVersionExpiration: Duration.days(1),
         },

@@ -674,6 +674,31 @@ describe('OcspRenewerStack options', () => {
     );
   });
 
+  it('should keep run reports, their expiry, the status page and its grant under a custom reportsPrefix', () => {
+    const { app, stack, template } = synth({ reportsPrefix: 'out/' });
+    const bucket = only(template, 'AWS::S3::Bucket').resource;
+    const rules = (
+      bucket.Properties as { LifecycleConfiguration: { Rules: { Id: string; Prefix?: string }[] } }
+    ).LifecycleConfiguration.Rules;
+    expect(rules.find((r) => r.Id === 'expire-run-reports')?.Prefix).toBe('out/runs/');
+    const fn = only(template, 'AWS::Lambda::Function', { Runtime: 'nodejs24.x' }).resource;
+    expect((fn.Properties as { Environment: { Variables: Json } }).Environment.Variables).toMatchObject({
+      STATUS_PAGE_KEY: 'out/status.html',
+      REPORTS_PREFIX: 'out/',
+    });
+    const { statements } = functionRoleStatements(template);
+    const page = statements.find((st) => st.Sid === 'WriteStatusPage')!;
+    expect(asArray(page.Resource).map(render)).toEqual([
+      expect.stringMatching(/^\$\{RenewerBucket\w+\.Arn\}\/out\/\*$/),
+    ]);
+    // Nothing the function may do names reports/ any more.
+    expect(JSON.stringify(statements)).not.toContain('reports/');
+    expect(render(template.toJSON().Outputs.StatusPageCommand.Value)).toMatch(
+      /\/out\/status\.html --expires-in 3600$/,
+    );
+    expect(nagViolations(app, stack)).toEqual({ success: true, violations: [] });
+  });
+
   it('should schedule a cron in its time zone and widen the no-run window to twice its interval', () => {
     const { template } = synth({ schedule: 'cron(0 */2 * * ? *)', timeZone: 'Europe/Berlin' });
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
