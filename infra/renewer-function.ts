@@ -62,8 +62,10 @@ export interface RenewerFunctionProps extends Omit<
  * - no reserved concurrency: conditional writes make overlapping invocations safe;
  * - a log group of its own, kept 3 months (`RetentionDays.THREE_MONTHS`), passed as `logGroup`
  *   (no LogRetention custom resource), with `loggingFormat` JSON;
- * - a role of its own that may write to that log group and nothing else, until `bindStaples()` and
- *   `bindSecrets()` add exactly what the renewer needs (no `AWSLambdaBasicExecutionRole`).
+ * - a role of its own that may write to that log group and nothing else, until `bindStaples()`,
+ *   `bindSecrets()`, `bindStatusPage()`, `bindTable()` and `bindDueRun()` add exactly what the
+ *   renewer needs (no `AWSLambdaBasicExecutionRole`), each with the cdk-nag acknowledgements of
+ *   its object-prefix wildcards.
  *
  * Other NodejsFunction props (memorySize, timeout, environment, role, …) override these.
  */

@@ -48,7 +48,10 @@ export interface FleetSettings extends MapAndQueueSettings {
   readonly reconcileSchedule?: string;
 }
 
-/** The renewer's settings; the same names are the context keys of cdk.json (`-c name=value`). */
+/**
+ * The renewer's settings. Those declared here are also the context keys of cdk.json
+ * (`-c name=value`, props-from-context.ts); the map and queue settings it extends are props only.
+ */
 export interface OcspRenewerProps extends MapAndQueueSettings {
   /** Where certificates are uploaded. @default 'certs/' */
   readonly certsPrefix?: string;
