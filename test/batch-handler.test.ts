@@ -414,7 +414,7 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
       'aws:cdk:bundling-stacks': [],
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
-    const stack = new OcspRenewerStack(app, 'Local', { fleet: { keysPerBatch: 4 }, certsPrefix: p.certs });
+    const stack = new OcspRenewerStack(app, 'Local', { keysPerBatch: 4, certsPrefix: p.certs });
     const definition = machineDefinition(stack) as {
       States: Record<string, Record<string, unknown>>;
     };
@@ -535,7 +535,7 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
       'aws:cdk:bundling-stacks': [],
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
-    const stack = new OcspRenewerStack(app, 'LocalDue', { fleet: { keysPerBatch: 2 }, certsPrefix: p.certs });
+    const stack = new OcspRenewerStack(app, 'LocalDue', { keysPerBatch: 2, certsPrefix: p.certs });
     const definition = machineDefinition(stack) as { States: Record<string, Record<string, unknown>> };
     const map = definition.States.RenewDue! as {
       ItemReader: { ReaderConfig: { InputType: string }; Parameters: Record<string, string> };
