@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { errorMessage } from '../core/errors.js';
 import { readOptional, writeFileAtomic } from './filesystem.js';
 import { ACTIONS, type StateEntry, type RunState } from '../renew/ports.js';
 
@@ -45,7 +46,7 @@ export class StateStore {
         level: 'warn',
         msg: 'state unreadable; rebuilding',
         state: this.blob.description,
-        error: String(err),
+        error: errorMessage(err),
       });
       return new Map();
     }
@@ -78,7 +79,7 @@ export class StateStore {
         level: 'warn',
         msg: 'state corrupt; rebuilding',
         state: this.blob.description,
-        error: String(err),
+        error: errorMessage(err),
       });
       return new Map();
     }

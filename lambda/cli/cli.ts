@@ -1,4 +1,4 @@
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, fileErrorMessage } from '../core/errors.js';
 import { printable } from '../core/printable.js';
 import { SettingError } from '../renew/settings.js';
 import { EXIT, STDIO, version, type CliIo } from './command-io.js';
@@ -78,7 +78,9 @@ export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
       io.err(`ocsp-renewer: ${printable(errorMessage(err))}`);
       return EXIT.locked;
     }
-    io.err(`ocsp-renewer: ${printable(errorMessage(err))}`);
+    // The last backstop: whatever no command caught is said in words (a file-system error with
+    // its path and what was being done), never a library's message or a stack trace. Exit 1.
+    io.err(`ocsp-renewer: ${printable(fileErrorMessage(err))}`);
     return EXIT.failed;
   }
 }

@@ -79,6 +79,10 @@ async function fetchOnce(file: string, values: FlagValues, io: CliIo): Promise<n
     );
     return EXIT.failed;
   }
-  if (out !== undefined) await writeFileAtomic(path.resolve(out), valid.der);
+  if (out !== undefined) {
+    await writeFileAtomic(path.resolve(out), valid.der).catch((err: unknown) => {
+      throw new Error(`fetch --out ${out}: cannot write the staple: ${errorMessage(err)}`, { cause: err });
+    });
+  }
   return valid.verdict.certStatus === 'good' ? EXIT.ok : EXIT.notGood;
 }

@@ -3,7 +3,7 @@ import { FsStapleStore } from '../adapters/filesystem.js';
 import { responderPolicyOf } from '../adapters/http.js';
 import { fileStateBlob, StateStore } from '../adapters/state-store.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, fileErrorMessage } from '../core/errors.js';
 import { plural } from '../core/plural.js';
 import { cachedDownload } from '../renew/cached-download.js';
 import type { RunReport, RunState } from '../renew/ports.js';
@@ -165,7 +165,10 @@ async function sweep(r: Renewal): Promise<void> {
   if (r.dryRun || !(store instanceof FsStapleStore)) return;
   await store.removeStaleTempFiles(new Date()).then(
     (removed) => removed.forEach((file) => r.io.err(`ocsp-renewer: removed stale temp file ${file}`)),
-    (err: unknown) => r.io.err(`ocsp-renewer: cannot remove stale temp files: ${errorMessage(err)}`),
+    (err: unknown) =>
+      r.io.err(
+        `ocsp-renewer: cannot remove stale temp files under ${r.job.staplesAt}: ${fileErrorMessage(err)}`,
+      ),
   );
 }
 
@@ -211,7 +214,9 @@ async function reloadAfter(r: Renewal, report: RunReport, log: (line: string) =>
   log(`reload command failed (${result.reason}): ${reloadCommand}; will retry on the next run`);
   await pendingReload
     .save({ staples, since: pending?.since ?? new Date().toISOString(), lastError: result.reason })
-    .catch((err: unknown) => log(`cannot record the pending reload: ${errorMessage(err)}`));
+    .catch((err: unknown) =>
+      log(`cannot record the pending reload in ${pendingReload.file}: ${errorMessage(err)}`),
+    );
   return false;
 }
 
