@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { errorMessage } from '../core/errors.js';
+import { compareKeys } from '../core/key-order.js';
 import { readOptional, writeFileAtomic } from './filesystem.js';
 import { ACTIONS, type StateEntry, type RunState } from '../renew/ports.js';
 
@@ -122,7 +123,7 @@ function serialise(state: RunState, keep = true): { pieces: Buffer[]; digest: st
   };
   let text = '{';
   let first = true;
-  for (const key of [...state.keys()].sort((a, b) => a.localeCompare(b))) {
+  for (const key of [...state.keys()].sort(compareKeys)) {
     text += `${first ? '' : ','}${JSON.stringify(key)}:${JSON.stringify(state.get(key))}`;
     first = false;
     if (text.length >= PIECE_CHARS) {
