@@ -81,6 +81,22 @@ describe('the renew and status tables', () => {
 });
 
 describe('the command’s stdout and stderr', () => {
+  it('status quotes a hostile state entry’s key on one line when it drops it', async () => {
+    const dir = await mkdtemp(path.join(work, 'status-state-'));
+    await copyFile(pki.leaves.good.bundle, path.join(dir, 'good.pem'));
+    const state = path.join(work, 'hostile-state.json');
+    await writeFile(
+      state,
+      JSON.stringify({ version: 1, certs: { 'x.pem\nforged line': { failures: 'text' } } }),
+    );
+    const r = await inProcess(['status', dir, '--state', state]);
+    const warning = r.err.split('\n').filter((l) => l.includes('state entries dropped'));
+    expect(warning).toEqual([
+      `ocsp-renewer: state entries dropped (${state}): 1 bad entry dropped: x.pem\\u000aforged line: failures is not a count`,
+    ]);
+    expect(r.err.split('\n')).not.toContain('forged line: failures is not a count');
+  });
+
   it('an error naming a file with escapes prints them escaped (a real process)', async () => {
     const file = path.join(work, 'x\x1b[31mred.ocsp');
     const r = await runToEnd(process.execPath, [DEV_BIN, 'inspect', file]);
