@@ -7,10 +7,17 @@ import type { Context } from 'aws-lambda';
 import { CombinedCertificateSource, keyedSource } from '../adapters/combined-source.js';
 import { DynamoStateStore } from '../adapters/dynamo-state.js';
 import { makeS3Client, S3KeyedCertificateSource, S3StapleStore } from '../adapters/s3.js';
-import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
+import { SecretsManagerCertificateSource, type SecretsListing } from '../adapters/secrets-manager.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { cachedDownload } from '../renew/cached-download.js';
-import type { CertificateObject, CertificateSource, RunReport, RunState, Transport } from '../renew/ports.js';
+import {
+  stapleKeyFor,
+  type CertificateObject,
+  type CertificateSource,
+  type RunReport,
+  type RunState,
+  type Transport,
+} from '../renew/ports.js';
 import { run } from '../renew/run.js';
 import { configFromEnv, ConfigError, type LambdaConfig } from './config.js';
 import { writeLogLine } from './log-line.js';
@@ -73,6 +80,14 @@ export interface Invocation {
    * tagged with their LastChangedDate; listed once per invocation, none without the setting.
    */
   secretCertificates(): Promise<CertificateObject[]>;
+  /** The keys of the secrets scheduled for deletion, from the same listing. */
+  deletedSecrets(): Promise<string[]>;
+  /**
+   * Retires a certificate that is gone: its staple deleted, its state item removed (through
+   * `store`, the store that loaded the item, when given). What an S3 ObjectRemoved does, and what
+   * a due run does for a secret scheduled for deletion.
+   */
+  retire(key: string, store?: DynamoStateStore): Promise<void>;
   /** Renews these certificates (keys relative to the certs prefix), state in the table. */
   renew(objects: CertificateObject[], options: RenewOptions): Promise<RunReport>;
   /** Starts the state machine (STATE_MACHINE_ARN) with this input; returns the execution's ARN. */
@@ -108,8 +123,10 @@ export function invocation(
         config.secretsPrefix,
       )
     : undefined;
-  let secretsListed: Promise<CertificateObject[]> | undefined;
-  const secretCertificates = () => (secretsListed ??= secretsSource?.list() ?? Promise.resolve([]));
+  let secretsListed: Promise<SecretsListing> | undefined;
+  const secretsListing = () =>
+    (secretsListed ??= secretsSource?.listing() ?? Promise.resolve({ certificates: [], deleted: [] }));
+  const secretCertificates = async () => (await secretsListing()).certificates;
 
   /**
    * Where each certificate is read: from S3, or from Secrets Manager when the key is a listed
@@ -144,6 +161,11 @@ export function invocation(
     },
     stateStore,
     secretCertificates,
+    deletedSecrets: async () => (await secretsListing()).deleted,
+    async retire(key, store = stateStore()) {
+      await staples.delete(stapleKeyFor(key, config.naming));
+      await store.remove(key);
+    },
     async renew(objects, options) {
       const store = options.loaded?.store ?? stateStore();
       const state = options.loaded?.state ?? (await store.load(objects.map((o) => o.key)));

@@ -44,6 +44,8 @@ export interface RunSummary {
   due?: number;
   /** The first due run over a table: certificates that got their first item. */
   seeded?: number;
+  /** A due run: secrets scheduled for deletion whose staple and state item it retired. */
+  retired?: string[];
   /** A run handed to the state machine: its manifest (if any), execution and result files. */
   manifest?: string;
   execution?: string;

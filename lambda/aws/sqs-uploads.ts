@@ -1,7 +1,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { S3KeyedCertificateSource } from '../adapters/s3.js';
-import { ISSUER_SIBLING_SUFFIX, isCertificateKey, stapleKeyFor, type RunReport } from '../renew/ports.js';
+import { ISSUER_SIBLING_SUFFIX, isCertificateKey, type RunReport } from '../renew/ports.js';
 import { EventError } from './event.js';
 import type { Invocation, LambdaContext } from './invocation.js';
 import { mergeReports, publishRun } from './run-output.js';
@@ -116,8 +116,7 @@ async function handleUpload(record: SQSRecord, inv: Invocation, reports: RunRepo
   const retired: string[] = [];
   for (const key of removed) {
     if (created.has(key) || (await probe.exists(key))) continue; // uploaded again since
-    await inv.staples.delete(stapleKeyFor(key, config.naming));
-    await inv.stateStore().remove(key);
+    await inv.retire(key);
     retired.push(key);
   }
   const objects = [...created].map(([key, tag]) => ({ key, tag: tag && `"${tag}"` }));

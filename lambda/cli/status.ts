@@ -7,6 +7,7 @@ import { filesUnder, resolveInside, writeFileAtomic } from '../adapters/filesyst
 import { fileStateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 import {
   buildStatus,
   DEFAULT_WARN_HOURS,
@@ -123,7 +124,8 @@ async function status(
 async function loadState(blob: StateBlob | undefined, io: StatusIo): Promise<RunState> {
   if (!blob) return new Map();
   return new StateStore(blob, (e) =>
-    io.err(`ocsp-renewer: ${String(e.msg)} (${String(e.state)}): ${String(e.error)}`),
+    // The error may quote the state's own keys and values: one line, whatever they hold.
+    io.err(`ocsp-renewer: ${printable(`${String(e.msg)} (${String(e.state)}): ${String(e.error)}`)}`),
   ).load();
 }
 
