@@ -30,6 +30,7 @@ import { freePort } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import './helpers/promise-with-resolvers.js';
+import { silentTelemetry } from './helpers/lambda-output.js';
 
 const N = Number(process.env.TOPOLOGY_CERTIFICATES ?? 5_000);
 /** Uploads through the queue, under their own prefix and table. */
@@ -159,7 +160,7 @@ describe(`a forced renewal of ${N} certificates through the synthesized state ma
       },
       s3: client,
       dynamodb: ddb,
-      log: () => undefined,
+      ...silentTelemetry(),
     });
     let invocations = 0;
     const acceptedBefore = proxy.accepted.length;
@@ -279,7 +280,7 @@ describe(`${U} uploads through the upload queue`, () => {
       },
       s3: client,
       dynamodb: ddb,
-      log: () => undefined,
+      ...silentTelemetry(),
     });
     const acceptedBefore = proxy.accepted.length;
     let invocations = 0;

@@ -1,3 +1,5 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -13,7 +15,6 @@ import { cachedDownload } from '../renew/cached-download.js';
 import type { CertificateObject, CertificateSource, RunReport, RunState, Transport } from '../renew/ports.js';
 import { run } from '../renew/run.js';
 import { configFromEnv, ConfigError, type LambdaConfig } from './config.js';
-import { writeLogLine } from './log-line.js';
 import type { RunOutput } from './run-output.js';
 import { runOptionsFrom, timeLeftOf } from './run-options.js';
 
@@ -28,8 +29,19 @@ export interface HandlerDeps {
   secrets?: SecretsManagerClient;
   transport?: Transport;
   clock?: () => Date;
-  /** Where log lines go (JSON, one per call); every line passes writeLogLine's size cap first. */
-  log?: (line: string) => void;
+  /**
+   * The Powertools Logger and Metrics every line and metric goes through (telemetry.ts
+   * renewerLogger, renewerMetrics); the Lambda entry builds them once at module scope. Without
+   * them the handler builds its own (on stdout and stderr, as in Lambda).
+   */
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+/** The Logger and Metrics one handler writes through. */
+export interface Telemetry {
+  logger: Logger;
+  metrics: Metrics;
 }
 
 export type LambdaContext = Pick<Context, 'getRemainingTimeInMillis'> &
@@ -64,7 +76,7 @@ export interface Invocation {
   s3: S3Client;
   staples: S3StapleStore;
   clock: () => Date;
-  log: (line: string) => void;
+  logger: Logger;
   output: RunOutput;
   /** A new view of the state table (each keeps the versions it read). */
   stateStore(): DynamoStateStore;
@@ -82,13 +94,10 @@ export interface Invocation {
 export function invocation(
   deps: HandlerDeps,
   clients: Clients,
+  { logger, metrics }: Telemetry,
   context: LambdaContext | undefined,
 ): Invocation {
   const env = deps.env ?? process.env;
-  // Straight to stdout: with the Lambda's JSON log format, console.log would wrap the line in
-  // {"message": …} and CloudWatch would not see the EMF metrics' top-level _aws key.
-  const sink = deps.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
-  const log = (line: string) => writeLogLine(sink, line);
   const config = configFromEnv(env);
   const table = env.STATE_TABLE;
   if (!table) throw new ConfigError('STATE_TABLE is not set (the per-certificate state table)');
@@ -132,14 +141,15 @@ export function invocation(
     s3,
     staples,
     clock,
-    log,
+    logger,
     output: {
       s3,
       bucket: config.bucket,
       reportsPrefix: config.reportsPrefix,
       id: context?.awsRequestId ?? randomUUID(),
       service: env.METRICS_SERVICE,
-      log,
+      logger,
+      metrics,
       now: clock,
     },
     stateStore,

@@ -87,7 +87,7 @@ export async function readRunReport(s3: S3Client, location: string): Promise<Run
 }
 
 /**
- * What an upload batch logs beside its run summary (`"msg":"upload batch"`): counts, the first
+ * What an upload batch logs beside its run summary (`"message":"upload batch"`): counts, the first
  * failures, the keys not reached and the certificates retired, never every row.
  */
 export interface BatchSummary {
