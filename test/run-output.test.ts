@@ -11,6 +11,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getObject } from '../lambda/adapters/s3.js';
 import { publishMetrics, publishRun, runReportPieces, type RunOutput } from '../lambda/aws/run-output.js';
+import { batchSummary, summarise } from '../lambda/aws/run-summary.js';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { renewerLogger, renewerMetrics } from '../lambda/aws/telemetry.js';
 import { Certificate, clearCertificateCache, parseCertificates } from '../lambda/core/certificate.js';
@@ -75,6 +76,15 @@ describe('runReportPieces', () => {
     ]) {
       expect(Buffer.concat(runReportPieces(report)).toString()).toBe(JSON.stringify(report));
     }
+  });
+});
+
+describe('the upload batch summary', () => {
+  it('should name a failing certificate by `key`, as the run summary and every other line do', () => {
+    const report = reportOf(5);
+    const failure = { key: 'dir-3/leaf-3.pem', stage: 'fetch', reason: report.results[3]!.reason };
+    expect(batchSummary(report, []).failures).toEqual([failure]);
+    expect(summarise(report, 'upload', null).failures).toEqual([failure]);
   });
 });
 

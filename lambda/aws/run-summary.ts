@@ -93,8 +93,8 @@ export async function readRunReport(s3: S3Client, location: string): Promise<Run
 export interface BatchSummary {
   counts: RunReport['counts'];
   revoked: number;
-  /** The first SUMMARY_FAILURES failures; `counts.failed` has them all. */
-  failures: { name: string; stage?: string; reason: string }[];
+  /** The first SUMMARY_FAILURES failures, by certificate `key`; `counts.failed` has them all. */
+  failures: { key: string; stage?: string; reason: string }[];
   notReached: string[];
   /** Certificates whose removal retired their staple and state. */
   retired: string[];
@@ -106,7 +106,7 @@ export function batchSummary(report: RunReport | undefined, retired: string[]): 
     counts,
     revoked: report?.revoked ?? 0,
     failures: firstFailures(report?.results ?? []).map((r) => ({
-      name: r.key,
+      key: r.key,
       ...(r.stage ? { stage: r.stage } : {}),
       reason: r.reason,
     })),
