@@ -256,6 +256,12 @@ describe('handler: the Lambda deadline with a responder that never answers', () 
     expect(hanging.requests.some((r) => r.path.startsWith('/c'))).toBe(false);
     const emf = parsed(logs).find((l) => l._aws);
     expect(emf).toMatchObject({ NotReached: 1, Failed: 1, Renewed: HEALTHY.length });
+    // Every log line names the invocation (Powertools' Lambda context keys).
+    expect(parsed(logs).find((l) => l.message === 'run report')).toMatchObject({
+      level: 'WARN',
+      notReached: 1,
+      function_request_id: 'deadline-test-1',
+    });
   });
 
   it('should renew the healthy certificates and keep no backoff for the deadline', async () => {

@@ -1,4 +1,4 @@
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { dueRun } from './due-run.js';
 import { EventError, parseEvent } from './event.js';
 import { forceRun } from './force-run.js';
@@ -44,6 +44,8 @@ export function createHandler(deps: HandlerDeps = {}): RenewerHandler {
     event: unknown,
     context?: LambdaContext,
   ): Promise<RunSummary | SQSBatchResponse> {
+    // The request id (and function, cold start) on every line, as Powertools' injectLambdaContext.
+    if (context) logger.addContext(context as Context);
     const inv = invocation(deps, clients, telemetry, context);
     if (isSqsEvent(event)) return uploadBatch(event, inv, context);
     const e = event as Record<string, unknown> | null | undefined;
