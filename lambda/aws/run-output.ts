@@ -139,9 +139,10 @@ export function runMetrics(report: RunReport, now: Date): RunMetric[] {
  * first call to the flush, so runs sharing the instance never mix their metrics.
  */
 export function publishMetrics(metrics: Metrics, report: RunReport, now: Date, service?: string): void {
+  const values = runMetrics(report, now);
   metrics.setTimestamp(now);
   metrics.addDimension('Service', service || DEFAULT_SERVICE);
-  for (const m of runMetrics(report, now)) metrics.addMetric(m.name, m.unit, m.value);
+  for (const m of values) metrics.addMetric(m.name, m.unit, m.value);
   metrics.publishStoredMetrics();
 }
 
