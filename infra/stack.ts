@@ -44,8 +44,13 @@ export class OcspRenewerStack extends Stack {
     });
     new CfnOutput(this, 'StatusPageCommand', {
       description:
-        'Prints a one-hour link to the status page (reports/status.html, written after each run that changed something); AWS CLI v2.',
+        'Prints a one-hour link to the status page (reports/status.html, rebuilt from the state table at most once an hour by the scheduled run); AWS CLI v2.',
       value: renewer.statusPageCommand,
+    });
+    new CfnOutput(this, 'StateTableName', {
+      description:
+        "The per-certificate state. ocsp-renewer status s3://<bucket>/<staples prefix> --state dynamodb:<this> shows each certificate's failures and next due time.",
+      value: renewer.fleet.table.tableName,
     });
     new CfnOutput(this, 'DashboardUrl', {
       description: 'The CloudWatch dashboard: renewals, least validity, run duration, alarms, last failures.',

@@ -534,6 +534,8 @@ describe('OcspRenewerStack with the defaults', () => {
     expect(render(outputs.StatusPageCommand!.Value)).toBe(
       `aws s3 presign s3://\${Ref:${bucketId}}/reports/status.html --expires-in 3600`,
     );
+    // The table `status --state dynamodb:<table>` reads.
+    expect(outputs.StateTableName!.Value).toEqual({ Ref: only(template, 'AWS::DynamoDB::Table').id });
     expect(render(outputs.DashboardUrl!.Value)).toMatch(
       /#dashboards:name=\$\{Ref:RenewerDashboard[0-9A-F]+\}$/,
     );
