@@ -1,7 +1,4 @@
-/**
- * No log line is longer than this: CloudWatch Logs splits a longer event into pieces that are no
- * longer JSON (and Lambda's own limit per line is 256 KB).
- */
+/** No log line is longer than this (CloudWatch Logs splits events over 256 KB). */
 export const MAX_LOG_LINE_BYTES = 200 * 1024;
 /** How much of a line that is too long is kept, for a clue. */
 const HEAD_CHARS = 4_000;
