@@ -75,7 +75,7 @@ export function schedulerRole(scope: Construct, id: string, description: string)
   });
 }
 
-/** The namespace of the handler's metrics (lambda/aws/run-output.ts `emfMetrics`). */
+/** The namespace of the handler's metrics (lambda/aws/telemetry.ts `METRICS_NAMESPACE`; test/stack.test.ts checks they agree). */
 export const METRICS_NAMESPACE = 'OcspRenewer';
 
 /** Makes one of the renewer's metrics (namespace OcspRenewer, its Service dimension). */

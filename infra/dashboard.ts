@@ -95,7 +95,7 @@ export class RenewerDashboard extends Construct {
         logGroupNames: [renewer].map((f) => f.logGroup.logGroupName),
         queryLines: [
           'fields @timestamp, certificate, stage, reason',
-          'filter msg = "certificate failed"',
+          'filter message = "certificate failed"',
           'sort @timestamp desc',
           'limit 50',
         ],

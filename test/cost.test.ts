@@ -19,6 +19,7 @@ import { startCaSignedResponder, type OpensslResponder } from './helpers/openssl
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { HOUR } from './helpers/time.js';
+import { silentTelemetry } from './helpers/lambda-output.js';
 
 const BUCKET = 'cost';
 /** Certificates per measured scenario: enough to tell the per-certificate part from the constant. */
@@ -83,7 +84,7 @@ async function place(name: string, n: number) {
       s3: s3Client,
       dynamodb: ddb,
       clock: () => at,
-      log: () => undefined,
+      ...silentTelemetry(),
     })(event);
     return { s3: { ...s3Count.byCommand }, ddb: { ...ddbCount.byCommand } };
   };

@@ -24,6 +24,7 @@ import { DynamoStateStore, stateTableDefinition } from '../lambda/adapters/dynam
 import { SecretsManagerCertificateSource } from '../lambda/adapters/secrets-manager.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import { createHandler } from '../lambda/aws/handler.js';
+import { recorded } from './helpers/lambda-output.js';
 import { readRunReport } from '../lambda/aws/run-summary.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
 import type { RunReport } from '../lambda/renew/ports.js';
@@ -425,25 +426,27 @@ describe('the renewer handler with SECRETS_PREFIX (regression: issue 21 had stop
     const s3Client = s3.client();
     const ddb = dynamo.client();
     try {
-      const handler = createHandler({
-        env: {
-          BUCKET: bucket,
-          CERTS_PREFIX: 'certs/',
-          STAPLES_PREFIX: 'staples/',
-          SECRETS_PREFIX: 'tls/',
-          STATE_TABLE: table,
-          STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all',
-          OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
-          ...s3.env,
-        },
-        s3: s3Client,
-        dynamodb: ddb,
-        secrets,
-        sfn,
-        transport: httpTransport({ ...DEFAULT_HTTP, timeoutMs: 5_000, allowPrivate: true }),
-        clock: () => new Date(),
-        log: (line) => logs.push(line),
-      });
+      const handler = recorded(
+        createHandler({
+          env: {
+            BUCKET: bucket,
+            CERTS_PREFIX: 'certs/',
+            STAPLES_PREFIX: 'staples/',
+            SECRETS_PREFIX: 'tls/',
+            STATE_TABLE: table,
+            STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all',
+            OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+            ...s3.env,
+          },
+          s3: s3Client,
+          dynamodb: ddb,
+          secrets,
+          sfn,
+          transport: httpTransport({ ...DEFAULT_HTTP, timeoutMs: 5_000, allowPrivate: true }),
+          clock: () => new Date(),
+        }),
+        (line) => logs.push(line),
+      );
       return await handler(event);
     } finally {
       s3Client.destroy();

@@ -14,7 +14,9 @@ import { OCSP_RENEWER_DEFAULTS, OcspRenewer } from '../infra/ocsp-renewer.js';
 import { propsFromContext } from '../infra/props-from-context.js';
 import { scheduleIntervalMinutes } from '../infra/schedule-interval.js';
 import { OcspRenewerStack, type OcspRenewerStackProps } from '../infra/stack.js';
-import { emfMetrics } from '../lambda/aws/run-output.js';
+import { publishMetrics } from '../lambda/aws/run-output.js';
+import { renewerLogger, renewerMetrics } from '../lambda/aws/telemetry.js';
+import { capturing } from './helpers/lambda-output.js';
 import { cdkApps } from './helpers/cdk-app.js';
 
 const CDK_JSON = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
@@ -487,7 +489,7 @@ describe('OcspRenewerStack with the defaults', () => {
     expect(alarms.alarms).toHaveLength(10);
     const failures = widget('Last failing certificates');
     expect(body.widgets.find((w) => w.properties.title === 'Last failing certificates')!.type).toBe('log');
-    expect(failures.query).toContain('filter msg = "certificate failed"');
+    expect(failures.query).toContain('filter message = "certificate failed"');
     expect(failures.query).toMatch(/^SOURCE '\$\{Ref:RenewerFunctionLogs[0-9A-F]+\}'/);
   });
 
@@ -882,7 +884,7 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
     template = synth({ fleet: {} }).template;
   });
 
-  it("should give the alarms the renewer function's metrics dimension, and alarm on metrics it emits", () => {
+  it("should give the alarms the renewer function's metrics dimension, and alarm on metrics it emits", async () => {
     const functions = Object.entries(template.findResources('AWS::Lambda::Function'));
     const serviceOf = (match: string) =>
       (
@@ -893,8 +895,11 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
       ).Variables.METRICS_SERVICE;
     const renewerService = serviceOf('renews OCSP staples');
     expect(renewerService).toBe('ocsp-renewer/OcspRenewer/Renewer');
-    const emitted = Object.keys(
-      emfMetrics(
+    // What the function writes for a run, through Powertools Metrics, with the stack's METRICS_SERVICE.
+    const logger = renewerLogger();
+    const { output } = await capturing(async () =>
+      publishMetrics(
+        renewerMetrics(logger),
         {
           startedAt: '',
           finishedAt: '',
@@ -906,8 +911,17 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
           notReached: [],
         },
         new Date(),
+        String(renewerService),
       ),
     );
+    type Emf = {
+      _aws: {
+        CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
+      };
+    };
+    const [emf] = output.records().filter((r) => '_aws' in r) as unknown as (Emf & Record<string, unknown>)[];
+    const [directive] = emf!._aws.CloudWatchMetrics;
+    const emitted = directive!.Metrics.map((m) => m.Name);
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
       .map((a) => a.Properties as Json)
       .filter((a) => a.Namespace === 'OcspRenewer');
@@ -921,6 +935,10 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
     for (const a of alarms) {
       expect(a.Dimensions).toEqual([{ Name: 'Service', Value: renewerService }]);
       expect(emitted).toContain(a.MetricName);
+      // An alarm matches the exact dimension set: what is emitted must be [Service], that value.
+      expect(directive!.Namespace).toBe(a.Namespace);
+      expect(directive!.Dimensions).toEqual([(a.Dimensions as { Name: string }[]).map((d) => d.Name)]);
+      expect(emf![(a.Dimensions as { Name: string }[])[0]!.Name]).toBe(renewerService);
     }
     // An invocation that fails as a whole (any event kind: one function) alarms too.
     const functionId = only(template, 'AWS::Lambda::Function', { Runtime: 'nodejs24.x' }).id;

@@ -34,6 +34,7 @@ import { freePort } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import './helpers/promise-with-resolvers.js';
+import { silentTelemetry } from './helpers/lambda-output.js';
 
 const N = Number(process.env.TOPOLOGY_CERTIFICATES ?? 5_000);
 /** Uploads through the queue, under their own prefix and table. */
@@ -106,7 +107,7 @@ describe(`a forced renewal of ${N} certificates through the synthesized state ma
       },
       s3: client,
       dynamodb: ddb,
-      log: () => undefined,
+      ...silentTelemetry(),
     });
     // Every third child (by first invocation) is throttled on its first attempt, as Lambda
     // answers when concurrency is used up; the child Task's Retry lists the throttle. runLocally
@@ -260,7 +261,7 @@ describe(`${U} uploads through the upload queue`, () => {
       },
       s3: client,
       dynamodb: ddb,
-      log: () => undefined,
+      ...silentTelemetry(),
     });
     const acceptedBefore = proxy.accepted.length;
     let invocations = 0;

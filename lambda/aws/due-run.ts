@@ -101,8 +101,9 @@ async function seed(
   // A store of its own: the due run's store deletes, on save, what it loaded and the run dropped.
   const lookup = inv.stateStore();
   const known = await lookup.load(listed.map((o) => o.key));
-  const old = await new StateStore(s3StateBlob(s3, config.bucket, config.stateKey), (e) =>
-    inv.log(JSON.stringify(e)),
+  const old = await new StateStore(
+    s3StateBlob(s3, config.bucket, config.stateKey),
+    ({ level, msg, ...fields }) => inv.logger[level === 'warn' ? 'warn' : 'info'](String(msg), fields),
   ).load();
   const objects: CertificateObject[] = [];
   const imported: string[] = [];
@@ -133,16 +134,12 @@ async function seed(
     state.set(key, entry);
     objects.push({ key, tag: entry.certTag });
   }
-  inv.log(
-    JSON.stringify({
-      level: 'info',
-      msg: 'state table seeded',
-      listed: listed.length,
-      imported: writes.length,
-      renewNow: objects.length,
-      oldState: old.size > 0 ? `s3://${config.bucket}/${config.stateKey}` : null,
-    }),
-  );
+  inv.logger.info('state table seeded', {
+    listed: listed.length,
+    imported: writes.length,
+    renewNow: objects.length,
+    oldState: old.size > 0 ? `s3://${config.bucket}/${config.stateKey}` : null,
+  });
   return { objects, seeded: listed.length - known.size };
 }
 

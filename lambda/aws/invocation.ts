@@ -1,3 +1,5 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -20,7 +22,6 @@ import {
 } from '../renew/ports.js';
 import { run } from '../renew/run.js';
 import { configFromEnv, ConfigError, type LambdaConfig } from './config.js';
-import { writeLogLine } from './log-line.js';
 import type { RunOutput } from './run-output.js';
 import { runOptionsFrom, timeLeftOf } from './run-options.js';
 
@@ -35,8 +36,19 @@ export interface HandlerDeps {
   secrets?: SecretsManagerClient;
   transport?: Transport;
   clock?: () => Date;
-  /** Where log lines go (JSON, one per call); every line passes writeLogLine's size cap first. */
-  log?: (line: string) => void;
+  /**
+   * The Powertools Logger and Metrics every line and metric goes through (telemetry.ts
+   * renewerLogger, renewerMetrics); the Lambda entry builds them once at module scope. Without
+   * them the handler builds its own (on stdout and stderr, as in Lambda).
+   */
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+/** The Logger and Metrics one handler writes through. */
+export interface Telemetry {
+  logger: Logger;
+  metrics: Metrics;
 }
 
 export type LambdaContext = Pick<Context, 'getRemainingTimeInMillis'> &
@@ -71,7 +83,7 @@ export interface Invocation {
   s3: S3Client;
   staples: S3StapleStore;
   clock: () => Date;
-  log: (line: string) => void;
+  logger: Logger;
   output: RunOutput;
   /** A new view of the state table (each keeps the versions it read). */
   stateStore(): DynamoStateStore;
@@ -97,13 +109,10 @@ export interface Invocation {
 export function invocation(
   deps: HandlerDeps,
   clients: Clients,
+  { logger, metrics }: Telemetry,
   context: LambdaContext | undefined,
 ): Invocation {
   const env = deps.env ?? process.env;
-  // Straight to stdout: with the Lambda's JSON log format, console.log would wrap the line in
-  // {"message": …} and CloudWatch would not see the EMF metrics' top-level _aws key.
-  const sink = deps.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
-  const log = (line: string) => writeLogLine(sink, line);
   const config = configFromEnv(env);
   const table = env.STATE_TABLE;
   if (!table) throw new ConfigError('STATE_TABLE is not set (the per-certificate state table)');
@@ -149,14 +158,15 @@ export function invocation(
     s3,
     staples,
     clock,
-    log,
+    logger,
     output: {
       s3,
       bucket: config.bucket,
       reportsPrefix: config.reportsPrefix,
       id: context?.awsRequestId ?? randomUUID(),
       service: env.METRICS_SERVICE,
-      log,
+      logger,
+      metrics,
       now: clock,
     },
     stateStore,

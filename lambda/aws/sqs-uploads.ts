@@ -57,15 +57,11 @@ export async function uploadBatch(
   });
   const summary = mergeBatchSummaries(summaries);
   const warn = summary.counts.failed > 0 || summary.revoked > 0 || summary.notReached.length > 0;
-  inv.log(
-    JSON.stringify({
-      level: warn ? 'warn' : 'info',
-      msg: 'upload batch',
-      records: event.Records.length,
-      ...summary,
-      batchItemFailures: response.batchItemFailures.length,
-    }),
-  );
+  inv.logger[warn ? 'warn' : 'info']('upload batch', {
+    records: event.Records.length,
+    ...summary,
+    batchItemFailures: response.batchItemFailures.length,
+  });
   await publishRun(mergeReports(reports, inv.clock()), 'upload', inv.output, {
     records: event.Records.length,
   });

@@ -35,6 +35,7 @@ import { startDelegatedResponder } from '../helpers/openssl-responder.js';
 import { freePort, makeTestPki } from '../helpers/pki.js';
 import { startS3Server } from '../helpers/s3-server.js';
 import { sClient, sServerArgs, track } from '../helpers/processes.js';
+import { recorded, silentTelemetry } from '../helpers/lambda-output.js';
 
 const exec = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -104,7 +105,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       STATE_TABLE: 'ocsp-demo',
       OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1', // the demo responder is on loopback
     };
-    const handler = createHandler({ env, s3: client, dynamodb: ddb, log: () => undefined });
+    const handler = createHandler({ env, s3: client, dynamodb: ddb, ...silentTelemetry() });
     const summary = await handler({ mode: 'scheduled' });
     // The handler returns a summary; the full run report is an object in the bucket.
     say(`run report: ${summary.report}`);
@@ -184,7 +185,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       STATE_TABLE: 'ocsp-demo-state',
     };
     const worker = (clock: () => Date) =>
-      createHandler({ env: fleetEnv, s3: client, dynamodb: ddb, clock, log: () => undefined });
+      createHandler({ env: fleetEnv, s3: client, dynamodb: ddb, clock, ...silentTelemetry() });
     // What the upload queue hands the worker: S3 notifications, one per SQS record.
     const records = uploads.map(([key], i) => ({
       messageId: `m${i}`,
@@ -205,15 +206,13 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       awsRegion: 'demo',
     }));
     const uploadLog: string[] = [];
-    const uploadResponse = (await createHandler({
-      env: fleetEnv,
-      s3: client,
-      dynamodb: ddb,
-      log: (line) => uploadLog.push(line),
-    })({ Records: records } as SQSEvent)) as { batchItemFailures: unknown[] };
+    const uploadResponse = (await recorded(
+      createHandler({ env: fleetEnv, s3: client, dynamodb: ddb }),
+      (line) => uploadLog.push(line),
+    )({ Records: records } as SQSEvent)) as { batchItemFailures: unknown[] };
     const uploadLine = uploadLog
-      .map((l) => JSON.parse(l) as { msg?: string; counts?: { renewed: number } })
-      .find((l) => l.msg === 'run report');
+      .map((l) => JSON.parse(l) as { message?: string; counts?: { renewed: number } })
+      .find((l) => l.message === 'run report');
     const uploadRenewed = uploadLine?.counts?.renewed ?? 0;
     say(
       `upload batch of ${records.length} SQS records: ${uploadRenewed} renewed, ${uploadResponse.batchItemFailures.length} records failed`,
@@ -301,7 +300,7 @@ async function forceAll(
     s3,
     dynamodb,
     sfn: sfn.client,
-    log: () => undefined,
+    ...silentTelemetry(),
   });
   const answer = (await handler({ mode: 'force' })) as RunSummary;
   const [execution] = sfn.executions;
