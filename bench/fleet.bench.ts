@@ -25,6 +25,7 @@ import { startDynalite } from '../test/helpers/dynalite.js';
 import { buildOcspResponse, loadSigner, startFakeResponder } from '../test/helpers/fake-responder.js';
 import { makeTestPki } from '../test/helpers/pki.js';
 import { startS3Server } from '../test/helpers/s3-server.js';
+import { silentTelemetry } from '../test/helpers/lambda-output.js';
 
 const BUCKET = 'bench';
 const UPLOADS = 1_000;
@@ -86,7 +87,7 @@ try {
       s3: s3Client,
       dynamodb: ddbClient,
       clock: () => T0,
-      log: () => undefined,
+      ...silentTelemetry(),
     });
   const uploads = worker('uploads');
   fake.clearRequests();
@@ -172,7 +173,7 @@ try {
     s3: s3Client,
     dynamodb: ddbClient,
     clock: () => at(14), // past every staple's refresh point: the 5 due ones renew
-    log: () => undefined,
+    ...silentTelemetry(),
   })({ mode: 'due' })) as RunSummary;
   const dueSeconds = Number(process.hrtime.bigint() - dueStarted) / 1e9;
   console.log(`\n2) due run over ${TABLE_ITEMS} state items, ${DUE} due`);

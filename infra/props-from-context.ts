@@ -1,5 +1,5 @@
 import type { Node } from 'constructs';
-import type { HostAccess, OcspRenewerProps } from './ocsp-renewer.js';
+import type { HostAccess, OcspRenewerProps } from './renewer-props.js';
 
 /**
  * The renewer's props from the app's context: cdk.json's `context` (the defaults) overridden by
@@ -44,6 +44,7 @@ export function propsFromContext(node: Node): OcspRenewerProps {
     removalPolicy: str('removalPolicy') as OcspRenewerProps['removalPolicy'],
     validityAlarmHours: num('validityAlarmHours'),
     reservedConcurrency: num('reservedConcurrency'),
+    reconcileSchedule: str('reconcileSchedule'),
     // No longer a switch (the design is always deployed): accepted, and warned about, for a release.
     fleet: bool('fleet'),
   };

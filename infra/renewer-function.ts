@@ -4,8 +4,10 @@ import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import type { Construct } from 'constructs';
+import type { Construct, IConstruct } from 'constructs';
+import { acknowledge, nagArn } from './cdk-helpers.js';
 
 /** Resolved from this file, not from the working directory, so any caller finds the handler. */
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -60,8 +62,10 @@ export interface RenewerFunctionProps extends Omit<
  * - no reserved concurrency: conditional writes make overlapping invocations safe;
  * - a log group of its own, kept 3 months (`RetentionDays.THREE_MONTHS`), passed as `logGroup`
  *   (no LogRetention custom resource), with `loggingFormat` JSON;
- * - a role of its own that may write to that log group and nothing else, until `bindStaples()` and
- *   `bindSecrets()` add exactly what the renewer needs (no `AWSLambdaBasicExecutionRole`).
+ * - a role of its own that may write to that log group and nothing else, until `bindStaples()`,
+ *   `bindSecrets()`, `bindStatusPage()`, `bindTable()` and `bindDueRun()` add exactly what the
+ *   renewer needs (no `AWSLambdaBasicExecutionRole`), each with the cdk-nag acknowledgements of
+ *   its object-prefix wildcards.
  *
  * Other NodejsFunction props (memorySize, timeout, environment, role, …) override these.
  */
@@ -112,33 +116,15 @@ export class RenewerFunction extends NodejsFunction {
 
   /**
    * Points the renewer at a bucket (BUCKET, CERTS_PREFIX, STAPLES_PREFIX, STATE_PREFIX) and grants
-   * it exactly that: read certificates; read and write staples; read the old state object (seeding); list the certificate
-   * and staple prefixes; delete under the staples prefix only (a revoked certificate's staple, with
-   * ON_REVOKED=withhold, and its `.withheld` marker once a new staple is written). Never a delete
-   * of a certificate or of the state.
+   * it exactly that: read certificates; read and write staples; read the old state object
+   * (seeding); list the certificate and staple prefixes; delete under the staples prefix only (a
+   * revoked certificate's staple, with ON_REVOKED=withhold, and its `.withheld` marker once a new
+   * staple is written). Never a delete of a certificate or of the state.
    *
    * The list grant also covers object keys under the state prefix: for a GET of a missing key S3
    * answers 404 rather than 403 only to a caller allowed to list that key (evaluated with
    * `s3:prefix` = the key), and a first run finds no state object.
    */
-  /**
-   * Has the renewer write its HTML status page to `key` (STATUS_PAGE_KEY) after a scheduled run,
-   * at most hourly (aws/status-page.ts), and each run's full report under the key's folder (REPORTS_PREFIX,
-   * `reports/runs/…json`), with PutObject on that folder only (`reports/*`): no read, no delete.
-   */
-  bindStatusPage(bucket: IBucket, key: string): void {
-    const folder = key.includes('/') ? key.slice(0, key.lastIndexOf('/') + 1) : key;
-    this.addEnvironment('STATUS_PAGE_KEY', key);
-    if (folder.endsWith('/')) this.addEnvironment('REPORTS_PREFIX', folder);
-    this.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'WriteStatusPage',
-        actions: ['s3:PutObject'],
-        resources: [bucket.arnForObjects(folder.endsWith('/') ? `${folder}*` : folder)],
-      }),
-    );
-  }
-
   bindStaples(bucket: IBucket, layout: StapleLayout): void {
     const { certsPrefix, staplesPrefix, statePrefix } = layout;
     this.addEnvironment('BUCKET', bucket.bucketName);
@@ -192,6 +178,89 @@ export class RenewerFunction extends NodejsFunction {
         },
       }),
     );
+    for (const prefix of [certsPrefix, staplesPrefix, statePrefix]) this.acknowledgePrefix(bucket, prefix);
+  }
+
+  /**
+   * Has the renewer write its HTML status page to `key` (STATUS_PAGE_KEY) after a scheduled run,
+   * at most hourly (aws/status-page.ts), and each run's full report under the key's folder
+   * (REPORTS_PREFIX, `reports/runs/…json`), with PutObject on that folder only (`reports/*`): no
+   * read, no delete.
+   */
+  bindStatusPage(bucket: IBucket, key: string): void {
+    const folder = key.includes('/') ? key.slice(0, key.lastIndexOf('/') + 1) : key;
+    this.addEnvironment('STATUS_PAGE_KEY', key);
+    if (folder.endsWith('/')) this.addEnvironment('REPORTS_PREFIX', folder);
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'WriteStatusPage',
+        actions: ['s3:PutObject'],
+        resources: [bucket.arnForObjects(folder.endsWith('/') ? `${folder}*` : folder)],
+      }),
+    );
+    if (folder.endsWith('/')) this.acknowledgePrefix(bucket, folder);
+  }
+
+  /** The state table (STATE_TABLE): one item per certificate and its due index, no table admin. */
+  bindTable(table: ITable, dueIndex: string): void {
+    this.addEnvironment('STATE_TABLE', table.tableName);
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'CertificateState',
+        actions: [
+          'dynamodb:GetItem',
+          'dynamodb:BatchGetItem',
+          'dynamodb:PutItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:Query',
+          'dynamodb:Scan', // the status page (aws/status-page.ts), at most hourly
+        ],
+        resources: [table.tableArn, `${table.tableArn}/index/${dueIndex}`],
+      }),
+    );
+  }
+
+  /**
+   * What the due run hands over: run reports and due manifests under `reportsPrefix`
+   * (REPORTS_PREFIX; PutObject only, no read or delete), the state machine it starts for a large
+   * set (STATE_MACHINE_ARN, StartExecution on it only), and how many it renews itself
+   * (INLINE_MAX_KEYS).
+   */
+  bindDueRun(
+    bucket: IBucket,
+    run: { reportsPrefix: string; stateMachineArn: string; inlineMaxKeys: number },
+  ) {
+    const { reportsPrefix, stateMachineArn, inlineMaxKeys } = run;
+    this.addEnvironment('REPORTS_PREFIX', reportsPrefix);
+    this.addEnvironment('STATE_MACHINE_ARN', stateMachineArn);
+    this.addEnvironment('INLINE_MAX_KEYS', String(inlineMaxKeys));
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'WriteRunReportsAndManifests',
+        actions: ['s3:PutObject'],
+        resources: [
+          bucket.arnForObjects(`${reportsPrefix}runs/*`),
+          bucket.arnForObjects(`${reportsPrefix}manifests/*`),
+        ],
+      }),
+    );
+    this.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'StartDueMapRun',
+        actions: ['states:StartExecution'],
+        resources: [stateMachineArn],
+      }),
+    );
+    for (const folder of ['runs', 'manifests']) {
+      acknowledge(
+        this.rolePolicy(),
+        `AwsSolutions-IAM5[Resource::${nagArn(bucket)}/${reportsPrefix}${folder}/*]`,
+        [
+          `The renewer writes one object per run under ${reportsPrefix}${folder}/ (PutObject only, no`,
+          'read or delete); the wildcard is an object-key prefix in this bucket only.',
+        ],
+      );
+    }
   }
 
   /**
@@ -223,5 +292,29 @@ export class RenewerFunction extends NodejsFunction {
         resources: ['*'],
       }),
     );
+    const secretArn = `arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${prefix}*`;
+    acknowledge(this.rolePolicy(), `AwsSolutions-IAM5[Resource::${secretArn}]`, [
+      `Certificates are every secret whose name starts with ${prefix}; GetSecretValue is`,
+      'limited to that name prefix (the trailing * also covers the random suffix of secret ARNs).',
+    ]);
+    acknowledge(this.rolePolicy(), 'AwsSolutions-IAM5[Resource::*]', [
+      'secretsmanager:ListSecrets supports no resource-level permissions; the statement holds only',
+      'that action, and secret values stay limited to the prefix.',
+    ]);
+  }
+
+  /** The role's DefaultPolicy, where cdk-nag reports the grants above. */
+  private rolePolicy(): IConstruct {
+    return this.role!.node.findChild('DefaultPolicy');
+  }
+
+  /** Acknowledges the object-prefix wildcard of a grant on `prefix` in this bucket. */
+  private acknowledgePrefix(bucket: IBucket, prefix: string): void {
+    acknowledge(this.rolePolicy(), `AwsSolutions-IAM5[Resource::${nagArn(bucket)}/${prefix}*]`, [
+      `The renewer works on every object under ${prefix} (one object per certificate, named by`,
+      'the operator); the wildcard is an object-key prefix in this bucket only, with GetObject',
+      '(and PutObject for staples and the status page; DeleteObject for staples only, to withhold a revoked',
+      "certificate's staple), never a write or delete of a certificate or of the old state object.",
+    ]);
   }
 }

@@ -21,8 +21,7 @@ export class OcspRenewerStack extends Stack {
     });
     new CfnOutput(this, 'FunctionName', { value: renewer.function.functionName });
     new CfnOutput(this, 'ForceAllCommand', {
-      description:
-        "Renews every certificate now through the state machine's Distributed Map: the map's results go under reports/map-runs/, each batch's run report under reports/runs/. aws lambda invoke --function-name <FunctionName> --payload '{\"mode\":\"force\"}' does the same and answers with the execution and where its results go.",
+      description: `Renews every certificate now through the state machine's Distributed Map: the map's results go under ${renewer.reportsPrefix}map-runs/, each batch's run report under ${renewer.reportsPrefix}runs/. aws lambda invoke --function-name <FunctionName> --payload '{"mode":"force"}' does the same and answers with the execution and where its results go.`,
       value: renewer.forceAllCommand,
     });
     if (renewer.hostPolicy) {
@@ -43,9 +42,13 @@ export class OcspRenewerStack extends Stack {
       value: renewer.pullScriptSettings,
     });
     new CfnOutput(this, 'StatusPageCommand', {
-      description:
-        'Prints a one-hour link to the status page (reports/status.html, written after each run that changed something); AWS CLI v2.',
+      description: `Prints a one-hour link to the status page (${renewer.statusPageKey}, rebuilt from the state table at most once an hour by the scheduled run); AWS CLI v2.`,
       value: renewer.statusPageCommand,
+    });
+    new CfnOutput(this, 'StateTableName', {
+      description:
+        "The per-certificate state. ocsp-renewer status s3://<bucket>/<staples prefix> --state dynamodb:<this> shows each certificate's failures and next due time.",
+      value: renewer.table.tableName,
     });
     new CfnOutput(this, 'DashboardUrl', {
       description: 'The CloudWatch dashboard: renewals, least validity, run duration, alarms, last failures.',

@@ -20,6 +20,7 @@ import { startCaSignedResponder, type OpensslResponder } from './helpers/openssl
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { HOUR } from './helpers/time.js';
+import { recorded, silentTelemetry } from './helpers/lambda-output.js';
 
 const BUCKET = 'due';
 const MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all';
@@ -129,23 +130,25 @@ async function place(due: string[], later: string[]) {
     }
   }
   const logs: Record<string, unknown>[] = [];
-  const handler = createBatchHandler({
-    env: {
-      BUCKET,
-      CERTS_PREFIX: p.certs,
-      STAPLES_PREFIX: p.staples,
-      REPORTS_PREFIX: p.reports,
-      STATE_TABLE: table,
-      STATE_MACHINE_ARN: MACHINE,
-      INLINE_MAX_KEYS: '3',
-      METRICS_SERVICE: SERVICE,
-      OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
-    },
-    s3: client,
-    dynamodb: ddb,
-    sfn,
-    log: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
-  });
+  const handler = recorded(
+    createBatchHandler({
+      env: {
+        BUCKET,
+        CERTS_PREFIX: p.certs,
+        STAPLES_PREFIX: p.staples,
+        REPORTS_PREFIX: p.reports,
+        STATE_TABLE: table,
+        STATE_MACHINE_ARN: MACHINE,
+        INLINE_MAX_KEYS: '3',
+        METRICS_SERVICE: SERVICE,
+        OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+      },
+      s3: client,
+      dynamodb: ddb,
+      sfn,
+    }),
+    (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
+  );
   const list = async (prefix: string) =>
     ((await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))).Contents ?? []).map(
       (o) => o.Key!,
@@ -176,7 +179,7 @@ describe('the fleet worker on {"mode":"due"}, scheduled', () => {
       ['a.pem', 'renewed'],
       ['b.pem', 'renewed'],
     ]);
-    expect(p.logs.find((l) => l.msg === 'run report')).toMatchObject({
+    expect(p.logs.find((l) => l.message === 'run report')).toMatchObject({
       mode: 'due',
       due: 2,
       inline: true,
@@ -215,7 +218,7 @@ describe('the fleet worker on {"mode":"due"}, scheduled', () => {
 
     // Nothing renewed here: the map's workers do that. The heartbeat is still emitted.
     expect(await p.list(p.staples)).toEqual([]);
-    expect(p.logs.find((l) => l.msg === 'run report')).toMatchObject({
+    expect(p.logs.find((l) => l.message === 'run report')).toMatchObject({
       mode: 'due',
       due: 4,
       inline: false,
@@ -230,7 +233,7 @@ describe('the fleet worker on {"mode":"due"}, scheduled', () => {
       env: { BUCKET, STATE_TABLE: 'x', INLINE_MAX_KEYS: 'many' },
       s3: client,
       dynamodb: ddb,
-      log: () => undefined,
+      ...silentTelemetry(),
     });
     await expect(handler({ mode: 'due' })).rejects.toMatchObject({
       name: 'ConfigError',
@@ -272,7 +275,7 @@ describe('the first due run over a bucket of the old design (issue 21: no staple
       env: { ...env, STATE_TABLE: scratch },
       s3: client,
       dynamodb: ddb,
-      log: () => undefined,
+      ...silentTelemetry(),
     });
     expect(await old({ mode: 'force', keys: ['kept.pem', 'stapled.pem'] })).toMatchObject({
       counts: { renewed: 2 },
@@ -306,13 +309,9 @@ describe('the first due run over a bucket of the old design (issue 21: no staple
 
     // One scheduled run after the deploy.
     const logs: Record<string, unknown>[] = [];
-    const handler = createBatchHandler({
-      env,
-      s3: client,
-      dynamodb: ddb,
-      sfn,
-      log: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
-    });
+    const handler = recorded(createBatchHandler({ env, s3: client, dynamodb: ddb, sfn }), (line) =>
+      logs.push(JSON.parse(line) as Record<string, unknown>),
+    );
     const summary = (await handler({ mode: 'due' })) as RunSummary;
 
     // Every certificate has its item.
@@ -328,7 +327,7 @@ describe('the first due run over a bucket of the old design (issue 21: no staple
     // stapled.pem: never in the old state, its staple still fresh: read, kept, and remembered.
     expect(state.get('stapled.pem')).toMatchObject({ action: 'fresh' });
     expect(summary).toMatchObject({ mode: 'due', due: 3, seeded: 4, counts: { renewed: 2, fresh: 1 } });
-    expect(logs.find((l) => l.msg === 'state table seeded')).toMatchObject({
+    expect(logs.find((l) => l.message === 'state table seeded')).toMatchObject({
       listed: 4,
       imported: 2,
       renewNow: 3,
@@ -338,7 +337,7 @@ describe('the first due run over a bucket of the old design (issue 21: no staple
     // The next run reads the due index only: the table is marked seeded.
     const next = (await handler({ mode: 'due' })) as RunSummary;
     expect(next).toMatchObject({ due: 0, seeded: 0 });
-    expect(logs.filter((l) => l.msg === 'state table seeded')).toHaveLength(1);
+    expect(logs.filter((l) => l.message === 'state table seeded')).toHaveLength(1);
   });
 
   it('should hand a seeding set larger than INLINE_MAX_KEYS to the state machine as one manifest', async () => {
@@ -366,7 +365,7 @@ describe('the first due run over a bucket of the old design (issue 21: no staple
       s3: client,
       dynamodb: ddb,
       sfn,
-      log: () => undefined,
+      ...silentTelemetry(),
     })({ mode: 'due' })) as RunSummary;
     expect(summary).toMatchObject({
       due: 5,

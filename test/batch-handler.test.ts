@@ -45,6 +45,7 @@ import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-pre
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { at, T0 } from './helpers/time.js';
 import './helpers/promise-with-resolvers.js';
+import { recorded, silentTelemetry } from './helpers/lambda-output.js';
 
 const BUCKET = 'fleet';
 const newApp = cdkApps();
@@ -104,19 +105,21 @@ async function place(certKeys: string[]) {
     );
   }
   const logs: string[] = [];
-  const handler = createBatchHandler({
-    env: {
-      BUCKET,
-      CERTS_PREFIX: certs,
-      STAPLES_PREFIX: staples,
-      STATE_TABLE: table,
-      OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
-    },
-    s3: client,
-    dynamodb: ddb,
-    clock: () => T0,
-    log: (line) => logs.push(line),
-  });
+  const handler = recorded(
+    createBatchHandler({
+      env: {
+        BUCKET,
+        CERTS_PREFIX: certs,
+        STAPLES_PREFIX: staples,
+        STATE_TABLE: table,
+        OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+      },
+      s3: client,
+      dynamodb: ddb,
+      clock: () => T0,
+    }),
+    (line) => logs.push(line),
+  );
   const staple = async (key: string) => {
     try {
       const res = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: staples + key }));
@@ -216,7 +219,7 @@ describe('parseMapBatch', () => {
   });
 
   it('should refuse any run without a state table, naming the variable', async () => {
-    const handler = createBatchHandler({ env: { BUCKET }, s3: client, log: () => undefined });
+    const handler = createBatchHandler({ env: { BUCKET }, s3: client, ...silentTelemetry() });
     await expect(handler({ mode: 'due' })).rejects.toThrow(
       'STATE_TABLE is not set (the per-certificate state table)',
     );
@@ -231,7 +234,7 @@ describe('parseMapBatch', () => {
       env: { BUCKET, STATE_TABLE: 'none' },
       s3: client,
       dynamodb: ddb,
-      log: () => undefined,
+      ...silentTelemetry(),
     });
     await expect(handler(event)).rejects.toThrow(EventError);
     await expect(handler(event)).rejects.toThrow(message);
@@ -268,10 +271,11 @@ describe('the fleet worker on SQS upload batches', () => {
     expect(await p.stateItem('gone.pem')).toBeUndefined();
     expect(await p.stateItem('a.pem')).toMatchObject({ failures: { N: '0' }, action: { S: 'renewed' } });
     const line = p.logs
-      .map((l) => JSON.parse(l) as BatchSummary & { msg: string })
-      .find((l) => l.msg === 'upload batch')!;
+      .map((l) => JSON.parse(l) as BatchSummary & { message: string })
+      .find((l) => l.message === 'upload batch')!;
     expect(line).toMatchObject({
-      msg: 'upload batch',
+      level: 'INFO',
+      message: 'upload batch',
       counts: { renewed: 2 },
       retired: ['gone.pem'],
       batchItemFailures: 1,
@@ -326,7 +330,7 @@ describe('the fleet worker on {"mode":"due"}', () => {
       s3: client,
       dynamodb: ddb,
       clock: () => T0,
-      log: () => undefined,
+      ...silentTelemetry(),
     });
     // While the responder answers the second certificate, the first one's item is already there:
     // a worker ended midway (Lambda's timeout) keeps what it decided.
@@ -373,7 +377,7 @@ describe('the fleet worker on {"mode":"due"}', () => {
         s3: counted.s3,
         dynamodb: counted.ddb,
         clock: () => now,
-        log: () => undefined,
+        ...silentTelemetry(),
       })({ mode: 'due' }) as Promise<RunSummary>;
 
     fake.clearRequests();
@@ -414,7 +418,7 @@ describe('the Distributed Map child workflow, run by aws-local-stepfunctions', (
       'aws:cdk:bundling-stacks': [],
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
-    const stack = new OcspRenewerStack(app, 'Local', { fleet: { keysPerBatch: 4 }, certsPrefix: p.certs });
+    const stack = new OcspRenewerStack(app, 'Local', { keysPerBatch: 4, certsPrefix: p.certs });
     const definition = machineDefinition(stack) as {
       States: Record<string, Record<string, unknown>>;
     };
@@ -535,7 +539,7 @@ describe('the due-manifest map (RenewDue) child workflow, run by aws-local-stepf
       'aws:cdk:bundling-stacks': [],
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     });
-    const stack = new OcspRenewerStack(app, 'LocalDue', { fleet: { keysPerBatch: 2 }, certsPrefix: p.certs });
+    const stack = new OcspRenewerStack(app, 'LocalDue', { keysPerBatch: 2, certsPrefix: p.certs });
     const definition = machineDefinition(stack) as { States: Record<string, Record<string, unknown>> };
     const map = definition.States.RenewDue! as {
       ItemReader: { ReaderConfig: { InputType: string }; Parameters: Record<string, string> };

@@ -21,6 +21,9 @@ import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { opensslVerify } from './helpers/openssl-verify.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import type { RunReport } from '../lambda/renew/ports.js';
+import { DynamoStateStore, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
+import { fileStateBlob, StateStore } from '../lambda/adapters/state-store.js';
+import { startDynalite } from './helpers/dynalite.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI_TIMEOUT_MS = 30_000;
@@ -69,9 +72,14 @@ interface CliResult {
 }
 
 /** Runs the command to completion (killed after CLI_TIMEOUT_MS) with the S3 variables set. */
-function cli(args: string[]): Promise<CliResult> {
+function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   // The CLI's run state goes to this test's own $XDG_STATE_HOME, never the user's.
-  const env: NodeJS.ProcessEnv = { ...process.env, ...s3.env, XDG_STATE_HOME: join(work, 'state') };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...s3.env,
+    XDG_STATE_HOME: join(work, 'state'),
+    ...extraEnv,
+  };
   delete env.OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS;
   delete env.AWS_PROFILE;
   const child = spawn(process.execPath, ['lambda/cli/ocsp-renewer.js', ...args], {
@@ -229,5 +237,56 @@ describe('ocsp-renewer status over s3://', () => {
       lastOutcome: 'renewed',
       responderHost: new URL(pki.ocspUrl).host,
     });
+  });
+  it("should read a deployed stack's state table with --state dynamodb:<table>, never a stale state.json", async () => {
+    // The stack's state: what a clean renew decided, in a DynamoDB table (dynalite).
+    const stateFile = join(work, 'table-state.json');
+    const renewed = await cli([...RENEW, '--allow-private-responders', '--force', '--state', stateFile]);
+    expect(renewed.code, renewed.stderr).toBe(0);
+    const dynamo = await startDynalite();
+    try {
+      await dynamo.createTable(stateTableDefinition('stack-state'));
+      const ddb = dynamo.client();
+      await new DynamoStateStore(ddb, 'stack-state').save(
+        await new StateStore(fileStateBlob(stateFile)).load(),
+      );
+      ddb.destroy();
+      // And what the old design left: a state.json saying good.pem keeps failing.
+      const stale = JSON.parse(await readFile(stateFile, 'utf8')) as {
+        certs: Record<string, { failures?: number; lastError?: string }>;
+      };
+      stale.certs['a/good.pem'] = { ...stale.certs['a/good.pem'], failures: 9, lastError: 'stale' };
+      await admin.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: 'state/state.json', Body: JSON.stringify(stale) }),
+      );
+      const env = { AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint, XDG_STATE_HOME: join(work, 'empty-state') };
+      const res = await cli(
+        ['status', `s3://${BUCKET}/staples/`, '--state', 'dynamodb:stack-state', '--json'],
+        env,
+      );
+      expect(res.code, res.stderr).toBe(1); // a revoked certificate needs attention
+      const json = JSON.parse(res.stdout) as Status;
+      expect(json.rows.find((r) => r.certificate === 'ec.crt')).toMatchObject({
+        health: 'healthy',
+        lastOutcome: 'renewed',
+      });
+      expect(json.rows.find((r) => r.certificate === 'a/good.pem')?.lastError).toBeUndefined();
+      // Without --state (and no CLI state of its own) the stale state.json is not read.
+      const bare = JSON.parse(
+        (await cli(['status', `s3://${BUCKET}/staples/`, '--json'], env)).stdout,
+      ) as Status;
+      expect(bare.rows.map((r) => r.lastError).filter(Boolean)).toEqual([]);
+      expect(bare.rows.find((r) => r.staple === 'ec.ocsp')).toMatchObject({ certificate: 'ec.ocsp' });
+      // A name that is no table is refused as usage, before any request.
+      const bad = await cli(['status', `s3://${BUCKET}/staples/`, '--state', 'dynamodb:a b'], env);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('--state: expected dynamodb:<table name or ARN>, got dynamodb:a b');
+      // A table that does not exist: said in the user's terms, naming the table.
+      const missing = await cli(['status', `s3://${BUCKET}/staples/`, '--state', 'dynamodb:no-such'], env);
+      expect(missing.stderr).toMatch(/cannot read the state table no-such: /);
+      expect(missing.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      await dynamo.stop();
+    }
   });
 });

@@ -19,6 +19,7 @@ import { startCaSignedResponder, type OpensslResponder } from './helpers/openssl
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { HOUR } from './helpers/time.js';
+import { silentTelemetry } from './helpers/lambda-output.js';
 
 const BUCKET = 'cost';
 /** Certificates per measured scenario: enough to tell the per-certificate part from the constant. */
@@ -83,7 +84,7 @@ async function place(name: string, n: number) {
       s3: s3Client,
       dynamodb: ddb,
       clock: () => at,
-      log: () => undefined,
+      ...silentTelemetry(),
     })(event);
     return { s3: { ...s3Count.byCommand }, ddb: { ...ddbCount.byCommand } };
   };
@@ -264,6 +265,11 @@ describe('the monthly cost, from measured request counts', () => {
         `docs/aws.md should hold:\n${table}\nper upload: ${JSON.stringify(measured.perUpload)}\nper child: ${JSON.stringify(measured.perChild)}\nper renewal: ${JSON.stringify(measured.perRenewal)}`,
       );
     expect(between).toBe(table);
+    // The README quotes the three totals.
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    const quoted = /<!-- cost:readme -->([\s\S]*?)<!-- cost:readme-end -->/.exec(readme)?.[1];
+    const totals = [100, 10_000, 1_000_000].map((n) => dollars(monthlyCost(n, measured).total));
+    expect(quoted?.match(/\$[\d.]+/g)).toEqual(totals);
     // At 10², no more than the old default (≈ $6.00 a month: its 8 alarms, metrics, dashboard,
     // $0.09 of requests and compute) beyond the two alarms added.
     expect(monthlyCost(100, measured).total).toBeLessThan(6.0 + 2 * PRICES.alarm);

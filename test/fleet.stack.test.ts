@@ -16,7 +16,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_TABLE, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { LAMBDA_TRANSIENT_ERRORS } from '../infra/fleet.js';
+import { LAMBDA_TRANSIENT_ERRORS } from '../infra/state-machine.js';
 import { OcspRenewerStack } from '../infra/stack.js';
 import './helpers/promise-with-resolvers.js';
 import { cdkApps } from './helpers/cdk-app.js';
@@ -189,7 +189,7 @@ describe('OcspRenewerStack with fleet', () => {
         new OcspRenewerStack(newApp({ 'aws:cdk:bundling-stacks': [] }), 'Bad', {
           fleet: { reconcileSchedule: 'daily' },
         }),
-    ).toThrow('fleet reconcileSchedule must be rate(…) or cron(…), got "daily"');
+    ).toThrow('reconcileSchedule must be rate(…), cron(…) or none, got "daily"');
   });
 
   it('should deploy the same design without the fleet prop: one function, the table, the queue, the map', () => {
@@ -287,28 +287,29 @@ describe('OcspRenewerStack with fleet', () => {
     });
   });
 
-  it('should schedule the worker with {"mode":"due"}, and let it start only this state machine', () => {
+  it('should schedule the renewer function with {"mode":"due"}, and let it start only this state machine', () => {
     const [machineId, machine] = Object.entries(
       template.findResources('AWS::StepFunctions::StateMachine'),
     )[0]!;
     const name = (machine.Properties as Json).StateMachineName as string;
     expect(name).toMatch(/^[A-Za-z0-9-]+-RenewAll$/);
-    const [workerId, worker] = Object.entries(template.findResources('AWS::Lambda::Function')).find(([, r]) =>
-      String((r.Properties as Json).Description).includes('renews OCSP staples'),
+    const [renewerId, renewer] = Object.entries(template.findResources('AWS::Lambda::Function')).find(
+      ([, r]) => String((r.Properties as Json).Description).includes('renews OCSP staples'),
     )!;
     const schedules = Object.values(template.findResources('AWS::Scheduler::Schedule')).map(
       (r) => (r.Properties as { Target: { Arn: unknown; Input: string } }).Target,
     );
     expect(schedules).toContainEqual(
-      expect.objectContaining({ Arn: { 'Fn::GetAtt': [workerId, 'Arn'] }, Input: '{"mode":"due"}' }),
+      expect.objectContaining({ Arn: { 'Fn::GetAtt': [renewerId, 'Arn'] }, Input: '{"mode":"due"}' }),
     );
     expect(schedules).toContainEqual(expect.objectContaining({ Arn: { Ref: machineId } }));
 
-    const env = ((worker.Properties as Json).Environment as { Variables: Record<string, unknown> }).Variables;
+    const env = ((renewer.Properties as Json).Environment as { Variables: Record<string, unknown> })
+      .Variables;
     const arn = literal(env.STATE_MACHINE_ARN);
     expect(arn).toBe(`arn:aws:states:us-east-1:123456789012:stateMachine:${name}`);
     expect(env).toMatchObject({ INLINE_MAX_KEYS: '2000', REPORTS_PREFIX: 'reports/' });
-    const roleId = (((worker.Properties as Json).Role as Json)['Fn::GetAtt'] as string[])[0]!;
+    const roleId = (((renewer.Properties as Json).Role as Json)['Fn::GetAtt'] as string[])[0]!;
     const statements = statementsOf(template, roleId);
     const start = statements.filter((st) => asArray(st.Action).some((a) => a.startsWith('states:')));
     expect(start).toHaveLength(1);
@@ -346,7 +347,7 @@ describe('OcspRenewerStack with fleet', () => {
         }
       }
     }
-    // The renewer and the worker withhold revoked staples; the worker also retires removed ones.
+    // The renewer function withholds revoked staples and retires the staples of removed certificates.
     expect(deletes.length).toBeGreaterThanOrEqual(1);
     for (const resource of deletes) expect(resource).toMatch(/^<RenewerBucket[0-9A-F]+\.Arn>\/staples\/\*$/);
   });
@@ -358,11 +359,11 @@ describe('OcspRenewerStack with fleet', () => {
     }
   });
 
-  it('should grant the worker DynamoDB item access on the table and its due index only', () => {
-    const worker = Object.entries(template.findResources('AWS::Lambda::Function')).find(([, r]) =>
+  it('should grant the renewer function DynamoDB item access on the table and its due index only', () => {
+    const renewer = Object.entries(template.findResources('AWS::Lambda::Function')).find(([, r]) =>
       String((r.Properties as Json).Description).includes('renews OCSP staples'),
     )!;
-    const roleId = (((worker[1].Properties as Json).Role as Json)['Fn::GetAtt'] as string[])[0]!;
+    const roleId = (((renewer[1].Properties as Json).Role as Json)['Fn::GetAtt'] as string[])[0]!;
     const ddb = statementsOf(template, roleId).find((s) => s.Sid === 'CertificateState')!;
     expect(asArray(ddb.Action).sort()).toEqual([
       'dynamodb:BatchGetItem',
@@ -373,7 +374,7 @@ describe('OcspRenewerStack with fleet', () => {
       'dynamodb:Scan',
     ]);
     expect(asArray(ddb.Resource).map(literal)[1]).toMatch(/\/index\/due$/);
-    expect((worker[1].Properties as Json).ReservedConcurrentExecutions).toBeUndefined();
+    expect((renewer[1].Properties as Json).ReservedConcurrentExecutions).toBeUndefined();
   });
 
   it('should acknowledge only findings cdk-nag actually makes', () => {
@@ -568,10 +569,10 @@ describe('the renewer bundle', () => {
     try {
       const app = new App({ outdir, context: CDK_JSON.context });
       const stack = new OcspRenewerStack(app, 'OcspRenewer', { fleet: {} });
-      const worker = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function')).find(
+      const renewer = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function')).find(
         (r) => String((r.Properties as Json).Description).includes('renews OCSP staples'),
       )!;
-      const key = ((worker.Properties as Json).Code as { S3Key: string }).S3Key.replace(/\.zip$/, '');
+      const key = ((renewer.Properties as Json).Code as { S3Key: string }).S3Key.replace(/\.zip$/, '');
       const bundlePath = join(outdir, `asset.${key}`, 'index.mjs');
       const bundle = readFileSync(bundlePath, 'utf8');
       expect(bundle).toContain('upload batch');

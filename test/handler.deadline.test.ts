@@ -18,9 +18,11 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../lambda/aws/handler.js';
-import { MAX_LOG_LINE_BYTES, writeLogLine } from '../lambda/aws/log-line.js';
+import { MAX_LOG_LINE_BYTES } from '../lambda/aws/log-line.js';
+import { renewerLogger } from '../lambda/aws/telemetry.js';
+import { captureOutput, capturing, recorded } from './helpers/lambda-output.js';
 import { readRunReport, SUMMARY_FAILURES, type RunSummary } from '../lambda/aws/run-summary.js';
 import { startDelegatedResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, openssl, type TestPki } from './helpers/pki.js';
@@ -192,16 +194,18 @@ describe('handler: the Lambda deadline with a responder that never answers', () 
     const reserveMs = 5_000;
     const deadline = Date.now() + reserveMs + (T + D) * 1000;
     logs = [];
-    const handler = createHandler({
-      env: envFor(bucket, {
-        HTTP_TIMEOUT_SECONDS: String(T),
-        CONCURRENCY: '5',
-        PER_HOST_CONCURRENCY: '1',
+    const handler = recorded(
+      createHandler({
+        env: envFor(bucket, {
+          HTTP_TIMEOUT_SECONDS: String(T),
+          CONCURRENCY: '5',
+          PER_HOST_CONCURRENCY: '1',
+        }),
+        s3: admin,
+        dynamodb: ddb,
       }),
-      s3: admin,
-      dynamodb: ddb,
-      log: (line) => logs.push(line),
-    });
+      (line) => logs.push(line),
+    );
     let settled = false;
     const running = handler(
       { mode: 'scheduled' },
@@ -252,6 +256,12 @@ describe('handler: the Lambda deadline with a responder that never answers', () 
     expect(hanging.requests.some((r) => r.path.startsWith('/c'))).toBe(false);
     const emf = parsed(logs).find((l) => l._aws);
     expect(emf).toMatchObject({ NotReached: 1, Failed: 1, Renewed: HEALTHY.length });
+    // Every log line names the invocation (Powertools' Lambda context keys).
+    expect(parsed(logs).find((l) => l.message === 'run report')).toMatchObject({
+      level: 'WARN',
+      notReached: 1,
+      function_request_id: 'deadline-test-1',
+    });
   });
 
   it('should renew the healthy certificates and keep no backoff for the deadline', async () => {
@@ -280,24 +290,21 @@ describe('handler: a run with thousands of failing certificates', () => {
     for (let i = 0; i < keys.length; i += 100) {
       await Promise.all(keys.slice(i, i + 100).map((k) => put(bucket, k, 'this is not a certificate\n')));
     }
-    // The default sink: straight to stdout, as in Lambda.
-    lines = [];
-    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      lines.push(...String(chunk).split('\n').filter(Boolean));
-      return true;
-    });
+    // The handler's own Logger and Metrics: stdout and stderr, as in Lambda.
+    const output = captureOutput();
     try {
       summary = await createHandler({ env: envFor(bucket), s3: admin, dynamodb: ddb })({ mode: 'scheduled' });
     } finally {
-      spy.mockRestore();
+      output.restore();
     }
+    lines = output.lines;
   }, 300_000);
 
-  it('should keep every stdout line under 200 KB, the summary listing only the first failures', () => {
+  it('should keep every output line under 200 KB, the summary listing only the first failures', () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(Buffer.byteLength(line)).toBeLessThan(200 * 1024);
-    const runReport = parsed(lines).find((l) => l.msg === 'run report')!;
-    expect(runReport).toMatchObject({ level: 'warn', counts: { failed: N }, notReached: 0 });
+    const runReport = parsed(lines).find((l) => l.message === 'run report')!;
+    expect(runReport).toMatchObject({ level: 'WARN', counts: { failed: N }, notReached: 0 });
     expect(runReport.failures).toHaveLength(SUMMARY_FAILURES);
     expect((runReport.failures as { key: string }[])[0]).toMatchObject({
       key: 'bad/0000.pem',
@@ -306,7 +313,7 @@ describe('handler: a run with thousands of failing certificates', () => {
     expect(runReport.report).toBe(summary.report);
     // The metrics line is intact.
     expect(parsed(lines).find((l) => l._aws)).toMatchObject({ Failed: N });
-    expect(parsed(lines).filter((l) => l.msg === 'certificate failed')).toHaveLength(50);
+    expect(parsed(lines).filter((l) => l.message === 'certificate failed')).toHaveLength(50);
   });
 
   it('should hold every row in the run report object', async () => {
@@ -329,14 +336,17 @@ describe('handler: the run report object cannot be written', () => {
     const logs: string[] = [];
     // A key segment longer than any file name: s3rver cannot store it.
     const env = envFor(bucket, { REPORTS_PREFIX: `${'x'.repeat(300)}/` });
-    const summary = await createHandler({ env, s3: admin, dynamodb: ddb, log: (l) => logs.push(l) })({});
+    const summary = await recorded(createHandler({ env, s3: admin, dynamodb: ddb }), (l) => logs.push(l))({});
     expect(summary.report).toBeNull();
     expect(summary.counts).toMatchObject({ renewed: 1, failed: 0 });
-    expect(parsed(logs).find((l) => l.msg === 'cannot write the run report')).toMatchObject({
-      level: 'warn',
+    expect(parsed(logs).find((l) => l.message === 'cannot write the run report')).toMatchObject({
+      level: 'WARN',
       key: expect.stringMatching(new RegExp(`^s3://${bucket}/x{300}/runs/`)) as unknown,
     });
-    expect(parsed(logs).find((l) => l.msg === 'run report')).toMatchObject({ report: null });
+    // Powertools leaves a null out of the line: no `report` key, no report object.
+    const line = parsed(logs).find((l) => l.message === 'run report');
+    expect(line).toMatchObject({ level: 'INFO', counts: { renewed: 1 } });
+    expect(line).not.toHaveProperty('report');
     // The staple and the state are written all the same.
     const listed = await admin.send(new ListObjectsV2Command({ Bucket: bucket }));
     expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual([
@@ -347,26 +357,45 @@ describe('handler: the run report object cannot be written', () => {
   });
 });
 
-describe('writeLogLine', () => {
-  it('should pass a line up to the cap unchanged', () => {
-    const out: string[] = [];
-    const line = JSON.stringify({ msg: 'x', pad: 'a'.repeat(MAX_LOG_LINE_BYTES - 20) });
-    writeLogLine((l) => out.push(l), line);
-    expect(out).toEqual([line]);
+describe('the Logger: no line over MAX_LOG_LINE_BYTES (capLogLine)', () => {
+  /** What renewerLogger writes for `info(message, { pad })`. */
+  async function lineWith(message: string, pad: string): Promise<string[]> {
+    const { output } = await capturing(async () => renewerLogger().info(message, { pad }));
+    return output.lines;
+  }
+
+  it('should pass a line of exactly the cap unchanged, Powertools keys included', async () => {
+    // (Powertools leaves an empty string out of the line: measure with one character.)
+    const [short] = await lineWith('x', 'a');
+    const pad = 'a'.repeat(MAX_LOG_LINE_BYTES - Buffer.byteLength(short!) + 1);
+    const lines = await lineWith('x', pad);
+    expect(lines).toHaveLength(1);
+    expect(Buffer.byteLength(lines[0]!)).toBe(MAX_LOG_LINE_BYTES);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'INFO', message: 'x', pad });
+    // One byte more is cut.
+    const [over] = await lineWith('x', `${pad}a`);
+    expect(JSON.parse(over!)).toMatchObject({
+      message: 'log line too long; cut',
+      bytes: MAX_LOG_LINE_BYTES + 1,
+    });
   });
 
-  it('should replace a longer line by a short JSON warning with its size and first characters', () => {
-    const out: string[] = [];
-    const line = JSON.stringify({ msg: 'run report', results: 'é'.repeat(150 * 1024) });
-    writeLogLine((l) => out.push(l), line);
-    expect(out).toHaveLength(1);
-    expect(Buffer.byteLength(out[0]!)).toBeLessThan(MAX_LOG_LINE_BYTES);
-    expect(JSON.parse(out[0]!)).toEqual({
-      level: 'warn',
-      msg: 'log line too long; cut',
-      bytes: Buffer.byteLength(line),
+  it('should replace a longer line by a short warning with its size and first characters', async () => {
+    const [short] = await lineWith('run report', 'é');
+    const pad = 'é'.repeat(150 * 1024);
+    const lines = await lineWith('run report', pad);
+    expect(lines).toHaveLength(1);
+    expect(Buffer.byteLength(lines[0]!)).toBeLessThan(MAX_LOG_LINE_BYTES);
+    const cut = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(cut).toEqual({
+      level: 'WARN',
+      message: 'log line too long; cut',
+      timestamp: expect.any(String) as unknown,
+      service: 'ocsp-renewer',
+      bytes: Buffer.byteLength(short!) - Buffer.byteLength('é') + Buffer.byteLength(pad),
       limit: MAX_LOG_LINE_BYTES,
-      head: line.slice(0, 4_000),
+      head: expect.stringMatching(/^\{"level":"INFO","message":"run report",.*"pad":"éé/) as unknown,
     });
+    expect((cut.head as string).length).toBe(4_000);
   });
 });

@@ -20,7 +20,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import { EventError } from '../lambda/aws/event.js';
-import { createHandler, emfMetrics } from '../lambda/aws/handler.js';
+import { createHandler } from '../lambda/aws/handler.js';
+import { recorded } from './helpers/lambda-output.js';
 import { readRunReport as readReportObject, type RunSummary } from '../lambda/aws/run-summary.js';
 import {
   goodResponseBeforeRevocation,
@@ -261,15 +262,17 @@ async function invoke(
   ddbRequests.reset();
   ocspRequests.length = 0;
   const logs = opts.logs ?? [];
-  const handler = createHandler({
-    env: handlerEnv(bucket, opts.env),
-    s3: counted,
-    dynamodb: ddb,
-    sfn,
-    transport,
-    clock: opts.clock ?? (() => new Date()),
-    log: (line) => logs.push(line),
-  });
+  const handler = recorded(
+    createHandler({
+      env: handlerEnv(bucket, opts.env),
+      s3: counted,
+      dynamodb: ddb,
+      sfn,
+      transport,
+      clock: opts.clock ?? (() => new Date()),
+    }),
+    (line) => logs.push(line),
+  );
   const summary = await handler(event, opts.context);
   return {
     summary,
@@ -419,10 +422,10 @@ describe('handler: scheduled runs over S3', () => {
 
   it('should log one run report line and one EMF metrics line with the right values', () => {
     const lines = first.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
-    const reports = lines.filter((l) => l.msg === 'run report');
+    const reports = lines.filter((l) => l.message === 'run report');
     expect(reports).toHaveLength(1);
     expect(reports[0]).toMatchObject({
-      level: 'warn',
+      level: 'WARN',
       mode: 'due',
       counts: first.report.counts,
       revoked: 1,
@@ -437,11 +440,20 @@ describe('handler: scheduled runs over S3', () => {
     expect(reports[0]!.report).toMatch(
       new RegExp(`^s3://${bucket}/reports/runs/\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z-[0-9a-f]{8}\\.json$`),
     );
-    expect(reports[0]).toEqual({ level: 'warn', msg: 'run report', ...first.summary });
+    // What is logged is what is returned, with Powertools' keys.
+    expect(reports[0]).toEqual({
+      level: 'WARN',
+      message: 'run report',
+      timestamp: expect.any(String) as unknown,
+      service: 'ocsp-renewer',
+      sampling_rate: 0,
+      ...first.summary,
+    });
     expect(first.report.results.map((r) => r.key).sort()).toEqual(
       [...FULL_SET_OCSP, 'corrupt.pem', 'expired.pem', 'unknown.pem', 'noocsp.pem'].sort(),
     );
 
+    // The EMF document Powertools Metrics wrote (test/run-output.test.ts checks it key by key).
     type Emf = { _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string }[] }[] } };
     const emf = lines.filter((l) => (l as Partial<Emf>)._aws) as (Emf & Record<string, number>)[];
     expect(emf).toHaveLength(1);
@@ -456,9 +468,7 @@ describe('handler: scheduled runs over S3', () => {
       ['Service'],
     ]);
     expect(metrics.Service as unknown).toBe('ocsp-renewer');
-    expect(emfMetrics(first.report, new Date(), 'ocsp-renewer/Prod/Renewer').Service).toBe(
-      'ocsp-renewer/Prod/Renewer',
-    );
+    expect(metrics).not.toHaveProperty('service');
     // One-day responses fetched seconds ago.
     expect(metrics.LeastValidityHours).toBeGreaterThan(23.9);
     expect(metrics.LeastValidityHours).toBeLessThanOrEqual(24);
@@ -745,12 +755,9 @@ describe('handler: configuration from the injected env', () => {
       await put(bucket, 'certs/good.pem', await pem(pki.leaves.good.bundle));
       const logs: string[] = [];
       // No transport injected: the handler builds its own from the configuration.
-      const handler = createHandler({
-        env: handlerEnv(bucket),
-        s3: counted,
-        dynamodb: ddb,
-        log: (l) => logs.push(l),
-      });
+      const handler = recorded(createHandler({ env: handlerEnv(bucket), s3: counted, dynamodb: ddb }), (l) =>
+        logs.push(l),
+      );
       const report = await handler({});
       expect(row(await readRunReport(report), 'good.pem')).toMatchObject({ action: 'renewed' });
     } finally {
@@ -828,7 +835,7 @@ describe('handler: one failing responder fails its certificates only', () => {
     expect(dead.reason).toContain(deadOcspUrl);
     expect(dead.reason).toMatch(/ECONNREFUSED/);
     expect(await listKeys(bucket, 'staples/')).toEqual(HEALTHY.map(stapleOf).sort());
-    expect(JSON.parse(res.logs.find((l) => l.includes('"run report"'))!)).toMatchObject({ level: 'warn' });
+    expect(JSON.parse(res.logs.find((l) => l.includes('"run report"'))!)).toMatchObject({ level: 'WARN' });
   });
 
   it('should keep the stored staples byte for byte while the responder is down', async () => {
@@ -890,10 +897,10 @@ describe('handler: the alarm metrics', () => {
     // And one log line for the dashboard's "last failing certificates" query.
     const failures = first.logs
       .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l.msg === 'certificate failed');
+      .filter((l) => l.message === 'certificate failed');
     expect(failures).toEqual([
       expect.objectContaining({
-        level: 'warn',
+        level: 'WARN',
         certificate: 'dead.pem',
         stage: 'fetch',
         reason: expect.stringMatching(/ECONNREFUSED/) as unknown,

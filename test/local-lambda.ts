@@ -17,6 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createHandler } from '../lambda/aws/handler.js';
+import { recorded } from './helpers/lambda-output.js';
 import { readRunReport } from '../lambda/aws/run-summary.js';
 import { startS3Server } from './helpers/s3-server.js';
 import { startDynalite } from './helpers/dynalite.js';
@@ -66,12 +67,16 @@ async function main(): Promise<number> {
       );
       process.stderr.write(`local-lambda: uploaded s3://${BUCKET}/${key}\n`);
     }
-    const handler = createHandler({
-      env: { ...process.env, ...s3.env, BUCKET, STATE_TABLE: BUCKET },
-      s3: client,
-      dynamodb: ddb,
-      log: (line) => process.stderr.write(`${line}\n`),
-    });
+    // The handler's log lines and metrics (Powertools, on stdout and stderr) go to stderr: stdout
+    // is for the report.
+    const handler = recorded(
+      createHandler({
+        env: { ...process.env, ...s3.env, BUCKET, STATE_TABLE: BUCKET },
+        s3: client,
+        dynamodb: ddb,
+      }),
+      (line) => process.stderr.write(`${line}\n`),
+    );
     const summary = await handler(event as Parameters<typeof handler>[0]);
     // The handler returns a summary; the full run report is the object it names.
     const report = summary.report ? await readRunReport(client, summary.report) : summary;

@@ -10,8 +10,12 @@ import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getObject } from '../lambda/adapters/s3.js';
-import { publishRun, runReportPieces } from '../lambda/aws/run-output.js';
+import { publishMetrics, publishRun, runReportPieces, type RunOutput } from '../lambda/aws/run-output.js';
+import { batchSummary, summarise } from '../lambda/aws/run-summary.js';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { renewerLogger, renewerMetrics } from '../lambda/aws/telemetry.js';
 import { Certificate, clearCertificateCache, parseCertificates } from '../lambda/core/certificate.js';
+import { capturing } from './helpers/lambda-output.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import { VECTORS_DIR } from './helpers/vectors.js';
 import { ACTIONS, type ReportRow, type RunReport } from '../lambda/renew/ports.js';
@@ -75,9 +79,32 @@ describe('runReportPieces', () => {
   });
 });
 
-describe('the run report object and the objects read from S3', () => {
+describe('the upload batch summary', () => {
+  it('should name a failing certificate by `key`, as the run summary and every other line do', () => {
+    const report = reportOf(5);
+    const failure = { key: 'dir-3/leaf-3.pem', stage: 'fetch', reason: report.results[3]!.reason };
+    expect(batchSummary(report, []).failures).toEqual([failure]);
+    expect(summarise(report, 'upload', null).failures).toEqual([failure]);
+  });
+});
+
+describe('the run report object, its log lines and metrics, and the objects read from S3', () => {
   let s3rver: S3Server;
   let s3: S3Client;
+  /** Where publishRun writes, with the Logger and Metrics the Lambda entry builds. */
+  const output = (service?: string): RunOutput => {
+    const logger = renewerLogger(service);
+    return {
+      s3,
+      bucket: BUCKET,
+      reportsPrefix: 'reports/',
+      id: 'a1b2c3d4-0000',
+      service,
+      logger,
+      metrics: renewerMetrics(logger),
+      now: () => NOW,
+    };
+  };
 
   beforeAll(async () => {
     s3rver = await startS3Server({ buckets: [BUCKET] });
@@ -91,16 +118,7 @@ describe('the run report object and the objects read from S3', () => {
 
   it('should write the run report object byte for byte as JSON.stringify(report)', async () => {
     const report = reportOf(1500, { leastValidityHours: 167.5 });
-    const lines: string[] = [];
-    const summary = await publishRun(report, 'force', {
-      s3,
-      bucket: BUCKET,
-      reportsPrefix: 'reports/',
-      id: 'a1b2c3d4-0000',
-      service: undefined,
-      log: (line) => lines.push(line),
-      now: () => NOW,
-    });
+    const { result: summary, output: written } = await capturing(() => publishRun(report, 'force', output()));
     expect(summary.report).toBe(`s3://${BUCKET}/reports/runs/${report.startedAt}-a1b2c3d4.json`);
     const res = await s3.send(
       new GetObjectCommand({ Bucket: BUCKET, Key: `reports/runs/${report.startedAt}-a1b2c3d4.json` }),
@@ -108,7 +126,113 @@ describe('the run report object and the objects read from S3', () => {
     expect(res.ContentType).toBe('application/json');
     const body = Buffer.from(await res.Body!.transformToByteArray());
     expect(body.equals(Buffer.from(JSON.stringify(report)))).toBe(true);
-    expect(lines.some((l) => l.includes('cannot write the run report'))).toBe(false);
+    expect(written.lines.some((l) => l.includes('cannot write the run report'))).toBe(false);
+  });
+
+  it('should write one EMF document through Powertools Metrics: namespace, exactly [Service], names, units, values, the run clock', async () => {
+    const report = reportOf(5, { leastValidityHours: 12.345 });
+    report.results[3]!.nextUpdate = undefined; // the failing certificate has no staple to fall back on
+    const { output: written } = await capturing(() =>
+      publishRun(report, 'due', output('ocsp-renewer/Prod/Renewer')),
+    );
+    const documents = written.records().filter((r) => '_aws' in r);
+    expect(documents).toHaveLength(1);
+    // toEqual: a lowercase `service` dimension (Powertools' default) would be an extra key here and
+    // an extra name in Dimensions, and the alarms (which match [Service] exactly) would see nothing.
+    expect(documents[0]).toEqual({
+      _aws: {
+        Timestamp: NOW.getTime(),
+        CloudWatchMetrics: [
+          {
+            Namespace: 'OcspRenewer',
+            Dimensions: [['Service']],
+            Metrics: [
+              { Name: 'Renewed', Unit: 'Count' },
+              { Name: 'Failed', Unit: 'Count' },
+              { Name: 'FailingWithoutStaple', Unit: 'Count' },
+              { Name: 'Skipped', Unit: 'Count' },
+              { Name: 'Revoked', Unit: 'Count' },
+              { Name: 'NotReached', Unit: 'Count' },
+              { Name: 'LeastValidityHours', Unit: 'None' },
+            ],
+          },
+        ],
+      },
+      Service: 'ocsp-renewer/Prod/Renewer',
+      Renewed: 4,
+      Failed: 1,
+      FailingWithoutStaple: 1,
+      Skipped: 0,
+      Revoked: 0,
+      NotReached: 2,
+      LeastValidityHours: 12.35,
+    });
+  });
+
+  it('should leave Renewed (the NoRun heartbeat) out of a dry run, and default Service to ocsp-renewer', async () => {
+    const logger = renewerLogger();
+    const metrics = renewerMetrics(logger);
+    const { output: written } = await capturing(async () => {
+      publishMetrics(metrics, reportOf(2, { dryRun: true }), NOW, undefined);
+      // The same instance again (one per container): its second document is as clean as the first.
+      publishMetrics(metrics, reportOf(2, { dryRun: true }), NOW, '');
+    });
+    const documents = written.records().filter((r) => '_aws' in r);
+    expect(documents).toHaveLength(2);
+    for (const doc of documents) {
+      const [directive] = (
+        doc._aws as { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string }[] }[] }
+      ).CloudWatchMetrics;
+      expect(directive!.Dimensions).toEqual([['Service']]);
+      expect(directive!.Metrics.map((m) => m.Name)).toEqual([
+        'Failed',
+        'FailingWithoutStaple',
+        'Skipped',
+        'Revoked',
+        'NotReached',
+      ]);
+      expect(doc).toMatchObject({ Service: 'ocsp-renewer' });
+      expect(doc).not.toHaveProperty('Renewed');
+      expect(doc).not.toHaveProperty('service');
+    }
+  });
+
+  it("would see Powertools' lowercase service dimension without renewerMetrics: the check above can fail", async () => {
+    const { output: written } = await capturing(async () =>
+      publishMetrics(new Metrics({ namespace: 'OcspRenewer' }), reportOf(2), NOW, 'ocsp-renewer'),
+    );
+    const [doc] = written.records().filter((r) => '_aws' in r);
+    const [directive] = (doc!._aws as { CloudWatchMetrics: { Dimensions: string[][] }[] }).CloudWatchMetrics;
+    expect(directive!.Dimensions).toEqual([['service', 'Service']]);
+    expect(doc).toHaveProperty('service');
+  });
+
+  it('should log the summary and each failure as Powertools lines, at warn when a certificate failed', async () => {
+    const report = reportOf(5);
+    const { result: summary, output: written } = await capturing(() => publishRun(report, 'batch', output()));
+    const lines = written.records().filter((r) => !('_aws' in r));
+    const runReport = lines.find((l) => l.message === 'run report');
+    expect(runReport).toEqual({
+      level: 'WARN',
+      message: 'run report',
+      timestamp: expect.any(String) as unknown,
+      service: 'ocsp-renewer',
+      sampling_rate: 0,
+      ...JSON.parse(JSON.stringify(summary)),
+    });
+    expect(lines.filter((l) => l.message === 'certificate failed')).toEqual([
+      expect.objectContaining({
+        level: 'WARN',
+        certificate: 'dir-3/leaf-3.pem',
+        stage: 'fetch',
+        reason: 'fetch "http://ocsp.example/": réponse 503 ✗',
+      }),
+    ]);
+    const quiet = reportOf(2);
+    quiet.results.splice(0, quiet.results.length);
+    quiet.counts.failed = 0;
+    const { output: calm } = await capturing(() => publishRun(quiet, 'batch', output()));
+    expect(calm.records().find((l) => l.message === 'run report')).toMatchObject({ level: 'INFO' });
   });
 
   it('getObject should give the bytes in a Buffer of exactly their size, not a slice of the shared pool', async () => {

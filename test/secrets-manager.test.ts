@@ -10,14 +10,21 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import type { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_HTTP } from '../lambda/adapters/http.js';
-import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
+import { DynamoStateStore, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { SecretsManagerCertificateSource } from '../lambda/adapters/secrets-manager.js';
 import { httpTransport } from '../lambda/adapters/transport.js';
 import { createHandler } from '../lambda/aws/handler.js';
+import { recorded } from './helpers/lambda-output.js';
 import { readRunReport } from '../lambda/aws/run-summary.js';
 import { parseCertificates } from '../lambda/core/certificate.js';
 import type { RunReport } from '../lambda/renew/ports.js';
@@ -79,7 +86,12 @@ async function startFakeSecretsManager(secrets: FakeSecret[], pageSize = 2): Pro
       const names = filters
         .filter((f) => f.Key === 'name')
         .flatMap((f) => f.Values.map((v) => v.toLowerCase()));
-      const matching = secrets.filter((s) => names.every((v) => s.Name.toLowerCase().includes(v)));
+      // As AWS: secrets scheduled for deletion are listed only with IncludePlannedDeletion.
+      const matching = secrets.filter(
+        (s) =>
+          names.every((v) => s.Name.toLowerCase().includes(v)) &&
+          (s.DeletedDate === undefined || body.IncludePlannedDeletion === true),
+      );
       const start = body.NextToken ? Number(String(body.NextToken).replace('page-', '')) : 0;
       const size = Math.min(pageSize, Number(body.MaxResults ?? 100));
       const page = matching.slice(start, start + size);
@@ -100,6 +112,12 @@ async function startFakeSecretsManager(secrets: FakeSecret[], pageSize = 2): Pro
         return send(res, 400, {
           __type: 'ResourceNotFoundException',
           message: "Secrets Manager can't find the specified secret.",
+        });
+      }
+      if (secret.DeletedDate !== undefined) {
+        return send(res, 400, {
+          __type: 'InvalidRequestException',
+          message: "You can't perform this operation on the secret because it was marked for deletion.",
         });
       }
       return send(res, 200, {
@@ -241,6 +259,8 @@ describe('SecretsManagerCertificateSource', () => {
     // 7 matching secrets, 2 a page: 4 pages, each asked for with the previous NextToken.
     expect(lists.map((c) => c.body.NextToken)).toEqual([undefined, 'page-2', 'page-4', 'page-6']);
     expect(lists[0]!.body.Filters).toEqual([{ Key: 'name', Values: ['tls/'] }]);
+    expect(lists[0]!.body.IncludePlannedDeletion).toBe(true);
+    expect((await src.listing()).deleted).toEqual(['gone.example']);
     expect(src.description).toBe('secretsmanager://tls/');
   });
 
@@ -364,6 +384,13 @@ describe('the renewer handler with SECRETS_PREFIX (regression: issue 21 had stop
         LastChangedDate: T0,
       },
       { Name: 'other/ignored.test', SecretString: await pem(pki.leaves.good.bundle), LastChangedDate: T0 },
+      // Deleted, and shadowed by the S3 certificate of the same key (S3 comes first): never retired.
+      {
+        Name: 'tls/plain.pem',
+        SecretString: await pem(pki.leaves.good.bundle),
+        LastChangedDate: T0,
+        DeletedDate: T0 + 1,
+      },
     );
     [responder, s3, dynamo, fake] = await Promise.all([
       startDelegatedResponder(pki),
@@ -399,25 +426,27 @@ describe('the renewer handler with SECRETS_PREFIX (regression: issue 21 had stop
     const s3Client = s3.client();
     const ddb = dynamo.client();
     try {
-      const handler = createHandler({
-        env: {
-          BUCKET: bucket,
-          CERTS_PREFIX: 'certs/',
-          STAPLES_PREFIX: 'staples/',
-          SECRETS_PREFIX: 'tls/',
-          STATE_TABLE: table,
-          STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all',
-          OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
-          ...s3.env,
-        },
-        s3: s3Client,
-        dynamodb: ddb,
-        secrets,
-        sfn,
-        transport: httpTransport({ ...DEFAULT_HTTP, timeoutMs: 5_000, allowPrivate: true }),
-        clock: () => new Date(),
-        log: (line) => logs.push(line),
-      });
+      const handler = recorded(
+        createHandler({
+          env: {
+            BUCKET: bucket,
+            CERTS_PREFIX: 'certs/',
+            STAPLES_PREFIX: 'staples/',
+            SECRETS_PREFIX: 'tls/',
+            STATE_TABLE: table,
+            STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:renew-all',
+            OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1',
+            ...s3.env,
+          },
+          s3: s3Client,
+          dynamodb: ddb,
+          secrets,
+          sfn,
+          transport: httpTransport({ ...DEFAULT_HTTP, timeoutMs: 5_000, allowPrivate: true }),
+          clock: () => new Date(),
+        }),
+        (line) => logs.push(line),
+      );
       return await handler(event);
     } finally {
       s3Client.destroy();
@@ -512,5 +541,56 @@ describe('the renewer handler with SECRETS_PREFIX (regression: issue 21 had stop
       ['broken.test', true],
       ['good.test', false],
     ]);
+  });
+
+  it('should retire a secret scheduled for deletion as an S3 ObjectRemoved retires its certificate', async () => {
+    const ddb = dynamo.client();
+    /** The certificate's state item, read as the renewer reads it (consistent). */
+    const item = async (key: string) => (await new DynamoStateStore(ddb, table).load([key])).get(key);
+    try {
+      expect(await written()).toEqual(
+        expect.arrayContaining(['staples/good.test.ocsp', 'staples/plain.ocsp']),
+      );
+      expect(await item('good.test')).toBeDefined();
+      // DeleteSecret: listed only with IncludePlannedDeletion, GetSecretValue refused. Its item is
+      // not due: the run retires it anyway, without reading it.
+      stored.find((x) => x.Name === 'tls/good.test')!.DeletedDate = T0 + 7200;
+      const before = secretReads().length;
+      const due = await summaryOf({});
+      expect(due.retired).toEqual(['good.test']); // not plain.pem: its deleted secret is shadowed by S3
+      expect(await item('good.test')).toBeUndefined();
+      expect(await written()).not.toContain('staples/good.test.ocsp');
+      expect(await written()).toContain('staples/plain.ocsp');
+      expect(secretReads().slice(before)).not.toContain('tls/good.test');
+      expect(due.failures.map((f) => f.key)).not.toContain('good.test');
+
+      // The S3 certificate beside it, deleted with its notification: the same end state.
+      await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'certs/plain.pem' }));
+      const removed = {
+        Records: [
+          {
+            eventSource: 'aws:s3',
+            eventName: 'ObjectRemoved:Delete',
+            s3: { bucket: { name: bucket }, object: { key: 'certs/plain.pem' } },
+          },
+        ],
+      };
+      await summaryOf({
+        Records: [
+          { messageId: 'm0', receiptHandle: 'r0', body: JSON.stringify(removed), attributes: {}, messageAttributes: {},
+            md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:uploads', awsRegion: 'us-east-1' },
+        ],
+      }); // prettier-ignore
+      expect(await item('plain.pem')).toBeUndefined();
+      expect(await written()).not.toContain('staples/plain.ocsp');
+
+      // Retired once: the next run has nothing to retire and nothing of theirs fails.
+      const next = await summaryOf({});
+      expect(next.retired).toBeUndefined();
+      expect(next.failures.filter((f) => f.key !== 'broken.test')).toEqual([]);
+      expect(await item('good.test')).toBeUndefined();
+    } finally {
+      ddb.destroy();
+    }
   });
 });

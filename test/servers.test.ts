@@ -24,6 +24,7 @@ import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
 import { stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { sClient, sServerArgs } from './helpers/processes.js';
 import { DEV_BIN, runToEnd } from './helpers/cli-process.js';
+import { silentTelemetry } from './helpers/lambda-output.js';
 
 const exec = promisify(execFile);
 const BUCKET = 'server-recipes';
@@ -622,7 +623,7 @@ async function renew(mode: 'scheduled' | 'force'): Promise<void> {
     env: { ...s3.env, BUCKET, STATE_TABLE: BUCKET, OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1' },
     s3: admin,
     dynamodb: ddb,
-    log: () => undefined,
+    ...silentTelemetry(),
   });
   // A force of the one certificate runs inline (a force of everything would start the map).
   const report = await handler(mode === 'force' ? { mode, keys: ['web/good.pem'] } : { mode }).finally(() =>

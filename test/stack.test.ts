@@ -14,7 +14,9 @@ import { OCSP_RENEWER_DEFAULTS, OcspRenewer } from '../infra/ocsp-renewer.js';
 import { propsFromContext } from '../infra/props-from-context.js';
 import { scheduleIntervalMinutes } from '../infra/schedule-interval.js';
 import { OcspRenewerStack, type OcspRenewerStackProps } from '../infra/stack.js';
-import { emfMetrics } from '../lambda/aws/run-output.js';
+import { publishMetrics } from '../lambda/aws/run-output.js';
+import { renewerLogger, renewerMetrics } from '../lambda/aws/telemetry.js';
+import { capturing } from './helpers/lambda-output.js';
 import { cdkApps } from './helpers/cdk-app.js';
 
 const CDK_JSON = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
@@ -487,7 +489,7 @@ describe('OcspRenewerStack with the defaults', () => {
     expect(alarms.alarms).toHaveLength(10);
     const failures = widget('Last failing certificates');
     expect(body.widgets.find((w) => w.properties.title === 'Last failing certificates')!.type).toBe('log');
-    expect(failures.query).toContain('filter msg = "certificate failed"');
+    expect(failures.query).toContain('filter message = "certificate failed"');
     expect(failures.query).toMatch(/^SOURCE '\$\{Ref:RenewerFunctionLogs[0-9A-F]+\}'/);
   });
 
@@ -532,6 +534,8 @@ describe('OcspRenewerStack with the defaults', () => {
     expect(render(outputs.StatusPageCommand!.Value)).toBe(
       `aws s3 presign s3://\${Ref:${bucketId}}/reports/status.html --expires-in 3600`,
     );
+    // The table `status --state dynamodb:<table>` reads.
+    expect(outputs.StateTableName!.Value).toEqual({ Ref: only(template, 'AWS::DynamoDB::Table').id });
     expect(render(outputs.DashboardUrl!.Value)).toMatch(
       /#dashboards:name=\$\{Ref:RenewerDashboard[0-9A-F]+\}$/,
     );
@@ -674,6 +678,31 @@ describe('OcspRenewerStack options', () => {
     );
   });
 
+  it('should keep run reports, their expiry, the status page and its grant under a custom reportsPrefix', () => {
+    const { app, stack, template } = synth({ reportsPrefix: 'out/' });
+    const bucket = only(template, 'AWS::S3::Bucket').resource;
+    const rules = (
+      bucket.Properties as { LifecycleConfiguration: { Rules: { Id: string; Prefix?: string }[] } }
+    ).LifecycleConfiguration.Rules;
+    expect(rules.find((r) => r.Id === 'expire-run-reports')?.Prefix).toBe('out/runs/');
+    const fn = only(template, 'AWS::Lambda::Function', { Runtime: 'nodejs24.x' }).resource;
+    expect((fn.Properties as { Environment: { Variables: Json } }).Environment.Variables).toMatchObject({
+      STATUS_PAGE_KEY: 'out/status.html',
+      REPORTS_PREFIX: 'out/',
+    });
+    const { statements } = functionRoleStatements(template);
+    const page = statements.find((st) => st.Sid === 'WriteStatusPage')!;
+    expect(asArray(page.Resource).map(render)).toEqual([
+      expect.stringMatching(/^\$\{RenewerBucket\w+\.Arn\}\/out\/\*$/),
+    ]);
+    // Nothing the function may do names reports/ any more.
+    expect(JSON.stringify(statements)).not.toContain('reports/');
+    expect(render(template.toJSON().Outputs.StatusPageCommand.Value)).toMatch(
+      /\/out\/status\.html --expires-in 3600$/,
+    );
+    expect(nagViolations(app, stack)).toEqual({ success: true, violations: [] });
+  });
+
   it('should schedule a cron in its time zone and widen the no-run window to twice its interval', () => {
     const { template } = synth({ schedule: 'cron(0 */2 * * ? *)', timeZone: 'Europe/Berlin' });
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
@@ -788,13 +817,74 @@ describe('propsFromContext', () => {
   });
 });
 
+describe('the map and queue settings, and the deprecated fleet prop', () => {
+  /** The state machine's definition pieces and the upload mapping's batch size. */
+  function mapAndQueue(template: Template): { definition: string; batchSize: unknown } {
+    const definition = JSON.stringify(template.findResources('AWS::StepFunctions::StateMachine'));
+    const mapping = only(template, 'AWS::Lambda::EventSourceMapping').resource;
+    return { definition, batchSize: (mapping.Properties as Json).BatchSize };
+  }
+  const fleetWarnings = (stack: Stack) =>
+    Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('fleet is no longer a switch'));
+
+  it('should take the settings as props of their own, with no warning', () => {
+    const { stack, template } = synth({ keysPerBatch: 7, uploadBatchSize: 10 });
+    const { definition, batchSize } = mapAndQueue(template);
+    expect(definition).toContain('\\"MaxItemsPerBatch\\":7,');
+    expect(batchSize).toBe(10);
+    expect(fleetWarnings(stack)).toHaveLength(0);
+  });
+
+  it('should still apply the deprecated fleet object for a release, without the "ignored" warning', () => {
+    const { stack, template } = synth({ fleet: { keysPerBatch: 9, uploadBatchSize: 20 } });
+    const { definition, batchSize } = mapAndQueue(template);
+    expect(definition).toContain('\\"MaxItemsPerBatch\\":9,');
+    expect(batchSize).toBe(20);
+    expect(fleetWarnings(stack)).toHaveLength(0);
+    // The props of the same names win over the object.
+    expect(mapAndQueue(synth({ fleet: { keysPerBatch: 9 }, keysPerBatch: 8 }).template).definition).toContain(
+      '\\"MaxItemsPerBatch\\":8,',
+    );
+  });
+
+  it('should warn that fleet is ignored only when it is the old switch', () => {
+    for (const fleet of [true, false]) {
+      const { stack, template } = synth({ fleet });
+      expect(fleetWarnings(stack), `fleet: ${fleet}`).toHaveLength(1);
+      expect(mapAndQueue(template).definition).toContain('\\"MaxItemsPerBatch\\":250,');
+    }
+  });
+
+  it('should read reconcileSchedule from the context (-c): a rate or cron in UTC, or none', () => {
+    const reconcile = (context: Record<string, unknown>) => {
+      const app = makeApp(context);
+      const stack = new OcspRenewerStack(app, 'OcspRenewer', propsFromContext(app.node));
+      const machine = only(Template.fromStack(stack), 'AWS::StepFunctions::StateMachine').id;
+      return Object.values(Template.fromStack(stack).findResources('AWS::Scheduler::Schedule'))
+        .map(
+          (r) =>
+            r.Properties as { ScheduleExpression: string; ScheduleExpressionTimezone?: string; Target: Json },
+        )
+        .filter((r) => JSON.stringify(r.Target.Arn) === JSON.stringify({ Ref: machine }))
+        .map((r) => `${r.ScheduleExpression} ${r.ScheduleExpressionTimezone}`);
+    };
+    expect(reconcile({})).toEqual(['rate(1 day) Etc/UTC']);
+    expect(reconcile({ reconcileSchedule: 'rate(6 hours)' })).toEqual(['rate(6 hours) Etc/UTC']);
+    expect(reconcile({ reconcileSchedule: 'cron(30 3 * * ? *)' })).toEqual(['cron(30 3 * * ? *) Etc/UTC']);
+    expect(reconcile({ reconcileSchedule: 'none' })).toEqual([]);
+    expect(() => reconcile({ reconcileSchedule: 'daily' })).toThrow(
+      'reconcileSchedule must be rate(…), cron(…) or none, got "daily"',
+    );
+  });
+});
+
 describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-all command', () => {
   let template: Template;
   beforeAll(() => {
     template = synth({ fleet: {} }).template;
   });
 
-  it("should give the alarms the worker's metrics dimension, and alarm on metrics the worker emits", () => {
+  it("should give the alarms the renewer function's metrics dimension, and alarm on metrics it emits", async () => {
     const functions = Object.entries(template.findResources('AWS::Lambda::Function'));
     const serviceOf = (match: string) =>
       (
@@ -803,10 +893,13 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
             .Properties as Json
         ).Environment as { Variables: Record<string, unknown> }
       ).Variables.METRICS_SERVICE;
-    const workerService = serviceOf('renews OCSP staples');
-    expect(workerService).toBe('ocsp-renewer/OcspRenewer/Renewer');
-    const emitted = Object.keys(
-      emfMetrics(
+    const renewerService = serviceOf('renews OCSP staples');
+    expect(renewerService).toBe('ocsp-renewer/OcspRenewer/Renewer');
+    // What the function writes for a run, through Powertools Metrics, with the stack's METRICS_SERVICE.
+    const logger = renewerLogger();
+    const { output } = await capturing(async () =>
+      publishMetrics(
+        renewerMetrics(logger),
         {
           startedAt: '',
           finishedAt: '',
@@ -818,8 +911,17 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
           notReached: [],
         },
         new Date(),
+        String(renewerService),
       ),
     );
+    type Emf = {
+      _aws: {
+        CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
+      };
+    };
+    const [emf] = output.records().filter((r) => '_aws' in r) as unknown as (Emf & Record<string, unknown>)[];
+    const [directive] = emf!._aws.CloudWatchMetrics;
+    const emitted = directive!.Metrics.map((m) => m.Name);
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
       .map((a) => a.Properties as Json)
       .filter((a) => a.Namespace === 'OcspRenewer');
@@ -831,8 +933,12 @@ describe('OcspRenewerStack with fleet: the schedule, the alarms and the force-al
       'Revoked',
     ]);
     for (const a of alarms) {
-      expect(a.Dimensions).toEqual([{ Name: 'Service', Value: workerService }]);
+      expect(a.Dimensions).toEqual([{ Name: 'Service', Value: renewerService }]);
       expect(emitted).toContain(a.MetricName);
+      // An alarm matches the exact dimension set: what is emitted must be [Service], that value.
+      expect(directive!.Namespace).toBe(a.Namespace);
+      expect(directive!.Dimensions).toEqual([(a.Dimensions as { Name: string }[]).map((d) => d.Name)]);
+      expect(emf![(a.Dimensions as { Name: string }[])[0]!.Name]).toBe(renewerService);
     }
     // An invocation that fails as a whole (any event kind: one function) alarms too.
     const functionId = only(template, 'AWS::Lambda::Function', { Runtime: 'nodejs24.x' }).id;

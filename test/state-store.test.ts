@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fileStateBlob, StateStore } from '../lambda/adapters/state-store.js';
+import { compareKeys } from '../lambda/core/key-order.js';
 import { buildStatus, entriesFromState, formatStatus } from '../lambda/core/status.js';
 import type { RunState, StateEntry } from '../lambda/renew/ports.js';
 import { renderStatusPage } from '../lambda/report/status-page.js';
@@ -51,7 +52,7 @@ describe('StateStore', () => {
     const doc = JSON.parse(body) as { version: number; savedAt: string; certs: Record<string, StateEntry> };
     expect(doc.version).toBe(1);
     expect(doc.savedAt).toBe(NOW.toISOString());
-    expect(Object.keys(doc.certs)).toEqual([...state.keys()].sort((a, b) => a.localeCompare(b)));
+    expect(Object.keys(doc.certs)).toEqual([...state.keys()].sort(compareKeys));
     expect(await new StateStore(fileStateBlob(file)).load()).toEqual(state);
   });
 

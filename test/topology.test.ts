@@ -5,18 +5,15 @@
  * precondition proxy, so every staple write is a conditional PUT it records) and dynalite, with
  * bench/fleet.ts's distinct leaves answered by an in-process instant responder.
  *
- * aws-local-stepfunctions has no ItemReader, ItemBatcher or ResultWriter: those three fields of
- * the two Distributed Maps are done here from the definition's own values (the listing of its
- * ItemReader prefix, its MaxItemsPerBatch and BatchInput) and the map becomes an inline Map over
- * the batches with the definition's MaxConcurrency, ItemProcessor and Retry unchanged; Summarise
- * (which reads the ResultWriter's details) ends the run. Everything else is the synthesized
- * definition: the Defaults Choice and Pass, the Source Choice, the child Task with its Retry.
+ * aws-local-stepfunctions has no ItemReader, ItemBatcher or ResultWriter: the Distributed Maps
+ * are emulated from the definition's own values by test/helpers/local-state-machine.ts (its
+ * comment says how); the child Task and its Retry run as synthesized. Some children are
+ * throttled (`Lambda.TooManyRequestsException`) on their first attempt and retried by that Retry.
  */
-import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { SQSEvent } from 'aws-lambda';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Template } from 'aws-cdk-lib/assertions';
-import { StateMachine } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoStateStore, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { createHandler, type RunSummary } from '../lambda/aws/handler.js';
@@ -24,12 +21,20 @@ import { OcspRenewerStack } from '../infra/stack.js';
 import { makeFleet, type Fleet } from '../bench/fleet.js';
 import { startInstantResponder } from '../bench/instant-responder.js';
 import { uploadFleet } from '../bench/upload-fleet.js';
-import { cdkApps, renderCfnValue } from './helpers/cdk-app.js';
+import { cdkApps } from './helpers/cdk-app.js';
 import { startDynalite, type DynamoServer } from './helpers/dynalite.js';
+import {
+  LambdaServiceError,
+  runLocally,
+  synthesizedStateMachine,
+  type DistributedMap,
+  type StateMachineDefinition,
+} from './helpers/local-state-machine.js';
 import { freePort } from './helpers/pki.js';
 import { startPreconditionProxy, type PreconditionProxy } from './helpers/s3-preconditions.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import './helpers/promise-with-resolvers.js';
+import { silentTelemetry } from './helpers/lambda-output.js';
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
@@ -96,78 +101,21 @@ afterAll(async () => {
   await s3?.stop();
 });
 
-interface DistributedMap {
-  ItemReader: { Resource: string; Parameters: { Bucket: string; Prefix: string } };
-  ItemBatcher: { MaxItemsPerBatch: number; BatchInput: Record<string, string> };
-  ResultWriter?: unknown;
-  ItemProcessor: { ProcessorConfig?: unknown; StartAt: string; States: Record<string, Json> };
-  [field: string]: unknown;
-}
-
-/** The ItemReader (ListObjectsV2, every page) and ItemBatcher of a map, as Step Functions does them. */
-async function batchesFor(map: DistributedMap, input: Json) {
-  const items: { Key: string; Etag?: string; Size?: number }[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({
-        Bucket: map.ItemReader.Parameters.Bucket,
-        Prefix: map.ItemReader.Parameters.Prefix,
-        ContinuationToken: token,
-      }),
-    );
-    items.push(...(page.Contents ?? []).map((o) => ({ Key: o.Key!, Etag: o.ETag, Size: o.Size })));
-    token = page.NextContinuationToken;
-  } while (token);
-  const batchInput = Object.fromEntries(
-    Object.entries(map.ItemBatcher.BatchInput).map(([k, path]) => [
-      k.replace(/\.\$$/, ''),
-      input[path.slice(2)],
-    ]),
-  );
-  const batches = [];
-  for (let i = 0; i < items.length; i += map.ItemBatcher.MaxItemsPerBatch) {
-    batches.push({ Items: items.slice(i, i + map.ItemBatcher.MaxItemsPerBatch), BatchInput: batchInput });
-  }
-  return batches;
-}
-
 describe(`a forced renewal of ${N} certificates through the synthesized state machine`, () => {
-  it('should complete, every certificate renewed and its staple written exactly once', async () => {
-    const app = newApp({ 'aws:cdk:bundling-stacks': [] });
-    const stack = new OcspRenewerStack(app, 'Topology', {});
-    const machine = Object.values(
-      Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'),
-    )[0]!;
-    const definition = JSON.parse(renderCfnValue((machine.Properties as Json).DefinitionString, BUCKET)) as {
-      StartAt: string;
-      States: Record<string, Json>;
-    };
-    const input = { force: true };
+  /** Step Functions' answer when the function's (or the account's) concurrency is used up. */
+  const throttle = () => new LambdaServiceError('Lambda.TooManyRequestsException', 'Rate Exceeded.');
+  let definition: StateMachineDefinition;
+  beforeAll(() => {
+    definition = synthesizedStateMachine(BUCKET);
+  }, 120_000);
+
+  it('should complete, a throttled child retried, every certificate renewed and its staple written exactly once', async () => {
     const renewAll = definition.States.RenewAll as unknown as DistributedMap;
     expect(renewAll.ItemReader).toMatchObject({
       Resource: 'arn:aws:states:::s3:listObjectsV2',
       Parameters: { Bucket: BUCKET, Prefix: 'certs/' },
     });
-    const batches = await batchesFor(renewAll, input);
-    expect(batches).toHaveLength(Math.ceil(N / renewAll.ItemBatcher.MaxItemsPerBatch));
-
-    const {
-      ItemReader: _r,
-      ItemBatcher: _b,
-      ResultWriter: _w,
-      ToleratedFailurePercentage: _t,
-      ...rest
-    } = renewAll;
-    const { ProcessorConfig: _p, ...processor } = renewAll.ItemProcessor;
-    const local = {
-      StartAt: definition.StartAt,
-      States: {
-        ...definition.States,
-        RenewAll: { ...rest, ItemsPath: '$.batches', ItemProcessor: processor, Next: 'Summarise' },
-        Summarise: { Type: 'Succeed' },
-      },
-    };
+    const children = Math.ceil(N / renewAll.ItemBatcher.MaxItemsPerBatch);
     const handler = createHandler({
       env: {
         BUCKET,
@@ -179,37 +127,45 @@ describe(`a forced renewal of ${N} certificates through the synthesized state ma
       },
       s3: client,
       dynamodb: ddb,
-      log: () => undefined,
+      ...silentTelemetry(),
     });
-    let invocations = 0;
+    // Every third child (by first invocation) is throttled on its first attempt, as Lambda
+    // answers when concurrency is used up; the child Task's Retry lists the throttle. runLocally
+    // sets aws-local-stepfunctions' retryIntervalOverrides to 0 ms, so the test does not sleep the
+    // Retry's real backoff (2 s doubling, full jitter).
+    const attempts = new Map<string, number>();
+    const throttled = new Set<string>();
+    const invoke = async (payload: unknown) => {
+      const child = (payload as { keys: string[] }).keys[0]!;
+      const attempt = (attempts.get(child) ?? 0) + 1;
+      attempts.set(child, attempt);
+      if (attempt === 1 && attempts.size % 3 === 1) {
+        throttled.add(child);
+        throw throttle();
+      }
+      return handler(payload);
+    };
     const acceptedBefore = proxy.accepted.length;
     const started = Date.now();
-    const execution = new StateMachine(local as never, { validationOptions: { checkArn: false } }).run(
-      { ...input, batches } as never,
-      {
-        overrides: {
-          taskResourceLocalHandlers: {
-            RenewBatch: async (taskInput) => {
-              invocations++;
-              return {
-                StatusCode: 200,
-                Payload: (await handler((taskInput as { Payload: unknown }).Payload)) as never,
-              };
-            },
-          },
-        },
-      },
-    );
-    const output = (await execution.result) as unknown as { map: { summary: RunSummary }[] };
+    const output = (await runLocally(definition, { force: true }, { s3: client, invoke })) as {
+      force: boolean;
+      children: { summary: RunSummary }[];
+    };
     const seconds = (Date.now() - started) / 1000;
-    console.log(`${N} certificates through the map: ${invocations} children in ${seconds.toFixed(1)} s`);
+    console.log(
+      `${N} certificates through the map: ${children} children (${throttled.size} throttled once) in ${seconds.toFixed(1)} s`,
+    );
 
-    expect(invocations).toBe(batches.length);
-    const renewed = output.map.reduce((n, child) => n + child.summary.counts.renewed, 0);
-    const failures = output.map.flatMap((child) => child.summary.failures);
+    expect(output.force).toBe(true);
+    expect(output.children).toHaveLength(children);
+    expect(attempts.size).toBe(children);
+    expect(throttled.size).toBe(Math.ceil(children / 3));
+    for (const [child, n] of attempts) expect(n, child).toBe(throttled.has(child) ? 2 : 1);
+    const renewed = output.children.reduce((n, child) => n + child.summary.counts.renewed, 0);
+    const failures = output.children.flatMap((child) => child.summary.failures);
     expect(renewed, `not renewed: ${JSON.stringify(failures)}`).toBe(N);
     expect(
-      output.map.every((child) => child.summary.counts.failed === 0 && child.summary.notReached === 0),
+      output.children.every((child) => child.summary.counts.failed === 0 && child.summary.notReached === 0),
     ).toBe(true);
     // Every staple written once: one accepted conditional PUT per certificate, no second.
     const written = proxy.accepted.slice(acceptedBefore).filter((k) => k.startsWith('staples/'));
@@ -219,6 +175,32 @@ describe(`a forced renewal of ${N} certificates through the synthesized state ma
     const state = await new DynamoStateStore(ddb, TABLE).load(fleet.leaves.map((_, i) => `leaf-${i}.pem`));
     expect(state.size).toBe(N);
   }, 900_000);
+
+  it('should fail the child with the throttle once the Retry is removed: the Retry is what saves it', async () => {
+    const noRetry = structuredClone(definition);
+    const renewAll = noRetry.States.RenewAll as unknown as DistributedMap;
+    expect(renewAll.ItemProcessor.States.RenewBatch!.Retry).toBeDefined();
+    delete renewAll.ItemProcessor.States.RenewBatch!.Retry;
+    // One child of one certificate (the ItemReader's own MaxItems): cheap.
+    renewAll.ItemReader.ReaderConfig = { MaxItems: 1 };
+    let invocations = 0;
+    const run = runLocally(
+      noRetry,
+      { force: true },
+      {
+        s3: client,
+        invoke: async () => {
+          invocations++;
+          throw throttle();
+        },
+      },
+    );
+    await expect(run).rejects.toMatchObject({
+      name: 'ExecutionError',
+      cause: { name: 'Lambda.TooManyRequestsException' },
+    });
+    expect(invocations).toBe(1);
+  }, 120_000);
 });
 
 /**
@@ -295,7 +277,7 @@ function uploadHandler(s3: S3Client, env: Record<string, string>) {
     },
     s3,
     dynamodb: ddb,
-    log: () => undefined,
+    ...silentTelemetry(),
   });
 }
 

@@ -9,7 +9,7 @@ import {
   ScanCommand,
   type AttributeValue,
   type CreateTableCommandInput,
-  type DynamoDBClient,
+  DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import pLimit from 'p-limit';
 import { mergeCertState, type CertStateStore, type StateEntry, type RunState } from '../renew/ports.js';
@@ -373,4 +373,19 @@ function fromItem(item: Record<string, AttributeValue>): { key: string; version:
 
 function stableJson(state: StateEntry): string {
   return JSON.stringify(Object.fromEntries(Object.entries(state).sort(([a], [b]) => a.localeCompare(b))));
+}
+
+/**
+ * Every certificate's state in a deployed stack's table, for `status --state dynamodb:<table>`:
+ * one Scan, paged (a view, never a decision). The client takes the region, credentials and
+ * endpoint (AWS_ENDPOINT_URL_DYNAMODB) from the standard AWS settings.
+ */
+export async function readStateTable(table: string, ddb = new DynamoDBClient({})): Promise<RunState> {
+  const state: RunState = new Map();
+  try {
+    await new DynamoStateStore(ddb, table).scan((key, entry) => state.set(key, entry));
+  } finally {
+    ddb.destroy();
+  }
+  return state;
 }

@@ -23,6 +23,12 @@ const CHAIN_FIELDS = [
   'ca.crt',
 ];
 
+/** The secrets under a prefix: certificates to renew, and the keys of secrets scheduled for deletion. */
+export interface SecretsListing {
+  certificates: CertificateObject[];
+  deleted: string[];
+}
+
 /**
  * Certificates kept in Secrets Manager, one secret each, under a name prefix. Keys are the secret
  * names minus the prefix (`tls/mail.example.com` → `mail.example.com`, staple
@@ -43,12 +49,23 @@ export class SecretsManagerCertificateSource implements CertificateSource {
   }
 
   async list(): Promise<CertificateObject[]> {
-    const out: CertificateObject[] = [];
+    return (await this.listing()).certificates;
+  }
+
+  /**
+   * Every secret under the prefix: the certificates, and the keys of the secrets scheduled for
+   * deletion (DeleteSecret keeps a secret 7 to 30 days, listed only with IncludePlannedDeletion):
+   * deleted as an S3 certificate is removed, so the Lambda retires them.
+   */
+  async listing(): Promise<SecretsListing> {
+    const certificates: CertificateObject[] = [];
+    const deleted: string[] = [];
     let token: string | undefined;
     do {
       const page = await this.client.send(
         new ListSecretsCommand({
           Filters: [{ Key: 'name', Values: [this.prefix] }],
+          IncludePlannedDeletion: true,
           NextToken: token,
           MaxResults: 100,
         }),
@@ -57,12 +74,13 @@ export class SecretsManagerCertificateSource implements CertificateSource {
         const name = secret.Name;
         // The name filter matches prefixes of words; keep exact name prefixes only.
         if (!name?.startsWith(this.prefix) || name === this.prefix) continue;
-        if (secret.DeletedDate) continue;
-        out.push({ key: name.slice(this.prefix.length), tag: secret.LastChangedDate?.toISOString() });
+        const key = name.slice(this.prefix.length);
+        if (secret.DeletedDate) deleted.push(key);
+        else certificates.push({ key, tag: secret.LastChangedDate?.toISOString() });
       }
       token = page.NextToken;
     } while (token);
-    return out;
+    return { certificates, deleted };
   }
 
   async read(key: string): Promise<Buffer> {

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { errorMessage } from '../core/errors.js';
+import { compareKeys } from '../core/key-order.js';
 import { readOptional, writeFileAtomic } from './filesystem.js';
 import { ACTIONS, type StateEntry, type RunState } from '../renew/ports.js';
 
@@ -45,7 +47,7 @@ export class StateStore {
         level: 'warn',
         msg: 'state unreadable; rebuilding',
         state: this.blob.description,
-        error: String(err),
+        error: errorMessage(err),
       });
       return new Map();
     }
@@ -78,7 +80,7 @@ export class StateStore {
         level: 'warn',
         msg: 'state corrupt; rebuilding',
         state: this.blob.description,
-        error: String(err),
+        error: errorMessage(err),
       });
       return new Map();
     }
@@ -121,7 +123,7 @@ function serialise(state: RunState, keep = true): { pieces: Buffer[]; digest: st
   };
   let text = '{';
   let first = true;
-  for (const key of [...state.keys()].sort((a, b) => a.localeCompare(b))) {
+  for (const key of [...state.keys()].sort(compareKeys)) {
     text += `${first ? '' : ','}${JSON.stringify(key)}:${JSON.stringify(state.get(key))}`;
     first = false;
     if (text.length >= PIECE_CHARS) {

@@ -1,9 +1,9 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import type { DynamoStateStore } from '../adapters/dynamo-state.js';
-import { s3StateBlob, S3CertificateSource } from '../adapters/s3.js';
+import { s3StateBlob, S3CertificateSource, S3KeyedCertificateSource } from '../adapters/s3.js';
 import { StateStore } from '../adapters/state-store.js';
-import type { CertificateObject, RunReport, RunState } from '../renew/ports.js';
+import { isCertificateKey, type CertificateObject, type RunReport, type RunState } from '../renew/ports.js';
 import { inlineMaxKeys } from './due-run-limit.js';
 import { executionName, shortId, type Invocation } from './invocation.js';
 import { mergeReports, publishRun } from './run-output.js';
@@ -45,6 +45,7 @@ export async function dueRun(inv: Invocation, dryRun: boolean): Promise<RunSumma
     objects.push(...more.objects);
     seeded = more.seeded;
   }
+  const retired = dryRun ? [] : await retireDeletedSecrets(inv, store, state, objects);
   objects.push(...(await changedSecrets(inv, store, state, objects)));
   const due = objects.length;
   let summary: RunSummary;
@@ -55,7 +56,12 @@ export async function dueRun(inv: Invocation, dryRun: boolean): Promise<RunSumma
       loaded: { store, state },
       withSecrets: true,
     });
-    summary = await publishRun(report, 'due', inv.output, { due, seeded, inline: true });
+    summary = await publishRun(report, 'due', inv.output, {
+      due,
+      seeded,
+      inline: true,
+      ...(retired.length ? { retired } : {}),
+    });
   } else {
     const secretKeys = new Set((await inv.secretCertificates()).map((o) => o.key));
     const secrets = objects.filter((o) => secretKeys.has(o.key));
@@ -63,7 +69,14 @@ export async function dueRun(inv: Invocation, dryRun: boolean): Promise<RunSumma
       ? await inv.renew(secrets, { force: false, dryRun, withSecrets: true })
       : undefined;
     const rest = objects.filter((o) => !secretKeys.has(o.key));
-    summary = await handOff(inv, rest, false, 'due', { due, seeded }, report);
+    summary = await handOff(
+      inv,
+      rest,
+      false,
+      'due',
+      { due, seeded, ...(retired.length ? { retired } : {}) },
+      report,
+    );
   }
   // Certificates the deadline left during seeding have no item yet: seed again next run.
   if (seeding && !dryRun && summary.notReached === 0) await inv.stateStore().putMarker(SEEDED_MARKER, now);
@@ -88,8 +101,9 @@ async function seed(
   // A store of its own: the due run's store deletes, on save, what it loaded and the run dropped.
   const lookup = inv.stateStore();
   const known = await lookup.load(listed.map((o) => o.key));
-  const old = await new StateStore(s3StateBlob(s3, config.bucket, config.stateKey), (e) =>
-    inv.log(JSON.stringify(e)),
+  const old = await new StateStore(
+    s3StateBlob(s3, config.bucket, config.stateKey),
+    ({ level, msg, ...fields }) => inv.logger[level === 'warn' ? 'warn' : 'info'](String(msg), fields),
   ).load();
   const objects: CertificateObject[] = [];
   const imported: string[] = [];
@@ -120,17 +134,46 @@ async function seed(
     state.set(key, entry);
     objects.push({ key, tag: entry.certTag });
   }
-  inv.log(
-    JSON.stringify({
-      level: 'info',
-      msg: 'state table seeded',
-      listed: listed.length,
-      imported: writes.length,
-      renewNow: objects.length,
-      oldState: old.size > 0 ? `s3://${config.bucket}/${config.stateKey}` : null,
-    }),
-  );
+  inv.logger.info('state table seeded', {
+    listed: listed.length,
+    imported: writes.length,
+    renewNow: objects.length,
+    oldState: old.size > 0 ? `s3://${config.bucket}/${config.stateKey}` : null,
+  });
   return { objects, seeded: listed.length - known.size };
+}
+
+/**
+ * The secrets scheduled for deletion (DeleteSecret) that still have an item are retired as an S3
+ * ObjectRemoved retires a certificate: staple deleted, item removed, no failure and no backoff.
+ * A key that is also an S3 certificate is not: S3 comes first, and that certificate is still
+ * there. Retired keys leave the run's due set and state. One BatchGetItem when any secret is
+ * scheduled for deletion (and a HeadObject for one named like a certificate), none otherwise.
+ */
+async function retireDeletedSecrets(
+  inv: Invocation,
+  store: DynamoStateStore,
+  state: RunState,
+  due: CertificateObject[],
+): Promise<string[]> {
+  const deleted = await inv.deletedSecrets();
+  if (deleted.length === 0) return [];
+  const { config, s3 } = inv;
+  const notDue = deleted.filter((key) => !state.has(key));
+  const known = notDue.length ? await inv.stateStore().load(notDue) : new Map();
+  const probe = new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, [], config.naming);
+  const retired: string[] = [];
+  for (const key of deleted) {
+    if (!state.has(key) && !known.has(key)) continue;
+    if (isCertificateKey(key, config.naming) && (await probe.exists(key))) continue;
+    // The due run's own store removes what it loaded (its versions); another one the rest.
+    await inv.retire(key, state.has(key) ? store : undefined);
+    state.delete(key);
+    retired.push(key);
+  }
+  const gone = new Set(retired);
+  due.splice(0, due.length, ...due.filter((o) => !gone.has(o.key)));
+  return retired;
 }
 
 /**

@@ -1,11 +1,18 @@
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { dueRun } from './due-run.js';
 import { EventError, parseEvent } from './event.js';
 import { forceRun } from './force-run.js';
-import { invocation, type Clients, type HandlerDeps, type LambdaContext } from './invocation.js';
+import {
+  invocation,
+  type Clients,
+  type HandlerDeps,
+  type LambdaContext,
+  type Telemetry,
+} from './invocation.js';
 import { mapBatch, parseMapBatch } from './map-batch.js';
 import type { RunSummary } from './run-summary.js';
 import { isSqsEvent, uploadBatch } from './sqs-uploads.js';
+import { renewerLogger, renewerMetrics } from './telemetry.js';
 
 export type { HandlerDeps } from './invocation.js';
 export type { BatchSummary, RunSummary } from './run-summary.js';
@@ -21,7 +28,8 @@ export type { BatchSummary, RunSummary } from './run-summary.js';
  * - `"dryRun": true` with a scheduled or forced run: decide and report, write nothing.
  * Anything else is refused with a clear error (EventError) and nothing is done. The state is one
  * DynamoDB item per certificate (STATE_TABLE); every run ends with a run report object under
- * `reports/runs/`, the `"msg":"run report"` line and the EMF metrics the alarms read.
+ * `reports/runs/`, the `"message":"run report"` line and the metrics the alarms read, through
+ * Powertools Logger and Metrics.
  */
 export interface RenewerHandler {
   (event: SQSEvent, context?: LambdaContext): Promise<SQSBatchResponse>;
@@ -30,11 +38,15 @@ export interface RenewerHandler {
 
 export function createHandler(deps: HandlerDeps = {}): RenewerHandler {
   const clients: Clients = {};
+  const logger = deps.logger ?? renewerLogger((deps.env ?? process.env).METRICS_SERVICE);
+  const telemetry: Telemetry = { logger, metrics: deps.metrics ?? renewerMetrics(logger) };
   return async function handler(
     event: unknown,
     context?: LambdaContext,
   ): Promise<RunSummary | SQSBatchResponse> {
-    const inv = invocation(deps, clients, context);
+    // The request id (and function, cold start) on every line, as Powertools' injectLambdaContext.
+    if (context) logger.addContext(context as Context);
+    const inv = invocation(deps, clients, telemetry, context);
     if (isSqsEvent(event)) return uploadBatch(event, inv, context);
     const e = event as Record<string, unknown> | null | undefined;
     if (e && typeof e === 'object' && !Array.isArray(e)) {
@@ -50,6 +62,9 @@ export function createHandler(deps: HandlerDeps = {}): RenewerHandler {
   } as RenewerHandler;
 }
 
-export const handler = createHandler();
+/** Built once per container, at module scope, as the upload batch processor is (sqs-uploads.ts). */
+const entryLogger = renewerLogger();
 
-export { emfMetrics, failingWithoutStaple } from './run-output.js';
+export const handler = createHandler({ logger: entryLogger, metrics: renewerMetrics(entryLogger) });
+
+export { failingWithoutStaple } from './run-output.js';

@@ -1,3 +1,5 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -7,13 +9,19 @@ import type { Context } from 'aws-lambda';
 import { CombinedCertificateSource, keyedSource } from '../adapters/combined-source.js';
 import { DynamoStateStore } from '../adapters/dynamo-state.js';
 import { makeS3Client, S3KeyedCertificateSource, S3StapleStore } from '../adapters/s3.js';
-import { SecretsManagerCertificateSource } from '../adapters/secrets-manager.js';
+import { SecretsManagerCertificateSource, type SecretsListing } from '../adapters/secrets-manager.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { cachedDownload } from '../renew/cached-download.js';
-import type { CertificateObject, CertificateSource, RunReport, RunState, Transport } from '../renew/ports.js';
+import {
+  stapleKeyFor,
+  type CertificateObject,
+  type CertificateSource,
+  type RunReport,
+  type RunState,
+  type Transport,
+} from '../renew/ports.js';
 import { run } from '../renew/run.js';
 import { configFromEnv, ConfigError, type LambdaConfig } from './config.js';
-import { writeLogLine } from './log-line.js';
 import type { RunOutput } from './run-output.js';
 import { runOptionsFrom, timeLeftOf } from './run-options.js';
 
@@ -28,8 +36,19 @@ export interface HandlerDeps {
   secrets?: SecretsManagerClient;
   transport?: Transport;
   clock?: () => Date;
-  /** Where log lines go (JSON, one per call); every line passes writeLogLine's size cap first. */
-  log?: (line: string) => void;
+  /**
+   * The Powertools Logger and Metrics every line and metric goes through (telemetry.ts
+   * renewerLogger, renewerMetrics); the Lambda entry builds them once at module scope. Without
+   * them the handler builds its own (on stdout and stderr, as in Lambda).
+   */
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+/** The Logger and Metrics one handler writes through. */
+export interface Telemetry {
+  logger: Logger;
+  metrics: Metrics;
 }
 
 export type LambdaContext = Pick<Context, 'getRemainingTimeInMillis'> &
@@ -64,7 +83,7 @@ export interface Invocation {
   s3: S3Client;
   staples: S3StapleStore;
   clock: () => Date;
-  log: (line: string) => void;
+  logger: Logger;
   output: RunOutput;
   /** A new view of the state table (each keeps the versions it read). */
   stateStore(): DynamoStateStore;
@@ -73,6 +92,14 @@ export interface Invocation {
    * tagged with their LastChangedDate; listed once per invocation, none without the setting.
    */
   secretCertificates(): Promise<CertificateObject[]>;
+  /** The keys of the secrets scheduled for deletion, from the same listing. */
+  deletedSecrets(): Promise<string[]>;
+  /**
+   * Retires a certificate that is gone: its staple deleted, its state item removed (through
+   * `store`, the store that loaded the item, when given). What an S3 ObjectRemoved does, and what
+   * a due run does for a secret scheduled for deletion.
+   */
+  retire(key: string, store?: DynamoStateStore): Promise<void>;
   /** Renews these certificates (keys relative to the certs prefix), state in the table. */
   renew(objects: CertificateObject[], options: RenewOptions): Promise<RunReport>;
   /** Starts the state machine (STATE_MACHINE_ARN) with this input; returns the execution's ARN. */
@@ -82,13 +109,10 @@ export interface Invocation {
 export function invocation(
   deps: HandlerDeps,
   clients: Clients,
+  { logger, metrics }: Telemetry,
   context: LambdaContext | undefined,
 ): Invocation {
   const env = deps.env ?? process.env;
-  // Straight to stdout: with the Lambda's JSON log format, console.log would wrap the line in
-  // {"message": …} and CloudWatch would not see the EMF metrics' top-level _aws key.
-  const sink = deps.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
-  const log = (line: string) => writeLogLine(sink, line);
   const config = configFromEnv(env);
   const table = env.STATE_TABLE;
   if (!table) throw new ConfigError('STATE_TABLE is not set (the per-certificate state table)');
@@ -108,8 +132,10 @@ export function invocation(
         config.secretsPrefix,
       )
     : undefined;
-  let secretsListed: Promise<CertificateObject[]> | undefined;
-  const secretCertificates = () => (secretsListed ??= secretsSource?.list() ?? Promise.resolve([]));
+  let secretsListed: Promise<SecretsListing> | undefined;
+  const secretsListing = () =>
+    (secretsListed ??= secretsSource?.listing() ?? Promise.resolve({ certificates: [], deleted: [] }));
+  const secretCertificates = async () => (await secretsListing()).certificates;
 
   /**
    * Where each certificate is read: from S3, or from Secrets Manager when the key is a listed
@@ -132,18 +158,24 @@ export function invocation(
     s3,
     staples,
     clock,
-    log,
+    logger,
     output: {
       s3,
       bucket: config.bucket,
       reportsPrefix: config.reportsPrefix,
       id: context?.awsRequestId ?? randomUUID(),
       service: env.METRICS_SERVICE,
-      log,
+      logger,
+      metrics,
       now: clock,
     },
     stateStore,
     secretCertificates,
+    deletedSecrets: async () => (await secretsListing()).deleted,
+    async retire(key, store = stateStore()) {
+      await staples.delete(stapleKeyFor(key, config.naming));
+      await store.remove(key);
+    },
     async renew(objects, options) {
       const store = options.loaded?.store ?? stateStore();
       const state = options.loaded?.state ?? (await store.load(objects.map((o) => o.key)));

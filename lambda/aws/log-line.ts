@@ -4,23 +4,29 @@ export const MAX_LOG_LINE_BYTES = 200 * 1024;
 const HEAD_CHARS = 4_000;
 
 /**
- * The one function every handler log line goes through: it writes `line` to `sink`, or, when the
- * line is over MAX_LOG_LINE_BYTES, a short JSON warning with its size and first characters, so a
- * line is never split into unparseable pieces.
+ * The renewer Logger's `jsonReplacerFn` (telemetry.ts), so every line it writes passes here: at
+ * the root of a line (key ''), a line whose JSON is over MAX_LOG_LINE_BYTES is replaced by a short
+ * warning with its size and first characters, so a line is never split into unparseable pieces.
+ * What the handler logs is bounded by design (summaries, not reports); this is the guarantee.
  */
-export function writeLogLine(sink: (line: string) => void, line: string): void {
-  const bytes = Buffer.byteLength(line);
-  if (bytes <= MAX_LOG_LINE_BYTES) {
-    sink(line);
-    return;
+export function capLogLine(key: string, value: unknown): unknown {
+  if (key !== '' || typeof value !== 'object' || value === null) return value;
+  let line: string;
+  try {
+    line = JSON.stringify(value);
+  } catch {
+    return value; // Powertools' own replacer handles what plain JSON cannot (BigInt, cycles)
   }
-  sink(
-    JSON.stringify({
-      level: 'warn',
-      msg: 'log line too long; cut',
-      bytes,
-      limit: MAX_LOG_LINE_BYTES,
-      head: line.slice(0, HEAD_CHARS),
-    }),
-  );
+  const bytes = Buffer.byteLength(line);
+  if (bytes <= MAX_LOG_LINE_BYTES) return value;
+  const { timestamp, service } = value as Record<string, unknown>;
+  return {
+    level: 'WARN',
+    message: 'log line too long; cut',
+    timestamp,
+    service,
+    bytes,
+    limit: MAX_LOG_LINE_BYTES,
+    head: line.slice(0, HEAD_CHARS),
+  };
 }

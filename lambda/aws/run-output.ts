@@ -1,30 +1,35 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { errorMessage } from '../core/errors.js';
 import { jsonPieces } from '../report/json-pieces.js';
 import { runReportKey, summarise, type RunSummary } from './run-summary.js';
 import { ACTIONS, type RunReport } from '../renew/ports.js';
+import { DEFAULT_SERVICE } from './telemetry.js';
 
 /** At most this many "certificate failed" lines per run; the run report counts them all. */
 const FAILURE_LINES = 50;
 
-/** Where a finished run goes: the bucket (run report object) and the log (summary, failures, EMF). */
+/** Where a finished run goes: the bucket (run report object), the log (summary, failures), the metrics. */
 export interface RunOutput {
   s3: S3Client;
   bucket: string;
   reportsPrefix: string;
   /** The invocation's id (its first characters name the report object). */
   id: string;
-  /** EMF `Service` dimension (METRICS_SERVICE). */
+  /** The metrics' `Service` dimension (METRICS_SERVICE). */
   service: string | undefined;
-  log: (line: string) => void;
+  logger: Logger;
+  metrics: Metrics;
   now: () => Date;
 }
 
 /**
  * What every run ends with, whatever its mode: the full run report
  * object under `reports/runs/` (none when nothing was in scope), the compact summary as the
- * `"msg":"run report"` line (with `extra` fields), one "certificate failed" line per failure (a
- * bounded number), and the EMF metrics line the alarms read. Returns the summary (with `extra`).
+ * `"message":"run report"` line (with `extra` fields), one "certificate failed" line per failure (a
+ * bounded number), and the metrics the alarms read (one EMF document). Returns the summary (with
+ * `extra`).
  */
 export async function publishRun(
   report: RunReport,
@@ -40,35 +45,20 @@ export async function publishRun(
         out.bucket,
         runReportKey(out.reportsPrefix, report.startedAt, out.id),
         report,
-        out.log,
+        out.logger,
       );
   // The extra fields (a due run's counts, an execution…) are part of the summary: what is
-  // logged is what is returned.
+  // logged is what is returned (but for a null, such as `report`, which Powertools leaves out).
   const summary: RunSummary = { ...summarise(report, mode, location), ...extra };
-  out.log(JSON.stringify(logLine(summary)));
+  // A warning when something failed or is revoked.
+  const warn = summary.counts.failed > 0 || summary.revoked > 0;
+  out.logger[warn ? 'warn' : 'info']('run report', { ...summary });
   // One line per failing certificate (the dashboard's "last failures" query), a bounded number.
   for (const r of report.results.filter((x) => x.action === 'failed').slice(0, FAILURE_LINES)) {
-    out.log(
-      JSON.stringify({
-        level: 'warn',
-        msg: 'certificate failed',
-        certificate: r.key,
-        stage: r.stage,
-        reason: r.reason,
-      }),
-    );
+    out.logger.warn('certificate failed', { certificate: r.key, stage: r.stage, reason: r.reason });
   }
-  out.log(JSON.stringify(emfMetrics(report, out.now(), out.service)));
+  publishMetrics(out.metrics, report, out.now(), out.service);
   return summary;
-}
-
-/** The summary as its log line: `"msg":"run report"`, a warning when something failed or is revoked. */
-function logLine(summary: RunSummary) {
-  return {
-    level: summary.counts.failed > 0 || summary.revoked > 0 ? 'warn' : 'info',
-    msg: 'run report',
-    ...summary,
-  };
 }
 
 /**
@@ -81,7 +71,7 @@ async function writeRunReport(
   bucket: string,
   key: string,
   report: RunReport,
-  log: (line: string) => void,
+  logger: Logger,
 ): Promise<string | null> {
   try {
     await s3.send(
@@ -94,14 +84,7 @@ async function writeRunReport(
     );
     return `s3://${bucket}/${key}`;
   } catch (err) {
-    log(
-      JSON.stringify({
-        level: 'warn',
-        msg: 'cannot write the run report',
-        key: `s3://${bucket}/${key}`,
-        error: errorMessage(err),
-      }),
-    );
+    logger.warn('cannot write the run report', { key: `s3://${bucket}/${key}`, error: errorMessage(err) });
     return null;
   }
 }
@@ -114,41 +97,53 @@ export function runReportPieces(report: RunReport): Buffer[] {
   return Array.from(jsonPieces(report), (piece) => Buffer.from(piece));
 }
 
+/** One metric of a run: its name, its unit and its value. */
+export interface RunMetric {
+  name: string;
+  unit: (typeof MetricUnit)[keyof typeof MetricUnit];
+  value: number;
+}
+
 /**
- * CloudWatch Embedded Metric Format: the log line is also the metric. `Renewed` is the heartbeat
- * (the NoRun alarm counts its samples), so a dry run, which renews nothing, does not emit it.
- * `FailingWithoutStaple` counts failing certificates that have no valid staple to fall back on (a
- * first staple never obtained, or one that lapsed): they give no LeastValidityHours sample.
+ * A run's metrics, as the alarms read them. `Renewed` is the heartbeat (the NoRun alarm counts its
+ * samples), so a dry run, which renews nothing, does not emit it. `FailingWithoutStaple` counts
+ * failing certificates that have no valid staple to fall back on (a first staple never obtained,
+ * or one that lapsed): they give no LeastValidityHours sample.
  */
-export function emfMetrics(report: RunReport, now: Date, service = 'ocsp-renewer') {
-  const metrics: Record<string, number> = {
-    ...(report.dryRun ? {} : { Renewed: report.counts.renewed }),
-    Failed: report.counts.failed,
-    FailingWithoutStaple: failingWithoutStaple(report, now),
-    Skipped: report.counts.skipped,
-    Revoked: report.revoked,
-    NotReached: report.notReached.length,
-  };
-  if (report.leastValidityHours !== undefined) {
-    metrics.LeastValidityHours = Math.round(report.leastValidityHours * 100) / 100;
-  }
-  return {
-    _aws: {
-      Timestamp: now.getTime(),
-      CloudWatchMetrics: [
-        {
-          Namespace: 'OcspRenewer',
-          Dimensions: [['Service']],
-          Metrics: Object.keys(metrics).map((Name) => ({
-            Name,
-            Unit: Name === 'LeastValidityHours' ? 'None' : 'Count',
-          })),
-        },
-      ],
-    },
-    Service: service,
-    ...metrics,
-  };
+export function runMetrics(report: RunReport, now: Date): RunMetric[] {
+  const count = (name: string, value: number) => ({ name, unit: MetricUnit.Count, value });
+  return [
+    ...(report.dryRun ? [] : [count('Renewed', report.counts.renewed)]),
+    count('Failed', report.counts.failed),
+    count('FailingWithoutStaple', failingWithoutStaple(report, now)),
+    count('Skipped', report.counts.skipped),
+    count('Revoked', report.revoked),
+    count('NotReached', report.notReached.length),
+    ...(report.leastValidityHours === undefined
+      ? []
+      : [
+          {
+            name: 'LeastValidityHours',
+            unit: MetricUnit.NoUnit,
+            value: Math.round(report.leastValidityHours * 100) / 100,
+          },
+        ]),
+  ];
+}
+
+/**
+ * Writes a run's metrics through Powertools as one CloudWatch Embedded Metric Format document
+ * (the log line is also the metric): namespace OcspRenewer, dimension set exactly [Service]
+ * (`service`, default DEFAULT_SERVICE; renewerMetrics took Powertools' lowercase `service` default
+ * dimension away), timestamped `now` — the run's clock, not the machine's. Synchronous from the
+ * first call to the flush, so runs sharing the instance never mix their metrics.
+ */
+export function publishMetrics(metrics: Metrics, report: RunReport, now: Date, service?: string): void {
+  const values = runMetrics(report, now);
+  metrics.setTimestamp(now);
+  metrics.addDimension('Service', service || DEFAULT_SERVICE);
+  for (const m of values) metrics.addMetric(m.name, m.unit, m.value);
+  metrics.publishStoredMetrics();
 }
 
 /** Failing certificates with no staple valid at `now` (a forced key naming no certificate aside). */

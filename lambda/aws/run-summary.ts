@@ -44,6 +44,8 @@ export interface RunSummary {
   due?: number;
   /** The first due run over a table: certificates that got their first item. */
   seeded?: number;
+  /** A due run: secrets scheduled for deletion whose staple and state item it retired. */
+  retired?: string[];
   /** A run handed to the state machine: its manifest (if any), execution and result files. */
   manifest?: string;
   execution?: string;
@@ -87,14 +89,14 @@ export async function readRunReport(s3: S3Client, location: string): Promise<Run
 }
 
 /**
- * What an upload batch logs beside its run summary (`"msg":"upload batch"`): counts, the first
+ * What an upload batch logs beside its run summary (`"message":"upload batch"`): counts, the first
  * failures, the keys not reached and the certificates retired, never every row.
  */
 export interface BatchSummary {
   counts: RunReport['counts'];
   revoked: number;
-  /** The first SUMMARY_FAILURES failures; `counts.failed` has them all. */
-  failures: { name: string; stage?: string; reason: string }[];
+  /** The first SUMMARY_FAILURES failures, by certificate `key`; `counts.failed` has them all. */
+  failures: { key: string; stage?: string; reason: string }[];
   notReached: string[];
   /** Certificates whose removal retired their staple and state. */
   retired: string[];
@@ -106,7 +108,7 @@ export function batchSummary(report: RunReport | undefined, retired: string[]): 
     counts,
     revoked: report?.revoked ?? 0,
     failures: firstFailures(report?.results ?? []).map((r) => ({
-      name: r.key,
+      key: r.key,
       ...(r.stage ? { stage: r.stage } : {}),
       reason: r.reason,
     })),

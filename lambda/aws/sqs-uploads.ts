@@ -1,7 +1,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { S3KeyedCertificateSource } from '../adapters/s3.js';
-import { ISSUER_SIBLING_SUFFIX, isCertificateKey, stapleKeyFor, type RunReport } from '../renew/ports.js';
+import { ISSUER_SIBLING_SUFFIX, isCertificateKey, type RunReport } from '../renew/ports.js';
 import { EventError } from './event.js';
 import type { Invocation, LambdaContext } from './invocation.js';
 import { mergeReports, publishRun } from './run-output.js';
@@ -57,15 +57,11 @@ export async function uploadBatch(
   });
   const summary = mergeBatchSummaries(summaries);
   const warn = summary.counts.failed > 0 || summary.revoked > 0 || summary.notReached.length > 0;
-  inv.log(
-    JSON.stringify({
-      level: warn ? 'warn' : 'info',
-      msg: 'upload batch',
-      records: event.Records.length,
-      ...summary,
-      batchItemFailures: response.batchItemFailures.length,
-    }),
-  );
+  inv.logger[warn ? 'warn' : 'info']('upload batch', {
+    records: event.Records.length,
+    ...summary,
+    batchItemFailures: response.batchItemFailures.length,
+  });
   await publishRun(mergeReports(reports, inv.clock()), 'upload', inv.output, {
     records: event.Records.length,
   });
@@ -116,8 +112,7 @@ async function handleUpload(record: SQSRecord, inv: Invocation, reports: RunRepo
   const retired: string[] = [];
   for (const key of removed) {
     if (created.has(key) || (await probe.exists(key))) continue; // uploaded again since
-    await inv.staples.delete(stapleKeyFor(key, config.naming));
-    await inv.stateStore().remove(key);
+    await inv.retire(key);
     retired.push(key);
   }
   const objects = [...created].map(([key, tag]) => ({ key, tag: tag && `"${tag}"` }));

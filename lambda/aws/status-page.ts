@@ -21,7 +21,7 @@ export const STATUS_PAGE_MARKER = 'status-page';
  * it is logged, never a failed run.
  */
 export async function writeStatusPage(inv: Invocation): Promise<boolean> {
-  const { config, s3, log } = inv;
+  const { config, s3, logger } = inv;
   const key = config.statusPageKey;
   if (!key) return false;
   try {
@@ -46,9 +46,7 @@ export async function writeStatusPage(inv: Invocation): Promise<boolean> {
     await inv.stateStore().putMarker(STATUS_PAGE_MARKER, now);
     return true;
   } catch (err) {
-    log(
-      JSON.stringify({ level: 'warn', msg: 'cannot write the status page', key, error: errorMessage(err) }),
-    );
+    logger.warn('cannot write the status page', { key, error: errorMessage(err) });
     return false;
   }
 }

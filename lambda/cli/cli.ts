@@ -1,4 +1,5 @@
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, fileErrorMessage } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 import { SettingError } from '../renew/settings.js';
 import { EXIT, STDIO, version, type CliIo } from './command-io.js';
 import { fetchCommand } from './fetch.js';
@@ -61,6 +62,7 @@ export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
     }
     return await command.run(values, positionals);
   } catch (err) {
+    // A message may quote a name, a URL or a certificate's field: one line, whatever they hold.
     if (
       err instanceof UsageError ||
       err instanceof SettingError ||
@@ -69,14 +71,16 @@ export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
       const helpFor = list.some((c) => c.name === name)
         ? `ocsp-renewer ${name} --help`
         : 'ocsp-renewer --help';
-      io.err(`ocsp-renewer: ${errorMessage(err)}\nRun "${helpFor}" for usage.`);
+      io.err(`ocsp-renewer: ${printable(errorMessage(err))}\nRun "${helpFor}" for usage.`);
       return EXIT.usage;
     }
     if (err instanceof LockBusyError) {
-      io.err(`ocsp-renewer: ${errorMessage(err)}`);
+      io.err(`ocsp-renewer: ${printable(errorMessage(err))}`);
       return EXIT.locked;
     }
-    io.err(`ocsp-renewer: ${errorMessage(err)}`);
+    // The last backstop: whatever no command caught is said in words (a file-system error with
+    // its path and what was being done), never a library's message or a stack trace. Exit 1.
+    io.err(`ocsp-renewer: ${printable(fileErrorMessage(err))}`);
     return EXIT.failed;
   }
 }

@@ -1,5 +1,6 @@
 import { run, type RunDeps, type RunOptions } from '../renew/run.js';
 import { errorMessage } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 import type { RunReport } from '../renew/ports.js';
 
 interface DaemonOptions {
@@ -63,7 +64,7 @@ export async function runDaemon(deps: RunDeps, options: RunOptions, daemon: Daem
         daemon.log(`next check ${new Date(until).toISOString()}`);
         await sleepUntil(until, state, deps, daemon);
       } catch (err) {
-        daemon.log(`run failed: ${errorMessage(err)}; retrying in ${daemon.watchIntervalMs} ms`);
+        daemon.log(`run failed: ${printable(errorMessage(err))}; retrying in ${daemon.watchIntervalMs} ms`);
         await sleepUntil(deps.clock().getTime() + daemon.watchIntervalMs, state, deps, daemon);
       }
     }

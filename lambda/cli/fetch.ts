@@ -3,6 +3,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../adapters/filesystem.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { errorMessage } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 import { resolveIssuer } from '../renew/issuer.js';
 import { MAX_OCSP_URLS, queryResponders } from '../renew/ocsp-query.js';
 import { explainStaple, formatExplanation } from '../report/explain.js';
@@ -62,14 +63,15 @@ async function fetchOnce(file: string, values: FlagValues, io: CliIo): Promise<n
       io.out(
         values.json
           ? JSON.stringify({ url, ...explanation }, null, 2)
-          : `url:             ${url}\n${formatExplanation(explanation)}`,
+          : `url:             ${printable(url)}\n${formatExplanation(explanation)}`,
       );
     },
   });
   if (!valid) {
     io.err(
       [
-        ...attempts.map((a) => `${a.stage} ${a.url}: ${a.verdict.errors.join('; ')}`),
+        // The URLs and the responders' words come from outside: one line per attempt.
+        ...attempts.map((a) => printable(`${a.stage} ${a.url}: ${a.verdict.errors.join('; ')}`)),
         ...(notTried.length
           ? [`skipped ${notTried.length} more OCSP URL(s): at most ${MAX_OCSP_URLS} are tried`]
           : []),
@@ -77,6 +79,10 @@ async function fetchOnce(file: string, values: FlagValues, io: CliIo): Promise<n
     );
     return EXIT.failed;
   }
-  if (out !== undefined) await writeFileAtomic(path.resolve(out), valid.der);
+  if (out !== undefined) {
+    await writeFileAtomic(path.resolve(out), valid.der).catch((err: unknown) => {
+      throw new Error(`fetch --out ${out}: cannot write the staple: ${errorMessage(err)}`, { cause: err });
+    });
+  }
   return valid.verdict.certStatus === 'good' ? EXIT.ok : EXIT.notGood;
 }

@@ -1,5 +1,6 @@
 import { parseCertificates } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 import { judgeStaple } from '../core/validate.js';
 import { type Verdict } from '../core/verdict.js';
 import { resolveIssuer } from '../renew/issuer.js';
@@ -67,7 +68,7 @@ async function inspect(file: string, values: FlagValues, io: CliIo): Promise<num
       : `parse ${file}: not an OCSP response: ${parseError}`;
     const unparsed = explainStaple(undefined, { ...verdict, errors: [message] });
     if (values.json) io.out(JSON.stringify(unparsed, null, 2));
-    else io.err(message);
+    else io.err(printable(message));
     return EXIT.failed;
   }
   const explanation = explainStaple(parsed, verdict);

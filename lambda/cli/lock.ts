@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { errorMessage } from '../core/errors.js';
 
 /** Another live process holds the lock (exit 75, EX_TEMPFAIL, like the pull script). */
 export class LockBusyError extends Error {
@@ -27,14 +28,19 @@ export const EMPTY_LOCK_STALE_MS = 5_000;
  * the create and the write). The caller releases it; a crash leaves a stale lock the next run takes.
  */
 export async function acquireLock(file: string, waitMs: number, pollMs = 100): Promise<Lock> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+    throw lockError(file, `cannot create its directory ${path.dirname(file)}`, err);
+  });
   const deadline = Date.now() + waitMs;
   const me = `${process.pid} ${os.hostname()}\n`;
   for (;;) {
     try {
       const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      await handle.writeFile(me);
-      await handle.close();
+      try {
+        await handle.writeFile(me);
+      } finally {
+        await handle.close();
+      }
       return {
         file,
         release: async () => {
@@ -43,10 +49,14 @@ export async function acquireLock(file: string, waitMs: number, pollMs = 100): P
         },
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw lockError(file, 'cannot create it', err);
     }
-    const held = await readFile(file, 'utf8').catch(() => undefined);
-    if (held === undefined) continue; // released between our open and our read
+    const held = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined; // released between our open and our read
+      // A directory (or anything unreadable) where the lock goes: waiting would never end.
+      throw lockError(file, 'cannot read it', err);
+    });
+    if (held === undefined) continue;
     const [pid, host] = held.trim().split(' ');
     if (held === '' && (await emptyAndOlderThan(file, EMPTY_LOCK_STALE_MS))) {
       await unlink(file).catch(() => {});
@@ -68,6 +78,15 @@ export async function acquireLock(file: string, waitMs: number, pollMs = 100): P
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** The lock could not be taken for a reason other than another run: said with its path and a way out. */
+function lockError(file: string, doing: string, err: unknown): Error {
+  return new Error(
+    `cannot take the lock ${file}: ${doing}: ${errorMessage(err)} (the lock lives under ` +
+      '$XDG_STATE_HOME/ocsp-renewer, default ~/.local/state/ocsp-renewer)',
+    { cause: err },
+  );
 }
 
 /** Whether `file` is still empty and was last written more than `ms` ago. */

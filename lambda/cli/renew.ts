@@ -155,6 +155,11 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
   if (!/^[a-z0-9]+:\/\//i.test(certsAt) && !(await stat(certsAt).catch(() => undefined))) {
     throw new Error(`renew --certs ${certsAt}: no such file or directory`);
   }
+  // Staples cannot go into a file: said once, before the lock, not as every write's failure.
+  const staplesInfo = staplesAt.includes('://') ? undefined : await stat(staplesAt).catch(() => undefined);
+  if (staplesInfo && !staplesInfo.isDirectory()) {
+    throw new Error(`renew --staples ${staplesAt}: not a directory`);
+  }
   // Two runs on the same staples never interleave: the second waits --lock-wait, then exits 75.
   // Taken before the state is read, so the second run sees what the first one saved.
   const lock = dryRun ? undefined : await acquireLock(lockFileFor(staplesAt), lockWaitMs);

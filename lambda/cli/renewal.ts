@@ -3,8 +3,9 @@ import { FsStapleStore } from '../adapters/filesystem.js';
 import { responderPolicyOf } from '../adapters/http.js';
 import { fileStateBlob, StateStore } from '../adapters/state-store.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, fileErrorMessage } from '../core/errors.js';
 import { plural } from '../core/plural.js';
+import { printable } from '../core/printable.js';
 import { cachedDownload } from '../renew/cached-download.js';
 import type { RunReport, RunState } from '../renew/ports.js';
 import { run, type RunDeps, type RunOptions } from '../renew/run.js';
@@ -164,8 +165,12 @@ async function sweep(r: Renewal): Promise<void> {
   const { store } = r.deps;
   if (r.dryRun || !(store instanceof FsStapleStore)) return;
   await store.removeStaleTempFiles(new Date()).then(
-    (removed) => removed.forEach((file) => r.io.err(`ocsp-renewer: removed stale temp file ${file}`)),
-    (err: unknown) => r.io.err(`ocsp-renewer: cannot remove stale temp files: ${errorMessage(err)}`),
+    (removed) =>
+      removed.forEach((file) => r.io.err(`ocsp-renewer: removed stale temp file ${printable(file)}`)),
+    (err: unknown) =>
+      r.io.err(
+        `ocsp-renewer: cannot remove stale temp files under ${r.job.staplesAt}: ${fileErrorMessage(err)}`,
+      ),
   );
 }
 
@@ -192,7 +197,9 @@ async function reloadAfter(r: Renewal, report: RunReport, log: (line: string) =>
   const pending = await pendingReload.load();
   const staples = [...new Set([...(pending?.staples ?? []), ...renewed])].sort();
   if (staples.length === 0) return true;
-  if (pending) log(`reload pending since ${pending.since} (${pending.lastError ?? 'failed'}): retrying`);
+  if (pending) {
+    log(printable(`reload pending since ${pending.since} (${pending.lastError ?? 'failed'}): retrying`));
+  }
   const result = await runReload(
     reloadCommand,
     {
@@ -211,7 +218,9 @@ async function reloadAfter(r: Renewal, report: RunReport, log: (line: string) =>
   log(`reload command failed (${result.reason}): ${reloadCommand}; will retry on the next run`);
   await pendingReload
     .save({ staples, since: pending?.since ?? new Date().toISOString(), lastError: result.reason })
-    .catch((err: unknown) => log(`cannot record the pending reload: ${errorMessage(err)}`));
+    .catch((err: unknown) =>
+      log(`cannot record the pending reload in ${pendingReload.file}: ${errorMessage(err)}`),
+    );
   return false;
 }
 

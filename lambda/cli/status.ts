@@ -7,6 +7,7 @@ import { filesUnder, resolveInside, writeFileAtomic } from '../adapters/filesyst
 import { fileStateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 import {
   buildStatus,
   DEFAULT_WARN_HOURS,
@@ -58,8 +59,8 @@ The JSON, field by field: ${JSON_FORMATS_DOC}`,
       {
         name: 'state',
         type: 'string',
-        arg: 'file|s3://bucket/key|none',
-        help: "the renewer's state (default: renew's default state file for this location; for s3:// without one, s3://<bucket>/state/state.json)",
+        arg: 'file|s3://bucket/key|dynamodb:table|none',
+        help: "the renewer's state (default: renew's default state file for this location); dynamodb:<table> reads a deployed stack's state table (stack output StateTableName)",
       },
       {
         name: 'warn-hours',
@@ -123,8 +124,30 @@ async function status(
 async function loadState(blob: StateBlob | undefined, io: StatusIo): Promise<RunState> {
   if (!blob) return new Map();
   return new StateStore(blob, (e) =>
-    io.err(`ocsp-renewer: ${String(e.msg)} (${String(e.state)}): ${String(e.error)}`),
+    // The error may quote the state's own keys and values: one line, whatever they hold.
+    io.err(`ocsp-renewer: ${printable(`${String(e.msg)} (${String(e.state)}): ${String(e.error)}`)}`),
   ).load();
+}
+
+/** A DynamoDB table's name (3–255 of `[A-Za-z0-9_.-]`) or its ARN, as the SDK takes either. */
+const TABLE =
+  /^(?:[A-Za-z0-9_.-]{3,255}|arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/[A-Za-z0-9_.-]{3,255})$/;
+
+/**
+ * `--state`: `dynamodb:<table>` (a deployed stack's state table, read with a Scan), else a state
+ * blob (file, `s3://bucket/key`) or `none`. The AWS SDK is loaded for the remote ones only.
+ */
+async function stateFor(where: string, io: StatusIo): Promise<RunState> {
+  if (!where.startsWith('dynamodb:')) return loadState(await stateBlobFor(where), io);
+  const table = where.slice('dynamodb:'.length);
+  if (!TABLE.test(table))
+    throw new UsageError(`--state: expected dynamodb:<table name or ARN>, got ${where}`);
+  const { readStateTable } = await import('../adapters/dynamo-state.js');
+  try {
+    return await readStateTable(table);
+  } catch (err) {
+    throw new Error(`status: cannot read the state table ${table}: ${errorMessage(err)}`);
+  }
 }
 
 /** `--state`: a file, `s3://bucket/key` (the AWS SDK loaded for that one only) or `none`. */
@@ -154,7 +177,7 @@ async function dirEntries(
   if (!info?.isDirectory()) throw new Error(`status: ${dir} is not a directory`);
   // The renewer's own walk (filesUnder): never into a symlinked directory.
   const files = (await filesUnder(dir)).filter((f) => !f.split('/').some((part) => part.startsWith('.')));
-  const state = await loadState(await stateBlobFor(stateAt), io);
+  const state = await stateFor(stateAt, io);
   const certKeys = new Set(files.filter((f) => isCertificateKey(f, naming)));
   const stapleKeys = new Set(files.filter((f) => f.endsWith(naming.stapleExtension)));
   const names = [...new Set([...certKeys, ...state.keys()])];
@@ -235,18 +258,13 @@ async function s3Entries(
   defaultStateFile: (staplesAt: string) => string,
 ): Promise<StatusEntry[]> {
   // The AWS SDK is loaded here, for an s3:// location only: status over a directory never pays for it.
-  const { getObject, listObjects, makeS3Client, parseS3Url, s3StateBlob } = await import('../adapters/s3.js');
+  const { getObject, listObjects, makeS3Client, parseS3Url } = await import('../adapters/s3.js');
   const { bucket, prefix } = parseS3Url(location);
   const s3 = makeS3Client();
-  let state: RunState;
-  if (stateOption !== undefined) state = await loadState(await stateBlobFor(stateOption), io);
-  else {
-    // The CLI's own state for this location if it has one, else the Lambda's (state/state.json).
-    const local = fileStateBlob(defaultStateFile(location));
-    state = (await local.read())
-      ? await loadState(local, io)
-      : await loadState(s3StateBlob(s3, bucket, 'state/state.json'), io);
-  }
+  // The CLI's own state for this location when it has one. Never the old design's
+  // state/state.json: the deployed stack keeps its state in its table (--state dynamodb:<table>),
+  // and a state.json left behind by the old design is stale.
+  const state = await stateFor(stateOption ?? defaultStateFile(location), io);
   let listed: Map<string, string>;
   try {
     listed = await listObjects(s3, bucket, prefix);

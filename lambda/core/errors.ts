@@ -27,8 +27,90 @@ export class RenewError extends Error {
   }
 }
 
-/** Narrows anything thrown to a readable message. */
+/**
+ * The file-system errors a command or a run can meet, in plain words. Node's own message
+ * (`ENOTDIR: not a directory, open '/etc/ssl/ocsp/.a.ocsp.tmp-3f…'`) names a system call and
+ * perhaps a temp file; whoever catches one names the path and what it was doing.
+ */
+const FILE_ERROR_WORDS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'it is a directory, where a file is expected',
+  ENOTDIR: 'not a directory (a part of the path is a file)',
+  ELOOP: 'too many levels of symbolic links',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exceeded',
+  EMFILE: 'too many open files in this process (see ulimit -n)',
+  ENFILE: 'too many open files on this system',
+  ENAMETOOLONG: 'the name is too long',
+  EIO: 'an input/output error on the device',
+};
+
+/** Node's error for a system call: `code` (`ENOENT`…), `syscall` (`open`…), the path(s) it was given. */
+export interface SystemError {
+  code: string;
+  syscall: string;
+  path?: string;
+  dest?: string;
+}
+
+function isSystemError(err: unknown): err is SystemError {
+  const e = err as Partial<SystemError> | null | undefined;
+  return typeof e?.code === 'string' && typeof e.syscall === 'string';
+}
+
+/**
+ * A file-system error (one of FILE_ERROR_WORDS, from a file system call) in plain words, else
+ * undefined.
+ * @example fileErrorReason(enotdir) === 'not a directory (a part of the path is a file)'
+ */
+export function fileErrorReason(err: unknown): string | undefined {
+  if (!isSystemError(err) || err.syscall.startsWith('spawn')) return undefined;
+  return Object.hasOwn(FILE_ERROR_WORDS, err.code) ? FILE_ERROR_WORDS[err.code] : undefined;
+}
+
+/** What a system call was doing, as the fallback message says it. */
+const SYSCALL_WORDS: Readonly<Record<string, string>> = {
+  open: 'open',
+  read: 'read',
+  write: 'write',
+  mkdir: 'create the directory',
+  scandir: 'list the directory',
+  opendir: 'list the directory',
+  rename: 'rename',
+  link: 'link',
+  unlink: 'remove',
+  rmdir: 'remove the directory',
+  stat: 'look at',
+  lstat: 'look at',
+  realpath: 'resolve',
+  readlink: 'resolve',
+  chmod: 'change the mode of',
+  fsync: 'flush',
+};
+
+/**
+ * errorMessage, naming the path and what was being done for a file-system error, for a caller
+ * that cannot know which file failed (a walk, the command's last backstop):
+ * `cannot create the directory /x/y: not a directory (a part of the path is a file)`.
+ */
+export function fileErrorMessage(err: unknown): string {
+  const reason = fileErrorReason(err);
+  if (reason === undefined || !isSystemError(err) || err.path === undefined) return errorMessage(err);
+  const doing = SYSCALL_WORDS[err.syscall] ?? err.syscall;
+  return `cannot ${doing} ${err.path}${err.dest ? ` as ${err.dest}` : ''}: ${reason}`;
+}
+
+/**
+ * Narrows anything thrown to a readable message: a file-system error in plain words
+ * (fileErrorReason; the caller names the path and the stage), anything else its message. Never a
+ * stack trace.
+ */
 export function errorMessage(err: unknown): string {
+  const reason = fileErrorReason(err);
+  if (reason !== undefined) return reason;
   if (err instanceof Error) return err.message;
   return String(err);
 }

@@ -1,6 +1,7 @@
 import type { Certificate } from '../core/certificate.js';
 import type { HashName } from '../core/der.js';
 import { DeadlineError, errorMessage, RenewError } from '../core/errors.js';
+import { compareKeys } from '../core/key-order.js';
 import { DEFAULT_POLICY, type RefreshPolicy } from '../core/refresh-policy.js';
 import type { OnRevoked } from '../core/replace.js';
 import { ValidationCache } from '../core/responder.js';
@@ -146,7 +147,7 @@ export async function run(deps: RunDeps, options: RunOptions = {}): Promise<RunR
   );
   const results = rows.filter((r): r is ReportRow => r !== undefined);
   // Queued certificates may be left in any order: report them sorted, as the listing is.
-  notReached.sort((a, b) => a.localeCompare(b));
+  notReached.sort(compareKeys);
   return reportOf(startedAt, deps.clock(), options.dryRun === true, results, notReached);
 }
 
@@ -226,7 +227,7 @@ async function listCertificates(
     const listed = new Set(objects.map((o) => o.key));
     for (const key of state.keys()) if (!listed.has(key)) state.delete(key);
   } else objects = objects.filter((o) => only(o.key));
-  return { objects: objects.sort((a, b) => a.key.localeCompare(b.key)), refused };
+  return { objects: objects.sort((a, b) => compareKeys(a.key, b.key)), refused };
 }
 
 async function listStaples(store: StapleStore): Promise<Map<string, string>> {

@@ -58,6 +58,11 @@ export function explainStaple(parsed: ParsedResponse | undefined, verdict: Verdi
   };
 }
 
+/**
+ * The explanation as text, one `label: value` line per field. Names, URLs and errors come from
+ * a certificate or a response: every line is `printable`, so a name holding a line break shows it
+ * escaped and cannot forge a line.
+ */
 export function formatExplanation(e: StapleExplanation): string {
   const lines = [`valid:           ${e.valid ? 'yes' : 'NO'}`, `responseStatus:  ${e.responseStatus}`];
   if (e.producedAt) lines.push(`producedAt:      ${e.producedAt}`);
@@ -80,7 +85,7 @@ export function formatExplanation(e: StapleExplanation): string {
   }
   if (e.code) lines.push(`code:            ${e.code}`);
   for (const err of e.errors) lines.push(`error:           ${err}`);
-  return lines.join('\n');
+  return lines.map(printable).join('\n');
 }
 
 /** The run report as a table for people; `--json` prints the report itself. */

@@ -9,7 +9,9 @@
  * `openssl s_client -status` shows that a client receives a successful, good OCSP response.
  * Then the upload queue's path in-process: the same uploads as SQS-shaped S3 events to the
  * handler, and two `{"mode":"due"}` runs (now: nothing due; 20 hours later: the due ones renewed
- * inline).
+ * inline). Last, "force all": `{"mode":"force"}` to the handler, whose StartExecution runs the
+ * synthesized state machine (parent and children, test/helpers/local-state-machine.ts) with the
+ * same handler as its Lambda tasks.
  * Everything is torn down at the end, and the exit code says whether it all worked.
  */
 import type { SQSEvent } from 'aws-lambda';
@@ -20,16 +22,20 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { plural } from '../../lambda/core/plural.js';
 import { formatRunReport } from '../../lambda/report/explain.js';
 import { createHandler, type RunSummary } from '../../lambda/aws/handler.js';
 import { stateTableDefinition } from '../../lambda/adapters/dynamo-state.js';
 import { startDynalite } from '../helpers/dynalite.js';
+import { startLocalStepFunctions, synthesizedStateMachine } from '../helpers/local-state-machine.js';
 import { readRunReport } from '../../lambda/aws/run-summary.js';
 import { startDelegatedResponder } from '../helpers/openssl-responder.js';
 import { freePort, makeTestPki } from '../helpers/pki.js';
 import { startS3Server } from '../helpers/s3-server.js';
 import { sClient, sServerArgs, track } from '../helpers/processes.js';
+import { recorded, silentTelemetry } from '../helpers/lambda-output.js';
 
 const exec = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -42,6 +48,8 @@ export interface DemoResult {
   clientStatus: string;
   /** The fleet path: uploads as SQS batches to the worker, then scheduled due runs. */
   fleet: { uploadRenewed: number; dueNow: number; dueLater: number; dueRenewed: number };
+  /** `{"mode":"force"}`: the execution it started, the map's children and what they renewed. */
+  forced: { input: string; children: number; renewed: number; failed: number };
   seconds: number;
 }
 
@@ -97,7 +105,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       STATE_TABLE: 'ocsp-demo',
       OCSP_RENEWER_ALLOW_PRIVATE_RESPONDERS: '1', // the demo responder is on loopback
     };
-    const handler = createHandler({ env, s3: client, dynamodb: ddb, log: () => undefined });
+    const handler = createHandler({ env, s3: client, dynamodb: ddb, ...silentTelemetry() });
     const summary = await handler({ mode: 'scheduled' });
     // The handler returns a summary; the full run report is an object in the bucket.
     say(`run report: ${summary.report}`);
@@ -177,7 +185,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       STATE_TABLE: 'ocsp-demo-state',
     };
     const worker = (clock: () => Date) =>
-      createHandler({ env: fleetEnv, s3: client, dynamodb: ddb, clock, log: () => undefined });
+      createHandler({ env: fleetEnv, s3: client, dynamodb: ddb, clock, ...silentTelemetry() });
     // What the upload queue hands the worker: S3 notifications, one per SQS record.
     const records = uploads.map(([key], i) => ({
       messageId: `m${i}`,
@@ -198,15 +206,13 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       awsRegion: 'demo',
     }));
     const uploadLog: string[] = [];
-    const uploadResponse = (await createHandler({
-      env: fleetEnv,
-      s3: client,
-      dynamodb: ddb,
-      log: (line) => uploadLog.push(line),
-    })({ Records: records } as SQSEvent)) as { batchItemFailures: unknown[] };
+    const uploadResponse = (await recorded(
+      createHandler({ env: fleetEnv, s3: client, dynamodb: ddb }),
+      (line) => uploadLog.push(line),
+    )({ Records: records } as SQSEvent)) as { batchItemFailures: unknown[] };
     const uploadLine = uploadLog
-      .map((l) => JSON.parse(l) as { msg?: string; counts?: { renewed: number } })
-      .find((l) => l.msg === 'run report');
+      .map((l) => JSON.parse(l) as { message?: string; counts?: { renewed: number } })
+      .find((l) => l.message === 'run report');
     const uploadRenewed = uploadLine?.counts?.renewed ?? 0;
     say(
       `upload batch of ${records.length} SQS records: ${uploadRenewed} renewed, ${uploadResponse.batchItemFailures.length} records failed`,
@@ -229,11 +235,17 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       dueRenewed: dueLater.counts.renewed,
     };
 
+    step('forcing every certificate through the state machine: {"mode":"force"} (ForceAllCommand)');
+    const forced = await forceAll(env, BUCKET, client, ddb, cleanups, say);
+
     const ok =
       fleet.uploadRenewed >= 3 &&
       fleet.dueNow === 0 &&
       fleet.dueLater >= 3 &&
       fleet.dueRenewed === fleet.dueLater &&
+      forced.children >= 1 &&
+      forced.renewed === report.counts.renewed &&
+      forced.failed === 0 &&
       report.counts.renewed >= 3 &&
       installed.includes('web/good.ocsp') &&
       !installed.includes('mail/revoked.ocsp') &&
@@ -248,6 +260,7 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
         `pull script installed: ${installed.join(', ') || 'nothing'} (the revoked staple was kept out)`,
         `TLS client received a stapled OCSP response: ${responseStatus}, ${certStatus}`,
         `queue and due runs: ${fleet.uploadRenewed} renewed from uploads; due runs: ${fleet.dueNow} due now, ${fleet.dueRenewed} of ${fleet.dueLater} renewed 20 h later`,
+        `force all: ${forced.renewed} renewed by ${plural(forced.children, 'map child', 'map children')} of the state machine`,
         `${ok ? 'DEMO OK' : 'DEMO FAILED'} in ${seconds.toFixed(1)} s`,
       ].join('\n'),
     );
@@ -257,11 +270,56 @@ export async function runDemo(say: (line: string) => void = console.log): Promis
       installed,
       clientStatus: `${responseStatus}/${certStatus}`,
       fleet,
+      forced,
       seconds,
     };
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   }
+}
+
+/**
+ * "Force all" as deployed: `{"mode":"force"}` to the handler, which starts the state machine
+ * (here: StartExecution on loopback, the synthesized definition run by aws-local-stepfunctions,
+ * no bundling, no cdk.out left); its Distributed Map's children invoke the same handler.
+ */
+async function forceAll(
+  env: NodeJS.ProcessEnv,
+  bucket: string,
+  s3: S3Client,
+  dynamodb: DynamoDBClient,
+  cleanups: Array<() => Promise<unknown>>,
+  say: (line: string) => void,
+): Promise<DemoResult['forced']> {
+  const definition = synthesizedStateMachine(bucket);
+  // The map's children invoke the handler that starts the execution: one function, as deployed.
+  const sfn = await startLocalStepFunctions(definition, { s3, invoke: (payload) => handler(payload) });
+  cleanups.push(() => sfn.stop());
+  const handler = createHandler({
+    env: { ...env, STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:ocsp-demo' },
+    s3,
+    dynamodb,
+    sfn: sfn.client,
+    ...silentTelemetry(),
+  });
+  const answer = (await handler({ mode: 'force' })) as RunSummary;
+  const [execution] = sfn.executions;
+  if (!execution) throw new Error('{"mode":"force"} started no execution');
+  say(
+    `handler: StartExecution ${execution.name} with ${JSON.stringify(execution.input)} (on AWS the map writes its results under ${answer.results})`,
+  );
+  const output = (await execution.output) as { children: { summary: RunSummary }[] };
+  const sum = (f: (s: RunSummary) => number) => output.children.reduce((n, c) => n + f(c.summary), 0);
+  const forced = {
+    input: JSON.stringify(execution.input),
+    children: output.children.length,
+    renewed: sum((s) => s.counts.renewed),
+    failed: sum((s) => s.counts.failed),
+  };
+  say(
+    `state machine (synthesized, run by aws-local-stepfunctions): RenewAll listed certs/ → ${plural(forced.children, 'map child', 'map children')} → the handler: ${forced.renewed} renewed, ${forced.failed} failed`,
+  );
+  return forced;
 }
 
 /** s_server prints ACCEPT once it listens (a probe connection would be served as a client). */

@@ -34,7 +34,14 @@ export interface PreconditionProxy {
 
 export async function startPreconditionProxy(s3: S3Server): Promise<PreconditionProxy> {
   const upstream = new URL(s3.endpoint);
-  const head = s3.client();
+  // The proxy's own HEAD is retried as an SDK client retries a dropped connection: on a loaded
+  // machine s3rver can close a kept-alive socket just as it is reused ("socket hang up"), and
+  // that is the proxy's hiccup, not a failed staple write of the code under test.
+  const head = makeS3Client(s3.env, {
+    region: s3.env.AWS_REGION,
+    credentials: { accessKeyId: s3.env.AWS_ACCESS_KEY_ID!, secretAccessKey: s3.env.AWS_SECRET_ACCESS_KEY! },
+    maxAttempts: 3,
+  });
   const locks = new Map<string, Promise<void>>();
   const refused: string[] = [];
   const accepted: string[] = [];
