@@ -18,7 +18,8 @@ import { httpTransport } from '../lambda/adapters/transport.js';
 import { parseCertificates, type Certificate } from '../lambda/core/certificate.js';
 import { certIdFor } from '../lambda/core/ocsp-request.js';
 import { DEFAULT_POLICY } from '../lambda/core/refresh-policy.js';
-import { run, type RunOptions } from '../lambda/renew/run.js';
+import type { RunOptions } from '../lambda/renew/run-inputs.js';
+import { run } from '../lambda/renew/run.js';
 import {
   buildOcspResponse,
   loadSigner,

@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
 import { responderPolicyOf } from '../adapters/http.js';
-import type { RunOptions } from '../renew/run.js';
+import type { RunOptions } from '../renew/run-inputs.js';
 import type { LambdaConfig } from './config.js';
 
 /**

@@ -1,4 +1,5 @@
-import { run, type RunDeps, type RunOptions } from '../renew/run.js';
+import type { RunDeps, RunOptions } from '../renew/run-inputs.js';
+import { run } from '../renew/run.js';
 import { errorMessage } from '../core/errors.js';
 import { printable } from '../core/printable.js';
 import type { RunReport } from '../renew/ports.js';

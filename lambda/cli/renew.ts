@@ -1,7 +1,6 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { HttpOptions } from '../adapters/http.js';
-import { flagSource, readSettings, SETTINGS, type RunSettings } from '../renew/settings.js';
+import { flagSource, readSettings, SETTINGS } from '../renew/settings.js';
 import type { CliIo } from './command-io.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
 import { acquireLock } from './lock.js';
@@ -171,15 +170,4 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
   } finally {
     await lock?.release();
   }
-}
-
-/** What `renew` was asked to do, its flags read and checked. */
-export interface RenewJob {
-  values: FlagValues;
-  certsAt: string;
-  staplesAt: string;
-  settings: RunSettings;
-  http: HttpOptions;
-  watchIntervalMs: number;
-  reloadTimeoutMs: number;
 }

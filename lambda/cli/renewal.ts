@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { FsStapleStore } from '../adapters/filesystem.js';
-import { responderPolicyOf } from '../adapters/http.js';
+import { responderPolicyOf, type HttpOptions } from '../adapters/http.js';
 import { fileStateBlob, StateStore } from '../adapters/state-store.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { errorMessage, fileErrorMessage } from '../core/errors.js';
@@ -8,21 +8,32 @@ import { plural } from '../core/plural.js';
 import { printable } from '../core/printable.js';
 import { cachedDownload } from '../renew/cached-download.js';
 import type { RunReport, RunState } from '../renew/ports.js';
-import { run, type RunDeps, type RunOptions } from '../renew/run.js';
+import type { RunDeps, RunOptions } from '../renew/run-inputs.js';
+import { run } from '../renew/run.js';
+import type { RunSettings } from '../renew/settings.js';
 import { formatRunReport } from '../report/explain.js';
 import { jsonPieces } from '../report/json-pieces.js';
 import { loadIssuerDir } from './cert-files.js';
 import { EXIT, version, type CliIo } from './command-io.js';
 import { runDaemon } from './daemon.js';
 import { excluding } from './exclude.js';
-import { str, strs } from './flags.js';
+import { str, strs, type FlagValues } from './flags.js';
 import { certificateSourceFor, defaultStateFile, locationOf, stapleStoreFor } from './locations.js';
 import { terminalProgress } from './progress.js';
 import { PendingReloadFile, runReload } from './reload.js';
-import type { RenewJob } from './renew.js';
 
 // One renewal under the staples location's lock: one run, or the daemon (--persist).
 
+/** What `renew` was asked to do, its flags read and checked. */
+export interface RenewJob {
+  values: FlagValues;
+  certsAt: string;
+  staplesAt: string;
+  settings: RunSettings;
+  http: HttpOptions;
+  watchIntervalMs: number;
+  reloadTimeoutMs: number;
+}
 /** Rows worth a line under --quiet: something changed or failed. */
 const NEWS = new Set(['renewed', 'failed', 'withheld', 'due']);
 

@@ -16,7 +16,7 @@ import {
   type StateEntry,
   type StoredStaple,
 } from './ports.js';
-import type { RunDeps, RunOptions } from './run.js';
+import type { RunDeps, RunOptions } from './run-inputs.js';
 
 // The run's context and one certificate's job, which the steps (plan, fetch, commit) share.
 
