@@ -422,8 +422,18 @@ describe('the renewer handler with SECRETS_PREFIX (regression: issue 21 had stop
     return readRunReport(admin, summary.report!);
   };
 
-  const summaryOf = async (event: unknown) => {
+  /** `faulty` names an S3 command the invocation's client fails (an outage of that call). */
+  const summaryOf = async (event: unknown, faulty?: string) => {
     const s3Client = s3.client();
+    if (faulty)
+      s3Client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === faulty)
+            throw Object.assign(new Error('Access Denied'), { name: 'AccessDenied' });
+          return next(args);
+        },
+        { step: 'initialize' },
+      );
     const ddb = dynamo.client();
     try {
       const handler = recorded(
@@ -555,6 +565,26 @@ describe('the renewer handler with SECRETS_PREFIX (regression: issue 21 had stop
       // DeleteSecret: listed only with IncludePlannedDeletion, GetSecretValue refused. Its item is
       // not due: the run retires it anyway, without reading it.
       stored.find((x) => x.Name === 'tls/good.test')!.DeletedDate = T0 + 7200;
+      // A dry run says it would retire it, and retires nothing; nor does it read it as a failure.
+      const dry = await summaryOf({ dryRun: true });
+      expect(dry.retired).toEqual(['good.test']);
+      expect(dry.failures.map((f) => f.key)).not.toContain('good.test');
+      expect(await item('good.test')).toBeDefined();
+      expect(await written()).toContain('staples/good.test.ocsp');
+      // A retirement that fails (S3 refuses the staple's delete) is logged and left for the next
+      // run; the run itself goes on, and nothing of good.test is lost or counted as failing.
+      logs.length = 0;
+      const refused = await summaryOf({}, 'DeleteObjectCommand');
+      expect(refused.retired).toBeUndefined();
+      expect(refused.failures.map((f) => f.key)).not.toContain('good.test');
+      expect(await item('good.test')).toBeDefined();
+      expect(logs.map((l) => JSON.parse(l) as Record<string, unknown>)).toContainEqual(
+        expect.objectContaining({
+          level: 'WARN',
+          message: 'cannot retire a deleted secret; the next run tries again',
+          certificate: 'good.test',
+        }),
+      );
       const before = secretReads().length;
       const due = await summaryOf({});
       expect(due.retired).toEqual(['good.test']); // not plain.pem: its deleted secret is shadowed by S3

@@ -3,6 +3,7 @@ import pLimit from 'p-limit';
 import type { DynamoStateStore } from '../adapters/dynamo-state.js';
 import { s3StateBlob, S3CertificateSource, S3KeyedCertificateSource } from '../adapters/s3.js';
 import { StateStore } from '../adapters/state-store.js';
+import { errorMessage } from '../core/errors.js';
 import { isCertificateKey, type CertificateObject, type RunReport, type RunState } from '../renew/ports.js';
 import { inlineMaxKeys } from './due-run-limit.js';
 import { executionName, shortId, type Invocation } from './invocation.js';
@@ -45,7 +46,7 @@ export async function dueRun(inv: Invocation, dryRun: boolean): Promise<RunSumma
     objects.push(...more.objects);
     seeded = more.seeded;
   }
-  const retired = dryRun ? [] : await retireDeletedSecrets(inv, store, state, objects);
+  const retired = await retireDeletedSecrets(inv, store, state, objects, dryRun);
   objects.push(...(await changedSecrets(inv, store, state, objects)));
   const due = objects.length;
   let summary: RunSummary;
@@ -149,29 +150,50 @@ async function seed(
  * A key that is also an S3 certificate is not: S3 comes first, and that certificate is still
  * there. Retired keys leave the run's due set and state. One BatchGetItem when any secret is
  * scheduled for deletion (and a HeadObject for one named like a certificate), none otherwise.
+ * A dry run only says which it would retire. A retirement that fails (the listing, a delete) is
+ * logged and left for the next run: it never stops the run's renewals.
  */
 async function retireDeletedSecrets(
   inv: Invocation,
   store: DynamoStateStore,
   state: RunState,
   due: CertificateObject[],
+  dryRun: boolean,
 ): Promise<string[]> {
-  const deleted = await inv.deletedSecrets();
+  let deleted: string[];
+  try {
+    deleted = await inv.deletedSecrets();
+  } catch (err) {
+    inv.logger.warn('cannot list the secrets scheduled for deletion', { error: errorMessage(err) });
+    return [];
+  }
   if (deleted.length === 0) return [];
   const { config, s3 } = inv;
   const notDue = deleted.filter((key) => !state.has(key));
   const known = notDue.length ? await inv.stateStore().load(notDue) : new Map();
   const probe = new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, [], config.naming);
   const retired: string[] = [];
+  // Out of this run's due set: retired, or left for the next run to retire (never read as a
+  // certificate that is not there, which would only count a failure).
+  const gone = new Set<string>();
   for (const key of deleted) {
     if (!state.has(key) && !known.has(key)) continue;
-    if (isCertificateKey(key, config.naming) && (await probe.exists(key))) continue;
-    // The due run's own store removes what it loaded (its versions); another one the rest.
-    await inv.retire(key, state.has(key) ? store : undefined);
+    try {
+      if (isCertificateKey(key, config.naming) && (await probe.exists(key))) continue;
+      // The due run's own store removes what it loaded (its versions); another one the rest.
+      if (!dryRun) await inv.retire(key, state.has(key) ? store : undefined);
+    } catch (err) {
+      inv.logger.warn('cannot retire a deleted secret; the next run tries again', {
+        certificate: key,
+        error: errorMessage(err),
+      });
+      gone.add(key);
+      continue;
+    }
     state.delete(key);
     retired.push(key);
+    gone.add(key);
   }
-  const gone = new Set(retired);
   due.splice(0, due.length, ...due.filter((o) => !gone.has(o.key)));
   return retired;
 }
