@@ -508,8 +508,12 @@ describe(`${U} uploads through the upload queue`, () => {
       expect(again.map((r) => r.attributes.ApproximateReceiveCount)).toEqual(again.map(() => '2'));
       expect(new Set(again.map((r) => r.messageId))).toEqual(first);
       expect(responses.slice(1).flatMap((r) => r.batchItemFailures)).toEqual([]);
-      // 1 000 uploads, batches of 100: ten invocations, and one more for the batch delivered again.
-      expect(batches).toHaveLength(Math.ceil(U / 100) + 1);
+      // 1 000 uploads and the 100 delivered again, in batches of up to 100: at least eleven
+      // invocations, and a handful. Not exactly eleven: moto hands out the redelivered batch as
+      // unevenly as it first did, so on a loaded machine a batch may close short (the window
+      // passed with the queue empty), as Lambda's poller would close it.
+      expect(batches.length).toBeGreaterThanOrEqual(Math.ceil((U + 100) / 100));
+      expect(batches.length).toBeLessThanOrEqual(Math.ceil(U / 100) + 3);
       expect(new Set(records.map((r) => r.messageId)).size).toBe(U);
       expect(await queueDepth(sqs, deadLetters.url)).toBe(0);
 
