@@ -21,7 +21,7 @@ import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { opensslVerify } from './helpers/openssl-verify.js';
 import { startS3Server, type S3Server } from './helpers/s3-server.js';
 import type { RunReport } from '../lambda/renew/ports.js';
-import { DynamoStateStore, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
+import { DynamoStateStore, stateTableClient, stateTableDefinition } from '../lambda/adapters/dynamo-state.js';
 import { fileStateBlob, StateStore } from '../lambda/adapters/state-store.js';
 import { startDynalite } from './helpers/dynalite.js';
 
@@ -281,6 +281,10 @@ describe('ocsp-renewer status over s3://', () => {
       const bad = await cli(['status', `s3://${BUCKET}/staples/`, '--state', 'dynamodb:a b'], env);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toContain('--state: expected dynamodb:<table name or ARN>, got dynamodb:a b');
+      // A table's ARN is read in the ARN's region, whatever the configured one.
+      expect(await stateTableClient('arn:aws:dynamodb:eu-west-3:123456789012:table/t').config.region()).toBe(
+        'eu-west-3',
+      );
       // A table that does not exist: said in the user's terms, naming the table.
       const missing = await cli(['status', `s3://${BUCKET}/staples/`, '--state', 'dynamodb:no-such'], env);
       expect(missing.stderr).toMatch(/cannot read the state table no-such: /);

@@ -13,7 +13,7 @@ import {
   type StatusEntry,
 } from '../lambda/core/status.js';
 import {
-  compareKeys,
+  compareCells,
   escapeHtml,
   renderStatusPage,
   sortKey,
@@ -355,9 +355,9 @@ describe('status page', () => {
   });
 
   it('should sort names as text and numbers as numbers', () => {
-    expect(compareKeys(9, 10, false)).toBeLessThan(0);
-    expect(compareKeys('b', 'a', false)).toBeGreaterThan(0);
-    expect(compareKeys('b', 'a', true)).toBeLessThan(0);
+    expect(compareCells(9, 10, false)).toBeLessThan(0);
+    expect(compareCells('b', 'a', false)).toBeGreaterThan(0);
+    expect(compareCells('b', 'a', true)).toBeLessThan(0);
   });
 });
 

@@ -380,7 +380,7 @@ function stableJson(state: StateEntry): string {
  * one Scan, paged (a view, never a decision). The client takes the region, credentials and
  * endpoint (AWS_ENDPOINT_URL_DYNAMODB) from the standard AWS settings.
  */
-export async function readStateTable(table: string, ddb = new DynamoDBClient({})): Promise<RunState> {
+export async function readStateTable(table: string, ddb = stateTableClient(table)): Promise<RunState> {
   const state: RunState = new Map();
   try {
     await new DynamoStateStore(ddb, table).scan((key, entry) => state.set(key, entry));
@@ -388,4 +388,13 @@ export async function readStateTable(table: string, ddb = new DynamoDBClient({})
     ddb.destroy();
   }
   return state;
+}
+
+/**
+ * A client for `table`: a table's ARN (arn:aws:dynamodb:<region>:<account>:table/<name>) names its
+ * region, which wins over the configured one; a bare name takes the configured region.
+ */
+export function stateTableClient(table: string): DynamoDBClient {
+  const region = /^arn:[^:]+:dynamodb:([^:]+):/.exec(table)?.[1];
+  return new DynamoDBClient(region ? { region } : {});
 }

@@ -81,12 +81,12 @@ export function sortRows<T>(
 ): T[] {
   return rows
     .map((row, i) => ({ row, i, k: keyOf(row) }))
-    .sort((a, b) => compareKeys(a.k, b.k, descending) || a.i - b.i)
+    .sort((a, b) => compareCells(a.k, b.k, descending) || a.i - b.i)
     .map((x) => x.row);
 }
 
 /** Compares two sort keys; self-contained, because its source is also the page's comparator. */
-export function compareKeys(a: string | number, b: string | number, descending: boolean): number {
+export function compareCells(a: string | number, b: string | number, descending: boolean): number {
   const c = typeof a === 'number' && typeof b === 'number' ? a - b : String(a).localeCompare(String(b));
   return descending ? -c : c;
 }
@@ -224,12 +224,12 @@ ${(Object.keys(HEALTH_COLOURS) as Health[]).map((h) => `.h-${h}{--hc:${HEALTH_CO
 `;
 
 /**
- * Sorting: a click sets the fragment, the fragment sorts the rows (also on load). compareKeys is
+ * Sorting: a click sets the fragment, the fragment sorts the rows (also on load). compareCells is
  * the same function the unit tests exercise.
  */
 const SORT_JS = `
 (function(){
-var compareKeys=${compareKeys.toString()};
+var compareCells=${compareCells.toString()};
 var table=document.getElementById('status');
 var tbody=table.tBodies[0];
 Array.prototype.forEach.call(tbody.rows,function(tr){tr.style.setProperty('--c',tr.getAttribute('data-colour'));});
@@ -244,7 +244,7 @@ function apply(){
   var numeric=th.getAttribute('data-numeric')==='true';
   var rows=Array.prototype.slice.call(tbody.rows).map(function(tr,i){
     var v=tr.getAttribute('data-k-'+col);return {tr:tr,i:i,k:numeric?Number(v):v};});
-  rows.sort(function(a,b){return compareKeys(a.k,b.k,desc)||a.i-b.i;});
+  rows.sort(function(a,b){return compareCells(a.k,b.k,desc)||a.i-b.i;});
   rows.forEach(function(x){tbody.appendChild(x.tr);});
   Array.prototype.forEach.call(table.querySelectorAll('th[data-col]'),function(h){h.removeAttribute('aria-sort');});
   th.setAttribute('aria-sort',desc?'descending':'ascending');
