@@ -138,7 +138,7 @@ export function refusedOutcome(j: Job, refusal: RefusedKey): Outcome {
  * A request cut by the run's deadline: a failed row that says so, and no state entry, so the
  * backoff does not grow for a responder that was never given its time. The next run asks again.
  */
-export function cutByDeadline(ctx: RunContext, j: Job, err: DeadlineError): Outcome {
+export function cutByDeadline(j: Job, err: DeadlineError): Outcome {
   const reason = `run deadline: ${err.message}; the next run asks again`;
   return {
     row: {

@@ -129,7 +129,7 @@ async function renewCertificate(ctx: RunContext, j: Job): Promise<Outcome | type
     return await commit(ctx, j, await fetchResponse(ctx, j, planned));
   } catch (err) {
     if (err instanceof NotStarted) return NOT_STARTED;
-    if (err instanceof DeadlineError) return cutByDeadline(ctx, j, err);
+    if (err instanceof DeadlineError) return cutByDeadline(j, err);
     return failed(ctx, j, err);
   }
 }
