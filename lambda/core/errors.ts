@@ -49,7 +49,7 @@ const FILE_ERROR_WORDS: Readonly<Record<string, string>> = {
 };
 
 /** Node's error for a system call: `code` (`ENOENT`…), `syscall` (`open`…), the path(s) it was given. */
-export interface SystemError {
+interface SystemError {
   code: string;
   syscall: string;
   path?: string;
@@ -66,7 +66,7 @@ function isSystemError(err: unknown): err is SystemError {
  * undefined.
  * @example fileErrorReason(enotdir) === 'not a directory (a part of the path is a file)'
  */
-export function fileErrorReason(err: unknown): string | undefined {
+function fileErrorReason(err: unknown): string | undefined {
   if (!isSystemError(err) || err.syscall.startsWith('spawn')) return undefined;
   return Object.hasOwn(FILE_ERROR_WORDS, err.code) ? FILE_ERROR_WORDS[err.code] : undefined;
 }
