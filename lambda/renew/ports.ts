@@ -291,8 +291,8 @@ export interface StateEntry {
   reason?: string;
   mustStaple?: boolean;
   /**
-   * Fingerprint of the settings a fetch depends on (`<run settings>.<OCSP URLs>`, see
-   * settingsFingerprint): when it changes, earlier failures no longer count for the backoff.
+   * Fingerprint of the settings a fetch depends on (`<run settings>.<OCSP URLs>`, see plan.ts
+   * noteSettings): when it changes, earlier failures no longer count for the backoff.
    */
   settings?: string;
   /** The responder URL that answered last. */
