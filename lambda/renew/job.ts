@@ -39,6 +39,8 @@ export interface RunContext {
   objects: readonly CertificateObject[];
   /** Directory → the CA certificates in its certificate files, read once, when first needed. */
   directoryIssuers: Map<string, Promise<Certificate[]>>;
+  /** Directory → the keys of `objects` in it, built once per run when first needed. */
+  directoryKeys?: Map<string, string[]>;
 }
 
 /** What one certificate's steps learn, as they learn it; the failure path reads what is there. */

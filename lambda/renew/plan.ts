@@ -210,7 +210,7 @@ function issuersBeside(ctx: RunContext, key: string): Promise<Certificate[]> {
   const dir = directoryOf(key);
   let found = ctx.directoryIssuers.get(dir);
   if (!found) {
-    const keys = keysByDirectory(ctx.objects).get(dir) ?? [];
+    const keys = (ctx.directoryKeys ??= keysByDirectory(ctx.objects)).get(dir) ?? [];
     found = (async () => {
       const out: Certificate[] = [];
       for (const k of keys) {
@@ -230,21 +230,16 @@ function issuersBeside(ctx: RunContext, key: string): Promise<Certificate[]> {
 const directoryOf = (key: string): string => key.slice(0, key.lastIndexOf('/') + 1);
 
 /**
- * The listing's keys grouped by directory, built once per run on first need: a fleet with many
- * directories must not scan the whole listing once per directory.
+ * The listing's keys grouped by directory, built once per run on first need (kept in the run's
+ * context): a fleet with many directories must not scan the whole listing once per directory.
  */
 function keysByDirectory(objects: readonly CertificateObject[]): Map<string, string[]> {
-  let index = directoryIndexes.get(objects);
-  if (!index) {
-    index = new Map();
-    for (const { key } of objects) {
-      const dir = directoryOf(key);
-      const keys = index.get(dir);
-      if (keys) keys.push(key);
-      else index.set(dir, [key]);
-    }
-    directoryIndexes.set(objects, index);
+  const index = new Map<string, string[]>();
+  for (const { key } of objects) {
+    const dir = directoryOf(key);
+    const keys = index.get(dir);
+    if (keys) keys.push(key);
+    else index.set(dir, [key]);
   }
   return index;
 }
-const directoryIndexes = new WeakMap<readonly CertificateObject[], Map<string, string[]>>();
