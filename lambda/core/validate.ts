@@ -5,7 +5,7 @@
  * what the answer looks like is verdict.ts's.
  */
 import type { Certificate } from './certificate.js';
-import { digest, serialHex, type HashName } from './der.js';
+import { derElement, digest, serialHex, type HashName } from './der.js';
 import { errorMessage, ResponseParseError } from './errors.js';
 import { NONCE_OID } from './ocsp-request.js';
 import {
@@ -327,18 +327,5 @@ function earliest(dates: Array<Date | undefined>): Date | undefined {
 
 /** RFC 8954 says the nonce is an OCTET STRING inside extnValue; older responders echo the raw bytes. */
 function nonceMatches(echoed: Buffer, sent: Buffer): boolean {
-  if (echoed.equals(sent)) return true;
-  // 04, the DER length of the nonce (short or long form), then the nonce: lengths must agree too.
-  const length =
-    sent.length < 0x80
-      ? [sent.length]
-      : sent.length < 0x100
-        ? [0x81, sent.length]
-        : [0x82, sent.length >> 8, sent.length & 0xff];
-  const header = Buffer.from([0x04, ...length]);
-  return (
-    echoed.length === header.length + sent.length &&
-    echoed.subarray(0, header.length).equals(header) &&
-    echoed.subarray(header.length).equals(sent)
-  );
+  return echoed.equals(sent) || echoed.equals(derElement(0x04, sent));
 }
