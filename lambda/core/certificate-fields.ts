@@ -279,7 +279,7 @@ function readExtensions(walk: Walk, extensionsTag: Tlv, x: CertificateFields): b
       );
     seen.add(oid);
     if (critical) x.criticalExtensions.push(oid);
-    if (NEEDED_EXTENSIONS.has(oid) && !readExtension(walk, oid, value, x)) {
+    if (NEEDED_EXTENSIONS.has(oid) && !readExtension(oid, value, x)) {
       throw new CertificateParseError(`not DER: the value of extension ${oid} is not DER`);
     }
   }
@@ -287,8 +287,9 @@ function readExtensions(walk: Walk, extensionsTag: Tlv, x: CertificateFields): b
 }
 
 /**
- * The most TLVs read for one certificate (its tree and its decoded extension values): a bound on
- * the work a hostile certificate can cause; real certificates have a few hundred.
+ * The most TLVs read for one certificate's tree: a bound on the work a hostile certificate can
+ * cause; real certificates have a few hundred. A needed extension's value is decoded apart
+ * (readExtension): one linear strict-DER pass over bytes the certificate's size cap bounds.
  */
 const MAX_NODES = 10_000;
 
@@ -333,7 +334,7 @@ function time(der: Buffer, tlv: Tlv, what: string): Date {
  * One needed extension's value into `x` (items of other types skipped, a value of another type
  * ignored), once the whole value is strict DER; false when it is not.
  */
-function readExtension(walk: Walk, oid: string, value: Buffer, x: CertificateFields): boolean {
+function readExtension(oid: string, value: Buffer, x: CertificateFields): boolean {
   const root = readRoot(value);
   if (!root || !isStrictDer(value, root)) return false;
   const items = root.tag === TAG.SEQUENCE ? childrenOf(value, root)! : [];
