@@ -1,6 +1,7 @@
 import { Duration, RemovalPolicy, Stack, Validations, type CfnResource } from 'aws-cdk-lib';
 import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 
 /**
@@ -72,6 +73,15 @@ export function schedulerRole(scope: Construct, id: string, description: string)
         },
       },
     }),
+  });
+}
+
+/** A dead-letter queue: SSE-SQS, TLS only, messages kept 14 days (SQS's longest). */
+export function deadLetterQueue(scope: Construct, id: string): Queue {
+  return new Queue(scope, id, {
+    encryption: QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+    retentionPeriod: Duration.days(14),
   });
 }
 

@@ -3,9 +3,9 @@ import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { acknowledge, deployedScope, nagArn, schedulerRole } from './cdk-helpers.js';
+import { acknowledge, deadLetterQueue, deployedScope, nagArn, schedulerRole } from './cdk-helpers.js';
 import type { RenewerFunction } from './renewer-function.js';
 import { NO_RECONCILE, type ResolvedProps } from './renewer-props.js';
 
@@ -24,11 +24,7 @@ export interface RenewerSchedulesProps {
  * (cdk-helpers.ts `deployedScope`).
  */
 export function runsDeadLetterQueue(scope: Construct, renewer: RenewerFunction): Queue {
-  const queue = new Queue(scope, 'DeadLetterQueue', {
-    encryption: QueueEncryption.SQS_MANAGED,
-    enforceSSL: true,
-    retentionPeriod: Duration.days(14),
-  });
+  const queue = deadLetterQueue(scope, 'DeadLetterQueue');
   acknowledge(queue, 'AwsSolutions-SQS3', [
     'This queue is the dead-letter queue: of the schedule and of the function’s asynchronous',
     'invocations. A dead-letter queue of its own would only move the problem; its depth alarms.',

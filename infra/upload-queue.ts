@@ -3,7 +3,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { EventType, type Bucket } from 'aws-cdk-lib/aws-s3';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { acknowledge, deployedScope } from './cdk-helpers.js';
+import { acknowledge, deadLetterQueue, deployedScope } from './cdk-helpers.js';
 import type { RenewerFunction } from './renewer-function.js';
 import { CERTIFICATE_SUFFIXES, type ResolvedProps } from './renewer-props.js';
 import { UploadQueueDestination } from './upload-queue-destination.js';
@@ -29,11 +29,7 @@ export class UploadQueue extends Construct {
     super(scope, id);
     const { bucket, renewer, settings: s } = props;
     const fleetScope = deployedScope(this, 'Fleet');
-    this.deadLetterQueue = new Queue(fleetScope, 'UploadDeadLetterQueue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
+    this.deadLetterQueue = deadLetterQueue(fleetScope, 'UploadDeadLetterQueue');
     this.queue = new Queue(fleetScope, 'UploadQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,

@@ -251,6 +251,17 @@ describe('FsStapleStore conditional writes', () => {
     expect((await stat(path.join(dir, 'a/one.ocsp'))).mode & 0o7777).toBe(0o644);
   });
 
+  it('should write a withheld marker 0644 too, replacing one of another mode (docs/cli.md)', async () => {
+    const store = new FsStapleStore(dir);
+    const marker = path.join(dir, 'a/two.ocsp.withheld');
+    await store.putMarker('a/two.ocsp.withheld', 'withheld\n');
+    expect((await stat(marker)).mode & 0o7777).toBe(0o644);
+    await chmod(marker, 0o4750);
+    await store.putMarker('a/two.ocsp.withheld', 'withheld again\n');
+    expect((await stat(marker)).mode & 0o7777).toBe(0o644);
+    expect(await readFile(marker, 'utf8')).toBe('withheld again\n');
+  });
+
   it('should replace a staple that is a symlink to a setuid file with a 0644 file, the target untouched', async () => {
     const target = path.join(outside, 'setuid-target');
     await writeFile(target, 'target');

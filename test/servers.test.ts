@@ -233,17 +233,7 @@ describe.skipIf(!tools.aws)(
           const crt = path.join(dir, 'certs', 'good.pem');
           await copyFile(pki.leaves.good.bundle, crt); // leaf + intermediate + key
           await symlink(hapStaple, `${crt}.ocsp`);
-          const cfg = path.join(dir, 'haproxy.cfg');
-          await writeFile(
-            cfg,
-            instantiate(await readFile(path.join(examples, 'haproxy-ocsp.cfg'), 'utf8'), {
-              '/run/haproxy/admin.sock': sock,
-              'bind :443 ssl': `bind 127.0.0.1:${port} ssl`,
-              '/etc/haproxy/certs/www.example.com.pem': crt,
-            }),
-          );
-          const server = launch('haproxy', tools.haproxy as string, ['-f', cfg, '-db']);
-          await waitForPort(port, server);
+          await startHaproxyExample(dir, { crt, sock, port });
         });
 
         it('loads <crt>.ocsp at startup: the first handshake is stapled', async () => {
@@ -342,17 +332,7 @@ describe.skipIf(!tools.aws)(
             const first = await renewLocally([]);
             expect(first.code, first.stderr).toBe(0);
             expect(existsSync(`${crt}.ocsp`)).toBe(true);
-            const cfg = path.join(dir, 'haproxy.cfg');
-            await writeFile(
-              cfg,
-              instantiate(await readFile(path.join(examples, 'haproxy-ocsp.cfg'), 'utf8'), {
-                '/run/haproxy/admin.sock': localSock,
-                'bind :443 ssl': `bind 127.0.0.1:${localPort} ssl`,
-                '/etc/haproxy/certs/www.example.com.pem': crt,
-              }),
-            );
-            const server = launch('haproxy', tools.haproxy as string, ['-f', cfg, '-db']);
-            await waitForPort(localPort, server);
+            await startHaproxyExample(dir, { crt, sock: localSock, port: localPort });
           });
 
           it('staples <crt>.ocsp on the first handshake', async () => {
@@ -793,6 +773,26 @@ async function waitForPort(port: number, server: Server): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   noteDescendants(server);
+}
+
+/**
+ * HAProxy from host/examples/haproxy-ocsp.cfg (its config written in `dir`): serving `crt`, its
+ * runtime API on `sock`, listening on 127.0.0.1:`port`; returns once it accepts connections.
+ */
+async function startHaproxyExample(
+  dir: string,
+  at: { crt: string; sock: string; port: number },
+): Promise<void> {
+  const cfg = path.join(dir, 'haproxy.cfg');
+  await writeFile(
+    cfg,
+    instantiate(await readFile(path.join(examples, 'haproxy-ocsp.cfg'), 'utf8'), {
+      '/run/haproxy/admin.sock': at.sock,
+      'bind :443 ssl': `bind 127.0.0.1:${at.port} ssl`,
+      '/etc/haproxy/certs/www.example.com.pem': at.crt,
+    }),
+  );
+  await waitForPort(at.port, launch('haproxy', tools.haproxy as string, ['-f', cfg, '-db']));
 }
 
 function canConnect(port: number): Promise<boolean> {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../lambda/cli/cli.js';
 import type { StatusReport } from '../lambda/core/status.js';
+import { runMain } from './helpers/in-process-cli.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { makeStaple } from './helpers/pull-script.js';
 
@@ -34,17 +35,8 @@ async function freshDir(label: string): Promise<string> {
 }
 
 /** `status DIR --state none` (unless `args` say otherwise), its exit code and output. */
-async function status(dir: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(
-    ['status', dir, ...(args.includes('--state') ? [] : ['--state', 'none']), ...args],
-    {
-      out: (t) => (out += `${t}\n`),
-      err: (t) => (err += `${t}\n`),
-    },
-  );
-  return { code, out, err };
+function status(dir: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return runMain(['status', dir, ...(args.includes('--state') ? [] : ['--state', 'none']), ...args]);
 }
 
 async function statusJson(dir: string, ...args: string[]): Promise<StatusReport> {

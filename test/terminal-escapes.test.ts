@@ -8,9 +8,9 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../lambda/cli/cli.js';
 import { printable, printableLines } from '../lambda/core/printable.js';
 import { DEV_BIN, runToEnd } from './helpers/cli-process.js';
+import { runMain } from './helpers/in-process-cli.js';
 import { startOpensslResponder } from './helpers/openssl-responder.js';
 import { makeTestPki, openssl, type TestPki } from './helpers/pki.js';
 
@@ -30,13 +30,6 @@ afterAll(async () => {
   await pki?.cleanup();
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-async function inProcess(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`) });
-  return { code, out, err };
-}
 
 describe('printable', () => {
   it('escapes C0, DEL and C1 characters, line feeds too; printableLines keeps line feeds', () => {
@@ -64,7 +57,7 @@ describe('the renew and status tables', () => {
     const certs = await mkdtemp(path.join(work, 'certs-'));
     const staples = await mkdtemp(path.join(work, 'staples-'));
     await writeFile(path.join(certs, EVIL), 'not a certificate');
-    const r = await inProcess(['renew', '--certs', certs, '--staples', staples, '--state', 'none']);
+    const r = await runMain(['renew', '--certs', certs, '--staples', staples, '--state', 'none']);
     expect(r.code).toBe(1);
     expect(controls(r.out)).toEqual([]);
     const row = r.out.split('\n').find((l) => l.startsWith('evil'));
@@ -74,7 +67,7 @@ describe('the renew and status tables', () => {
   it('status shows a certificate named with escapes escaped, in its row and its note', async () => {
     const dir = await mkdtemp(path.join(work, 'status-'));
     await copyFile(pki.leaves.good.bundle, path.join(dir, EVIL));
-    const r = await inProcess(['status', dir, '--state', 'none']);
+    const r = await runMain(['status', dir, '--state', 'none']);
     expect(controls(r.out)).toEqual([]);
     expect(r.out).toContain(SHOWN);
   });
@@ -89,7 +82,7 @@ describe('the command’s stdout and stderr', () => {
       state,
       JSON.stringify({ version: 1, certs: { 'x.pem\nforged line': { failures: 'text' } } }),
     );
-    const r = await inProcess(['status', dir, '--state', state]);
+    const r = await runMain(['status', dir, '--state', state]);
     const warning = r.err.split('\n').filter((l) => l.includes('state entries dropped'));
     expect(warning).toEqual([
       `ocsp-renewer: state entries dropped (${state}): 1 bad entry dropped: x.pem\\u000aforged line: failures is not a count`,
