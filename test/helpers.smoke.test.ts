@@ -4,9 +4,11 @@
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOpensslResponder, type OpensslResponder } from './helpers/openssl-responder.js';
 import { LEAF_NAMES, makeTestPki, type LeafName, type TestPki } from './helpers/pki.js';
+import { startS3Server } from './helpers/s3-server.js';
 
 /** Runs openssl and returns stdout+stderr whatever the exit code (verify results go to stderr). */
 function run(args: string[]): Promise<string> {
@@ -120,4 +122,25 @@ describe('test helpers: makeTestPki + startOpensslResponder', () => {
     const good = await run(['x509', '-in', pki.leaves.good.cert, '-noout', '-checkend', '86400']);
     expect(good).toContain('Certificate will not expire');
   });
+});
+
+describe('test helpers: startS3Server', () => {
+  it("keeps an idle connection past Node's 5 s default, so a client reusing it is not reset", async () => {
+    const s3 = await startS3Server({ buckets: ['keep-alive'] });
+    try {
+      const { port } = new URL(s3.endpoint);
+      const socket = connect(Number(port), '127.0.0.1');
+      let closedAt: number | undefined;
+      socket.on('close', () => (closedAt = Date.now()));
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      socket.write('GET /keep-alive HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 6_500));
+      expect(answer).toMatch(/^HTTP\/1\.1 /);
+      expect(closedAt).toBeUndefined();
+      socket.destroy();
+    } finally {
+      await s3.stop();
+    }
+  }, 90_000);
 });

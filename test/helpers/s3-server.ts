@@ -45,6 +45,22 @@ const KILL_GRACE_MS = 2_000;
 const PARENT_WATCHDOG =
   'data:text/javascript,process.stdin.on("end",()=>process.exit(0)).on("error",()=>process.exit(0)).resume()';
 
+/**
+ * Keep idle connections for 2 minutes, as the dynalite helper does: clients keep them across slow
+ * steps (a CDK synthesis, a map run's listing), and Node's 5 s default would close one under a
+ * client just as it reuses it ("socket hang up"; the tests' clients do not retry, so counts stay
+ * exact). Set on every server s3rver starts, before it listens.
+ */
+const KEEP_ALIVE_MS = 120_000;
+const KEEP_ALIVE = `data:text/javascript,${encodeURIComponent(
+  `import http from 'node:http';
+const listen = http.Server.prototype.listen;
+http.Server.prototype.listen = function (...args) {
+  this.keepAliveTimeout = ${KEEP_ALIVE_MS};
+  return listen.apply(this, args);
+};`,
+)}`;
+
 export async function startS3Server(options: StartS3ServerOptions): Promise<S3Server> {
   const require = createRequire(import.meta.url);
   const bin = join(dirname(require.resolve('s3rver/package.json')), 'bin', 's3rver.js');
@@ -52,7 +68,7 @@ export async function startS3Server(options: StartS3ServerOptions): Promise<S3Se
   const args = [bin, '--directory', directory, '--port', '0', '--address', '127.0.0.1', '--silent'];
   for (const bucket of options.buckets) args.push('--configure-bucket', bucket);
 
-  const child = spawn(process.execPath, ['--import', PARENT_WATCHDOG, ...args], {
+  const child = spawn(process.execPath, ['--import', PARENT_WATCHDOG, '--import', KEEP_ALIVE, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: {
       ...process.env,
