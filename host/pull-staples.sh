@@ -325,16 +325,19 @@ BAD
 }
 
 # safe_name REL KIND: REL is a plain relative path (no leading /, no . or .. component) that names
-# a regular file in staging (KIND: staple or marker); else logs why and returns 1.
+# a regular file in staging (KIND: staple or marker); else logs why, counts it as rejected and
+# returns 1.
 safe_name() {
   case /$1/ in
     //* | */./* | */../*)
       log "refuse $1: not a plain relative name (leading /, . or .. component); nothing installed or removed for it"
+      rejected=$((rejected + 1))
       return 1
       ;;
   esac
   if [ ! -f "$STAGING/$1" ] || [ -L "$STAGING/$1" ]; then
     log "refuse $1: no such $2 in the download; nothing installed or removed for it"
+    rejected=$((rejected + 1))
     return 1
   fi
 }
@@ -436,10 +439,7 @@ withhold_marked() {
   markers=$(staged "*$EXTENSION.withheld")
   while IFS= read -r marker; do
     [ -n "$marker" ] || continue
-    if ! safe_name "$marker" marker; then
-      rejected=$((rejected + 1))
-      continue
-    fi
+    safe_name "$marker" marker || continue
     why=$(head -n 1 "$STAGING/$marker" | tr -d '\r' | cut -c1-200)
     withhold "${marker%.withheld}" "the renewer withholds it${why:+ ($why)}"
   done <<MARKERS
@@ -454,10 +454,7 @@ install_candidates() {
   # this shell.
   while IFS= read -r rel; do
     [ -n "$rel" ] || continue
-    if ! safe_name "$rel" staple; then
-      rejected=$((rejected + 1))
-      continue
-    fi
+    safe_name "$rel" staple || continue
     in_list "$STATE/withheld.new" "$rel" && continue # a marker wins over a staple
     candidate="$STAGING/$rel"
     target="$DEST/$rel"
