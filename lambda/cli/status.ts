@@ -26,15 +26,11 @@ import {
   type RunState,
 } from '../renew/ports.js';
 import { SETTINGS } from '../renew/settings.js';
+import type { CliIo } from './command-io.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
 
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
 const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
-
-interface StatusIo {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
 
 /**
  * The JSON formats' reference as installed: docs/ sits two levels above this file in the package
@@ -46,7 +42,7 @@ const JSON_FORMATS_DOC = fileURLToPath(new URL('../../docs/json-formats.md', imp
  * `ocsp-renewer status`: reads the staples (and, in a directory, the certificates beside them) and
  * the renewer's state, then prints the status built by core/status.ts.
  */
-export function statusCommand(io: StatusIo, defaultStateFile: (staplesAt: string) => string): Command {
+export function statusCommand(io: CliIo, defaultStateFile: (staplesAt: string) => string): Command {
   return {
     name: 'status',
     synopsis: '<staples dir | s3://bucket/prefix> [options]',
@@ -81,7 +77,7 @@ The JSON, field by field: ${JSON_FORMATS_DOC}`,
 async function status(
   location: string,
   values: FlagValues,
-  io: StatusIo,
+  io: CliIo,
   defaultStateFile: (staplesAt: string) => string,
 ): Promise<number> {
   const warnHours = values['warn-hours'] === undefined ? undefined : Number(values['warn-hours']);
@@ -121,7 +117,7 @@ async function status(
     : STATUS_EXIT.healthy;
 }
 
-async function loadState(blob: StateBlob | undefined, io: StatusIo): Promise<RunState> {
+async function loadState(blob: StateBlob | undefined, io: CliIo): Promise<RunState> {
   if (!blob) return new Map();
   return new StateStore(blob, (e) =>
     // The error may quote the state's own keys and values: one line, whatever they hold.
@@ -137,7 +133,7 @@ const TABLE =
  * `--state`: `dynamodb:<table>` (a deployed stack's state table, read with a Scan), else a state
  * blob (file, `s3://bucket/key`) or `none`. The AWS SDK is loaded for the remote ones only.
  */
-async function stateFor(where: string, io: StatusIo): Promise<RunState> {
+async function stateFor(where: string, io: CliIo): Promise<RunState> {
   if (!where.startsWith('dynamodb:')) return loadState(await stateBlobFor(where), io);
   const table = where.slice('dynamodb:'.length);
   if (!TABLE.test(table))
@@ -170,7 +166,7 @@ async function dirEntries(
   dir: string,
   stateAt: string,
   naming: NamingOptions,
-  io: StatusIo,
+  io: CliIo,
   now: Date,
 ): Promise<StatusEntry[]> {
   const info = await stat(dir).catch(() => undefined);
@@ -254,7 +250,7 @@ async function s3Entries(
   location: string,
   stateOption: string | undefined,
   naming: NamingOptions,
-  io: StatusIo,
+  io: CliIo,
   defaultStateFile: (staplesAt: string) => string,
 ): Promise<StatusEntry[]> {
   // The AWS SDK is loaded here, for an s3:// location only: status over a directory never pays for it.
