@@ -28,6 +28,7 @@ import {
 import { SETTINGS } from '../renew/settings.js';
 import type { CliIo } from './command-io.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
+import { defaultStateFile } from './locations.js';
 
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
 const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
@@ -42,7 +43,7 @@ const JSON_FORMATS_DOC = fileURLToPath(new URL('../../docs/json-formats.md', imp
  * `ocsp-renewer status`: reads the staples (and, in a directory, the certificates beside them) and
  * the renewer's state, then prints the status built by core/status.ts.
  */
-export function statusCommand(io: CliIo, defaultStateFile: (staplesAt: string) => string): Command {
+export function statusCommand(io: CliIo): Command {
   return {
     name: 'status',
     synopsis: '<staples dir | s3://bucket/prefix> [options]',
@@ -70,16 +71,11 @@ The JSON, field by field: ${JSON_FORMATS_DOC}`,
       settingFlag(SETTINGS.certExtensions),
       settingFlag(SETTINGS.stapleExtension),
     ],
-    run: (values, [location]) => status(location!, values, io, defaultStateFile),
+    run: (values, [location]) => status(location!, values, io),
   };
 }
 
-async function status(
-  location: string,
-  values: FlagValues,
-  io: CliIo,
-  defaultStateFile: (staplesAt: string) => string,
-): Promise<number> {
+async function status(location: string, values: FlagValues, io: CliIo): Promise<number> {
   const warnHours = values['warn-hours'] === undefined ? undefined : Number(values['warn-hours']);
   if (warnHours !== undefined && (!(warnHours >= 0) || !Number.isFinite(warnHours)))
     throw new UsageError('--warn-hours must be a number of hours ≥ 0');
@@ -89,7 +85,7 @@ async function status(
   const naming = namingFrom(str(values['cert-extensions']), str(values.extension));
 
   const entries = location.startsWith('s3://')
-    ? await s3Entries(location, str(values.state), naming, io, defaultStateFile)
+    ? await s3Entries(location, str(values.state), naming, io)
     : /^[a-z0-9]+:\/\//i.test(location)
       ? (() => {
           throw new UsageError(`status reads a directory or s3://bucket/prefix, not ${location}`);
@@ -251,7 +247,6 @@ async function s3Entries(
   stateOption: string | undefined,
   naming: NamingOptions,
   io: CliIo,
-  defaultStateFile: (staplesAt: string) => string,
 ): Promise<StatusEntry[]> {
   // The AWS SDK is loaded here, for an s3:// location only: status over a directory never pays for it.
   const { getObject, listObjects, makeS3Client, parseS3Url } = await import('../adapters/s3.js');
