@@ -28,7 +28,7 @@ import {
 import { SETTINGS } from '../renew/settings.js';
 import type { CliIo } from './command-io.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
-import { defaultStateFile } from './locations.js';
+import { defaultStateFile, isUrl } from './locations.js';
 
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
 const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
@@ -86,7 +86,7 @@ async function status(location: string, values: FlagValues, io: CliIo): Promise<
 
   const entries = location.startsWith('s3://')
     ? await s3Entries(location, str(values.state), naming, io)
-    : /^[a-z0-9]+:\/\//i.test(location)
+    : isUrl(location)
       ? (() => {
           throw new UsageError(`status reads a directory or s3://bucket/prefix, not ${location}`);
         })()
