@@ -47,7 +47,7 @@ staples() {
       # Names are relative to OCSP_DEST (the pull script refuses others): never leave it.
       case /$name/ in
         //* | */../* | */./*)
-          echo "$me: refuse $name: not a plain name under OCSP_DEST" >&2
+          echo "$me: refuse $(printable "$name"): not a plain name under OCSP_DEST" >&2
           continue
           ;;
       esac

@@ -218,10 +218,12 @@ staple_times() {
   echo "$st_this $st_prod"
 }
 
-# is_older CANDIDATE INSTALLED: true when INSTALLED is a readable staple and CANDIDATE is older
-# (thisUpdate, then producedAt), the renewer's replace rule. An unreadable INSTALLED never wins.
+# is_older "THISUPDATE PRODUCEDAT" INSTALLED: true when INSTALLED is a readable staple and the
+# candidate whose times are given (CANDIDATE_TIMES, from check_candidate) is older (thisUpdate, then
+# producedAt), the renewer's replace rule. Unreadable times on either side never win.
 is_older() {
-  new=$(staple_times "$1") || return 1
+  new=$1
+  [ -n "$new" ] || return 1
   old=$(staple_times "$2") || return 1
   # shellcheck disable=SC2086 # two numbers each
   set -- $new $old
@@ -229,8 +231,9 @@ is_older() {
 }
 
 # check_candidate FILE NAME: returns 0 when FILE may be installed, setting VERDICT to good or
-# revoked, else logs why and returns 1. A revoked staple passes every other check first: only a
-# valid one may install (or withhold) anything.
+# revoked and CANDIDATE_TIMES as staple_times says them (empty when unreadable), else logs why and
+# returns 1. A revoked staple passes every other check first: only a valid one may install (or
+# withhold) anything.
 check_candidate() {
   file=$1
   name=$2
@@ -263,6 +266,10 @@ check_candidate() {
     log "reject $name: thisUpdate $this is in the future"
     return 1
   fi
+  # Read here from the text already at hand, for is_older: not a second openssl run.
+  CANDIDATE_TIMES=""
+  prod=$(printf '%s\n' "$text" | sed -n 's/^ *Produced At: *//p' | head -n 1)
+  if prod_epoch=$(to_epoch "$prod"); then CANDIDATE_TIMES="$this_epoch $prod_epoch"; fi
   next=$(printf '%s\n' "$text" | sed -n 's/^ *Next Update: *//p' | head -n 1)
   [ -n "$next" ] || { log "reject $name: no nextUpdate"; return 1; }
   if ! next_epoch=$(to_epoch "$next"); then
@@ -325,16 +332,19 @@ BAD
 }
 
 # safe_name REL KIND: REL is a plain relative path (no leading /, no . or .. component) that names
-# a regular file in staging (KIND: staple or marker); else logs why and returns 1.
+# a regular file in staging (KIND: staple or marker); else logs why, counts it as rejected and
+# returns 1.
 safe_name() {
   case /$1/ in
     //* | */./* | */../*)
       log "refuse $1: not a plain relative name (leading /, . or .. component); nothing installed or removed for it"
+      rejected=$((rejected + 1))
       return 1
       ;;
   esac
   if [ ! -f "$STAGING/$1" ] || [ -L "$STAGING/$1" ]; then
     log "refuse $1: no such $2 in the download; nothing installed or removed for it"
+    rejected=$((rejected + 1))
     return 1
   fi
 }
@@ -436,10 +446,7 @@ withhold_marked() {
   markers=$(staged "*$EXTENSION.withheld")
   while IFS= read -r marker; do
     [ -n "$marker" ] || continue
-    if ! safe_name "$marker" marker; then
-      rejected=$((rejected + 1))
-      continue
-    fi
+    safe_name "$marker" marker || continue
     why=$(head -n 1 "$STAGING/$marker" | tr -d '\r' | cut -c1-200)
     withhold "${marker%.withheld}" "the renewer withholds it${why:+ ($why)}"
   done <<MARKERS
@@ -454,10 +461,7 @@ install_candidates() {
   # this shell.
   while IFS= read -r rel; do
     [ -n "$rel" ] || continue
-    if ! safe_name "$rel" staple; then
-      rejected=$((rejected + 1))
-      continue
-    fi
+    safe_name "$rel" staple || continue
     in_list "$STATE/withheld.new" "$rel" && continue # a marker wins over a staple
     candidate="$STAGING/$rel"
     target="$DEST/$rel"
@@ -479,7 +483,7 @@ install_candidates() {
       withhold "$rel" "certificate REVOKED (--on-revoked withhold)"
       continue
     fi
-    if [ -f "$target" ] && is_older "$candidate" "$target"; then
+    if [ -f "$target" ] && is_older "$CANDIDATE_TIMES" "$target"; then
       # Never downgrade: the installed staple is newer. Said once per candidate.
       sum=$(cksum <"$candidate")
       add_to older "$sum $rel"

@@ -5,19 +5,13 @@ import { EXIT, STDIO, version, type CliIo } from './command-io.js';
 import { fetchCommand } from './fetch.js';
 import { commandHelp, parseCommand, UsageError, type Command } from './flags.js';
 import { inspectCommand } from './inspect.js';
-import { defaultStateFile } from './locations.js';
 import { LockBusyError } from './lock.js';
 import { renewCommand } from './renew.js';
 import { statusCommand } from './status.js';
 
 /** The commands, in help order. A new command is one more entry. */
 function commands(io: CliIo): Command[] {
-  return [
-    renewCommand(io),
-    inspectCommand(io),
-    fetchCommand(io),
-    statusCommand(io, (at) => defaultStateFile(at)),
-  ];
+  return [renewCommand(io), inspectCommand(io), fetchCommand(io), statusCommand(io)];
 }
 
 function overview(list: Command[]): string {

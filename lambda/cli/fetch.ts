@@ -33,11 +33,9 @@ one (its directory must exist). Exit 0 good, 3 revoked or unknown, 1 no valid an
 async function fetchOnce(file: string, values: FlagValues, io: CliIo): Promise<number> {
   const out = str(values.out);
   // Checked before asking anyone: a typo in --out must not cost a request, nor create directories.
-  if (
-    out !== undefined &&
-    !(await stat(path.dirname(path.resolve(out))).catch(() => undefined))?.isDirectory()
-  ) {
-    throw new Error(`fetch --out ${out}: the directory ${path.dirname(path.resolve(out))} does not exist`);
+  const outDir = out === undefined ? undefined : path.dirname(path.resolve(out));
+  if (outDir !== undefined && !(await stat(outDir).catch(() => undefined))?.isDirectory()) {
+    throw new Error(`fetch --out ${out}: the directory ${outDir} does not exist`);
   }
   const hash = setting('hash', values);
   const http = httpOptions(values);

@@ -37,8 +37,13 @@ export function locationOf(staplesAt: string, key: string): string {
   return staplesAt.includes('://') ? `${staplesAt.replace(/\/*$/, '')}/${key}` : path.resolve(staplesAt, key);
 }
 
+/** Whether `location` is a URL (`s3://…`, `https://…`), not a path. */
+export function isUrl(location: string): boolean {
+  return /^[a-z0-9]+:\/\//i.test(location);
+}
+
 export async function isLocalFile(location: string): Promise<boolean> {
-  if (/^[a-z0-9]+:\/\//i.test(location)) return false;
+  if (isUrl(location)) return false;
   return (await stat(location).catch(() => undefined))?.isFile() === true;
 }
 
@@ -107,7 +112,7 @@ export async function certificateSourceFor(
       location.slice('secretsmanager://'.length),
     );
   }
-  if (/^[a-z0-9]+:\/\//i.test(location)) throw new UsageError(`unsupported location ${location}`);
+  if (isUrl(location)) throw new UsageError(`unsupported location ${location}`);
   if (await isLocalFile(location)) {
     return new FsCertificateSource(path.dirname(location), naming, path.basename(location));
   }
@@ -121,6 +126,6 @@ export async function stapleStoreFor(location: string): Promise<StapleStore> {
     const { bucket, prefix } = parseS3Url(location);
     return new S3StapleStore(makeS3Client(), bucket, prefix);
   }
-  if (/^[a-z0-9]+:\/\//i.test(location)) throw new UsageError(`staples cannot go to ${location}`);
+  if (isUrl(location)) throw new UsageError(`staples cannot go to ${location}`);
   return new FsStapleStore(location);
 }

@@ -4,7 +4,7 @@ import { flagSource, readSettings, SETTINGS } from '../renew/settings.js';
 import type { CliIo } from './command-io.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
 import { acquireLock } from './lock.js';
-import { isLocalFile, lockFileFor, s3CertificateObject } from './locations.js';
+import { isLocalFile, isUrl, lockFileFor, s3CertificateObject } from './locations.js';
 import { httpOptions, JSON_FLAG, QUERY_FLAGS } from './query-flags.js';
 import { renewUnderLock } from './renewal.js';
 
@@ -151,7 +151,7 @@ async function renew(values: FlagValues, io: CliIo): Promise<number> {
     }
   }
   // A mistyped location must not pass for an empty one: say so and exit 1, before any state.
-  if (!/^[a-z0-9]+:\/\//i.test(certsAt) && !(await stat(certsAt).catch(() => undefined))) {
+  if (!isUrl(certsAt) && !(await stat(certsAt).catch(() => undefined))) {
     throw new Error(`renew --certs ${certsAt}: no such file or directory`);
   }
   // Staples cannot go into a file: said once, before the lock, not as every write's failure.

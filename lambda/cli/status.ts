@@ -26,15 +26,12 @@ import {
   type RunState,
 } from '../renew/ports.js';
 import { SETTINGS } from '../renew/settings.js';
+import type { CliIo } from './command-io.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
+import { defaultStateFile, isUrl } from './locations.js';
 
 /** `status` exit codes, for monitoring checks (Nagios/Icinga: OK, WARNING/CRITICAL, usage). */
 const STATUS_EXIT = { healthy: 0, attention: 1, usage: 2 } as const;
-
-interface StatusIo {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
 
 /**
  * The JSON formats' reference as installed: docs/ sits two levels above this file in the package
@@ -46,7 +43,7 @@ const JSON_FORMATS_DOC = fileURLToPath(new URL('../../docs/json-formats.md', imp
  * `ocsp-renewer status`: reads the staples (and, in a directory, the certificates beside them) and
  * the renewer's state, then prints the status built by core/status.ts.
  */
-export function statusCommand(io: StatusIo, defaultStateFile: (staplesAt: string) => string): Command {
+export function statusCommand(io: CliIo): Command {
   return {
     name: 'status',
     synopsis: '<staples dir | s3://bucket/prefix> [options]',
@@ -74,16 +71,11 @@ The JSON, field by field: ${JSON_FORMATS_DOC}`,
       settingFlag(SETTINGS.certExtensions),
       settingFlag(SETTINGS.stapleExtension),
     ],
-    run: (values, [location]) => status(location!, values, io, defaultStateFile),
+    run: (values, [location]) => status(location!, values, io),
   };
 }
 
-async function status(
-  location: string,
-  values: FlagValues,
-  io: StatusIo,
-  defaultStateFile: (staplesAt: string) => string,
-): Promise<number> {
+async function status(location: string, values: FlagValues, io: CliIo): Promise<number> {
   const warnHours = values['warn-hours'] === undefined ? undefined : Number(values['warn-hours']);
   if (warnHours !== undefined && (!(warnHours >= 0) || !Number.isFinite(warnHours)))
     throw new UsageError('--warn-hours must be a number of hours ≥ 0');
@@ -93,8 +85,8 @@ async function status(
   const naming = namingFrom(str(values['cert-extensions']), str(values.extension));
 
   const entries = location.startsWith('s3://')
-    ? await s3Entries(location, str(values.state), naming, io, defaultStateFile)
-    : /^[a-z0-9]+:\/\//i.test(location)
+    ? await s3Entries(location, str(values.state), naming, io)
+    : isUrl(location)
       ? (() => {
           throw new UsageError(`status reads a directory or s3://bucket/prefix, not ${location}`);
         })()
@@ -121,7 +113,7 @@ async function status(
     : STATUS_EXIT.healthy;
 }
 
-async function loadState(blob: StateBlob | undefined, io: StatusIo): Promise<RunState> {
+async function loadState(blob: StateBlob | undefined, io: CliIo): Promise<RunState> {
   if (!blob) return new Map();
   return new StateStore(blob, (e) =>
     // The error may quote the state's own keys and values: one line, whatever they hold.
@@ -137,7 +129,7 @@ const TABLE =
  * `--state`: `dynamodb:<table>` (a deployed stack's state table, read with a Scan), else a state
  * blob (file, `s3://bucket/key`) or `none`. The AWS SDK is loaded for the remote ones only.
  */
-async function stateFor(where: string, io: StatusIo): Promise<RunState> {
+async function stateFor(where: string, io: CliIo): Promise<RunState> {
   if (!where.startsWith('dynamodb:')) return loadState(await stateBlobFor(where), io);
   const table = where.slice('dynamodb:'.length);
   if (!TABLE.test(table))
@@ -170,7 +162,7 @@ async function dirEntries(
   dir: string,
   stateAt: string,
   naming: NamingOptions,
-  io: StatusIo,
+  io: CliIo,
   now: Date,
 ): Promise<StatusEntry[]> {
   const info = await stat(dir).catch(() => undefined);
@@ -254,8 +246,7 @@ async function s3Entries(
   location: string,
   stateOption: string | undefined,
   naming: NamingOptions,
-  io: StatusIo,
-  defaultStateFile: (staplesAt: string) => string,
+  io: CliIo,
 ): Promise<StatusEntry[]> {
   // The AWS SDK is loaded here, for an s3:// location only: status over a directory never pays for it.
   const { getObject, listObjects, makeS3Client, parseS3Url } = await import('../adapters/s3.js');
