@@ -85,8 +85,17 @@ describe('renew: the lock and the state', () => {
     const r = await cli(renewEmpty('--state', state));
     expect(r.code).toBe(0);
     expect(r.stderr).not.toMatch(NODE_MESSAGE);
-    expect(r.stderr).toContain(`"error":"${NOT_A_DIRECTORY}"`);
+    expect(r.stderr).toContain(`ocsp-renewer: state unreadable; rebuilding (${state}): ${NOT_A_DIRECTORY}\n`);
     expect(r.stderr).toContain(`ocsp-renewer: cannot save state ${state}: ${NOT_A_DIRECTORY}\n`);
+  });
+
+  it("a state file that is not JSON: the run goes on and says so in words, not JSON.parse's", async () => {
+    const state = path.join(work, 'corrupt-state.json');
+    await writeFile(state, '{"version": 1, "certs": {');
+    const r = await cli(renewEmpty('--state', state));
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`ocsp-renewer: state corrupt; rebuilding (${state}): not JSON\n`);
+    expect(r.stderr).not.toMatch(/Unexpected|position \d/);
   });
 
   it('--staples a regular file: exit 1 saying so once', async () => {

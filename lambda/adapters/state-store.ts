@@ -80,7 +80,8 @@ export class StateStore {
         level: 'warn',
         msg: 'state corrupt; rebuilding',
         state: this.blob.description,
-        error: errorMessage(err),
+        // JSON.parse's own message (a token, a position) says nothing to the operator.
+        error: err instanceof SyntaxError ? 'not JSON' : errorMessage(err),
       });
       return new Map();
     }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { printableLines } from '../core/printable.js';
+import { printable, printableLines } from '../core/printable.js';
 
 // What every command shares: its output, its exit codes, the package's version.
 
@@ -26,3 +26,12 @@ export const STDIO: CliIo = {
   out: (t) => process.stdout.write(printableLines(t.endsWith('\n') ? t : `${t}\n`)),
   err: (t) => process.stderr.write(printableLines(t.endsWith('\n') ? t : `${t}\n`)),
 };
+
+/**
+ * How the CLI says a StateStore's warning (state unreadable, corrupt, entries dropped): one line,
+ * `ocsp-renewer: <what> (<state file>): <why>`, printable whatever the state's keys hold.
+ */
+export function stateWarning(io: CliIo): (event: Record<string, unknown>) => void {
+  return (e) =>
+    io.err(`ocsp-renewer: ${printable(`${String(e.msg)} (${String(e.state)}): ${String(e.error)}`)}`);
+}

@@ -14,7 +14,7 @@ import type { RunSettings } from '../renew/settings.js';
 import { formatRunReport } from '../report/explain.js';
 import { jsonPieces } from '../report/json-pieces.js';
 import { loadIssuerDir } from './cert-files.js';
-import { EXIT, version, type CliIo } from './command-io.js';
+import { EXIT, stateWarning, version, type CliIo } from './command-io.js';
 import { runDaemon } from './daemon.js';
 import { excluding } from './exclude.js';
 import { str, strs, type FlagValues } from './flags.js';
@@ -102,9 +102,7 @@ async function prepare(job: RenewJob, io: CliIo): Promise<Renewal> {
   // Backoff, max-age and outcomes survive one-shot (cron) runs in a state file; --state none: off.
   const stateFile = str(values.state) ?? defaultStateFile(staplesAt);
   const stateStore =
-    stateFile === 'none'
-      ? undefined
-      : new StateStore(fileStateBlob(stateFile), (e) => io.err(JSON.stringify(e)));
+    stateFile === 'none' ? undefined : new StateStore(fileStateBlob(stateFile), stateWarning(io));
   const pendingReload = new PendingReloadFile(
     `${stateFile === 'none' ? defaultStateFile(staplesAt) : stateFile}.reload-pending`,
   );

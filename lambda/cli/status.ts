@@ -7,7 +7,6 @@ import { filesUnder, resolveInside, writeFileAtomic } from '../adapters/filesyst
 import { fileStateBlob, StateStore, type StateBlob } from '../adapters/state-store.js';
 import { parseCertificates, type Certificate } from '../core/certificate.js';
 import { errorMessage } from '../core/errors.js';
-import { printable } from '../core/printable.js';
 import {
   buildStatus,
   DEFAULT_WARN_HOURS,
@@ -26,7 +25,7 @@ import {
   type RunState,
 } from '../renew/ports.js';
 import { SETTINGS } from '../renew/settings.js';
-import type { CliIo } from './command-io.js';
+import { stateWarning, type CliIo } from './command-io.js';
 import { settingFlag, str, UsageError, type Command, type FlagValues } from './flags.js';
 import { defaultStateFile, isUrl } from './locations.js';
 
@@ -115,10 +114,7 @@ async function status(location: string, values: FlagValues, io: CliIo): Promise<
 
 async function loadState(blob: StateBlob | undefined, io: CliIo): Promise<RunState> {
   if (!blob) return new Map();
-  return new StateStore(blob, (e) =>
-    // The error may quote the state's own keys and values: one line, whatever they hold.
-    io.err(`ocsp-renewer: ${printable(`${String(e.msg)} (${String(e.state)}): ${String(e.error)}`)}`),
-  ).load();
+  return new StateStore(blob, stateWarning(io)).load();
 }
 
 /** A DynamoDB table's name (3–255 of `[A-Za-z0-9_.-]`) or its ARN, as the SDK takes either. */
