@@ -227,17 +227,6 @@ export class S3KeyedCertificateSource implements CertificateSource {
     const sibling = this.prefix + issuerSiblingKeyFor(key, this.naming);
     return (await getObject(this.s3, this.bucket, sibling, MAX_CERTIFICATE_BYTES))?.body;
   }
-
-  /** Whether the certificate exists now (a removal event may be older than a new upload). */
-  async exists(key: string): Promise<boolean> {
-    try {
-      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
-      return true;
-    } catch (err) {
-      if (err instanceof S3ServiceException && err.$metadata?.httpStatusCode === 404) return false;
-      throw err;
-    }
-  }
 }
 
 /** Staples under an S3 prefix, written with their content type and validity as metadata. */

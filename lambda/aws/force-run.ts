@@ -1,4 +1,4 @@
-import { S3CertificateSource, S3KeyedCertificateSource } from '../adapters/s3.js';
+import { S3CertificateSource } from '../adapters/s3.js';
 import type { CertificateObject } from '../renew/ports.js';
 import { handOff, mapResultsLocation } from './due-run.js';
 import { inlineMaxKeys } from './due-run-limit.js';
@@ -27,7 +27,9 @@ export async function forceRun(request: RunRequest, inv: Invocation): Promise<Ru
     const objects = request.keys.map((key) => ({ key }));
     const secretKeys = new Set((await inv.secretCertificates()).map((o) => o.key));
     const existing = await Promise.all(
-      objects.map(async (o) => ((await probe(inv).exists(o.key)) || secretKeys.has(o.key) ? o : undefined)),
+      objects.map(async (o) =>
+        (await inv.certificateExists(o.key)) || secretKeys.has(o.key) ? o : undefined,
+      ),
     );
     const report = await inv.renew(
       existing.filter((o): o is CertificateObject => o !== undefined),
@@ -79,9 +81,4 @@ export async function forceRun(request: RunRequest, inv: Invocation): Promise<Ru
     withSecrets: true,
   });
   return publishRun(report, mode, inv.output, { keys: objects.length });
-}
-
-function probe(inv: Invocation) {
-  const { s3, config } = inv;
-  return new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, [], config.naming);
 }

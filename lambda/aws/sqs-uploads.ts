@@ -1,6 +1,5 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { S3KeyedCertificateSource } from '../adapters/s3.js';
 import { ISSUER_SIBLING_SUFFIX, isCertificateKey, type RunReport } from '../renew/ports.js';
 import { EventError } from './event.js';
 import type { Invocation, LambdaContext } from './invocation.js';
@@ -77,7 +76,7 @@ interface S3Notification {
 
 /** One queue message: one S3 notification (or S3's test event, which changes nothing). */
 async function handleUpload(record: SQSRecord, inv: Invocation, reports: RunReport[]): Promise<BatchSummary> {
-  const { config, s3 } = inv;
+  const { config } = inv;
   let body: S3Notification;
   try {
     body = JSON.parse(record.body) as S3Notification;
@@ -104,14 +103,13 @@ async function handleUpload(record: SQSRecord, inv: Invocation, reports: RunRepo
       removed.add(rel);
     }
   }
-  const probe = new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, [], config.naming);
   // An issuer sibling names certificates by every extension: keep the ones that exist.
   for (const [key, tag] of created) {
-    if (tag === undefined && !(await probe.exists(key))) created.delete(key);
+    if (tag === undefined && !(await inv.certificateExists(key))) created.delete(key);
   }
   const retired: string[] = [];
   for (const key of removed) {
-    if (created.has(key) || (await probe.exists(key))) continue; // uploaded again since
+    if (created.has(key) || (await inv.certificateExists(key))) continue; // uploaded again since
     await inv.retire(key);
     retired.push(key);
   }
