@@ -86,18 +86,36 @@ function parseS3Event(
     if (bucket && record.s3?.bucket?.name && record.s3.bucket.name !== bucket) continue;
     const raw = record.s3?.object?.key;
     if (!raw) throw new EventError('S3 record without an object key');
-    // S3 notifications URL-encode keys, with + for spaces.
-    const key = decodeURIComponent(raw.replace(/\+/g, ' '));
-    if (!key.startsWith(certsPrefix)) continue;
-    const rel = key.slice(certsPrefix.length);
+    const rel = notifiedKey(raw, certsPrefix);
+    if (rel === undefined) continue;
     if (isCertificateKey(rel, naming)) keys.push(rel);
-    // A new `<name>.issuer.pem` renews the certificate it belongs to, whatever its extension.
-    else if (rel.endsWith(ISSUER_SIBLING_SUFFIX)) {
-      const base = rel.slice(0, -ISSUER_SIBLING_SUFFIX.length);
-      keys.push(...naming.certExtensions.map((ext) => base + ext));
-    }
+    else keys.push(...issuerSiblingOwners(rel, naming));
   }
   return { mode: 's3-event', dryRun: false, keys };
+}
+
+/**
+ * An S3 notification's object key relative to the certs prefix; undefined when it is outside the
+ * prefix. S3 URL-encodes keys, with + for spaces; a key that does not decode is an EventError.
+ */
+export function notifiedKey(raw: string, certsPrefix: string): string | undefined {
+  let key: string;
+  try {
+    key = decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    throw new EventError(`S3 notification object key ${JSON.stringify(raw)} is not URL-encoded`);
+  }
+  return key.startsWith(certsPrefix) ? key.slice(certsPrefix.length) : undefined;
+}
+
+/**
+ * The certificates a new `<name>.issuer.pem` belongs to: `<name>` with every certificate
+ * extension (whichever exist). None for a key that is no issuer sibling.
+ */
+export function issuerSiblingOwners(rel: string, naming: NamingOptions): string[] {
+  if (!rel.endsWith(ISSUER_SIBLING_SUFFIX)) return [];
+  const base = rel.slice(0, -ISSUER_SIBLING_SUFFIX.length);
+  return naming.certExtensions.map((ext) => base + ext);
 }
 
 /** Accepts a key either relative to the certs prefix or with it. */

@@ -1,7 +1,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { ISSUER_SIBLING_SUFFIX, isCertificateKey, type RunReport } from '../renew/ports.js';
-import { EventError } from './event.js';
+import { isCertificateKey, type RunReport } from '../renew/ports.js';
+import { EventError, issuerSiblingOwners, notifiedKey } from './event.js';
 import type { Invocation, LambdaContext } from './invocation.js';
 import { mergeReports, publishRun } from './run-output.js';
 import { batchSummary, mergeBatchSummaries, type BatchSummary } from './run-summary.js';
@@ -89,16 +89,11 @@ async function handleUpload(record: SQSRecord, inv: Invocation, reports: RunRepo
     if (r.s3?.bucket?.name && r.s3.bucket.name !== config.bucket) continue;
     const raw = r.s3?.object?.key;
     if (!raw) continue;
-    // S3 notifications URL-encode keys, with + for spaces.
-    const key = decodeURIComponent(raw.replace(/\+/g, ' '));
-    if (!key.startsWith(config.certsPrefix)) continue;
-    const rel = key.slice(config.certsPrefix.length);
+    const rel = notifiedKey(raw, config.certsPrefix);
+    if (rel === undefined) continue;
     if (r.eventName?.startsWith('ObjectCreated:')) {
       if (isCertificateKey(rel, config.naming)) created.set(rel, r.s3?.object?.eTag);
-      else if (rel.endsWith(ISSUER_SIBLING_SUFFIX)) {
-        const base = rel.slice(0, -ISSUER_SIBLING_SUFFIX.length);
-        for (const ext of config.naming.certExtensions) created.set(base + ext, undefined);
-      }
+      else for (const key of issuerSiblingOwners(rel, config.naming)) created.set(key, undefined);
     } else if (r.eventName?.startsWith('ObjectRemoved:') && isCertificateKey(rel, config.naming)) {
       removed.add(rel);
     }
