@@ -6,9 +6,9 @@ import { StateStore } from '../adapters/state-store.js';
 import { errorMessage } from '../core/errors.js';
 import { isCertificateKey, type CertificateObject, type RunReport, type RunState } from '../renew/ports.js';
 import { inlineMaxKeys } from './due-run-limit.js';
-import { executionName, shortId, type Invocation } from './invocation.js';
+import { executionName, type Invocation } from './invocation.js';
 import { mergeReports, publishRun } from './run-output.js';
-import type { RunSummary } from './run-summary.js';
+import { shortId, type RunSummary } from './run-summary.js';
 import { writeStatusPage } from './status-page.js';
 
 /** The marker item that says every certificate of the bucket has had an item once. */

@@ -24,6 +24,7 @@ import { run } from '../renew/run.js';
 import { configFromEnv, ConfigError, type LambdaConfig } from './config.js';
 import type { RunOutput } from './run-output.js';
 import { runOptionsFrom, timeLeftOf } from './run-options.js';
+import { shortId } from './run-summary.js';
 
 /** What the handler is built from; tests pass their own servers' clients and a fixed clock. */
 export interface HandlerDeps {
@@ -230,8 +231,4 @@ export function invocation(
 /** An execution name: unique per invocation, within Step Functions' characters and 80 characters. */
 export function executionName(kind: string, now: Date, id: string): string {
   return `${kind}-${now.toISOString().replace(/[^0-9A-Za-z]/g, '-')}-${shortId(id)}`;
-}
-
-export function shortId(id: string): string {
-  return id.replace(/[^A-Za-z0-9]/g, '').slice(0, 8);
 }
