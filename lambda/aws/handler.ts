@@ -66,5 +66,3 @@ export function createHandler(deps: HandlerDeps = {}): RenewerHandler {
 const entryLogger = renewerLogger();
 
 export const handler = createHandler({ logger: entryLogger, metrics: renewerMetrics(entryLogger) });
-
-export { failingWithoutStaple } from './run-output.js';
