@@ -129,7 +129,7 @@ async function readCapped(body: unknown, length: number | undefined, maxBytes: n
   const stream = body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
   if (length !== undefined) {
     stream?.destroy?.();
-    throw tooLargeError(length, 'a certificate object');
+    throw tooLargeError(length, 'a certificate object', maxBytes);
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -137,7 +137,7 @@ async function readCapped(body: unknown, length: number | undefined, maxBytes: n
     total += chunk.length;
     if (total > maxBytes) {
       stream?.destroy?.();
-      throw tooLargeError(undefined, 'a certificate object');
+      throw tooLargeError(undefined, 'a certificate object', maxBytes);
     }
     chunks.push(chunk);
   }
