@@ -27,8 +27,9 @@ export async function forceRun(request: RunRequest, inv: Invocation): Promise<Ru
     const objects = request.keys.map((key) => ({ key }));
     const secretKeys = new Set((await inv.secretCertificates()).map((o) => o.key));
     const existing = await Promise.all(
+      // A listed secret is there; renew() then probes it for an S3 object first, once.
       objects.map(async (o) =>
-        (await inv.certificateExists(o.key)) || secretKeys.has(o.key) ? o : undefined,
+        secretKeys.has(o.key) || (await inv.certificateExists(o.key)) ? o : undefined,
       ),
     );
     const report = await inv.renew(
