@@ -24,7 +24,7 @@ interface S3EventRecord {
 
 /**
  * Turns an event into a RunRequest:
- * - `{}` or `{"mode":"scheduled"}`: renew what is due;
+ * - `{}`, `{"mode":"scheduled"}` or `{"mode":"due"}` (nothing beside it): renew what is due;
  * - `{"mode":"force"}`, with optional `"keys":[…]` or `"prefix":"certs/x/"`: force all or those;
  * - `"dryRun": true` with either: decide and report, write nothing;
  * - an S3 ObjectCreated notification: renew the certificates it names now.
@@ -39,6 +39,11 @@ export function parseEvent(
   if (event === null || event === undefined) return { mode: 'scheduled', dryRun: false };
   if (typeof event !== 'object' || Array.isArray(event)) throw new EventError('event must be a JSON object');
   const e = event as Record<string, unknown>;
+  if (e.mode === 'due') {
+    // What the schedule sends: the scheduled run, with nothing beside it.
+    if (Object.keys(e).length > 1) throw new EventError('{"mode":"due"} takes no other field');
+    return { mode: 'scheduled', dryRun: false };
+  }
   if (Array.isArray(e.Records))
     return parseS3Event(e.Records as S3EventRecord[], certsPrefix, naming, bucket);
 
