@@ -1,6 +1,6 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { isCertificateKey, type RunReport } from '../renew/ports.js';
+import { isCertificateKey, unsafeKeyReason, type RunReport } from '../renew/ports.js';
 import { EventError, issuerSiblingOwners, notifiedKey } from './event.js';
 import type { Invocation, LambdaContext } from './invocation.js';
 import { mergeReports, publishRun } from './run-output.js';
@@ -95,7 +95,9 @@ async function handleUpload(record: SQSRecord, inv: Invocation, reports: RunRepo
       if (isCertificateKey(rel, config.naming)) created.set(rel, r.s3?.object?.eTag);
       else for (const key of issuerSiblingOwners(rel, config.naming)) created.set(key, undefined);
     } else if (r.eventName?.startsWith('ObjectRemoved:') && isCertificateKey(rel, config.naming)) {
-      removed.add(rel);
+      // A key a run refuses (unsafeKeyReason) never got a staple or an item: nothing to retire,
+      // and its `..` would reach DeleteObject, which S3 answers 400, failing the record forever.
+      if (unsafeKeyReason(rel) === undefined) removed.add(rel);
     }
   }
   // An issuer sibling names certificates by every extension: keep the ones that exist.
