@@ -310,6 +310,18 @@ describe('the fleet worker on SQS upload batches', () => {
       .find((l) => l.message === 'upload batch')!;
     expect(line.retired).toEqual([]);
   });
+
+  it('should guess no certificate from an issuer file with a .. component', async () => {
+    const p = await place(['b.pem']);
+    const response = (await p.handler(
+      sqsEvent([s3Notification('ObjectCreated:Put', `${p.certs}a/../b.issuer.pem`)]),
+    )) as SQSBatchResponse;
+    expect(response.batchItemFailures).toEqual([]);
+    const line = p.logs
+      .map((l) => JSON.parse(l) as BatchSummary & { message: string })
+      .find((l) => l.message === 'upload batch')!;
+    expect(line.counts).toMatchObject({ renewed: 0, failed: 0 });
+  });
   it('should report an upload the deadline left as a batch item failure, and renew it on redelivery', async () => {
     const p = await place(['late.pem', 'later.pem']);
     const event = sqsEvent([

@@ -1,4 +1,9 @@
-import { ISSUER_SIBLING_SUFFIX, isCertificateKey, type NamingOptions } from '../renew/ports.js';
+import {
+  ISSUER_SIBLING_SUFFIX,
+  isCertificateKey,
+  unsafeKeyReason,
+  type NamingOptions,
+} from '../renew/ports.js';
 
 /** What an invocation asks for, whatever shape its event had. */
 export interface RunRequest {
@@ -115,10 +120,11 @@ export function notifiedKey(raw: string, certsPrefix: string): string | undefine
 
 /**
  * The certificates a new `<name>.issuer.pem` belongs to: `<name>` with every certificate
- * extension (whichever exist). None for a key that is no issuer sibling.
+ * extension (whichever exist). None for a key that is no issuer sibling, or an unsafe one
+ * (unsafeKeyReason: no run takes its certificates, and S3 answers a `..` key 400).
  */
 export function issuerSiblingOwners(rel: string, naming: NamingOptions): string[] {
-  if (!rel.endsWith(ISSUER_SIBLING_SUFFIX)) return [];
+  if (!rel.endsWith(ISSUER_SIBLING_SUFFIX) || unsafeKeyReason(rel) !== undefined) return [];
   const base = rel.slice(0, -ISSUER_SIBLING_SUFFIX.length);
   return naming.certExtensions.map((ext) => base + ext);
 }
