@@ -293,6 +293,35 @@ describe('the fleet worker on SQS upload batches', () => {
     expect(response.batchItemFailures).toEqual([]);
     expect((await p.staple('back.ocsp'))?.toString()).toBe('kept');
   });
+
+  it('should not retire a removed key with a .. component, which no run ever stapled', async () => {
+    // S3 refuses such a key (400): its DeleteObject would fail the record at every delivery.
+    const p = await place(['b.pem']);
+    await client.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: `${p.staples}other.ocsp`, Body: Buffer.from('kept') }),
+    );
+    const response = (await p.handler(
+      sqsEvent([s3Notification('ObjectRemoved:Delete', `${p.certs}a/../other.pem`)]),
+    )) as SQSBatchResponse;
+    expect(response.batchItemFailures).toEqual([]);
+    expect((await p.staple('other.ocsp'))?.toString()).toBe('kept');
+    const line = p.logs
+      .map((l) => JSON.parse(l) as BatchSummary & { message: string })
+      .find((l) => l.message === 'upload batch')!;
+    expect(line.retired).toEqual([]);
+  });
+
+  it('should guess no certificate from an issuer file with a .. component', async () => {
+    const p = await place(['b.pem']);
+    const response = (await p.handler(
+      sqsEvent([s3Notification('ObjectCreated:Put', `${p.certs}a/../b.issuer.pem`)]),
+    )) as SQSBatchResponse;
+    expect(response.batchItemFailures).toEqual([]);
+    const line = p.logs
+      .map((l) => JSON.parse(l) as BatchSummary & { message: string })
+      .find((l) => l.message === 'upload batch')!;
+    expect(line.counts).toMatchObject({ renewed: 0, failed: 0 });
+  });
   it('should report an upload the deadline left as a batch item failure, and renew it on redelivery', async () => {
     const p = await place(['late.pem', 'later.pem']);
     const event = sqsEvent([

@@ -48,6 +48,9 @@ describe('error names and codes', () => {
   it.each<[string, string, string, () => unknown]>([
     ['ConfigError', 'CONFIG', 'BUCKET is not set', () => configFromEnv({})],
     ['EventError', 'EVENT', 'event must be a JSON object', () => parseEvent([], 'certs/', namingFrom(undefined, undefined))],
+    ['EventError', 'EVENT', 'key "certs/%E0.pem" is not URL-encoded', () => parseEvent(
+      { Records: [{ eventSource: 'aws:s3', eventName: 'ObjectCreated:Put', s3: { object: { key: 'certs/%E0.pem' } } }] },
+      'certs/', namingFrom(undefined, undefined))],
     ['SettingError', 'SETTING', '--hash must be', () => readSetting('hash', 'md5', '--hash')],
     ['UsageError', 'USAGE', 'inspect expects 1 argument, got 0', () => parseCommand(command, [])],
     ['CertificateParseError', 'CERTIFICATE_PARSE', 'no CERTIFICATE block', () =>

@@ -594,6 +594,15 @@ describe('handler: forced runs', () => {
     expect(forced.report.counts.failed).toBe(1);
   });
 
+  it('should refuse a forced key with a .. component by its name, not ask S3 for it', async () => {
+    const forced = await invoke(bucket, { mode: 'force', keys: ['a/../a/good.pem'] });
+    expect(row(forced.report, 'a/../a/good.pem')).toMatchObject({
+      action: 'failed',
+      reason: expect.stringContaining('.. component'),
+    });
+    expect(forced.s3.byCommand.HeadObjectCommand ?? 0).toBe(0);
+  });
+
   it('should renew only the certificates under a prefix', async () => {
     await nextSecond();
     const forced = await invoke(bucket, { mode: 'force', prefix: 'certs/a/' });

@@ -129,7 +129,7 @@ async function readCapped(body: unknown, length: number | undefined, maxBytes: n
   const stream = body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
   if (length !== undefined) {
     stream?.destroy?.();
-    throw tooLargeError(length, 'a certificate object');
+    throw tooLargeError(length, 'a certificate object', maxBytes);
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -137,7 +137,7 @@ async function readCapped(body: unknown, length: number | undefined, maxBytes: n
     total += chunk.length;
     if (total > maxBytes) {
       stream?.destroy?.();
-      throw tooLargeError(undefined, 'a certificate object');
+      throw tooLargeError(undefined, 'a certificate object', maxBytes);
     }
     chunks.push(chunk);
   }
@@ -226,17 +226,6 @@ export class S3KeyedCertificateSource implements CertificateSource {
   async readIssuerSibling(key: string): Promise<Buffer | undefined> {
     const sibling = this.prefix + issuerSiblingKeyFor(key, this.naming);
     return (await getObject(this.s3, this.bucket, sibling, MAX_CERTIFICATE_BYTES))?.body;
-  }
-
-  /** Whether the certificate exists now (a removal event may be older than a new upload). */
-  async exists(key: string): Promise<boolean> {
-    try {
-      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
-      return true;
-    } catch (err) {
-      if (err instanceof S3ServiceException && err.$metadata?.httpStatusCode === 404) return false;
-      throw err;
-    }
   }
 }
 

@@ -1,14 +1,14 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import type { DynamoStateStore } from '../adapters/dynamo-state.js';
-import { s3StateBlob, S3CertificateSource, S3KeyedCertificateSource } from '../adapters/s3.js';
+import { s3StateBlob, S3CertificateSource } from '../adapters/s3.js';
 import { StateStore } from '../adapters/state-store.js';
 import { errorMessage } from '../core/errors.js';
 import { isCertificateKey, type CertificateObject, type RunReport, type RunState } from '../renew/ports.js';
 import { inlineMaxKeys } from './due-run-limit.js';
-import { executionName, shortId, type Invocation } from './invocation.js';
+import { executionName, type Invocation } from './invocation.js';
 import { mergeReports, publishRun } from './run-output.js';
-import type { RunSummary } from './run-summary.js';
+import { shortId, type RunSummary } from './run-summary.js';
 import { writeStatusPage } from './status-page.js';
 
 /** The marker item that says every certificate of the bucket has had an item once. */
@@ -168,10 +168,9 @@ async function retireDeletedSecrets(
     return [];
   }
   if (deleted.length === 0) return [];
-  const { config, s3 } = inv;
+  const { config } = inv;
   const notDue = deleted.filter((key) => !state.has(key));
   const known = notDue.length ? await inv.stateStore().load(notDue) : new Map();
-  const probe = new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, [], config.naming);
   const retired: string[] = [];
   // Out of this run's due set: retired, or left for the next run to retire (never read as a
   // certificate that is not there, which would only count a failure).
@@ -179,7 +178,7 @@ async function retireDeletedSecrets(
   for (const key of deleted) {
     if (!state.has(key) && !known.has(key)) continue;
     try {
-      if (isCertificateKey(key, config.naming) && (await probe.exists(key))) continue;
+      if (isCertificateKey(key, config.naming) && (await inv.certificateExists(key))) continue;
       // The due run's own store removes what it loaded (its versions); another one the rest.
       if (!dryRun) await inv.retire(key, state.has(key) ? store : undefined);
     } catch (err) {

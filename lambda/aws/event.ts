@@ -1,4 +1,9 @@
-import { ISSUER_SIBLING_SUFFIX, isCertificateKey, type NamingOptions } from '../renew/ports.js';
+import {
+  ISSUER_SIBLING_SUFFIX,
+  isCertificateKey,
+  unsafeKeyReason,
+  type NamingOptions,
+} from '../renew/ports.js';
 
 /** What an invocation asks for, whatever shape its event had. */
 export interface RunRequest {
@@ -24,7 +29,7 @@ interface S3EventRecord {
 
 /**
  * Turns an event into a RunRequest:
- * - `{}` or `{"mode":"scheduled"}`: renew what is due;
+ * - `{}`, `{"mode":"scheduled"}` or `{"mode":"due"}` (nothing beside it): renew what is due;
  * - `{"mode":"force"}`, with optional `"keys":[…]` or `"prefix":"certs/x/"`: force all or those;
  * - `"dryRun": true` with either: decide and report, write nothing;
  * - an S3 ObjectCreated notification: renew the certificates it names now.
@@ -39,6 +44,11 @@ export function parseEvent(
   if (event === null || event === undefined) return { mode: 'scheduled', dryRun: false };
   if (typeof event !== 'object' || Array.isArray(event)) throw new EventError('event must be a JSON object');
   const e = event as Record<string, unknown>;
+  if (e.mode === 'due') {
+    // What the schedule sends: the scheduled run, with nothing beside it.
+    if (Object.keys(e).length > 1) throw new EventError('{"mode":"due"} takes no other field');
+    return { mode: 'scheduled', dryRun: false };
+  }
   if (Array.isArray(e.Records))
     return parseS3Event(e.Records as S3EventRecord[], certsPrefix, naming, bucket);
 
@@ -86,18 +96,37 @@ function parseS3Event(
     if (bucket && record.s3?.bucket?.name && record.s3.bucket.name !== bucket) continue;
     const raw = record.s3?.object?.key;
     if (!raw) throw new EventError('S3 record without an object key');
-    // S3 notifications URL-encode keys, with + for spaces.
-    const key = decodeURIComponent(raw.replace(/\+/g, ' '));
-    if (!key.startsWith(certsPrefix)) continue;
-    const rel = key.slice(certsPrefix.length);
+    const rel = notifiedKey(raw, certsPrefix);
+    if (rel === undefined) continue;
     if (isCertificateKey(rel, naming)) keys.push(rel);
-    // A new `<name>.issuer.pem` renews the certificate it belongs to, whatever its extension.
-    else if (rel.endsWith(ISSUER_SIBLING_SUFFIX)) {
-      const base = rel.slice(0, -ISSUER_SIBLING_SUFFIX.length);
-      keys.push(...naming.certExtensions.map((ext) => base + ext));
-    }
+    else keys.push(...issuerSiblingOwners(rel, naming));
   }
   return { mode: 's3-event', dryRun: false, keys };
+}
+
+/**
+ * An S3 notification's object key relative to the certs prefix; undefined when it is outside the
+ * prefix. S3 URL-encodes keys, with + for spaces; a key that does not decode is an EventError.
+ */
+export function notifiedKey(raw: string, certsPrefix: string): string | undefined {
+  let key: string;
+  try {
+    key = decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    throw new EventError(`S3 notification object key ${JSON.stringify(raw)} is not URL-encoded`);
+  }
+  return key.startsWith(certsPrefix) ? key.slice(certsPrefix.length) : undefined;
+}
+
+/**
+ * The certificates a new `<name>.issuer.pem` belongs to: `<name>` with every certificate
+ * extension (whichever exist). None for a key that is no issuer sibling, or an unsafe one
+ * (unsafeKeyReason: no run takes its certificates, and S3 answers a `..` key 400).
+ */
+export function issuerSiblingOwners(rel: string, naming: NamingOptions): string[] {
+  if (!rel.endsWith(ISSUER_SIBLING_SUFFIX) || unsafeKeyReason(rel) !== undefined) return [];
+  const base = rel.slice(0, -ISSUER_SIBLING_SUFFIX.length);
+  return naming.certExtensions.map((ext) => base + ext);
 }
 
 /** Accepts a key either relative to the certs prefix or with it. */

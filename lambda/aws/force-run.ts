@@ -1,5 +1,5 @@
-import { S3CertificateSource, S3KeyedCertificateSource } from '../adapters/s3.js';
-import type { CertificateObject } from '../renew/ports.js';
+import { S3CertificateSource } from '../adapters/s3.js';
+import { unsafeKeyReason, type CertificateObject } from '../renew/ports.js';
 import { handOff, mapResultsLocation } from './due-run.js';
 import { inlineMaxKeys } from './due-run-limit.js';
 import type { RunRequest } from './event.js';
@@ -27,7 +27,13 @@ export async function forceRun(request: RunRequest, inv: Invocation): Promise<Ru
     const objects = request.keys.map((key) => ({ key }));
     const secretKeys = new Set((await inv.secretCertificates()).map((o) => o.key));
     const existing = await Promise.all(
-      objects.map(async (o) => ((await probe(inv).exists(o.key)) || secretKeys.has(o.key) ? o : undefined)),
+      // A listed secret is there; renew() then probes it for an S3 object first, once. An unsafe
+      // name is never probed (S3 answers a `..` key 400): the run refuses it with its reason.
+      objects.map(async (o) =>
+        unsafeKeyReason(o.key) !== undefined || secretKeys.has(o.key) || (await inv.certificateExists(o.key))
+          ? o
+          : undefined,
+      ),
     );
     const report = await inv.renew(
       existing.filter((o): o is CertificateObject => o !== undefined),
@@ -79,9 +85,4 @@ export async function forceRun(request: RunRequest, inv: Invocation): Promise<Ru
     withSecrets: true,
   });
   return publishRun(report, mode, inv.output, { keys: objects.length });
-}
-
-function probe(inv: Invocation) {
-  const { s3, config } = inv;
-  return new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, [], config.naming);
 }

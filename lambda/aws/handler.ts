@@ -1,6 +1,6 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { dueRun } from './due-run.js';
-import { EventError, parseEvent } from './event.js';
+import { parseEvent } from './event.js';
 import { forceRun } from './force-run.js';
 import {
   invocation,
@@ -49,12 +49,8 @@ export function createHandler(deps: HandlerDeps = {}): RenewerHandler {
     const inv = invocation(deps, clients, telemetry, context);
     if (isSqsEvent(event)) return uploadBatch(event, inv, context);
     const e = event as Record<string, unknown> | null | undefined;
-    if (e && typeof e === 'object' && !Array.isArray(e)) {
-      if (e.mode === 'batch') return mapBatch(parseMapBatch(e, inv.config.certsPrefix), inv);
-      if (e.mode === 'due') {
-        if (Object.keys(e).length > 1) throw new EventError('{"mode":"due"} takes no other field');
-        return dueRun(inv, false);
-      }
+    if (e && typeof e === 'object' && !Array.isArray(e) && e.mode === 'batch') {
+      return mapBatch(parseMapBatch(e, inv.config.certsPrefix), inv);
     }
     const request = parseEvent(event, inv.config.certsPrefix, inv.config.naming, inv.config.bucket);
     if (request.mode === 'scheduled') return dueRun(inv, request.dryRun);
@@ -66,5 +62,3 @@ export function createHandler(deps: HandlerDeps = {}): RenewerHandler {
 const entryLogger = renewerLogger();
 
 export const handler = createHandler({ logger: entryLogger, metrics: renewerMetrics(entryLogger) });
-
-export { failingWithoutStaple } from './run-output.js';

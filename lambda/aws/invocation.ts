@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { CombinedCertificateSource, keyedSource } from '../adapters/combined-source.js';
 import { DynamoStateStore } from '../adapters/dynamo-state.js';
-import { makeS3Client, S3KeyedCertificateSource, S3StapleStore } from '../adapters/s3.js';
+import { headObjectTag, makeS3Client, S3KeyedCertificateSource, S3StapleStore } from '../adapters/s3.js';
 import { SecretsManagerCertificateSource, type SecretsListing } from '../adapters/secrets-manager.js';
 import { httpIssuerDownload, httpTransport } from '../adapters/transport.js';
 import { cachedDownload } from '../renew/cached-download.js';
@@ -24,6 +24,7 @@ import { run } from '../renew/run.js';
 import { configFromEnv, ConfigError, type LambdaConfig } from './config.js';
 import type { RunOutput } from './run-output.js';
 import { runOptionsFrom, timeLeftOf } from './run-options.js';
+import { shortId } from './run-summary.js';
 
 /** What the handler is built from; tests pass their own servers' clients and a fixed clock. */
 export interface HandlerDeps {
@@ -95,6 +96,11 @@ export interface Invocation {
   /** The keys of the secrets scheduled for deletion, from the same listing. */
   deletedSecrets(): Promise<string[]>;
   /**
+   * Whether the certificate (a key relative to the certs prefix) is an S3 object now: one
+   * HeadObject (a removal event may be older than a new upload).
+   */
+  certificateExists(key: string): Promise<boolean>;
+  /**
    * Retires a certificate that is gone: its staple deleted, its state item removed (through
    * `store`, the store that loaded the item, when given). What an S3 ObjectRemoved does, and what
    * a due run does for a secret scheduled for deletion.
@@ -136,6 +142,8 @@ export function invocation(
   const secretsListing = () =>
     (secretsListed ??= secretsSource?.listing() ?? Promise.resolve({ certificates: [], deleted: [] }));
   const secretCertificates = async () => (await secretsListing()).certificates;
+  const certificateExists = async (key: string) =>
+    (await headObjectTag(s3, config.bucket, config.certsPrefix + key)) !== undefined;
 
   /**
    * Where each certificate is read: from S3, or from Secrets Manager when the key is a listed
@@ -145,7 +153,7 @@ export function invocation(
   async function sourceFor(objects: CertificateObject[], withSecrets: boolean): Promise<CertificateSource> {
     if (!secretsSource || !withSecrets) return s3Source(objects);
     const secretKeys = new Set((await secretCertificates()).map((o) => o.key));
-    const inS3 = await Promise.all(objects.map((o) => !secretKeys.has(o.key) || s3Source([]).exists(o.key)));
+    const inS3 = await Promise.all(objects.map((o) => !secretKeys.has(o.key) || certificateExists(o.key)));
     const fromS3 = objects.filter((_, i) => inS3[i]);
     const fromSecrets = objects.filter((_, i) => !inS3[i]);
     if (fromSecrets.length === 0) return s3Source(fromS3);
@@ -172,6 +180,7 @@ export function invocation(
     stateStore,
     secretCertificates,
     deletedSecrets: async () => (await secretsListing()).deleted,
+    certificateExists,
     async retire(key, store = stateStore()) {
       await staples.delete(stapleKeyFor(key, config.naming));
       await store.remove(key);
@@ -222,8 +231,4 @@ export function invocation(
 /** An execution name: unique per invocation, within Step Functions' characters and 80 characters. */
 export function executionName(kind: string, now: Date, id: string): string {
   return `${kind}-${now.toISOString().replace(/[^0-9A-Za-z]/g, '-')}-${shortId(id)}`;
-}
-
-export function shortId(id: string): string {
-  return id.replace(/[^A-Za-z0-9]/g, '').slice(0, 8);
 }

@@ -147,7 +147,7 @@ export function publishMetrics(metrics: Metrics, report: RunReport, now: Date, s
 }
 
 /** Failing certificates with no staple valid at `now` (a forced key naming no certificate aside). */
-export function failingWithoutStaple(report: RunReport, now: Date): number {
+function failingWithoutStaple(report: RunReport, now: Date): number {
   return report.results.filter(
     (r) =>
       r.action === 'failed' &&

@@ -57,7 +57,12 @@ export interface RunSummary {
  * unique per invocation (the request id's first characters).
  */
 export function runReportKey(reportsPrefix: string, startedAt: string, id: string): string {
-  return `${reportsPrefix}runs/${startedAt}-${id.replace(/[^A-Za-z0-9]/g, '').slice(0, 8)}.json`;
+  return `${reportsPrefix}runs/${startedAt}-${shortId(id)}.json`;
+}
+
+/** An invocation id's first 8 letters and digits: the suffix of its report, manifest, execution. */
+export function shortId(id: string): string {
+  return id.replace(/[^A-Za-z0-9]/g, '').slice(0, 8);
 }
 
 export function summarise(report: RunReport, mode: string, location: string | null): RunSummary {

@@ -1,8 +1,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { S3KeyedCertificateSource } from '../adapters/s3.js';
-import { ISSUER_SIBLING_SUFFIX, isCertificateKey, type RunReport } from '../renew/ports.js';
-import { EventError } from './event.js';
+import { isCertificateKey, unsafeKeyReason, type RunReport } from '../renew/ports.js';
+import { EventError, issuerSiblingOwners, notifiedKey } from './event.js';
 import type { Invocation, LambdaContext } from './invocation.js';
 import { mergeReports, publishRun } from './run-output.js';
 import { batchSummary, mergeBatchSummaries, type BatchSummary } from './run-summary.js';
@@ -77,7 +76,7 @@ interface S3Notification {
 
 /** One queue message: one S3 notification (or S3's test event, which changes nothing). */
 async function handleUpload(record: SQSRecord, inv: Invocation, reports: RunReport[]): Promise<BatchSummary> {
-  const { config, s3 } = inv;
+  const { config } = inv;
   let body: S3Notification;
   try {
     body = JSON.parse(record.body) as S3Notification;
@@ -90,28 +89,24 @@ async function handleUpload(record: SQSRecord, inv: Invocation, reports: RunRepo
     if (r.s3?.bucket?.name && r.s3.bucket.name !== config.bucket) continue;
     const raw = r.s3?.object?.key;
     if (!raw) continue;
-    // S3 notifications URL-encode keys, with + for spaces.
-    const key = decodeURIComponent(raw.replace(/\+/g, ' '));
-    if (!key.startsWith(config.certsPrefix)) continue;
-    const rel = key.slice(config.certsPrefix.length);
+    const rel = notifiedKey(raw, config.certsPrefix);
+    if (rel === undefined) continue;
     if (r.eventName?.startsWith('ObjectCreated:')) {
       if (isCertificateKey(rel, config.naming)) created.set(rel, r.s3?.object?.eTag);
-      else if (rel.endsWith(ISSUER_SIBLING_SUFFIX)) {
-        const base = rel.slice(0, -ISSUER_SIBLING_SUFFIX.length);
-        for (const ext of config.naming.certExtensions) created.set(base + ext, undefined);
-      }
+      else for (const key of issuerSiblingOwners(rel, config.naming)) created.set(key, undefined);
     } else if (r.eventName?.startsWith('ObjectRemoved:') && isCertificateKey(rel, config.naming)) {
-      removed.add(rel);
+      // A key a run refuses (unsafeKeyReason) never got a staple or an item: nothing to retire,
+      // and its `..` would reach DeleteObject, which S3 answers 400, failing the record forever.
+      if (unsafeKeyReason(rel) === undefined) removed.add(rel);
     }
   }
-  const probe = new S3KeyedCertificateSource(s3, config.bucket, config.certsPrefix, [], config.naming);
   // An issuer sibling names certificates by every extension: keep the ones that exist.
   for (const [key, tag] of created) {
-    if (tag === undefined && !(await probe.exists(key))) created.delete(key);
+    if (tag === undefined && !(await inv.certificateExists(key))) created.delete(key);
   }
   const retired: string[] = [];
   for (const key of removed) {
-    if (created.has(key) || (await probe.exists(key))) continue; // uploaded again since
+    if (created.has(key) || (await inv.certificateExists(key))) continue; // uploaded again since
     await inv.retire(key);
     retired.push(key);
   }
